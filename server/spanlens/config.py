@@ -1,0 +1,326 @@
+"""Typed settings: defaults < spanlens.toml / [tool.spanlens] < environment < editor settings.
+
+Every key is checked against its declared type; a bad value is a :class:`ConfigError` whose
+message names the key and where it came from. Unknown keys are errors too (a typo should not
+silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key and the source."""
+
+
+@dataclass(slots=True)
+class IndexSettings:
+    """How the workspace is walked and parsed."""
+
+    max_file_size: int = 1024 * 1024
+    #: Extra ignore patterns (gitignore syntax), on top of .gitignore and .spanlensignore.
+    exclude: list[str] = field(default_factory=list)
+    #: Worker processes for parsing; 0 = one per core.
+    workers: int = 0
+
+
+@dataclass(slots=True)
+class RouterSettings:
+    """Thresholds that pick a span's starting tier from its facts."""
+
+    small_max_lines: int = 60
+    small_max_nesting: int = 4
+    small_max_tokens: int = 900
+    large_max_tokens: int = 6000
+
+
+@dataclass(slots=True)
+class EnrichmentSettings:
+    """How spans are turned into enrichments."""
+
+    #: Escalation order of tiers.
+    tiers: list[str] = field(default_factory=lambda: ["small", "large", "remote"])
+    batch: bool = True
+    batch_token_budget: int = 2000
+    batch_window_lines: int = 100
+    batch_max_spans: int = 8
+    #: Failures after which a span is shown as failed until retried or changed.
+    max_failures: int = 3
+    #: Retries of one backend before failing over to the next.
+    retries: int = 2
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    #: Invalid replies in one tier before escalating early.
+    max_invalid_per_tier: int = 2
+    breaker_threshold: int = 5
+    breaker_reset: float = 30.0
+    #: Retry delay of a failed span: base * 2**(failures-1) seconds, capped.
+    failure_retry_base: float = 60.0
+    failure_retry_max: float = 3600.0
+    router: RouterSettings = field(default_factory=RouterSettings)
+
+
+@dataclass(slots=True)
+class BackendSettings:
+    """One model endpoint. Several in one tier = failover and load spreading."""
+
+    name: str = "local"
+    tier: str = "small"
+    provider: str = "ollama"
+    url: str = "http://127.0.0.1:11434"
+    model: str = "qwen2.5-coder:7b"
+    max_parallel: int = 2
+    timeout: float = 120.0
+    #: Name of the environment variable that holds the API key (never the key itself).
+    api_key_env: str | None = None
+    #: Ollama keep_alive: how long the model stays resident after a call.
+    keep_alive: str = "30m"
+    #: Context window in tokens (Ollama num_ctx; also used to route oversized spans up).
+    context_tokens: int = 8192
+    temperature: float = 0.1
+    #: Prices in currency units per million tokens, for `spanlens stats`; local = 0.
+    price_in: float = 0.0
+    price_out: float = 0.0
+    #: Whether the endpoint is remote. None = decided from the URL (loopback = local).
+    remote: bool | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        """True unless the endpoint is on this machine (or declared local)."""
+        if self.remote is not None:
+            return self.remote
+        host = (urlparse(self.url).hostname or "").lower()
+        return not (host in {"localhost", "::1"} or host.startswith("127."))
+
+
+@dataclass(slots=True)
+class GpuSettings:
+    """GPU sampling during local calls, and limits that pause local enrichment."""
+
+    enabled: bool = True
+    sample_interval: float = 0.5
+    #: Pause local enrichment while free VRAM is below this many MiB (0 = never).
+    min_free_vram_mb: int = 0
+    #: Pause local enrichment while the GPU is hotter than this (°C, 0 = never).
+    max_temperature_c: int = 0
+
+
+@dataclass(slots=True)
+class LspSettings:
+    """What the editor shows, and when background work runs."""
+
+    code_lens: str = "all"  # all | top | off
+    diagnostics: str = "hint"  # off | hint | information
+    idle_seconds: float = 10.0
+    debounce_ms: int = 300
+
+
+@dataclass(slots=True)
+class DocgenSettings:
+    """Per-file documentation written while idle."""
+
+    enabled: bool = True
+    output_dir: str = "docs/spanlens"
+
+
+@dataclass(slots=True)
+class Settings:
+    """All spanlens settings for one workspace."""
+
+    index: IndexSettings = field(default_factory=IndexSettings)
+    enrichment: EnrichmentSettings = field(default_factory=EnrichmentSettings)
+    backends: list[BackendSettings] = field(default_factory=lambda: [BackendSettings()])
+    gpu: GpuSettings = field(default_factory=GpuSettings)
+    lsp: LspSettings = field(default_factory=LspSettings)
+    docgen: DocgenSettings = field(default_factory=DocgenSettings)
+    #: Where the settings came from, for `spanlens doctor`.
+    sources: list[str] = field(default_factory=list)
+
+    def backends_for_tier(self, tier: str) -> list[BackendSettings]:
+        """The backends of one tier, in configured order."""
+        return [b for b in self.backends if b.tier == tier]
+
+
+_CHOICES = {
+    ("lsp", "code_lens"): {"all", "top", "off"},
+    ("lsp", "diagnostics"): {"off", "hint", "information"},
+    ("backends", "provider"): {"ollama", "openai"},
+}
+
+
+def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings for the workspace at ``root``: file, then environment, then ``overrides``."""
+    raw: dict[str, Any] = {}
+    sources: list[str] = []
+    toml_path = root / "spanlens.toml"
+    pyproject = root / "pyproject.toml"
+    if toml_path.is_file():
+        raw = _read_toml(toml_path)
+        sources.append(str(toml_path))
+    elif pyproject.is_file():
+        tool = _read_toml(pyproject).get("tool", {}).get("spanlens")
+        if isinstance(tool, dict):
+            raw = tool
+            sources.append(f"{pyproject} [tool.spanlens]")
+    env = _environment_overrides(os.environ)
+    if env:
+        _deep_merge(raw, env)
+        sources.append("environment (SPANLENS_*)")
+    if overrides:
+        _deep_merge(raw, overrides)
+        sources.append("editor settings")
+    settings = settings_from_dict(raw)
+    settings.sources = sources or ["defaults"]
+    return settings
+
+
+def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
+    """Build validated :class:`Settings` from a plain dict (TOML-shaped)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("settings must be a table")
+    settings = Settings()
+    for key, value in raw.items():
+        if key == "backends":
+            settings.backends = _backends(value)
+        elif key in {"index", "enrichment", "gpu", "lsp", "docgen"}:
+            _apply(getattr(settings, key), value, key)
+        else:
+            raise ConfigError(f"unknown setting '{key}'")
+    tiers = settings.enrichment.tiers
+    for backend in settings.backends:
+        if backend.tier not in tiers:
+            raise ConfigError(
+                f"backends.{backend.name}.tier: '{backend.tier}' is not one of "
+                f"enrichment.tiers {tiers}"
+            )
+    return settings
+
+
+def _backends(value: Any) -> list[BackendSettings]:
+    if not isinstance(value, list):
+        raise ConfigError("backends must be a list of tables ([[backends]])")
+    result = []
+    names: set[str] = set()
+    for index, item in enumerate(value):
+        backend = BackendSettings()
+        _apply(backend, item, f"backends[{index}]")
+        if backend.name in names:
+            raise ConfigError(f"backends[{index}].name: '{backend.name}' is used twice")
+        names.add(backend.name)
+        if urlparse(backend.url).scheme not in {"http", "https"}:
+            raise ConfigError(f"backends[{index}].url: '{backend.url}' is not an http(s) URL")
+        result.append(backend)
+    return result
+
+
+def _apply(target: Any, value: Any, path: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path} must be a table")
+    hints = typing.get_type_hints(type(target))
+    fields = {f.name for f in dataclasses.fields(target)}
+    section = path.split("[")[0].split(".")[0]
+    for key, item in value.items():
+        if key not in fields or key == "sources":
+            raise ConfigError(f"unknown setting '{path}.{key}'")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            _apply(current, item, f"{path}.{key}")
+            continue
+        coerced = _coerce(item, hints[key], f"{path}.{key}")
+        choices = _CHOICES.get((section, key))
+        if choices and coerced not in choices:
+            raise ConfigError(
+                f"{path}.{key}: '{coerced}' is not one of {', '.join(sorted(choices))}"
+            )
+        setattr(target, key, coerced)
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
+            return value.lower() in {"true", "1", "yes"}
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{path}: expected {name}, got {value!r}")
+
+
+def _environment_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    """``SPANLENS_<SECTION>_<KEY>=value`` and ``SPANLENS_BACKENDS=<JSON list>``."""
+    result: dict[str, Any] = {}
+    sections = {"index", "enrichment", "gpu", "lsp", "docgen"}
+    for name, value in environ.items():
+        if not name.startswith("SPANLENS_"):
+            continue
+        rest = name[len("SPANLENS_") :].lower()
+        if rest == "backends":
+            try:
+                result["backends"] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"SPANLENS_BACKENDS is not valid JSON: {exc}") from exc
+            continue
+        section, _, key = rest.partition("_")
+        if section in sections and key:
+            result.setdefault(section, {})[key] = value
+    return result
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc

@@ -1,0 +1,1 @@
+"""Pending spans to validated enrichments: schema, prompts, router, cascade, backends."""

@@ -1,0 +1,1 @@
+"""Source files to spans: languages (tree-sitter), facts, hashing, diffing against the store."""

@@ -1,0 +1,376 @@
+"""Incremental indexing: walk, skip what is unchanged, parse the rest, diff spans by key.
+
+A file whose (size, mtime_ns) is unchanged is not read; one whose sha256 is unchanged is not
+parsed. Parsing runs in worker processes when there is enough of it to pay for them; all
+database writes happen in the calling process, in a few large transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spanlens.indexing.hashing import file_sha256
+from spanlens.indexing.languages import get_extractor, language_for_path
+from spanlens.indexing.walk import walk_workspace
+from spanlens.store.db import FileRow, Store
+
+#: Files parsed per worker task, and the least work that justifies worker processes.
+_CHUNK = 16
+_MIN_FILES_FOR_POOL = 64
+#: Files written per transaction during a long index, so a concurrent reader sees progress.
+_COMMIT_EVERY = 400
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class FileDiff:
+    """How one file's spans changed in one re-index."""
+
+    path: str
+    added: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    removed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    has_errors: bool = False
+
+    @property
+    def touched(self) -> list[int]:
+        """Ids of spans that need (re-)enrichment: new and changed ones."""
+        return self.added + self.changed
+
+
+@dataclass(slots=True)
+class IndexSummary:
+    """The outcome of indexing a workspace, as `spanlens index` reports it."""
+
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_skipped: int = 0
+    files_removed: int = 0
+    files_with_errors: int = 0
+    spans_added: int = 0
+    spans_changed: int = 0
+    spans_removed: int = 0
+    spans_unchanged: int = 0
+    spans_moved: int = 0
+    spans_total: int = 0
+    seconds: float = 0.0
+    skipped: dict[str, str] = field(default_factory=dict)
+    changed_span_ids: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """One flat JSON-ready object (the documented `spanlens index --json` keys first)."""
+        return {
+            "files_indexed": self.files_indexed,
+            "files_unchanged": self.files_unchanged,
+            "files_skipped": self.files_skipped,
+            "spans_added": self.spans_added,
+            "spans_changed": self.spans_changed,
+            "spans_removed": self.spans_removed,
+            "spans_unchanged": self.spans_unchanged,
+            "spans_total": self.spans_total,
+            "seconds": round(self.seconds, 3),
+            "files_removed": self.files_removed,
+            "files_with_errors": self.files_with_errors,
+            "spans_moved": self.spans_moved,
+        }
+
+    def add(self, diff: FileDiff) -> None:
+        """Fold one file's diff into the totals."""
+        self.files_indexed += 1
+        self.files_with_errors += int(diff.has_errors)
+        self.spans_added += len(diff.added)
+        self.spans_changed += len(diff.changed)
+        self.spans_removed += diff.removed
+        self.spans_unchanged += diff.unchanged
+        self.spans_moved += diff.moved
+        self.changed_span_ids.extend(diff.touched)
+
+
+# ------------------------------------------------------------------ parsing (worker side)
+
+#: A parsed file: (has_errors, span rows in store.SPAN_COLUMNS order).
+Parsed = tuple[bool, list[tuple[Any, ...]]]
+
+
+def parse_source(language: str, data: bytes) -> Parsed:
+    """Extract spans from ``data`` as rows ready for the store."""
+    extraction = get_extractor(language).extract(data)
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    rows = [
+        (
+            s.name,
+            s.kind,
+            s.ordinal,
+            s.start_line,
+            s.start_col,
+            s.end_line,
+            s.end_col,
+            s.name_start_line,
+            s.name_start_col,
+            s.name_end_line,
+            s.name_end_col,
+            s.content_hash,
+            dumps(s.facts),
+        )
+        for s in extraction.spans
+    ]
+    return extraction.has_errors, rows
+
+
+def check_text(data: bytes) -> str | None:
+    """Why ``data`` cannot be indexed (binary, not UTF-8), or None when it can."""
+    if b"\0" in data[:8192]:
+        return "binary"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not valid UTF-8"
+    return None
+
+
+# A task: (path, abspath, language, size, mtime_ns, known sha256 or "").
+_Task = tuple[str, str, str, int, int, str]
+
+
+def _process(task: _Task) -> tuple[Any, ...]:
+    path, abspath, language, size, mtime_ns, known_sha = task
+    try:
+        with open(abspath, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return ("skip", path, f"unreadable: {exc.strerror}")
+    reason = check_text(data)
+    if reason:
+        return ("skip", path, reason)
+    sha = file_sha256(data)
+    if sha == known_sha:
+        return ("same", path, size, mtime_ns)
+    try:
+        has_errors, rows = parse_source(language, data)
+    except Exception as exc:  # a grammar crash must not lose the file's old spans
+        return ("skip", path, f"parser failed: {type(exc).__name__}")
+    return ("parsed", path, language, size, mtime_ns, sha, has_errors, rows)
+
+
+def _process_chunk(tasks: list[_Task]) -> list[tuple[Any, ...]]:
+    return [_process(task) for task in tasks]
+
+
+def _run_tasks(tasks: list[_Task], workers: int) -> Iterator[tuple[Any, ...]]:
+    if workers <= 1 or len(tasks) < _MIN_FILES_FOR_POOL:
+        for task in tasks:
+            yield _process(task)
+        return
+    # Largest files first so one big file does not finish the run alone.
+    tasks = sorted(tasks, key=lambda t: -t[3])
+    chunks = [tasks[i : i + _CHUNK] for i in range(0, len(tasks), _CHUNK)]
+    # fork is cheapest but unsafe once other threads exist (the language server has some).
+    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for results in pool.map(_process_chunk, chunks):
+            yield from results
+
+
+# ------------------------------------------------------------------ diffing (store side)
+
+
+def apply_parsed(
+    store: Store,
+    path: str,
+    language: str,
+    size: int,
+    mtime_ns: int,
+    sha: str,
+    has_errors: bool,
+    rows: Sequence[tuple[Any, ...]],
+    file_id: int | None = None,
+) -> FileDiff:
+    """Diff one file's freshly parsed spans against the store, by key, and write the result.
+
+    Runs inside the caller's transaction. On syntax errors, stored spans whose key no longer
+    parses are kept (a broken edit must not wipe a file's index).
+    """
+    diff = FileDiff(path=path, has_errors=has_errors)
+    if file_id is None:
+        file_id = store.upsert_file(path, language, size, mtime_ns, sha, has_errors)
+        old = store.span_keys(file_id)
+    else:
+        old = store.span_keys(file_id)
+        store.upsert_file(path, language, size, mtime_ns, sha, has_errors)
+    inserts = []
+    moves = []
+    changes = []
+    for row in rows:
+        key = (row[0], row[1], row[2])
+        existing = old.pop(key, None)
+        if existing is None:
+            inserts.append(row)
+            continue
+        span_id, old_hash = existing
+        if old_hash == row[11]:
+            diff.unchanged += 1
+            moves.append((*row[3:11], span_id))
+        else:
+            changes.append((*row[3:13], span_id))
+            diff.changed.append(span_id)
+    if moves:
+        store.update_span_positions(moves)
+        diff.moved = len(moves)
+    if changes:
+        store.update_span_contents(changes)
+    if old and not has_errors:
+        store.delete_spans(span_id for span_id, _ in old.values())
+        diff.removed = len(old)
+    if inserts:
+        before = store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM spans").fetchone()[0]
+        store.insert_spans(file_id, inserts)
+        diff.added = [
+            r[0]
+            for r in store.conn.execute(
+                "SELECT id FROM spans WHERE file_id = ? AND id > ?", (file_id, before)
+            )
+        ]
+    return diff
+
+
+def index_workspace(
+    root: Path,
+    store: Store,
+    *,
+    exclude: list[str] | None = None,
+    max_size: int = 1 << 20,
+    workers: int = 0,
+    progress: ProgressFn | None = None,
+) -> IndexSummary:
+    """Bring the store up to date with the files under ``root``; see the module docstring."""
+    started = time.perf_counter()
+    summary = IndexSummary()
+    walk = walk_workspace(root, exclude=exclude, max_size=max_size)
+    summary.skipped.update(walk.skipped)
+    known = store.file_rows()
+    seen: set[str] = set()
+    tasks: list[_Task] = []
+    for cand in walk.candidates:
+        seen.add(cand.path)
+        row = known.get(cand.path)
+        if row and row.size == cand.size and row.mtime_ns == cand.mtime_ns:
+            summary.files_unchanged += 1
+            continue
+        known_sha = row.sha256 if row else ""
+        tasks.append((cand.path, cand.abspath, cand.language, cand.size, cand.mtime_ns, known_sha))
+    gone = [row.id for path, row in known.items() if path not in seen]
+    workers = workers or (os.cpu_count() or 1)
+    total = len(tasks)
+    if progress:
+        progress(0, total)
+    touched: list[tuple[int, int, int]] = []
+    done = 0
+    pending_writes = 0
+    store.conn.execute("BEGIN IMMEDIATE")
+    try:
+        if gone:
+            summary.spans_removed += store.delete_files(gone)
+            summary.files_removed = len(gone)
+        for result in _run_tasks(tasks, workers):
+            done += 1
+            kind = result[0]
+            if kind == "skip":
+                summary.skipped[result[1]] = result[2]
+            elif kind == "same":
+                row = known[result[1]]
+                touched.append((result[2], result[3], row.id))
+                summary.files_unchanged += 1
+            else:
+                _, path, language, size, mtime_ns, sha, has_errors, rows = result
+                row = known.get(path)
+                summary.add(
+                    apply_parsed(
+                        store,
+                        path,
+                        language,
+                        size,
+                        mtime_ns,
+                        sha,
+                        has_errors,
+                        rows,
+                        file_id=row.id if row else None,
+                    )
+                )
+                pending_writes += 1
+            if pending_writes >= _COMMIT_EVERY:
+                store.conn.execute("COMMIT")
+                store.conn.execute("BEGIN IMMEDIATE")
+                pending_writes = 0
+            if progress:
+                progress(done, total)
+        if touched:
+            store.touch_files(touched)
+        store.conn.execute("COMMIT")
+    except BaseException:
+        store.conn.execute("ROLLBACK")
+        raise
+    summary.files_skipped = len(summary.skipped)
+    summary.spans_total = store.span_count()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def index_text(
+    store: Store, root: Path, path: str, data: bytes, mtime_ns: int = 0
+) -> FileDiff | None:
+    """Re-index one file from text the editor holds (it may differ from the disk).
+
+    Returns None for files spanlens does not index (unknown language, binary, not UTF-8).
+    The stored size is set to -1 so that the next workspace walk re-reads the file and
+    compares its sha256 with the disk (the buffer may never be saved).
+    """
+    language = language_for_path(path)
+    if language is None or check_text(data) is not None:
+        return None
+    sha = file_sha256(data)
+    existing = store.file_row(path)
+    if existing is not None and existing.sha256 == sha:
+        return FileDiff(path=path)
+    has_errors, rows = parse_source(language, data)
+    with store.transaction():
+        return apply_parsed(
+            store,
+            path,
+            language,
+            -1,
+            mtime_ns,
+            sha,
+            has_errors,
+            rows,
+            file_id=existing.id if existing else None,
+        )
+
+
+def relative_path(root: Path, file_path: Path) -> str | None:
+    """``file_path`` relative to ``root`` in POSIX form, or None when it lies outside."""
+    try:
+        return file_path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def remove_paths(store: Store, paths: Iterable[str]) -> int:
+    """Forget deleted files; returns how many spans went with them."""
+    rows: list[FileRow] = [r for r in (store.file_row(p) for p in paths) if r is not None]
+    if not rows:
+        return 0
+    with store.transaction():
+        return store.delete_files(r.id for r in rows)

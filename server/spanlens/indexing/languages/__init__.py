@@ -1,0 +1,70 @@
+"""Language extractors: one module per language, each implementing :class:`Extractor`.
+
+Modules are imported lazily, so indexing a Python-only tree never loads the Rust grammar.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Protocol
+
+from spanlens.indexing.spans import Extraction
+
+#: File extension -> language name.
+LANGUAGE_BY_EXTENSION: dict[str, str] = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+}
+
+#: Language name -> module under spanlens.indexing.languages that provides ``create(language)``.
+_MODULE_BY_LANGUAGE = {
+    "python": "python",
+    "javascript": "javascript",
+    "typescript": "typescript",
+    "tsx": "typescript",
+    "go": "go",
+    "rust": "rust",
+    "java": "java",
+}
+
+LANGUAGES = tuple(_MODULE_BY_LANGUAGE)
+
+
+class Extractor(Protocol):
+    """Turns one file's bytes into spans with facts."""
+
+    language: str
+
+    def extract(self, source: bytes) -> Extraction:
+        """Parse ``source`` and return its spans (those that parse, on syntax errors)."""
+        ...
+
+
+_extractors: dict[str, Extractor] = {}
+
+
+def language_for_path(path: str) -> str | None:
+    """The language of a file by its extension, or None when spanlens does not index it."""
+    return LANGUAGE_BY_EXTENSION.get(os.path.splitext(path)[1].lower())
+
+
+def get_extractor(language: str) -> Extractor:
+    """The (cached, per-process) extractor for ``language``."""
+    extractor = _extractors.get(language)
+    if extractor is None:
+        module = importlib.import_module(f"{__name__}.{_MODULE_BY_LANGUAGE[language]}")
+        extractor = module.create(language)
+        _extractors[language] = extractor
+    return extractor

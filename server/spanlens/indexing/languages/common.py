@@ -1,0 +1,356 @@
+"""Pieces every tree-sitter extractor shares: ranges, skeletons, complexity, doc comments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tree_sitter import Language, Node, Parser
+
+from spanlens.indexing.hashing import content_hash
+from spanlens.indexing.spans import CONTAINER_KINDS, Extraction, Span, assign_ordinals
+
+
+def text_of(source: bytes, node: Node) -> str:
+    """The source text of ``node``."""
+    return source[node.start_byte : node.end_byte].decode("utf-8", "replace")
+
+
+def lsp_column(source: bytes, byte_offset: int, byte_column: int) -> int:
+    """Convert tree-sitter's byte column to LSP's UTF-16 column (cheap for ASCII lines)."""
+    prefix = source[byte_offset - byte_column : byte_offset]
+    if prefix.isascii():
+        return byte_column
+    return len(prefix.decode("utf-8", "replace").encode("utf-16-le")) // 2
+
+
+def skeleton_text(source: bytes, node: Node, bodies: Iterable[Node]) -> str:
+    """The text of a container with each member body in ``bodies`` cut out.
+
+    This is what a class (struct, impl, interface) hashes: its header, doc and member
+    signatures. Editing one method body therefore changes that method's hash only.
+    """
+    parts: list[bytes] = []
+    pos = node.start_byte
+    for body in sorted(bodies, key=lambda b: b.start_byte):
+        if body.start_byte < pos or body.end_byte > node.end_byte:
+            continue
+        parts.append(source[pos : body.start_byte])
+        parts.append(b"...")
+        pos = body.end_byte
+    parts.append(source[pos : node.end_byte])
+    return b"".join(parts).decode("utf-8", "replace")
+
+
+def make_span(
+    source: bytes,
+    node: Node,
+    name_node: Node | None,
+    name: str,
+    kind: str,
+    facts: dict[str, Any],
+    hash_text: str | None = None,
+) -> Span:
+    """Build a :class:`Span` for ``node``; its hash is over ``hash_text`` or the node's text."""
+    name_node = name_node or node
+    sl, sc = node.start_point
+    el, ec = node.end_point
+    nl, nc = name_node.start_point
+    nel, nec = name_node.end_point
+    text = hash_text if hash_text is not None else text_of(source, node)
+    return Span(
+        name=name,
+        kind=kind,
+        start_line=sl,
+        start_col=lsp_column(source, node.start_byte, sc),
+        end_line=el,
+        end_col=lsp_column(source, node.end_byte, ec),
+        name_start_line=nl,
+        name_start_col=lsp_column(source, name_node.start_byte, nc),
+        name_end_line=nel,
+        name_end_col=lsp_column(source, name_node.end_byte, nec),
+        content_hash=content_hash(text),
+        facts=facts,
+    )
+
+
+def approx_tokens(text: str) -> int:
+    """A model-agnostic token estimate (about four characters a token for code)."""
+    return (len(text) + 3) // 4
+
+
+def line_count(node: Node) -> int:
+    """Lines the node covers, inclusive."""
+    return node.end_point[0] - node.start_point[0] + 1
+
+
+def complexity(
+    body: Node | None,
+    branch_types: frozenset[str],
+    nesting_types: frozenset[str],
+    stop_types: frozenset[str],
+) -> tuple[int, int]:
+    """(max nesting depth, branch count) of a body, not descending into ``stop_types``.
+
+    ``stop_types`` are nested definitions (functions, classes): they are spans of their own.
+    One iterative pass; no recursion, so deep code cannot overflow the stack.
+    """
+    if body is None:
+        return 0, 0
+    max_depth = 0
+    branches = 0
+    stack: list[tuple[Node, int]] = [(child, 0) for child in body.named_children]
+    while stack:
+        node, depth = stack.pop()
+        kind = node.type
+        if kind in stop_types:
+            continue
+        if kind in branch_types:
+            branches += 1
+        if kind in nesting_types:
+            depth += 1
+            if depth > max_depth:
+                max_depth = depth
+        if node.named_child_count:
+            stack.extend((child, depth) for child in node.named_children)
+    return max_depth, branches
+
+
+def preceding_comment(source: bytes, node: Node, comment_types: frozenset[str]) -> str | None:
+    """The comment block directly above ``node`` (doc comment), with comment markers removed."""
+    lines: list[str] = []
+    expected_line = node.start_point[0]
+    sibling = node.prev_sibling
+    while sibling is not None and sibling.type in comment_types:
+        if sibling.end_point[0] < expected_line - 1:
+            break
+        lines[:0] = text_of(source, sibling).splitlines()
+        expected_line = sibling.start_point[0]
+        sibling = sibling.prev_sibling
+    if not lines:
+        return None
+    return clean_comment("\n".join(lines))
+
+
+def clean_comment(text: str) -> str | None:
+    """Strip ``//``, ``///``, ``/** */``, ``*`` and ``#`` markers from a comment block."""
+    out: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        for prefix in ("/**", "/*!", "/*", "*/", "//!", "///", "//", "*", "#"):
+            if line.startswith(prefix):
+                line = line[len(prefix) :]
+                break
+        if line.endswith("*/"):
+            line = line[:-2]
+        out.append(line.strip())
+    result = "\n".join(out).strip()
+    return result or None
+
+
+def common_facts(source: bytes, node: Node, signature: str) -> dict[str, Any]:
+    """Facts every span has: signature, lines, approximate tokens."""
+    text = text_of(source, node)
+    return {
+        "signature": signature,
+        "lines": line_count(node),
+        "tokens": approx_tokens(text),
+    }
+
+
+# --- Rule-driven span walk, shared by the JavaScript, TypeScript, Go, Rust and Java extractors.
+
+
+def signature_text(source: bytes, node: Node, body: Node | None) -> str:
+    """The text of ``node`` up to ``body`` (all of it when None), whitespace collapsed.
+
+    A trailing ``;`` goes too, so a signature-only declaration (``fn area(&self) -> f64;``)
+    reads like the header of one that has a body.
+    """
+    end = body.start_byte if body is not None else node.end_byte
+    text = source[node.start_byte : end].decode("utf-8", "replace")
+    return " ".join(text.split()).rstrip(";").rstrip()
+
+
+@dataclass(slots=True, eq=False)
+class Definition:
+    """What a language's handler reports for a node that starts a span.
+
+    With ``kind`` None the node is only a naming scope (Rust ``mod``, TypeScript
+    ``namespace``): its ``inner`` nodes get ``name.`` as a prefix but it is no span itself.
+    """
+
+    kind: str | None
+    #: Unqualified name; the walk prefixes the names of the enclosing spans and scopes.
+    name: str
+    #: The node whose range and text the span has.
+    node: Node
+    name_node: Node | None = None
+    #: Where the signature ends; for functions, also what a container's skeleton cuts out.
+    body: Node | None = None
+    #: Nodes to walk inside this span; handlers see them with ``direct_in`` set to ``kind``.
+    inner: Sequence[Node] = ()
+    #: Language facts (params, returns, doc, fields...); the walk adds the common ones.
+    facts: dict[str, Any] = field(default_factory=dict)
+    #: Prefix for inner names when it is not ``name`` (``impl Display for Point`` -> Point).
+    scope_name: str | None = None
+
+
+#: ``handler(source, node, direct_in)``: ``direct_in`` is the kind of the span (or "scope")
+#: whose ``inner`` list holds ``node``, None for a node reached by walking further down.
+Handler = Callable[[bytes, Node, "str | None"], "Definition | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRules:
+    """How one language's tree maps onto spans and control-flow facts."""
+
+    #: Node type -> handler that returns a Definition, or None when that node is no span.
+    handlers: Mapping[str, Handler]
+    #: Node types counted in the ``branches`` fact.
+    branch_types: frozenset[str]
+    #: Node types that open one level of the ``nesting`` fact.
+    nesting_types: frozenset[str]
+    #: (parent type, child type) pairs where the child continues the parent's chain rather
+    #: than nesting in it: ``else if`` is as deep as its ``if``.
+    else_if: frozenset[tuple[str, str]] = frozenset()
+    #: Called with the finished spans, for facts that need all of them (Go receivers).
+    finish: Callable[[list[Span]], None] | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _OpenSpan:
+    definition: Definition
+    name: str
+    parent: _OpenSpan | None
+    nesting: int = 0
+    branches: int = 0
+    members: list[str] = field(default_factory=list)
+    cut: list[Node] = field(default_factory=list)
+
+
+def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
+    """All spans under ``root``, in source order, with facts, from one walk of the tree.
+
+    The same walk counts control flow: each node counts toward the innermost span around it,
+    so a nested definition's branches count for it alone, while anonymous functions and
+    lambdas (no spans) count for the span they sit in. Spans whose own node contains a syntax
+    error are left out; the ones around and inside them are not.
+    """
+    handlers = rules.handlers
+    branch_types = rules.branch_types
+    nesting_types = rules.nesting_types
+    else_if = rules.else_if
+    else_if_parents = frozenset(parent for parent, _ in else_if)
+    opened: list[_OpenSpan] = []
+    stack: list[tuple[Node, str, _OpenSpan | None, int, str | None]] = [(root, "", None, 0, None)]
+    while stack:
+        node, prefix, owner, depth, direct_in = stack.pop()
+        node_type = node.type
+        handler = handlers.get(node_type)
+        if handler is not None:
+            found = handler(source, node, direct_in)
+            if found is not None:
+                inner_prefix = f"{prefix}{found.scope_name or found.name}."
+                if found.kind is None:
+                    stack.extend(
+                        (child, inner_prefix, owner, depth, "scope")
+                        for child in reversed(found.inner)
+                    )
+                    continue
+                span = _OpenSpan(found, prefix + found.name, owner)
+                opened.append(span)
+                if (
+                    direct_in is not None
+                    and owner is not None
+                    and owner.definition.kind in CONTAINER_KINDS
+                ):
+                    owner.members.append(found.name)
+                if found.kind not in CONTAINER_KINDS and found.body is not None:
+                    # Every enclosing container hashes its skeleton without this body.
+                    ancestor = owner
+                    while ancestor is not None:
+                        if ancestor.definition.kind in CONTAINER_KINDS:
+                            ancestor.cut.append(found.body)
+                        ancestor = ancestor.parent
+                stack.extend(
+                    (child, inner_prefix, span, 0, found.kind) for child in reversed(found.inner)
+                )
+                continue
+        if owner is not None:
+            if node_type in branch_types:
+                owner.branches += 1
+            if node_type in nesting_types:
+                depth += 1
+                if depth > owner.nesting:
+                    owner.nesting = depth
+        children = node.named_children
+        if not children:
+            continue
+        if node_type in else_if_parents:
+            stack.extend(
+                (
+                    child,
+                    prefix,
+                    owner,
+                    depth - 1 if (node_type, child.type) in else_if else depth,
+                    None,
+                )
+                for child in reversed(children)
+            )
+        else:
+            stack.extend((child, prefix, owner, depth, None) for child in reversed(children))
+    spans = [_finish_span(source, span) for span in opened if not span.definition.node.has_error]
+    if rules.finish is not None:
+        rules.finish(spans)
+    return spans
+
+
+def _finish_span(source: bytes, span: _OpenSpan) -> Span:
+    found = span.definition
+    node = found.node
+    container = found.kind in CONTAINER_KINDS
+    text = skeleton_text(source, node, span.cut) if container else text_of(source, node)
+    facts: dict[str, Any] = {"signature": signature_text(source, node, found.body)}
+    facts.update(found.facts)
+    if container:
+        facts["members"] = span.members
+    facts["lines"] = line_count(node)
+    facts["nesting"] = span.nesting
+    facts["branches"] = span.branches
+    facts["tokens"] = approx_tokens(text)
+    return make_span(source, node, found.name_node, span.name, found.kind or "", facts, text)
+
+
+class RulesExtractor:
+    """An extractor driven by :class:`SpanRules`: one parser, one walk per file.
+
+    Not safe to share between threads (a tree-sitter parser is not); use one per worker.
+    """
+
+    def __init__(self, language: str, grammar: object, rules: SpanRules) -> None:
+        self.language = language
+        self._parser = Parser(Language(grammar))
+        self._rules = rules
+
+    def extract(self, source: bytes) -> Extraction:
+        """Parse ``source`` and return its spans (those that parse, on syntax errors)."""
+        tree = self._parser.parse(source)
+        root = tree.root_node
+        spans = collect_spans(source, root, self._rules)
+        return Extraction(assign_ordinals(spans), root.has_error)
+
+
+def param_fact(
+    name: str, type_text: str | None = None, default: str | None = None
+) -> dict[str, Any]:
+    """One entry of the ``params`` fact."""
+    return {"name": name, "type": type_text, "default": default}
+
+
+def collapsed_text(source: bytes, node: Node | None) -> str | None:
+    """The text of ``node`` with whitespace runs collapsed to one space (None for None)."""
+    if node is None:
+        return None
+    return " ".join(text_of(source, node).split())

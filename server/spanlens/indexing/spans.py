@@ -1,0 +1,71 @@
+"""The span: one function, method, class (struct, interface, enum, impl, trait) in a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Kinds of span a language extractor may emit.
+SPAN_KINDS = (
+    "function",
+    "method",
+    "class",
+    "struct",
+    "interface",
+    "enum",
+    "impl",
+    "trait",
+)
+
+#: Kinds whose hash is taken over their skeleton (header, doc, member signatures).
+CONTAINER_KINDS = frozenset({"class", "struct", "interface", "enum", "impl", "trait"})
+
+
+@dataclass(slots=True)
+class Span:
+    """A span as extracted from one parse of one file.
+
+    Lines and columns are 0-based, like LSP positions; ``end_line`` is inclusive (the line of
+    the last character). ``name`` is qualified (``Class.method``, ``outer.inner``).
+    """
+
+    name: str
+    kind: str
+    start_line: int
+    start_col: int
+    end_line: int
+    end_col: int
+    name_start_line: int
+    name_start_col: int
+    name_end_line: int
+    name_end_col: int
+    content_hash: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    ordinal: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """The part of the span key local to its file: (qualified name, kind, ordinal)."""
+        return (self.name, self.kind, self.ordinal)
+
+
+@dataclass(slots=True)
+class Extraction:
+    """What one parse of one file yields.
+
+    ``has_errors`` is true when tree-sitter found syntax errors; the spans are those that still
+    parse, and the indexer then keeps spans the file had before rather than deleting them.
+    """
+
+    spans: list[Span]
+    has_errors: bool = False
+
+
+def assign_ordinals(spans: list[Span]) -> list[Span]:
+    """Number spans that share (name, kind) in source order, so every key is unique."""
+    seen: dict[tuple[str, str], int] = {}
+    for span in spans:
+        k = (span.name, span.kind)
+        span.ordinal = seen.get(k, 0)
+        seen[k] = span.ordinal + 1
+    return spans

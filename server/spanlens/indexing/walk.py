@@ -1,0 +1,156 @@
+"""Walk a workspace: which files spanlens indexes, respecting ignore files and defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from spanlens.indexing.languages import language_for_path
+
+#: Directory names never descended into.
+DEFAULT_IGNORED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".spanlens",
+        "node_modules",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        "site-packages",
+        "build",
+        "dist",
+        "target",
+        ".next",
+        ".gradle",
+        ".idea",
+    }
+)
+
+#: File name suffixes of generated or minified code.
+GENERATED_SUFFIXES = (".min.js", ".min.mjs", "_pb2.py", "_pb2_grpc.py", ".pb.go", ".d.ts")
+
+IGNORE_FILES = (".gitignore", ".spanlensignore")
+
+
+@dataclass(slots=True, frozen=True)
+class Candidate:
+    """A file the walk found: relative POSIX path, absolute path, language, size, mtime."""
+
+    path: str
+    abspath: str
+    language: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(slots=True)
+class WalkResult:
+    """Files to consider, and files passed over with their reasons."""
+
+    candidates: list[Candidate]
+    skipped: dict[str, str]
+
+
+def walk_workspace(
+    root: Path, exclude: list[str] | None = None, max_size: int = 1 << 20
+) -> WalkResult:
+    """Find indexable files under ``root``.
+
+    Honours .gitignore and .spanlensignore files at every level, the ``exclude`` patterns,
+    :data:`DEFAULT_IGNORED_DIRS` and virtual environments (any folder with pyvenv.cfg). Files
+    over ``max_size`` and generated files are reported in ``skipped`` without being read.
+    """
+    root_str = os.fspath(root)
+    candidates: list[Candidate] = []
+    skipped: dict[str, str] = {}
+    base_specs: list[tuple[str, pathspec.PathSpec]] = []
+    if exclude:
+        base_specs.append(("", pathspec.GitIgnoreSpec.from_lines(exclude)))
+    for rel_file, abs_file, entry_stat in _walk(root_str, "", base_specs):
+        language = language_for_path(rel_file)
+        if language is None:
+            continue
+        if rel_file.endswith(GENERATED_SUFFIXES):
+            skipped[rel_file] = "generated"
+            continue
+        if entry_stat.st_size > max_size:
+            skipped[rel_file] = f"larger than {max_size} bytes"
+            continue
+        candidates.append(
+            Candidate(rel_file, abs_file, language, entry_stat.st_size, entry_stat.st_mtime_ns)
+        )
+    return WalkResult(candidates, skipped)
+
+
+def _walk(
+    abs_dir: str, rel_dir: str, specs: list[tuple[str, pathspec.PathSpec]]
+) -> Iterator[tuple[str, str, os.stat_result]]:
+    try:
+        entries = list(os.scandir(abs_dir))
+    except OSError:
+        return
+    names = {entry.name for entry in entries}
+    if rel_dir and "pyvenv.cfg" in names:
+        return
+    local = list(specs)
+    for ignore_name in IGNORE_FILES:
+        if ignore_name in names:
+            spec = _read_spec(os.path.join(abs_dir, ignore_name))
+            if spec is not None:
+                local.append((rel_dir, spec))
+    subdirs = []
+    for entry in entries:
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        if is_dir:
+            if entry.name in DEFAULT_IGNORED_DIRS or _ignored(local, rel + "/"):
+                continue
+            subdirs.append((entry.path, rel))
+        elif entry.is_file(follow_symlinks=False):
+            if language_for_path(entry.name) is None or _ignored(local, rel):
+                continue
+            try:
+                yield rel, entry.path, entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+    for abs_sub, rel_sub in sorted(subdirs):
+        yield from _walk(abs_sub, rel_sub, local)
+
+
+def _ignored(specs: list[tuple[str, pathspec.PathSpec]], rel: str) -> bool:
+    """Gitignore semantics: the last matching pattern across specs decides, nested ones last."""
+    ignored = False
+    for base, spec in specs:
+        if base:
+            if not rel.startswith(base + "/"):
+                continue
+            local_rel = rel[len(base) + 1 :]
+        else:
+            local_rel = rel
+        result = spec.check_file(local_rel)
+        if result.include is not None:
+            ignored = result.include
+    return ignored
+
+
+def _read_spec(path: str) -> pathspec.PathSpec | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    return pathspec.GitIgnoreSpec.from_lines(lines)

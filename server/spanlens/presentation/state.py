@@ -1,0 +1,97 @@
+"""A span's enrichment state, resolved from the store: fresh, stale, pending, failed, facts only."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.store.db import SpanRow, Store
+
+FRESH = "fresh"
+STALE = "stale"
+PENDING = "pending"
+FAILED = "failed"
+FACTS_ONLY = "facts_only"
+
+
+@dataclass(slots=True)
+class SpanView:
+    """Everything a hover, lens or `spanlens show` needs about one span."""
+
+    span: SpanRow
+    state: str
+    #: The enrichment shown: the fresh one, or for a stale span the previous one.
+    enrichment: dict[str, Any] | None
+    failure: dict[str, Any] | None
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for `spanlens show --json` and custom LSP requests)."""
+        s = self.span
+        return {
+            "path": s.path,
+            "language": s.language,
+            "name": s.name,
+            "kind": s.kind,
+            "range": {"start": [s.start_line + 1, s.start_col], "end": [s.end_line + 1, s.end_col]},
+            "content_hash": s.content_hash,
+            "state": self.state,
+            "facts": s.facts,
+            "enrichment": self.enrichment,
+            "failure": self.failure,
+        }
+
+
+def span_view(
+    store: Store,
+    span: SpanRow,
+    *,
+    max_failures: int = 3,
+    models_configured: bool = True,
+    version: str = ENRICHMENT_VERSION,
+) -> SpanView:
+    """Resolve the state of ``span``: what the user is shown and why."""
+    fresh = store.enrichment_for(span.content_hash, version)
+    if fresh is not None:
+        return SpanView(span, FRESH, fresh, None)
+    previous = store.latest_enrichment([span.content_hash, span.enriched_hash or ""])
+    failure = store.failure_for(span.content_hash)
+    if failure and failure["count"] >= max_failures:
+        return SpanView(span, FAILED, previous, failure)
+    if previous is not None:
+        return SpanView(span, STALE, previous, failure)
+    if not models_configured:
+        return SpanView(span, FACTS_ONLY, None, None)
+    return SpanView(span, PENDING, None, failure)
+
+
+def describe_state(view: SpanView, now: float | None = None) -> str:
+    """One short line saying what the user is looking at."""
+    now = time.time() if now is None else now
+    enrichment = view.enrichment
+    if view.state == FRESH and enrichment:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(enrichment["created_at"]))
+        return f"enriched by {enrichment['model']} ({enrichment['tier']}) on {when}"
+    if view.state == STALE:
+        return "stale: code changed since this summary; re-enriching"
+    if view.state == FAILED and view.failure:
+        return f"failed: {view.failure['last_error']} ({view.failure['count']} attempts); " + (
+            "use the retry command"
+        )
+    if view.state == FACTS_ONLY:
+        return "facts only: no model configured"
+    if view.failure:
+        wait = max(0.0, view.failure["next_retry_at"] - now)
+        error = view.failure["last_error"]
+        return f"pending: last attempt failed ({error}), retry in {human_duration(wait)}"
+    return "pending: waiting for a model"
+
+
+def human_duration(seconds: float) -> str:
+    """``42s``, ``3m``, ``2h``."""
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    return f"{int(seconds // 3600)}h"

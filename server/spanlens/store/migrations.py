@@ -1,0 +1,150 @@
+"""Numbered schema migrations, recorded in the ``migrations`` table of each database."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+#: (version, name, SQL). Append only; never edit a migration that has shipped.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "initial schema",
+        """
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            language TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            parse_errors INTEGER NOT NULL DEFAULT 0,
+            indexed_at REAL NOT NULL
+        );
+        CREATE TABLE spans (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ordinal INTEGER NOT NULL DEFAULT 0,
+            start_line INTEGER NOT NULL,
+            start_col INTEGER NOT NULL,
+            end_line INTEGER NOT NULL,
+            end_col INTEGER NOT NULL,
+            name_start_line INTEGER NOT NULL,
+            name_start_col INTEGER NOT NULL,
+            name_end_line INTEGER NOT NULL,
+            name_end_col INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            facts TEXT NOT NULL,
+            enriched_hash TEXT,
+            UNIQUE (file_id, name, kind, ordinal)
+        );
+        CREATE INDEX spans_by_hash ON spans(content_hash);
+        CREATE INDEX spans_by_position ON spans(file_id, start_line);
+        CREATE TABLE enrichments (
+            content_hash TEXT NOT NULL,
+            schema_version TEXT NOT NULL,
+            data TEXT NOT NULL,
+            model TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            host TEXT NOT NULL,
+            tokens_in INTEGER NOT NULL DEFAULT 0,
+            tokens_out INTEGER NOT NULL DEFAULT 0,
+            duration_ms REAL NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (content_hash, schema_version)
+        );
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            started_at REAL NOT NULL,
+            span_hashes TEXT NOT NULL,
+            batch_size INTEGER NOT NULL DEFAULT 1,
+            tier TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            host TEXT NOT NULL,
+            model TEXT NOT NULL,
+            tokens_in INTEGER NOT NULL DEFAULT 0,
+            tokens_out INTEGER NOT NULL DEFAULT 0,
+            duration_ms REAL NOT NULL DEFAULT 0,
+            outcome TEXT NOT NULL,
+            failure_type TEXT,
+            detail TEXT,
+            gpu TEXT,
+            cost REAL NOT NULL DEFAULT 0
+        );
+        CREATE INDEX attempts_by_time ON attempts(started_at);
+        CREATE TABLE failures (
+            content_hash TEXT PRIMARY KEY,
+            count INTEGER NOT NULL,
+            last_error TEXT NOT NULL,
+            next_retry_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE docs (
+            path TEXT PRIMARY KEY,
+            source_sha256 TEXT NOT NULL,
+            doc_path TEXT NOT NULL,
+            generated_at REAL NOT NULL,
+            status TEXT NOT NULL
+        );
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The highest migration applied to ``conn`` (0 for an empty database)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    if not exists:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply every migration newer than the database, each in its own transaction."""
+    applied: list[int] = []
+    version = current_version(conn)
+    if version == LATEST_VERSION:
+        return applied
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    for number, name, sql in MIGRATIONS:
+        if number <= version:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (number, name, time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(number)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration script into complete statements (trigger bodies hold semicolons)."""
+    statements: list[str] = []
+    current = ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
