@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make demo`: index this repository, show a few spans as their hovers read, and enrich them
+# when a model backend answers (otherwise say how to start one). Never invents a summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SPANLENS=${SPANLENS:-.venv/bin/spanlens}
+
+echo "== spanlens index . =="
+"$SPANLENS" index .
+echo
+echo "== spanlens status . =="
+"$SPANLENS" status .
+
+show() {  # show FILE PATTERN: the span whose definition line matches PATTERN
+  local line
+  line=$(grep -nE "$2" "$1" | head -n 1 | cut -d: -f1)
+  [ -n "$line" ] || return 0
+  echo
+  echo "== spanlens show $1:$line =="
+  "$SPANLENS" show "$1:$line"
+}
+show server/spanlens/indexing/indexer.py '^def index_workspace'
+show server/spanlens/store/db.py '^class Store'
+show server/spanlens/indexing/walk.py '^def _ignored'
+
+echo
+if "$SPANLENS" doctor . --quiet >/dev/null 2>&1; then
+  echo "== a model backend answers: spanlens enrich . --limit 25 =="
+  "$SPANLENS" enrich . --limit 25
+  show server/spanlens/indexing/indexer.py '^def index_workspace'
+  echo
+  "$SPANLENS" stats .
+else
+  cat <<'MSG'
+== no model backend answered ==
+The spans above show parser facts only: spanlens never makes up a summary.
+To enrich them, start a local model server, for example:
+    ollama serve & ollama pull qwen2.5-coder:7b
+or point spanlens at any OpenAI-compatible server (llama.cpp, vLLM, LM Studio) in spanlens.toml:
+    [[backends]]
+    name = "local"
+    tier = "small"
+    provider = "openai"
+    url = "http://127.0.0.1:8080"
+    model = "qwen2.5-coder-7b-instruct"
+then run `make demo` again, or `.venv/bin/spanlens doctor` to see what is wrong.
+MSG
+fi

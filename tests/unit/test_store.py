@@ -1,0 +1,53 @@
+"""The workspace database: migrations, corruption recovery, locking, content addressing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from spanlens.store import StoreLocked, open_store
+from spanlens.store.db import db_path_for
+from spanlens.store.migrations import LATEST_VERSION, MIGRATIONS
+
+
+def test_empty_database_is_migrated_to_latest_and_recorded(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    rows = store.conn.execute("SELECT version, name FROM migrations ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == [m[0] for m in MIGRATIONS]
+    assert rows[-1][0] == LATEST_VERSION
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"files", "spans", "enrichments", "attempts", "failures", "docs"} <= tables
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    # Re-opening applies nothing twice.
+    again = open_store(tmp_path)
+    assert again.conn.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == len(MIGRATIONS)
+    again.close()
+
+
+def test_corrupt_database_is_kept_aside_and_rebuilt(tmp_path: Path) -> None:
+    path = db_path_for(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    store = open_store(tmp_path)
+    assert store.recovered_from is not None
+    assert store.recovered_from.read_bytes().startswith(b"this is not sqlite")
+    assert store.span_count() == 0
+    store.close()
+
+
+def test_a_held_write_lock_gives_a_clear_error(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    blocker = sqlite3.connect(db_path_for(tmp_path), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        store.conn.execute("PRAGMA busy_timeout = 50")
+        with pytest.raises(StoreLocked, match="locked by another spanlens process"):
+            with store.transaction():
+                pass
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        store.close()
