@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup test unit lint format bench demo clean
+.PHONY: setup system-deps test unit lint format bench demo clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,17 @@ format: setup
 	$(BIN)/ruff check --fix server tests bench
 	$(BIN)/ruff format server tests bench
 
+# Debian's neovim drives the headless editor test; installed when missing (as root, via apt-get).
+system-deps:
+	@command -v nvim >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing neovim (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq neovim >/dev/null) \
+	      || echo "warning: could not install neovim; the Neovim end-to-end test will be skipped"; \
+	  else echo "warning: nvim not found and cannot apt-get install it; the Neovim test will be skipped"; fi; }
+
 # pytest exits 5 when it collects no test; that is not a failure of the suite itself.
-test: setup
+test: setup system-deps
 	$(MAKE) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
@@ -36,7 +45,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 
 demo: setup
-	$(BIN)/python bench/../scripts/demo.py
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(VENV) .spanlens bench/results
