@@ -78,7 +78,7 @@ def test_show_errors_are_one_line(tmp_path: Path, write: Callable, cli: Callable
         (("show", "nonsense"), "PATH:LINE"),
         (("show", f"{path}:0"), "PATH:LINE"),
         (("show", f"{tmp_path}/missing.py:3", "--root", str(tmp_path)), "no such file"),
-        (("show", f"{path}:10", "--root", str(tmp_path)), "not inside any"),
+        (("show", f"{path}:9", "--root", str(tmp_path)), "not inside any"),
         (("show", f"{outside}:1", "--root", str(tmp_path)), "outside the workspace"),
         (("index", str(tmp_path / "nope")), "does not exist"),
         (("status", str(tmp_path / "nope")), "does not exist"),

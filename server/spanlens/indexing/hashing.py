@@ -6,23 +6,13 @@ import hashlib
 
 
 def normalise(text: str) -> str:
-    """Dedent, strip trailing whitespace and drop blank lines.
+    """Strip trailing whitespace and drop blank lines.
 
-    Indentation *inside* the span is kept (it is syntax in Python); only the common leading
-    indentation goes, so a function moved into or out of a block keeps its hash.
+    Leading indentation is kept: it is syntax in Python, and a span re-indented as a whole
+    (moved into or out of a block) is in a new context anyway. Lines moving up or down the
+    file, or blank lines added or removed, do not change the text.
     """
-    lines = [line.rstrip() for line in text.splitlines()]
-    lines = [line for line in lines if line]
-    if not lines:
-        return ""
-    # The first line of a span starts at its column, so it has no indentation of its own;
-    # dedent the rest by their common indentation.
-    rest = lines[1:]
-    if rest:
-        indent = min(len(line) - len(line.lstrip()) for line in rest)
-        if indent:
-            rest = [line[indent:] for line in rest]
-    return "\n".join([lines[0].lstrip(), *rest])
+    return "\n".join(line for line in map(str.rstrip, text.splitlines()) if line)
 
 
 def content_hash(text: str) -> str:

@@ -230,6 +230,9 @@ class _OpenSpan:
     cut: list[Node] = field(default_factory=list)
 
 
+_Frame = tuple[str, "_OpenSpan | None", "str | None"]
+
+
 def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
     """All spans under ``root``, in source order, with facts, from one walk of the tree.
 
@@ -244,20 +247,22 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
     else_if = rules.else_if
     else_if_parents = frozenset(parent for parent, _ in else_if)
     opened: list[_OpenSpan] = []
-    stack: list[tuple[Node, str, _OpenSpan | None, int, str | None]] = [(root, "", None, 0, None)]
+    # (node, control-flow depth, frame); a frame is (name prefix, innermost span, direct_in)
+    # and is shared by all the nodes it covers, which keeps the per-node cost low.
+    top: _Frame = ("", None, None)
+    stack: list[tuple[Node, int, _Frame]] = [(root, 0, top)]
     while stack:
-        node, prefix, owner, depth, direct_in = stack.pop()
+        node, depth, frame = stack.pop()
         node_type = node.type
         handler = handlers.get(node_type)
         if handler is not None:
+            prefix, owner, direct_in = frame
             found = handler(source, node, direct_in)
             if found is not None:
                 inner_prefix = f"{prefix}{found.scope_name or found.name}."
                 if found.kind is None:
-                    stack.extend(
-                        (child, inner_prefix, owner, depth, "scope")
-                        for child in reversed(found.inner)
-                    )
+                    inner: _Frame = (inner_prefix, owner, "scope")
+                    stack += [(child, depth, inner) for child in reversed(found.inner)]
                     continue
                 span = _OpenSpan(found, prefix + found.name, owner)
                 opened.append(span)
@@ -274,10 +279,10 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
                         if ancestor.definition.kind in CONTAINER_KINDS:
                             ancestor.cut.append(found.body)
                         ancestor = ancestor.parent
-                stack.extend(
-                    (child, inner_prefix, span, 0, found.kind) for child in reversed(found.inner)
-                )
+                inner = (inner_prefix, span, found.kind)
+                stack += [(child, 0, inner) for child in reversed(found.inner)]
                 continue
+        owner = frame[1]
         if owner is not None:
             if node_type in branch_types:
                 owner.branches += 1
@@ -285,22 +290,17 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
                 depth += 1
                 if depth > owner.nesting:
                     owner.nesting = depth
-        children = node.named_children
-        if not children:
+        if not node.named_child_count:
             continue
+        if frame[2] is not None:  # only the nodes a span lists are direct_in it
+            frame = (frame[0], owner, None)
         if node_type in else_if_parents:
-            stack.extend(
-                (
-                    child,
-                    prefix,
-                    owner,
-                    depth - 1 if (node_type, child.type) in else_if else depth,
-                    None,
-                )
-                for child in reversed(children)
-            )
+            stack += [
+                (child, depth - 1 if (node_type, child.type) in else_if else depth, frame)
+                for child in reversed(node.named_children)
+            ]
         else:
-            stack.extend((child, prefix, owner, depth, None) for child in reversed(children))
+            stack += [(child, depth, frame) for child in reversed(node.named_children)]
     spans = [_finish_span(source, span) for span in opened if not span.definition.node.has_error]
     if rules.finish is not None:
         rules.finish(spans)
