@@ -1,0 +1,1 @@
+"""Test support shared by unit tests, LSP tests and benchmarks (``from tests.support...``)."""
