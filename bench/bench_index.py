@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 from run import print_table
-
 from spanlens.indexing.indexer import index_text, index_workspace
 from spanlens.indexing.languages import get_extractor, language_for_path
 from spanlens.store import open_store
@@ -119,7 +118,7 @@ def corpus_stats(root: Path) -> tuple[int, int]:
     """(indexable files, bytes) in the corpus."""
     files = 0
     size = 0
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             if language_for_path(name):
                 files += 1

@@ -89,7 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="workspace root (default: nearest indexed ancestor, or .)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = command("serve", "run the language server (stdio unless --tcp is given)", cmd_serve)
+    p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP address instead")
+
     p = command("status", "files and spans by language and kind, enrichment states", cmd_status)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("enrich", "index, then enrich pending spans through the model backends", cmd_enrich)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("--limit", type=int, metavar="N", help="enrich at most N pending spans")
+    p.add_argument("--tier", metavar="T", help="start every span at tier T")
+    p.add_argument("--retry-failed", action="store_true", help="retry spans marked failed")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("stats", "model calls per tier and backend: success, tokens, cost", cmd_stats)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("doctor", "check config, backends, GPU and database; say how to fix", cmd_doctor)
     p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -258,6 +277,25 @@ def _sha(data: bytes) -> str:
     return file_sha256(data)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`spanlens serve [--stdio] [--tcp HOST:PORT]`."""
+    if args.stdio and args.tcp:
+        raise CliError("choose one of --stdio and --tcp", EXIT_USAGE)
+    address = None
+    if args.tcp:
+        host, sep, port = args.tcp.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise CliError(f"expected --tcp HOST:PORT, got {args.tcp!r}", EXIT_USAGE)
+        address = (host, int(port))
+    from spanlens.lsp.server import serve_stdio, serve_tcp
+
+    if address is None:
+        serve_stdio()
+    else:
+        serve_tcp(*address)
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """`spanlens status [ROOT] [--json]`."""
     from spanlens.config import load_settings
@@ -306,6 +344,122 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"{states['pending']} pending, {states['failed']} failed"
     )
     return EXIT_OK
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    """`spanlens enrich [ROOT] [--limit N] [--tier T] [--retry-failed] [--json]`."""
+    import asyncio
+
+    from spanlens.config import load_settings
+    from spanlens.enrichment import runner
+    from spanlens.store.enrichments import retry_failed
+
+    root = workspace_root(args.root)
+    settings = load_settings(root)
+    if args.limit is not None and args.limit < 1:
+        raise CliError("--limit must be at least 1", EXIT_USAGE)
+    tiers = [b.tier for b in settings.backends]
+    if args.tier is not None and args.tier not in tiers:
+        raise CliError(f"--tier {args.tier}: no backend has that tier (tiers: {tiers})", EXIT_USAGE)
+    probes = asyncio.run(runner.preflight(settings))
+    if not any(p["reachable"] for p in probes):
+        raise CliError(runner.refusal_message(probes))
+    for probe in probes:
+        if probe["reachable"] and probe["model_present"] is False:
+            print(
+                f"spanlens: backend {probe['name']} does not list model {probe['model']}",
+                file=sys.stderr,
+            )
+    store = open_workspace_store(root)
+    try:
+        run_index(root, store, show_progress=not args.json)
+        if args.retry_failed:
+            retry_failed(store)
+    finally:
+        store.close()
+    progress = ProgressBar("enriching", not args.json)
+    run = asyncio.run(
+        runner.run_enrich(root, settings, limit=args.limit, tier=args.tier, progress=progress)
+    )
+    if args.json:
+        print(json.dumps(run.as_json()))
+    else:
+        print("\n".join(runner.summary_lines(run)))
+    return EXIT_ERROR if run.stopped else EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """`spanlens stats [ROOT] [--json]`."""
+    from spanlens.enrichment.reports import stats_report
+    from spanlens.store import open_store
+
+    root = workspace_root(args.root)
+    store = open_store(root, readonly=True)
+    try:
+        report = stats_report(store)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    print(
+        f"{report['calls']} calls, {report['success_rate']:.0%} succeeded, tokens "
+        f"{report['tokens_in']} in / {report['tokens_out']} out, "
+        f"{report['calls_saved_by_batching']} calls saved by batching, "
+        f"estimated cost {report['cost']:.4f}"
+    )
+    for row in report["backends"]:
+        gpu = ", ".join(f"{k[9:]} {v:g}" for k, v in row.items() if k.startswith("gpu_peak_"))
+        print(
+            f"  {row['tier']:<8} {row['backend']:<12} {row['calls']:>6} calls "
+            f"{row['success_rate']:>6.0%} ok  tokens {row['tokens_in']}/{row['tokens_out']}  "
+            f"p50 {row['latency_p50_ms']:.0f}ms p95 {row['latency_p95_ms']:.0f}ms  "
+            f"saved {row['calls_saved_by_batching']}  cost {row['cost']:.4f}"
+            + (f"  gpu peak: {gpu}" if gpu else "")
+        )
+        if row["failures"]:
+            print(f"           failures: {row['failures']}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """`spanlens doctor [ROOT] [--json]`: exit 1 when something needs fixing."""
+    import asyncio
+
+    from spanlens.enrichment.reports import doctor_report
+
+    root = workspace_root(args.root)
+    report = asyncio.run(doctor_report(root))
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_ERROR if report["problems"] else EXIT_OK
+    config = report["config"]
+    print("config: " + (config.get("error") or ", ".join(config["sources"])))
+    for b in report.get("backends", []):
+        state = "reachable" if b["reachable"] else "unreachable"
+        if b["reachable"] and b["model_present"] is not None:
+            state += ", model " + ("present" if b["model_present"] else "missing")
+        where = f"{b['name']} ({b['tier']}, {b['provider']}) {b['url']} {b['model']}"
+        print(f"backend {where}: {state}")
+    gpu = report.get("gpu")
+    if gpu is not None:
+        print("gpu: " + ("available" if gpu.get("available") else gpu.get("note", "disabled")))
+    db = report.get("database")
+    if db is not None:
+        if db.get("exists") and "spans" in db:
+            print(
+                f"database: {db['path']}: {db['spans']} spans, {db['fresh']} enriched, "
+                f"{db['stale']} stale, {db['pending']} pending, {db['failed']} failed"
+            )
+        else:
+            print(f"database: {db['path']}: " + db.get("error", "not created yet"))
+    if not report["problems"]:
+        print("no problems found")
+        return EXIT_OK
+    print(f"{len(report['problems'])} problem(s):")
+    for problem in report["problems"]:
+        print(f"  - {problem}")
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

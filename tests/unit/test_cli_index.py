@@ -84,7 +84,7 @@ def test_show_errors_are_one_line(tmp_path: Path, write: Callable, cli: Callable
         (("status", str(tmp_path / "nope")), "does not exist"),
     ]
     for args, expected in cases:
-        code, out, err = cli(*args)
+        code, _, err = cli(*args)
         assert code != 0, args
         assert expected in err, (args, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1

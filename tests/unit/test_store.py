@@ -44,9 +44,11 @@ def test_a_held_write_lock_gives_a_clear_error(tmp_path: Path) -> None:
     blocker.execute("BEGIN IMMEDIATE")
     try:
         store.conn.execute("PRAGMA busy_timeout = 50")
-        with pytest.raises(StoreLocked, match="locked by another spanlens process"):
-            with store.transaction():
-                pass
+        with (
+            pytest.raises(StoreLocked, match="locked by another spanlens process"),
+            store.transaction(),
+        ):
+            pass
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 from spanlens.presentation.state import FRESH, STALE, SpanView, describe_state
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 _LANG_FENCE = {"tsx": "tsx", "typescript": "typescript", "javascript": "javascript"}
 
 

@@ -91,6 +91,52 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "full-text search over span names and enrichment summaries",
+        # Trigram tokens make substrings match inside snake_case and camelCase names, so
+        # "parse config" finds parse_config and parseConfig as well as summaries. Triggers
+        # keep the index in step with every writer (indexer, engine, CLI).
+        """
+        CREATE VIRTUAL TABLE span_search USING fts5(
+            name, summary, tokenize = 'trigram case_sensitive 0'
+        );
+        INSERT INTO span_search (rowid, name, summary)
+            SELECT s.id, s.name, COALESCE((
+                SELECT json_extract(e.data, '$.summary') FROM enrichments e
+                WHERE e.content_hash IN (s.content_hash, s.enriched_hash)
+                ORDER BY e.created_at DESC LIMIT 1), '')
+            FROM spans s;
+        CREATE TRIGGER span_search_insert AFTER INSERT ON spans BEGIN
+            INSERT INTO span_search (rowid, name, summary) VALUES (new.id, new.name, COALESCE((
+                SELECT json_extract(e.data, '$.summary') FROM enrichments e
+                WHERE e.content_hash = new.content_hash
+                ORDER BY e.created_at DESC LIMIT 1), ''));
+        END;
+        CREATE TRIGGER span_search_rename AFTER UPDATE OF name ON spans BEGIN
+            UPDATE span_search SET name = new.name WHERE rowid = new.id;
+        END;
+        CREATE TRIGGER span_search_delete AFTER DELETE ON spans BEGIN
+            DELETE FROM span_search WHERE rowid = old.id;
+        END;
+        CREATE TRIGGER span_search_enriched AFTER INSERT ON enrichments BEGIN
+            UPDATE span_search SET summary = COALESCE(json_extract(new.data, '$.summary'), '')
+            WHERE rowid IN (SELECT id FROM spans WHERE content_hash = new.content_hash);
+        END;
+        CREATE TRIGGER span_search_reenriched AFTER UPDATE ON enrichments BEGIN
+            UPDATE span_search SET summary = COALESCE(json_extract(new.data, '$.summary'), '')
+            WHERE rowid IN (SELECT id FROM spans WHERE content_hash = new.content_hash);
+        END;
+        """,
+    ),
+    (
+        3,
+        "attempts: spans each call enriched (calls saved by batching)",
+        """
+        ALTER TABLE attempts ADD COLUMN enriched INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX failures_by_retry ON failures(next_retry_at);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

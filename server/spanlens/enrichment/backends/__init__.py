@@ -1,0 +1,225 @@
+"""Model backends: one module per provider, each implementing :class:`Backend`.
+
+All HTTP spanlens does lives under this package. A backend never raises for a model or network
+problem: :meth:`Backend.chat` returns either a :class:`ChatReply` or a :class:`BackendFailure`
+whose :class:`FailureKind` the cascade reasons about (retry, fail over, escalate, open the
+breaker).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from spanlens.config import BackendSettings
+
+
+class FailureKind(str, enum.Enum):
+    """Why a call produced no usable reply. The value is the short text users see."""
+
+    CONNECTION_REFUSED = "connection refused"
+    TIMEOUT = "model timeout"
+    CONNECTION_LOST = "connection lost"
+    RATE_LIMITED = "rate limited"
+    SERVER_ERROR = "server error"
+    CLIENT_ERROR = "request rejected"
+    INVALID_OUTPUT = "invalid output"
+    TRUNCATED = "truncated output"
+    CONTEXT_OVERFLOW = "context overflow"
+
+    @property
+    def hurts_endpoint(self) -> bool:
+        """Whether this failure says the endpoint is unhealthy (counts toward its breaker)."""
+        return self in _ENDPOINT_FAILURES
+
+    @property
+    def retryable(self) -> bool:
+        """Whether calling the same endpoint again may succeed."""
+        return self in _RETRYABLE
+
+
+_ENDPOINT_FAILURES = frozenset(
+    {
+        FailureKind.CONNECTION_REFUSED,
+        FailureKind.TIMEOUT,
+        FailureKind.CONNECTION_LOST,
+        FailureKind.SERVER_ERROR,
+    }
+)
+_RETRYABLE = frozenset(
+    {
+        FailureKind.TIMEOUT,
+        FailureKind.CONNECTION_LOST,
+        FailureKind.RATE_LIMITED,
+        FailureKind.SERVER_ERROR,
+        FailureKind.INVALID_OUTPUT,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One structured-output chat call."""
+
+    messages: list[dict[str, str]]
+    #: The JSON schema the reply must follow (already stripped for the wire).
+    schema: dict[str, Any]
+    #: Upper bound on reply tokens.
+    max_tokens: int
+    #: Schema name for OpenAI's ``response_format``.
+    schema_name: str = "enrichment"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """A completed reply: the model's text and what it cost."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class BackendFailure:
+    """A typed failure of one call. ``detail`` is for logs; ``kind.value`` is for users."""
+
+    kind: FailureKind
+    detail: str
+    #: Seconds the server asked us to wait (HTTP 429 Retry-After), if it said.
+    retry_after: float | None = None
+    status: int | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    duration_ms: float = 0.0
+
+
+CallResult = ChatReply | BackendFailure
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    """What `spanlens doctor` and the enrich pre-flight learn about one endpoint."""
+
+    reachable: bool
+    model_present: bool | None = None
+    models: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class Backend(Protocol):
+    """One model endpoint of one provider."""
+
+    settings: BackendSettings
+
+    async def chat(self, request: ChatRequest) -> CallResult:
+        """Run one chat call; never raises for network or model problems."""
+        ...
+
+    async def probe(self, timeout: float) -> ProbeResult:
+        """Is the endpoint reachable, and does it serve the configured model?"""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        ...
+
+
+def create_backend(settings: BackendSettings) -> Backend:
+    """The backend for ``settings.provider`` (ollama or openai)."""
+    if settings.provider == "openai":
+        from spanlens.enrichment.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(settings)
+    from spanlens.enrichment.backends.ollama import OllamaBackend
+
+    return OllamaBackend(settings)
+
+
+def make_client(settings: BackendSettings) -> httpx.AsyncClient:
+    """The long-lived client of one endpoint, sized to its parallelism."""
+    limits = httpx.Limits(
+        max_connections=max(1, settings.max_parallel) + 2,
+        max_keepalive_connections=max(1, settings.max_parallel),
+    )
+    timeout = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
+    return httpx.AsyncClient(base_url=settings.url.rstrip("/"), timeout=timeout, limits=limits)
+
+
+def transport_failure(exc: Exception, started: float) -> BackendFailure:
+    """Map an httpx exception to a typed failure."""
+    elapsed = (time.perf_counter() - started) * 1000
+    if isinstance(exc, httpx.ConnectError):
+        return BackendFailure(FailureKind.CONNECTION_REFUSED, _exc_text(exc), duration_ms=elapsed)
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendFailure(FailureKind.TIMEOUT, _exc_text(exc), duration_ms=elapsed)
+    return BackendFailure(FailureKind.CONNECTION_LOST, _exc_text(exc), duration_ms=elapsed)
+
+
+def status_failure(response: httpx.Response, started: float) -> BackendFailure:
+    """Map an HTTP error status to a typed failure (429, context overflow, 5xx, other 4xx)."""
+    elapsed = (time.perf_counter() - started) * 1000
+    status = response.status_code
+    body = _body_text(response)
+    if status == 429:
+        return BackendFailure(
+            FailureKind.RATE_LIMITED,
+            f"HTTP 429: {body}",
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            status=status,
+            duration_ms=elapsed,
+        )
+    if mentions_context_overflow(body):
+        return BackendFailure(
+            FailureKind.CONTEXT_OVERFLOW,
+            f"HTTP {status}: {body}",
+            status=status,
+            duration_ms=elapsed,
+        )
+    kind = FailureKind.SERVER_ERROR if status >= 500 else FailureKind.CLIENT_ERROR
+    return BackendFailure(kind, f"HTTP {status}: {body}", status=status, duration_ms=elapsed)
+
+
+def mentions_context_overflow(text: str) -> bool:
+    """Whether an error text says the prompt did not fit the model's context window."""
+    lowered = text.lower()
+    return (
+        "context_length_exceeded" in lowered
+        or "maximum context length" in lowered
+        or "context window" in lowered
+        or ("context" in lowered and ("exceed" in lowered or "too long" in lowered))
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _body_text(response: httpx.Response) -> str:
+    try:
+        text = response.text
+    except Exception:  # a broken body must not hide the status
+        return ""
+    return " ".join(text.split())[:300]
+
+
+def _exc_text(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -1,0 +1,120 @@
+"""Ollama: ``/api/chat`` with ``format`` = the JSON schema and ``keep_alive``; ``/api/tags``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from spanlens.config import BackendSettings
+from spanlens.enrichment.backends import (
+    BackendFailure,
+    CallResult,
+    ChatReply,
+    ChatRequest,
+    FailureKind,
+    ProbeResult,
+    make_client,
+    mentions_context_overflow,
+    status_failure,
+    transport_failure,
+)
+
+
+class OllamaBackend:
+    """One Ollama server and model."""
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self.settings = settings
+        self._client = make_client(settings)
+
+    async def chat(self, request: ChatRequest) -> CallResult:
+        """POST /api/chat (not streamed) and type the outcome."""
+        started = time.perf_counter()
+        try:
+            response = await self._client.post("/api/chat", json=self._payload(request))
+            if response.status_code != 200:
+                return status_failure(response, started)
+            body = response.json()
+        except httpx.HTTPError as exc:
+            return transport_failure(exc, started)
+        except ValueError as exc:
+            return BackendFailure(
+                FailureKind.CONNECTION_LOST, f"malformed response body: {exc}", status=200
+            )
+        return _reply(body, started)
+
+    def _payload(self, request: ChatRequest) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "model": s.model,
+            "messages": request.messages,
+            "stream": False,
+            "format": request.schema,
+            "keep_alive": s.keep_alive,
+            "options": {
+                "num_ctx": s.context_tokens,
+                "temperature": s.temperature,
+                "num_predict": request.max_tokens,
+            },
+        }
+
+    async def probe(self, timeout: float) -> ProbeResult:
+        """GET /api/tags: reachable, and is the model pulled?"""
+        try:
+            response = await self._client.get("/api/tags", timeout=timeout)
+        except httpx.HTTPError as exc:
+            return ProbeResult(False, error=transport_failure(exc, time.perf_counter()).detail)
+        if response.status_code != 200:
+            return ProbeResult(True, error=f"/api/tags answered HTTP {response.status_code}")
+        try:
+            models = [str(m.get("name", "")) for m in response.json().get("models", [])]
+        except (ValueError, AttributeError):
+            return ProbeResult(True, error="/api/tags answered something that is not JSON")
+        return ProbeResult(
+            True, model_present=_has_model(models, self.settings.model), models=models
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+
+def _has_model(models: list[str], wanted: str) -> bool:
+    # Ollama names a model without a tag as ":latest".
+    names = set(models) | {m.removesuffix(":latest") for m in models}
+    return wanted in names or f"{wanted}:latest" in names
+
+
+def _reply(body: Any, started: float) -> CallResult:
+    elapsed = (time.perf_counter() - started) * 1000
+    if not isinstance(body, dict):
+        return BackendFailure(FailureKind.CONNECTION_LOST, "response is not a JSON object")
+    if body.get("error"):
+        error = str(body["error"])
+        kind = (
+            FailureKind.CONTEXT_OVERFLOW
+            if mentions_context_overflow(error)
+            else FailureKind.SERVER_ERROR
+        )
+        return BackendFailure(kind, error[:300], duration_ms=elapsed)
+    tokens_in = int(body.get("prompt_eval_count") or 0)
+    tokens_out = int(body.get("eval_count") or 0)
+    # Wall-clock time, queueing included: what the user waits for (total_duration is not).
+    duration = elapsed
+    message = body.get("message") or {}
+    text = message.get("content") if isinstance(message, dict) else None
+    if body.get("done_reason") == "length":
+        return BackendFailure(
+            FailureKind.TRUNCATED,
+            "reply stopped at the token limit (done_reason=length)",
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            duration_ms=duration,
+        )
+    if not isinstance(text, str):
+        return BackendFailure(
+            FailureKind.INVALID_OUTPUT, "reply has no message content", duration_ms=duration
+        )
+    return ChatReply(text, tokens_in, tokens_out, duration)

@@ -1,0 +1,169 @@
+"""OpenAI-compatible servers: ``/v1/chat/completions`` with ``response_format``; ``/v1/models``.
+
+Covers llama.cpp server, vLLM, LM Studio, a LiteLLM proxy and hosted APIs. The reply format
+asked for is ``json_schema``; a server that refuses it gets ``json_object`` from then on (the
+choice is remembered for the life of the endpoint). The API key is read from the environment
+variable the config names, at call time; it is sent as a header and never logged or stored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from spanlens.config import BackendSettings
+from spanlens.enrichment.backends import (
+    BackendFailure,
+    CallResult,
+    ChatReply,
+    ChatRequest,
+    FailureKind,
+    ProbeResult,
+    make_client,
+    mentions_context_overflow,
+    status_failure,
+    transport_failure,
+)
+
+
+class OpenAIBackend:
+    """One OpenAI-compatible endpoint and model."""
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self.settings = settings
+        self._client = make_client(settings)
+        path = urlparse(settings.url).path.rstrip("/")
+        self._prefix = "" if path.endswith("/v1") else "/v1"
+        #: Set once the server refuses ``json_schema``; later calls ask for ``json_object``.
+        self.json_object_only = False
+
+    async def chat(self, request: ChatRequest) -> CallResult:
+        """POST /v1/chat/completions and type the outcome."""
+        headers, missing = self._headers()
+        if missing:
+            return BackendFailure(FailureKind.CLIENT_ERROR, missing)
+        json_object = self.json_object_only
+        result = await self._post(request, headers, json_object)
+        if (
+            not json_object
+            and isinstance(result, BackendFailure)
+            and result.kind is FailureKind.CLIENT_ERROR
+            and _refuses_json_schema(result.detail)
+        ):
+            self.json_object_only = True
+            result = await self._post(request, headers, json_object=True)
+        return result
+
+    async def _post(
+        self, request: ChatRequest, headers: dict[str, str], json_object: bool
+    ) -> CallResult:
+        started = time.perf_counter()
+        payload = self._payload(request, json_object)
+        try:
+            response = await self._client.post(
+                f"{self._prefix}/chat/completions", json=payload, headers=headers
+            )
+            if response.status_code != 200:
+                return status_failure(response, started)
+            body = response.json()
+        except httpx.HTTPError as exc:
+            return transport_failure(exc, started)
+        except ValueError as exc:
+            return BackendFailure(
+                FailureKind.CONNECTION_LOST, f"malformed response body: {exc}", status=200
+            )
+        return _reply(body, started)
+
+    def _payload(self, request: ChatRequest, json_object: bool) -> dict[str, Any]:
+        if json_object:
+            response_format: dict[str, Any] = {"type": "json_object"}
+        else:
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": request.schema},
+            }
+        return {
+            "model": self.settings.model,
+            "messages": request.messages,
+            "temperature": self.settings.temperature,
+            "max_tokens": request.max_tokens,
+            "response_format": response_format,
+            "stream": False,
+        }
+
+    def _headers(self) -> tuple[dict[str, str], str | None]:
+        name = self.settings.api_key_env
+        if not name:
+            return {}, None
+        key = os.environ.get(name)
+        if not key:
+            return {}, f"environment variable {name} (api_key_env) is not set"
+        return {"Authorization": f"Bearer {key}"}, None
+
+    async def probe(self, timeout: float) -> ProbeResult:
+        """GET /v1/models: reachable, and is the model served?"""
+        headers, missing = self._headers()
+        try:
+            response = await self._client.get(
+                f"{self._prefix}/models", headers=headers, timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            return ProbeResult(False, error=transport_failure(exc, time.perf_counter()).detail)
+        if response.status_code in (401, 403):
+            return ProbeResult(
+                True, error=missing or f"API key refused (HTTP {response.status_code})"
+            )
+        if response.status_code != 200:
+            return ProbeResult(True, error=f"/v1/models answered HTTP {response.status_code}")
+        try:
+            models = [str(m.get("id", "")) for m in response.json().get("data", [])]
+        except (ValueError, AttributeError):
+            return ProbeResult(True, error="/v1/models answered something that is not JSON")
+        return ProbeResult(True, model_present=self.settings.model in models, models=models)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+
+def _refuses_json_schema(detail: str) -> bool:
+    lowered = detail.lower()
+    return "response_format" in lowered or "json_schema" in lowered
+
+
+def _reply(body: Any, started: float) -> CallResult:
+    elapsed = (time.perf_counter() - started) * 1000
+    if not isinstance(body, dict):
+        return BackendFailure(FailureKind.CONNECTION_LOST, "response is not a JSON object")
+    if body.get("error"):
+        error = str(body["error"])
+        kind = (
+            FailureKind.CONTEXT_OVERFLOW
+            if mentions_context_overflow(error)
+            else FailureKind.SERVER_ERROR
+        )
+        return BackendFailure(kind, error[:300], duration_ms=elapsed)
+    usage = body.get("usage") or {}
+    tokens_in = int(usage.get("prompt_tokens") or 0)
+    tokens_out = int(usage.get("completion_tokens") or 0)
+    choices = body.get("choices") or []
+    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+    message = choice.get("message") or {}
+    text = message.get("content") if isinstance(message, dict) else None
+    if choice.get("finish_reason") == "length":
+        return BackendFailure(
+            FailureKind.TRUNCATED,
+            "reply stopped at the token limit (finish_reason=length)",
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            duration_ms=elapsed,
+        )
+    if not isinstance(text, str):
+        return BackendFailure(
+            FailureKind.INVALID_OUTPUT, "reply has no message content", duration_ms=elapsed
+        )
+    return ChatReply(text, tokens_in, tokens_out, elapsed)

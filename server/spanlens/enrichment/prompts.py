@@ -1,0 +1,361 @@
+"""Prompts: what a model is told about one span (or a batch of spans) and how to answer.
+
+The user message carries a machine-readable request between ``<spanlens-request>`` tags
+(span ids, paths, 1-based line ranges, parameter names, facts), then each span's code with
+its real line numbers. The model answers with JSON following the schema. A span too long
+for the context window is shown as an excerpt: its skeleton (header, docstring, control-flow
+lines, returns and raises) plus the most relevant lines that fit, with the omitted ranges
+marked — never a blind character cut. Bump ``PROMPT_VERSION`` when this text changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from spanlens.enrichment.schema import (
+    BATCH_SCHEMA,
+    ENRICHMENT_SCHEMA,
+    MAX_SNIPPET_LINES,
+    MAX_SUMMARY_WORDS,
+    wire_schema,
+)
+from spanlens.enrichment.validation import SpanContext, context_for
+from spanlens.enrichment.version import PROMPT_VERSION
+from spanlens.store.db import SpanRow
+
+REQUEST_OPEN = "<spanlens-request>"
+REQUEST_CLOSE = "</spanlens-request>"
+#: Reply tokens reserved for one span's enrichment.
+REPLY_TOKENS_SINGLE = 900
+REPLY_TOKENS_PER_BATCH_SPAN = 500
+_MAX_REPLY_TOKENS = 4096
+_FACT_LIST_CAPS = {"calls": 25, "members": 40, "raises": 15, "side_effects": 15}
+_FACTS_LEFT_OUT = ("docstring", "doc", "tokens")
+
+SYSTEM_PROMPT = f"""You document source code for a code-intelligence tool.
+For each span of code you are given, reply with one JSON object and nothing else:
+- "summary": what the code does and why a caller would use it, plain prose, at most \
+{MAX_SUMMARY_WORDS} words; never repeat the code itself.
+- "inputs": one entry per parameter, written "name: meaning", where name is exactly one of \
+the span's "parameters"; an empty list when the span has no parameters.
+- "outputs": what it returns or yields, short phrases.
+- "side_effects": I/O, mutation of arguments or shared state, network, processes; empty list \
+if none.
+- "pitfalls": ways a caller can misuse it or be surprised (edge cases, exceptions, \
+performance); empty list if none.
+- "tags": one to five lowercase topic words.
+- "usage_snippet": a short example call (at most {MAX_SNIPPET_LINES} lines), or null.
+- "evidence": entries {{"field": <one of the fields above>, "lines": [first, last]}} citing \
+the line numbers shown next to the code; every cited line lies inside the span's "lines".
+State only what the code shows. Do not invent parameters, behaviour or lines."""
+
+_BATCH_INSTRUCTIONS = (
+    'Reply with {"enrichments": [...]}: one object per span of the request, each with its '
+    '"span_id" and the fields described above, judged on that span alone.'
+)
+_SINGLE_INSTRUCTIONS = "Reply with the JSON object for this span."
+
+
+@dataclass(frozen=True, slots=True)
+class SpanSource:
+    """A span with the source lines the prompt shows and its enclosing context."""
+
+    span: SpanRow
+    #: The span's full lines, ``span.start_line`` .. ``span.end_line``.
+    lines: list[str]
+    #: Enclosing class (header, members) or module (imports) context; may be empty.
+    context: str = ""
+
+    @property
+    def first_line(self) -> int:
+        """1-based number of the span's first line."""
+        return self.span.start_line + 1
+
+    @property
+    def last_line(self) -> int:
+        """1-based number of the span's last line."""
+        return self.span.end_line + 1
+
+    @property
+    def code(self) -> str:
+        """The span's text."""
+        return "\n".join(self.lines)
+
+    def validation_context(self) -> SpanContext:
+        """What a reply for this span is checked against (file line numbers)."""
+        return context_for(
+            self.span.id, self.first_line, self.last_line, self.span.facts, self.code
+        )
+
+    def stored_context(self) -> SpanContext:
+        """What a stored enrichment of this span is checked against (span-relative lines)."""
+        return context_for(self.span.id, 1, len(self.lines), self.span.facts, self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A ready chat request and what its reply is validated against."""
+
+    messages: list[dict[str, str]]
+    schema: dict[str, Any]
+    schema_name: str
+    max_tokens: int
+    contexts: list[SpanContext]
+    #: Estimated prompt tokens (about four characters a token).
+    tokens: int
+    #: Span ids shown as an excerpt rather than whole.
+    excerpted: tuple[int, ...] = ()
+
+    @property
+    def is_batch(self) -> bool:
+        """Whether the reply holds one entry per span."""
+        return len(self.contexts) > 1
+
+
+def estimate_tokens(text: str) -> int:
+    """A model-agnostic token estimate (about four characters a token)."""
+    return (len(text) + 3) // 4
+
+
+_SYSTEM_TOKENS = estimate_tokens(SYSTEM_PROMPT)
+_WIRE_SINGLE = wire_schema(ENRICHMENT_SCHEMA)
+_WIRE_BATCH = wire_schema(BATCH_SCHEMA)
+
+
+def single_prompt_tokens(source: SpanSource) -> int:
+    """Estimated context a single-span prompt with the whole span needs, reply included."""
+    return _SYSTEM_TOKENS + estimate_tokens(_user_message([source], {})) + REPLY_TOKENS_SINGLE
+
+
+def build_prompt(sources: list[SpanSource], context_tokens: int | None = None) -> Prompt:
+    """The prompt for one span (or a batch), fitted into ``context_tokens`` when given.
+
+    Spans are shown whole when they fit; otherwise each is cut to an excerpt (skeleton plus
+    most relevant lines) with a share of the room left by the system prompt and the reply.
+    """
+    batch = len(sources) > 1
+    max_tokens = (
+        min(_MAX_REPLY_TOKENS, REPLY_TOKENS_PER_BATCH_SPAN * len(sources) + 100)
+        if batch
+        else REPLY_TOKENS_SINGLE
+    )
+    budgets: dict[int, int] = {}
+    user = _user_message(sources, budgets)
+    total = _SYSTEM_TOKENS + estimate_tokens(user)
+    if context_tokens is not None and total + max_tokens > context_tokens:
+        overhead = _SYSTEM_TOKENS + estimate_tokens(_user_message(sources, {}, code=False))
+        room = max(64, context_tokens - max_tokens - overhead)
+        budgets = {s.span.id: max(32, room // len(sources)) for s in sources}
+        user = _user_message(sources, budgets)
+        total = _SYSTEM_TOKENS + estimate_tokens(user)
+    return Prompt(
+        messages=[
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": user},
+        ],
+        schema=_WIRE_BATCH if batch else _WIRE_SINGLE,
+        schema_name="spanlens_batch" if batch else "spanlens_enrichment",
+        max_tokens=max_tokens,
+        contexts=[s.validation_context() for s in sources],
+        tokens=total,
+        excerpted=tuple(budgets),
+    )
+
+
+def _user_message(sources: list[SpanSource], budgets: dict[int, int], code: bool = True) -> str:
+    request = {
+        "task": "spanlens.enrich",
+        "prompt_version": PROMPT_VERSION,
+        "mode": "batch" if len(sources) > 1 else "single",
+        "spans": [_request_entry(s, s.span.id in budgets) for s in sources],
+    }
+    parts = [
+        "Describe the code below.",
+        f"{REQUEST_OPEN}\n{json.dumps(request, ensure_ascii=False)}\n{REQUEST_CLOSE}",
+    ]
+    for source in sources:
+        if source.context:
+            parts.append(f"Context of span {source.span.id}:\n{source.context}")
+        if code:
+            parts.append(_code_block(source, budgets.get(source.span.id)))
+    parts.append(_BATCH_INSTRUCTIONS if len(sources) > 1 else _SINGLE_INSTRUCTIONS)
+    return "\n\n".join(parts)
+
+
+def _request_entry(source: SpanSource, excerpt: bool) -> dict[str, Any]:
+    span = source.span
+    params = span.facts.get("params")
+    return {
+        "span_id": span.id,
+        "path": span.path,
+        "language": span.language,
+        "kind": span.kind,
+        "name": span.name,
+        "lines": [source.first_line, source.last_line],
+        "parameters": (
+            [str(p.get("name", "")) for p in params if isinstance(p, dict)]
+            if isinstance(params, list)
+            else None
+        ),
+        "facts": prompt_facts(span.facts),
+        "excerpt": excerpt,
+    }
+
+
+def prompt_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """The facts a prompt carries: long lists capped, text the code already shows left out."""
+    out: dict[str, Any] = {}
+    for key, value in facts.items():
+        if key in _FACTS_LEFT_OUT or value in (None, [], ""):
+            continue
+        cap = _FACT_LIST_CAPS.get(key)
+        out[key] = value[:cap] if cap and isinstance(value, list) else value
+    return out
+
+
+def _code_block(source: SpanSource, budget: int | None) -> str:
+    span = source.span
+    whole = [(source.first_line + i, line) for i, line in enumerate(source.lines)]
+    numbered: list[tuple[int, str | None]] = list(whole)
+    if budget is not None:
+        numbered = excerpt_lines(whole, budget, span.facts)
+        note = " (excerpt: skeleton and most relevant lines; omitted lines marked)"
+    else:
+        note = ""
+    body = "\n".join(_numbered(n, line) if line is not None else _gap(n) for n, line in numbered)
+    header = (
+        f"Code of span {span.id}: {span.kind} {span.name}, {span.path} lines "
+        f"{source.first_line}-{source.last_line}{note}"
+    )
+    return f"{header}\n```{span.language}\n{body}\n```"
+
+
+def _numbered(number: int, line: str) -> str:
+    return f"{number:>5} | {line}"
+
+
+def _gap(count: int) -> str:
+    return f"      ⋮ ({count} lines omitted)"
+
+
+# ----------------------------------------------------------------------------- excerpts
+
+_CONTROL = re.compile(
+    r"^(if|elif|else|for|while|try|except|catch|finally|with|match|case|switch|select|"
+    r"loop|def|async def|class|fn|func|function|impl|return|raise|throw|yield|await)\b"
+)
+_EXITS = re.compile(r"^(return|raise|throw|yield)\b")
+_OPENS_BODY = re.compile(r"(:|\{|=>)\s*(#.*|//.*)?$")
+
+
+def excerpt_lines(
+    numbered: list[tuple[int, str]], budget: int, facts: dict[str, Any]
+) -> list[tuple[int, str | None]]:
+    """Keep the header, docstring and the highest-scoring lines that fit ``budget`` tokens.
+
+    Returns (line number, text) in source order, with (omitted count, None) marking each gap.
+    Scoring prefers the skeleton (low indentation, control flow), exits (return, raise) and
+    lines calling what the facts list.
+    """
+    header = _header_length([line for _, line in numbered])
+    callees = {str(c).rsplit(".", 1)[-1] for c in facts.get("calls") or []}
+    scored = []
+    for index, (_, line) in enumerate(numbered):
+        scored.append((_score(index, line, header, len(numbered), callees), index))
+    keep: set[int] = set()
+    used = 0
+    room = int(budget * 0.85)  # the rest pays for gap markers
+    for score, index in sorted(scored, key=lambda item: (-item[0], item[1])):
+        if score < 0:
+            break
+        cost = estimate_tokens(_numbered(*numbered[index])) + 1
+        if used + cost > room and index >= header:
+            continue
+        keep.add(index)
+        used += cost
+    result: list[tuple[int, str | None]] = []
+    gap = 0
+    for index, (number, line) in enumerate(numbered):
+        if index in keep:
+            if gap:
+                result.append((gap, None))
+                gap = 0
+            result.append((number, line))
+        else:
+            gap += 1
+    if gap:
+        result.append((gap, None))
+    return result
+
+
+def _header_length(lines: list[str]) -> int:
+    """Lines of the signature and a leading docstring (kept in every excerpt)."""
+    end = 1
+    for index, line in enumerate(lines[:8]):
+        if _OPENS_BODY.search(line.rstrip()):
+            end = index + 1
+            break
+    rest = lines[end:]
+    if rest and rest[0].strip()[:3] in ('"""', "'''"):
+        quote = rest[0].strip()[:3]
+        for offset, line in enumerate(rest[:20]):
+            closes = line.count(quote) >= (2 if offset == 0 else 1)
+            if closes:
+                return end + offset + 1
+        return end + min(len(rest), 20)
+    return end
+
+
+def _score(index: int, line: str, header: int, total: int, callees: set[str]) -> int:
+    if index < header:
+        return 10_000
+    stripped = line.strip()
+    if not stripped:
+        return -1
+    score = 0
+    if index == total - 1:
+        score += 60
+    if _EXITS.match(stripped):
+        score += 50
+    elif _CONTROL.match(stripped):
+        score += 30
+    if any(name and f"{name}(" in stripped for name in callees):
+        score += 20
+    indent = len(line) - len(line.lstrip())
+    score += max(0, 24 - indent * 2)
+    return score
+
+
+# ----------------------------------------------------------------------------- context
+
+
+def enclosing_context(span: SpanRow, file_spans: list[SpanRow], file_lines: list[str]) -> str:
+    """The class a span sits in (header and members), else the module's imports."""
+    containers = [
+        other
+        for other in file_spans
+        if other.id != span.id
+        and "members" in other.facts
+        and other.start_line <= span.start_line
+        and other.end_line >= span.end_line
+    ]
+    if containers:
+        owner = max(containers, key=lambda s: s.start_line)
+        members = ", ".join(str(m) for m in owner.facts.get("members", [])[:40])
+        doc = str(owner.facts.get("docstring") or owner.facts.get("doc") or "").strip()
+        parts = [f"Inside {owner.kind} {owner.name}: {owner.facts.get('signature', '')}"]
+        if doc:
+            parts.append("doc: " + doc.split("\n\n")[0][:300])
+        if members:
+            parts.append("members: " + members)
+        return "\n".join(parts)
+    imports = [
+        line.strip()
+        for line in file_lines[: span.start_line]
+        if line.startswith(("import ", "from ", "use ", "#include", "using "))
+        or (line.startswith(("const ", "import{")) and "require(" in line)
+    ][:15]
+    return ("Module imports:\n" + "\n".join(imports)) if imports else ""

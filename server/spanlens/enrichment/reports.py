@@ -1,0 +1,180 @@
+"""What `spanlens stats` and `spanlens doctor` report, as plain data (the CLI prints it)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from spanlens.config import ConfigError, Settings, load_settings
+from spanlens.enrichment.runner import preflight
+from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.store import enrichments as queries
+from spanlens.store.db import Store, db_path_for
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def stats_report(store: Store) -> dict[str, Any]:
+    """Totals and one flat row per (tier, backend) over every recorded attempt."""
+    rows: list[dict[str, Any]] = []
+    for s in queries.backend_stats(store):
+        rows.append(
+            {
+                "tier": s.tier,
+                "backend": s.backend,
+                "host": s.host,
+                "model": s.model,
+                "calls": s.calls,
+                "succeeded": s.succeeded,
+                "success_rate": round(s.succeeded / s.calls, 3) if s.calls else 0.0,
+                "tokens_in": s.tokens_in,
+                "tokens_out": s.tokens_out,
+                "latency_p50_ms": round(percentile(s.durations_ms, 0.5), 1),
+                "latency_p95_ms": round(percentile(s.durations_ms, 0.95), 1),
+                "batch_calls": s.batch_calls,
+                "calls_saved_by_batching": s.batch_spans - s.batch_calls,
+                "cost": round(s.cost, 6),
+                "failures": ", ".join(f"{k} {v}" for k, v in sorted(s.failures.items())),
+                **{f"gpu_peak_{k}": v for k, v in gpu_peaks(s.gpu).items()},
+            }
+        )
+    calls = sum(r["calls"] for r in rows)
+    succeeded = sum(r["succeeded"] for r in rows)
+    return {
+        "calls": calls,
+        "succeeded": succeeded,
+        "success_rate": round(succeeded / calls, 3) if calls else 0.0,
+        "tokens_in": sum(r["tokens_in"] for r in rows),
+        "tokens_out": sum(r["tokens_out"] for r in rows),
+        "calls_saved_by_batching": sum(r["calls_saved_by_batching"] for r in rows),
+        "cost": round(sum(r["cost"] for r in rows), 6),
+        "backends": rows,
+    }
+
+
+def gpu_peaks(summaries: list[dict[str, Any]]) -> dict[str, float]:
+    """The highest value of each numeric field over an endpoint's GPU summaries."""
+    peaks: dict[str, float] = {}
+    for summary in summaries:
+        for key, value in summary.items():
+            if key == "samples":
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                peaks[key] = max(peaks.get(key, value), value)
+    return peaks
+
+
+async def doctor_report(root: Path) -> dict[str, Any]:
+    """Config, each backend, GPU and database, with a list of problems and how to fix each."""
+    problems: list[str] = []
+    report: dict[str, Any] = {"root": str(root)}
+    try:
+        settings = load_settings(root)
+    except ConfigError as exc:
+        report["config"] = {"error": str(exc)}
+        problems.append(f"configuration: {exc} — fix the key named in spanlens.toml")
+        report["problems"] = problems
+        return report
+    report["config"] = {"sources": settings.sources, "tiers": settings.enrichment.tiers}
+    report["backends"] = await _backend_checks(settings, problems)
+    report["gpu"] = _gpu_check(settings, problems)
+    report["database"] = _database_check(root, settings, problems)
+    report["problems"] = problems
+    return report
+
+
+async def _backend_checks(settings: Settings, problems: list[str]) -> list[dict[str, Any]]:
+    if not settings.backends:
+        problems.append("no backend configured — add a [[backends]] table to spanlens.toml")
+        return []
+    probes = await preflight(settings)
+    for probe in probes:
+        where = f"backend {probe['name']} ({probe['provider']}) at {probe['url']}"
+        if not probe["reachable"]:
+            fix = (
+                "start Ollama (`ollama serve`)"
+                if probe["provider"] == "ollama"
+                else "start the server"
+            )
+            problems.append(f"{where} is unreachable — {fix} or correct backends.url")
+        elif probe["error"]:
+            problems.append(f"{where}: {probe['error']} — check the server and api_key_env")
+        elif probe["model_present"] is False:
+            fix = (
+                f"run `ollama pull {probe['model']}`"
+                if probe["provider"] == "ollama"
+                else "set backends.model to a model the server lists"
+            )
+            problems.append(f"{where} does not serve model {probe['model']} — {fix}")
+    tiers_with_backends = {p["tier"] for p in probes}
+    first = settings.enrichment.tiers[0] if settings.enrichment.tiers else None
+    if first and first not in tiers_with_backends:
+        problems.append(
+            f"the first tier '{first}' has no backend — spans route past it; "
+            "add a backend with that tier or reorder enrichment.tiers"
+        )
+    return probes
+
+
+def _gpu_check(settings: Settings, problems: list[str]) -> dict[str, Any]:
+    if not settings.gpu.enabled:
+        return {"enabled": False}
+    try:
+        from spanlens.telemetry.gpu import GpuSampler
+    except ImportError:
+        return {"enabled": True, "available": False, "note": "GPU telemetry not installed"}
+    sampler = GpuSampler()
+    available = bool(sampler.available)
+    info: dict[str, Any] = {"enabled": True, "available": available}
+    if not available:
+        info["note"] = "no NVIDIA GPU or driver found (normal on CPU-only machines)"
+        return info
+    limits = settings.gpu
+    reason = sampler.limits_exceeded(limits.min_free_vram_mb, limits.max_temperature_c)
+    info["limits_exceeded"] = reason
+    if reason:
+        problems.append(
+            f"GPU past its limits ({reason}) — local enrichment waits; free VRAM or relax "
+            "gpu.min_free_vram_mb / gpu.max_temperature_c"
+        )
+    return info
+
+
+def _database_check(root: Path, settings: Settings, problems: list[str]) -> dict[str, Any]:
+    path = db_path_for(root)
+    if not path.exists():
+        problems.append(f"no index at {path} — run `spanlens index {root}`")
+        return {"path": str(path), "exists": False}
+    from spanlens.store import StoreError, open_store
+    from spanlens.store.migrations import current_version
+
+    try:
+        store = open_store(root, readonly=True)
+    except StoreError as exc:
+        problems.append(f"database: {exc}")
+        return {"path": str(path), "exists": True, "error": str(exc)}
+    try:
+        states = store.state_counts(ENRICHMENT_VERSION, settings.enrichment.max_failures)
+        info = {
+            "path": str(path),
+            "exists": True,
+            "migration": current_version(store.conn),
+            "spans": store.span_count(),
+            **states,
+        }
+    finally:
+        store.close()
+    if states["failed"]:
+        problems.append(
+            f"{states['failed']} spans failed enrichment — see `spanlens stats`; "
+            "`spanlens enrich --retry-failed` tries them again"
+        )
+    return info

@@ -1,0 +1,281 @@
+"""Parse, repair and validate model replies. Nothing that fails here is ever stored.
+
+A reply goes through three steps:
+
+1. :func:`extract_json` finds the JSON object in the text (a bare object, one inside a
+   Markdown fence, or one surrounded by prose).
+2. :func:`repair` applies only repairs that cannot change what the model said: drop keys the
+   schema does not know, turn a string into a one-item list, drop blank list items, turn an
+   empty snippet into null, strip a fence around the snippet and clamp it to 12 lines.
+3. :func:`validate_enrichment` checks the schema and then the span's facts: evidence lines lie
+   inside the span (1-based, as the prompt numbered them), inputs name real parameters, the
+   summary is neither empty, too long, nor the code echoed back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from spanlens.enrichment.schema import (
+    ENRICHMENT_SCHEMA,
+    FIELDS,
+    LIST_FIELDS,
+    MAX_SNIPPET_LINES,
+    MAX_SUMMARY_WORDS,
+)
+
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
+_LEADING_NAME = re.compile(r"^[\s`*'\"]*([A-Za-z_$][\w$]*)")
+#: Receivers a model may list as an input although extractors leave them out of ``params``.
+_IMPLICIT_PARAMS = frozenset({"self", "cls", "this"})
+_MAX_OBJECT_STARTS = 64
+_VALIDATOR = jsonschema.Draft202012Validator(ENRICHMENT_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanContext:
+    """What a reply is checked against: the span exactly as the prompt showed it."""
+
+    span_id: int
+    #: First and last line of the span, 1-based and inclusive (the prompt's numbering).
+    first_line: int
+    last_line: int
+    #: Parameter names from the facts; None when the facts list none (no inputs check).
+    params: tuple[str, ...] | None
+    #: The span's source text, to recognise a summary that only echoes it.
+    code: str
+
+
+@dataclass(slots=True)
+class Validated:
+    """The outcome of checking one reply (or one batch entry) for one span."""
+
+    data: dict[str, Any] | None
+    errors: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when ``data`` is a valid enrichment that may be stored."""
+        return self.data is not None and not self.errors
+
+    def describe(self) -> str:
+        """One line for logs and attempt rows."""
+        return "; ".join(self.errors[:3]) if self.errors else "valid"
+
+
+def context_for(
+    span_id: int, first_line: int, last_line: int, facts: dict[str, Any], code: str
+) -> SpanContext:
+    """Build a :class:`SpanContext` from a span's 1-based line range and facts."""
+    params = facts.get("params")
+    names: tuple[str, ...] | None = None
+    if isinstance(params, list):
+        names = tuple(str(p.get("name", "")).lstrip("*&") for p in params if isinstance(p, dict))
+    return SpanContext(span_id, first_line, last_line, names, code)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def extract_json(text: str) -> tuple[Any, bool] | None:
+    """The JSON value in ``text`` and whether prose or fences had to be stripped; None if none."""
+    stripped = text.strip()
+    try:
+        return json.loads(stripped), False
+    except ValueError:
+        pass
+    for match in _FENCE.finditer(text):
+        try:
+            return json.loads(match.group(1)), True
+        except ValueError:
+            continue
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    tries = 0
+    while start != -1 and tries < _MAX_OBJECT_STARTS:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value, True
+        start = text.find("{", start + 1)
+        tries += 1
+    return None
+
+
+# ----------------------------------------------------------------------------- repair
+
+
+def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of ``obj`` with only safe repairs applied, and what was repaired."""
+    repairs: list[str] = []
+    data = {k: v for k, v in obj.items() if k in FIELDS}
+    dropped = sorted(set(obj) - set(data) - {"span_id"})
+    if dropped:
+        repairs.append("dropped unknown keys " + ", ".join(dropped))
+    for key in LIST_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str):
+            data[key] = [value.strip()] if value.strip() else []
+            repairs.append(f"{key}: string made a list")
+        elif isinstance(value, list) and any(isinstance(v, str) and not v.strip() for v in value):
+            data[key] = [v for v in value if not (isinstance(v, str) and not v.strip())]
+            repairs.append(f"{key}: blank items dropped")
+    if isinstance(data.get("summary"), str):
+        data["summary"] = data["summary"].strip()
+    snippet = data.get("usage_snippet")
+    if isinstance(snippet, str):
+        data["usage_snippet"], note = _repair_snippet(snippet)
+        if note:
+            repairs.append(note)
+    return data, repairs
+
+
+def _repair_snippet(snippet: str) -> tuple[str | None, str | None]:
+    text = snippet.strip("\n")
+    if not text.strip():
+        return None, "usage_snippet: empty made null"
+    note = None
+    match = _FENCE.fullmatch(text.strip())
+    if match:
+        text = match.group(1)
+        note = "usage_snippet: fence stripped"
+    lines = text.splitlines()
+    if len(lines) > MAX_SNIPPET_LINES:
+        text = "\n".join(lines[:MAX_SNIPPET_LINES])
+        note = f"usage_snippet: clamped to {MAX_SNIPPET_LINES} lines"
+    return text, note
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate_enrichment(obj: Any, ctx: SpanContext) -> Validated:
+    """Repair ``obj`` where safe and check it against the schema and the span's facts."""
+    if not isinstance(obj, dict):
+        return Validated(None, [f"expected a JSON object, got {type(obj).__name__}"])
+    data, repairs = repair(obj)
+    errors = [_schema_message(e) for e in _VALIDATOR.iter_errors(data)]
+    if not errors:
+        errors = fact_errors(data, ctx)
+    if errors:
+        return Validated(None, errors, repairs)
+    return Validated(data, [], repairs)
+
+
+def validate_reply(text: str, ctx: SpanContext) -> Validated:
+    """Validate the text of a single-span reply."""
+    found = extract_json(text)
+    if found is None:
+        return Validated(None, ["no JSON object in the reply"])
+    value, stripped = found
+    result = validate_enrichment(value, ctx)
+    if stripped:
+        result.repairs.insert(0, "stripped text around the JSON")
+    return result
+
+
+def validate_batch_reply(text: str, contexts: Iterable[SpanContext]) -> dict[int, Validated]:
+    """Validate each entry of a batch reply on its own; a missing entry is an error too."""
+    by_id = {ctx.span_id: ctx for ctx in contexts}
+    results = {sid: Validated(None, ["no entry for this span in the batch reply"]) for sid in by_id}
+    found = extract_json(text)
+    if found is None:
+        for result in results.values():
+            result.errors = ["no JSON object in the batch reply"]
+        return results
+    value, _ = found
+    entries = value.get("enrichments") if isinstance(value, dict) else value
+    if not isinstance(entries, list):
+        for result in results.values():
+            result.errors = ["batch reply has no 'enrichments' list"]
+        return results
+    seen: set[int] = set()
+    for entry in entries:
+        span_id = entry.get("span_id") if isinstance(entry, dict) else None
+        if not isinstance(span_id, int) or span_id not in by_id or span_id in seen:
+            continue
+        seen.add(span_id)
+        results[span_id] = validate_enrichment(entry, by_id[span_id])
+    return results
+
+
+def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
+    """Errors of a schema-valid enrichment against the span's facts."""
+    errors = _summary_errors(str(data["summary"]), ctx.code)
+    for item in data["evidence"]:
+        start, end = item["lines"]
+        if start > end or start < ctx.first_line or end > ctx.last_line:
+            errors.append(
+                f"evidence for {item['field']} cites lines {start}-{end}, outside the span "
+                f"({ctx.first_line}-{ctx.last_line})"
+            )
+    if ctx.params is not None:
+        allowed = set(ctx.params) | _IMPLICIT_PARAMS
+        for item in data["inputs"]:
+            name = input_name(item)
+            if name not in allowed:
+                known = ", ".join(ctx.params) or "none"
+                errors.append(f"input {item!r} names no parameter (parameters: {known})")
+    return errors
+
+
+def to_span_lines(data: dict[str, Any], first_line: int) -> dict[str, Any]:
+    """``data`` with evidence lines made relative to the span (1 = its first line).
+
+    Replies cite file line numbers (the prompt shows them); enrichments are stored by content
+    hash, shared by identical code elsewhere and kept when a span moves, so stored evidence is
+    relative: file line = span's first line + relative line - 1.
+    """
+    offset = first_line - 1
+    evidence = [
+        {"field": item["field"], "lines": [item["lines"][0] - offset, item["lines"][1] - offset]}
+        for item in data.get("evidence", [])
+    ]
+    return {**data, "evidence": evidence}
+
+
+def input_name(item: str) -> str | None:
+    """The parameter an ``inputs`` entry names: its leading identifier (``name: meaning``)."""
+    match = _LEADING_NAME.match(item)
+    return match.group(1) if match else None
+
+
+def _summary_errors(summary: str, code: str) -> list[str]:
+    if not summary.strip():
+        return ["summary is empty"]
+    words = len(summary.split())
+    if words > MAX_SUMMARY_WORDS:
+        return [f"summary has {words} words (at most {MAX_SUMMARY_WORDS})"]
+    if echoes_code(summary, code):
+        return ["summary repeats the code instead of describing it"]
+    return []
+
+
+def echoes_code(summary: str, code: str) -> bool:
+    """True when ``summary`` is (a piece of) the code rather than a description of it."""
+    flat_summary = " ".join(summary.split())
+    flat_code = " ".join(code.split())
+    if not flat_code:
+        return False
+    if len(flat_summary) >= 30 and flat_summary in flat_code:
+        return True
+    first_line = " ".join(code.strip().splitlines()[0].split()) if code.strip() else ""
+    if first_line and flat_summary == first_line:
+        return True
+    code_lines = {" ".join(line.split()) for line in code.splitlines() if len(line.strip()) >= 12}
+    echoed = sum(1 for line in summary.splitlines() if " ".join(line.split()) in code_lines)
+    return echoed >= 2
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "reply"
+    return f"{where}: {error.message}"[:200]

@@ -1,0 +1,129 @@
+"""TEST-ONLY: valid (and deliberately broken) model replies built from spanlens prompts.
+
+A spanlens prompt carries a machine-readable request between ``<spanlens-request>`` tags:
+span ids, paths, 1-based line ranges and parameter names. :func:`valid_responder` reads it
+and answers like a perfect model, so tests, LSP tests and benchmarks get valid enrichments for
+arbitrary spans from the stand-in server::
+
+    with StandinModelServer(responder=valid_responder) as server: ...
+
+Never import this module from ``server/`` code: it fabricates enrichments by design.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection
+from typing import Any
+
+from tests.support.standin import RecordedRequest, Reply
+
+_REQUEST = re.compile(r"<spanlens-request>\s*(\{.*?\})\s*</spanlens-request>", re.DOTALL)
+
+
+def parse_request(request: RecordedRequest) -> dict[str, Any] | None:
+    """The spanlens request inside a chat request's user message, or None."""
+    for message in reversed(request.messages):
+        content = message.get("content")
+        if message.get("role") == "user" and isinstance(content, str):
+            match = _REQUEST.search(content)
+            if match:
+                return json.loads(match.group(1))  # type: ignore[no-any-return]
+    return None
+
+
+def span_code(request: RecordedRequest, span_id: int) -> list[str]:
+    """The code lines (without their numbers) the prompt shows for ``span_id``."""
+    content = request.messages[-1].get("content", "")
+    block = content.split(f"Code of span {span_id}:", 1)[1].split("```", 2)[1]
+    return [line.split(" | ", 1)[1] for line in block.splitlines() if " | " in line]
+
+
+def request_span_ids(request: RecordedRequest) -> list[int]:
+    """Span ids a chat request asks about (empty when it is no spanlens request)."""
+    parsed = parse_request(request)
+    return [int(s["span_id"]) for s in parsed["spans"]] if parsed else []
+
+
+def valid_enrichment(span: dict[str, Any]) -> dict[str, Any]:
+    """A schema- and fact-valid enrichment for one span entry of a request."""
+    first, last = span["lines"]
+    params = span.get("parameters") or []
+    name = span["name"]
+    return {
+        "summary": f"Test enrichment for the {span['kind']} {name} in {span['path']}.",
+        "inputs": [f"{p}: the {p} argument" for p in params],
+        "outputs": ["whatever it computes"],
+        "side_effects": [],
+        "pitfalls": ["none known to the stand-in"],
+        "tags": ["test"],
+        "usage_snippet": f"{name.rsplit('.', 1)[-1]}(...)",
+        "evidence": [{"field": "summary", "lines": [first, last]}],
+    }
+
+
+def valid_reply(request: RecordedRequest) -> Reply:
+    """The reply a perfect model gives to ``request`` (single or batch)."""
+    parsed = parse_request(request)
+    if parsed is None:
+        return Reply.error(400, {"error": "not a spanlens request"})
+    spans = parsed["spans"]
+    if parsed.get("mode") == "batch":
+        entries = [{"span_id": s["span_id"], **valid_enrichment(s)} for s in spans]
+        return Reply.json({"enrichments": entries})
+    return Reply.json(valid_enrichment(spans[0]))
+
+
+def valid_responder(request: RecordedRequest) -> Reply:
+    """A stand-in ``responder`` that answers every spanlens request validly."""
+    return valid_reply(request)
+
+
+def batch_responder(
+    *, drop: Collection[int] = (), corrupt: Collection[int] = ()
+) -> Callable[[RecordedRequest], Reply]:
+    """Valid replies, except that batch replies leave out span ids in ``drop`` and give
+    spans in ``corrupt`` an invented parameter (single-span calls always answer validly)."""
+
+    def respond(request: RecordedRequest) -> Reply:
+        parsed = parse_request(request)
+        if parsed is None or parsed.get("mode") != "batch":
+            return valid_reply(request)
+        entries = []
+        for span in parsed["spans"]:
+            if span["span_id"] in drop:
+                continue
+            entry = {"span_id": span["span_id"], **valid_enrichment(span)}
+            if span["span_id"] in corrupt:
+                entry["inputs"] = ["invented_param: not a real parameter"]
+            entries.append(entry)
+        return Reply.json({"enrichments": entries})
+
+    return respond
+
+
+def broken(request: RecordedRequest, how: str) -> Reply:
+    """An invalid reply for ``request``'s first span: ``invented_param``, ``evidence_outside``,
+    ``wrong_types``, ``empty_summary``, ``echo`` or ``not_json``."""
+    parsed = parse_request(request)
+    assert parsed is not None, "not a spanlens request"
+    span = parsed["spans"][0]
+    data = valid_enrichment(span)
+    last = span["lines"][1]
+    if how == "invented_param":
+        data["inputs"] = ["invented_param: not a real parameter"]
+    elif how == "evidence_outside":
+        data["evidence"] = [{"field": "summary", "lines": [last + 5, last + 9]}]
+    elif how == "wrong_types":
+        data["summary"] = 42
+        data["tags"] = {"a": 1}
+    elif how == "empty_summary":
+        data["summary"] = "   "
+    elif how == "echo":
+        data["summary"] = "\n".join(span_code(request, span["span_id"]))
+    elif how == "not_json":
+        return Reply.content("Sure! Here is what the function does: it adds numbers.")
+    else:
+        raise ValueError(how)
+    return Reply.json(data)

@@ -1,0 +1,297 @@
+"""Reply parsing, safe repairs and validation against schema and facts; router, batching,
+prompts, privacy and the breaker as pure logic."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from spanlens.config import EnrichmentSettings, RouterSettings
+from spanlens.enrichment.batching import BatchCandidate, plan_batches
+from spanlens.enrichment.cascade import CLOSED, HALF_OPEN, OPEN, Breaker
+from spanlens.enrichment.privacy import looks_secret
+from spanlens.enrichment.prompts import REQUEST_CLOSE, REQUEST_OPEN, SpanSource, build_prompt
+from spanlens.enrichment.router import choose_route, complexity_level
+from spanlens.enrichment.validation import (
+    SpanContext,
+    extract_json,
+    validate_batch_reply,
+    validate_enrichment,
+    validate_reply,
+)
+from spanlens.store.db import SpanRow
+
+CODE = "def add(a, b=1):\n    total = a + b\n    return total"
+CTX = SpanContext(7, 10, 12, ("a", "b"), CODE)
+
+
+def good(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "summary": "Adds two numbers and returns their sum.",
+        "inputs": ["a: first addend", "b: second addend, defaults to 1"],
+        "outputs": ["the sum"],
+        "side_effects": [],
+        "pitfalls": ["no type checks"],
+        "tags": ["math"],
+        "usage_snippet": "add(2, 3)",
+        "evidence": [{"field": "summary", "lines": [10, 12]}],
+    }
+    data.update(changes)
+    return data
+
+
+# ------------------------------------------------------------------ parsing and repair
+
+
+def test_valid_reply_validates_without_repairs() -> None:
+    result = validate_reply(json.dumps(good()), CTX)
+    assert result.ok and result.repairs == []
+    assert result.data == good()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Here is the JSON you asked for:\n```json\n{body}\n```\nHope it helps!",
+        "Sure. {body} That is all.",
+        "```\n{body}\n```",
+    ],
+)
+def test_json_inside_prose_or_fences_is_recovered(text: str) -> None:
+    result = validate_reply(text.replace("{body}", json.dumps(good())), CTX)
+    assert result.ok
+    assert "stripped text around the JSON" in result.repairs
+
+
+def test_text_without_json_is_invalid() -> None:
+    assert extract_json("it adds numbers") is None
+    result = validate_reply("it adds numbers {not json", CTX)
+    assert not result.ok and result.data is None
+
+
+def test_a_string_becomes_a_one_item_list() -> None:
+    result = validate_enrichment(good(pitfalls="overflows on huge ints", side_effects=""), CTX)
+    assert result.ok and result.data is not None
+    assert result.data["pitfalls"] == ["overflows on huge ints"]
+    assert result.data["side_effects"] == []
+
+
+def test_snippet_is_clamped_to_twelve_lines_and_unfenced() -> None:
+    long_snippet = "```python\n" + "\n".join(f"add({i}, 1)" for i in range(30)) + "\n```"
+    result = validate_enrichment(good(usage_snippet=long_snippet), CTX)
+    assert result.ok and result.data is not None
+    assert result.data["usage_snippet"].splitlines() == [f"add({i}, 1)" for i in range(12)]
+
+
+def test_empty_snippet_becomes_null_and_unknown_keys_go() -> None:
+    result = validate_enrichment({**good(usage_snippet="  "), "confidence": 0.9}, CTX)
+    assert result.ok and result.data is not None
+    assert result.data["usage_snippet"] is None
+    assert "confidence" not in result.data
+
+
+# ------------------------------------------------------------------ schema and facts
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"inputs": ["c: a parameter the code does not have"]}, "names no parameter"),
+        ({"evidence": [{"field": "summary", "lines": [3, 5]}]}, "outside the span"),
+        ({"evidence": [{"field": "summary", "lines": [12, 40]}]}, "outside the span"),
+        ({"evidence": [{"field": "summary", "lines": [12, 10]}]}, "outside the span"),
+        ({"summary": 42}, "is not of type 'string'"),
+        ({"tags": {"a": 1}}, "is not of type 'array'"),
+        ({"evidence": [{"field": "summary", "lines": [10]}]}, "too short"),
+        ({"summary": ""}, "summary"),
+        ({"summary": " ".join(["word"] * 121)}, "121 words"),
+        ({"summary": "def add(a, b=1):"}, "repeats the code"),
+        ({"summary": "total = a + b and then return total"}, None),
+    ],
+)
+def test_replies_that_break_schema_or_facts_are_invalid(
+    changes: dict[str, Any], message: str | None
+) -> None:
+    result = validate_enrichment(good(**changes), CTX)
+    if message is None:  # a description that merely mentions code is fine
+        assert result.ok
+        return
+    assert not result.ok and result.data is None
+    assert any(message in error for error in result.errors), result.errors
+
+
+def test_missing_field_is_invalid_not_filled_in() -> None:
+    data = good()
+    del data["pitfalls"]
+    result = validate_enrichment(data, CTX)
+    assert not result.ok and result.data is None
+
+
+def test_receiver_may_be_named_and_spans_without_params_are_not_checked() -> None:
+    assert validate_enrichment(good(inputs=["self: the instance", "a: x"]), CTX).ok
+    no_params = SpanContext(7, 10, 12, None, CODE)
+    assert validate_enrichment(good(inputs=["config: anything"]), no_params).ok
+    empty_params = SpanContext(7, 10, 12, (), CODE)
+    assert not validate_enrichment(good(inputs=["x: invented"]), empty_params).ok
+
+
+def test_batch_entries_are_validated_one_by_one() -> None:
+    other = SpanContext(8, 20, 25, ("x",), "def neg(x):\n    return -x")
+    third = SpanContext(9, 30, 31, (), "def nothing():\n    pass")
+    reply = {
+        "enrichments": [
+            {"span_id": 7, **good()},
+            {"span_id": 8, **good(inputs=["y: invented"], evidence=[])},
+            {"span_id": 99, **good()},
+        ]
+    }
+    results = validate_batch_reply(json.dumps(reply), [CTX, other, third])
+    assert results[7].ok
+    assert not results[8].ok and "names no parameter" in results[8].errors[0]
+    assert not results[9].ok and "no entry" in results[9].errors[0]
+    assert set(results) == {7, 8, 9}
+
+
+# ------------------------------------------------------------------ router and batching
+
+
+def span(
+    span_id: int = 1,
+    *,
+    path: str = "a.py",
+    kind: str = "function",
+    start: int = 0,
+    lines: int = 3,
+    facts: dict[str, Any] | None = None,
+) -> SpanRow:
+    facts = {"lines": lines, "nesting": 0, "tokens": lines * 10, "params": [], **(facts or {})}
+    return SpanRow(
+        span_id, path, "python", f"f{span_id}", kind, 0, start, 0, start + lines - 1, 0,
+        start, 4, start, 6, f"h{span_id}", facts, None,
+    )  # fmt: skip
+
+
+def source(row: SpanRow) -> SpanSource:
+    body = [f"def {row.name}():"] + ["    x = 1"] * (row.end_line - row.start_line - 1)
+    return SpanSource(row, [*body, "    return x"])
+
+
+def test_complexity_picks_the_starting_tier() -> None:
+    router = RouterSettings(small_max_lines=10, small_max_nesting=2, small_max_tokens=500)
+    contexts = {"small": 8192, "large": 32768, "remote": 128000}
+    assert complexity_level({"lines": 5, "nesting": 1, "tokens": 100}, router) == 0
+    assert choose_route({"lines": 5, "tokens": 100}, 900, contexts, router) == [
+        "small",
+        "large",
+        "remote",
+    ]
+    assert choose_route({"lines": 40, "tokens": 400}, 900, contexts, router)[0] == "large"
+    assert choose_route({"lines": 400, "tokens": 9000}, 900, contexts, router) == ["remote"]
+
+
+def test_route_uses_the_highest_tier_there_is_and_skips_small_contexts() -> None:
+    router = RouterSettings(small_max_lines=10)
+    only_small = {"small": 8192}
+    assert choose_route({"lines": 400, "tokens": 9000}, 900, only_small, router) == ["small"]
+    contexts = {"small": 2048, "large": 32768}
+    assert choose_route({"lines": 3, "tokens": 50}, 5000, contexts, router) == ["large"]
+    assert choose_route({"lines": 3}, 90000, contexts, router) == ["large"]  # widest
+    assert choose_route({"lines": 3}, 100, contexts, router, forced="large") == ["large"]
+    assert choose_route({"lines": 3}, 100, contexts, router, forced="remote") == []
+
+
+def test_batches_group_one_file_and_kind_within_window_and_budget() -> None:
+    settings = EnrichmentSettings(batch_window_lines=100, batch_token_budget=200, batch_max_spans=3)
+    rows = [
+        span(1, start=0),
+        span(2, start=10),
+        span(3, start=20),
+        span(4, start=30),  # fourth of the same run: batch_max_spans
+        span(5, start=300),  # outside the window
+        span(6, start=5, kind="class"),  # other kind
+        span(7, start=40, path="b.py"),  # other file
+        span(8, start=50, lines=30),  # 300 tokens: too big to share
+    ]
+    batches, singles = plan_batches([BatchCandidate(source(r), "small") for r in rows], settings)
+    assert [[c.source.span.id for c in b] for b in batches] == [[1, 2, 3]]
+    assert {c.source.span.id for c in singles} == {4, 5, 6, 7, 8}
+
+
+def test_batches_only_form_at_the_same_starting_tier() -> None:
+    settings = EnrichmentSettings()
+    candidates = [
+        BatchCandidate(source(span(1, start=0)), "small"),
+        BatchCandidate(source(span(2, start=5)), "large"),
+    ]
+    batches, singles = plan_batches(candidates, settings)
+    assert batches == [] and len(singles) == 2
+
+
+# ------------------------------------------------------------------ prompts
+
+
+def test_prompt_carries_a_machine_readable_request_and_numbered_code() -> None:
+    row = span(3, start=9, facts={"params": [{"name": "a"}, {"name": "b"}]})
+    prompt = build_prompt([source(row)])
+    user = prompt.messages[-1]["content"]
+    request = json.loads(user.split(REQUEST_OPEN)[1].split(REQUEST_CLOSE)[0])
+    entry = request["spans"][0]
+    assert request["mode"] == "single"
+    assert entry["span_id"] == 3 and entry["lines"] == [10, 12]
+    assert entry["parameters"] == ["a", "b"]
+    assert "   10 | def f3():" in user
+    assert prompt.schema["type"] == "object" and "minLength" not in json.dumps(prompt.schema)
+
+
+def test_long_span_becomes_an_excerpt_of_whole_lines() -> None:
+    lines = ["def big(items):", '    """Sum the even items."""']
+    lines += [f"    value_{i} = compute_something_long(items[{i}]) * {i}" for i in range(400)]
+    lines += ["    if not items:", "        raise ValueError('empty')", "    return value_1"]
+    row = span(1, lines=len(lines), facts={"tokens": 9000})
+    prompt = build_prompt([SpanSource(row, lines)], context_tokens=2500)
+    user = prompt.messages[-1]["content"]
+    assert prompt.excerpted == (1,)
+    assert prompt.tokens + prompt.max_tokens <= 2500
+    shown = [line.split(" | ", 1)[1] for line in user.splitlines() if " | " in line]
+    assert shown[0] == "def big(items):" and shown[1] == '    """Sum the even items."""'
+    assert "        raise ValueError('empty')" in shown and "    return value_1" in shown
+    assert all(line in lines for line in shown)  # whole original lines, never a cut
+    assert "lines omitted" in user
+
+
+# ------------------------------------------------------------------ privacy and breaker
+
+
+@pytest.mark.parametrize(
+    ("path", "secret"),
+    [
+        (".env", True),
+        ("config/.env.production", True),
+        ("app/secrets.py", True),
+        ("deploy/aws_credentials.py", True),
+        ("certs/server.pem", True),
+        ("keys/signing.py", True),
+        ("app/tokenizer.py", False),
+        ("src/main.py", False),
+    ],
+)
+def test_secret_looking_paths(path: str, secret: bool) -> None:
+    assert looks_secret(path) is secret
+
+
+def test_breaker_opens_after_threshold_and_recovers_through_one_trial() -> None:
+    breaker = Breaker(threshold=2, reset_after=10.0)
+    assert breaker.claim(0.0)
+    breaker.failure(0.0)
+    assert breaker.state(0.0) == CLOSED
+    breaker.failure(1.0)
+    assert breaker.state(1.0) == OPEN and not breaker.claim(5.0)
+    assert breaker.state(11.0) == HALF_OPEN
+    assert breaker.claim(11.0) and not breaker.claim(11.0)  # one trial at a time
+    breaker.failure(11.5)
+    assert breaker.state(12.0) == OPEN
+    assert breaker.claim(22.0)
+    breaker.success()
+    assert breaker.state(22.0) == CLOSED and breaker.claim(22.0)
