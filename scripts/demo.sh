@@ -20,11 +20,11 @@ show() {  # show FILE PATTERN: the span whose definition line matches PATTERN
   "$SPANLENS" show "$1:$line"
 }
 show server/spanlens/indexing/indexer.py '^def index_workspace'
-show server/spanlens/store/db.py '^class Store'
+show server/spanlens/store/db.py '^class Store:'
 show server/spanlens/indexing/walk.py '^def _ignored'
 
 echo
-if "$SPANLENS" doctor . --quiet >/dev/null 2>&1; then
+if "$SPANLENS" doctor . --json >/dev/null 2>&1; then
   echo "== a model backend answers: spanlens enrich . --limit 25 =="
   "$SPANLENS" enrich . --limit 25
   show server/spanlens/indexing/indexer.py '^def index_workspace'

@@ -163,3 +163,10 @@ function alsoGood(a) { return a; }
     assert result.has_errors
     names = [s.name for s in result.spans]
     assert names == ["good", "A.ok", "A.fine", "alsoGood"]
+
+
+def test_a_trailing_comment_on_the_line_above_is_not_a_doc_comment() -> None:
+    source = b"let x = 1; // not a doc\nfunction f() {}\n// real doc\nfunction g() {}\n"
+    spans = {s.name: s for s in javascript.create("javascript").extract(source).spans}
+    assert spans["f"].facts["doc"] is None
+    assert spans["g"].facts["doc"] == "real doc"

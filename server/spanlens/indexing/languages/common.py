@@ -123,7 +123,7 @@ def preceding_comment(source: bytes, node: Node, comment_types: frozenset[str]) 
     expected_line = node.start_point[0]
     sibling = node.prev_sibling
     while sibling is not None and sibling.type in comment_types:
-        if sibling.end_point[0] < expected_line - 1:
+        if sibling.end_point[0] < expected_line - 1 or not _starts_line(source, sibling):
             break
         lines[:0] = text_of(source, sibling).splitlines()
         expected_line = sibling.start_point[0]
@@ -131,6 +131,13 @@ def preceding_comment(source: bytes, node: Node, comment_types: frozenset[str]) 
     if not lines:
         return None
     return clean_comment("\n".join(lines))
+
+
+def _starts_line(source: bytes, node: Node) -> bool:
+    """True when only whitespace precedes ``node`` on its line (not a trailing comment)."""
+    start = node.start_byte
+    line_start = source.rfind(b"\n", 0, start) + 1
+    return not source[line_start:start].strip()
 
 
 def clean_comment(text: str) -> str | None:
