@@ -24,7 +24,14 @@ show server/spanlens/store/db.py '^class Store:'
 show server/spanlens/indexing/walk.py '^def _ignored'
 
 echo
-if "$SPANLENS" doctor . --json >/dev/null 2>&1; then
+backend_ready() {  # does any configured backend answer and serve its model?
+  "$SPANLENS" doctor . --json 2>/dev/null | .venv/bin/python -c '
+import json, sys
+report = json.load(sys.stdin)
+ok = any(b["reachable"] and b["model_present"] is not False for b in report.get("backends", []))
+sys.exit(0 if ok else 1)'
+}
+if backend_ready; then
   echo "== a model backend answers: spanlens enrich . --limit 25 =="
   "$SPANLENS" enrich . --limit 25
   show server/spanlens/indexing/indexer.py '^def index_workspace'

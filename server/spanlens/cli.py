@@ -451,6 +451,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 f"database: {db['path']}: {db['spans']} spans, {db['fresh']} enriched, "
                 f"{db['stale']} stale, {db['pending']} pending, {db['failed']} failed"
             )
+            tables = ", ".join(f"{name} {rows}" for name, rows in db.get("tables", {}).items())
+            print(f"  migration {db.get('migration')}; rows: {tables}")
         else:
             print(f"database: {db['path']}: " + db.get("error", "not created yet"))
     if not report["problems"]:

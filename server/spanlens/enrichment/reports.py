@@ -168,10 +168,18 @@ def _database_check(root: Path, settings: Settings, problems: list[str]) -> dict
             "exists": True,
             "migration": current_version(store.conn),
             "spans": store.span_count(),
+            "tables": store.table_counts(),
             **states,
         }
+        damage = store.integrity_problem()
     finally:
         store.close()
+    if damage:
+        info["integrity"] = damage
+        problems.append(
+            f"database {path} fails SQLite's integrity check ({damage}) — delete it and run "
+            f"`spanlens index {root}` to rebuild"
+        )
     if states["failed"]:
         problems.append(
             f"{states['failed']} spans failed enrichment — see `spanlens stats`; "

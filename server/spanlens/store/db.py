@@ -302,6 +302,22 @@ class Store:
         row = self.conn.execute(_SPAN_SELECT + "WHERE s.id = ?", (span_id,)).fetchone()
         return _span_row(row) if row else None
 
+    def table_counts(self) -> dict[str, int]:
+        """Rows per table, for `spanlens doctor` (through sqlite-utils: not a hot path)."""
+        import sqlite_utils
+
+        db = sqlite_utils.Database(self.conn)
+        return {
+            name: db.table(name).count
+            for name in db.table_names()
+            if not name.startswith("span_search")
+        }
+
+    def integrity_problem(self) -> str | None:
+        """SQLite's quick_check verdict: None when the database is sound."""
+        verdict = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        return None if verdict == "ok" else str(verdict)
+
     def span_count(self) -> int:
         """How many spans the workspace has."""
         return int(self.conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
