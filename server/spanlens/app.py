@@ -1,0 +1,85 @@
+"""Composition root: builds the store, settings, engine and scheduler of one workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spanlens.config import ConfigError, Settings, load_settings
+from spanlens.scheduling.scheduler import Enricher, Scheduler
+from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.store.db import Store, open_store
+
+#: Reads a workspace-relative file's current text, or None when it cannot.
+SourceText = Callable[[str], "str | None"]
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything a running server uses, built once per workspace."""
+
+    root: Path
+    settings: Settings
+    #: The event loop's read connection (hovers, lenses, diagnostics).
+    store: Store
+    #: The one thread that writes the index (workspace walks, buffers, deletions).
+    indexer: StoreWorker
+    #: A thread for background queries too slow for the event loop.
+    queries: StoreWorker
+    engine: Enricher | None
+    scheduler: Scheduler
+
+
+def build_engine(
+    root: Path, settings: Settings, source_text: SourceText | None = None
+) -> Enricher | None:
+    """The enrichment engine, or None when no backend is configured (facts only).
+
+    ``source_text`` reads a file's current text (the editor's buffer when it is open).
+    """
+    if not settings.backends:
+        return None
+    from spanlens.enrichment.engine import EnrichmentEngine
+
+    engine: Enricher = EnrichmentEngine(root, settings, source_text=source_text)
+    return engine
+
+
+def workspace_settings(
+    root: Path, overrides: dict[str, Any] | None = None
+) -> tuple[Settings, str | None]:
+    """Settings of ``root`` with editor ``overrides``; on a bad value, the best valid fallback
+    (without the editor's settings, then defaults) and the error to show the user."""
+    try:
+        return load_settings(root, overrides), None
+    except ConfigError as exc:
+        error = str(exc)
+    try:
+        return load_settings(root), error
+    except ConfigError as exc:
+        return Settings(sources=["defaults"]), f"{error}; {exc}"
+
+
+def build_services(
+    root: Path, settings: Settings, source_text: SourceText | None = None
+) -> Services:
+    """Open the workspace at ``root``. Call from the event loop thread that will use it."""
+    store = open_store(root)
+    indexer = StoreWorker(root, "indexer")
+    queries = StoreWorker(root, "queries")
+    engine = build_engine(root, settings, source_text)
+    scheduler = Scheduler(store, queries, engine, settings)
+    return Services(root, settings, store, indexer, queries, engine, scheduler)
+
+
+async def close_services(services: Services) -> None:
+    """Drain the scheduler, close the engine, then the store connections."""
+    await services.scheduler.aclose()
+    engine = services.scheduler.engine
+    if engine is not None:
+        await engine.aclose()
+    await services.indexer.aclose()
+    await services.queries.aclose()
+    services.store.close()

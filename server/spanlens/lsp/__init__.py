@@ -1,0 +1,1 @@
+"""The protocol edge: a pygls server whose handlers fetch, delegate and return."""

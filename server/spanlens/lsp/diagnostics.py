@@ -1,0 +1,77 @@
+"""Pitfall diagnostics: one per pitfall of a freshly enriched span, on the span's name.
+
+Only fresh enrichments produce diagnostics, so a span's pitfalls disappear as soon as its code
+changes, and come back when the new enrichment lands. Published for open documents only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from spanlens.presentation.state import FRESH
+
+if TYPE_CHECKING:
+    from spanlens.lsp.session import Session
+
+SOURCE = "spanlens"
+_SEVERITY = {
+    "hint": types.DiagnosticSeverity.Hint,
+    "information": types.DiagnosticSeverity.Information,
+}
+
+
+class DiagnosticsPublisher:
+    """Computes and publishes pitfall diagnostics per open document."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def diagnostics_for(self, path: str) -> list[types.Diagnostic]:
+        """The pitfall diagnostics of one file under the current setting."""
+        services = self.session.services
+        severity = _SEVERITY.get(services.settings.lsp.diagnostics) if services else None
+        if services is None or severity is None:
+            return []
+        result = []
+        for span in services.store.spans_in_file(path):
+            view = self.session.view(span)
+            if view.state != FRESH or not view.enrichment:
+                continue
+            for pitfall in view.enrichment["data"].get("pitfalls") or []:
+                result.append(
+                    types.Diagnostic(
+                        range=self.session.name_range(span),
+                        message=f"{span.name}: {' '.join(str(pitfall).split())}",
+                        severity=severity,
+                        source=SOURCE,
+                        code="pitfall",
+                        data={"spanId": span.id},
+                    )
+                )
+        return result
+
+    def publish(self, uri: str, path: str) -> None:
+        """Publish (or clear) one document's diagnostics."""
+        self.session.server.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=self.diagnostics_for(path))
+        )
+
+    def publish_paths(self, paths: list[str]) -> None:
+        """Re-publish the open documents among ``paths``."""
+        wanted = set(paths)
+        for uri, path in list(self.session.documents.open.items()):
+            if path in wanted:
+                self.publish(uri, path)
+
+    def publish_open(self) -> None:
+        """Re-publish every open document (after a settings change)."""
+        for uri, path in list(self.session.documents.open.items()):
+            self.publish(uri, path)
+
+    def clear(self, uri: str) -> None:
+        """Remove a document's diagnostics (closed)."""
+        self.session.server.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+        )

@@ -1,0 +1,302 @@
+"""Document sync: open buffers are re-indexed from their own text, saves queue their spans.
+
+didChange re-indexes after a debounce; the spans it changes are remembered until the save,
+which puts them at the front of the queue (so a save right after the debounced re-index does
+not parse again). Files changed outside the editor arrive through didChangeWatchedFiles.
+All parsing and writing runs on the indexer thread; handlers only schedule it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from spanlens.indexing.indexer import FileDiff, index_text, index_workspace, remove_paths
+from spanlens.indexing.languages import LANGUAGE_BY_EXTENSION
+from spanlens.lsp.progress import WorkDone
+from spanlens.scheduling.queue import Priority
+from spanlens.store.db import Store
+
+if TYPE_CHECKING:
+    from spanlens.lsp.session import Session
+
+log = logging.getLogger(__name__)
+
+WATCHER_ID = "spanlens-watched-files"
+
+
+class IndexCancelled(Exception):
+    """Raised from the progress callback to stop a workspace walk at shutdown."""
+
+
+class DocumentSync:
+    """Open documents, their pending re-index timers and their unsaved changed spans."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        #: uri -> workspace-relative path of each open document in the workspace.
+        self.open: dict[str, str] = {}
+        #: path -> spans changed by re-indexes since the last save.
+        self.unsaved: dict[str, set[int]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        #: The last save: path, spans queued, and ms from didSave to queued (for status/bench).
+        self.last_save: dict[str, Any] | None = None
+        #: (files done, files to do) while the workspace is being indexed.
+        self.indexing: tuple[int, int] | None = None
+        #: Whether the first workspace index has finished.
+        self.indexed = False
+
+    # ------------------------------------------------------------ notifications
+
+    def did_open(self, uri: str) -> None:
+        """Index the buffer, then queue its pending spans as open-document work."""
+        path = self.session.path_of(uri)
+        if path is None:
+            return
+        self.open[uri] = path
+        self.session.spawn(self._refresh(uri, path, queue_open=True), f"open {path}")
+
+    def did_change(self, uri: str) -> None:
+        """An edit: pause background work and re-index after the debounce."""
+        path = self.open.get(uri)
+        services = self.session.services
+        if path is None or services is None:
+            return
+        services.scheduler.note_edit()
+        self._cancel_timer(uri)
+        delay = max(0, services.settings.lsp.debounce_ms) / 1000
+        loop = asyncio.get_running_loop()
+        self._timers[uri] = loop.call_later(
+            delay,
+            lambda: self.session.spawn(self._refresh(uri, path), f"re-index {path}"),
+        )
+
+    def did_save(self, uri: str) -> None:
+        """Re-index now and put the file's changed spans at the front of the queue."""
+        path = self.open.get(uri) or self.session.path_of(uri)
+        if path is None:
+            return
+        self._cancel_timer(uri)
+        self.session.spawn(self._save(uri, path, time.perf_counter()), f"save {path}")
+
+    def did_close(self, uri: str) -> None:
+        """Forget the buffer; its diagnostics go with it."""
+        self._cancel_timer(uri)
+        if self.open.pop(uri, None) is not None:
+            self.session.diagnostics.clear(uri)
+
+    def watched_files_changed(self, changes: list[types.FileEvent]) -> None:
+        """Files changed outside the editor: re-index them from disk (open buffers win)."""
+        paths: dict[str, bool] = {}
+        for change in changes:
+            if change.uri in self.open:
+                continue
+            path = self.session.path_of(change.uri)
+            if path is not None and os.path.splitext(path)[1].lower() in LANGUAGE_BY_EXTENSION:
+                paths[path] = change.type == types.FileChangeType.Deleted
+        if paths:
+            self.session.spawn(self.reindex_from_disk(paths), "re-index changed files")
+
+    def source_text(self, path: str) -> str | None:
+        """A file's current text for the engine: the open buffer, else the disk."""
+        for uri, open_path in self.open.items():
+            if open_path == path:
+                return self.session.server.workspace.get_text_document(uri).source
+        root = self.session.root
+        if root is None:
+            return None
+        try:
+            return (root / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    # ------------------------------------------------------------ work
+
+    async def _refresh(self, uri: str, path: str, queue_open: bool = False) -> FileDiff | None:
+        await self.session.ready.wait()
+        diff = await self._index_buffer(uri, path)
+        services = self.session.services
+        if services is None or uri not in self.open:
+            return diff
+        if diff is not None and diff.touched:
+            self.unsaved.setdefault(path, set()).update(diff.touched)
+            services.scheduler.push(diff.touched, Priority.OPEN)
+        if diff is not None:
+            self.session.diagnostics.publish(uri, path)
+        if queue_open:
+            await services.scheduler.queue_pending_of([path], Priority.OPEN)
+        return diff
+
+    async def _save(self, uri: str, path: str, started: float) -> None:
+        await self.session.ready.wait()
+        services = self.session.services
+        if services is None:
+            return
+        diff = await self._index_buffer(uri, path) if uri in self.open else None
+        if diff is None and uri not in self.open:
+            diff = await self._index_disk(path)
+        touched = self.unsaved.pop(path, set())
+        if diff is not None:
+            touched.update(diff.touched)
+        ordered = sorted(touched)
+        services.scheduler.push(ordered, Priority.SAVED, front=True)
+        queued_ms = (time.perf_counter() - started) * 1000
+        self.last_save = {"path": path, "spans": len(ordered), "queuedMs": round(queued_ms, 3)}
+        log.info("saved %s: %d changed spans queued in %.1f ms", path, len(ordered), queued_ms)
+        self.session.status.mark()
+        if uri in self.open:
+            self.session.diagnostics.publish(uri, path)
+
+    async def _index_buffer(self, uri: str, path: str) -> FileDiff | None:
+        services = self.session.services
+        if services is None:
+            return None
+        document = self.session.server.workspace.get_text_document(uri)
+        data = document.source.encode("utf-8")
+        root = services.root
+        return await services.indexer.run(lambda store: index_text(store, root, path, data))
+
+    async def _index_disk(self, path: str) -> FileDiff | None:
+        services = self.session.services
+        if services is None:
+            return None
+        root = services.root
+
+        def work(store: Store) -> FileDiff | None:
+            file_path = root / path
+            try:
+                data = file_path.read_bytes()
+                mtime = file_path.stat().st_mtime_ns
+            except OSError:
+                remove_paths(store, [path])
+                return None
+            return index_text(store, root, path, data, mtime)
+
+        return await services.indexer.run(work)
+
+    async def reindex_from_disk(self, paths: dict[str, bool]) -> None:
+        """Re-index files from disk (``True`` = deleted); the backlog is asked again only if
+        something changed, so an index that was already right causes no more work."""
+        await self.session.ready.wait()
+        services = self.session.services
+        if services is None:
+            return
+        gone = [path for path, deleted in paths.items() if deleted]
+        if gone:
+            await services.indexer.run(lambda store: remove_paths(store, gone))
+        changed = 0
+        for path, deleted in paths.items():
+            if deleted:
+                continue
+            diff = await self._index_disk(path)
+            changed += len(diff.touched) if diff else 0
+        log.info("%d files changed outside the editor: %d spans to enrich", len(paths), changed)
+        if changed or gone:
+            services.scheduler.invalidate_backlog()
+        self.session.status.mark()
+
+    async def index_workspace(self) -> None:
+        """Bring the index up to date with the disk, with work-done progress, then re-index
+        open buffers (the walk read the disk, which may differ from them)."""
+        services = self.session.services
+        if services is None:
+            return
+        self.indexing = (0, 0)
+        settings = services.settings
+        progress = WorkDone(self.session, "spanlens: indexing")
+        await progress.begin("walking the workspace")
+        loop = asyncio.get_running_loop()
+
+        def report(done: int, total: int) -> None:
+            if self.session.closing:
+                raise IndexCancelled
+            self.indexing = (done, total)
+            loop.call_soon_threadsafe(self._index_progress, progress, done, total)
+
+        def work(store: Store) -> Any:
+            return index_workspace(
+                services.root,
+                store,
+                exclude=settings.index.exclude,
+                max_size=settings.index.max_file_size,
+                workers=settings.index.workers,
+                progress=report,
+            )
+
+        try:
+            summary = await services.indexer.run(work)
+        except IndexCancelled:
+            progress.end("stopped")
+            return
+        finally:
+            self.indexing = None
+        progress.end(f"{summary.spans_total} spans in {summary.files_indexed} changed files")
+        log.info(
+            "indexed %s in %.2fs: %d files parsed, %d unchanged, %d spans",
+            services.root,
+            summary.seconds,
+            summary.files_indexed,
+            summary.files_unchanged,
+            summary.spans_total,
+        )
+        for uri, path in list(self.open.items()):
+            await self._refresh(uri, path)
+        self.indexed = True
+        services.scheduler.invalidate_backlog()
+        self.session.status.mark()
+
+    def _index_progress(self, progress: WorkDone, done: int, total: int) -> None:
+        percentage = done * 100 // total if total else 100
+        progress.report(f"{done}/{total} files", percentage)
+        self.session.status.mark()
+
+    async def register_watchers(self) -> None:
+        """Ask the client to report file changes made outside the editor, if it can."""
+        if not self.session.supports("workspace.did_change_watched_files.dynamic_registration"):
+            return
+        extensions = sorted({ext.lstrip(".") for ext in LANGUAGE_BY_EXTENSION})
+        watchers = [types.FileSystemWatcher(glob_pattern=f"**/*.{ext}") for ext in extensions]
+        registration = types.Registration(
+            id=WATCHER_ID,
+            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=watchers),
+        )
+        try:
+            await self.session.server.client_register_capability_async(
+                types.RegistrationParams(registrations=[registration])
+            )
+        except Exception as exc:
+            log.warning("could not register file watchers: %s", exc)
+
+    def cancel_timers(self) -> None:
+        """Drop every pending debounce (shutdown)."""
+        for uri in list(self._timers):
+            self._cancel_timer(uri)
+
+    def _cancel_timer(self, uri: str) -> None:
+        timer = self._timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+
+
+def document_root(params: types.InitializeParams) -> Path | None:
+    """The workspace root: the first workspace folder, else rootUri, else rootPath."""
+    from pygls.uris import to_fs_path
+
+    uri = None
+    if params.workspace_folders:
+        uri = params.workspace_folders[0].uri
+    elif params.root_uri:
+        uri = params.root_uri
+    if uri is not None:
+        fs_path = to_fs_path(uri)
+        return Path(fs_path).resolve() if fs_path else None
+    if params.root_path:
+        return Path(params.root_path).resolve()
+    return None

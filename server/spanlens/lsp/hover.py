@@ -1,0 +1,52 @@
+"""Hover: the innermost span under the cursor, rendered from the store; never waits on a model.
+
+Hovering a span that is pending or stale moves it up the queue (priority "requested").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from spanlens.presentation.markdown import render_markdown, render_plaintext
+from spanlens.presentation.state import PENDING, STALE
+from spanlens.scheduling.queue import Priority
+
+if TYPE_CHECKING:
+    from spanlens.lsp.session import Session
+
+
+def hover(session: Session, params: types.HoverParams) -> types.Hover | None:
+    """The hover of the span at ``params.position``, or None outside every span."""
+    services = session.services
+    path = session.path_of(params.text_document.uri)
+    if services is None or path is None:
+        return None
+    position = params.position
+    span = services.store.span_at(path, position.line, position.character)
+    if span is None:
+        return None
+    view = session.view(span)
+    if view.state in (PENDING, STALE):
+        services.scheduler.push([span.id], Priority.REQUESTED)
+    if prefers_markdown(session):
+        content = types.MarkupContent(types.MarkupKind.Markdown, render_markdown(view))
+    else:
+        content = types.MarkupContent(types.MarkupKind.PlainText, render_plaintext(view))
+    return types.Hover(contents=content, range=session.span_range(span))
+
+
+def prefers_markdown(session: Session) -> bool:
+    """Whether the client lists Markdown before plain text in hover.contentFormat."""
+    caps = session.server.client_capabilities
+    hover_caps = caps.text_document.hover if caps.text_document else None
+    formats = list(hover_caps.content_format or []) if hover_caps else []
+    if not formats:
+        return True
+    for kind in formats:
+        if kind == types.MarkupKind.Markdown:
+            return True
+        if kind == types.MarkupKind.PlainText:
+            return False
+    return True

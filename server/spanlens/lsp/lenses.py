@@ -1,0 +1,133 @@
+"""Code lenses: one per span (all, top-level only, or off), carrying data only.
+
+``textDocument/codeLens`` answers from span positions alone; ``codeLens/resolve`` fills the
+title from the store. When enrichments land the server sends ``workspace/codeLens/refresh``
+to clients that support it (others get the ``spanlens/enriched`` notification).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from spanlens.presentation.state import FACTS_ONLY, FAILED, FRESH, PENDING, STALE, SpanView
+from spanlens.store.db import SpanRow
+
+if TYPE_CHECKING:
+    from spanlens.lsp.session import Session
+
+log = logging.getLogger(__name__)
+
+#: Command run when a lens is clicked.
+SHOW_SPAN = "spanlens.showSpan"
+#: Longest summary excerpt in a lens title.
+TITLE_SUMMARY_CHARS = 60
+#: Refresh requests closer together than this are merged.
+REFRESH_DELAY = 0.15
+
+
+def code_lenses(session: Session, uri: str) -> list[types.CodeLens] | None:
+    """Unresolved lenses for the spans of one document, under the ``lsp.code_lens`` setting."""
+    services = session.services
+    path = session.path_of(uri)
+    if services is None or path is None:
+        return None
+    mode = services.settings.lsp.code_lens
+    if mode == "off":
+        return []
+    spans = services.store.spans_in_file(path)
+    if mode == "top":
+        spans = top_level(spans)
+    return [
+        types.CodeLens(
+            range=session.name_range(span),
+            data={"spanId": span.id, "uri": uri},
+        )
+        for span in spans
+    ]
+
+
+def resolve_lens(session: Session, lens: types.CodeLens) -> types.CodeLens:
+    """Fill a lens's title from the store (the span as it is now)."""
+    services = session.services
+    data = lens.data if isinstance(lens.data, dict) else {}
+    span_id = data.get("spanId")
+    span = services.store.span_by_id(span_id) if services and isinstance(span_id, int) else None
+    if span is None:
+        title = "spanlens: changed, re-indexing"
+        lens.command = types.Command(title=title, command="")
+        return lens
+    lens.command = types.Command(
+        title=lens_title(session.view(span)),
+        command=SHOW_SPAN,
+        arguments=[{"spanId": span.id}],
+    )
+    return lens
+
+
+def lens_title(view: SpanView) -> str:
+    """One short line: summary start and pitfall count, or the state."""
+    data: dict[str, Any] = (view.enrichment or {}).get("data") or {}
+    summary = " ".join(str(data.get("summary", "")).split())
+    if len(summary) > TITLE_SUMMARY_CHARS:
+        summary = summary[: TITLE_SUMMARY_CHARS - 1].rstrip() + "…"
+    pitfalls = len(data.get("pitfalls") or [])
+    warn = f" · ⚠ {pitfalls} pitfall{'s' if pitfalls != 1 else ''}" if pitfalls else ""
+    if view.state == FRESH:
+        return f"{summary}{warn}" if summary else f"enriched{warn}"
+    if view.state == STALE:
+        return f"↻ stale: {summary}" if summary else "↻ stale: re-enriching"
+    if view.state == FAILED:
+        reason = (view.failure or {}).get("last_error") or "unknown error"
+        return f"✗ enrichment failed: {reason}"
+    if view.state == FACTS_ONLY:
+        return "facts only: no model configured"
+    if view.state == PENDING and view.failure:
+        return "… pending (retrying after an error)"
+    return "… pending enrichment"
+
+
+def top_level(spans: list[SpanRow]) -> list[SpanRow]:
+    """Spans not nested in another span of the same file (``spans`` in source order)."""
+    result: list[SpanRow] = []
+    end: tuple[int, int] | None = None
+    for span in spans:
+        start = (span.start_line, span.start_col)
+        if end is not None and start < end:
+            continue
+        result.append(span)
+        end = (span.end_line, span.end_col)
+    return result
+
+
+class LensRefresher:
+    """Merges refresh requests into one workspace/codeLens/refresh, if the client has it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._timer: asyncio.TimerHandle | None = None
+
+    def supported(self) -> bool:
+        """Whether the client advertises ``workspace.codeLens.refreshSupport``."""
+        return self.session.supports("workspace.code_lens.refresh_support")
+
+    def refresh(self) -> None:
+        """Ask the client to re-request lenses soon."""
+        if self._timer is not None or not self.supported():
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(REFRESH_DELAY, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if not self.session.closing:
+            self.session.spawn(self._send(), "code lens refresh")
+
+    async def _send(self) -> None:
+        try:
+            await self.session.server.workspace_code_lens_refresh_async(None)
+        except Exception as exc:
+            log.warning("workspace/codeLens/refresh failed: %s", exc)

@@ -1,0 +1,163 @@
+"""The pygls server: capability registration and thin handlers that delegate to the session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Generator
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from spanlens import __version__
+from spanlens.lsp import commands, hover, lenses, symbols
+from spanlens.lsp.commands import CommandError
+from spanlens.lsp.documents import document_root
+from spanlens.lsp.logs import setup_logging
+from spanlens.lsp.session import Session
+from spanlens.lsp.settings import pushed_section
+
+log = logging.getLogger(__name__)
+
+
+class SpanlensProtocol(LanguageServerProtocol):
+    """Negotiates UTF-16 positions: the store's columns are UTF-16 offsets."""
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(
+        self, params: types.InitializeParams
+    ) -> Generator[Any, Any, types.InitializeResult]:
+        """pygls's initialize, with the client's position encodings narrowed to UTF-16."""
+        general = params.capabilities.general
+        if general is not None:
+            general.position_encodings = [types.PositionEncodingKind.Utf16]
+        return (yield from super().lsp_initialize(params))
+
+
+class SpanlensServer(LanguageServer):
+    """A LanguageServer with one workspace session and quiet error reporting."""
+
+    def __init__(self) -> None:
+        super().__init__("spanlens", __version__, protocol_cls=SpanlensProtocol)
+        self.session: Session | None = None
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Log handler failures; never pop an editor message for them (pygls's default)."""
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+
+    def require_session(self) -> Session:
+        """The session (created by ``initialize``)."""
+        if self.session is None:
+            raise CommandError("the server is not initialized")
+        return self.session
+
+
+def create_server() -> SpanlensServer:
+    """A server with every spanlens feature registered."""
+    server = SpanlensServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: SpanlensServer, params: types.InitializeParams) -> None:
+        setup_logging(ls, asyncio.get_running_loop())
+        ls.session = Session(ls, document_root(params), params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: SpanlensServer, params: types.InitializedParams) -> None:
+        await ls.require_session().start()
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: SpanlensServer, params: None) -> None:
+        if ls.session is not None:
+            await ls.session.close()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: SpanlensServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        await ls.require_session().reload_settings(pushed_section(params.settings))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: SpanlensServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.require_session().documents.did_open(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: SpanlensServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.require_session().documents.did_change(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(ls: SpanlensServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.require_session().documents.did_save(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: SpanlensServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.require_session().documents.did_close(params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(
+        ls: SpanlensServer, params: types.DidChangeWatchedFilesParams
+    ) -> None:
+        ls.require_session().documents.watched_files_changed(list(params.changes))
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def on_hover(ls: SpanlensServer, params: types.HoverParams) -> types.Hover | None:
+        return hover.hover(ls.require_session(), params)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+    def code_lens(ls: SpanlensServer, params: types.CodeLensParams) -> list[types.CodeLens] | None:
+        return lenses.code_lenses(ls.require_session(), params.text_document.uri)
+
+    @server.feature(types.CODE_LENS_RESOLVE)
+    def code_lens_resolve(ls: SpanlensServer, lens: types.CodeLens) -> types.CodeLens:
+        return lenses.resolve_lens(ls.require_session(), lens)
+
+    @server.feature(types.WORKSPACE_SYMBOL)
+    def workspace_symbol(
+        ls: SpanlensServer, params: types.WorkspaceSymbolParams
+    ) -> list[types.SymbolInformation]:
+        return symbols.workspace_symbols(ls.require_session(), params.query)
+
+    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def progress_cancel(ls: SpanlensServer, params: types.WorkDoneProgressCancelParams) -> None:
+        ls.require_session().progress.cancelled(params.token)
+
+    @server.command(commands.ENRICH_FILE)
+    def enrich_file(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return commands.enrich_file(ls.require_session(), commands.argument(args))
+
+    @server.command(commands.ENRICH_SPAN)
+    def enrich_span(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return commands.enrich_span(ls.require_session(), commands.argument(args))
+
+    @server.command(commands.RETRY_FAILED)
+    async def retry_failed(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return await commands.retry_failed(ls.require_session(), commands.argument(args))
+
+    @server.command(commands.PAUSE)
+    def pause(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return commands.pause(ls.require_session())
+
+    @server.command(commands.RESUME)
+    def resume(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return commands.resume(ls.require_session())
+
+    @server.command(commands.SHOW_SPAN)
+    def show_span(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return commands.show_span(ls.require_session(), commands.argument(args))
+
+    @server.command(commands.STATUS_REPORT)
+    async def status_report(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return await commands.status_report(ls.require_session())
+
+    return server
+
+
+def serve_stdio() -> None:
+    """Run over stdin/stdout until the client says exit."""
+    create_server().start_io()
+
+
+def serve_tcp(host: str, port: int) -> None:
+    """Run as a TCP server on ``host:port`` (one client)."""
+    create_server().start_tcp(host, port)

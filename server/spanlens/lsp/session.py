@@ -1,0 +1,232 @@
+"""One workspace as the server sees it: its services and the state each feature owns.
+
+Lifecycle events fan out from here. Every background task is tracked, and its failure is
+logged instead of surfacing as an editor popup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.capabilities import get_capability
+from pygls.uris import from_fs_path, to_fs_path
+
+from spanlens.app import Services, build_engine, build_services, close_services, workspace_settings
+from spanlens.config import Settings
+from spanlens.indexing.indexer import relative_path
+from spanlens.lsp.diagnostics import DiagnosticsPublisher
+from spanlens.lsp.documents import DocumentSync
+from spanlens.lsp.lenses import LensRefresher
+from spanlens.lsp.progress import QueueProgress
+from spanlens.lsp.settings import merge_editor_settings, pull_section
+from spanlens.lsp.status import StatusReporter
+from spanlens.presentation.state import SpanView, span_view
+from spanlens.store.db import SpanRow
+
+if TYPE_CHECKING:
+    from spanlens.lsp.server import SpanlensServer
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    """The server's state for one workspace root."""
+
+    def __init__(self, server: SpanlensServer, root: Path | None, init_options: Any) -> None:
+        self.server = server
+        self.root = root
+        self.init_options = init_options if isinstance(init_options, dict) else {}
+        #: The last ``spanlens`` configuration section the client gave (pulled or pushed).
+        self.editor_section: dict[str, Any] | None = None
+        self.services: Services | None = None
+        self.ready = asyncio.Event()
+        self.closing = False
+        self.documents = DocumentSync(self)
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.lenses = LensRefresher(self)
+        self.status = StatusReporter(self)
+        self.progress = QueueProgress(self)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (defaults until the services exist)."""
+        return self.services.settings if self.services else Settings()
+
+    def supports(self, capability: str) -> bool:
+        """Whether the client advertises ``capability`` (a dotted path, snake_case)."""
+        return bool(get_capability(self.server.client_capabilities, capability, False))
+
+    async def start(self) -> None:
+        """After ``initialized``: read settings, build services, index in the background."""
+        if self.root is None:
+            log.warning("no workspace folder or rootUri: spanlens stays inactive")
+            return
+        self.editor_section = await pull_section(self.server)
+        settings, error = workspace_settings(self.root, self._overrides())
+        if error:
+            self.status.show_error(f"spanlens: invalid setting: {error}. Using the defaults.")
+        self.services = build_services(self.root, settings, self.documents.source_text)
+        scheduler = self.services.scheduler
+        scheduler.on_result = self.on_enriched
+        scheduler.on_change = self.on_queue_change
+        scheduler.start()
+        log.info("workspace %s; settings from %s", self.root, ", ".join(settings.sources))
+        self.ready.set()
+        await self.documents.register_watchers()
+        self.spawn(self.documents.index_workspace(), "index workspace")
+        self.status.mark()
+
+    async def reload_settings(self, pushed: dict[str, Any] | None) -> None:
+        """didChangeConfiguration: re-read the editor's settings and apply what changed."""
+        if self.services is None:
+            return
+        self.editor_section = pushed if pushed is not None else await pull_section(self.server)
+        old = self.services.settings
+        settings, error = workspace_settings(self.services.root, self._overrides())
+        if error:
+            self.status.show_error(f"spanlens: invalid setting: {error}. Kept the previous ones.")
+            return
+        self.services.settings = settings
+        self.services.scheduler.update_settings(settings)
+        if (old.backends, old.enrichment, old.gpu) != (
+            settings.backends,
+            settings.enrichment,
+            settings.gpu,
+        ):
+            engine = build_engine(self.services.root, settings, self.documents.source_text)
+            self.services.engine = engine
+            self.services.scheduler.replace_engine(engine)
+            self.status.reset_warnings()
+        log.info("settings reloaded from %s", ", ".join(settings.sources))
+        self.diagnostics.publish_open()
+        self.lenses.refresh()
+        self.status.mark()
+
+    def _overrides(self) -> dict[str, Any]:
+        return merge_editor_settings(self.init_options, self.editor_section)
+
+    async def close(self) -> None:
+        """Shutdown: stop indexing, drain the queue, close everything; no task left behind."""
+        self.closing = True
+        self.documents.cancel_timers()
+        self.progress.close()
+        self.status.close()
+        tasks = [t for t in self._tasks if not t.done()]
+        services = self.services
+        if services is not None:
+            await close_services_after(services, tasks)
+        else:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background, tracked, with its failure logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not self.closing:
+            log.error("%s failed: %s", task.get_name(), exc, exc_info=exc)
+
+    # ------------------------------------------------------------ events from the scheduler
+
+    def on_enriched(self, spans: list[SpanRow], outcomes: list[Any]) -> None:
+        """Results landed: refresh what shows them, warn once when no backend answers."""
+        if self.closing:
+            return
+        self.progress.count_done(len(outcomes))
+        if any(o.status == "enriched" for o in outcomes):
+            paths = sorted({s.path for s in spans})
+            self.diagnostics.publish_paths(paths)
+            self.lenses.refresh()
+            self.server.protocol.notify(
+                "spanlens/enriched",
+                {
+                    "uris": [self.uri_of(p) for p in paths],
+                    "spanIds": [o.span_id for o in outcomes if o.status == "enriched"],
+                },
+            )
+        open_paths = set(self.documents.open.values())
+        by_id = {s.id: s for s in spans}
+        behind = {
+            by_id[o.span_id].path: False
+            for o in outcomes
+            if o.status == "discarded" and o.span_id in by_id
+            if by_id[o.span_id].path not in open_paths
+        }
+        if behind:  # the index is behind these files (changed without a watcher event)
+            self.spawn(self.documents.reindex_from_disk(behind), "re-index stale files")
+        self.status.check_backends()
+        self.status.mark()
+
+    def on_queue_change(self) -> None:
+        """The queue or the calls in flight changed."""
+        if self.closing:
+            return
+        self.progress.update()
+        self.status.mark()
+
+    # ------------------------------------------------------------ helpers for features
+
+    def path_of(self, uri: str) -> str | None:
+        """The workspace-relative path of a document URI, or None outside the workspace."""
+        if self.root is None:
+            return None
+        fs_path = to_fs_path(uri)
+        if fs_path is None:
+            return None
+        return relative_path(self.root, Path(fs_path))
+
+    def uri_of(self, path: str) -> str:
+        """The file URI of a workspace-relative path."""
+        assert self.root is not None
+        return from_fs_path(str(self.root / path)) or ""
+
+    def view(self, span: SpanRow) -> SpanView:
+        """What the user is shown about ``span`` (state, enrichment, failure)."""
+        assert self.services is not None
+        settings = self.services.settings
+        return span_view(
+            self.services.store,
+            span,
+            max_failures=settings.enrichment.max_failures,
+            models_configured=bool(settings.backends),
+        )
+
+    def span_range(self, span: SpanRow) -> types.Range:
+        """The LSP range of the whole span."""
+        return types.Range(
+            start=types.Position(line=span.start_line, character=span.start_col),
+            end=types.Position(line=span.end_line, character=span.end_col),
+        )
+
+    def name_range(self, span: SpanRow) -> types.Range:
+        """The LSP range of the span's name."""
+        return types.Range(
+            start=types.Position(line=span.name_start_line, character=span.name_start_col),
+            end=types.Position(line=span.name_end_line, character=span.name_end_col),
+        )
+
+
+async def close_services_after(services: Services, tasks: list[asyncio.Task[Any]]) -> None:
+    """Let indexing see the shutdown flag and stop, then close the services."""
+    done, running = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*done, *running, return_exceptions=True)
+    await close_services(services)

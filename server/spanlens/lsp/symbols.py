@@ -1,0 +1,46 @@
+"""workspace/symbol over span names and enrichment summaries (SQLite FTS5)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from spanlens.store.symbols import search_spans
+
+if TYPE_CHECKING:
+    from spanlens.lsp.session import Session
+
+MAX_SYMBOLS = 100
+_KINDS = {
+    "function": types.SymbolKind.Function,
+    "method": types.SymbolKind.Method,
+    "class": types.SymbolKind.Class,
+    "interface": types.SymbolKind.Interface,
+    "struct": types.SymbolKind.Struct,
+    "enum": types.SymbolKind.Enum,
+    "trait": types.SymbolKind.Interface,
+    "impl": types.SymbolKind.Class,
+    "constructor": types.SymbolKind.Constructor,
+}
+
+
+def workspace_symbols(session: Session, query: str) -> list[types.SymbolInformation]:
+    """Spans whose name or summary matches every word of ``query``, best first."""
+    services = session.services
+    if services is None:
+        return []
+    symbols = []
+    for span in search_spans(services.store, query, MAX_SYMBOLS):
+        container, _, _ = span.name.rpartition(".")
+        symbols.append(
+            types.SymbolInformation(
+                name=span.name,
+                kind=_KINDS.get(span.kind, types.SymbolKind.Function),
+                location=types.Location(
+                    uri=session.uri_of(span.path), range=session.span_range(span)
+                ),
+                container_name=container or span.path,
+            )
+        )
+    return symbols

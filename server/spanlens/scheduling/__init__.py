@@ -1,0 +1,1 @@
+"""Priority queue, idle detection, workers and cancellation between the editor and the engine."""

@@ -1,0 +1,411 @@
+"""The scheduler: which pending spans go to the engine next, how many at once, and when.
+
+Lanes (see :class:`Priority`): spans changed by the last save, spans hovered or requested,
+spans of open documents, and the idle backlog, which is derived from the store page by page
+(pending work is never stored, so a restart resumes exactly where it stopped). Open-document
+and backlog spans wait for the editor to be idle; an edit pauses them without touching the
+call in flight. Spans asked for by a command run even while everything else is paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from spanlens.config import Settings
+from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.scheduling.idle import IdleClock
+from spanlens.scheduling.queue import Priority, WorkQueue
+from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.store.db import SpanRow, Store
+from spanlens.store.enrichments import pending_spans
+
+log = logging.getLogger(__name__)
+
+#: Spans fetched from the store per backlog page.
+BACKLOG_PAGE = 64
+#: How long an empty backlog is trusted before the store is asked again (failed spans become
+#: due again as their retry times pass).
+BACKLOG_RECHECK_SECONDS = 30.0
+#: Back-off after the engine defers work (GPU limits, open breakers): first and longest wait.
+DEFER_FIRST_SECONDS = 1.0
+DEFER_MAX_SECONDS = 30.0
+#: How long shutdown lets calls in flight finish before cancelling them.
+DRAIN_SECONDS = 5.0
+
+ENRICHED = "enriched"
+FAILED = "failed"
+DEFERRED = "deferred"
+
+
+class Outcome(Protocol):
+    """What the engine reports per span (``spanlens.enrichment.engine.SpanOutcome``)."""
+
+    span_id: int
+    content_hash: str
+    status: str
+    error: str | None
+
+
+class Enricher(Protocol):
+    """The part of ``EnrichmentEngine`` the scheduler uses."""
+
+    async def enrich(self, spans: list[SpanRow], *, tier: str | None = None) -> list[Any]:
+        """Enrich ``spans``; never raises for model failures."""
+        ...
+
+    def capacity(self) -> int:
+        """Useful number of concurrent :meth:`enrich` calls."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """Per-endpoint state."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close clients."""
+        ...
+
+
+ResultFn = Callable[[list[SpanRow], list[Any]], None]
+
+
+class Scheduler:
+    """Feeds pending spans to the engine by priority, within its capacity."""
+
+    def __init__(
+        self,
+        store: Store,
+        queries: StoreWorker,
+        engine: Enricher | None,
+        settings: Settings,
+        *,
+        on_result: ResultFn | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        #: The event loop's own read connection (span rows, enrichment and failure lookups).
+        self.store = store
+        #: A worker thread for queries too slow for the loop (backlog pages).
+        self.queries = queries
+        self.engine = engine
+        self.settings = settings
+        self.queue = WorkQueue()
+        self.idle = IdleClock(settings.lsp.idle_seconds)
+        self.on_result = on_result
+        self.on_change = on_change
+        self.paused: str | None = None  # None | "all" | "backlog"
+        self.last_error: str | None = None
+        self._explicit: set[int] = set()
+        #: (span id, hash) the engine discarded since the index last changed.
+        self._discarded: set[tuple[int, str]] = set()
+        self._in_flight: dict[int, SpanRow] = {}
+        self._calls: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._fetching = False
+        self._backlog_empty_until = 0.0
+        self._deferred_until = 0.0
+        self._defer_seconds = DEFER_FIRST_SECONDS
+        self._closing = False
+
+    # ------------------------------------------------------------------ control
+
+    def start(self) -> None:
+        """Start the dispatch loop (on the running event loop)."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._run())
+
+    def push(
+        self,
+        span_ids: Iterable[int],
+        priority: Priority,
+        *,
+        front: bool = False,
+        explicit: bool = False,
+    ) -> int:
+        """Queue spans; ``explicit`` ones (asked for by a command) skip pause and back-off."""
+        ids = list(span_ids)
+        if explicit:
+            self._explicit.update(ids)
+        added = self.queue.push(ids, priority, front=front)
+        if added or explicit:
+            self._changed()
+        return added
+
+    def discard(self, span_ids: Iterable[int]) -> None:
+        """Forget queued spans (deleted with their file)."""
+        self.queue.discard(span_ids)
+        self._changed()
+
+    def note_edit(self) -> None:
+        """An edit happened: open-document and backlog work waits for the next quiet period."""
+        self.idle.touch()
+        self._changed()
+
+    def pause(self, scope: str = "all") -> None:
+        """Pause everything (``all``) or only the idle backlog (``backlog``)."""
+        if self.paused != "all":
+            self.paused = scope
+        self._changed()
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        self.paused = None
+        self.invalidate_backlog()
+
+    def invalidate_backlog(self) -> None:
+        """The store changed (indexing, retries): ask it for backlog work again."""
+        self._backlog_empty_until = 0.0
+        self._discarded.clear()
+        self._changed()
+
+    def update_settings(self, settings: Settings) -> None:
+        """Apply new settings (idle period, batch size, failure limits)."""
+        self.settings = settings
+        self.idle.quiet_seconds = settings.lsp.idle_seconds
+        self.invalidate_backlog()
+
+    def replace_engine(self, engine: Enricher | None) -> None:
+        """Use ``engine`` for new calls; the old one closes once its calls have finished."""
+        old, self.engine = self.engine, engine
+        self._deferred_until = 0.0
+        self._defer_seconds = DEFER_FIRST_SECONDS
+        if old is not None and old is not engine:
+            self._track(self._retire(old, set(self._calls)))
+        self.invalidate_backlog()
+
+    async def queue_pending_of(self, paths: list[str], priority: Priority) -> int:
+        """Queue the pending spans of ``paths`` (open documents) in ``priority``."""
+        max_failures = self.settings.enrichment.max_failures
+        spans = await self.queries.run(
+            lambda st: pending_spans(st, ENRICHMENT_VERSION, max_failures, time.time(), paths=paths)
+        )
+        return self.push((s.id for s in spans if s.id not in self._in_flight), priority)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Queue state for the ``spanlens/status`` notification."""
+        deferred = max(0.0, self._deferred_until - time.monotonic())
+        return {
+            "queue": self.queue.depth(),
+            "inFlight": len(self._in_flight),
+            "calls": len(self._calls),
+            "paused": self.paused,
+            "idle": self.idle.is_idle(),
+            "deferredSeconds": round(deferred, 1),
+            "backlogEmpty": self._backlog_empty_until > time.monotonic(),
+            "lastError": self.last_error,
+        }
+
+    def busy(self) -> bool:
+        """True while spans are queued or in flight."""
+        return bool(self._in_flight) or len(self.queue) > 0
+
+    async def aclose(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Stop dispatching; let calls in flight finish (or cancel them after ``drain_seconds``).
+
+        The engine writes a result in one transaction, and only for a span that still has the
+        hash it was asked about, so a cancelled call leaves no half-written rows.
+        """
+        self._closing = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._calls:
+            _, running = await asyncio.wait(set(self._calls), timeout=drain_seconds)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        pending = [t for t in self._tasks if not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _changed(self) -> None:
+        self._wake.set()
+        if self.on_change is not None:
+            self.on_change()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            self._wake.clear()
+            try:
+                self._dispatch()
+            except Exception:  # one bad span must not stop the queue
+                log.exception("scheduler: dispatch failed")
+            delay = self._next_deadline()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    def _allowed(self, priority: Priority, span_id: int) -> bool:
+        if span_id in self._explicit:
+            return True
+        if self.paused == "all" or time.monotonic() < self._deferred_until:
+            return False
+        if priority >= Priority.OPEN and not self.idle.is_idle():
+            return False
+        return not (priority == Priority.BACKLOG and self.paused == "backlog")
+
+    def _dispatch(self) -> None:
+        engine = self.engine
+        if engine is None or self._closing or not self.settings.backends:
+            return
+        limit = max(1, self.settings.enrichment.batch_max_spans)
+        while len(self._calls) < max(1, engine.capacity()):
+            picked = self.queue.take(self._allowed, limit, skip=self._in_flight)
+            if picked is None:
+                self._maybe_fetch_backlog()
+                return
+            priority, ids = picked
+            spans = [s for s in (self._resolve(i) for i in ids) if s is not None]
+            self._explicit.difference_update(ids)
+            if spans:
+                self._start_call(engine, priority, spans)
+
+    def _resolve(self, span_id: int) -> SpanRow | None:
+        """The span as it is now, if it still needs a model; None to drop it."""
+        span = self.store.span_by_id(span_id)
+        if span is None:
+            return None
+        if self.store.enrichment_for(span.content_hash, ENRICHMENT_VERSION) is not None:
+            return None
+        if span_id in self._explicit:
+            return span
+        failure = self.store.failure_for(span.content_hash)
+        if failure and (
+            failure["count"] >= self.settings.enrichment.max_failures
+            or failure["next_retry_at"] > time.time()
+        ):
+            return None
+        return span
+
+    def _start_call(self, engine: Enricher, priority: Priority, spans: list[SpanRow]) -> None:
+        for span in spans:
+            self._in_flight[span.id] = span
+        task = asyncio.get_running_loop().create_task(self._call(engine, priority, spans))
+        self._calls.add(task)
+        task.add_done_callback(self._call_done)
+        self._changed()
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._calls.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def _call(self, engine: Enricher, priority: Priority, spans: list[SpanRow]) -> None:
+        try:
+            try:
+                outcomes = await engine.enrich(spans)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an engine bug: keep the queue alive, back off
+                log.exception("enrichment engine failed on %d spans", len(spans))
+                self.last_error = f"engine error: {type(exc).__name__}"
+                self._defer()
+                self.queue.push((s.id for s in spans), priority, front=True)
+                return
+            self._settle(priority, spans, outcomes)
+        finally:
+            for span in spans:
+                self._in_flight.pop(span.id, None)
+            self._changed()
+        if self.on_result is not None:
+            try:
+                self.on_result(spans, outcomes)
+            except Exception:
+                log.exception("scheduler: result callback failed")
+
+    def _settle(self, priority: Priority, spans: list[SpanRow], outcomes: list[Any]) -> None:
+        retry: list[int] = []
+        enriched = False
+        for outcome in outcomes:
+            if outcome.status == ENRICHED:
+                enriched = True
+            elif outcome.status == FAILED:
+                self.last_error = outcome.error or "enrichment failed"
+            elif outcome.status == DEFERRED:
+                retry.append(outcome.span_id)
+            else:
+                # Discarded: the span changed while in flight (the re-index that saw it queued
+                # the new version), or the index is behind the file. Not again from the
+                # backlog until the index changes.
+                self._discarded.add((outcome.span_id, outcome.content_hash))
+        if enriched:
+            self._defer_seconds = DEFER_FIRST_SECONDS
+            self._deferred_until = 0.0
+        if any(o.status == DEFERRED for o in outcomes):
+            self._defer()
+        if retry:
+            self.queue.push(retry, priority, front=True)
+
+    def _defer(self) -> None:
+        self._deferred_until = time.monotonic() + self._defer_seconds
+        self._defer_seconds = min(DEFER_MAX_SECONDS, self._defer_seconds * 2)
+
+    def _maybe_fetch_backlog(self) -> None:
+        if (
+            self._fetching
+            or self.paused is not None
+            or not self.idle.is_idle()
+            or time.monotonic() < max(self._backlog_empty_until, self._deferred_until)
+            or self.queue.lane(Priority.BACKLOG)
+        ):
+            return
+        self._fetching = True
+        self._track(self._fetch_backlog())
+
+    async def _fetch_backlog(self) -> None:
+        max_failures = self.settings.enrichment.max_failures
+        try:
+            spans = await self.queries.run(
+                lambda st: pending_spans(
+                    st, ENRICHMENT_VERSION, max_failures, time.time(), limit=BACKLOG_PAGE
+                )
+            )
+        finally:
+            self._fetching = False
+        fresh = [
+            s.id
+            for s in spans
+            if s.id not in self._in_flight
+            and s.id not in self.queue
+            and (s.id, s.content_hash) not in self._discarded
+        ]
+        if not fresh:
+            self._backlog_empty_until = time.monotonic() + BACKLOG_RECHECK_SECONDS
+        else:
+            self.queue.push(fresh, Priority.BACKLOG)
+        self._changed()
+
+    def _next_deadline(self) -> float | None:
+        now = time.monotonic()
+        deadlines = []
+        if self._deferred_until > now:
+            deadlines.append(self._deferred_until - now)
+        if not self.idle.is_idle():
+            deadlines.append(self.idle.seconds_until_idle())
+        if self._backlog_empty_until > now:
+            deadlines.append(self._backlog_empty_until - now)
+        return max(0.01, min(deadlines)) if deadlines else None
+
+    async def _retire(self, engine: Enricher, calls: set[asyncio.Task[None]]) -> None:
+        if calls:
+            await asyncio.wait(calls)
+        await engine.aclose()
+
+    def _track(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("scheduler task failed", exc_info=task.exception())

@@ -1,0 +1,182 @@
+"""The scheduler with a scripted engine: priorities, idle gating, pause, deferral, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from spanlens.config import Settings
+from spanlens.indexing.indexer import index_workspace
+from spanlens.scheduling.queue import Priority, WorkQueue
+from spanlens.scheduling.scheduler import Scheduler
+from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.store.db import SpanRow, Store, open_store
+
+SOURCE = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(6))
+
+
+@dataclass
+class Outcome:
+    span_id: int
+    content_hash: str
+    status: str
+    error: str | None = None
+
+
+class ScriptedEngine:
+    """Records calls; each call waits for ``release`` (if set) and answers ``status``."""
+
+    def __init__(self, status: str = "failed", capacity: int = 1) -> None:
+        self.calls: list[list[str]] = []
+        self.status = status
+        self.release: asyncio.Event | None = None
+        self._capacity = capacity
+        self.closed = False
+
+    async def enrich(self, spans: list[SpanRow], *, tier: str | None = None) -> list[Any]:
+        self.calls.append([s.name for s in spans])
+        if self.release is not None:
+            await self.release.wait()
+        return [Outcome(s.id, s.content_hash, self.status, "boom") for s in spans]
+
+    def capacity(self) -> int:
+        return self._capacity
+
+    def health(self) -> dict[str, Any]:
+        return {"endpoints": [], "unreachable": False}
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    (tmp_path / "m.py").write_text(SOURCE)
+    store = open_store(tmp_path)
+    index_workspace(tmp_path, store, workers=1)
+    return store
+
+
+@pytest_asyncio.fixture
+async def make(tmp_path: Path, store: Store) -> AsyncIterator[Any]:
+    made: list[tuple[Scheduler, StoreWorker]] = []
+
+    def build(engine: ScriptedEngine, idle: float = 0.0, batch: int = 8) -> Scheduler:
+        settings = Settings()
+        settings.lsp.idle_seconds = idle
+        settings.enrichment.batch_max_spans = batch
+        worker = StoreWorker(tmp_path, "test")
+        scheduler = Scheduler(store, worker, engine, settings)
+        scheduler.paused = "backlog"  # tests push explicitly unless they resume
+        made.append((scheduler, worker))
+        scheduler.start()
+        return scheduler
+
+    yield build
+    for scheduler, worker in made:
+        await scheduler.aclose(drain_seconds=0.5)
+        await worker.aclose()
+    store.close()
+
+
+def ids(store: Store) -> dict[str, int]:
+    return {s.name: s.id for s in store.spans_in_file("m.py")}
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_queue_keeps_each_span_in_its_best_lane() -> None:
+    queue = WorkQueue()
+    queue.push([1, 2, 3], Priority.BACKLOG)
+    queue.push([2], Priority.SAVED)
+    queue.push([2], Priority.OPEN)  # a worse lane does not demote it
+    queue.push([4, 3], Priority.SAVED, front=True)
+    assert queue.depth() == {"saved": 3, "requested": 0, "open": 0, "backlog": 1}
+    assert queue.lane(Priority.SAVED) == [4, 3, 2]
+    taken = queue.take(lambda p, i: True, limit=2, skip={4})
+    assert taken == (Priority.SAVED, [3, 2])
+
+
+async def test_priorities_run_saved_before_requested_before_open(make: Any, store: Store) -> None:
+    engine = ScriptedEngine(status="enriched")
+    engine.release = asyncio.Event()
+    scheduler = make(engine, batch=1)
+    span = ids(store)
+    scheduler.push([span["f0"]], Priority.OPEN)
+    await until(lambda: len(engine.calls) == 1)  # f0 runs; the rest queue behind it
+    scheduler.push([span["f1"]], Priority.OPEN)
+    scheduler.push([span["f2"]], Priority.REQUESTED)
+    scheduler.push([span["f3"]], Priority.SAVED)
+    engine.release.set()
+    await until(lambda: len(engine.calls) == 4)
+    assert engine.calls == [["f0"], ["f3"], ["f2"], ["f1"]]
+
+
+async def test_edits_hold_open_documents_until_idle_but_not_saves(make: Any, store: Store) -> None:
+    engine = ScriptedEngine()
+    scheduler = make(engine, idle=0.3)
+    span = ids(store)
+    scheduler.note_edit()
+    scheduler.push([span["f1"]], Priority.OPEN)
+    scheduler.push([span["f2"]], Priority.SAVED)
+    await until(lambda: len(engine.calls) == 1)
+    assert engine.calls == [["f2"]]
+    assert scheduler.snapshot()["queue"]["open"] == 1
+    await until(lambda: len(engine.calls) == 2)  # once the quiet period is over
+    assert engine.calls[1] == ["f1"]
+
+
+async def test_pause_lets_only_explicit_requests_through(make: Any, store: Store) -> None:
+    engine = ScriptedEngine()
+    scheduler = make(engine)
+    scheduler.pause("all")
+    span = ids(store)
+    scheduler.push([span["f1"]], Priority.SAVED)
+    scheduler.push([span["f2"]], Priority.REQUESTED, explicit=True)
+    await until(lambda: len(engine.calls) == 1)
+    assert engine.calls == [["f2"]]
+    scheduler.resume()
+    await until(lambda: ["f1"] in engine.calls)
+
+
+async def test_deferred_spans_are_requeued_with_backoff(make: Any, store: Store) -> None:
+    engine = ScriptedEngine(status="deferred")
+    scheduler = make(engine)
+    scheduler.push([ids(store)["f1"]], Priority.SAVED)
+    await until(lambda: len(engine.calls) == 1)
+    await asyncio.sleep(0.2)
+    assert len(engine.calls) == 1  # backing off, not spinning
+    assert scheduler.snapshot()["queue"]["saved"] == 1
+    assert scheduler.snapshot()["deferredSeconds"] > 0
+
+
+async def test_backlog_comes_from_the_store_when_idle(make: Any, store: Store) -> None:
+    engine = ScriptedEngine(status="discarded")
+    scheduler = make(engine)
+    scheduler.resume()
+    await until(lambda: sum(len(c) for c in engine.calls) >= 6)
+    await until(lambda: scheduler.snapshot()["backlogEmpty"])
+    # Discarded spans (the index is behind the file) are not fetched again and again.
+    assert sorted(n for c in engine.calls for n in c) == [f"f{i}" for i in range(6)]
+
+
+async def test_shutdown_cancels_a_call_that_does_not_finish(make: Any, store: Store) -> None:
+    engine = ScriptedEngine()
+    engine.release = asyncio.Event()  # never set: the call hangs
+    scheduler = make(engine)
+    scheduler.push([ids(store)["f1"]], Priority.SAVED)
+    await until(lambda: len(engine.calls) == 1)
+    await asyncio.wait_for(scheduler.aclose(drain_seconds=0.2), 2)
+    assert scheduler.snapshot()["inFlight"] == 0
+    assert not [t for t in asyncio.all_tasks() if "Scheduler" in repr(t.get_coro())]
