@@ -113,10 +113,10 @@ def create_server() -> SpanlensServer:
         return lenses.resolve_lens(ls.require_session(), lens)
 
     @server.feature(types.WORKSPACE_SYMBOL)
-    def workspace_symbol(
+    async def workspace_symbol(
         ls: SpanlensServer, params: types.WorkspaceSymbolParams
     ) -> list[types.SymbolInformation]:
-        return symbols.workspace_symbols(ls.require_session(), params.query)
+        return await symbols.workspace_symbols(ls.require_session(), params.query)
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     def progress_cancel(ls: SpanlensServer, params: types.WorkDoneProgressCancelParams) -> None:

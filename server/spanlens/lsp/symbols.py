@@ -25,13 +25,18 @@ _KINDS = {
 }
 
 
-def workspace_symbols(session: Session, query: str) -> list[types.SymbolInformation]:
-    """Spans whose name or summary matches every word of ``query``, best first."""
+async def workspace_symbols(session: Session, query: str) -> list[types.SymbolInformation]:
+    """Spans whose name or summary matches every word of ``query``, best first.
+
+    Runs on the query worker thread: the first search after a large index fills the search
+    index, which must not hold up the event loop.
+    """
     services = session.services
     if services is None:
         return []
+    spans = await services.queries.run(lambda store: search_spans(store, query, MAX_SYMBOLS))
     symbols = []
-    for span in search_spans(services.store, query, MAX_SYMBOLS):
+    for span in spans:
         container, _, _ = span.name.rpartition(".")
         symbols.append(
             types.SymbolInformation(

@@ -137,6 +137,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX failures_by_retry ON failures(next_retry_at);
         """,
     ),
+    (
+        4,
+        "search index filled on demand, not by a trigger on every span insert",
+        # The insert trigger made a cold index several times slower (trigram tokenising per
+        # row, inside the indexer's transaction). store.symbols.sync_search_index adds new
+        # spans in one statement before a search; deletes still go through their trigger, so
+        # the index never holds a span that is gone.
+        """
+        DROP TRIGGER span_search_insert;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
