@@ -56,7 +56,8 @@ def render_markdown(view: SpanView, now: float | None = None) -> str:
             parts.append("**Usage**\n" + fenced(str(snippet), span.language))
         tags = data.get("tags") or []
         if tags:
-            parts.append("Tags: " + ", ".join(f"`{escape_markdown(str(t))}`" for t in tags))
+            # Not code spans: a backslash escape inside backticks would show literally.
+            parts.append("Tags: " + ", ".join(escape_markdown(str(t)) for t in tags))
     else:
         doc = facts.get("docstring") or facts.get("doc")
         if doc:
