@@ -53,3 +53,9 @@ def test_a_held_write_lock_gives_a_clear_error(tmp_path: Path) -> None:
         blocker.execute("ROLLBACK")
         blocker.close()
         store.close()
+
+
+def test_the_index_folder_ignores_itself_for_git(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    ignore = tmp_path / ".spanlens" / ".gitignore"
+    assert ignore.read_text().splitlines()[-1] == "*"

@@ -115,7 +115,7 @@ def open_store(root: Path, *, readonly: bool = False) -> Store:
     path = db_path_for(root)
     if readonly and not path.exists():
         raise StoreError(f"no index at {path}: run `spanlens index {root}` first")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_private_dir(path.parent)
     try:
         return Store(path)
     except StoreLocked:
@@ -131,6 +131,14 @@ def open_store(root: Path, *, readonly: bool = False) -> Store:
         store = Store(path)
         store.recovered_from = aside
         return store
+
+
+def _make_private_dir(folder: Path) -> None:
+    """Create the .spanlens folder with a .gitignore, so the index is never committed."""
+    if folder.is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".gitignore").write_text("# spanlens index: local to this machine\n*\n")
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
