@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from spanlens.indexing.indexer import IndexSummary, index_text, index_workspace
+import pytest
+
+from spanlens.indexing.indexer import (
+    IndexSummary,
+    _RecentParses,
+    check_text,
+    index_text,
+    index_workspace,
+)
+from spanlens.indexing.languages import get_extractor, language_for_path
+from spanlens.indexing.languages import python as python_languages
+from spanlens.indexing.spans import Extraction
 from spanlens.store import Store, open_store
 
 SERVICE = '''
@@ -195,3 +207,144 @@ def test_parallel_index_matches_serial(tmp_path: Path) -> None:
     parallel = index_workspace(src, open_store(src), workers=2)
     assert serial.files_indexed == parallel.files_indexed > 64
     assert serial.spans_total == parallel.spans_total > 0
+
+
+# --- re-indexing an editor buffer: incremental parsing and known hashes ---------------------
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+# Typing-sized pieces, several of which break the syntax for a while.
+SNIPPETS = [b"(", b")", b"{", b"}", b"\n", b"    ", b"x", b"# c\n", b'"', b"if (a) {", b"\xc3\xa9"]
+
+
+def random_edit(rng: random.Random, data: bytes) -> bytes:
+    at = rng.randrange(len(data) + 1)
+    end = min(len(data), at + rng.randrange(1, 80))
+    edit = rng.randrange(4)
+    if edit == 0:
+        return data[:at] + rng.choice(SNIPPETS) + data[at:]
+    if edit == 1:
+        return data[:at] + data[end:]
+    if edit == 2:
+        return data[:at] + data[end:] + data[at:end]  # a block moved down
+    lines = data.split(b"\n")
+    lines.insert(rng.randrange(len(lines)), rng.choice(lines))
+    return b"\n".join(lines)
+
+
+def extracted(extraction: Extraction) -> tuple[bool, list[tuple[object, ...]]]:
+    return extraction.has_errors, [
+        (s.key, s.start_line, s.start_col, s.end_line, s.end_col, s.name_start_line,
+         s.name_start_col, s.name_end_line, s.name_end_col, s.content_hash, s.facts)
+        for s in extraction.spans
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *sorted(p for p in FIXTURES.rglob("*") if language_for_path(p.name)),
+        Path(python_languages.__file__),  # a big real file
+    ],
+    ids=lambda p: p.name,
+)
+def test_reparsing_an_edited_file_extracts_what_a_fresh_parse_does(path: Path) -> None:
+    language = language_for_path(path.name)
+    assert language is not None
+    extractor = get_extractor(language)
+    rng = random.Random(path.name)
+    original = data = path.read_bytes()
+    previous = extractor.extract(data).parsed
+    for _ in range(40):
+        data = original if rng.random() < 0.2 else random_edit(rng, data)
+        if check_text(data) is not None:  # a multi-byte character cut in two
+            data = original
+        incremental = extractor.extract(data, previous)
+        previous = incremental.parsed
+        assert extracted(incremental) == extracted(extractor.extract(data))
+
+
+def test_reparsing_into_a_syntax_error_extracts_what_a_fresh_parse_does() -> None:
+    # Re-parsed from the old tree, tree-sitter's error recovery finds no spans here at all.
+    before = (
+        b"    if (item.discount) {\n  function round(value) {\n"
+        b"export class Cart extends Base {\n}\n};\n}\nfunction* counter(start) {\n}\n"
+    )
+    after = b"const handlers = {\n" + before
+    extractor = get_extractor("javascript")
+    incremental = extractor.extract(after, extractor.extract(before).parsed)
+    assert incremental.spans
+    assert extracted(incremental) == extracted(extractor.extract(after))
+
+
+def stored_spans(store: Store, path: str) -> dict[tuple[str, str, int], tuple[str, object]]:
+    return {
+        (s.name, s.kind, s.ordinal): (s.content_hash, s.facts) for s in store.spans_in_file(path)
+    }
+
+
+LOG_HANDLER = 'def handler(event):\n    """Log the event."""\n    log.info(event)\n'
+REJECT_HANDLER = 'def handler(event):\n    """Reject the event."""\n    raise ValueError(event)\n'
+NEW_HANDLER = "def handler(event):\n    return event\n"
+NESTED = "    def nested(path):\n        return open(path)\n"
+
+
+def test_a_known_hash_under_a_new_key_keeps_its_facts(tmp_path: Path) -> None:
+    # Spans whose hash the file already has are extracted without facts; when such a hash
+    # turns up under another key, its facts are copied from the stored span that had it.
+    def source(*blocks: str) -> str:
+        return "\n".join(blocks)
+
+    first = source(
+        LOG_HANDLER, REJECT_HANDLER, f"def outer():\n{NESTED}", "def other():\n    pass\n"
+    )
+    edits = [
+        # The first handler goes: the second one's hash moves from ordinal 1 to 0.
+        source(REJECT_HANDLER, f"def outer():\n{NESTED}", "def other():\n    pass\n"),
+        # A new handler in front: both known hashes move up an ordinal, one to a new key.
+        source(NEW_HANDLER, first),
+        # nested moves from outer to other, at the same indentation.
+        source(LOG_HANDLER, REJECT_HANDLER, "def outer():\n    pass\n", f"def other():\n{NESTED}"),
+    ]
+    (tmp_path / "app.py").write_text(first)
+    store, _ = index(tmp_path)
+    for text in edits:
+        index_text(store, tmp_path, "app.py", text.encode())
+        fresh_root = tmp_path / "fresh"
+        shutil.rmtree(fresh_root, ignore_errors=True)
+        fresh_root.mkdir()
+        (fresh_root / "app.py").write_text(text)
+        fresh, _ = index(fresh_root)
+        assert stored_spans(store, "app.py") == stored_spans(fresh, "app.py")
+        index_text(store, tmp_path, "app.py", first.encode())
+
+
+def test_repeated_buffer_edits_leave_the_index_a_fresh_index_would(
+    tmp_path: Path, write: Callable
+) -> None:
+    path = write("service.py", SERVICE)
+    store, _ = index(tmp_path)
+    text = path.read_text()
+    for i in range(5):
+        text = text.replace(f"x * {i + 2}", f"x * {i + 3}")
+        text += f"\ndef added_{i}(y):\n    return helper(y)\n"
+        diff = index_text(store, tmp_path, "service.py", text.encode())
+        assert diff is not None and len(diff.changed) == 1 and len(diff.added) == 1
+    fresh_root = tmp_path / "fresh"
+    fresh_root.mkdir()
+    (fresh_root / "service.py").write_text(text)
+    fresh, _ = index(fresh_root)
+    assert stored_spans(store, "service.py") == stored_spans(fresh, "service.py")
+
+
+def test_kept_parses_are_bounded_in_files_and_bytes() -> None:
+    extractor = get_extractor("python")
+    recent = _RecentParses(max_files=2, max_bytes=100)
+    for name in ("a.py", "b.py", "c.py"):
+        recent.put("python", name, extractor.extract(b"x = 1\n").parsed)
+    assert recent.take("python", "a.py") is None  # the oldest went
+    assert recent.take("python", "c.py") is not None
+    assert recent.take("python", "c.py") is None  # taken out while in use
+    recent.put("python", "big.py", extractor.extract(b"x = 1\n" * 20).parsed)
+    assert recent.take("python", "big.py") is None  # larger than the whole budget
+    recent.put("python", "d.py", extractor.extract(b"y = 2\n" * 16).parsed)
+    assert recent.take("python", "b.py") is None  # pushed out by bytes

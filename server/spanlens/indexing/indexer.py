@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from spanlens.indexing.hashing import file_sha256
 from spanlens.indexing.languages import get_extractor, language_for_path
+from spanlens.indexing.spans import Extraction, ParsedSource
 from spanlens.indexing.walk import walk_workspace
 from spanlens.store.db import FileRow, Store
 
@@ -28,6 +30,10 @@ _CHUNK = 16
 _MIN_FILES_FOR_POOL = 64
 #: Files written per transaction during a long index, so a concurrent reader sees progress.
 _COMMIT_EVERY = 400
+#: Editor buffers whose last parse is kept for incremental re-parsing, and their most source
+#: bytes in all (trees take some 20 times that).
+_RECENT_PARSES = 32
+_RECENT_PARSE_BYTES = 4 << 20
 
 ProgressFn = Callable[[int, int], None]
 
@@ -106,7 +112,10 @@ Parsed = tuple[bool, list[tuple[Any, ...]]]
 
 def parse_source(language: str, data: bytes) -> Parsed:
     """Extract spans from ``data`` as rows ready for the store."""
-    extraction = get_extractor(language).extract(data)
+    return _rows(get_extractor(language).extract(data))
+
+
+def _rows(extraction: Extraction) -> Parsed:
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     rows = [
         (
@@ -122,7 +131,7 @@ def parse_source(language: str, data: bytes) -> Parsed:
             s.name_end_line,
             s.name_end_col,
             s.content_hash,
-            dumps(s.facts),
+            dumps(s.facts) if s.facts is not None else None,
         )
         for s in extraction.spans
     ]
@@ -197,35 +206,47 @@ def apply_parsed(
     has_errors: bool,
     rows: Sequence[tuple[Any, ...]],
     file_id: int | None = None,
+    old: dict[tuple[str, str, int], tuple[int, str]] | None = None,
 ) -> FileDiff:
     """Diff one file's freshly parsed spans against the store, by key, and write the result.
 
     Runs inside the caller's transaction. On syntax errors, stored spans whose key no longer
-    parses are kept (a broken edit must not wipe a file's index).
+    parses are kept (a broken edit must not wipe a file's index). ``old`` is the file's
+    :meth:`Store.span_keys` when the caller read them in this transaction (it is consumed).
+    A row may lack facts (None) when its hash is one of the file's stored hashes: a span
+    with the same key keeps its facts, one under a new key gets a copy of that hash's.
     """
     diff = FileDiff(path=path, has_errors=has_errors)
     if file_id is None:
         file_id = store.upsert_file(path, language, size, mtime_ns, sha, has_errors)
         old = store.span_keys(file_id)
     else:
-        old = store.span_keys(file_id)
+        if old is None:
+            old = store.span_keys(file_id)
         store.upsert_file(path, language, size, mtime_ns, sha, has_errors)
     inserts = []
     moves = []
     changes = []
+    stored_facts: dict[str, str] | None = None
     for row in rows:
         key = (row[0], row[1], row[2])
         existing = old.pop(key, None)
+        if existing is not None and existing[1] == row[11]:
+            diff.unchanged += 1
+            moves.append((*row[3:11], existing[0]))
+            continue
+        if row[12] is None:
+            # A known hash under another key (an ordinal shifted between equal names, a nested
+            # def moved to another parent): copy that hash's stored facts, read before this
+            # loop's writes can delete the span that holds them.
+            if stored_facts is None:
+                stored_facts = _facts_by_hash(store, path)
+            row = (*row[:12], stored_facts[row[11]])
         if existing is None:
             inserts.append(row)
-            continue
-        span_id, old_hash = existing
-        if old_hash == row[11]:
-            diff.unchanged += 1
-            moves.append((*row[3:11], span_id))
         else:
-            changes.append((*row[3:13], span_id))
-            diff.changed.append(span_id)
+            changes.append((*row[3:13], existing[0]))
+            diff.changed.append(existing[0])
     if moves:
         store.update_span_positions(moves)
         diff.moved = len(moves)
@@ -244,6 +265,12 @@ def apply_parsed(
             )
         ]
     return diff
+
+
+def _facts_by_hash(store: Store, path: str) -> dict[str, str]:
+    """content_hash -> facts JSON of the spans stored for ``path``."""
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    return {span.content_hash: dumps(span.facts) for span in store.spans_in_file(path)}
 
 
 def index_workspace(
@@ -328,6 +355,49 @@ def index_workspace(
     return summary
 
 
+class _RecentParses:
+    """The last parse of the few files an editor keeps re-indexing, least recently used out.
+
+    Only :func:`index_text` uses it: a workspace index would fill it with trees nobody edits.
+    A tree takes about 20 times its source in memory, hence the bound on source bytes too.
+    An entry is taken out while a parse uses it (re-parsing edits its tree in place), so two
+    threads never share one. Entries are keyed by path alone: one from another workspace, or
+    from before the file changed on disk, is still a correct base to re-parse from.
+    """
+
+    def __init__(self, max_files: int, max_bytes: int) -> None:
+        self._max_files = max_files
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._entries: OrderedDict[tuple[str, str], ParsedSource] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, language: str, path: str) -> ParsedSource | None:
+        """Remove and return the last parse of ``path``, if kept."""
+        with self._lock:
+            parsed = self._entries.pop((language, path), None)
+            if parsed is not None:
+                self._bytes -= len(parsed.source)
+            return parsed
+
+    def put(self, language: str, path: str, parsed: ParsedSource | None) -> None:
+        """Keep ``parsed`` as the last parse of ``path``, dropping the oldest to make room."""
+        if parsed is None or len(parsed.source) > self._max_bytes:
+            return
+        with self._lock:
+            replaced = self._entries.pop((language, path), None)
+            if replaced is not None:
+                self._bytes -= len(replaced.source)
+            self._entries[(language, path)] = parsed
+            self._bytes += len(parsed.source)
+            while len(self._entries) > self._max_files or self._bytes > self._max_bytes:
+                _, oldest = self._entries.popitem(last=False)
+                self._bytes -= len(oldest.source)
+
+
+_recent_parses = _RecentParses(_RECENT_PARSES, _RECENT_PARSE_BYTES)
+
+
 def index_text(
     store: Store, root: Path, path: str, data: bytes, mtime_ns: int = 0
 ) -> FileDiff | None:
@@ -335,7 +405,8 @@ def index_text(
 
     Returns None for files spanlens does not index (unknown language, binary, not UTF-8).
     The stored size is set to -1 so that the next workspace walk re-reads the file and
-    compares its sha256 with the disk (the buffer may never be saved).
+    compares its sha256 with the disk (the buffer may never be saved). The file's parse is
+    kept, so the next edit re-parses only what it changed.
     """
     language = language_for_path(path)
     if language is None or check_text(data) is not None:
@@ -344,8 +415,15 @@ def index_text(
     existing = store.file_row(path)
     if existing is not None and existing.sha256 == sha:
         return FileDiff(path=path)
-    has_errors, rows = parse_source(language, data)
+    extractor = get_extractor(language)
     with store.transaction():
+        # Read in the write transaction, so the spans whose facts are skipped as known are
+        # still there when apply_parsed needs them.
+        old = store.span_keys(existing.id) if existing is not None else {}
+        known_hashes = {content_hash for _, content_hash in old.values()}
+        extraction = extractor.extract(data, _recent_parses.take(language, path), known_hashes)
+        _recent_parses.put(language, path, extraction.parsed)
+        has_errors, rows = _rows(extraction)
         return apply_parsed(
             store,
             path,
@@ -355,7 +433,8 @@ def index_text(
             sha,
             has_errors,
             rows,
-            file_id=existing.id if existing else None,
+            file_id=existing.id if existing is not None else None,
+            old=old,
         )
 
 

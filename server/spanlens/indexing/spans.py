@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tree_sitter import Tree
+
 #: Kinds of span a language extractor may emit.
 SPAN_KINDS = (
     "function",
@@ -40,13 +42,26 @@ class Span:
     name_end_line: int
     name_end_col: int
     content_hash: str
-    facts: dict[str, Any] = field(default_factory=dict)
+    #: None when the extractor was told the hash is known: the store has its facts.
+    facts: dict[str, Any] | None = field(default_factory=dict)
     ordinal: int = 0
 
     @property
     def key(self) -> tuple[str, str, int]:
         """The part of the span key local to its file: (qualified name, kind, ordinal)."""
         return (self.name, self.kind, self.ordinal)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSource:
+    """One file's bytes and the tree tree-sitter parsed from them.
+
+    Handed back to :meth:`Extractor.extract` with the file's next version, it lets the parser
+    re-parse only what the edit touched.
+    """
+
+    source: bytes
+    tree: Tree
 
 
 @dataclass(slots=True)
@@ -59,6 +74,8 @@ class Extraction:
 
     spans: list[Span]
     has_errors: bool = False
+    #: This parse, for re-parsing the file's next version incrementally.
+    parsed: ParsedSource | None = None
 
 
 def assign_ordinals(spans: list[Span]) -> list[Span]:

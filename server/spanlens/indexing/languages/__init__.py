@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Container
 from typing import Protocol
 
-from spanlens.indexing.spans import Extraction
+from spanlens.indexing.spans import Extraction, ParsedSource
 
 #: File extension -> language name.
 LANGUAGE_BY_EXTENSION: dict[str, str] = {
@@ -47,8 +48,19 @@ class Extractor(Protocol):
 
     language: str
 
-    def extract(self, source: bytes) -> Extraction:
-        """Parse ``source`` and return its spans (those that parse, on syntax errors)."""
+    def extract(
+        self,
+        source: bytes,
+        previous: ParsedSource | None = None,
+        known_hashes: Container[str] = frozenset(),
+    ) -> Extraction:
+        """Parse ``source`` and return its spans (those that parse, on syntax errors).
+
+        ``previous`` is an earlier parse of the same file (``Extraction.parsed``), which this
+        consumes: only what changed since is re-parsed. The result is the same either way.
+        A span whose hash is in ``known_hashes`` may come without facts (None): the caller
+        holds that hash's facts already, and building them is most of a span's cost.
+        """
         ...
 
 

@@ -2,19 +2,89 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tree_sitter import Language, Node, Parser
 
 from spanlens.indexing.hashing import content_hash
-from spanlens.indexing.spans import CONTAINER_KINDS, Extraction, Span, assign_ordinals
+from spanlens.indexing.spans import (
+    CONTAINER_KINDS,
+    Extraction,
+    ParsedSource,
+    Span,
+    assign_ordinals,
+)
 
 
 def text_of(source: bytes, node: Node) -> str:
     """The source text of ``node``."""
     return source[node.start_byte : node.end_byte].decode("utf-8", "replace")
+
+
+def reparse(parser: Parser, source: bytes, previous: ParsedSource | None) -> ParsedSource:
+    """Parse ``source``; given an earlier parse of the same file, re-parse only what changed.
+
+    The edit is what lies between the longest common prefix and suffix of the two versions;
+    tree-sitter reuses every subtree outside it, which turns a one-line edit in a big file
+    from a full parse into a few microseconds. A file with syntax errors is parsed afresh.
+    ``previous.tree`` is edited in place: it must not be used again. Any earlier version of
+    the file is a correct base, only a slower one the more it differs.
+    """
+    if previous is None:
+        return ParsedSource(source, parser.parse(source))
+    old = previous.source
+    start = _common_prefix(old, source)
+    tail = _common_suffix(old, source, min(len(old), len(source)) - start)
+    old_end = len(old) - tail
+    new_end = len(source) - tail
+    tree = previous.tree
+    tree.edit(
+        start_byte=start,
+        old_end_byte=old_end,
+        new_end_byte=new_end,
+        start_point=_point(old, start),
+        old_end_point=_point(old, old_end),
+        new_end_point=_point(source, new_end),
+    )
+    new_tree = parser.parse(source, tree)
+    if new_tree.root_node.has_error:
+        # Error recovery can settle differently when it starts from reused subtrees; a fresh
+        # parse keeps what is extracted from a broken file independent of its edit history.
+        new_tree = parser.parse(source)
+    return ParsedSource(source, new_tree)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the longest common prefix (binary search: slices compare in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the longest common suffix, at most ``limit`` bytes."""
+    low, high = 0, limit
+    len_a, len_b = len(a), len(b)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[len_a - mid :] == b[len_b - mid :]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _point(source: bytes, offset: int) -> tuple[int, int]:
+    """tree-sitter's (row, byte column) of a byte offset."""
+    line_start = source.rfind(b"\n", 0, offset) + 1
+    return source.count(b"\n", 0, offset), offset - line_start
 
 
 def lsp_column(source: bytes, byte_offset: int, byte_column: int) -> int:
@@ -49,16 +119,15 @@ def make_span(
     name_node: Node | None,
     name: str,
     kind: str,
-    facts: dict[str, Any],
-    hash_text: str | None = None,
+    facts: dict[str, Any] | None,
+    digest: str,
 ) -> Span:
-    """Build a :class:`Span` for ``node``; its hash is over ``hash_text`` or the node's text."""
+    """Build a :class:`Span` for ``node``; ``digest`` is the :func:`content_hash` of its text."""
     name_node = name_node or node
     sl, sc = node.start_point
     el, ec = node.end_point
     nl, nc = name_node.start_point
     nel, nec = name_node.end_point
-    text = hash_text if hash_text is not None else text_of(source, node)
     return Span(
         name=name,
         kind=kind,
@@ -70,7 +139,7 @@ def make_span(
         name_start_col=lsp_column(source, name_node.start_byte, nc),
         name_end_line=nel,
         name_end_col=lsp_column(source, name_node.end_byte, nec),
-        content_hash=content_hash(text),
+        content_hash=digest,
         facts=facts,
     )
 
@@ -327,7 +396,8 @@ def _finish_span(source: bytes, span: _OpenSpan) -> Span:
     facts["nesting"] = span.nesting
     facts["branches"] = span.branches
     facts["tokens"] = approx_tokens(text)
-    return make_span(source, node, found.name_node, span.name, found.kind or "", facts, text)
+    digest = content_hash(text)
+    return make_span(source, node, found.name_node, span.name, found.kind or "", facts, digest)
 
 
 class RulesExtractor:
@@ -341,12 +411,21 @@ class RulesExtractor:
         self._parser = Parser(Language(grammar))
         self._rules = rules
 
-    def extract(self, source: bytes) -> Extraction:
-        """Parse ``source`` and return its spans (those that parse, on syntax errors)."""
-        tree = self._parser.parse(source)
-        root = tree.root_node
+    def extract(
+        self,
+        source: bytes,
+        previous: ParsedSource | None = None,
+        known_hashes: Container[str] = frozenset(),
+    ) -> Extraction:
+        """Parse ``source`` and return its spans (those that parse, on syntax errors).
+
+        ``previous`` is an earlier parse of the same file: see :func:`reparse`. Facts come
+        mostly from the walk itself here, so ``known_hashes`` saves too little to be used.
+        """
+        parsed = reparse(self._parser, source, previous)
+        root = parsed.tree.root_node
         spans = collect_spans(source, root, self._rules)
-        return Extraction(assign_ordinals(spans), root.has_error)
+        return Extraction(assign_ordinals(spans), root.has_error, parsed)
 
 
 def param_fact(

@@ -244,7 +244,7 @@ def methods_as_members(spans: list[Span]) -> None:
         if span.kind == "method":
             type_name, _, method = span.name.partition(".")
             struct = structs.get(type_name)
-            if struct is not None:
+            if struct is not None and struct.facts is not None:
                 struct.facts["members"].append(method)
 
 

@@ -43,19 +43,22 @@ import ast
 import inspect
 import re
 import threading
+from collections.abc import Container
 from typing import Any
 
 import tree_sitter_python
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
+from spanlens.indexing.hashing import content_hash
 from spanlens.indexing.languages.common import (
     approx_tokens,
     line_count,
     make_span,
+    reparse,
     skeleton_text,
     text_of,
 )
-from spanlens.indexing.spans import Extraction, Span, assign_ordinals
+from spanlens.indexing.spans import Extraction, ParsedSource, Span, assign_ordinals
 
 #: Most unique calls kept per span; the rest add nothing a reader would use.
 MAX_CALLS = 64
@@ -172,9 +175,19 @@ class PythonExtractor:
             self._local.parser = parser
         return parser
 
-    def extract(self, source: bytes) -> Extraction:
-        """Parse ``source`` and return its spans (those that parse, on syntax errors)."""
-        root = self._parser().parse(source).root_node
+    def extract(
+        self,
+        source: bytes,
+        previous: ParsedSource | None = None,
+        known_hashes: Container[str] = frozenset(),
+    ) -> Extraction:
+        """Parse ``source`` and return its spans (those that parse, on syntax errors).
+
+        ``previous`` is an earlier parse of the same file: see :func:`reparse`. Spans whose
+        hash is in ``known_hashes`` get no facts (None): the caller has them already.
+        """
+        parsed = reparse(self._parser(), source, previous)
+        root = parsed.tree.root_node
         matches = QueryCursor(_FILE_QUERY).matches(root)
         frames = _sweep(source, matches)
         if frames is None:
@@ -196,14 +209,14 @@ class PythonExtractor:
                 frame.suspect = _has_own_error(node)
                 continue
             if frame.is_class:
-                spans.append(_class_span(source, frame, span_node))
+                spans.append(_class_span(source, frame, span_node, known_hashes))
             else:
-                spans.append(_function_span(source, frame, span_node))
+                spans.append(_function_span(source, frame, span_node, known_hashes))
         for frame in frames:
             # Frames link both ways, and every Node keeps the whole tree alive: unlinking
-            # frees this file's tree when extract returns, not at some later GC pass.
+            # frees this file's tree as soon as the caller drops it, not at some later GC pass.
             frame.parent = None
-        return Extraction(spans=assign_ordinals(spans), has_errors=root.has_error)
+        return Extraction(assign_ordinals(spans), root.has_error, parsed)
 
 
 def create(language: str) -> PythonExtractor:
@@ -296,9 +309,16 @@ def _sweep(source: bytes, matches: list[tuple[int, dict[str, list[Node]]]]) -> l
 # --- spans ---------------------------------------------------------------------------------
 
 
-def _function_span(source: bytes, frame: _Frame, span_node: Node) -> Span:
-    node = frame.def_node
+def _function_span(
+    source: bytes, frame: _Frame, span_node: Node, known_hashes: Container[str]
+) -> Span:
+    kind = "method" if frame.parent is not None and frame.parent.is_class else "function"
     name_node = frame.name_node
+    text = text_of(source, span_node)
+    digest = content_hash(text)
+    if digest in known_hashes:
+        return make_span(source, span_node, name_node, frame.qualname, kind, None, digest)
+    node = frame.def_node
     first = node.child(0)
     is_async = first is not None and first.type == "async"
     params_node = node.child_by_field_name("parameters")
@@ -316,7 +336,6 @@ def _function_span(source: bytes, frame: _Frame, span_node: Node) -> Span:
         ]
     )
     calls = list(frame.calls)
-    text = text_of(source, span_node)
     facts: dict[str, Any] = {
         "signature": signature,
         "params": params,
@@ -332,11 +351,19 @@ def _function_span(source: bytes, frame: _Frame, span_node: Node) -> Span:
         "branches": frame.branches,
         "tokens": approx_tokens(text),
     }
-    kind = "method" if frame.parent is not None and frame.parent.is_class else "function"
-    return make_span(source, span_node, name_node, frame.qualname, kind, facts, hash_text=text)
+    return make_span(source, span_node, name_node, frame.qualname, kind, facts, digest)
 
 
-def _class_span(source: bytes, frame: _Frame, span_node: Node) -> Span:
+def _class_span(
+    source: bytes, frame: _Frame, span_node: Node, known_hashes: Container[str]
+) -> Span:
+    member_bodies = [
+        b for b in (c.def_node.child_by_field_name("body") for c in frame.children) if b is not None
+    ]
+    skeleton = skeleton_text(source, span_node, member_bodies)
+    digest = content_hash(skeleton)
+    if digest in known_hashes:
+        return make_span(source, span_node, frame.name_node, frame.qualname, "class", None, digest)
     node = frame.def_node
     body = node.child_by_field_name("body")
     type_params = node.child_by_field_name("type_parameters")
@@ -360,10 +387,6 @@ def _class_span(source: bytes, frame: _Frame, span_node: Node) -> Span:
             ":",
         ]
     )
-    member_bodies = [
-        b for b in (c.def_node.child_by_field_name("body") for c in frame.children) if b is not None
-    ]
-    skeleton = skeleton_text(source, span_node, member_bodies)
     facts: dict[str, Any] = {
         "signature": signature,
         "bases": bases,
@@ -374,7 +397,7 @@ def _class_span(source: bytes, frame: _Frame, span_node: Node) -> Span:
         "lines": line_count(span_node),
         "tokens": approx_tokens(skeleton),
     }
-    return make_span(source, span_node, frame.name_node, frame.qualname, "class", facts, skeleton)
+    return make_span(source, span_node, frame.name_node, frame.qualname, "class", facts, digest)
 
 
 # --- facts ---------------------------------------------------------------------------------
