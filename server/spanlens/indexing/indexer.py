@@ -398,6 +398,13 @@ class _RecentParses:
 _recent_parses = _RecentParses(_RECENT_PARSES, _RECENT_PARSE_BYTES)
 
 
+def forget_recent_parse(path: str) -> None:
+    """Drop the kept parse of ``path`` (its editor buffer closed): memory back at once."""
+    language = language_for_path(path)
+    if language is not None:
+        _recent_parses.take(language, path)
+
+
 def index_text(
     store: Store, root: Path, path: str, data: bytes, mtime_ns: int = 0
 ) -> FileDiff | None:

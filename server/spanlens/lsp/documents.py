@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from spanlens.indexing.indexer import FileDiff, index_text, index_workspace, remove_paths
+from spanlens.indexing.indexer import (
+    FileDiff,
+    forget_recent_parse,
+    index_text,
+    index_workspace,
+    remove_paths,
+)
 from spanlens.indexing.languages import LANGUAGE_BY_EXTENSION
 from spanlens.lsp.progress import WorkDone
 from spanlens.scheduling.queue import Priority
@@ -88,8 +94,10 @@ class DocumentSync:
     def did_close(self, uri: str) -> None:
         """Forget the buffer; its diagnostics go with it."""
         self._cancel_timer(uri)
-        if self.open.pop(uri, None) is not None:
+        path = self.open.pop(uri, None)
+        if path is not None:
             self.session.diagnostics.clear(uri)
+            forget_recent_parse(path)
 
     def watched_files_changed(self, changes: list[types.FileEvent]) -> None:
         """Files changed outside the editor: re-index them from disk (open buffers win)."""
