@@ -348,3 +348,26 @@ def test_kept_parses_are_bounded_in_files_and_bytes() -> None:
     assert recent.take("python", "big.py") is None  # larger than the whole budget
     recent.put("python", "d.py", extractor.extract(b"y = 2\n" * 16).parsed)
     assert recent.take("python", "b.py") is None  # pushed out by bytes
+
+
+def test_the_write_lock_is_free_while_files_are_parsed(tmp_path: Path, write: Callable) -> None:
+    import sqlite3
+
+    for i in range(80):
+        write(f"pkg/m{i}.py", SERVICE)
+    store = open_store(tmp_path)
+    other = sqlite3.connect(store.path, timeout=0, isolation_level=None)
+    blocked = []
+
+    def progress(done: int, total: int) -> None:
+        # Another process (a CLI run, the server's engine) writing now must not wait.
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("COMMIT")
+        except sqlite3.OperationalError:
+            blocked.append(done)
+
+    summary = index_workspace(tmp_path, store, workers=1, progress=progress)
+    other.close()
+    assert summary.files_indexed == 80
+    assert blocked == []

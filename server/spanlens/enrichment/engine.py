@@ -316,7 +316,7 @@ class EnrichmentEngine:
         if not result.attempted:
             return {content: _HashOutcome(DEFERRED, result.deferred_reason or "not tried")}
         error = (result.failure or FailureKind.INVALID_OUTPUT).value
-        if not self._hash_exists(content):
+        if not queries.hash_in_use(self.store, content):
             return {content: _HashOutcome(DISCARDED, "code changed while enriching")}
         enrichment = self.settings.enrichment
         queries.record_failure(
@@ -360,12 +360,6 @@ class EnrichmentEngine:
         if status == ENRICHED and queries.current_hash(self.store, span.id) != span.content_hash:
             status, error = DISCARDED, "code changed while enriching"
         return SpanOutcome(span.id, span.content_hash, status, error)
-
-    def _hash_exists(self, content: str) -> bool:
-        row = self.store.conn.execute(
-            "SELECT 1 FROM spans WHERE content_hash = ? LIMIT 1", (content,)
-        ).fetchone()
-        return row is not None
 
     def _record_attempt(self, attempt: queries.Attempt) -> None:
         queries.record_attempt(self.store, attempt)

@@ -28,8 +28,11 @@ from spanlens.store.db import FileRow, Store
 #: Files parsed per worker task, and the least work that justifies worker processes.
 _CHUNK = 16
 _MIN_FILES_FOR_POOL = 64
-#: Files written per transaction during a long index, so a concurrent reader sees progress.
-_COMMIT_EVERY = 400
+#: Results written per transaction, and the longest a result waits to be written. The write
+#: lock is taken only to write (never while workers parse), for a few tens of milliseconds,
+#: so a language server or CLI run sharing the database is never held up for long.
+_WRITE_BATCH = 64
+_WRITE_DELAY = 0.05
 #: Editor buffers whose last parse is kept for incremental re-parsing, and their most source
 #: bytes in all (trees take some 20 times that).
 _RECENT_PARSES = 32
@@ -256,14 +259,7 @@ def apply_parsed(
         store.delete_spans(span_id for span_id, _ in old.values())
         diff.removed = len(old)
     if inserts:
-        before = store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM spans").fetchone()[0]
-        store.insert_spans(file_id, inserts)
-        diff.added = [
-            r[0]
-            for r in store.conn.execute(
-                "SELECT id FROM spans WHERE file_id = ? AND id > ?", (file_id, before)
-            )
-        ]
+        diff.added = store.insert_spans(file_id, inserts)
     return diff
 
 
@@ -271,6 +267,41 @@ def _facts_by_hash(store: Store, path: str) -> dict[str, str]:
     """content_hash -> facts JSON of the spans stored for ``path``."""
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     return {span.content_hash: dumps(span.facts) for span in store.spans_in_file(path)}
+
+
+def _write_results(
+    store: Store,
+    results: list[tuple[Any, ...]],
+    known: dict[str, FileRow],
+    summary: IndexSummary,
+) -> None:
+    """Write parsed (or unchanged-content) files in one short transaction."""
+    if not results:
+        return
+    with store.transaction():
+        touched = []
+        for result in results:
+            if result[0] == "same":
+                touched.append((result[2], result[3], known[result[1]].id))
+                summary.files_unchanged += 1
+                continue
+            _, path, language, size, mtime_ns, sha, has_errors, rows = result
+            row = known.get(path)
+            summary.add(
+                apply_parsed(
+                    store,
+                    path,
+                    language,
+                    size,
+                    mtime_ns,
+                    sha,
+                    has_errors,
+                    rows,
+                    file_id=row.id if row else None,
+                )
+            )
+        if touched:
+            store.touch_files(touched)
 
 
 def index_workspace(
@@ -303,52 +334,24 @@ def index_workspace(
     total = len(tasks)
     if progress:
         progress(0, total)
-    touched: list[tuple[int, int, int]] = []
-    done = 0
-    pending_writes = 0
-    store.conn.execute("BEGIN IMMEDIATE")
-    try:
-        if gone:
+    batch: list[tuple[Any, ...]] = []
+    last_write = time.perf_counter()
+    if gone:
+        with store.transaction():
             summary.spans_removed += store.delete_files(gone)
-            summary.files_removed = len(gone)
-        for result in _run_tasks(tasks, workers):
-            done += 1
-            kind = result[0]
-            if kind == "skip":
-                summary.skipped[result[1]] = result[2]
-            elif kind == "same":
-                row = known[result[1]]
-                touched.append((result[2], result[3], row.id))
-                summary.files_unchanged += 1
-            else:
-                _, path, language, size, mtime_ns, sha, has_errors, rows = result
-                row = known.get(path)
-                summary.add(
-                    apply_parsed(
-                        store,
-                        path,
-                        language,
-                        size,
-                        mtime_ns,
-                        sha,
-                        has_errors,
-                        rows,
-                        file_id=row.id if row else None,
-                    )
-                )
-                pending_writes += 1
-            if pending_writes >= _COMMIT_EVERY:
-                store.conn.execute("COMMIT")
-                store.conn.execute("BEGIN IMMEDIATE")
-                pending_writes = 0
-            if progress:
-                progress(done, total)
-        if touched:
-            store.touch_files(touched)
-        store.conn.execute("COMMIT")
-    except BaseException:
-        store.conn.execute("ROLLBACK")
-        raise
+        summary.files_removed = len(gone)
+    for done, result in enumerate(_run_tasks(tasks, workers), start=1):
+        if result[0] == "skip":
+            summary.skipped[result[1]] = result[2]
+        else:
+            batch.append(result)
+        if len(batch) >= _WRITE_BATCH or time.perf_counter() - last_write > _WRITE_DELAY:
+            _write_results(store, batch, known, summary)
+            batch.clear()
+            last_write = time.perf_counter()
+        if progress:
+            progress(done, total)
+    _write_results(store, batch, known, summary)
     summary.files_skipped = len(summary.skipped)
     summary.spans_total = store.span_count()
     summary.seconds = time.perf_counter() - started

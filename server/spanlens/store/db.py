@@ -250,14 +250,25 @@ class Store:
         ).fetchall()
         return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
 
-    def insert_spans(self, file_id: int, rows: Iterable[Sequence[Any]]) -> None:
-        """Insert new spans (rows in :data:`SPAN_COLUMNS` order)."""
+    def insert_spans(self, file_id: int, rows: Iterable[Sequence[Any]]) -> list[int]:
+        """Insert new spans (rows in :data:`SPAN_COLUMNS` order); returns their ids.
+
+        Call inside a write transaction: new rowids are then exactly those above the
+        maximum before the insert.
+        """
+        before = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM spans").fetchone()[0]
         self.conn.executemany(
             "INSERT INTO spans (file_id, name, kind, ordinal, start_line, start_col, end_line, "
             "end_col, name_start_line, name_start_col, name_end_line, name_end_col, "
             "content_hash, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((file_id, *row) for row in rows),
         )
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM spans WHERE file_id = ? AND id > ? ORDER BY id", (file_id, before)
+            )
+        ]
 
     def update_span_positions(self, rows: Iterable[Sequence[Any]]) -> None:
         """Rewrite positions of spans whose hash is unchanged: (8 positions..., span id)."""

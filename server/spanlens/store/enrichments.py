@@ -111,6 +111,14 @@ def current_hash(store: Store, span_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
+def hash_in_use(store: Store, content_hash: str) -> bool:
+    """Whether any span still has ``content_hash``."""
+    row = store.conn.execute(
+        "SELECT 1 FROM spans WHERE content_hash = ? LIMIT 1", (content_hash,)
+    ).fetchone()
+    return row is not None
+
+
 def put_enrichment(
     store: Store,
     content_hash: str,
