@@ -185,6 +185,42 @@ def status_failure(response: httpx.Response, started: float) -> BackendFailure:
     return BackendFailure(kind, f"HTTP {status}: {body}", status=status, duration_ms=elapsed)
 
 
+async def post_json(
+    client: httpx.AsyncClient,
+    path: str,
+    payload: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> tuple[Any, float] | BackendFailure:
+    """POST ``payload`` and return (decoded JSON body, start time), or the typed failure."""
+    started = time.perf_counter()
+    try:
+        response = await client.post(path, json=payload, headers=headers)
+        if response.status_code != 200:
+            return status_failure(response, started)
+        return response.json(), started
+    except httpx.HTTPError as exc:
+        return transport_failure(exc, started)
+    except ValueError as exc:
+        return BackendFailure(
+            FailureKind.CONNECTION_LOST, f"malformed response body: {exc}", status=200
+        )
+
+
+def body_failure(body: Any, elapsed_ms: float) -> BackendFailure | None:
+    """The failure a 200 reply carries (not a JSON object, or an ``error`` field), if any."""
+    if not isinstance(body, dict):
+        return BackendFailure(FailureKind.CONNECTION_LOST, "response is not a JSON object")
+    if body.get("error"):
+        error = str(body["error"])
+        kind = (
+            FailureKind.CONTEXT_OVERFLOW
+            if mentions_context_overflow(error)
+            else FailureKind.SERVER_ERROR
+        )
+        return BackendFailure(kind, error[:300], duration_ms=elapsed_ms)
+    return None
+
+
 def mentions_context_overflow(text: str) -> bool:
     """Whether an error text says the prompt did not fit the model's context window."""
     lowered = text.lower()

@@ -15,9 +15,9 @@ from spanlens.enrichment.backends import (
     ChatRequest,
     FailureKind,
     ProbeResult,
+    body_failure,
     make_client,
-    mentions_context_overflow,
-    status_failure,
+    post_json,
     transport_failure,
 )
 
@@ -31,19 +31,10 @@ class OllamaBackend:
 
     async def chat(self, request: ChatRequest) -> CallResult:
         """POST /api/chat (not streamed) and type the outcome."""
-        started = time.perf_counter()
-        try:
-            response = await self._client.post("/api/chat", json=self._payload(request))
-            if response.status_code != 200:
-                return status_failure(response, started)
-            body = response.json()
-        except httpx.HTTPError as exc:
-            return transport_failure(exc, started)
-        except ValueError as exc:
-            return BackendFailure(
-                FailureKind.CONNECTION_LOST, f"malformed response body: {exc}", status=200
-            )
-        return _reply(body, started)
+        posted = await post_json(self._client, "/api/chat", self._payload(request))
+        if isinstance(posted, BackendFailure):
+            return posted
+        return _reply(*posted)
 
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
         s = self.settings
@@ -89,16 +80,9 @@ def _has_model(models: list[str], wanted: str) -> bool:
 
 def _reply(body: Any, started: float) -> CallResult:
     elapsed = (time.perf_counter() - started) * 1000
-    if not isinstance(body, dict):
-        return BackendFailure(FailureKind.CONNECTION_LOST, "response is not a JSON object")
-    if body.get("error"):
-        error = str(body["error"])
-        kind = (
-            FailureKind.CONTEXT_OVERFLOW
-            if mentions_context_overflow(error)
-            else FailureKind.SERVER_ERROR
-        )
-        return BackendFailure(kind, error[:300], duration_ms=elapsed)
+    failure = body_failure(body, elapsed)
+    if failure is not None:
+        return failure
     tokens_in = int(body.get("prompt_eval_count") or 0)
     tokens_out = int(body.get("eval_count") or 0)
     # Wall-clock time, queueing included: what the user waits for (total_duration is not).

@@ -23,9 +23,9 @@ from spanlens.enrichment.backends import (
     ChatRequest,
     FailureKind,
     ProbeResult,
+    body_failure,
     make_client,
-    mentions_context_overflow,
-    status_failure,
+    post_json,
     transport_failure,
 )
 
@@ -61,22 +61,15 @@ class OpenAIBackend:
     async def _post(
         self, request: ChatRequest, headers: dict[str, str], json_object: bool
     ) -> CallResult:
-        started = time.perf_counter()
-        payload = self._payload(request, json_object)
-        try:
-            response = await self._client.post(
-                f"{self._prefix}/chat/completions", json=payload, headers=headers
-            )
-            if response.status_code != 200:
-                return status_failure(response, started)
-            body = response.json()
-        except httpx.HTTPError as exc:
-            return transport_failure(exc, started)
-        except ValueError as exc:
-            return BackendFailure(
-                FailureKind.CONNECTION_LOST, f"malformed response body: {exc}", status=200
-            )
-        return _reply(body, started)
+        posted = await post_json(
+            self._client,
+            f"{self._prefix}/chat/completions",
+            self._payload(request, json_object),
+            headers,
+        )
+        if isinstance(posted, BackendFailure):
+            return posted
+        return _reply(*posted)
 
     def _payload(self, request: ChatRequest, json_object: bool) -> dict[str, Any]:
         if json_object:
@@ -137,16 +130,9 @@ def _refuses_json_schema(detail: str) -> bool:
 
 def _reply(body: Any, started: float) -> CallResult:
     elapsed = (time.perf_counter() - started) * 1000
-    if not isinstance(body, dict):
-        return BackendFailure(FailureKind.CONNECTION_LOST, "response is not a JSON object")
-    if body.get("error"):
-        error = str(body["error"])
-        kind = (
-            FailureKind.CONTEXT_OVERFLOW
-            if mentions_context_overflow(error)
-            else FailureKind.SERVER_ERROR
-        )
-        return BackendFailure(kind, error[:300], duration_ms=elapsed)
+    failure = body_failure(body, elapsed)
+    if failure is not None:
+        return failure
     usage = body.get("usage") or {}
     tokens_in = int(usage.get("prompt_tokens") or 0)
     tokens_out = int(usage.get("completion_tokens") or 0)
