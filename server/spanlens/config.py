@@ -104,8 +104,12 @@ class BackendSettings:
         """True unless the endpoint is on this machine (or declared local)."""
         if self.remote is not None:
             return self.remote
-        host = (urlparse(self.url).hostname or "").lower()
-        return not (host in {"localhost", "::1"} or host.startswith("127."))
+        return _url_is_remote(self.url)
+
+
+def _url_is_remote(url: str) -> bool:
+    host = (urlparse(url).hostname or "").lower()
+    return not (host in {"localhost", "::1"} or host.startswith("127."))
 
 
 @dataclass(slots=True)
@@ -150,11 +154,17 @@ class Settings:
     docgen: DocgenSettings = field(default_factory=DocgenSettings)
     #: Where the settings came from, for `spanlens doctor`.
     sources: list[str] = field(default_factory=list)
+    #: Things the user should know about how the settings were applied (shown by doctor and
+    #: logged by the server), e.g. a workspace file's remote backend that was not trusted.
+    notes: list[str] = field(default_factory=list)
 
     def backends_for_tier(self, tier: str) -> list[BackendSettings]:
         """The backends of one tier, in configured order."""
         return [b for b in self.backends if b.tier == tier]
 
+
+#: Environment variable with which a user lets workspace files configure remote backends.
+ALLOW_WORKSPACE_REMOTE = "SPANLENS_ALLOW_WORKSPACE_REMOTE"
 
 _CHOICES = {
     ("lsp", "code_lens"): {"all", "top", "off"},
@@ -186,7 +196,35 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
         sources.append("editor settings")
     settings = settings_from_dict(raw)
     settings.sources = sources or ["defaults"]
+    backends_from_file = (
+        bool(sources) and "backends" not in env and not (overrides and "backends" in overrides)
+    )
+    if backends_from_file and os.environ.get(ALLOW_WORKSPACE_REMOTE, "") not in {"1", "true"}:
+        _distrust_workspace_backends(settings)
     return settings
+
+
+def _distrust_workspace_backends(settings: Settings) -> None:
+    """A file that came with the repository must not send code or keys off this machine.
+
+    Backends defined in spanlens.toml / pyproject.toml are the repository's choice, not the
+    user's: a remote one (by its URL; ``remote = false`` cannot vouch for a remote host) is
+    dropped unless the user opts in with SPANLENS_ALLOW_WORKSPACE_REMOTE=1 or configures it
+    in the editor or SPANLENS_BACKENDS.
+    """
+    kept = []
+    for backend in settings.backends:
+        if backend.remote is False and _url_is_remote(backend.url):
+            backend.remote = None
+        if backend.is_remote:
+            settings.notes.append(
+                f"ignored backend '{backend.name}' ({backend.url}) from the workspace file: "
+                f"a repository's config cannot send code off this machine; set "
+                f"{ALLOW_WORKSPACE_REMOTE}=1 or configure it in your editor or SPANLENS_BACKENDS"
+            )
+            continue
+        kept.append(backend)
+    settings.backends = kept
 
 
 def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
