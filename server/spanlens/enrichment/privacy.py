@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -40,6 +41,24 @@ SECRET_NAME_PATTERNS = (
 )
 #: Folder names (lower-cased) whose contents count as secret.
 SECRET_DIRS = frozenset({".ssh", ".gnupg", ".aws", "secrets", "secret", "credentials", "keys"})
+
+
+#: Credentials recognisable by their shape, wherever they sit in a file.
+SECRET_TEXT = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"  # PEM private keys
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key ids
+    r"|\bgh[pousr]_[A-Za-z0-9]{36,}"  # GitHub tokens
+    r"|\bgithub_pat_[A-Za-z0-9_]{40,}"
+    r"|\bglpat-[A-Za-z0-9_-]{20,}"  # GitLab
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"  # OpenAI / Anthropic style API keys
+    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
+)
+
+
+def text_looks_secret(text: str) -> bool:
+    """Whether ``text`` contains something shaped like a private key or API token."""
+    return SECRET_TEXT.search(text) is not None
 
 
 def looks_secret(path: str) -> bool:
@@ -88,6 +107,8 @@ class IgnoreRules:
         return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
 
 
-def remote_allowed(path: str, rules: IgnoreRules) -> bool:
-    """Whether spans of ``path`` may be sent to a remote backend."""
-    return not looks_secret(path) and not rules.is_ignored(path)
+def remote_allowed(path: str, rules: IgnoreRules, text: str | None = None) -> bool:
+    """Whether spans of ``path`` (whose current text is ``text``) may go to a remote backend."""
+    if looks_secret(path) or rules.is_ignored(path):
+        return False
+    return text is None or not text_looks_secret(text)
