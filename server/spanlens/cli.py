@@ -364,12 +364,8 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     probes = asyncio.run(runner.preflight(settings))
     if not any(p["reachable"] for p in probes):
         raise CliError(runner.refusal_message(probes))
-    for probe in probes:
-        if probe["reachable"] and probe["model_present"] is False:
-            print(
-                f"spanlens: backend {probe['name']} does not list model {probe['model']}",
-                file=sys.stderr,
-            )
+    if not any(runner.serves_model(p) for p in probes):
+        raise CliError(runner.unusable_message(probes))
     store = open_workspace_store(root)
     try:
         run_index(root, store, show_progress=not args.json)

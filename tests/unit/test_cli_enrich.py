@@ -129,3 +129,30 @@ def test_doctor_healthy_and_broken(
     code, out, _ = cli("doctor", str(project), "--json")
     report = json.loads(out)
     assert code == 1 and any("ollama pull missing:1b" in p for p in report["problems"])
+
+
+def test_enrich_refuses_when_no_backend_serves_its_model(
+    project: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    with StandinModelServer(models=("other:1b",), responder=valid_responder) as standin:
+        use_backends(monkeypatch, standin.url)
+        code, out, err = cli("enrich", str(project), "--json")
+        assert standin.chat_requests == []
+    assert code == 1 and out == ""
+    assert err.startswith("spanlens: no model backend can serve its model")
+    assert "b0" in err and "ollama pull qwen2.5-coder:7b" in err
+    assert not db_path_for(project).exists()  # nothing written
+
+
+def test_enrich_refuses_when_the_api_key_is_unset(
+    project: Path, server: StandinModelServer, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    monkeypatch.delenv("SPANLENS_UNSET_KEY", raising=False)
+    backends = [
+        {"name": "hosted", "tier": "small", "provider": "openai", "url": server.url,
+         "api_key_env": "SPANLENS_UNSET_KEY"}
+    ]  # fmt: skip
+    monkeypatch.setenv("SPANLENS_BACKENDS", json.dumps(backends))
+    code, _, err = cli("enrich", str(project))
+    assert code == 1 and "SPANLENS_UNSET_KEY" in err and "export it" in err
+    assert not db_path_for(project).exists()

@@ -614,3 +614,270 @@ async def test_gpu_samples_are_stored_and_limits_defer_local_work(
     assert outcome.status == "enriched"
     [attempt] = attempts(small_ws)
     assert json.loads(attempt["gpu"]) == {"samples": 3, "vram_used_mb_max": 5120, "temp_c_max": 71}
+
+
+# ------------------------------------------------------------------ robustness (review fixes)
+
+
+def _openai_body(content: str, **extra: Any) -> dict[str, Any]:
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}}
+    return {"choices": [{**choice, "finish_reason": "stop"}], **extra}
+
+
+def _ollama_body(content: str, **extra: Any) -> dict[str, Any]:
+    return {"message": {"role": "assistant", "content": content}, "done": True, **extra}
+
+
+@pytest.mark.parametrize(
+    ("provider", "make_body", "status"),
+    [
+        ("openai", lambda text: _openai_body(text, usage="n/a"), "enriched"),
+        ("openai", lambda text: _openai_body(text, usage={"prompt_tokens": "many"}), "enriched"),
+        ("openai", lambda text: {"choices": 5, "usage": [1]}, "failed"),
+        ("ollama", lambda text: _ollama_body(text, prompt_eval_count="n/a"), "enriched"),
+        ("ollama", lambda text: {"message": ["x"], "eval_count": {"a": 1}}, "failed"),
+    ],
+)
+async def test_malformed_200_replies_never_raise(
+    small_ws: Path, server: StandinModelServer, provider: str, make_body: Any, status: str
+) -> None:
+    # Reply.error(200, body) sends the body verbatim with status 200.
+    server.responder = lambda r: Reply.error(200, make_body(valid_reply(r).text))
+    settings = make_settings(backend(server.url, provider=provider), retries=0)
+    [outcome] = await enrich(small_ws, settings, "add")
+    assert outcome.status == status
+    rows = attempts(small_ws)
+    assert rows and rows[0]["tokens_in"] == 0
+    if status == "failed":
+        assert outcome.error == "invalid output" and stored(small_ws) == []
+
+
+class ExplodingBackend:
+    """A backend whose client breaks: ``chat`` raises, or hangs until cancelled."""
+
+    def __init__(self, settings: Any, hang: bool = False) -> None:
+        self.settings = settings
+        self.hang = hang
+        self.entered = asyncio.Event()
+
+    async def chat(self, request: Any) -> Any:
+        self.entered.set()
+        if self.hang:
+            await asyncio.Event().wait()
+        raise RuntimeError("client bug at http://user:hunter2@example.invalid")
+
+    async def probe(self, timeout: float) -> Any:
+        raise AssertionError("not probed")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any], Any]:
+    from spanlens.enrichment.cascade import Breaker, Cascade, Endpoint, Job
+
+    settings = make_settings(backend("http://user:hunter2@127.0.0.1:9"), retries=0)
+    exploding = ExplodingBackend(settings.backends[0], hang=hang)
+    breaker = Breaker(threshold=1, reset_after=0.0, failures=1, opened_at=time.monotonic() - 1)
+    endpoint = Endpoint(exploding, breaker, asyncio.Semaphore(1))  # type: ignore[arg-type]
+    recorded: list[Any] = []
+    cascade = Cascade({"small": [endpoint]}, settings.enrichment, recorded.append)
+    store = open_store(small_ws)
+    try:
+        [span] = spans_named(store, "add")
+    finally:
+        store.close()
+    lines = (small_ws / span.path).read_text().split("\n")[span.start_line : span.end_line + 1]
+    job = Job([SpanSource(span, lines)], ["small"])
+    return cascade, job, recorded, exploding
+
+
+async def test_a_backend_that_raises_is_a_typed_failure_and_frees_the_trial(
+    small_ws: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cascade, job, recorded, _ = _half_open_cascade(small_ws, hang=False)
+    result = await cascade.run(job)
+    assert result.attempted and result.failure is not None
+    assert result.failure.value == "backend error"
+    [attempt] = recorded  # the call is recorded
+    assert attempt.failure_type == "backend error" and "hunter2" not in (attempt.detail or "")
+    breaker = cascade.endpoints["small"][0].breaker
+    assert breaker.trial_in_flight is False
+    assert "hunter2" not in caplog.text
+
+
+async def test_a_cancelled_trial_call_releases_the_half_open_breaker(small_ws: Path) -> None:
+    cascade, job, recorded, exploding = _half_open_cascade(small_ws, hang=True)
+    task = asyncio.create_task(cascade.run(job))
+    await asyncio.wait_for(exploding.entered.wait(), 5)
+    breaker = cascade.endpoints["small"][0].breaker
+    assert breaker.trial_in_flight is True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert breaker.trial_in_flight is False and breaker.can_call(time.monotonic())
+    assert recorded == []
+
+
+CLASS_FILE = '''
+class Counter:
+    """Counts things."""
+
+    def __init__(self):
+        self.count = 0
+
+    def bump(self, by=1):
+        self.count += by
+        return self.count
+'''
+
+
+async def test_container_whose_file_changed_since_indexing_is_discarded(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    workspace(tmp_path, {"counter.py": CLASS_FILE})
+    server.responder = valid_responder
+    path = tmp_path / "counter.py"
+    # Only the docstring changes: the class's skeleton hash stays the same.
+    path.write_text(path.read_text().replace("Counts things.", "Counts other things."))
+    [outcome] = await enrich(tmp_path, make_settings(backend(server.url)), "Counter")
+    assert outcome.status == "discarded"
+    assert outcome.error == "file changed since it was indexed"
+    assert server.chat_requests == [] and stored(tmp_path) == []
+
+
+async def test_container_of_an_unchanged_file_is_enriched(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    workspace(tmp_path, {"counter.py": CLASS_FILE})
+    server.responder = valid_responder
+    [outcome] = await enrich(tmp_path, make_settings(backend(server.url)), "Counter")
+    assert outcome.status == "enriched"
+
+
+async def test_url_credentials_and_api_key_never_reach_store_health_or_log(
+    small_ws: Path,
+    server: StandinModelServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG", logger="spanlens")
+    monkeypatch.setenv("SPANLENS_TEST_KEY", "sk-very-secret-123")
+    with_creds = server.url.replace("http://", "http://user:hunter2@")
+    server.script(Reply.error(500, body="echo: key sk-very-secret-123 user:hunter2"))
+    server.responder = valid_responder
+    settings = make_settings(
+        backend(with_creds, provider="openai", api_key_env="SPANLENS_TEST_KEY"),
+        breaker_threshold=1,  # so that the failure is logged at WARNING too
+        breaker_reset=0.0,
+    )
+    engine = EnrichmentEngine(small_ws, settings)
+    try:
+        [outcome] = await engine.enrich(spans_named(engine.store, "add"))
+        health = engine.health()
+        probe = await engine.probe()
+    finally:
+        await engine.aclose()
+    assert outcome.status == "enriched"
+    host = with_creds.split("@", 1)[1]
+    rows = attempts(small_ws)
+    assert [a["host"] for a in rows] == [host, host]
+    assert "sk-very-secret-123" not in rows[0]["detail"] and "hunter2" not in rows[0]["detail"]
+    store = open_store(small_ws)
+    try:
+        [(stored_host,)] = store.conn.execute("SELECT host FROM enrichments").fetchall()
+    finally:
+        store.close()
+    assert stored_host == host
+    assert health["endpoints"][0]["url"] == f"http://{host}"
+    assert probe["backends"][0]["url"] == f"http://{host}"
+    assert "hunter2" not in caplog.text and "sk-very-secret-123" not in caplog.text
+
+
+async def test_wrong_api_key_is_an_endpoint_problem_not_a_span_failure(
+    small_ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPANLENS_TEST_KEY", "wrong")
+    with StandinModelServer(require_api_key="right", responder=valid_responder) as server:
+        settings = make_settings(
+            backend(server.url, provider="openai", api_key_env="SPANLENS_TEST_KEY", max_parallel=1)
+        )
+        engine = EnrichmentEngine(small_ws, settings)
+        try:
+            outcomes = await engine.enrich(spans_named(engine.store, "add", "neg"))
+            health = engine.health()
+            [later] = await engine.enrich(spans_named(engine.store, "greet"))
+        finally:
+            await engine.aclose()
+        assert len(server.chat_requests) == 1  # the endpoint is paused after one refusal
+    assert [o.status for o in outcomes] == ["deferred", "deferred"]
+    assert later.status == "deferred"
+    assert all(failure(small_ws, o.content_hash) is None for o in [*outcomes, later])
+    [entry] = health["endpoints"]
+    assert entry["breaker"] == "open" and "SPANLENS_TEST_KEY" in entry["misconfigured"]
+    assert health["misconfigured"] == [entry["misconfigured"]]
+    assert [a["failure_type"] for a in attempts(small_ws)] == ["backend misconfigured"]
+
+
+async def test_unset_api_key_env_defers_without_calling(
+    small_ws: Path, server: StandinModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPANLENS_UNSET_KEY", raising=False)
+    server.responder = valid_responder
+    settings = make_settings(
+        backend(server.url, provider="openai", api_key_env="SPANLENS_UNSET_KEY")
+    )
+    [outcome] = await enrich(small_ws, settings, "add")
+    assert outcome.status == "deferred" and "SPANLENS_UNSET_KEY" in (outcome.error or "")
+    assert server.chat_requests == [] and failure(small_ws, outcome.content_hash) is None
+
+
+async def test_missing_model_fails_over_and_is_reported_once(
+    small_ws: Path, second: StandinModelServer
+) -> None:
+    with StandinModelServer(models=("other:1b",), responder=valid_responder) as server:
+        second.responder = valid_responder
+        settings = make_settings(backend(server.url, "a"), backend(second.url, "b"))
+        engine = EnrichmentEngine(small_ws, settings)
+        try:
+            [outcome] = await engine.enrich(spans_named(engine.store, "add"))
+            health = engine.health()
+        finally:
+            await engine.aclose()
+    assert outcome.status == "enriched"
+    [message] = health["misconfigured"]
+    assert "ollama pull qwen2.5-coder:7b" in message
+
+
+async def test_rate_limit_cools_the_endpoint_down_for_every_job(
+    small_ws: Path, server: StandinModelServer
+) -> None:
+    # The 429 comes on the last (only) try; the other job, queued behind it, must not call.
+    server.script(Reply.rate_limited(60))
+    server.responder = valid_responder
+    settings = make_settings(backend(server.url, max_parallel=1), retries=0)
+    engine = EnrichmentEngine(small_ws, settings)
+    try:
+        outcomes = await engine.enrich(spans_named(engine.store, "add", "neg"))
+        health = engine.health()
+        [later] = await engine.enrich(spans_named(engine.store, "greet"))
+    finally:
+        await engine.aclose()
+    assert len(server.chat_requests) == 1
+    assert sorted(o.status for o in outcomes) == ["deferred", "failed"]
+    assert later.status == "deferred"
+    assert health["endpoints"][0]["cooldown_s"] > 50
+
+
+async def test_short_retry_after_makes_other_jobs_wait_it_out(
+    small_ws: Path, server: StandinModelServer
+) -> None:
+    server.script(Reply.rate_limited(0.2))
+    server.responder = valid_responder
+    settings = make_settings(backend(server.url, max_parallel=2), retries=1, backoff_max=1.0)
+    outcomes = await enrich(small_ws, settings, "add", "neg")
+    assert [o.status for o in outcomes] == ["enriched", "enriched"]
+    first, *later = sorted(r.received_at for r in server.chat_requests)
+    # Both spans were called concurrently once; no call followed within the Retry-After.
+    assert len(later) >= 2
+    assert sum(1 for t in later if t - first < 0.2) <= 1

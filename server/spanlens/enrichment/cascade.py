@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
 from spanlens.config import BackendSettings, EnrichmentSettings, GpuSettings
 from spanlens.enrichment.backends import (
@@ -29,6 +28,10 @@ from spanlens.enrichment.backends import (
     ChatReply,
     ChatRequest,
     FailureKind,
+    display_host,
+    display_url,
+    endpoint_secrets,
+    scrub,
 )
 from spanlens.enrichment.prompts import Prompt, SpanSource, build_prompt
 from spanlens.enrichment.validation import Validated, validate_batch_reply, validate_reply
@@ -102,6 +105,13 @@ class Breaker:
             self.opened_at = now
         self.trial_in_flight = False
 
+    def trip(self, now: float) -> None:
+        """Open at once (the endpoint is misconfigured); a trial after ``reset_after`` tells
+        whether it was fixed."""
+        self.failures = max(self.failures + 1, self.threshold)
+        self.opened_at = now
+        self.trial_in_flight = False
+
     def release(self) -> None:
         """A claimed call ended without saying anything about health (e.g. invalid output)."""
         self.trial_in_flight = False
@@ -119,6 +129,9 @@ class Endpoint:
     cooldown_until: float = 0.0
     last_error: str | None = None
     last_failure: FailureKind | None = None
+    #: What is wrong with the endpoint's configuration (key, model, URL), with the fix; set
+    #: by a MISCONFIGURED failure, cleared by the next call it answers.
+    misconfigured: str | None = None
 
     @property
     def settings(self) -> BackendSettings:
@@ -129,6 +142,11 @@ class Endpoint:
     def load(self) -> float:
         """Calls running or queued, relative to the endpoint's parallelism."""
         return self.in_flight / max(1, self.settings.max_parallel)
+
+    @property
+    def display_url(self) -> str:
+        """The endpoint's URL without credentials: the only form logged, stored or shown."""
+        return display_url(self.settings.url)
 
     def usable(self, now: float) -> bool:
         """Not cooling down after a 429 and its breaker lets calls through."""
@@ -174,6 +192,9 @@ class JobResult:
     attempted: bool = False
     #: Why nothing was tried (GPU limits, every breaker open), for the deferred outcome.
     deferred_reason: str | None = None
+    #: Why endpoints could not take the job for reasons that are not the span's fault
+    #: (misconfigured, or cooling down after a rate limit).
+    endpoint_problems: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -247,8 +268,8 @@ class Cascade:
             done = await self._run_tier(tier, endpoints, prompt, job, result)
             if done or job.is_batch:
                 break
-        if not result.attempted and reasons:
-            result.deferred_reason = reasons[0]
+        if not result.attempted and (reasons or result.endpoint_problems):
+            result.deferred_reason = (result.endpoint_problems or reasons)[0]
         return result
 
     def _tier_blocked(self, tier: str, endpoints: list[Endpoint]) -> str | None:
@@ -277,14 +298,22 @@ class Cascade:
                 return False
             tried.add(id(endpoint))
             for attempt_number in range(self.settings.retries + 1):
-                if not endpoint.breaker.claim(self._clock()):
+                if not await self._wait_for_cooldown(endpoint):
                     break
                 call = await self._call(endpoint, tier, prompt, job)
-                result.attempted = True
-                landed = self._land(call, endpoint, tier, result)
-                if landed:
-                    return True
+                if call is None:  # the endpoint cooled down or its breaker opened meanwhile
+                    result.endpoint_problems.append(
+                        f"backend {endpoint.settings.name} paused (rate limited or failing)"
+                    )
+                    break
                 failure = call.failure
+                if failure is not None and failure.kind is FailureKind.MISCONFIGURED:
+                    # Not the span's fault: fail over without counting it against the span.
+                    result.endpoint_problems.append(endpoint.misconfigured or failure.kind.value)
+                    break
+                result.attempted = True
+                if self._land(call, endpoint, tier, result):
+                    return True
                 assert failure is not None
                 result.failure = failure.kind
                 if failure.kind in (FailureKind.INVALID_OUTPUT, FailureKind.TRUNCATED):
@@ -299,9 +328,18 @@ class Cascade:
                     continue  # the endpoint is fine; ask again at once
                 delay = self._backoff(attempt_number, failure.retry_after)
                 if delay is None:
-                    endpoint.cooldown_until = self._clock() + (failure.retry_after or 0.0)
-                    break
+                    break  # the endpoint cools down (see _update_health); try the next one
                 await self._sleep(delay)
+
+    async def _wait_for_cooldown(self, endpoint: Endpoint) -> bool:
+        """Wait out a short cooldown; False when it is longer than we are willing to wait."""
+        remaining = endpoint.cooldown_until - self._clock()
+        if remaining <= 0:
+            return True
+        if remaining > self.settings.backoff_max:
+            return False
+        await self._sleep(remaining)
+        return True
 
     def _pick(self, endpoints: list[Endpoint], tried: set[int]) -> Endpoint | None:
         """The least-busy usable endpoint not yet tried for this job."""
@@ -321,36 +359,84 @@ class Cascade:
             delay = max(delay, retry_after)
         return delay
 
-    async def _call(self, endpoint: Endpoint, tier: str, prompt: Prompt, job: Job) -> _Call:
+    async def _call(self, endpoint: Endpoint, tier: str, prompt: Prompt, job: Job) -> _Call | None:
+        """One recorded model call; None when the endpoint may not be called any more (a
+        cooldown or an open breaker that began while this call waited for a slot)."""
         request = ChatRequest(prompt.messages, prompt.schema, prompt.max_tokens, prompt.schema_name)
         endpoint.in_flight += 1
         started_at = time.time()
         gpu_summary: dict[str, Any] | None = None
+        trial = settled = False
         try:
-            async with endpoint.slots:
-                endpoint.calls += 1
-                if self._gpu is not None and not endpoint.settings.is_remote:
-                    # The sampler starts NVML in a worker thread and yields no summary
-                    # when there is no GPU.
-                    async with self._gpu.sampling(self._gpu_settings.sample_interval) as samples:
-                        reply = await endpoint.backend.chat(request)
-                    gpu_summary = _summary_of(samples)
-                else:
-                    reply = await endpoint.backend.chat(request)
+            try:
+                async with endpoint.slots:
+                    now = self._clock()
+                    if now < endpoint.cooldown_until:
+                        return None
+                    trial = endpoint.breaker.state(now) == HALF_OPEN
+                    if not endpoint.breaker.claim(now):
+                        return None
+                    endpoint.calls += 1
+                    reply, gpu_summary = await self._chat(endpoint, request)
+            finally:
+                endpoint.in_flight -= 1
+            call = self._judge(reply, prompt)
+            self._update_health(endpoint, call.failure)
+            settled = True
+            self._record(self._attempt(endpoint, tier, job, reply, call, started_at, gpu_summary))
+            return call
         finally:
-            endpoint.in_flight -= 1
-        call = self._judge(reply, prompt)
-        self._update_health(endpoint, call.failure)
-        self._record(self._attempt(endpoint, tier, job, reply, call, started_at, gpu_summary))
-        return call
+            if trial and not settled:
+                # Cancelled (or broken) mid-call: the half-open trial must not stay claimed.
+                endpoint.breaker.release()
+
+    async def _chat(
+        self, endpoint: Endpoint, request: ChatRequest
+    ) -> tuple[ChatReply | BackendFailure, dict[str, Any] | None]:
+        """The backend's reply (and GPU summary); any exception becomes a typed failure."""
+        started = time.perf_counter()
+        try:
+            if self._gpu is not None and not endpoint.settings.is_remote:
+                # The sampler starts NVML in a worker thread and yields no summary
+                # when there is no GPU.
+                async with self._gpu.sampling(self._gpu_settings.sample_interval) as samples:
+                    reply = await endpoint.backend.chat(request)
+                return reply, _summary_of(samples)
+            return await endpoint.backend.chat(request), None
+        except Exception as exc:
+            detail = self._scrub(endpoint, f"{type(exc).__name__}: {exc}")[:300]
+            log.warning(
+                "backend %s (%s) failed unexpectedly: %s",
+                endpoint.settings.name,
+                endpoint.display_url,
+                detail,
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+            return BackendFailure(FailureKind.BACKEND_ERROR, detail, duration_ms=elapsed), None
+
+    @staticmethod
+    def _scrub(endpoint: Endpoint, text: str) -> str:
+        return scrub(text, endpoint_secrets(endpoint.settings))
 
     def _judge(self, reply: ChatReply | BackendFailure, prompt: Prompt) -> _Call:
         if isinstance(reply, BackendFailure):
             return _Call({}, reply, reply)
-        if prompt.is_batch:
-            results = validate_batch_reply(reply.text, prompt.contexts)
-        else:
-            results = {prompt.contexts[0].span_id: validate_reply(reply.text, prompt.contexts[0])}
+        try:
+            if prompt.is_batch:
+                results = validate_batch_reply(reply.text, prompt.contexts)
+            else:
+                context = prompt.contexts[0]
+                results = {context.span_id: validate_reply(reply.text, context)}
+        except Exception as exc:  # a reply, however odd, is invalid output, never a crash
+            log.warning("validating a reply failed: %s", type(exc).__name__)
+            failure = BackendFailure(
+                FailureKind.INVALID_OUTPUT,
+                f"reply could not be validated ({type(exc).__name__})",
+                tokens_in=reply.tokens_in,
+                tokens_out=reply.tokens_out,
+                duration_ms=reply.duration_ms,
+            )
+            return _Call({}, failure, reply)
         if any(r.ok for r in results.values()):
             return _Call(results, None, reply)
         detail = "; ".join(r.describe() for r in results.values())[:300]
@@ -371,18 +457,42 @@ class Cascade:
             endpoint.breaker.success()
             endpoint.last_error = None
             endpoint.last_failure = None
+            endpoint.misconfigured = None
             return
-        endpoint.last_error = f"{failure.kind.value}: {failure.detail}"[:300]
+        now = self._clock()
+        name, url = endpoint.settings.name, endpoint.display_url
+        endpoint.last_error = self._scrub(endpoint, f"{failure.kind.value}: {failure.detail}")[:300]
         endpoint.last_failure = failure.kind
-        log.debug("%s (%s): %s", endpoint.settings.name, endpoint.settings.url, endpoint.last_error)
-        if failure.kind.hurts_endpoint:
+        log.debug("%s (%s): %s", name, url, endpoint.last_error)
+        if failure.retry_after is not None or failure.kind is FailureKind.RATE_LIMITED:
+            # Every job stops calling it, not just the one that was told to wait.
+            pause = (
+                failure.retry_after
+                if failure.retry_after is not None
+                else self.settings.backoff_base
+            )
+            endpoint.cooldown_until = max(endpoint.cooldown_until, now + pause)
+        if failure.kind is FailureKind.MISCONFIGURED:
+            endpoint.misconfigured = self._scrub(
+                endpoint, misconfiguration_message(endpoint, failure)
+            )
+            if endpoint.breaker.opened_at is None:
+                log.warning(
+                    "backend %s (%s) misconfigured; pausing it for %.0fs: %s",
+                    name,
+                    url,
+                    endpoint.breaker.reset_after,
+                    endpoint.misconfigured,
+                )
+            endpoint.breaker.trip(now)
+        elif failure.kind.hurts_endpoint:
             was_open = endpoint.breaker.opened_at is not None
-            endpoint.breaker.failure(self._clock())
+            endpoint.breaker.failure(now)
             if endpoint.breaker.opened_at is not None and not was_open:
                 log.warning(
                     "backend %s (%s) failing (%s); pausing it for %.0fs",
-                    endpoint.settings.name,
-                    endpoint.settings.url,
+                    name,
+                    url,
                     failure.kind.value,
                     endpoint.breaker.reset_after,
                 )
@@ -391,6 +501,7 @@ class Cascade:
         else:
             # It answered: the endpoint is healthy even if the model's reply was not.
             endpoint.breaker.success()
+            endpoint.misconfigured = None
 
     def _land(self, call: _Call, endpoint: Endpoint, tier: str, result: JobResult) -> bool:
         """Collect the call's valid enrichments; its tokens and time are split over them."""
@@ -409,7 +520,7 @@ class Cascade:
                 data,
                 tier,
                 s.name,
-                _host(s.url),
+                display_host(s.url),
                 s.model,
                 reply.tokens_in // share,
                 reply.tokens_out // share,
@@ -441,14 +552,14 @@ class Cascade:
             span_hashes=[source.span.content_hash for source in job.sources],
             tier=tier,
             backend=s.name,
-            host=_host(s.url),
+            host=display_host(s.url),
             model=s.model,
             outcome=outcome,
             tokens_in=reply.tokens_in,
             tokens_out=reply.tokens_out,
             duration_ms=round(reply.duration_ms, 3),
             failure_type=failure.kind.value if failure else _partial_note(call),
-            detail=(failure.detail if failure else None),
+            detail=(self._scrub(endpoint, failure.detail) if failure else None),
             gpu=gpu,
             cost=self._cost(reply.tokens_in, reply.tokens_out, s.price_in, s.price_out),
             enriched=enriched,
@@ -473,6 +584,21 @@ def _summary_of(samples: Any) -> dict[str, Any] | None:
     return samples if isinstance(samples, dict) and samples else None
 
 
-def _host(url: str) -> str:
-    parsed = urlparse(url)
-    return parsed.netloc or url
+def misconfiguration_message(endpoint: Endpoint, failure: BackendFailure) -> str:
+    """One line for the user: what is wrong with the endpoint's configuration, and the fix."""
+    s = endpoint.settings
+    where = f"backend {s.name} ({endpoint.display_url})"
+    if failure.status in (401, 403):
+        env = s.api_key_env or "api_key_env"
+        return (
+            f"{where} refused the API key (HTTP {failure.status}) — set a valid key in the "
+            f"environment variable {env}"
+        )
+    if failure.status == 404:
+        fix = (
+            f"run `ollama pull {s.model}`"
+            if s.provider == "ollama"
+            else "set backends.model to a model the server lists, or correct backends.url"
+        )
+        return f"{where} does not serve model {s.model} (HTTP 404) — {fix}"
+    return f"{where}: {failure.detail} — set it, or remove api_key_env from the backend"

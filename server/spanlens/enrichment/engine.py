@@ -11,8 +11,9 @@ long-lived HTTP client, breaker and concurrency limit; use it from one event loo
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,12 @@ from spanlens.enrichment.prompts import (
 from spanlens.enrichment.router import choose_route
 from spanlens.enrichment.validation import to_span_lines
 from spanlens.enrichment.version import ENRICHMENT_VERSION
-from spanlens.indexing.hashing import content_hash
+from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, open_store
+
+log = logging.getLogger(__name__)
 
 ENRICHED = "enriched"
 FAILED = "failed"
@@ -54,8 +57,9 @@ class SpanOutcome:
     - ``failed``: attempts were recorded and the hash's failure count went up;
     - ``discarded``: the span's hash changed while it was in flight (or its text no longer
       matches the index), so the result was dropped;
-    - ``deferred``: nothing was tried (GPU limits, every breaker open, no usable backend);
-      nothing was recorded.
+    - ``deferred``: nothing was tried (GPU limits, every breaker open, no usable backend), or
+      only endpoints that are misconfigured or cooling down after a rate limit answered;
+      no span failure was recorded.
     """
 
     span_id: int
@@ -167,9 +171,11 @@ class EnrichmentEngine:
         return 1
 
     def health(self) -> dict[str, Any]:
-        """Per endpoint: tier, url, model, breaker state, last error; and ``unreachable``.
+        """Per endpoint: tier, url (without credentials), model, breaker state, last error and
+        ``misconfigured`` (what to fix, or None); and ``unreachable``.
 
-        ``unreachable`` is True when every endpoint's last call was refused a connection.
+        ``unreachable`` is True when every endpoint's last call was refused a connection;
+        ``misconfigured`` lists one message per misconfigured endpoint, for one editor notice.
         """
         now = time.monotonic()
         entries = []
@@ -180,20 +186,23 @@ class EnrichmentEngine:
                     "name": s.name,
                     "tier": s.tier,
                     "provider": s.provider,
-                    "url": s.url,
+                    "url": endpoint.display_url,
                     "model": s.model,
                     "remote": s.is_remote,
                     "breaker": endpoint.breaker.state(now),
                     "in_flight": endpoint.in_flight,
                     "calls": endpoint.calls,
                     "last_error": endpoint.last_error,
+                    "misconfigured": endpoint.misconfigured,
+                    "cooldown_s": round(max(0.0, endpoint.cooldown_until - now), 3),
                 }
             )
         endpoints = self._all_endpoints()
         unreachable = bool(endpoints) and all(
             ep.last_failure is FailureKind.CONNECTION_REFUSED for ep in endpoints
         )
-        return {"endpoints": entries, "unreachable": unreachable}
+        misconfigured = [ep.misconfigured for ep in endpoints if ep.misconfigured]
+        return {"endpoints": entries, "unreachable": unreachable, "misconfigured": misconfigured}
 
     async def probe(self, timeout: float = 2.0) -> dict[str, Any]:
         """For `spanlens doctor` and the enrich pre-flight: is each backend reachable, and
@@ -211,7 +220,7 @@ class EnrichmentEngine:
                     "name": s.name,
                     "tier": s.tier,
                     "provider": s.provider,
-                    "url": s.url,
+                    "url": endpoint.display_url,
                     "model": s.model,
                     "remote": s.is_remote,
                     "reachable": result.reachable,
@@ -267,10 +276,9 @@ class EnrichmentEngine:
                 continue
             routed.append((source, Job([source], route, local_only)))
         batches, singles = self._plan(routed)
-        jobs = [self._run_batch(batch) for batch in batches]
-        jobs += [self._run_single(job) for job in singles]
-        for outcome in await asyncio.gather(*jobs):
-            results.update(outcome)
+        work = [([j.sources[0] for j in batch], self._run_batch(batch)) for batch in batches]
+        work += [(job.sources, self._run_single(job)) for job in singles]
+        results.update(await _gather_outcomes(work))
         return results
 
     def _plan(self, routed: list[tuple[SpanSource, Job]]) -> tuple[list[list[Job]], list[Job]]:
@@ -302,8 +310,7 @@ class EnrichmentEngine:
         result = await self.cascade.run(batch)
         outcomes = self._store_landed(result, batch)
         rest = [job for job in jobs if job.sources[0].span.id not in result.landed]
-        for outcome in await asyncio.gather(*(self._run_single(job) for job in rest)):
-            outcomes.update(outcome)
+        outcomes.update(await _gather_outcomes([(j.sources, self._run_single(j)) for j in rest]))
         return outcomes
 
     async def _run_single(self, job: Job) -> dict[str, _HashOutcome]:
@@ -379,13 +386,21 @@ class EnrichmentEngine:
                 continue
             lines = text.split("\n")
             file_spans = self.store.spans_in_file(path)
+            # A container's hash covers only its skeleton, so its text can change under the
+            # same hash: only a file identical to the indexed one vouches for it.
+            indexed = queries.indexed_file_sha256(self.store, path)
+            file_current = indexed == file_sha256(text.encode("utf-8"))
             for span in group:
-                loaded.append(_source_for(span, lines, file_spans))
+                if span.kind in CONTAINER_KINDS and not file_current:
+                    loaded.append((span, None, "file changed since it was indexed"))
+                else:
+                    loaded.append(_source_for(span, lines, file_spans))
         return loaded
 
     def _read_disk(self, path: str) -> str | None:
+        # Bytes decoded as they are (no newline translation), as the indexer hashed them.
         try:
-            return (self.root / path).read_text(encoding="utf-8")
+            return (self.root / path).read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
 
@@ -425,6 +440,30 @@ def _utf16_to_index(line: str, column: int) -> int:
             return index
         units += 2 if ord(char) > 0xFFFF else 1
     return len(line)
+
+
+async def _gather_outcomes(
+    work: list[tuple[list[SpanSource], Coroutine[Any, Any, dict[str, _HashOutcome]]]],
+) -> dict[str, _HashOutcome]:
+    """Run jobs side by side; one that raises is logged and its spans deferred, while its
+    siblings run to the end (none is left orphaned)."""
+    done = await asyncio.gather(*(coro for _, coro in work), return_exceptions=True)
+    outcomes: dict[str, _HashOutcome] = {}
+    for (sources, _), outcome in zip(work, done, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, asyncio.CancelledError):
+                log.error(
+                    "enrichment job failed unexpectedly",
+                    exc_info=(type(outcome), outcome, outcome.__traceback__),
+                )
+            reason = (
+                "cancelled" if isinstance(outcome, asyncio.CancelledError) else "internal error"
+            )
+            for source in sources:
+                outcomes.setdefault(source.span.content_hash, _HashOutcome(DEFERRED, reason))
+        else:
+            outcomes.update(outcome)
+    return outcomes
 
 
 def _no_route_reason(tier: str | None, local_only: bool) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import Settings
-from spanlens.enrichment.backends import create_backend
+from spanlens.enrichment.backends import create_backend, display_url, endpoint_secrets, scrub
 from spanlens.enrichment.engine import (
     DEFERRED,
     DISCARDED,
@@ -111,11 +111,11 @@ async def preflight(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT) -> l
             "name": b.settings.name,
             "tier": b.settings.tier,
             "provider": b.settings.provider,
-            "url": b.settings.url,
+            "url": display_url(b.settings.url),
             "model": b.settings.model,
             "reachable": p.reachable,
             "model_present": p.model_present,
-            "error": p.error,
+            "error": scrub(p.error, endpoint_secrets(b.settings)) if p.error else None,
         }
         for b, p in zip(backends, probes, strict=True)
     ]
@@ -135,6 +135,44 @@ def refusal_message(probes: list[dict[str, Any]]) -> str:
         f"no model backend is reachable ({tried}). Nothing was enriched or written. "
         "Start one (for Ollama: `ollama serve` then `ollama pull qwen2.5-coder:7b`) or point "
         f"spanlens at one:\n{CONFIG_EXAMPLE}"
+    )
+
+
+def serves_model(probe: dict[str, Any]) -> bool:
+    """Whether a probed backend answered, without error, and serves its model."""
+    return bool(probe["reachable"]) and not probe["error"] and probe["model_present"] is not False
+
+
+def unusable_message(probes: list[dict[str, Any]]) -> str:
+    """Why `spanlens enrich` will not run although a backend answers: one line per backend
+    with its fix."""
+    lines = [fix_for(p) for p in probes]
+    return "no model backend can serve its model; nothing was enriched or written:\n" + "\n".join(
+        f"  - {line}" for line in lines
+    )
+
+
+def fix_for(probe: dict[str, Any]) -> str:
+    """One backend's problem and how to fix it (for a backend that does not serve)."""
+    where = f"backend {probe['name']} ({probe['provider']}) at {probe['url']}"
+    if not probe["reachable"]:
+        start = "start Ollama (`ollama serve`)" if probe["provider"] == "ollama" else "start it"
+        return f"{where} is unreachable — {start} or correct backends.url"
+    error = probe["error"]
+    if error:
+        if "api_key_env" in error:
+            return f"{where}: {error} — export it before running spanlens"
+        if "api key" in error.lower():
+            return f"{where}: {error} — set a valid key in the variable named by api_key_env"
+        return f"{where}: {error} — check the server and backends.url"
+    if probe["provider"] == "ollama":
+        return (
+            f"{where} does not serve model {probe['model']} — run "
+            f"`ollama pull {probe['model']}` or set backends.model"
+        )
+    return (
+        f"{where} does not serve model {probe['model']} — set backends.model to a model "
+        "the server lists"
     )
 
 

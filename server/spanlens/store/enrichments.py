@@ -111,6 +111,12 @@ def current_hash(store: Store, span_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
+def indexed_file_sha256(store: Store, path: str) -> str | None:
+    """The sha256 of ``path``'s bytes when it was last indexed (None: not indexed)."""
+    row = store.conn.execute("SELECT sha256 FROM files WHERE path = ?", (path,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def hash_in_use(store: Store, content_hash: str) -> bool:
     """Whether any span still has ``content_hash``."""
     row = store.conn.execute(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -31,6 +33,12 @@ class FailureKind(str, enum.Enum):
     INVALID_OUTPUT = "invalid output"
     TRUNCATED = "truncated output"
     CONTEXT_OVERFLOW = "context overflow"
+    #: The endpoint cannot serve any span as configured (key refused or unset, no such
+    #: model or path): an endpoint problem, never a span's.
+    MISCONFIGURED = "backend misconfigured"
+    #: The backend client itself failed in a way no other kind describes (a bug, or a reply
+    #: it could not handle).
+    BACKEND_ERROR = "backend error"
 
     @property
     def hurts_endpoint(self) -> bool:
@@ -49,6 +57,7 @@ _ENDPOINT_FAILURES = frozenset(
         FailureKind.TIMEOUT,
         FailureKind.CONNECTION_LOST,
         FailureKind.SERVER_ERROR,
+        FailureKind.BACKEND_ERROR,
     }
 )
 _RETRYABLE = frozenset(
@@ -174,6 +183,23 @@ def status_failure(response: httpx.Response, started: float) -> BackendFailure:
             status=status,
             duration_ms=elapsed,
         )
+    if status in (401, 403, 404):
+        # A refused key, a model the server does not have, or a wrong URL path: no span
+        # will fare better, so the endpoint is misconfigured.
+        return BackendFailure(
+            FailureKind.MISCONFIGURED,
+            f"HTTP {status}: {body}",
+            status=status,
+            duration_ms=elapsed,
+        )
+    if status == 503 and response.headers.get("retry-after"):
+        return BackendFailure(
+            FailureKind.SERVER_ERROR,
+            f"HTTP 503: {body}",
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            status=status,
+            duration_ms=elapsed,
+        )
     if mentions_context_overflow(body):
         return BackendFailure(
             FailureKind.CONTEXT_OVERFLOW,
@@ -219,6 +245,82 @@ def body_failure(body: Any, elapsed_ms: float) -> BackendFailure | None:
         )
         return BackendFailure(kind, error[:300], duration_ms=elapsed_ms)
     return None
+
+
+def token_count(value: Any) -> int:
+    """A token count from a reply field; 0 for anything that is not a finite number >= 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return 0
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return int(value)
+    return 0
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (so ``.get`` never fails)."""
+    return value if isinstance(value, dict) else {}
+
+
+def display_url(url: str) -> str:
+    """``url`` as shown, logged and stored: scheme://hostname:port/path, with any
+    ``user:password@`` (and query or fragment) left out."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid url>"
+    if not host:
+        return url.rsplit("@", 1)[-1] if "@" in url else url
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def display_host(url: str) -> str:
+    """hostname:port of ``url`` as :func:`display_url` renders it (for the ``host`` columns)."""
+    return urlsplit(display_url(url)).netloc or display_url(url)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials embedded in ``url`` (user info and password), for scrubbing."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = []
+    if parts.password:
+        found.append(parts.password)
+    if "@" in parts.netloc:
+        found.append(parts.netloc.rsplit("@", 1)[0])
+    return found
+
+
+def endpoint_secrets(settings: BackendSettings) -> list[str]:
+    """Values that must never reach a log, the store or the editor: URL credentials and the
+    API key (read from ``api_key_env`` now, as the backend does)."""
+    import os
+
+    secrets = url_secrets(settings.url)
+    if settings.api_key_env:
+        key = os.environ.get(settings.api_key_env)
+        if key:
+            secrets.append(key)
+    return secrets
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every (non-trivial) secret value replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
 
 
 def mentions_context_overflow(text: str) -> bool:

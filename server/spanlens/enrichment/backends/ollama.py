@@ -15,9 +15,11 @@ from spanlens.enrichment.backends import (
     ChatRequest,
     FailureKind,
     ProbeResult,
+    as_dict,
     body_failure,
     make_client,
     post_json,
+    token_count,
     transport_failure,
 )
 
@@ -61,7 +63,7 @@ class OllamaBackend:
             return ProbeResult(True, error=f"/api/tags answered HTTP {response.status_code}")
         try:
             models = [str(m.get("name", "")) for m in response.json().get("models", [])]
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError):
             return ProbeResult(True, error="/api/tags answered something that is not JSON")
         return ProbeResult(
             True, model_present=_has_model(models, self.settings.model), models=models
@@ -80,15 +82,26 @@ def _has_model(models: list[str], wanted: str) -> bool:
 
 def _reply(body: Any, started: float) -> CallResult:
     elapsed = (time.perf_counter() - started) * 1000
+    try:
+        return _parse_reply(body, elapsed)
+    except Exception as exc:  # a reply must never crash the caller; see _parse_reply
+        return BackendFailure(
+            FailureKind.INVALID_OUTPUT,
+            f"unreadable reply ({type(exc).__name__})",
+            status=200,
+            duration_ms=elapsed,
+        )
+
+
+def _parse_reply(body: Any, elapsed: float) -> CallResult:
     failure = body_failure(body, elapsed)
     if failure is not None:
         return failure
-    tokens_in = int(body.get("prompt_eval_count") or 0)
-    tokens_out = int(body.get("eval_count") or 0)
+    tokens_in = token_count(body.get("prompt_eval_count"))
+    tokens_out = token_count(body.get("eval_count"))
     # Wall-clock time, queueing included: what the user waits for (total_duration is not).
     duration = elapsed
-    message = body.get("message") or {}
-    text = message.get("content") if isinstance(message, dict) else None
+    text = as_dict(body.get("message")).get("content")
     if body.get("done_reason") == "length":
         return BackendFailure(
             FailureKind.TRUNCATED,
@@ -99,6 +112,10 @@ def _reply(body: Any, started: float) -> CallResult:
         )
     if not isinstance(text, str):
         return BackendFailure(
-            FailureKind.INVALID_OUTPUT, "reply has no message content", duration_ms=duration
+            FailureKind.INVALID_OUTPUT,
+            "reply has no message content",
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            duration_ms=duration,
         )
     return ChatReply(text, tokens_in, tokens_out, duration)

@@ -23,9 +23,11 @@ from spanlens.enrichment.backends import (
     ChatRequest,
     FailureKind,
     ProbeResult,
+    as_dict,
     body_failure,
     make_client,
     post_json,
+    token_count,
     transport_failure,
 )
 
@@ -45,7 +47,7 @@ class OpenAIBackend:
         """POST /v1/chat/completions and type the outcome."""
         headers, missing = self._headers()
         if missing:
-            return BackendFailure(FailureKind.CLIENT_ERROR, missing)
+            return BackendFailure(FailureKind.MISCONFIGURED, missing)
         json_object = self.json_object_only
         result = await self._post(request, headers, json_object)
         if (
@@ -106,15 +108,15 @@ class OpenAIBackend:
             )
         except httpx.HTTPError as exc:
             return ProbeResult(False, error=transport_failure(exc, time.perf_counter()).detail)
+        if missing:
+            return ProbeResult(True, error=missing)
         if response.status_code in (401, 403):
-            return ProbeResult(
-                True, error=missing or f"API key refused (HTTP {response.status_code})"
-            )
+            return ProbeResult(True, error=f"API key refused (HTTP {response.status_code})")
         if response.status_code != 200:
             return ProbeResult(True, error=f"/v1/models answered HTTP {response.status_code}")
         try:
             models = [str(m.get("id", "")) for m in response.json().get("data", [])]
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError):
             return ProbeResult(True, error="/v1/models answered something that is not JSON")
         return ProbeResult(True, model_present=self.settings.model in models, models=models)
 
@@ -130,16 +132,29 @@ def _refuses_json_schema(detail: str) -> bool:
 
 def _reply(body: Any, started: float) -> CallResult:
     elapsed = (time.perf_counter() - started) * 1000
+    try:
+        return _parse_reply(body, elapsed)
+    except Exception as exc:  # a reply must never crash the caller; see _parse_reply
+        return BackendFailure(
+            FailureKind.INVALID_OUTPUT,
+            f"unreadable reply ({type(exc).__name__})",
+            status=200,
+            duration_ms=elapsed,
+        )
+
+
+def _parse_reply(body: Any, elapsed: float) -> CallResult:
     failure = body_failure(body, elapsed)
     if failure is not None:
         return failure
-    usage = body.get("usage") or {}
-    tokens_in = int(usage.get("prompt_tokens") or 0)
-    tokens_out = int(usage.get("completion_tokens") or 0)
-    choices = body.get("choices") or []
-    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
-    text = message.get("content") if isinstance(message, dict) else None
+    usage = as_dict(body.get("usage"))
+    tokens_in = token_count(usage.get("prompt_tokens"))
+    tokens_out = token_count(usage.get("completion_tokens"))
+    choices = body.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    choice = as_dict(first)
+    message = as_dict(choice.get("message"))
+    text = message.get("content")
     if choice.get("finish_reason") == "length":
         return BackendFailure(
             FailureKind.TRUNCATED,
@@ -150,6 +165,10 @@ def _reply(body: Any, started: float) -> CallResult:
         )
     if not isinstance(text, str):
         return BackendFailure(
-            FailureKind.INVALID_OUTPUT, "reply has no message content", duration_ms=elapsed
+            FailureKind.INVALID_OUTPUT,
+            "reply has no message content",
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            duration_ms=elapsed,
         )
     return ChatReply(text, tokens_in, tokens_out, elapsed)
