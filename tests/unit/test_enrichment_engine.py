@@ -572,6 +572,21 @@ async def test_remote_backends_never_see_secret_looking_files(
     assert all(s is not None and s["spans"][0]["path"] == "app.py" for s in sent)
 
 
+async def test_remote_backends_never_see_code_holding_a_credential(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    key = "AKIA" + "QWERTYUIOPASDFGH"
+    workspace(
+        tmp_path,
+        {"aws.py": f'def client():\n    return connect("{key}")\n', "app.py": SMALL_FILE},
+    )
+    server.responder = valid_responder
+    settings = make_settings(backend(server.url, "cloud", tier="remote", remote=True))
+    outcomes = await enrich(tmp_path, settings, "client", "ping")
+    assert [o.status for o in outcomes] == ["deferred", "enriched"]
+    assert all(key not in json.dumps(r.json) for r in server.chat_requests)
+
+
 # ------------------------------------------------------------------ GPU
 
 

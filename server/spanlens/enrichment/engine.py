@@ -260,7 +260,9 @@ class EnrichmentEngine:
         results: dict[str, _HashOutcome] = {}
         routed: list[tuple[SpanSource, Job]] = []
         for source in sources:
-            local_only = not remote_allowed(source.span.path, self._rules)
+            # Scan exactly what the prompt would carry: the span's lines and its context.
+            sent = "\n".join(source.lines) + "\n" + source.context
+            local_only = not remote_allowed(source.span.path, self._rules, sent)
             contexts = self.cascade.tier_contexts(local_only)
             route = choose_route(
                 source.span.facts,
