@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,10 @@ async def close_services(services: Services) -> None:
     engine = services.scheduler.engine
     if engine is not None:
         await engine.aclose()
+        # The engine made its own GPU sampler (build_engine passes none): shut NVML down.
+        gpu = getattr(engine, "gpu", None)
+        if gpu is not None and callable(getattr(gpu, "close", None)):
+            await asyncio.to_thread(gpu.close)
     await services.indexer.aclose()
     await services.queries.aclose()
     services.store.close()

@@ -32,9 +32,10 @@ class Outcome:
 class ScriptedEngine:
     """Records calls; each call waits for ``release`` (if set) and answers ``status``."""
 
-    def __init__(self, status: str = "failed", capacity: int = 1) -> None:
+    def __init__(self, status: str = "failed", capacity: int = 1, error: str = "boom") -> None:
         self.calls: list[list[str]] = []
         self.status = status
+        self.error = error
         self.release: asyncio.Event | None = None
         self._capacity = capacity
         self.closed = False
@@ -43,7 +44,10 @@ class ScriptedEngine:
         self.calls.append([s.name for s in spans])
         if self.release is not None:
             await self.release.wait()
-        return [Outcome(s.id, s.content_hash, self.status, "boom") for s in spans]
+        return [self.outcome(s) for s in spans]
+
+    def outcome(self, span: SpanRow) -> Outcome:
+        return Outcome(span.id, span.content_hash, self.status, self.error)
 
     def capacity(self) -> int:
         return self._capacity
@@ -151,7 +155,7 @@ async def test_pause_lets_only_explicit_requests_through(make: Any, store: Store
 
 
 async def test_deferred_spans_are_requeued_with_backoff(make: Any, store: Store) -> None:
-    engine = ScriptedEngine(status="deferred")
+    engine = ScriptedEngine(status="deferred", error="GPU busy: 90 C")
     scheduler = make(engine)
     scheduler.push([ids(store)["f1"]], Priority.SAVED)
     await until(lambda: len(engine.calls) == 1)
@@ -180,3 +184,51 @@ async def test_shutdown_cancels_a_call_that_does_not_finish(make: Any, store: St
     await asyncio.wait_for(scheduler.aclose(drain_seconds=0.2), 2)
     assert scheduler.snapshot()["inFlight"] == 0
     assert not [t for t in asyncio.all_tasks() if "Scheduler" in repr(t.get_coro())]
+
+
+class LocalOnlyEngine(ScriptedEngine):
+    """Only remote backends: spans of ``a_secret.py`` can never be sent; others are discarded."""
+
+    def __init__(self) -> None:
+        super().__init__(status="discarded")
+        self.sent: list[int] = []
+
+    def outcome(self, span: SpanRow) -> Outcome:
+        self.sent.append(span.id)
+        if span.path == "a_secret.py":
+            reason = "file must not leave this machine and no local backend is configured"
+            return Outcome(span.id, span.content_hash, "deferred", reason)
+        return Outcome(span.id, span.content_hash, "discarded", "file is gone")
+
+
+async def test_spans_that_cannot_be_sent_do_not_starve_other_files(
+    tmp_path: Path, make: Any, store: Store
+) -> None:
+    # More undeliverable spans than one backlog page, in a file that sorts first.
+    (tmp_path / "a_secret.py").write_text(SOURCE * 12)
+    index_workspace(tmp_path, store, workers=1)
+    engine = LocalOnlyEngine()
+    scheduler = make(engine)
+    scheduler.resume()
+    other = {s.id for s in store.spans_in_file("m.py")}
+    await until(lambda: other <= set(engine.sent), 10)
+    await until(lambda: scheduler.snapshot()["backlogEmpty"], 10)
+    secret = {s.id for s in store.spans_in_file("a_secret.py")}
+    # Each undeliverable span was offered once, and no global back-off followed.
+    assert sorted(engine.sent) == sorted(secret | other)
+    assert scheduler.snapshot()["deferredSeconds"] == 0
+
+
+async def test_background_calls_are_one_model_request_each(make: Any, store: Store) -> None:
+    engine = ScriptedEngine(status="discarded")
+    engine.release = asyncio.Event()
+    scheduler = make(engine, batch=4)
+    scheduler.resume()
+    await until(lambda: len(engine.calls) == 1)
+    scheduler.note_edit()
+    scheduler.idle.quiet_seconds = 60
+    scheduler.push([ids(store)["f5"]], Priority.SAVED)
+    assert len(engine.calls[0]) <= 4
+    engine.release.set()
+    await until(lambda: len(engine.calls) == 2)
+    assert engine.calls[1] == ["f5"]  # the save overtakes the queued backlog

@@ -154,3 +154,52 @@ def _read_spec(path: str) -> pathspec.PathSpec | None:
     except OSError:
         return None
     return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def skip_reason(
+    root: Path, rel_path: str, exclude: list[str] | None = None, max_size: int = 1 << 20
+) -> str | None:
+    """Why the workspace walk would not index ``rel_path`` (POSIX, relative to ``root``), or
+    None when it would.
+
+    Applies the same rules as :func:`walk_workspace` to one path: default ignored folders,
+    virtual environments, ignore files at every level, ``exclude``, generated suffixes and
+    ``max_size`` (a file that does not exist passes the size check).
+    """
+    if language_for_path(rel_path) is None:
+        return "not a supported language"
+    parts = rel_path.split("/")
+    specs: list[tuple[str, pathspec.PathSpec]] = []
+    if exclude:
+        specs.append(("", pathspec.GitIgnoreSpec.from_lines(exclude)))
+    abs_dir = os.fspath(root)
+    rel_dir = ""
+    for depth, name in enumerate(parts[:-1]):
+        if depth and os.path.exists(os.path.join(abs_dir, "pyvenv.cfg")):
+            return "inside a virtual environment"
+        _add_ignore_files(specs, abs_dir, rel_dir)
+        rel_dir = f"{rel_dir}/{name}" if rel_dir else name
+        if name in DEFAULT_IGNORED_DIRS or _ignored(specs, rel_dir + "/"):
+            return "in an ignored folder"
+        abs_dir = os.path.join(abs_dir, name)
+    if rel_dir and os.path.exists(os.path.join(abs_dir, "pyvenv.cfg")):
+        return "inside a virtual environment"
+    _add_ignore_files(specs, abs_dir, rel_dir)
+    if _ignored(specs, rel_path):
+        return "ignored"
+    if rel_path.endswith(GENERATED_SUFFIXES):
+        return "generated"
+    try:
+        size = os.stat(os.path.join(abs_dir, parts[-1])).st_size
+    except OSError:
+        return None
+    return f"larger than {max_size} bytes" if size > max_size else None
+
+
+def _add_ignore_files(
+    specs: list[tuple[str, pathspec.PathSpec]], abs_dir: str, rel_dir: str
+) -> None:
+    for ignore_name in IGNORE_FILES:
+        spec = _read_spec(os.path.join(abs_dir, ignore_name))
+        if spec is not None:
+            specs.append((rel_dir, spec))

@@ -154,7 +154,15 @@ async def status_report(session: Session) -> dict[str, Any]:
         f"- last error: {status['lastError'] or 'none'}",
         "- settings from: " + ", ".join(services.settings.sources),
     ]
-    for name, state in (status.get("backends") or {}).items():
-        if isinstance(state, dict):
-            lines.append(f"- backend {name}: " + ", ".join(f"{k}={v}" for k, v in state.items()))
+    backends = status.get("backends") or {}
+    endpoints = backends.get("endpoints") or []
+    if not endpoints:
+        lines.append("- backends: none (facts only)")
+    for endpoint in endpoints:
+        lines.append(
+            f"- backend {endpoint.get('name')}: "
+            + ", ".join(f"{k}={v}" for k, v in endpoint.items() if k != "name")
+        )
+    if backends.get("unreachable"):
+        lines.append("- no backend is reachable")
     return {"status": status, "counts": counts, "markdown": "\n".join(lines)}

@@ -25,6 +25,7 @@ from spanlens.indexing.indexer import (
     remove_paths,
 )
 from spanlens.indexing.languages import LANGUAGE_BY_EXTENSION
+from spanlens.indexing.walk import skip_reason
 from spanlens.lsp.progress import WorkDone
 from spanlens.scheduling.queue import Priority
 from spanlens.store.db import Store
@@ -100,7 +101,11 @@ class DocumentSync:
             forget_recent_parse(path)
 
     def watched_files_changed(self, changes: list[types.FileEvent]) -> None:
-        """Files changed outside the editor: re-index them from disk (open buffers win)."""
+        """Files changed outside the editor: re-index them from disk (open buffers win).
+
+        Paths the workspace walk would skip (ignored, virtual environments, too large) are
+        forgotten instead; that check runs on the indexer thread.
+        """
         paths: dict[str, bool] = {}
         for change in changes:
             if change.uri in self.open:
@@ -168,16 +173,32 @@ class DocumentSync:
         document = self.session.server.workspace.get_text_document(uri)
         data = document.source.encode("utf-8")
         root = services.root
-        return await services.indexer.run(lambda store: index_text(store, root, path, data))
+        index = services.settings.index
+
+        def work(store: Store) -> FileDiff | None:
+            # An ignored file stays out of the index even while the user has it open.
+            why = skip_reason(root, path, index.exclude, index.max_file_size)
+            if why is None and len(data) > index.max_file_size:
+                why = f"larger than {index.max_file_size} bytes"
+            if why is not None:
+                remove_paths(store, [path])
+                return None
+            return index_text(store, root, path, data)
+
+        return await services.indexer.run(work)
 
     async def _index_disk(self, path: str) -> FileDiff | None:
         services = self.session.services
         if services is None:
             return None
         root = services.root
+        index = services.settings.index
 
         def work(store: Store) -> FileDiff | None:
             file_path = root / path
+            if skip_reason(root, path, index.exclude, index.max_file_size) is not None:
+                remove_paths(store, [path])  # the walk would not index it either
+                return None
             try:
                 data = file_path.read_bytes()
                 mtime = file_path.stat().st_mtime_ns

@@ -25,7 +25,8 @@ from spanlens.lsp.lenses import LensRefresher
 from spanlens.lsp.progress import QueueProgress
 from spanlens.lsp.settings import merge_editor_settings, pull_section
 from spanlens.lsp.status import StatusReporter
-from spanlens.presentation.state import SpanView, span_view
+from spanlens.presentation.state import FACTS_ONLY, STALE, SpanView, span_view
+from spanlens.scheduling.scheduler import DRAIN_SECONDS
 from spanlens.store.db import SpanRow
 
 if TYPE_CHECKING:
@@ -72,12 +73,15 @@ class Session:
         self.editor_section = await pull_section(self.server)
         settings, error = workspace_settings(self.root, self._overrides())
         if error:
-            self.status.show_error(f"spanlens: invalid setting: {error}. Using the defaults.")
+            self.status.show_error(
+                f"spanlens: invalid setting: {error}. {fallback_description(settings)}", error
+            )
         self.services = build_services(self.root, settings, self.documents.source_text)
         scheduler = self.services.scheduler
         scheduler.on_result = self.on_enriched
         scheduler.on_change = self.on_queue_change
         scheduler.start()
+        self.status.start_gpu_sampling()
         log.info("workspace %s; settings from %s", self.root, ", ".join(settings.sources))
         self.ready.set()
         await self.documents.register_watchers()
@@ -92,7 +96,9 @@ class Session:
         old = self.services.settings
         settings, error = workspace_settings(self.services.root, self._overrides())
         if error:
-            self.status.show_error(f"spanlens: invalid setting: {error}. Kept the previous ones.")
+            self.status.show_error(
+                f"spanlens: invalid setting: {error}. Kept the previous settings.", error
+            )
             return
         self.services.settings = settings
         self.services.scheduler.update_settings(settings)
@@ -201,12 +207,17 @@ class Session:
         """What the user is shown about ``span`` (state, enrichment, failure)."""
         assert self.services is not None
         settings = self.services.settings
-        return span_view(
+        models = self.services.scheduler.engine is not None
+        view = span_view(
             self.services.store,
             span,
             max_failures=settings.enrichment.max_failures,
-            models_configured=bool(settings.backends),
+            models_configured=models,
         )
+        if not models and view.state == STALE:
+            # Nothing will re-enrich it; the old summary describes code that is gone.
+            return SpanView(span, FACTS_ONLY, None, None)
+        return view
 
     def span_range(self, span: SpanRow) -> types.Range:
         """The LSP range of the whole span."""
@@ -223,10 +234,23 @@ class Session:
         )
 
 
-async def close_services_after(services: Services, tasks: list[asyncio.Task[Any]]) -> None:
-    """Let indexing see the shutdown flag and stop, then close the services."""
-    done, running = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
-    for task in running:
-        task.cancel()
-    await asyncio.gather(*done, *running, return_exceptions=True)
+def fallback_description(settings: Settings) -> str:
+    """What is in force after an invalid setting (see ``workspace_settings``)."""
+    if settings.sources == ["defaults"]:
+        return "Using the defaults."
+    return "Ignored the editor's spanlens settings; using " + ", ".join(settings.sources) + "."
+
+
+async def close_services_after(
+    services: Services, tasks: list[asyncio.Task[Any]], budget: float = DRAIN_SECONDS
+) -> None:
+    """Let indexing see the shutdown flag and stop while calls in flight drain, both within
+    ``budget`` seconds (protocol.md: Shutdown), then close the services."""
+    drain = asyncio.get_running_loop().create_task(services.scheduler.aclose(budget))
+    if tasks:
+        _, running = await asyncio.wait(tasks, timeout=budget)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(drain, return_exceptions=True)
     await close_services(services)

@@ -22,6 +22,10 @@ STATUS_METHOD = "spanlens/status"
 STATUS_INTERVAL = 0.1
 #: Version of the status payload (protocol.md); bump on incompatible changes.
 STATUS_VERSION = 1
+#: Seconds between GPU samples for the status payload (NVML calls block: never on the loop).
+GPU_SAMPLE_SECONDS = 2.0
+#: ``backends`` when no engine exists (facts only).
+NO_BACKENDS: dict[str, Any] = {"endpoints": [], "unreachable": False}
 
 
 class StatusReporter:
@@ -32,6 +36,11 @@ class StatusReporter:
         self._timer: asyncio.TimerHandle | None = None
         self._warned_unreachable = False
         self._closed = False
+        #: Invalid-settings errors already shown, so each one pops up once.
+        self._errors_shown: set[str] = set()
+        #: The last GPU state sampled off the loop (``gpu`` in the payload).
+        self.gpu: dict[str, Any] | None = None
+        self._gpu_task: asyncio.Task[None] | None = None
 
     def mark(self) -> None:
         """Something changed: send a status notification soon."""
@@ -69,8 +78,8 @@ class StatusReporter:
             return {**base, "state": "starting"}
         snapshot = services.scheduler.snapshot()
         engine = services.scheduler.engine
-        health = dict(engine.health()) if engine is not None else {}
-        gpu = gpu_state(engine, services.settings) if engine is not None else None
+        health = dict(engine.health()) if engine is not None else dict(NO_BACKENDS)
+        gpu = self.gpu if engine is not None else None
         state = _state(snapshot, indexing, engine is not None, bool(health.get("unreachable")))
         return {
             **base,
@@ -101,9 +110,31 @@ class StatusReporter:
             types.ShowMessageParams(type=types.MessageType.Warning, message=message)
         )
 
-    def show_error(self, message: str) -> None:
-        """An error the user must fix (bad settings)."""
+    def start_gpu_sampling(self) -> None:
+        """Sample the engine's GPU state every :data:`GPU_SAMPLE_SECONDS` in a thread."""
+        if self._gpu_task is None and not self._closed:
+            self._gpu_task = self.session.spawn(self._sample_gpu(), "sample GPU state")
+
+    async def _sample_gpu(self) -> None:
+        while not self._closed:
+            services = self.session.services
+            engine = services.scheduler.engine if services else None
+            if services is None or engine is None or getattr(engine, "gpu", None) is None:
+                sampled = None
+            else:
+                sampled = await asyncio.to_thread(gpu_state, engine, services.settings)
+            if sampled != self.gpu:
+                self.gpu = sampled
+                self.mark()
+            await asyncio.sleep(GPU_SAMPLE_SECONDS)
+
+    def show_error(self, message: str, key: str | None = None) -> None:
+        """An error the user must fix (bad settings); shown once per distinct ``key``."""
         log.error(message)
+        key = message if key is None else key
+        if key in self._errors_shown:
+            return
+        self._errors_shown.add(key)
         self.session.server.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Error, message=message)
         )
@@ -115,13 +146,18 @@ class StatusReporter:
     def close(self) -> None:
         """Stop sending."""
         self._closed = True
+        if self._gpu_task is not None:
+            self._gpu_task.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
 
 def gpu_state(engine: Any, settings: Any) -> dict[str, Any] | None:
-    """Whether a GPU is sampled and why local work waits for it, if it does."""
+    """Whether a GPU is sampled and why local work waits for it, if it does.
+
+    Calls NVML (blocking): run it in a thread.
+    """
     gpu = getattr(engine, "gpu", None)
     if gpu is None:
         return None

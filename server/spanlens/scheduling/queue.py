@@ -80,21 +80,28 @@ class WorkQueue:
     def take(
         self,
         allowed: Callable[[Priority, int], bool],
-        limit: int,
+        limit: int | Callable[[Priority], int],
         skip: Collection[int] = (),
+        joins: Callable[[Priority, int, int], bool] | None = None,
     ) -> tuple[Priority, list[int]] | None:
         """Remove up to ``limit`` span ids from the best lane that has any ``allowed`` one.
 
         ``allowed(priority, span_id)`` filters per span; ``skip`` ids stay queued (spans in
-        flight: their newer version waits for the running call to finish).
+        flight: their newer version waits for the running call to finish). ``limit`` may
+        depend on the lane; ``joins(priority, first, span_id)`` says whether a span may share
+        a call with the first one picked; the pick ends at the first that may not.
         """
         for priority in Priority:
             picked: list[int] = []
+            most = limit(priority) if callable(limit) else limit
             for span_id in self._lanes[priority]:
-                if span_id not in skip and allowed(priority, span_id):
-                    picked.append(span_id)
-                    if len(picked) >= limit:
-                        break
+                if span_id in skip or not allowed(priority, span_id):
+                    continue
+                if picked and joins is not None and not joins(priority, picked[0], span_id):
+                    break
+                picked.append(span_id)
+                if len(picked) >= most:
+                    break
             if picked:
                 self.discard(picked)
                 return priority, picked

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Spans fetched from the store per backlog page.
 BACKLOG_PAGE = 64
+#: Files asked about per store query while a backlog page is filled.
+BACKLOG_FILES_PER_QUERY = 32
 #: How long an empty backlog is trusted before the store is asked again (failed spans become
 #: due again as their retry times pass).
 BACKLOG_RECHECK_SECONDS = 30.0
@@ -39,6 +41,21 @@ DRAIN_SECONDS = 5.0
 ENRICHED = "enriched"
 FAILED = "failed"
 DEFERRED = "deferred"
+
+#: Beginnings of the engine's reasons for a deferral that stays true until the settings
+#: change (no configured backend may receive the span). Any other reason (GPU limits, open
+#: breakers, rate limits, a cancelled call) passes by itself.
+LASTING_DEFERRALS = (
+    "file must not leave this machine",
+    "no backend of tier",
+    "no usable backend in tier",
+    "no backend configured",
+)
+
+
+def is_transient(reason: str | None) -> bool:
+    """Whether a deferral with ``reason`` may succeed later without a settings change."""
+    return reason is None or not reason.startswith(LASTING_DEFERRALS)
 
 
 class Outcome(Protocol):
@@ -101,6 +118,12 @@ class Scheduler:
         self._explicit: set[int] = set()
         #: (span id, hash) the engine discarded since the index last changed.
         self._discarded: set[tuple[int, str]] = set()
+        #: (span id, hash) no configured backend may receive (e.g. a local-only file with only
+        #: remote backends): not dispatched again until the hash or the settings change.
+        self._undeliverable: set[tuple[int, str]] = set()
+        #: The last file path a backlog page covered: the next page starts after it, so spans
+        #: that cannot be sent never hide the files behind them.
+        self._backlog_cursor = ""
         self._in_flight: dict[int, SpanRow] = {}
         self._calls: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -111,6 +134,8 @@ class Scheduler:
         self._deferred_until = 0.0
         self._defer_seconds = DEFER_FIRST_SECONDS
         self._closing = False
+        #: Engines replaced by a settings change whose close has not finished yet.
+        self._retiring: set[Enricher] = set()
 
     # ------------------------------------------------------------------ control
 
@@ -127,7 +152,12 @@ class Scheduler:
         front: bool = False,
         explicit: bool = False,
     ) -> int:
-        """Queue spans; ``explicit`` ones (asked for by a command) skip pause and back-off."""
+        """Queue spans; ``explicit`` ones (asked for by a command) skip pause and back-off.
+
+        Without an engine (no backend configured: facts only) nothing is queued.
+        """
+        if self.engine is None:
+            return 0
         ids = list(span_ids)
         if explicit:
             self._explicit.update(ids)
@@ -167,6 +197,7 @@ class Scheduler:
         """Apply new settings (idle period, batch size, failure limits)."""
         self.settings = settings
         self.idle.quiet_seconds = settings.lsp.idle_seconds
+        self._undeliverable.clear()
         self.invalidate_backlog()
 
     def replace_engine(self, engine: Enricher | None) -> None:
@@ -175,11 +206,18 @@ class Scheduler:
         self._deferred_until = 0.0
         self._defer_seconds = DEFER_FIRST_SECONDS
         if old is not None and old is not engine:
+            self._retiring.add(old)
             self._track(self._retire(old, set(self._calls)))
+        if engine is None:  # facts only: nothing will ever drain the queue
+            self.queue.discard([i for p in Priority for i in self.queue.lane(p)])
+            self._explicit.clear()
+        self._undeliverable.clear()
         self.invalidate_backlog()
 
     async def queue_pending_of(self, paths: list[str], priority: Priority) -> int:
         """Queue the pending spans of ``paths`` (open documents) in ``priority``."""
+        if self.engine is None:
+            return 0
         max_failures = self.settings.enrichment.max_failures
         spans = await self.queries.run(
             lambda st: pending_spans(st, ENRICHMENT_VERSION, max_failures, time.time(), paths=paths)
@@ -223,6 +261,13 @@ class Scheduler:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        # A retire task cancelled above left its engine open.
+        retiring, self._retiring = list(self._retiring), set()
+        for engine in retiring:
+            try:
+                await engine.aclose()
+            except Exception:
+                log.exception("closing a replaced engine failed")
 
     # ------------------------------------------------------------------ dispatch
 
@@ -257,9 +302,13 @@ class Scheduler:
         engine = self.engine
         if engine is None or self._closing or not self.settings.backends:
             return
-        limit = max(1, self.settings.enrichment.batch_max_spans)
+        # One call per free slot, and a background call no bigger than one model request:
+        # otherwise the engine holds the rest of it waiting on its endpoints, where an edit
+        # cannot stop it and a save's spans queue behind it.
         while len(self._calls) < max(1, engine.capacity()):
-            picked = self.queue.take(self._allowed, limit, skip=self._in_flight)
+            picked = self.queue.take(
+                self._allowed, self._unit_limit, skip=self._in_flight, joins=self._joins
+            )
             if picked is None:
                 self._maybe_fetch_backlog()
                 return
@@ -268,6 +317,28 @@ class Scheduler:
             self._explicit.difference_update(ids)
             if spans:
                 self._start_call(engine, priority, spans)
+
+    def _unit_limit(self, priority: Priority) -> int:
+        enrichment = self.settings.enrichment
+        if priority >= Priority.OPEN and not enrichment.batch:
+            return 1
+        return max(1, enrichment.batch_max_spans)
+
+    def _joins(self, priority: Priority, first_id: int, span_id: int) -> bool:
+        """Whether ``span_id`` can share one model request with ``first_id`` (background
+        lanes: the engine batches spans of one file and kind within a window of lines)."""
+        if priority < Priority.OPEN:
+            return True
+        first = self.store.span_by_id(first_id)
+        span = self.store.span_by_id(span_id)
+        if first is None or span is None:
+            return span is None  # a vanished span costs nothing: let it ride along
+        return (
+            span.path == first.path
+            and span.kind == first.kind
+            and abs(span.start_line - first.start_line)
+            <= self.settings.enrichment.batch_window_lines
+        )
 
     def _resolve(self, span_id: int) -> SpanRow | None:
         """The span as it is now, if it still needs a model; None to drop it."""
@@ -278,6 +349,8 @@ class Scheduler:
             return None
         if span_id in self._explicit:
             return span
+        if (span.id, span.content_hash) in self._undeliverable:
+            return None
         failure = self.store.failure_for(span.content_hash)
         if failure and (
             failure["count"] >= self.settings.enrichment.max_failures
@@ -329,8 +402,12 @@ class Scheduler:
                 enriched = True
             elif outcome.status == FAILED:
                 self.last_error = outcome.error or "enrichment failed"
-            elif outcome.status == DEFERRED:
+            elif outcome.status == DEFERRED and is_transient(outcome.error):
                 retry.append(outcome.span_id)
+            elif outcome.status == DEFERRED:
+                # No backend may ever take it as configured: waiting would only block others.
+                self._undeliverable.add((outcome.span_id, outcome.content_hash))
+                self.last_error = outcome.error
             else:
                 # Discarded: the span changed while in flight (the re-index that saw it queued
                 # the new version), or the index is behind the file. Not again from the
@@ -339,9 +416,8 @@ class Scheduler:
         if enriched:
             self._defer_seconds = DEFER_FIRST_SECONDS
             self._deferred_until = 0.0
-        if any(o.status == DEFERRED for o in outcomes):
-            self._defer()
         if retry:
+            self._defer()
             self.queue.push(retry, priority, front=True)
 
     def _defer(self) -> None:
@@ -362,25 +438,25 @@ class Scheduler:
 
     async def _fetch_backlog(self) -> None:
         max_failures = self.settings.enrichment.max_failures
+        cursor = self._backlog_cursor
+        skip = frozenset(self._discarded | self._undeliverable)
+        busy = frozenset(self._in_flight) | frozenset(
+            i for p in Priority for i in self.queue.lane(p)
+        )
+
+        def wanted(span: SpanRow) -> bool:
+            return span.id not in busy and (span.id, span.content_hash) not in skip
+
         try:
-            spans = await self.queries.run(
-                lambda st: pending_spans(
-                    st, ENRICHMENT_VERSION, max_failures, time.time(), limit=BACKLOG_PAGE
-                )
+            spans, self._backlog_cursor = await self.queries.run(
+                lambda st: backlog_page(st, cursor, wanted, max_failures, time.time())
             )
         finally:
             self._fetching = False
-        fresh = [
-            s.id
-            for s in spans
-            if s.id not in self._in_flight
-            and s.id not in self.queue
-            and (s.id, s.content_hash) not in self._discarded
-        ]
-        if not fresh:
+        if not spans:
             self._backlog_empty_until = time.monotonic() + BACKLOG_RECHECK_SECONDS
         else:
-            self.queue.push(fresh, Priority.BACKLOG)
+            self.queue.push((s.id for s in spans), Priority.BACKLOG)
         self._changed()
 
     def _next_deadline(self) -> float | None:
@@ -397,6 +473,7 @@ class Scheduler:
     async def _retire(self, engine: Enricher, calls: set[asyncio.Task[None]]) -> None:
         if calls:
             await asyncio.wait(calls)
+        self._retiring.discard(engine)
         await engine.aclose()
 
     def _track(self, coro: Any) -> asyncio.Task[Any]:
@@ -409,3 +486,31 @@ class Scheduler:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("scheduler task failed", exc_info=task.exception())
+
+
+def backlog_page(
+    store: Store,
+    cursor: str,
+    wanted: Callable[[SpanRow], bool],
+    max_failures: int,
+    now: float,
+    size: int = BACKLOG_PAGE,
+) -> tuple[list[SpanRow], str]:
+    """About ``size`` pending spans that are ``wanted``, from the files after ``cursor`` (then
+    from the start again), whole files at a time; and the cursor for the next page.
+
+    An empty list means no file has a wanted pending span. Pages advance by file path, so
+    spans that are pending but cannot be sent never bring the same page back.
+    """
+    paths = sorted(store.file_rows())
+    ordered = [p for p in paths if p > cursor] + [p for p in paths if p <= cursor]
+    found: list[SpanRow] = []
+    last = cursor
+    for start in range(0, len(ordered), BACKLOG_FILES_PER_QUERY):
+        chunk = ordered[start : start + BACKLOG_FILES_PER_QUERY]
+        spans = pending_spans(store, ENRICHMENT_VERSION, max_failures, now, paths=chunk)
+        last = chunk[-1]
+        found.extend(s for s in spans if wanted(s))
+        if len(found) >= size:
+            break
+    return found, last
