@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +79,7 @@ async def close_services(services: Services) -> None:
     await services.scheduler.aclose()
     engine = services.scheduler.engine
     if engine is not None:
-        await engine.aclose()
-        # The engine made its own GPU sampler (build_engine passes none): shut NVML down.
-        gpu = getattr(engine, "gpu", None)
-        if gpu is not None and callable(getattr(gpu, "close", None)):
-            await asyncio.to_thread(gpu.close)
+        await engine.aclose()  # also shuts down the GPU sampler it made
     await services.indexer.aclose()
     await services.queries.aclose()
     services.store.close()

@@ -22,7 +22,7 @@ from spanlens.config import Settings
 from spanlens.enrichment.backends import FailureKind, create_backend
 from spanlens.enrichment.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.cascade import Breaker, Cascade, Endpoint, GpuProbe, Job, JobResult
-from spanlens.enrichment.privacy import IgnoreRules, remote_allowed
+from spanlens.enrichment.privacy import remote_allowed
 from spanlens.enrichment.prompts import (
     SpanSource,
     enclosing_context,
@@ -97,7 +97,6 @@ class EnrichmentEngine:
         self.version = ENRICHMENT_VERSION
         self.store = open_store(root)
         self._read = source_text or self._read_disk
-        self._rules = IgnoreRules(root, settings.index.exclude)
         enrichment = settings.enrichment
         endpoints: dict[str, list[Endpoint]] = {}
         for backend in settings.backends:
@@ -109,6 +108,10 @@ class EnrichmentEngine:
                 )
             )
         self._endpoints = endpoints
+        #: Whether any endpoint is remote: only then is the privacy rule worth checking.
+        self._has_remote = any(backend.is_remote for backend in settings.backends)
+        #: The engine closes the GPU sampler only if it made it.
+        self._owns_gpu = gpu is None
         self.gpu = gpu if gpu is not None else _default_gpu(settings)
         self.cascade = Cascade(
             endpoints,
@@ -243,10 +246,13 @@ class EnrichmentEngine:
         )
 
     async def aclose(self) -> None:
-        """Close every HTTP client and the store."""
+        """Close every HTTP client, the GPU sampler it made, and the store."""
         await asyncio.gather(
             *(ep.backend.aclose() for ep in self._all_endpoints()), return_exceptions=True
         )
+        close_gpu = getattr(self.gpu, "close", None)
+        if self._owns_gpu and close_gpu is not None:
+            await asyncio.to_thread(close_gpu)
         self.store.close()
 
     # ------------------------------------------------------------------ internals
@@ -261,8 +267,12 @@ class EnrichmentEngine:
         routed: list[tuple[SpanSource, Job]] = []
         for source in sources:
             # Scan exactly what the prompt would carry: the span's lines and its context.
-            sent = "\n".join(source.lines) + "\n" + source.context
-            local_only = not remote_allowed(source.span.path, self._rules, sent)
+            local_only = self._has_remote and not remote_allowed(
+                self.root,
+                source.span.path,
+                self.settings.index.exclude,
+                "\n".join(source.lines) + "\n" + source.context,
+            )
             contexts = self.cascade.tier_contexts(local_only)
             route = choose_route(
                 source.span.facts,

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-import pathspec
-
-from spanlens.indexing.walk import DEFAULT_IGNORED_DIRS, IGNORE_FILES
+from spanlens.indexing.walk import skip_reason
 
 #: File name patterns (lower-cased) of secrets, keys and credentials.
 SECRET_NAME_PATTERNS = (
@@ -72,43 +69,15 @@ def looks_secret(path: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_NAME_PATTERNS)
 
 
-class IgnoreRules:
-    """Answers "is this path ignored?" with .gitignore/.spanlensignore along its folders."""
+def remote_allowed(
+    root: Path, path: str, exclude: list[str] | None = None, text: str | None = None
+) -> bool:
+    """Whether spans of ``path`` (whose current text is ``text``) may go to a remote backend.
 
-    def __init__(self, root: Path, exclude: list[str] | None = None) -> None:
-        self.root = root
-        self._exclude = pathspec.GitIgnoreSpec.from_lines(exclude or [])
-
-    def is_ignored(self, path: str) -> bool:
-        """Gitignore semantics: the deepest matching rule decides; default folders always."""
-        parts = PurePosixPath(path).parts
-        if any(part in DEFAULT_IGNORED_DIRS for part in parts[:-1]):
-            return True
-        ignored = bool(self._exclude.match_file(path))
-        for depth in range(len(parts)):
-            base = "/".join(parts[:depth])
-            spec = self._spec(base)
-            if spec is None:
-                continue
-            result = spec.check_file("/".join(parts[depth:]))
-            if result.include is not None:
-                ignored = bool(result.include)
-        return ignored
-
-    @lru_cache(maxsize=512)  # noqa: B019 - one instance per engine; bounded
-    def _spec(self, base: str) -> pathspec.PathSpec | None:
-        lines: list[str] = []
-        for name in IGNORE_FILES:
-            file = self.root / base / name if base else self.root / name
-            try:
-                lines += file.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                continue
-        return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
-
-
-def remote_allowed(path: str, rules: IgnoreRules, text: str | None = None) -> bool:
-    """Whether spans of ``path`` (whose current text is ``text``) may go to a remote backend."""
-    if looks_secret(path) or rules.is_ignored(path):
+    Not when the path looks secret, when the workspace walk would not index it (ignore files
+    read afresh at every level, ``exclude``, default and virtual-environment folders), or when
+    ``text`` holds something shaped like a credential.
+    """
+    if looks_secret(path) or skip_reason(root, path, exclude, max_size=1 << 62) is not None:
         return False
     return text is None or not text_looks_secret(text)

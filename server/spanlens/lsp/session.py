@@ -25,7 +25,7 @@ from spanlens.lsp.lenses import LensRefresher
 from spanlens.lsp.progress import QueueProgress
 from spanlens.lsp.settings import merge_editor_settings, pull_section
 from spanlens.lsp.status import StatusReporter
-from spanlens.presentation.state import FACTS_ONLY, STALE, SpanView, span_view
+from spanlens.presentation.state import SpanView, span_view
 from spanlens.scheduling.scheduler import DRAIN_SECONDS
 from spanlens.store.db import SpanRow
 
@@ -208,16 +208,12 @@ class Session:
         assert self.services is not None
         settings = self.services.settings
         models = self.services.scheduler.engine is not None
-        view = span_view(
+        return span_view(
             self.services.store,
             span,
             max_failures=settings.enrichment.max_failures,
             models_configured=models,
         )
-        if not models and view.state == STALE:
-            # Nothing will re-enrich it; the old summary describes code that is gone.
-            return SpanView(span, FACTS_ONLY, None, None)
-        return view
 
     def span_range(self, span: SpanRow) -> types.Range:
         """The LSP range of the whole span."""

@@ -55,14 +55,15 @@ def span_view(
     fresh = store.enrichment_for(span.content_hash, version)
     if fresh is not None:
         return SpanView(span, FRESH, fresh, None)
+    if not models_configured:
+        # Nothing will re-enrich it: an older summary describes code that is gone.
+        return SpanView(span, FACTS_ONLY, None, None)
     previous = store.latest_enrichment([span.content_hash, span.enriched_hash or ""])
     failure = store.failure_for(span.content_hash)
     if failure and failure["count"] >= max_failures:
         return SpanView(span, FAILED, previous, failure)
     if previous is not None:
         return SpanView(span, STALE, previous, failure)
-    if not models_configured:
-        return SpanView(span, FACTS_ONLY, None, None)
     return SpanView(span, PENDING, None, failure)
 
 
