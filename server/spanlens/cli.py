@@ -431,6 +431,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return EXIT_ERROR if report["problems"] else EXIT_OK
     config = report["config"]
     print("config: " + (config.get("error") or ", ".join(config["sources"])))
+    for note in config.get("notes", []):
+        print(f"  note: {note}")
     for b in report.get("backends", []):
         state = "reachable" if b["reachable"] else "unreachable"
         if b["reachable"] and b["model_present"] is not None:

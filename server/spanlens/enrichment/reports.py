@@ -83,7 +83,11 @@ async def doctor_report(root: Path) -> dict[str, Any]:
         problems.append(f"configuration: {exc} — fix the key named in spanlens.toml")
         report["problems"] = problems
         return report
-    report["config"] = {"sources": settings.sources, "tiers": settings.enrichment.tiers}
+    report["config"] = {
+        "sources": settings.sources,
+        "tiers": settings.enrichment.tiers,
+        "notes": settings.notes,
+    }
     report["backends"] = await _backend_checks(settings, problems)
     report["gpu"] = _gpu_check(settings, problems)
     report["database"] = _database_check(root, settings, problems)

@@ -83,6 +83,8 @@ class Session:
         scheduler.start()
         self.status.start_gpu_sampling()
         log.info("workspace %s; settings from %s", self.root, ", ".join(settings.sources))
+        for note in settings.notes:
+            log.warning("%s", note)
         self.ready.set()
         await self.documents.register_watchers()
         self.spawn(self.documents.index_workspace(), "index workspace")
@@ -112,6 +114,8 @@ class Session:
             self.services.scheduler.replace_engine(engine)
             self.status.reset_warnings()
         log.info("settings reloaded from %s", ", ".join(settings.sources))
+        for note in settings.notes:
+            log.warning("%s", note)
         self.diagnostics.publish_open()
         self.lenses.refresh()
         self.status.mark()
