@@ -229,13 +229,32 @@ async def test_schema_or_fact_violations_are_never_stored(
     assert stored(small_ws) == []
 
 
-async def test_truncated_reply_fails_without_retrying_the_same_call(
+async def test_truncated_reply_is_asked_once_more_with_twice_the_room_then_fails(
     small_ws: Path, server: StandinModelServer
 ) -> None:
     server.responder = lambda r: Reply.content(valid_reply(r).text[:40], finish="length")
     [outcome] = await enrich(small_ws, make_settings(backend(server.url)), "add")
     assert outcome.status == "failed" and outcome.error == "truncated output"
-    assert len(server.chat_requests) == 1 and stored(small_ws) == []
+    budgets = [r.json["options"]["num_predict"] for r in server.chat_requests]
+    assert len(budgets) == 2 and budgets[1] == 2 * budgets[0]
+    assert stored(small_ws) == []
+
+
+async def test_a_reply_cut_off_at_the_token_limit_lands_with_more_room(
+    small_ws: Path, server: StandinModelServer
+) -> None:
+    cut = {"done": False}
+
+    def responder(request: Any) -> Reply:
+        if not cut["done"]:
+            cut["done"] = True
+            return Reply.content(valid_reply(request).text[:40], finish="length")
+        return valid_reply(request)
+
+    server.responder = responder
+    [outcome] = await enrich(small_ws, make_settings(backend(server.url)), "add")
+    assert outcome.status == "enriched"
+    assert len(server.chat_requests) == 2 and len(stored(small_ws)) == 1
 
 
 # ------------------------------------------------------------------ transport faults

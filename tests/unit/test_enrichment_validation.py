@@ -232,6 +232,13 @@ def test_batches_only_form_at_the_same_starting_tier() -> None:
 # ------------------------------------------------------------------ prompts
 
 
+def test_reply_room_grows_with_the_parameters_to_describe() -> None:
+    few = build_prompt([source(span(1, facts={"params": [{"name": "a"}]}))])
+    params = [{"name": f"p{i}"} for i in range(30)]
+    many = build_prompt([source(span(2, facts={"params": params}))])
+    assert many.max_tokens > few.max_tokens
+
+
 def test_prompt_carries_a_machine_readable_request_and_numbered_code() -> None:
     row = span(3, start=9, facts={"params": [{"name": "a"}, {"name": "b"}]})
     prompt = build_prompt([source(row)])

@@ -33,7 +33,7 @@ from spanlens.enrichment.backends import (
     endpoint_secrets,
     scrub,
 )
-from spanlens.enrichment.prompts import Prompt, SpanSource, build_prompt
+from spanlens.enrichment.prompts import Prompt, SpanSource, build_prompt, with_more_reply_room
 from spanlens.enrichment.validation import Validated, validate_batch_reply, validate_reply
 from spanlens.store.enrichments import Attempt
 
@@ -291,6 +291,7 @@ class Cascade:
     ) -> bool:
         """True when the job is finished (something landed), False to escalate."""
         invalid = 0
+        grew = False
         tried: set[int] = set()
         while True:
             endpoint = self._pick(endpoints, tried)
@@ -301,6 +302,11 @@ class Cascade:
                 if not await self._wait_for_cooldown(endpoint):
                     break
                 call = await self._call(endpoint, tier, prompt, job)
+                roomier = None if grew or job.is_batch else _roomier_after(call, prompt)
+                if roomier is not None:
+                    # The reply ran out of room, not out of sense: once, with twice the room.
+                    prompt, grew = roomier, True
+                    call = await self._call(endpoint, tier, prompt, job)
                 if call is None:  # the endpoint cooled down or its breaker opened meanwhile
                     result.endpoint_problems.append(
                         f"backend {endpoint.settings.name} paused (rate limited or failing)"
@@ -602,3 +608,10 @@ def misconfiguration_message(endpoint: Endpoint, failure: BackendFailure) -> str
         )
         return f"{where} does not serve model {s.model} (HTTP 404) — {fix}"
     return f"{where}: {failure.detail} — set it, or remove api_key_env from the backend"
+
+
+def _roomier_after(call: _Call | None, prompt: Prompt) -> Prompt | None:
+    """A prompt with more reply room when ``call`` was cut off at the token limit."""
+    if call is None or call.failure is None or call.failure.kind is not FailureKind.TRUNCATED:
+        return None
+    return with_more_reply_room(prompt)

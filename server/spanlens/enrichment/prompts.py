@@ -10,6 +10,7 @@ marked — never a blind character cut. Bump ``PROMPT_VERSION`` when this text c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ REQUEST_CLOSE = "</spanlens-request>"
 #: Reply tokens reserved for one span's enrichment.
 REPLY_TOKENS_SINGLE = 900
 REPLY_TOKENS_PER_BATCH_SPAN = 500
+#: Reply tokens added for each parameter past the first eight (one `inputs` line each).
+REPLY_TOKENS_PER_EXTRA_PARAM = 24
 _MAX_REPLY_TOKENS = 4096
 _FACT_LIST_CAPS = {"calls": 25, "members": 40, "raises": 15, "side_effects": 15}
 _FACTS_LEFT_OUT = ("docstring", "doc", "tokens")
@@ -130,6 +133,18 @@ def single_prompt_tokens(source: SpanSource) -> int:
     return _SYSTEM_TOKENS + estimate_tokens(_user_message([source], {})) + REPLY_TOKENS_SINGLE
 
 
+def _extra_params(source: SpanSource) -> int:
+    params = source.span.facts.get("params")
+    return max(0, len(params) - 8) if isinstance(params, list) else 0
+
+
+def with_more_reply_room(prompt: Prompt) -> Prompt | None:
+    """The same prompt with twice the reply budget, or None when it is at the ceiling."""
+    if prompt.max_tokens >= _MAX_REPLY_TOKENS:
+        return None
+    return dataclasses.replace(prompt, max_tokens=min(_MAX_REPLY_TOKENS, 2 * prompt.max_tokens))
+
+
 def build_prompt(sources: list[SpanSource], context_tokens: int | None = None) -> Prompt:
     """The prompt for one span (or a batch), fitted into ``context_tokens`` when given.
 
@@ -137,10 +152,11 @@ def build_prompt(sources: list[SpanSource], context_tokens: int | None = None) -
     most relevant lines) with a share of the room left by the system prompt and the reply.
     """
     batch = len(sources) > 1
-    max_tokens = (
-        min(_MAX_REPLY_TOKENS, REPLY_TOKENS_PER_BATCH_SPAN * len(sources) + 100)
-        if batch
-        else REPLY_TOKENS_SINGLE
+    extra = REPLY_TOKENS_PER_EXTRA_PARAM * sum(_extra_params(s) for s in sources)
+    max_tokens = min(
+        _MAX_REPLY_TOKENS,
+        (REPLY_TOKENS_PER_BATCH_SPAN * len(sources) + 100 if batch else REPLY_TOKENS_SINGLE)
+        + extra,
     )
     budgets: dict[int, int] = {}
     user = _user_message(sources, budgets)
