@@ -35,7 +35,7 @@ class DiagnosticsPublisher:
         if services is None or severity is None:
             return []
         result = []
-        for span in services.store.spans_in_file(path):
+        for span in services.store.spans_in_file(path, with_facts=False):
             view = self.session.view(span)
             if view.state != FRESH or not view.enrichment:
                 continue

@@ -38,7 +38,7 @@ def code_lenses(session: Session, uri: str) -> list[types.CodeLens] | None:
     mode = services.settings.lsp.code_lens
     if mode == "off":
         return []
-    spans = services.store.spans_in_file(path)
+    spans = services.store.spans_in_file(path, with_facts=False)
     if mode == "top":
         spans = top_level(spans)
     return [

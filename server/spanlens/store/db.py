@@ -94,9 +94,9 @@ _SPAN_SELECT = (
 )
 
 
-def _span_row(row: Sequence[Any]) -> SpanRow:
+def _span_row(row: Sequence[Any], with_facts: bool = True) -> SpanRow:
     values = list(row)
-    values[15] = json.loads(values[15])
+    values[15] = json.loads(values[15]) if with_facts else {}
     return SpanRow(*values)
 
 
@@ -309,12 +309,16 @@ class Store:
                 return span
         return None
 
-    def spans_in_file(self, path: str) -> list[SpanRow]:
-        """Every span of one file in source order."""
+    def spans_in_file(self, path: str, *, with_facts: bool = True) -> list[SpanRow]:
+        """Every span of one file in source order.
+
+        ``with_facts=False`` leaves ``facts`` empty: decoding them is most of the cost, and
+        lenses and diagnostics only need names, positions and hashes.
+        """
         rows = self.conn.execute(
             _SPAN_SELECT + "WHERE f.path = ? ORDER BY s.start_line, s.start_col", (path,)
         ).fetchall()
-        return [_span_row(r) for r in rows]
+        return [_span_row(r, with_facts) for r in rows]
 
     def span_by_id(self, span_id: int) -> SpanRow | None:
         """One span by id."""
