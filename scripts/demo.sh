@@ -19,9 +19,15 @@ show() {  # show FILE PATTERN: the span whose definition line matches PATTERN
   echo "== spanlens show $1:$line =="
   "$SPANLENS" show "$1:$line"
 }
-show server/spanlens/indexing/indexer.py '^def index_workspace'
-show server/spanlens/store/db.py '^class Store:'
-show server/spanlens/indexing/walk.py '^def _ignored'
+SHOWN=(
+  "server/spanlens/indexing/indexer.py|^def index_workspace"
+  "server/spanlens/store/db.py|^class Store:"
+  "server/spanlens/indexing/walk.py|^def _ignored"
+)
+show_all() {
+  for item in "${SHOWN[@]}"; do show "${item%%|*}" "${item#*|}"; done
+}
+show_all
 
 echo
 backend_ready() {  # does any configured backend answer and serve its model?
@@ -32,10 +38,13 @@ ok = any(b["reachable"] and b["model_present"] is not False for b in report.get(
 sys.exit(0 if ok else 1)'
 }
 if backend_ready; then
-  echo "== a model backend answers: spanlens enrich . --limit 25 =="
-  "$SPANLENS" enrich . --limit 25
-  show server/spanlens/indexing/indexer.py '^def index_workspace'
+  only=()
+  for item in "${SHOWN[@]}"; do only+=(--only "${item%%|*}"); done
+  echo "== a model backend answers: spanlens enrich . ${only[*]} =="
+  "$SPANLENS" enrich . "${only[@]}"
+  show_all
   echo
+  echo "== spanlens stats . =="
   "$SPANLENS" stats .
 else
   cat <<'MSG'

@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="enrich at most N pending spans")
     p.add_argument("--tier", metavar="T", help="start every span at tier T")
     p.add_argument("--retry-failed", action="store_true", help="retry spans marked failed")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="PATH",
+        help="enrich only spans of this file (repeatable; relative to ROOT or absolute)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("stats", "model calls per tier and backend: success, tokens, cost", cmd_stats)
@@ -347,7 +353,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_enrich(args: argparse.Namespace) -> int:
-    """`spanlens enrich [ROOT] [--limit N] [--tier T] [--retry-failed] [--json]`."""
+    """`spanlens enrich [ROOT] [--limit N] [--tier T] [--retry-failed] [--only PATH] [--json]`."""
     import asyncio
 
     from spanlens.config import load_settings
@@ -361,6 +367,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     tiers = [b.tier for b in settings.backends]
     if args.tier is not None and args.tier not in tiers:
         raise CliError(f"--tier {args.tier}: no backend has that tier (tiers: {tiers})", EXIT_USAGE)
+    only = [_workspace_file(root, value) for value in args.only] if args.only else None
     probes = asyncio.run(runner.preflight(settings))
     if not any(p["reachable"] for p in probes):
         raise CliError(runner.refusal_message(probes))
@@ -375,13 +382,29 @@ def cmd_enrich(args: argparse.Namespace) -> int:
         store.close()
     progress = ProgressBar("enriching", not args.json)
     run = asyncio.run(
-        runner.run_enrich(root, settings, limit=args.limit, tier=args.tier, progress=progress)
+        runner.run_enrich(
+            root, settings, limit=args.limit, tier=args.tier, paths=only, progress=progress
+        )
     )
     if args.json:
         print(json.dumps(run.as_json()))
     else:
         print("\n".join(runner.summary_lines(run)))
     return EXIT_ERROR if run.stopped else EXIT_OK
+
+
+def _workspace_file(root: Path, value: str) -> str:
+    """A file argument (relative to ROOT, or absolute) as a workspace-relative path."""
+    from spanlens.indexing.indexer import relative_path
+
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise CliError(f"--only {value}: no such file", EXIT_USAGE)
+    rel = relative_path(root, path)
+    if rel is None:
+        raise CliError(f"--only {value}: outside the workspace {root}", EXIT_USAGE)
+    return rel
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

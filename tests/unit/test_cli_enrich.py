@@ -75,6 +75,18 @@ def test_enrich_limit_and_text_summary(project: Path, server: StandinModelServer
     assert json.loads(out)["succeeded"] == 3
 
 
+def test_enrich_only_the_named_files(
+    project: Path, write: Callable[[str, str], Path], server: StandinModelServer, cli: Cli
+) -> None:
+    write("other.py", "def other(x):\n    return x\n")
+    code, out, err = cli("enrich", str(project), "--only", "other.py", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["succeeded"] == 1 and summary["pending"] == 5
+    code, _, err = cli("enrich", str(project), "--only", "missing.py")
+    assert code == 2 and "no such file" in err
+
+
 def test_show_includes_the_enrichment_and_its_state(
     project: Path, server: StandinModelServer, cli: Cli
 ) -> None:

@@ -193,15 +193,17 @@ async def run_enrich(
     *,
     limit: int | None = None,
     tier: str | None = None,
+    paths: list[str] | None = None,
     progress: ProgressFn | None = None,
 ) -> EnrichRun:
-    """Enrich the workspace's pending spans (at most ``limit``) and summarise the run."""
+    """Enrich the workspace's pending spans (at most ``limit``, of ``paths`` when given) and
+    summarise the run."""
     run = EnrichRun()
     started_wall = time.time()
     started = time.perf_counter()
     engine = EnrichmentEngine(root, settings)
     try:
-        pending = engine.pending(limit=limit)
+        pending = engine.pending(limit=limit, paths=paths)
         chunks = deque(file_chunks(pending))
         total = len(pending)
         done = 0
