@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup system-deps test unit lint format bench demo clean
+.PHONY: setup system-deps test unit e2e lint format bench demo clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ test: setup system-deps
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit
+
+# Real editors, headless (Debian's Neovim today).
+e2e: setup system-deps
+	$(BIN)/python -m pytest -q tests/e2e
 
 bench: setup
 	$(BIN)/python bench/run.py
