@@ -232,6 +232,36 @@ async def post_json(
         )
 
 
+async def list_models(
+    client: httpx.AsyncClient,
+    path: str,
+    list_key: str,
+    name_key: str,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    problem: str | None = None,
+) -> list[str] | ProbeResult:
+    """GET a server's model list: the names, or the ProbeResult that says what is wrong.
+
+    ``problem`` is a configuration problem already known (an unset API key variable): it is
+    reported once the server is known to be reachable.
+    """
+    try:
+        response = await client.get(path, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return ProbeResult(False, error=transport_failure(exc, time.perf_counter()).detail)
+    if problem:
+        return ProbeResult(True, error=problem)
+    if response.status_code in (401, 403):
+        return ProbeResult(True, error=f"API key refused (HTTP {response.status_code})")
+    if response.status_code != 200:
+        return ProbeResult(True, error=f"{path} answered HTTP {response.status_code}")
+    try:
+        return [str(m.get(name_key, "")) for m in response.json().get(list_key, [])]
+    except (ValueError, AttributeError, TypeError):
+        return ProbeResult(True, error=f"{path} answered something that is not JSON")
+
+
 def body_failure(body: Any, elapsed_ms: float) -> BackendFailure | None:
     """The failure a 200 reply carries (not a JSON object, or an ``error`` field), if any."""
     if not isinstance(body, dict):

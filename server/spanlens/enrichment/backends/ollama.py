@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
-
 from spanlens.config import BackendSettings
 from spanlens.enrichment.backends import (
     BackendFailure,
@@ -17,10 +15,10 @@ from spanlens.enrichment.backends import (
     ProbeResult,
     as_dict,
     body_failure,
+    list_models,
     make_client,
     post_json,
     token_count,
-    transport_failure,
 )
 
 
@@ -55,16 +53,9 @@ class OllamaBackend:
 
     async def probe(self, timeout: float) -> ProbeResult:
         """GET /api/tags: reachable, and is the model pulled?"""
-        try:
-            response = await self._client.get("/api/tags", timeout=timeout)
-        except httpx.HTTPError as exc:
-            return ProbeResult(False, error=transport_failure(exc, time.perf_counter()).detail)
-        if response.status_code != 200:
-            return ProbeResult(True, error=f"/api/tags answered HTTP {response.status_code}")
-        try:
-            models = [str(m.get("name", "")) for m in response.json().get("models", [])]
-        except (ValueError, AttributeError, TypeError):
-            return ProbeResult(True, error="/api/tags answered something that is not JSON")
+        models = await list_models(self._client, "/api/tags", "models", "name", timeout)
+        if isinstance(models, ProbeResult):
+            return models
         return ProbeResult(
             True, model_present=_has_model(models, self.settings.model), models=models
         )

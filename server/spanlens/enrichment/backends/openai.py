@@ -13,8 +13,6 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-
 from spanlens.config import BackendSettings
 from spanlens.enrichment.backends import (
     BackendFailure,
@@ -25,10 +23,10 @@ from spanlens.enrichment.backends import (
     ProbeResult,
     as_dict,
     body_failure,
+    list_models,
     make_client,
     post_json,
     token_count,
-    transport_failure,
 )
 
 
@@ -102,22 +100,11 @@ class OpenAIBackend:
     async def probe(self, timeout: float) -> ProbeResult:
         """GET /v1/models: reachable, and is the model served?"""
         headers, missing = self._headers()
-        try:
-            response = await self._client.get(
-                f"{self._prefix}/models", headers=headers, timeout=timeout
-            )
-        except httpx.HTTPError as exc:
-            return ProbeResult(False, error=transport_failure(exc, time.perf_counter()).detail)
-        if missing:
-            return ProbeResult(True, error=missing)
-        if response.status_code in (401, 403):
-            return ProbeResult(True, error=f"API key refused (HTTP {response.status_code})")
-        if response.status_code != 200:
-            return ProbeResult(True, error=f"/v1/models answered HTTP {response.status_code}")
-        try:
-            models = [str(m.get("id", "")) for m in response.json().get("data", [])]
-        except (ValueError, AttributeError, TypeError):
-            return ProbeResult(True, error="/v1/models answered something that is not JSON")
+        models = await list_models(
+            self._client, f"{self._prefix}/models", "data", "id", timeout, headers, missing
+        )
+        if isinstance(models, ProbeResult):
+            return models
         return ProbeResult(True, model_present=self.settings.model in models, models=models)
 
     async def aclose(self) -> None:
