@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import Settings
-from spanlens.enrichment.backends import FailureKind, create_backend
+from spanlens.enrichment.backends import FailureKind, create_backend, probe_backends
 from spanlens.enrichment.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.cascade import Breaker, Cascade, Endpoint, GpuProbe, Job, JobResult
 from spanlens.enrichment.privacy import remote_allowed
@@ -213,25 +213,7 @@ class EnrichmentEngine:
 
         Returns ``{"reachable": bool (any backend), "backends": [...]}``.
         """
-        endpoints = self._all_endpoints()
-        probes = await asyncio.gather(*(ep.backend.probe(timeout) for ep in endpoints))
-        backends = []
-        for endpoint, result in zip(endpoints, probes, strict=True):
-            s = endpoint.settings
-            backends.append(
-                {
-                    "name": s.name,
-                    "tier": s.tier,
-                    "provider": s.provider,
-                    "url": endpoint.display_url,
-                    "model": s.model,
-                    "remote": s.is_remote,
-                    "reachable": result.reachable,
-                    "model_present": result.model_present,
-                    "models": result.models,
-                    "error": result.error,
-                }
-            )
+        backends = await probe_backends([ep.backend for ep in self._all_endpoints()], timeout)
         return {"reachable": any(b["reachable"] for b in backends), "backends": backends}
 
     def pending(self, limit: int | None = None, paths: list[str] | None = None) -> list[SpanRow]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import Settings
-from spanlens.enrichment.backends import create_backend, display_url, endpoint_secrets, scrub
+from spanlens.enrichment.backends import create_backend, probe_backends
 from spanlens.enrichment.engine import (
     DEFERRED,
     DISCARDED,
@@ -103,22 +103,9 @@ async def preflight(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT) -> l
     """Probe every configured backend (nothing is opened or written); one dict per backend."""
     backends = [create_backend(b) for b in settings.backends]
     try:
-        probes = await asyncio.gather(*(b.probe(timeout) for b in backends))
+        return await probe_backends(backends, timeout)
     finally:
         await asyncio.gather(*(b.aclose() for b in backends), return_exceptions=True)
-    return [
-        {
-            "name": b.settings.name,
-            "tier": b.settings.tier,
-            "provider": b.settings.provider,
-            "url": display_url(b.settings.url),
-            "model": b.settings.model,
-            "reachable": p.reachable,
-            "model_present": p.model_present,
-            "error": scrub(p.error, endpoint_secrets(b.settings)) if p.error else None,
-        }
-        for b, p in zip(backends, probes, strict=True)
-    ]
 
 
 def refusal_message(probes: list[dict[str, Any]]) -> str:

@@ -8,6 +8,7 @@ breaker).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import enum
 import math
@@ -391,3 +392,23 @@ def _body_text(response: httpx.Response) -> str:
 def _exc_text(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]
+
+
+async def probe_backends(backends: list[Backend], timeout: float) -> list[dict[str, Any]]:
+    """Probe each backend at once; one JSON-ready dict each, its URL and error scrubbed."""
+    results = await asyncio.gather(*(b.probe(timeout) for b in backends))
+    return [
+        {
+            "name": b.settings.name,
+            "tier": b.settings.tier,
+            "provider": b.settings.provider,
+            "url": display_url(b.settings.url),
+            "model": b.settings.model,
+            "remote": b.settings.is_remote,
+            "reachable": result.reachable,
+            "model_present": result.model_present,
+            "models": result.models,
+            "error": scrub(result.error, endpoint_secrets(b.settings)) if result.error else None,
+        }
+        for b, result in zip(backends, results, strict=True)
+    ]
