@@ -189,10 +189,10 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
             sources.append(f"{pyproject} [tool.spanlens]")
     env = _environment_overrides(os.environ)
     if env:
-        _deep_merge(raw, env)
+        deep_merge(raw, env)
         sources.append("environment (SPANLENS_*)")
     if overrides:
-        _deep_merge(raw, overrides)
+        deep_merge(raw, overrides)
         sources.append("editor settings")
     settings = settings_from_dict(raw)
     settings.sources = sources or ["defaults"]
@@ -346,10 +346,11 @@ def _environment_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
     return result
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Merge ``extra`` into ``base`` in place: tables merge key by key, anything else wins."""
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_merge(base[key], value)
+            deep_merge(base[key], value)
         else:
             base[key] = value
 

@@ -14,6 +14,8 @@ from lsprotocol import types
 from pygls.capabilities import get_capability
 from pygls.lsp.server import LanguageServer
 
+from spanlens.config import deep_merge
+
 log = logging.getLogger(__name__)
 
 SECTION = "spanlens"
@@ -33,16 +35,8 @@ def merge_editor_settings(*layers: Any) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for layer in layers:
         if isinstance(layer, dict):
-            _merge(merged, without_nulls(layer))
+            deep_merge(merged, without_nulls(layer))
     return merged
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
 
 
 def pushed_section(settings: Any) -> dict[str, Any] | None:
