@@ -158,10 +158,6 @@ class Settings:
     #: logged by the server), e.g. a workspace file's remote backend that was not trusted.
     notes: list[str] = field(default_factory=list)
 
-    def backends_for_tier(self, tier: str) -> list[BackendSettings]:
-        """The backends of one tier, in configured order."""
-        return [b for b in self.backends if b.tier == tier]
-
 
 #: Environment variable with which a user lets workspace files configure remote backends.
 ALLOW_WORKSPACE_REMOTE = "SPANLENS_ALLOW_WORKSPACE_REMOTE"

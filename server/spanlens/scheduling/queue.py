@@ -73,10 +73,6 @@ class WorkQueue:
             if lane is not None:
                 del self._lanes[lane][span_id]
 
-    def priority_of(self, span_id: int) -> Priority | None:
-        """The lane a span is queued in, or None."""
-        return self._lane_of.get(span_id)
-
     def take(
         self,
         allowed: Callable[[Priority, int], bool],

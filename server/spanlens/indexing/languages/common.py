@@ -1,4 +1,4 @@
-"""Pieces every tree-sitter extractor shares: ranges, skeletons, complexity, doc comments."""
+"""Pieces every tree-sitter extractor shares: ranges, skeletons, doc comments, the rules walk."""
 
 from __future__ import annotations
 
@@ -154,38 +154,6 @@ def line_count(node: Node) -> int:
     return node.end_point[0] - node.start_point[0] + 1
 
 
-def complexity(
-    body: Node | None,
-    branch_types: frozenset[str],
-    nesting_types: frozenset[str],
-    stop_types: frozenset[str],
-) -> tuple[int, int]:
-    """(max nesting depth, branch count) of a body, not descending into ``stop_types``.
-
-    ``stop_types`` are nested definitions (functions, classes): they are spans of their own.
-    One iterative pass; no recursion, so deep code cannot overflow the stack.
-    """
-    if body is None:
-        return 0, 0
-    max_depth = 0
-    branches = 0
-    stack: list[tuple[Node, int]] = [(child, 0) for child in body.named_children]
-    while stack:
-        node, depth = stack.pop()
-        kind = node.type
-        if kind in stop_types:
-            continue
-        if kind in branch_types:
-            branches += 1
-        if kind in nesting_types:
-            depth += 1
-            if depth > max_depth:
-                max_depth = depth
-        if node.named_child_count:
-            stack.extend((child, depth) for child in node.named_children)
-    return max_depth, branches
-
-
 def preceding_comment(source: bytes, node: Node, comment_types: frozenset[str]) -> str | None:
     """The comment block directly above ``node`` (doc comment), with comment markers removed."""
     lines: list[str] = []
@@ -223,19 +191,6 @@ def clean_comment(text: str) -> str | None:
         out.append(line.strip())
     result = "\n".join(out).strip()
     return result or None
-
-
-def common_facts(source: bytes, node: Node, signature: str) -> dict[str, Any]:
-    """Facts every span has: signature, lines, approximate tokens."""
-    text = text_of(source, node)
-    return {
-        "signature": signature,
-        "lines": line_count(node),
-        "tokens": approx_tokens(text),
-    }
-
-
-# --- Rule-driven span walk, shared by the JavaScript, TypeScript, Go, Rust and Java extractors.
 
 
 def signature_text(source: bytes, node: Node, body: Node | None) -> str:
