@@ -1,0 +1,117 @@
+"""`spanlens` command line: index, enrich, docgen, show, status, stats, doctor, serve.
+
+Imports are lazy, per command: `spanlens index` must not pay for the LSP or HTTP stacks.
+Every failure a user can cause ends in one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from spanlens.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
+from spanlens.cli.doctor import cmd_doctor
+from spanlens.cli.enrich import cmd_enrich
+from spanlens.cli.index import cmd_index
+from spanlens.cli.serve import cmd_serve
+from spanlens.cli.show import cmd_show
+from spanlens.cli.stats import cmd_stats
+from spanlens.cli.status import cmd_status
+
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `spanlens` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except CliError as exc:
+        print(f"spanlens: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("spanlens: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        from spanlens.config import ConfigError
+        from spanlens.store import StoreError
+
+        if isinstance(exc, (ConfigError, StoreError)):
+            print(f"spanlens: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        if _debug():
+            raise
+        print(
+            f"spanlens: internal error: {type(exc).__name__}: {exc} "
+            "(set SPANLENS_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("SPANLENS_DEBUG", "") not in {"", "0"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from spanlens import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="spanlens",
+        description="Know what every function in your repository does.",
+    )
+    parser.add_argument("--version", action="version", version=f"spanlens {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> Any:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("index", "index the workspace: spans and parser facts", cmd_index)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("show", "show the span at PATH:LINE as its hover does", cmd_show)
+    p.add_argument("location", metavar="PATH:LINE", help="file and 1-based line number")
+    p.add_argument("--root", help="workspace root (default: nearest indexed ancestor, or .)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("serve", "run the language server (stdio unless --tcp is given)", cmd_serve)
+    p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP address instead")
+
+    p = command("status", "files and spans by language and kind, enrichment states", cmd_status)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("enrich", "index, then enrich pending spans through the model backends", cmd_enrich)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("--limit", type=int, metavar="N", help="enrich at most N pending spans")
+    p.add_argument("--tier", metavar="T", help="start every span at tier T")
+    p.add_argument("--retry-failed", action="store_true", help="retry spans marked failed")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="PATH",
+        help="enrich only spans of this file (repeatable; relative to ROOT or absolute)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("stats", "model calls per tier and backend: success, tokens, cost", cmd_stats)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("doctor", "check config, backends, GPU and database; say how to fix", cmd_doctor)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser

@@ -1,0 +1,56 @@
+"""`spanlens doctor`: config, backends, GPU and database, with fixes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from spanlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    workspace_root,
+)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """`spanlens doctor [ROOT] [--json]`: exit 1 when something needs fixing."""
+    import asyncio
+
+    from spanlens.enrichment.reports import doctor_report
+
+    root = workspace_root(args.root)
+    report = asyncio.run(doctor_report(root))
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_ERROR if report["problems"] else EXIT_OK
+    config = report["config"]
+    print("config: " + (config.get("error") or ", ".join(config["sources"])))
+    for note in config.get("notes", []):
+        print(f"  note: {note}")
+    for b in report.get("backends", []):
+        state = "reachable" if b["reachable"] else "unreachable"
+        if b["reachable"] and b["model_present"] is not None:
+            state += ", model " + ("present" if b["model_present"] else "missing")
+        where = f"{b['name']} ({b['tier']}, {b['provider']}) {b['url']} {b['model']}"
+        print(f"backend {where}: {state}")
+    gpu = report.get("gpu")
+    if gpu is not None:
+        print("gpu: " + ("available" if gpu.get("available") else gpu.get("note", "disabled")))
+    db = report.get("database")
+    if db is not None:
+        if db.get("exists") and "spans" in db:
+            print(
+                f"database: {db['path']}: {db['spans']} spans, {db['fresh']} enriched, "
+                f"{db['stale']} stale, {db['pending']} pending, {db['failed']} failed"
+            )
+            tables = ", ".join(f"{name} {rows}" for name, rows in db.get("tables", {}).items())
+            print(f"  migration {db.get('migration')}; rows: {tables}")
+        else:
+            print(f"database: {db['path']}: " + db.get("error", "not created yet"))
+    if not report["problems"]:
+        print("no problems found")
+        return EXIT_OK
+    print(f"{len(report['problems'])} problem(s):")
+    for problem in report["problems"]:
+        print(f"  - {problem}")
+    return EXIT_ERROR

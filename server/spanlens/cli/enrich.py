@@ -1,0 +1,59 @@
+"""`spanlens enrich`: index, then enrich pending spans."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from spanlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    ProgressBar,
+    open_workspace_store,
+    run_index,
+    workspace_file,
+    workspace_root,
+)
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    """`spanlens enrich [ROOT] [--limit N] [--tier T] [--retry-failed] [--only PATH] [--json]`."""
+    import asyncio
+
+    from spanlens.config import load_settings
+    from spanlens.enrichment import runner
+    from spanlens.store.enrichments import retry_failed
+
+    root = workspace_root(args.root)
+    settings = load_settings(root)
+    if args.limit is not None and args.limit < 1:
+        raise CliError("--limit must be at least 1", EXIT_USAGE)
+    tiers = [b.tier for b in settings.backends]
+    if args.tier is not None and args.tier not in tiers:
+        raise CliError(f"--tier {args.tier}: no backend has that tier (tiers: {tiers})", EXIT_USAGE)
+    only = [workspace_file(root, value) for value in args.only] if args.only else None
+    probes = asyncio.run(runner.preflight(settings))
+    if not any(p["reachable"] for p in probes):
+        raise CliError(runner.refusal_message(probes))
+    if not any(runner.serves_model(p) for p in probes):
+        raise CliError(runner.unusable_message(probes))
+    store = open_workspace_store(root)
+    try:
+        run_index(root, store, show_progress=not args.json)
+        if args.retry_failed:
+            retry_failed(store)
+    finally:
+        store.close()
+    progress = ProgressBar("enriching", not args.json)
+    run = asyncio.run(
+        runner.run_enrich(
+            root, settings, limit=args.limit, tier=args.tier, paths=only, progress=progress
+        )
+    )
+    if args.json:
+        print(json.dumps(run.as_json()))
+    else:
+        print("\n".join(runner.summary_lines(run)))
+    return EXIT_ERROR if run.stopped else EXIT_OK
