@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from spanlens.cli.common import (
     CliError,
     file_sha,
     open_workspace_store,
+    terminal_safe,
     workspace_root,
 )
 
@@ -71,16 +71,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         header = f"{span.path}:{span.start_line + 1}-{span.end_line + 1}  {span.kind} {span.name}"
         print_view(header, view, raw_markdown=args.markdown)
     return EXIT_OK
-
-
-# C0 and C1 controls but newline and tab (ESC starts terminal sequences, CR overwrites the
-# line), and the bidi controls that reorder what a terminal shows (U+202E...).
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` without control characters: model and repository text can carry escapes."""
-    return _UNSAFE.sub("", text)
 
 
 def print_view(header: str, view: Any, raw_markdown: bool = False) -> None:
