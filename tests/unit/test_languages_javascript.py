@@ -218,3 +218,20 @@ def test_calls_are_listed_once_in_order_as_written(extractor: RulesExtractor) ->
     assert spans["Cart.checkout.save"].facts["calls"] == ["this.store.put"]
     # A class body's calls (field initialisers) are nobody's, as in Python.
     assert "calls" not in spans["Cart"].facts
+
+
+def test_calls_in_a_nested_header_belong_to_the_enclosing_function(
+    extractor: RulesExtractor,
+) -> None:
+    # As in Python: default values and base classes are evaluated where the definition
+    # stands, so they are the enclosing function's calls, not the nested definition's.
+    source = b"""
+function setup(app) {
+  function route(path, opts = defaults(app)) { return app.get(path, opts); }
+  const Model = class extends mixin(Base) {};
+  route("/");
+}
+"""
+    spans = by_name(extractor.extract(source).spans)
+    assert spans["setup"].facts["calls"] == ["defaults", "mixin", "route"]
+    assert spans["setup.route"].facts["calls"] == ["app.get"]

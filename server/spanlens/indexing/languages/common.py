@@ -282,7 +282,9 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
     The same walk counts control flow: each node counts toward the innermost span around it,
     so a nested definition's branches count for it alone, while anonymous functions and
     lambdas (no spans) count for the span they sit in. Calls are counted the same way, for
-    functions and methods only (as in Python, a class body's calls are nobody's). Spans whose
+    functions and methods only (as in Python, a class body's calls are nobody's), and the
+    calls in a nested definition's header (default values, base classes) count for the
+    function around it, where they run. Spans whose
     own node contains a syntax error are left out; the ones around and inside them are not.
     """
     handlers = rules.handlers
@@ -311,6 +313,15 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
                     continue
                 span = _OpenSpan(found, prefix + found.name, owner)
                 opened.append(span)
+                if (
+                    call_handlers
+                    and owner is not None
+                    and found.body is not None
+                    and owner.definition.kind not in CONTAINER_KINDS
+                ):
+                    # As in Python, a nested definition's header (default values, base
+                    # classes) runs in the enclosing function: its calls are that one's.
+                    _header_calls(source, found.node, found.body, call_handlers, owner.calls)
                 if (
                     direct_in is not None
                     and owner is not None
@@ -353,6 +364,30 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
     if rules.finish is not None:
         rules.finish(spans)
     return spans
+
+
+def _header_calls(
+    source: bytes,
+    node: Node,
+    body: Node,
+    call_handlers: Mapping[str, CallHandler],
+    calls: dict[str, None],
+) -> None:
+    """Add the calls made in ``node`` outside ``body`` to ``calls``, in source order."""
+    start, end = body.start_byte, body.end_byte
+
+    def outside_or_around(child: Node) -> bool:
+        if child.end_byte <= start or child.start_byte >= end:
+            return True  # wholly outside the body
+        return child != body and child.start_byte <= start and end <= child.end_byte
+
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        handler = call_handlers.get(current.type)
+        if handler is not None:
+            handler(source, current, calls)
+        stack += [c for c in reversed(current.named_children) if outside_or_around(c)]
 
 
 def _finish_span(source: bytes, span: _OpenSpan) -> Span:
