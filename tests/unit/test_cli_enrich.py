@@ -168,3 +168,17 @@ def test_enrich_refuses_when_the_api_key_is_unset(
     code, _, err = cli("enrich", str(project))
     assert code == 1 and "SPANLENS_UNSET_KEY" in err and "export it" in err
     assert not db_path_for(project).exists()
+
+
+def test_doctor_before_the_first_index_is_no_problem(
+    project: Path, server: StandinModelServer, cli: Cli
+) -> None:
+    code, out, _ = cli("doctor", str(project))
+    assert code == 0, out
+    assert "not indexed yet: run `spanlens index" in out and "no problems found" in out
+    code, out, _ = cli("doctor", str(project), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["problems"] == []
+    assert report["database"]["exists"] is False
+    assert report["database"]["note"].startswith("not indexed yet: run `spanlens index")
+    assert not db_path_for(project).exists()  # doctor creates no database

@@ -60,9 +60,11 @@ def test_show_renders_facts_labelled_as_facts_and_pending(
     code, out, err = cli("show", f"{path}:5", "--root", str(tmp_path))
     assert code == 0, err
     assert "parse_config" in out
-    assert "**Parser facts**" in out
-    assert "`ValueError`" in out and "file_io" in out.replace("\\_", "_")
+    assert "Parser facts:" in out  # piped: plain text, no Markdown
+    assert "raises: ValueError" in out and "file_io" in out and "\\" not in out
     assert "pending" in out
+    code, out, _ = cli("show", f"{path}:5", "--root", str(tmp_path), "--markdown")
+    assert code == 0 and "**Parser facts**" in out and "`ValueError`" in out
     # innermost span wins: line 12 is inside Loader.load
     code, out, _ = cli("show", f"{path}:12", "--root", str(tmp_path), "--json")
     view = json.loads(out)

@@ -127,3 +127,62 @@ func (t T) Fine() int { return t.a }
     result = extractor.extract(source)
     assert result.has_errors
     assert [s.name for s in result.spans] == ["Good", "T", "T.Fine"]
+
+
+CALLS = b"""package cache
+
+// Load fills the cache and reports each miss.
+func (c *Cache) Load(keys []string) error {
+	defer c.mu.Unlock()
+	c.mu.Lock()
+	for _, k := range keys {
+		if v, err := c.store.Get(k); err == nil {
+			c.items[k] = v
+		} else {
+			fmt.Println("miss", k)
+			log.Printf("miss %s", strings.ToUpper(k))
+		}
+	}
+	go func() { c.metrics.Add(len(keys)) }()
+	c.hooks[0](c)
+	body := []byte(c.name)
+	slices.Sort[[]string](keys)
+	c.client().Do(NewRequest(body)).Close()
+	retry := func() error { return c.refresh() }
+	fmt.Println("done")
+	return retry()
+}
+
+type Cache struct{ name string }
+"""
+
+
+def test_calls_are_listed_once_in_order_as_written(extractor: RulesExtractor) -> None:
+    spans = by_name(extractor.extract(CALLS).spans)
+    assert spans["Cache.Load"].facts["calls"] == [
+        "c.mu.Unlock",
+        "c.mu.Lock",
+        "c.store.Get",
+        "fmt.Println",  # listed once, at its first call
+        "log.Printf",
+        "strings.ToUpper",
+        "(...)",  # the anonymous literal called by ``go``
+        "c.metrics.Add",  # inside it: counts for Load
+        "len",
+        "c.hooks[]",
+        "slices.Sort",  # explicit type arguments dropped; ``[]byte(...)`` is no call
+        "c.client().Do().Close",
+        "c.client().Do",
+        "c.client",
+        "NewRequest",
+        "retry",
+    ]
+    # A named literal is its own span and keeps its calls.
+    assert spans["Cache.Load.retry"].facts["calls"] == ["c.refresh"]
+    assert "calls" not in spans["Cache"].facts  # a struct has none (as a Python class)
+
+
+def test_calls_are_capped(extractor: RulesExtractor) -> None:
+    body = "\n".join(f"\tf{i}()" for i in range(80))
+    spans = extractor.extract(f"package p\nfunc many() {{\n{body}\n}}\n".encode()).spans
+    assert spans[0].facts["calls"] == [f"f{i}" for i in range(64)]

@@ -118,3 +118,58 @@ class B { void m() {} }
     result = extractor.extract(source)
     assert result.has_errors
     assert [s.name for s in result.spans] == ["A.ok", "A.fine", "B", "B.m"]
+
+
+CALLS = b"""
+public class OrderService extends BaseService {
+    private final List<Order> orders = new ArrayList<>();
+
+    public OrderService(Repository repo) {
+        super(repo);
+        this.log = LoggerFactory.getLogger(OrderService.class);
+    }
+
+    public Receipt place(Order order) {
+        validate(order);
+        Map<String, Integer> counts = new java.util.HashMap<>();
+        order.getItems().forEach(item -> counts.merge(item.sku(), 1, Integer::sum));
+        List<String> empty = Collections.<String>emptyList();
+        executor.submit(new Runnable() {
+            public void run() { notifier.send(order.id()); }
+        });
+        System.out.println("placed " + order.id());
+        this.repo.save(order);
+        validate(order);
+        return new Receipt<>(orders.get(0).total(), "ok".trim());
+    }
+}
+"""
+
+
+def test_calls_are_listed_once_in_order_as_written(extractor: RulesExtractor) -> None:
+    spans = {s.name: s for s in extractor.extract(CALLS).spans}
+    assert spans["OrderService.OrderService"].facts["calls"] == [
+        "super",
+        "LoggerFactory.getLogger",
+    ]
+    assert spans["OrderService.place"].facts["calls"] == [
+        "validate",  # listed once, at its first call
+        "java.util.HashMap",  # ``new`` calls the constructor, type arguments dropped
+        "order.getItems().forEach",
+        "order.getItems",
+        "counts.merge",  # inside a lambda: counts for place
+        "item.sku",  # ``Integer::sum`` is a reference, no call
+        "Collections.emptyList",
+        "executor.submit",
+        "Runnable",
+        "notifier.send",  # inside an anonymous class: counts for place
+        "order.id",
+        "System.out.println",
+        "this.repo.save",
+        "Receipt",
+        "orders.get().total",
+        "orders.get",
+        "String.trim",
+    ]
+    # A class body's calls (field initialisers) are nobody's, as in Python.
+    assert "calls" not in spans["OrderService"].facts

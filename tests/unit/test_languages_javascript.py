@@ -170,3 +170,68 @@ def test_a_trailing_comment_on_the_line_above_is_not_a_doc_comment() -> None:
     spans = {s.name: s for s in javascript.create("javascript").extract(source).spans}
     assert spans["f"].facts["doc"] is None
     assert spans["g"].facts["doc"] == "real doc"
+
+
+CALLS = b"""
+class Cart {
+  total = computeTotal();
+
+  async checkout(user) {
+    this.validate(user);
+    const order = new Order(user.id, this.items);
+    const res = await fetch(API.url("/orders"), { body: JSON.stringify(order) });
+    this.items.filter((i) => i.ok).forEach((i) => log.debug(i.name));
+    user.profile?.notify("ordered");
+    handlers[order.kind](order);
+    const total = this.items.reduce(sum, 0);
+    console.log(`total ${format(total)}`);
+    const save = () => this.store.put(order);
+    save();
+    this.validate(order);
+    return (await res.json()).items.map(toId);
+  }
+}
+"""
+
+
+def test_calls_are_listed_once_in_order_as_written(extractor: RulesExtractor) -> None:
+    spans = by_name(extractor.extract(CALLS).spans)
+    assert spans["Cart.checkout"].facts["calls"] == [
+        "this.validate",  # listed once, at its first call
+        "Order",  # ``new Order(...)`` calls the constructor
+        "fetch",
+        "API.url",
+        "JSON.stringify",
+        "this.items.filter().forEach",
+        "this.items.filter",
+        "log.debug",  # inside an anonymous callback: counts for checkout
+        "user.profile.notify",
+        "handlers[]",
+        "this.items.reduce",
+        "console.log",
+        "format",
+        "save",
+        "(...).items.map",  # an awaited receiver is elided
+        "res.json",
+    ]
+    # A named function value is its own span and keeps its calls.
+    assert spans["Cart.checkout.save"].facts["calls"] == ["this.store.put"]
+    # A class body's calls (field initialisers) are nobody's, as in Python.
+    assert "calls" not in spans["Cart"].facts
+
+
+def test_calls_in_a_nested_header_belong_to_the_enclosing_function(
+    extractor: RulesExtractor,
+) -> None:
+    # As in Python: default values and base classes are evaluated where the definition
+    # stands, so they are the enclosing function's calls, not the nested definition's.
+    source = b"""
+function setup(app) {
+  function route(path, opts = defaults(app)) { return app.get(path, opts); }
+  const Model = class extends mixin(Base) {};
+  route("/");
+}
+"""
+    spans = by_name(extractor.extract(source).spans)
+    assert spans["setup"].facts["calls"] == ["defaults", "mixin", "route"]
+    assert spans["setup.route"].facts["calls"] == ["app.get"]

@@ -134,3 +134,61 @@ fn also_good(a: i32) -> i32 { a }
     result = extractor.extract(source)
     assert result.has_errors
     assert [s.name for s in result.spans] == ["good", "P", "P.ok", "also_good"]
+
+
+CALLS = b"""
+impl Inventory {
+    /// Loads every item, logging what fails.
+    pub async fn load(&mut self, path: &Path) -> Result<usize> {
+        let text = fs::read_to_string(path)?;
+        let mut items = Vec::<Item>::with_capacity(16);
+        for line in text.lines() {
+            match line.parse::<Item>() {
+                Ok(item) => items.push(item),
+                Err(e) => eprintln!("skip {}: {}", line, e.to_string()),
+            }
+        }
+        let names: Vec<_> = items.iter().map(|i| i.name.clone()).collect();
+        self.client.fetch(&names).await?.apply(self);
+        assert_eq!(self.count(), names.len());
+        self.save()?;
+        fn checksum(data: &[u8]) -> u32 {
+            crc32::hash(data)
+        }
+        Ok(Self::total(&items))
+    }
+}
+"""
+
+
+def test_calls_list_paths_methods_and_macros(extractor: RulesExtractor) -> None:
+    spans = {s.name: s for s in extractor.extract(CALLS).spans}
+    assert spans["Inventory.load"].facts["calls"] == [
+        "fs::read_to_string",
+        "Vec::with_capacity",  # generic arguments dropped
+        "text.lines",
+        "line.parse",  # ``Ok(item) =>`` is a pattern, no call
+        "items.push",
+        "eprintln!",  # a macro is a call, with its ``!``
+        "e.to_string",  # read from the macro's tokens
+        "items.iter().map().collect",
+        "items.iter().map",
+        "items.iter",
+        "i.name.clone",  # inside a closure: counts for load
+        "self.client.fetch().await?.apply",
+        "self.client.fetch",
+        "assert_eq!",
+        "self.count",
+        "names.len",
+        "self.save",
+        "Ok",  # a tuple variant is called like a function
+        "Self::total",
+    ]
+    # A nested ``fn`` is its own span and keeps its calls.
+    assert spans["Inventory.load.checksum"].facts["calls"] == ["crc32::hash"]
+    assert "calls" not in spans["Inventory"].facts  # an impl block has none
+
+
+def test_attribute_arguments_are_no_calls(extractor: RulesExtractor) -> None:
+    source = b"fn f() {\n    #[cfg(any(unix, windows))]\n    let x = 1;\n    g(x);\n}\n"
+    assert extractor.extract(source).spans[0].facts["calls"] == ["g"]

@@ -121,3 +121,35 @@ class C { m(): void {} }
     result = extractor.extract(source)
     assert result.has_errors
     assert [s.name for s in result.spans] == ["Ok", "good", "C", "C.m"]
+
+
+CALLS = b"""
+export class Repo<T extends Entity> {
+  private cache = new Map<string, T>();
+
+  async find(id: string): Promise<T | undefined> {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
+    const row = await this.db!.query<T>(sql`select * from t where id = ${id}`);
+    const items = parse<T[]>(row).map((r) => this.decode<T>(r));
+    super.touch(id);
+    return new Proxy<T>(items[0]!, new Handler<T>());
+  }
+}
+"""
+
+
+def test_calls_drop_type_arguments_and_non_null(extractor: RulesExtractor) -> None:
+    spans = by_name(extractor.extract(CALLS).spans)
+    assert spans["Repo.find"].facts["calls"] == [
+        "this.cache.get",
+        "this.db.query",
+        "sql",  # a tagged template calls its tag
+        "parse().map",
+        "parse",
+        "this.decode",
+        "super.touch",
+        "Proxy",
+        "Handler",
+    ]
+    assert "calls" not in spans["Repo"].facts

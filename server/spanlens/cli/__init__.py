@@ -84,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("show", "show the span at PATH:LINE as its hover does", cmd_show)
     p.add_argument("location", metavar="PATH:LINE", help="file and 1-based line number")
     p.add_argument("--root", help="workspace root (default: nearest indexed ancestor, or .)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument(
+        "--markdown", action="store_true", help="print the hover's Markdown source as is"
+    )
+    output.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("serve", "run the language server (stdio unless --tcp is given)", cmd_serve)
     p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")

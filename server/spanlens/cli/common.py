@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,29 +44,73 @@ def open_workspace_store(root: Path) -> Any:
     return store
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+# C0 and C1 controls but newline and tab (ESC starts terminal sequences, CR overwrites the
+# line), and the bidi controls that reorder what a terminal shows (U+202E...).
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
-    def __init__(self, label: str, enabled: bool = True) -> None:
+
+def terminal_safe(text: str) -> str:
+    """``text`` without control characters: model and repository text can carry escapes."""
+    return _UNSAFE.sub("", text)
+
+
+class ProgressBar:
+    """A progress bar on stderr drawn by rich, only when stderr is a terminal.
+
+    Called as ``progress(done, total, extra="")``; ``extra`` is shown as text after the
+    count ("waiting 4 s: local rate limited"), never read as rich markup. Jobs below
+    ``min_total`` draw nothing. rich is imported only when a bar is first drawn, so a
+    piped or ``--json`` run never pays for it. The bar ends itself when ``done`` reaches
+    ``total``; :meth:`close` ends it earlier (a stopped run).
+    """
+
+    def __init__(self, label: str, enabled: bool = True, min_total: int = 50) -> None:
         self.label = label
         self.enabled = enabled and sys.stderr.isatty()
-        self._last = -1
+        self.min_total = min_total
+        self._progress: Any = None
+        self._task: Any = None
+        self._extra = ""
 
     def __call__(self, done: int, total: int, extra: str = "") -> None:
-        """Redraw at most once per percent."""
-        if not self.enabled or total < 50:
+        """Move the bar to ``done`` of ``total``; rich redraws at its own pace."""
+        if not self.enabled or total < self.min_total:
             return
-        percent = done * 100 // max(total, 1)
-        if percent == self._last and done != total:
-            return
-        self._last = percent
-        width = 30
-        filled = width * done // max(total, 1)
-        bar = "#" * filled + "-" * (width - filled)
-        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total} {extra}".rstrip() + " ")
+        extra = " ".join(terminal_safe(extra).split())
+        if self._progress is None:
+            self._start(done, total, extra)
+        else:
+            # A new text ("waiting 4 s: ...") is drawn at once; counts at rich's pace.
+            changed = extra != self._extra
+            self._progress.update(
+                self._task, completed=done, total=total, extra=extra, refresh=changed
+            )
+        self._extra = extra
         if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            self.close()
+
+    def _start(self, done: int, total: int, extra: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn(terminal_safe(self.label), markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[extra]}", markup=False),
+            console=Console(stderr=True, markup=False, emoji=False, highlight=False),
+            # Output printed while a bar is up keeps its stream: stdout is for results.
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._task = self._progress.add_task(self.label, total=total, completed=done, extra=extra)
+        self._progress.start()
+
+    def close(self) -> None:
+        """Stop drawing, leaving the last state of the bar on its line."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
 
 def run_index(root: Path, store: Any, show_progress: bool) -> Any:
@@ -74,14 +119,18 @@ def run_index(root: Path, store: Any, show_progress: bool) -> Any:
     from spanlens.indexing.indexer import index_workspace
 
     settings = load_settings(root)
-    return index_workspace(
-        root,
-        store,
-        exclude=settings.index.exclude,
-        max_size=settings.index.max_file_size,
-        workers=settings.index.workers,
-        progress=ProgressBar("indexing", show_progress),
-    )
+    progress = ProgressBar("indexing", show_progress)
+    try:
+        return index_workspace(
+            root,
+            store,
+            exclude=settings.index.exclude,
+            max_size=settings.index.max_file_size,
+            workers=settings.index.workers,
+            progress=progress,
+        )
+    finally:
+        progress.close()
 
 
 def workspace_file(root: Path, value: str) -> str:

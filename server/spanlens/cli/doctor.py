@@ -46,7 +46,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             tables = ", ".join(f"{name} {rows}" for name, rows in db.get("tables", {}).items())
             print(f"  migration {db.get('migration')}; rows: {tables}")
         else:
-            print(f"database: {db['path']}: " + db.get("error", "not created yet"))
+            print(f"database: {db['path']}: " + (db.get("error") or db.get("note", "")))
     if not report["problems"]:
         print("no problems found")
         return EXIT_OK

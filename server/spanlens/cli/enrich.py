@@ -46,12 +46,16 @@ def cmd_enrich(args: argparse.Namespace) -> int:
             retry_failed(store)
     finally:
         store.close()
-    progress = ProgressBar("enriching", not args.json)
-    run = asyncio.run(
-        runner.run_enrich(
-            root, settings, limit=args.limit, tier=args.tier, paths=only, progress=progress
+    # Every enrichment takes a while: draw the bar (and its "waiting ..." text) for any job.
+    progress = ProgressBar("enriching", not args.json, min_total=1)
+    try:
+        run = asyncio.run(
+            runner.run_enrich(
+                root, settings, limit=args.limit, tier=args.tier, paths=only, progress=progress
+            )
         )
-    )
+    finally:
+        progress.close()
     if args.json:
         print(json.dumps(run.as_json()))
     else:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 from spanlens.cli.common import (
     EXIT_OK,
@@ -12,6 +14,7 @@ from spanlens.cli.common import (
     CliError,
     file_sha,
     open_workspace_store,
+    terminal_safe,
     workspace_root,
 )
 
@@ -27,10 +30,9 @@ def parse_location(location: str) -> tuple[Path, int]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """`spanlens show PATH:LINE [--json]`."""
+    """`spanlens show PATH:LINE [--markdown | --json]`."""
     from spanlens.config import load_settings
     from spanlens.indexing.indexer import index_text, relative_path
-    from spanlens.presentation.markdown import render_markdown
     from spanlens.presentation.state import span_view
     from spanlens.store.db import workspace_root_of
 
@@ -66,6 +68,34 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(view.as_json(), indent=2))
     else:
-        print(f"{span.path}:{span.start_line + 1}-{span.end_line + 1}  {span.kind} {span.name}\n")
-        print(render_markdown(view))
+        header = f"{span.path}:{span.start_line + 1}-{span.end_line + 1}  {span.kind} {span.name}"
+        print_view(header, view, raw_markdown=args.markdown)
     return EXIT_OK
+
+
+def print_view(header: str, view: Any, raw_markdown: bool = False) -> None:
+    """Print a span: rendered Markdown on a terminal, plain text when piped, or the raw
+    Markdown source (``--markdown``).
+
+    Nothing from the model reaches the terminal as markup, escape sequences or hyperlinks:
+    control characters go, rich markup is never parsed (the Markdown renderer does not, and
+    the header is printed with ``markup=False``), and links render as text.
+    """
+    from spanlens.presentation.markdown import render_markdown, render_plaintext
+
+    header = terminal_safe(header)
+    if raw_markdown:
+        print(header + "\n")
+        print(terminal_safe(render_markdown(view)))
+        return
+    if not sys.stdout.isatty():
+        print(header + "\n")
+        print(terminal_safe(render_plaintext(view)))
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    console = Console(markup=False, emoji=False, highlight=False)
+    console.print(header, markup=False, emoji=False, highlight=False)
+    console.print()
+    console.print(Markdown(terminal_safe(render_markdown(view)), hyperlinks=False))

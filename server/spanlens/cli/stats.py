@@ -28,8 +28,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(
         f"{report['calls']} calls, {report['success_rate']:.0%} succeeded, tokens "
         f"{report['tokens_in']} in / {report['tokens_out']} out, "
-        f"{report['calls_saved_by_batching']} calls saved by batching, "
-        f"estimated cost {report['cost']:.4f}"
+        f"{report['calls_saved_by_batching']} calls saved by batching"
+        + (
+            f" ({report['failed_batch_calls']} batched calls failed), "
+            if report["failed_batch_calls"]
+            else ", "
+        )
+        + f"estimated cost {report['cost']:.4f}"
     )
     for row in report["backends"]:
         gpu = ", ".join(f"{k[9:]} {v:g}" for k, v in row.items() if k.startswith("gpu_peak_"))
@@ -37,7 +42,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"  {row['tier']:<8} {row['backend']:<12} {row['calls']:>6} calls "
             f"{row['success_rate']:>6.0%} ok  tokens {row['tokens_in']}/{row['tokens_out']}  "
             f"p50 {row['latency_p50_ms']:.0f}ms p95 {row['latency_p95_ms']:.0f}ms  "
-            f"saved {row['calls_saved_by_batching']}  cost {row['cost']:.4f}"
+            f"saved {row['calls_saved_by_batching']}"
+            + (
+                f" ({row['failed_batch_calls']} batches failed)"
+                if row["failed_batch_calls"]
+                else ""
+            )
+            + f"  cost {row['cost']:.4f}"
             + (f"  gpu peak: {gpu}" if gpu else "")
         )
         if row["failures"]:

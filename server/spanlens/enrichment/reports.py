@@ -40,7 +40,8 @@ def stats_report(store: Store) -> dict[str, Any]:
                 "latency_p50_ms": round(percentile(s.durations_ms, 0.5), 1),
                 "latency_p95_ms": round(percentile(s.durations_ms, 0.95), 1),
                 "batch_calls": s.batch_calls,
-                "calls_saved_by_batching": s.batch_spans - s.batch_calls,
+                "calls_saved_by_batching": calls_saved_by_batching(s),
+                "failed_batch_calls": s.batch_calls - s.batch_calls_enriching,
                 "cost": round(s.cost, 6),
                 "failures": ", ".join(f"{k} {v}" for k, v in sorted(s.failures.items())),
                 **{f"gpu_peak_{k}": v for k, v in gpu_peaks(s.gpu).items()},
@@ -55,9 +56,19 @@ def stats_report(store: Store) -> dict[str, Any]:
         "tokens_in": sum(r["tokens_in"] for r in rows),
         "tokens_out": sum(r["tokens_out"] for r in rows),
         "calls_saved_by_batching": sum(r["calls_saved_by_batching"] for r in rows),
+        "failed_batch_calls": sum(r["failed_batch_calls"] for r in rows),
         "cost": round(sum(r["cost"] for r in rows), 6),
         "backends": rows,
     }
+
+
+def calls_saved_by_batching(stats: queries.BackendStats) -> int:
+    """Calls that batching made unnecessary: a batched call that stored k spans saved k - 1.
+
+    A batched call that stored nothing saved nothing (never a negative count); it is
+    reported as a failed batched call instead, and its spans' later calls count as calls.
+    """
+    return max(stats.batch_spans - stats.batch_calls_enriching, 0)
 
 
 def gpu_peaks(summaries: list[dict[str, Any]]) -> dict[str, float]:
@@ -155,8 +166,12 @@ def _gpu_check(settings: Settings, problems: list[str]) -> dict[str, Any]:
 def _database_check(root: Path, settings: Settings, problems: list[str]) -> dict[str, Any]:
     path = db_path_for(root)
     if not path.exists():
-        problems.append(f"no index at {path} — run `spanlens index {root}`")
-        return {"path": str(path), "exists": False}
+        # Not indexed yet is the normal state of a new workspace, not something to fix.
+        return {
+            "path": str(path),
+            "exists": False,
+            "note": f"not indexed yet: run `spanlens index {root}`",
+        }
     from spanlens.store import StoreError, open_store
     from spanlens.store.migrations import current_version
 

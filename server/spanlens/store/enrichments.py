@@ -53,7 +53,9 @@ class BackendStats:
     tokens_out: int = 0
     cost: float = 0.0
     batch_calls: int = 0
+    #: Spans that batched calls enriched, and how many of those calls enriched at least one.
     batch_spans: int = 0
+    batch_calls_enriching: int = 0
     durations_ms: list[float] = field(default_factory=list)
     gpu: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
@@ -311,6 +313,7 @@ def backend_stats(store: Store) -> list[BackendStats]:
         if size > 1:
             stats.batch_calls += 1
             stats.batch_spans += enriched
+            stats.batch_calls_enriching += int(enriched > 0)
         stats.durations_ms.append(ms)
         if gpu:
             stats.gpu.append(json.loads(gpu))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,9 @@ from spanlens.indexing.spans import (
     Span,
     assign_ordinals,
 )
+
+#: Most unique calls kept per span (every language); the rest add nothing a reader would use.
+MAX_CALLS = 64
 
 
 def text_of(source: bytes, node: Node) -> str:
@@ -232,6 +236,10 @@ class Definition:
 #: whose ``inner`` list holds ``node``, None for a node reached by walking further down.
 Handler = Callable[[bytes, Node, "str | None"], "Definition | None"]
 
+#: ``call_handler(source, node, calls)`` adds the callee names a call node makes to ``calls``
+#: (a dict used as an ordered set): usually one, none for what only looks like a call.
+CallHandler = Callable[[bytes, Node, dict[str, None]], None]
+
 
 @dataclass(frozen=True, slots=True)
 class SpanRules:
@@ -248,6 +256,8 @@ class SpanRules:
     else_if: frozenset[tuple[str, str]] = frozenset()
     #: Called with the finished spans, for facts that need all of them (Go receivers).
     finish: Callable[[list[Span]], None] | None = None
+    #: Node type -> handler naming the callee of a call node, for the ``calls`` fact.
+    call_handlers: Mapping[str, CallHandler] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -259,6 +269,8 @@ class _OpenSpan:
     branches: int = 0
     members: list[str] = field(default_factory=list)
     cut: list[Node] = field(default_factory=list)
+    #: Callee names in first-call order (a dict as an ordered set); unused by containers.
+    calls: dict[str, None] = field(default_factory=dict)
 
 
 _Frame = tuple[str, "_OpenSpan | None", "str | None"]
@@ -269,10 +281,14 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
 
     The same walk counts control flow: each node counts toward the innermost span around it,
     so a nested definition's branches count for it alone, while anonymous functions and
-    lambdas (no spans) count for the span they sit in. Spans whose own node contains a syntax
-    error are left out; the ones around and inside them are not.
+    lambdas (no spans) count for the span they sit in. Calls are counted the same way, for
+    functions and methods only (as in Python, a class body's calls are nobody's), and the
+    calls in a nested definition's header (default values, base classes) count for the
+    function around it, where they run. Spans whose
+    own node contains a syntax error are left out; the ones around and inside them are not.
     """
     handlers = rules.handlers
+    call_handlers = rules.call_handlers
     branch_types = rules.branch_types
     nesting_types = rules.nesting_types
     else_if = rules.else_if
@@ -298,6 +314,15 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
                 span = _OpenSpan(found, prefix + found.name, owner)
                 opened.append(span)
                 if (
+                    call_handlers
+                    and owner is not None
+                    and found.body is not None
+                    and owner.definition.kind not in CONTAINER_KINDS
+                ):
+                    # As in Python, a nested definition's header (default values, base
+                    # classes) runs in the enclosing function: its calls are that one's.
+                    _header_calls(source, found.node, found.body, call_handlers, owner.calls)
+                if (
                     direct_in is not None
                     and owner is not None
                     and owner.definition.kind in CONTAINER_KINDS
@@ -315,6 +340,9 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
                 continue
         owner = frame[1]
         if owner is not None:
+            call_handler = call_handlers.get(node_type)
+            if call_handler is not None and owner.definition.kind not in CONTAINER_KINDS:
+                call_handler(source, node, owner.calls)
             if node_type in branch_types:
                 owner.branches += 1
             if node_type in nesting_types:
@@ -338,6 +366,30 @@ def collect_spans(source: bytes, root: Node, rules: SpanRules) -> list[Span]:
     return spans
 
 
+def _header_calls(
+    source: bytes,
+    node: Node,
+    body: Node,
+    call_handlers: Mapping[str, CallHandler],
+    calls: dict[str, None],
+) -> None:
+    """Add the calls made in ``node`` outside ``body`` to ``calls``, in source order."""
+    start, end = body.start_byte, body.end_byte
+
+    def outside_or_around(child: Node) -> bool:
+        if child.end_byte <= start or child.start_byte >= end:
+            return True  # wholly outside the body
+        return child != body and child.start_byte <= start and end <= child.end_byte
+
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        handler = call_handlers.get(current.type)
+        if handler is not None:
+            handler(source, current, calls)
+        stack += [c for c in reversed(current.named_children) if outside_or_around(c)]
+
+
 def _finish_span(source: bytes, span: _OpenSpan) -> Span:
     found = span.definition
     node = found.node
@@ -347,6 +399,8 @@ def _finish_span(source: bytes, span: _OpenSpan) -> Span:
     facts.update(found.facts)
     if container:
         facts["members"] = span.members
+    else:
+        facts["calls"] = list(span.calls)[:MAX_CALLS]
     facts["lines"] = line_count(node)
     facts["nesting"] = span.nesting
     facts["branches"] = span.branches
@@ -395,3 +449,20 @@ def collapsed_text(source: bytes, node: Node | None) -> str | None:
     if node is None:
         return None
     return " ".join(text_of(source, node).split())
+
+
+def callee_renderer(
+    dotted: re.Pattern[bytes], render: Callable[[bytes, Node, int], str]
+) -> Callable[[bytes, Node | None], str | None]:
+    """``name(source, callee)``: the callee as written when it is a plain path (``dotted``
+    matches it), else as ``render(source, callee, 0)`` writes it; None for no callee."""
+
+    def name(source: bytes, callee: Node | None) -> str | None:
+        if callee is None:
+            return None
+        raw = source[callee.start_byte : callee.end_byte]
+        if dotted.fullmatch(raw):
+            return raw.decode("ascii")
+        return render(source, callee, 0)
+
+    return name

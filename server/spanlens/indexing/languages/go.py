@@ -16,10 +16,20 @@ Spans and names:
 ``branches`` counts ``if`` (each ``else if`` too), ``for``, and ``case`` arms of ``switch``
 and ``select`` (not ``default``); ``nesting`` is the depth of ``if``, ``for``, ``switch`` and
 ``select`` inside one another, an ``else if`` chain as deep as its first ``if``.
+
+``calls`` lists each function's and method's callees once, in first-call order (at most
+:data:`~spanlens.indexing.languages.common.MAX_CALLS`), as written with arguments and indexes
+elided: ``fmt.Println``, ``s.store.Get``, ``a.b().c``, ``handlers[]``. Explicit type
+arguments go (``slices.Sort[[]int](x)`` -> ``slices.Sort``), but ``Max[int](a, b)`` cannot be
+told from an index and reads ``Max[]``. Conversions to unnamed types (``[]byte(s)``) are no
+calls; those spelled like a call (``string(b)``, ``MyInt(x)``) are. Calls in ``go`` and ``defer``
+statements and in anonymous function literals count for the enclosing span; a named literal
+(``h := func() {}``) keeps its own.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import tree_sitter_go
@@ -30,6 +40,7 @@ from spanlens.indexing.languages.common import (
     Handler,
     RulesExtractor,
     SpanRules,
+    callee_renderer,
     collapsed_text,
     param_fact,
     preceding_comment,
@@ -248,6 +259,48 @@ def methods_as_members(spans: list[Span]) -> None:
                 struct.facts["members"].append(method)
 
 
+def _render(source: bytes, node: Node, depth: int) -> str:
+    """A callee expression with arguments and indexes elided (``a.b().c``, ``m[].f``)."""
+    kind = node.type
+    if kind in ("identifier", "field_identifier", "package_identifier"):
+        return text_of(source, node)
+    if depth > 16:
+        return "(...)"
+    if kind == "selector_expression":
+        operand = node.child_by_field_name("operand")
+        field_node = node.child_by_field_name("field")
+        head = _render(source, operand, depth + 1) if operand is not None else "(...)"
+        return f"{head}.{text_of(source, field_node) if field_node is not None else ''}"
+    if kind == "call_expression":
+        function = node.child_by_field_name("function")
+        return (_render(source, function, depth + 1) if function is not None else "(...)") + "()"
+    if kind == "index_expression":
+        operand = node.child_by_field_name("operand")
+        return (_render(source, operand, depth + 1) if operand is not None else "(...)") + "[]"
+    if kind == "parenthesized_expression" and node.named_child_count:
+        return _render(source, node.named_children[0], depth + 1)
+    return "(...)"
+
+
+_callee_name = callee_renderer(re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"), _render)
+
+
+def call_expression(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``f(x)``, ``pkg.F(x)``, ``s.m(x)``: the callee as written."""
+    name = _callee_name(source, node.child_by_field_name("function"))
+    if name is not None:
+        calls[name] = None
+
+
+def type_conversion_expression(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``F[T](x)``: the grammar reads a one-argument generic call as a conversion."""
+    type_node = node.child_by_field_name("type")
+    if type_node is not None and type_node.type == "generic_type":
+        base = type_node.child_by_field_name("type")
+        if base is not None:
+            calls[text_of(source, base)] = None
+
+
 HANDLERS: dict[str, Handler] = {
     "function_declaration": function_declaration,
     "method_declaration": method_declaration,
@@ -264,6 +317,10 @@ RULES = SpanRules(
     nesting_types=NESTING_TYPES,
     else_if=ELSE_IF,
     finish=methods_as_members,
+    call_handlers={
+        "call_expression": call_expression,
+        "type_conversion_expression": type_conversion_expression,
+    },
 )
 
 

@@ -16,10 +16,20 @@ Spans and names:
 ``branches`` counts ``if`` (each ``else if`` too), loops, ``case``/``default`` labels,
 ``catch`` and ``?:``; ``nesting`` is the depth of ``if``, loops, ``switch`` and ``try`` inside
 one another, an ``else if`` chain as deep as its first ``if``.
+
+``calls`` lists each method's and constructor's callees once, in first-call order (at most
+:data:`~spanlens.indexing.languages.common.MAX_CALLS`), as written with arguments elided:
+``System.out.println``, ``this.save``, ``super.close``, ``a.b().c``, ``items[].size``.
+``new Foo<>()`` is a call of ``Foo`` (``new java.util.HashMap<>()`` of ``java.util.HashMap``),
+``this(...)`` / ``super(...)`` in a constructor of ``this`` / ``super``; type arguments go
+(``Collections.<T>emptyList()`` -> ``Collections.emptyList``); a string literal receiver reads
+``String``. Method references (``String::valueOf``) are no calls. Calls in lambdas and in
+anonymous classes count for the method they sit in.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import tree_sitter_java
@@ -190,6 +200,74 @@ def enum_constant(source: bytes, node: Node, direct_in: str | None) -> Definitio
     return Definition(kind=None, name=text_of(source, name), node=node, inner=body.named_children)
 
 
+_DOTTED = re.compile(rb"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
+
+
+def _render(source: bytes, node: Node, depth: int) -> str:
+    """A receiver expression with arguments and indexes elided (``a.b().c``, ``xs[].f``)."""
+    kind = node.type
+    if kind in ("identifier", "this", "super", "type_identifier"):
+        return text_of(source, node)
+    if depth > 16:
+        return "(...)"
+    if kind == "field_access":
+        obj = node.child_by_field_name("object")
+        field_node = node.child_by_field_name("field")
+        head = _render(source, obj, depth + 1) if obj is not None else "(...)"
+        return f"{head}.{text_of(source, field_node) if field_node is not None else ''}"
+    if kind == "method_invocation":
+        return _invoked(source, node, depth) + "()"
+    if kind == "object_creation_expression":
+        return f"new {_created(source, node) or '(...)'}()"
+    if kind == "array_access":
+        array = node.child_by_field_name("array")
+        return (_render(source, array, depth + 1) if array is not None else "(...)") + "[]"
+    if kind == "parenthesized_expression" and node.named_child_count:
+        return _render(source, node.named_children[0], depth + 1)
+    if kind in ("string_literal", "text_block"):
+        return "String"
+    return "(...)"
+
+
+def _invoked(source: bytes, node: Node, depth: int) -> str:
+    """The method a ``method_invocation`` calls: ``obj.name`` or ``name``."""
+    name = node.child_by_field_name("name")
+    method_name = text_of(source, name) if name is not None else "(...)"
+    obj = node.child_by_field_name("object")
+    if obj is None:
+        return method_name
+    raw = source[obj.start_byte : obj.end_byte]
+    head = raw.decode("ascii") if _DOTTED.fullmatch(raw) else _render(source, obj, depth + 1)
+    return f"{head}.{method_name}"
+
+
+def _created(source: bytes, node: Node) -> str | None:
+    """The class ``new`` instantiates, without type arguments."""
+    type_node = node.child_by_field_name("type")
+    if type_node is not None and type_node.type == "generic_type" and type_node.named_child_count:
+        type_node = type_node.named_children[0]
+    return " ".join(text_of(source, type_node).split()) if type_node is not None else None
+
+
+def method_invocation(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``foo()``, ``this.save()``, ``System.out.println(x)``: the method as written."""
+    calls[_invoked(source, node, 0)] = None
+
+
+def object_creation_expression(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``new Foo<>(x)`` calls ``Foo``."""
+    name = _created(source, node)
+    if name is not None:
+        calls[name] = None
+
+
+def explicit_constructor_invocation(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``this(x)`` / ``super(x)`` at the top of a constructor."""
+    constructor = node.child_by_field_name("constructor")
+    if constructor is not None:
+        calls[text_of(source, constructor)] = None
+
+
 HANDLERS: dict[str, Handler] = {
     **dict.fromkeys(TYPE_KINDS, type_declaration),
     "method_declaration": method,
@@ -203,6 +281,11 @@ RULES = SpanRules(
     branch_types=BRANCH_TYPES,
     nesting_types=NESTING_TYPES,
     else_if=ELSE_IF,
+    call_handlers={
+        "method_invocation": method_invocation,
+        "object_creation_expression": object_creation_expression,
+        "explicit_constructor_invocation": explicit_constructor_invocation,
+    },
 )
 
 

@@ -18,10 +18,21 @@ Spans and names:
 ``branches`` counts decision points: ``if`` (each ``else if`` too), loops, ``case`` (not
 ``default``), ``catch`` and ``?:``. ``nesting`` is the depth of ``if``, loops, ``switch`` and
 ``try`` inside one another, with an ``else if`` chain as deep as its first ``if``.
+
+``calls`` lists each function's and method's callees once, in first-call order (at most
+:data:`~spanlens.indexing.languages.common.MAX_CALLS`), as written with arguments and indexes
+elided: ``this.save``, ``console.log``, ``a.b().c``, ``handlers[]``, ``super``, ``import``.
+``new Foo()`` is a call of ``Foo`` (as ``Foo()`` is in Python); optional chaining reads as a
+plain member (``a?.b()`` -> ``a.b``), TypeScript's type arguments and ``!`` go
+(``foo<T>(x)`` -> ``foo``), a string literal receiver reads ``String`` (``"a".trim`` ->
+``String.trim``) and other expressions ``(...)``. Tagged templates are calls of their tag.
+Calls in anonymous callbacks count for the span they sit in; a named function value
+(``const f = () => ...``) inside a span keeps its own.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import tree_sitter_javascript
@@ -32,6 +43,7 @@ from spanlens.indexing.languages.common import (
     Handler,
     RulesExtractor,
     SpanRules,
+    callee_renderer,
     param_fact,
     preceding_comment,
     text_of,
@@ -289,6 +301,70 @@ def export_handler(handlers: dict[str, Handler]) -> Handler:
     return export_statement
 
 
+_NAMES = frozenset(
+    {
+        "identifier",
+        "property_identifier",
+        "private_property_identifier",
+        "this",
+        "super",
+        "import",
+    }
+)
+_UNWRAP = frozenset({"parenthesized_expression", "non_null_expression"})
+
+
+def _render(source: bytes, node: Node, depth: int) -> str:
+    """A callee expression with arguments and indexes elided (``a.b().c``, ``m[].f``)."""
+    kind = node.type
+    if kind in _NAMES:
+        return text_of(source, node)
+    if depth > 16:
+        return "(...)"
+    if kind == "member_expression":
+        obj = node.child_by_field_name("object")
+        prop = node.child_by_field_name("property")
+        head = _render(source, obj, depth + 1) if obj is not None else "(...)"
+        return f"{head}.{text_of(source, prop) if prop is not None else ''}"
+    if kind == "call_expression":
+        function = node.child_by_field_name("function")
+        return (_render(source, function, depth + 1) if function is not None else "(...)") + "()"
+    if kind == "new_expression":
+        constructor = node.child_by_field_name("constructor")
+        return f"new {_render(source, constructor, depth + 1) if constructor else '(...)'}()"
+    if kind == "subscript_expression":
+        obj = node.child_by_field_name("object")
+        return (_render(source, obj, depth + 1) if obj is not None else "(...)") + "[]"
+    if kind in _UNWRAP and node.named_child_count:
+        return _render(source, node.named_children[0], depth + 1)
+    if kind in ("string", "template_string"):
+        return "String"
+    return "(...)"
+
+
+_callee_name = callee_renderer(re.compile(rb"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*"), _render)
+
+
+def call_expression(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``f(x)``, ``this.save()``, ``a.b().c()``, ``tag`...```: the callee as written."""
+    function = node.child_by_field_name("function")
+    if function is not None and function.type == "await_expression" and function.named_child_count:
+        # TypeScript reads ``await a.f<T>(x)`` as a call of ``await a.f``: the call is a.f's.
+        function = function.named_children[0]
+    name = _callee_name(source, function)
+    if name is not None:
+        calls[name] = None
+
+
+def new_expression(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``new Foo(x)`` calls ``Foo``."""
+    name = _callee_name(source, node.child_by_field_name("constructor"))
+    if name is not None:
+        calls[name] = None
+
+
+CALL_HANDLERS = {"call_expression": call_expression, "new_expression": new_expression}
+
 HANDLERS: dict[str, Handler] = {
     "function_declaration": function_declaration,
     "generator_function_declaration": function_declaration,
@@ -306,6 +382,7 @@ RULES = SpanRules(
     branch_types=BRANCH_TYPES,
     nesting_types=NESTING_TYPES,
     else_if=ELSE_IF,
+    call_handlers=CALL_HANDLERS,
 )
 
 

@@ -51,6 +51,7 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from spanlens.indexing.hashing import content_hash
 from spanlens.indexing.languages.common import (
+    MAX_CALLS,
     approx_tokens,
     line_count,
     make_span,
@@ -59,9 +60,6 @@ from spanlens.indexing.languages.common import (
     text_of,
 )
 from spanlens.indexing.spans import Extraction, ParsedSource, Span, assign_ordinals
-
-#: Most unique calls kept per span; the rest add nothing a reader would use.
-MAX_CALLS = 64
 
 _LANGUAGE = Language(tree_sitter_python.language())
 

@@ -18,10 +18,22 @@ Spans and names:
 ``branches`` counts ``if`` (each ``else if`` too), loops (``for``, ``while``, ``loop``) and
 ``match`` arms (``_`` included); ``nesting`` is the depth of ``if``, ``match`` and loops inside
 one another, an ``else if`` chain as deep as its first ``if``.
+
+``calls`` lists each function's and method's callees once, in first-call order (at most
+:data:`~spanlens.indexing.languages.common.MAX_CALLS`), as written with arguments elided:
+``Vec::new``, ``self.save``, ``a.b().c``, ``r.read()?.parse``, ``fut.await.poll``. Generic
+arguments go (``Vec::<u8>::with_capacity`` -> ``Vec::with_capacity``, ``parse::<i32>`` ->
+``parse``); a string literal receiver reads ``str``. Macros count as calls, named with their
+``!`` (``println!``, ``anyhow::bail!``), and so do the calls written in their arguments:
+``println!("{}", self.name())`` lists ``println!`` and ``self.name``. Macro arguments are
+tokens, not expressions, so those are read from the token shape ``path(`` (a chained call
+lists each link by its own name: ``a.b().c()`` in a macro gives ``a.b`` and ``c``). Closures
+are no spans: their calls count for the function they sit in; a nested ``fn`` keeps its own.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import tree_sitter_rust
@@ -32,6 +44,7 @@ from spanlens.indexing.languages.common import (
     Handler,
     RulesExtractor,
     SpanRules,
+    callee_renderer,
     collapsed_text,
     param_fact,
     preceding_comment,
@@ -197,6 +210,109 @@ def mod_item(source: bytes, node: Node, direct_in: str | None) -> Definition | N
     return Definition(kind=None, name=text_of(source, name), node=node, inner=body.named_children)
 
 
+_NAMES = frozenset(
+    {"identifier", "field_identifier", "type_identifier", "self", "super", "crate", "metavariable"}
+)
+
+
+def _render(source: bytes, node: Node, depth: int) -> str:
+    """A callee expression with arguments and generic arguments elided (``a.b().c``)."""
+    kind = node.type
+    if kind in _NAMES:
+        return text_of(source, node)
+    if depth > 16:
+        return "(...)"
+    if kind == "scoped_identifier":
+        path = node.child_by_field_name("path")
+        name = node.child_by_field_name("name")
+        head = _render(source, path, depth + 1) if path is not None else ""
+        return f"{head}::{text_of(source, name) if name is not None else ''}"
+    if kind == "generic_type":
+        base = node.child_by_field_name("type")
+        return _render(source, base, depth + 1) if base is not None else "(...)"
+    if kind == "generic_function":
+        function = node.child_by_field_name("function")
+        return _render(source, function, depth + 1) if function is not None else "(...)"
+    if kind == "field_expression":
+        value = node.child_by_field_name("value")
+        field_node = node.child_by_field_name("field")
+        head = _render(source, value, depth + 1) if value is not None else "(...)"
+        return f"{head}.{text_of(source, field_node) if field_node is not None else ''}"
+    if kind == "call_expression":
+        function = node.child_by_field_name("function")
+        return (_render(source, function, depth + 1) if function is not None else "(...)") + "()"
+    if kind == "macro_invocation":
+        macro = node.child_by_field_name("macro")
+        return (_render(source, macro, depth + 1) if macro is not None else "(...)") + "!()"
+    if kind == "try_expression" and node.named_child_count:
+        return _render(source, node.named_children[0], depth + 1) + "?"
+    if kind == "await_expression" and node.named_child_count:
+        return _render(source, node.named_children[0], depth + 1) + ".await"
+    if kind == "index_expression" and node.named_child_count:
+        return _render(source, node.named_children[0], depth + 1) + "[]"
+    if kind == "parenthesized_expression" and node.named_child_count:
+        return _render(source, node.named_children[0], depth + 1)
+    if kind == "bracketed_type":  # <T as Trait>::f
+        return " ".join(text_of(source, node).split())
+    if kind in ("string_literal", "raw_string_literal"):
+        return "str"
+    return "(...)"
+
+
+_callee_name = callee_renderer(re.compile(rb"[A-Za-z_]\w*(?:(?:\.|::)[A-Za-z_]\w*)*"), _render)
+
+
+def call_expression(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``f(x)``, ``Vec::new()``, ``self.save()``: the callee as written."""
+    name = _callee_name(source, node.child_by_field_name("function"))
+    if name is not None:
+        calls[name] = None
+
+
+def macro_invocation(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """``println!(...)`` calls ``println!``."""
+    name = _callee_name(source, node.child_by_field_name("macro"))
+    if name is not None:
+        calls[name + "!"] = None
+
+
+_PATH_PARTS = frozenset({"identifier", "self", "super", "crate", "primitive_type"})
+_SEPARATORS = frozenset({".", "::"})
+
+
+def token_tree(source: bytes, node: Node, calls: dict[str, None]) -> None:
+    """Calls written in a macro's arguments: a path followed by ``(`` (or ``!`` and a group).
+
+    Only inside a macro invocation: an attribute's ``cfg(any(unix))`` is no call.
+    """
+    parent = node.parent
+    while parent is not None and parent.type == "token_tree":
+        parent = parent.parent
+    if parent is None or parent.type != "macro_invocation":
+        return
+    path: list[str] = []  # names and separators; ends with a name when it can be called
+    bang = False
+    for child in node.children:
+        kind = child.type
+        if kind in _PATH_PARTS:
+            if path and path[-1] not in _SEPARATORS:
+                path = []
+            path.append(text_of(source, child))
+            bang = False
+        elif kind in _SEPARATORS and path and path[-1] not in _SEPARATORS and not bang:
+            path.append(kind)
+        elif kind == "!" and path and path[-1] not in _SEPARATORS:
+            bang = True
+        else:
+            if kind == "token_tree" and path and path[-1] not in _SEPARATORS:
+                if bang:
+                    calls["".join(path) + "!"] = None
+                elif source[child.start_byte : child.start_byte + 1] == b"(":
+                    calls["".join(path)] = None
+            path = []
+            bang = False
+
+
 HANDLERS: dict[str, Handler] = {
     "function_item": function_item,
     "function_signature_item": function_item,
@@ -213,6 +329,11 @@ RULES = SpanRules(
     branch_types=BRANCH_TYPES,
     nesting_types=NESTING_TYPES,
     else_if=ELSE_IF,
+    call_handlers={
+        "call_expression": call_expression,
+        "macro_invocation": macro_invocation,
+        "token_tree": token_tree,
+    },
 )
 
 

@@ -9,6 +9,8 @@ On top of :mod:`spanlens.indexing.languages.javascript`:
   spans: the implementation is the span.
 - ``namespace N { function f() {} }`` -> function ``N.f`` (the namespace is no span).
 - ``params`` carry their annotated types, ``returns`` the return type annotation.
+- ``calls`` as in JavaScript; type arguments and non-null assertions are dropped from callees
+  (``foo<T>(x)`` -> ``foo``, ``a!.b()`` -> ``a.b``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ RULES = SpanRules(
     branch_types=javascript.BRANCH_TYPES,
     nesting_types=javascript.NESTING_TYPES,
     else_if=javascript.ELSE_IF,
+    call_handlers=javascript.CALL_HANDLERS,
 )
 
 
