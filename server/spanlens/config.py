@@ -256,6 +256,14 @@ def _distrust_workspace_backends(settings: Settings) -> None:
     settings.backends = kept
 
 
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a ``user[:password]@`` part."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return False
+
+
 def _shown_url(url: str) -> str:
     """``url`` without any ``user:password@`` part (for notes and errors)."""
     try:
@@ -274,6 +282,13 @@ def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
     for key, value in raw.items():
         if key == "backends":
             settings.backends = _backends(value)
+            settings.notes += [
+                f"backend '{b.name}': the user:password in its URL is never sent (the backend "
+                f"connects to {_shown_url(b.url)}); name the variable holding the key in "
+                f"api_key_env"
+                for b in settings.backends
+                if url_has_credentials(b.url)
+            ]
         elif key in {"index", "enrichment", "gpu", "lsp", "docgen"}:
             _apply(getattr(settings, key), value, key)
         else:
@@ -307,13 +322,6 @@ def _backends(value: Any) -> list[BackendSettings]:
         if parts.scheme not in {"http", "https"}:
             raise ConfigError(
                 f"backends[{index}].url: '{_shown_url(backend.url)}' is not an http(s) URL"
-            )
-        if "@" in parts.netloc:
-            # httpx would turn user:password@ into Basic auth sent to the server (in place of
-            # the Bearer key), and URLs get shown and logged: refuse rather than guess.
-            raise ConfigError(
-                f"backends[{index}].url: credentials in the URL are not supported; remove "
-                f"'user:password@' and name the variable holding the key in api_key_env"
             )
         result.append(backend)
     return result

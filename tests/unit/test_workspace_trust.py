@@ -65,3 +65,60 @@ def test_an_opted_in_workspace_backend_gets_its_key(
     write("spanlens.toml", workspace_toml(standin.url))
     cli("doctor", str(tmp_path))
     assert sent_secret(standin)
+
+
+def test_url_credentials_are_never_sent_and_echoed_ones_are_scrubbed_everywhere(
+    tmp_path: Path,
+    write: Callable[[str, str], Path],
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A user:pass@ URL sends no Basic auth; what a server echoes back (the Bearer key, the
+    Authorization header it got, the base64 of user:pass) is in nothing spanlens keeps."""
+    import base64
+    import json
+    import sqlite3
+
+    from tests.support.standin import RecordedRequest, Reply
+
+    caplog.set_level("DEBUG", logger="spanlens")
+    key = "sk-test-Qm9vYXJr-777"
+    basic = base64.b64encode(b"alice:s3cr3t-pw").decode()
+    calls: list[int] = []
+
+    def echo_then_answer(request: RecordedRequest) -> Reply:
+        calls.append(1)
+        if len(calls) == 1:
+            got = request.headers.get("authorization", "")
+            return Reply.error(500, body=f"bad: saw {got!r}; Basic {basic}; alice:s3cr3t-pw")
+        return valid_responder(request)
+
+    monkeypatch.delenv(ALLOW_WORKSPACE_REMOTE, raising=False)
+    monkeypatch.setenv("SPANLENS_GPU_ENABLED", "false")
+    monkeypatch.setenv("SPANLENS_ENRICHMENT_BACKOFF_BASE", "0.005")
+    monkeypatch.setenv("SPANLENS_TEST_KEY", key)
+    write("calc.py", "def add(a, b):\n    return a + b\n")
+    with StandinModelServer(responder=echo_then_answer) as server:
+        url = server.url.replace("http://", "http://alice:s3cr3t-pw@")
+        backend = {
+            "name": "b",
+            "provider": "openai",
+            "url": url,
+            "api_key_env": "SPANLENS_TEST_KEY",
+        }
+        monkeypatch.setenv("SPANLENS_BACKENDS", json.dumps([backend]))
+        code, out, err = cli("enrich", str(tmp_path))
+        status = cli("status", str(tmp_path), "--json")[1]
+        doctor = cli("doctor", str(tmp_path), "--json")[1]
+        sent = [r.headers.get("authorization", "") for r in server.requests]
+    assert code == 0, err
+    assert sent and all(value == f"Bearer {key}" for value in sent)  # never Basic
+    kept = b"".join(p.read_bytes() for p in (tmp_path / ".spanlens").rglob("*") if p.is_file())
+    shown = out + err + status + doctor + caplog.text
+    with sqlite3.connect(tmp_path / ".spanlens" / "index.db") as db:
+        details = [row[0] for row in db.execute("SELECT detail FROM attempts") if row[0]]
+    assert any("***" in detail for detail in details), details  # the echo was stored, masked
+    for secret in (key, basic, "s3cr3t-pw"):
+        assert secret.encode() not in kept, secret
+        assert secret not in shown, secret
