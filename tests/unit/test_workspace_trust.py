@@ -122,3 +122,32 @@ def test_url_credentials_are_never_sent_and_echoed_ones_are_scrubbed_everywhere(
     for secret in (key, basic, "s3cr3t-pw"):
         assert secret.encode() not in kept, secret
         assert secret not in shown, secret
+
+
+def test_a_remote_tier_never_receives_a_span_holding_a_credential(
+    tmp_path: Path,
+    write: Callable[[str, str], Path],
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every credential shape of the privacy corpus, each in its own file, against a backend
+    the user declared remote: only the clean file's span is sent."""
+    import json
+
+    from tests.unit.test_privacy import CREDENTIALS
+
+    names = []
+    for index, (_, (path, line)) in enumerate(sorted(CREDENTIALS.items())):
+        if path.endswith(".py"):
+            names.append(f"holder_{index}")
+            write(f"m{index}.py", f"def holder_{index}():\n    {line.rstrip()}\n    return 1\n")
+    write("clean.py", "def add(a, b):\n    return a + b\n")
+    monkeypatch.setenv("SPANLENS_GPU_ENABLED", "false")
+    with StandinModelServer(responder=valid_responder) as server:
+        cloud = {"name": "cloud", "url": server.url, "remote": True}
+        monkeypatch.setenv("SPANLENS_BACKENDS", json.dumps([cloud]))
+        cli("enrich", str(tmp_path))
+        sent = " ".join(json.dumps(r.json) for r in server.chat_requests)
+    assert "def add(a, b)" in sent and len(names) > 15
+    for name in names:
+        assert name not in sent, name
