@@ -2,7 +2,8 @@
 
 Everything such text passes through on its way out of spanlens (hover Markdown, code lens
 titles, diagnostic messages, status payloads, the CLI's terminal output, generated docs)
-goes through :func:`clean_text` first: control characters and bidi controls are dropped, so
+goes through :func:`clean_text` first: terminal escape sequences, control characters and bidi
+controls are dropped, so
 that no NUL, ESC sequence, carriage return or right-to-left override reaches an editor or a
 terminal. It imports nothing from spanlens, so every layer may use it.
 """
@@ -19,6 +20,11 @@ UNSAFE_CHARS = re.compile(
     "\U000e0000-\U000e007f]"
 )
 _LINE_BREAKS = re.compile("\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
+#: Terminal escape sequences, dropped whole (not only their ESC): CSI (colours, cursor
+#: moves, screen clears), OSC (titles, hyperlinks; ended by BEL or ST) and two-byte ones.
+_ESCAPE_SEQUENCE = re.compile(
+    "\x1b\\[[0-?]*[ -/]*[@-~]|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?|\x1b[@-Z\\\\-_]"
+)
 
 
 def clean_text(text: object, *, one_line: bool = False) -> str:
@@ -28,7 +34,8 @@ def clean_text(text: object, *, one_line: bool = False) -> str:
     a terminal line); with ``one_line`` all whitespace runs, line breaks and tabs included,
     become one space and the ends are stripped.
     """
-    result = UNSAFE_CHARS.sub("", _LINE_BREAKS.sub("\n", str(text)))
+    result = _ESCAPE_SEQUENCE.sub("", str(text))
+    result = UNSAFE_CHARS.sub("", _LINE_BREAKS.sub("\n", result))
     if one_line:
         return " ".join(result.split())
     return result
