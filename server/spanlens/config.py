@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from spanlens.presentation.text import clean_text
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
@@ -221,6 +223,8 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
     )
     if backends_from_file and os.environ.get(ALLOW_WORKSPACE_REMOTE, "") not in {"1", "true"}:
         _distrust_workspace_backends(settings)
+    # Notes quote names and URLs from a repository's file: shown in terminals and editors.
+    settings.notes = [clean_text(note, one_line=True) for note in settings.notes]
     return settings
 
 

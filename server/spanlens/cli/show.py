@@ -32,6 +32,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from spanlens.indexing.indexer import index_text, relative_path
     from spanlens.presentation.markdown import render_markdown
     from spanlens.presentation.state import span_view
+    from spanlens.presentation.text import clean_text
     from spanlens.store.db import workspace_root_of
 
     file_path, line = parse_location(args.location)
@@ -66,6 +67,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(view.as_json(), indent=2))
     else:
-        print(f"{span.path}:{span.start_line + 1}-{span.end_line + 1}  {span.kind} {span.name}\n")
+        header = f"{span.path}:{span.start_line + 1}-{span.end_line + 1}  {span.kind} {span.name}"
+        print(clean_text(header, one_line=True) + "\n")
         print(render_markdown(view))
     return EXIT_OK

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from spanlens.config import BackendSettings
+from spanlens.presentation.text import clean_text
 
 
 class FailureKind(str, enum.Enum):
@@ -368,7 +369,12 @@ def endpoint_secrets(settings: BackendSettings) -> list[str]:
 
 def scrub(text: str, secrets: list[str]) -> str:
     """``text`` with every (non-trivial) secret value replaced by ``***``, and any
-    ``Authorization`` header value a server echoed masked whatever it holds."""
+    ``Authorization`` header value a server echoed masked whatever it holds.
+
+    Every server-made text (error bodies, exceptions) passes here before it is stored,
+    logged or shown, so it also leaves on one line without control or bidi characters.
+    """
+    text = clean_text(text, one_line=True)
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= 3:
             text = text.replace(secret, "***")
