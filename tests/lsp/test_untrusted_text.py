@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from pathlib import Path
 
+from markdown_it import MarkdownIt
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.standin import Reply, StandinModelServer
 
@@ -65,7 +66,8 @@ async def test_lens_titles_diagnostics_and_hovers_carry_no_control_characters(
 async def test_a_servers_error_text_reaches_status_and_lenses_without_control_characters(
     editor: Editor, standin: StandinModelServer
 ) -> None:
-    standin.responder = lambda request: Reply.error(500, body="boom\x1b[2J \u202eevil\x00 end")
+    body = "boom\x1b[2J \u202eevil\x00 end [x](http://evil.example) www.evil.example"
+    standin.responder = lambda request: Reply.error(500, body=body)
     toml = (editor.root / "spanlens.toml").read_text()
     toml = toml.replace("[enrichment]\n", "[enrichment]\nmax_failures = 1\n")
     (editor.root / "spanlens.toml").write_text(toml)
@@ -84,7 +86,12 @@ async def test_a_servers_error_text_reaches_status_and_lenses_without_control_ch
     titles = await wait_for(
         lambda: _failed(editor.lens_titles("config.py")), what="a failed lens title"
     )
-    for text in [error, *titles]:
+    report = await editor.command("spanlens.statusReport")
+    markdown = report["markdown"]
+    assert "boom evil end" in markdown
+    html = MarkdownIt("commonmark", {"linkify": True}).enable("linkify").render(markdown)
+    assert "<a " not in html, html
+    for text in [error, *titles, markdown]:
         assert not has_unsafe_chars(text), ascii(text)
 
 
