@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup system-deps test unit e2e lint format bench demo clean
+.PHONY: setup system-deps js-test-deps test unit e2e lint format bench demo clean
 
 setup: $(STAMP)
 
@@ -33,12 +33,19 @@ system-deps:
 	      || echo "warning: could not install neovim; the Neovim end-to-end test will be skipped"; \
 	  else echo "warning: nvim not found and cannot apt-get install it; the Neovim test will be skipped"; fi; }
 
+# The hover tests render with `marked` (what VS Code's hover builds on): tests/js/node_modules.
+js-test-deps: tests/js/node_modules/.package-lock.json
+
+tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required for the hover rendering tests"; exit 1; }
+	cd tests/js && npm ci --no-audit --no-fund --silent
+
 # pytest exits 5 when it collects no test; that is not a failure of the suite itself.
-test: setup system-deps
+test: setup system-deps js-test-deps
 	$(MAKE) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-unit: setup
+unit: setup js-test-deps
 	$(BIN)/python -m pytest -q tests/unit
 
 # Real editors, headless (Debian's Neovim today).
@@ -52,4 +59,4 @@ demo: setup
 	bash scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) .spanlens bench/results
+	rm -rf $(VENV) .spanlens bench/results tests/js/node_modules

@@ -8,6 +8,7 @@ silently fall back to a default).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import sys
@@ -16,7 +17,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
+
+from spanlens.presentation.text import clean_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,7 +99,7 @@ class BackendSettings:
     #: Prices in currency units per million tokens, for `spanlens stats`; local = 0.
     price_in: float = 0.0
     price_out: float = 0.0
-    #: Whether the endpoint is remote. None = decided from the URL (loopback = local).
+    #: Whether the endpoint is remote. None = decided from the URL (see :func:`url_is_local`).
     remote: bool | None = None
 
     @property
@@ -104,12 +107,35 @@ class BackendSettings:
         """True unless the endpoint is on this machine (or declared local)."""
         if self.remote is not None:
             return self.remote
-        return _url_is_remote(self.url)
+        return not url_is_local(self.url)
 
 
-def _url_is_remote(url: str) -> bool:
-    host = (urlparse(url).hostname or "").lower()
-    return not (host in {"localhost", "::1"} or host.startswith("127."))
+def url_is_local(url: str) -> bool:
+    """Whether ``url`` names this machine: its host, parsed, is exactly ``localhost`` or a
+    loopback IP literal (127.0.0.0/8 in dotted-quad form, ``[::1]``, ``[::ffff:127.x.x.x]``).
+
+    Anything else is remote, including names that merely start with ``127.`` or
+    ``localhost`` (``127.0.0.1.evil.example``, ``localhost.evil.com``) and the numeric forms
+    a resolver may or may not accept (``2130706433``, ``0x7f.1``, ``127.1``): remote is the
+    side that keeps secrets back, so a doubtful host is remote.
+    """
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv4Address) and str(address) != host:
+        return False  # only the canonical dotted quad (no leading zeros)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 @dataclass(slots=True)
@@ -197,6 +223,8 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
     )
     if backends_from_file and os.environ.get(ALLOW_WORKSPACE_REMOTE, "") not in {"1", "true"}:
         _distrust_workspace_backends(settings)
+    # Notes quote names and URLs from a repository's file: shown in terminals and editors.
+    settings.notes = [clean_text(note, one_line=True) for note in settings.notes]
     return settings
 
 
@@ -204,23 +232,50 @@ def _distrust_workspace_backends(settings: Settings) -> None:
     """A file that came with the repository must not send code or keys off this machine.
 
     Backends defined in spanlens.toml / pyproject.toml are the repository's choice, not the
-    user's: a remote one (by its URL; ``remote = false`` cannot vouch for a remote host) is
-    dropped unless the user opts in with SPANLENS_ALLOW_WORKSPACE_REMOTE=1 or configures it
-    in the editor or SPANLENS_BACKENDS.
+    user's: a remote one (by its URL, see :func:`url_is_local`; ``remote = false`` cannot
+    vouch for a remote host) is dropped, and a local one loses its ``api_key_env`` (a
+    repository must not pick which of your environment's secrets is sent anywhere), unless
+    the user opts in with SPANLENS_ALLOW_WORKSPACE_REMOTE=1 or configures the backends in
+    the editor or SPANLENS_BACKENDS.
     """
     kept = []
+    fix = f"set {ALLOW_WORKSPACE_REMOTE}=1 or configure it in your editor or SPANLENS_BACKENDS"
     for backend in settings.backends:
-        if backend.remote is False and _url_is_remote(backend.url):
+        if backend.remote is False and not url_is_local(backend.url):
             backend.remote = None
         if backend.is_remote:
             settings.notes.append(
-                f"ignored backend '{backend.name}' ({backend.url}) from the workspace file: "
-                f"a repository's config cannot send code off this machine; set "
-                f"{ALLOW_WORKSPACE_REMOTE}=1 or configure it in your editor or SPANLENS_BACKENDS"
+                f"ignored backend '{backend.name}' ({_shown_url(backend.url)}) from the "
+                f"workspace file: a repository's config cannot send code off this machine; "
+                f"{fix}"
             )
             continue
+        if backend.api_key_env:
+            settings.notes.append(
+                f"backend '{backend.name}' from the workspace file gets no API key: a "
+                f"repository's config cannot send ${backend.api_key_env} anywhere; {fix}"
+            )
+            backend.api_key_env = None
         kept.append(backend)
     settings.backends = kept
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a ``user[:password]@`` part."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return False
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part (for notes and errors)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=netloc, query="", fragment="").geturl()
 
 
 def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
@@ -231,6 +286,13 @@ def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
     for key, value in raw.items():
         if key == "backends":
             settings.backends = _backends(value)
+            settings.notes += [
+                f"backend '{b.name}': the user:password in its URL is never sent (the backend "
+                f"connects to {_shown_url(b.url)}); name the variable holding the key in "
+                f"api_key_env"
+                for b in settings.backends
+                if url_has_credentials(b.url)
+            ]
         elif key in {"index", "enrichment", "gpu", "lsp", "docgen"}:
             _apply(getattr(settings, key), value, key)
         else:
@@ -256,8 +318,15 @@ def _backends(value: Any) -> list[BackendSettings]:
         if backend.name in names:
             raise ConfigError(f"backends[{index}].name: '{backend.name}' is used twice")
         names.add(backend.name)
-        if urlparse(backend.url).scheme not in {"http", "https"}:
-            raise ConfigError(f"backends[{index}].url: '{backend.url}' is not an http(s) URL")
+        try:
+            parts = urlsplit(backend.url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ConfigError(f"backends[{index}].url: not a valid URL") from None
+        if parts.scheme not in {"http", "https"}:
+            raise ConfigError(
+                f"backends[{index}].url: '{_shown_url(backend.url)}' is not an http(s) URL"
+            )
         result.append(backend)
     return result
 
@@ -323,9 +392,14 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
 
 
 def _environment_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
-    """``SPANLENS_<SECTION>_<KEY>=value`` and ``SPANLENS_BACKENDS=<JSON list>``."""
+    """``SPANLENS_<SECTION>_<KEY>=value`` and ``SPANLENS_BACKENDS=<JSON list>``.
+
+    ``<KEY>`` may name a key of a nested table too: ``SPANLENS_ENRICHMENT_ROUTER_SMALL_MAX_LINES``
+    is ``enrichment.router.small_max_lines``. A name that matches no key is an error that
+    names the variable.
+    """
     result: dict[str, Any] = {}
-    sections = {"index", "enrichment", "gpu", "lsp", "docgen"}
+    hints = typing.get_type_hints(Settings)
     for name, value in environ.items():
         if not name.startswith("SPANLENS_"):
             continue
@@ -337,9 +411,29 @@ def _environment_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"SPANLENS_BACKENDS is not valid JSON: {exc}") from exc
             continue
         section, _, key = rest.partition("_")
-        if section in sections and key:
-            result.setdefault(section, {})[key] = value
+        if not key or not dataclasses.is_dataclass(hints.get(section)):
+            continue
+        path = _env_key_path(hints[section], key)
+        if path is None:
+            raise ConfigError(f"{name}: no setting {section}.{key} (see the README)")
+        table = result.setdefault(section, {})
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+        table[path[-1]] = value
     return result
+
+
+def _env_key_path(table: Any, key: str) -> list[str] | None:
+    """The field path in dataclass ``table`` that ``key`` (fields joined by ``_``) names."""
+    hints = typing.get_type_hints(table)
+    for field_ in dataclasses.fields(table):
+        if key == field_.name and not dataclasses.is_dataclass(hints[field_.name]):
+            return [field_.name]
+        if key.startswith(field_.name + "_") and dataclasses.is_dataclass(hints[field_.name]):
+            tail = _env_key_path(hints[field_.name], key[len(field_.name) + 1 :])
+            if tail is not None:
+                return [field_.name, *tail]
+    return None
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> None:

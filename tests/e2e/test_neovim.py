@@ -52,7 +52,7 @@ def test_neovim_hover_and_code_lens_show_the_enrichment(tmp_path: Path) -> None:
         )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "HOVER: " in output and "parse\\_config" in output
+    assert "HOVER: " in output and "parse_config" in output
     lens = [line for line in result.stdout.splitlines() if line.startswith("LENS: 1=")]
     assert lens and "Test enrichment for the function parse_config" in lens[0], output
     assert "⚠ 1 pitfall" in lens[0]

@@ -64,7 +64,7 @@ async def test_a_storm_of_changes_does_not_flood_the_model(
 
     async def parse_fresh() -> bool:
         hover = await editor.hover_text("config.py", PARSE_LINE)
-        return "parse\\_config in" in hover and "enriched by" in hover
+        return "parse_config in" in hover and "enriched by" in hover
 
     await wait_for(lambda: len(standin.chat_requests) > before, what="a model call")
     await wait_for(parse_fresh, what="the final version enriched")
@@ -88,7 +88,7 @@ async def test_a_file_changed_outside_the_editor(editor: Editor) -> None:
     facts = await wait_for(lambda: editor.hover_text("tools.py", 0, 5), what="the new span")
     assert "shout" in facts
     await wait_for(
-        lambda: _contains(editor.hover_text("tools.py", 0, 5), "shout in tools"),
+        lambda: _contains(editor.hover_text("tools.py", 0, 5), "shout in `tools.py"),
         what="the backlog to enrich it",
     )
 

@@ -19,11 +19,11 @@ async def test_hover_shows_facts_then_enrichment(editor: Editor) -> None:
     assert "Parser facts" in first or "Parser facts:" in first
 
     enriched = await wait_for(
-        lambda: _containing(editor.hover_text("config.py", PARSE_LINE), "parse\\_config in"),
+        lambda: _containing(editor.hover_text("config.py", PARSE_LINE), "parse_config in"),
         what="the enriched hover",
     )
     assert SUMMARY in enriched
-    assert "none known to the stand\\-in" in enriched
+    assert "none known to the stand-in" in enriched
     assert "enriched by" in enriched
 
     # Innermost span wins: inside Config.load we see the method, not the class.

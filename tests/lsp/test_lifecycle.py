@@ -79,7 +79,7 @@ async def test_commands(editor: Editor, standin: StandinModelServer) -> None:
     shown = await wait_for(
         lambda: _show_if_fresh(editor, queued["spanId"]), what="the requested span enriched"
     )
-    assert "parse\\_config in" in shown["markdown"]
+    assert "parse_config in" in shown["markdown"]
     assert shown["span"]["name"] == "parse_config"
     assert len(standin.chat_requests) == 1  # only the requested span ran while paused
 

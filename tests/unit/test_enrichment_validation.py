@@ -302,3 +302,85 @@ def test_breaker_opens_after_threshold_and_recovers_through_one_trial() -> None:
     assert breaker.claim(22.0)
     breaker.success()
     assert breaker.state(22.0) == CLOSED and breaker.claim(22.0)
+
+
+# ------------------------------------------------------------------ placeholders
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "TODO",
+        "todo",
+        "TODO: describe this function",
+        "...",
+        "…",
+        "N/A",
+        "TBD",
+        "\x00",
+        "\x00\x00 ",
+        "\x1b[31m",
+        "   \t ",
+        "\u200b",
+        "placeholder",
+        "Placeholder.",
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
+        "???",
+        "- - -",
+        "Summary",
+        "Adds two numbers\x00 and returns the sum.",
+        "Adds two numbers \u202eand returns the sum.",
+    ],
+)
+def test_a_placeholder_summary_is_invalid_output(summary: str) -> None:
+    result = validate_reply(json.dumps(good(summary=summary)), CTX)
+    assert not result.ok and result.data is None
+    assert result.errors and result.errors[0].startswith("summary")
+
+
+@pytest.mark.parametrize("key", ["outputs", "side_effects", "pitfalls", "tags"])
+@pytest.mark.parametrize("item", ["...", "…", "TODO", "TBD", "\x00", "placeholder", "?"])
+def test_a_placeholder_list_entry_is_invalid_output(key: str, item: str) -> None:
+    result = validate_reply(json.dumps(good(**{key: ["a real entry", item]})), CTX)
+    assert not result.ok and result.data is None
+    assert any(error.startswith(f"{key}[1] ") for error in result.errors)
+
+
+@pytest.mark.parametrize("snippet", ["...", "TODO", "\x1b]8;;http://x\x07"])
+def test_a_placeholder_usage_snippet_is_invalid_output(snippet: str) -> None:
+    assert not validate_reply(json.dumps(good(usage_snippet=snippet)), CTX).ok
+
+
+def test_a_none_entry_means_an_empty_list_and_is_dropped() -> None:
+    result = validate_reply(json.dumps(good(side_effects=["None"], pitfalls=["N/A"])), CTX)
+    assert result.ok and result.data is not None
+    assert result.data["side_effects"] == [] and result.data["pitfalls"] == []
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "Returns None when the key is missing.",
+        "Builds a todo list from the tracker's open items.",
+        "Parses the N/A markers in a CSV row.",
+        "Formats the placeholder text of an input field.",
+        "Waits... then retries the call up to three times.",
+        "Normalises 'TBD' dates in the release table to null.",
+    ],
+)
+def test_real_text_that_mentions_placeholder_words_is_valid(summary: str) -> None:
+    assert validate_reply(json.dumps(good(summary=summary)), CTX).ok
+
+
+def test_a_batch_entry_with_a_placeholder_is_invalid_while_its_neighbour_lands() -> None:
+    other = SpanContext(8, 13, 15, ("a", "b"), CODE)
+    text = json.dumps(
+        {
+            "enrichments": [
+                {"span_id": 7, **good(summary="...")},
+                {"span_id": 8, **good(evidence=[{"field": "summary", "lines": [13, 15]}])},
+            ]
+        }
+    )
+    results = validate_batch_reply(text, [CTX, other])
+    assert not results[7].ok and results[8].ok

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from spanlens.presentation.text import clean_text
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -44,16 +45,6 @@ def open_workspace_store(root: Path) -> Any:
     return store
 
 
-# C0 and C1 controls but newline and tab (ESC starts terminal sequences, CR overwrites the
-# line), and the bidi controls that reorder what a terminal shows (U+202E...).
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` without control characters: model and repository text can carry escapes."""
-    return _UNSAFE.sub("", text)
-
-
 class ProgressBar:
     """A progress bar on stderr drawn by rich, only when stderr is a terminal.
 
@@ -76,7 +67,7 @@ class ProgressBar:
         """Move the bar to ``done`` of ``total``; rich redraws at its own pace."""
         if not self.enabled or total < self.min_total:
             return
-        extra = " ".join(terminal_safe(extra).split())
+        extra = clean_text(extra, one_line=True)
         if self._progress is None:
             self._start(done, total, extra)
         else:
@@ -94,7 +85,7 @@ class ProgressBar:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self._progress = Progress(
-            TextColumn(terminal_safe(self.label), markup=False),
+            TextColumn(clean_text(self.label), markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[extra]}", markup=False),

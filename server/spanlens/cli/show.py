@@ -14,7 +14,6 @@ from spanlens.cli.common import (
     CliError,
     file_sha,
     open_workspace_store,
-    terminal_safe,
     workspace_root,
 )
 
@@ -82,15 +81,16 @@ def print_view(header: str, view: Any, raw_markdown: bool = False) -> None:
     the header is printed with ``markup=False``), and links render as text.
     """
     from spanlens.presentation.markdown import render_markdown, render_plaintext
+    from spanlens.presentation.text import clean_text
 
-    header = terminal_safe(header)
+    header = clean_text(header, one_line=True)
     if raw_markdown:
         print(header + "\n")
-        print(terminal_safe(render_markdown(view)))
+        print(clean_text(render_markdown(view)))
         return
     if not sys.stdout.isatty():
         print(header + "\n")
-        print(terminal_safe(render_plaintext(view)))
+        print(clean_text(render_plaintext(view)))
         return
     from rich.console import Console
     from rich.markdown import Markdown
@@ -98,4 +98,4 @@ def print_view(header: str, view: Any, raw_markdown: bool = False) -> None:
     console = Console(markup=False, emoji=False, highlight=False)
     console.print(header, markup=False, emoji=False, highlight=False)
     console.print()
-    console.print(Markdown(terminal_safe(render_markdown(view)), hyperlinks=False))
+    console.print(Markdown(clean_text(render_markdown(view)), hyperlinks=False))

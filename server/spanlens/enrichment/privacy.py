@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import math
 import re
+import threading
+from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from spanlens.indexing.walk import skip_reason
@@ -40,22 +44,128 @@ SECRET_NAME_PATTERNS = (
 SECRET_DIRS = frozenset({".ssh", ".gnupg", ".aws", "secrets", "secret", "credentials", "keys"})
 
 
-#: Credentials recognisable by their shape, wherever they sit in a file.
-SECRET_TEXT = re.compile(
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"  # PEM private keys
-    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key ids
-    r"|\bgh[pousr]_[A-Za-z0-9]{36,}"  # GitHub tokens
-    r"|\bgithub_pat_[A-Za-z0-9_]{40,}"
-    r"|\bglpat-[A-Za-z0-9_-]{20,}"  # GitLab
-    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
-    r"|\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"  # OpenAI / Anthropic style API keys
-    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
+#: detect-secrets plugins run on prompt text: every one it ships except the hex-entropy check
+#: (it flags every SHA in a test) and public IP addresses (not credentials).
+DETECTOR_PLUGINS = (
+    "ArtifactoryDetector",
+    "AWSKeyDetector",
+    "AzureStorageKeyDetector",
+    "BasicAuthDetector",
+    "CloudantDetector",
+    "DiscordBotTokenDetector",
+    "GitHubTokenDetector",
+    "GitLabTokenDetector",
+    "Base64HighEntropyString",
+    "IbmCloudIamDetector",
+    "IbmCosHmacDetector",
+    "JwtTokenDetector",
+    "KeywordDetector",
+    "MailchimpDetector",
+    "NpmDetector",
+    "OpenAIDetector",
+    "PrivateKeyDetector",
+    "PypiTokenDetector",
+    "SendGridDetector",
+    "SlackDetector",
+    "SoftlayerDetector",
+    "SquareOAuthDetector",
+    "StripeDetector",
+    "TelegramBotTokenDetector",
+    "TwilioKeyDetector",
 )
 
+#: Credentials detect-secrets 1.5 misses, recognisable by their shape wherever they sit.
+OWN_SECRET_TEXT = re.compile(
+    r"\bsk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}"  # OpenAI (new forms) / Anthropic keys
+    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
+    r"|\bhf_[A-Za-z0-9]{30,}"  # Hugging Face tokens
+    r"|\bgithub_pat_[A-Za-z0-9_]{40,}"  # GitHub fine-grained tokens
+    r"|\b[a-z][a-z0-9+.-]*://[^/\s:@\"'`]+:[^/\s@\"'`]+@"  # user:password@ in any URL
+    # Go's secret = []byte("..."), which its keyword check does not read as an assignment
+    r"|(?i:secret|passw(?:or)?d|token|api_?key|signing_?key)\w*\s*:?=\s*\[\]byte\(\s*\"[^\"]{6,}\""
+)
+#: A 40-character base64 word: the shape of an AWS secret access key, quoted or not.
+_AWS_SECRET_SHAPE = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
-def text_looks_secret(text: str) -> bool:
-    """Whether ``text`` contains something shaped like a private key or API token."""
-    return SECRET_TEXT.search(text) is not None
+#: Lines any detect-secrets plugin above could flag have one of these: a word of its keyword
+#: list, a URL's ``://``, a PEM header, or a long token (every token shape it knows and its
+#: entropy check need 16+ characters). Other lines are not handed to it (most of its cost
+#: is a fixed price per line and plugin).
+_CANDIDATE_LINE = re.compile(
+    r"(?i:key|secret|pass|pwd|token|auth|cred|contras|private)|://|BEGIN"
+    r"|[^\s\"'`()\[\]{},;]{16,}"
+)
+
+_detector_lock = threading.Lock()
+_detector_ready = False
+
+
+def text_looks_secret(text: str, path: str = "span.py") -> bool:
+    """Whether ``text`` (from a file named like ``path``) holds something shaped like a
+    credential: detect-secrets' plugins (keyword and entropy checks included), then the
+    shapes it misses. Verdicts are remembered by the text's hash (a span retried or
+    re-queued is not scanned again)."""
+    name = PurePosixPath(path).name or "span.py"
+    key = (hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=16).digest(), name)
+    verdict = _verdicts.get(key)
+    if verdict is None:
+        verdict = bool(
+            OWN_SECRET_TEXT.search(text)
+            or any(_random_enough(m.group()) for m in _AWS_SECRET_SHAPE.finditer(text))
+            or _detect_secrets_finds(text, name)
+        )
+        if len(_verdicts) >= _VERDICTS_MAX:
+            _verdicts.clear()
+        _verdicts[key] = verdict
+    return verdict
+
+
+_verdicts: dict[tuple[bytes, str], bool] = {}
+_VERDICTS_MAX = 16384
+
+
+def _random_enough(word: str) -> bool:
+    """Mixed case and digits at detect-secrets' base64 entropy limit (4.5 bits a char)."""
+    if not (any(c.isupper() for c in word) and any(c.islower() for c in word)):
+        return False
+    if not any(c.isdigit() for c in word):
+        return False
+    counts = Counter(word)
+    entropy = -sum(n / len(word) * math.log2(n / len(word)) for n in counts.values())
+    return entropy >= 4.5
+
+
+def names_a_variable(secret: str) -> bool:
+    """detect-secrets filter: ``api_key_env = "OPENAI_API_KEY"`` names where a key is, it
+    is not one (an upper-case identifier with an underscore)."""
+    return re.fullmatch(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+", secret) is not None
+
+
+def _detect_secrets_finds(text: str, filename: str) -> bool:
+    """Whether any detect-secrets plugin (through its default filters) flags a line."""
+    global _detector_ready
+    from detect_secrets.core.scan import _process_line_based_plugins
+    from detect_secrets.settings import (
+        cache_bust,
+        configure_settings_from_baseline,
+        get_filters,
+    )
+
+    if not _detector_ready:
+        with _detector_lock:
+            if not _detector_ready:
+                # Process-wide settings of detect-secrets (nothing else here uses it):
+                # cache_bust() starts them afresh, with its default filters.
+                cache_bust()
+                settings = configure_settings_from_baseline(
+                    {"plugins_used": [{"name": name} for name in DETECTOR_PLUGINS]}
+                )
+                settings.filters[f"{__name__}.names_a_variable"] = {}
+                get_filters.cache_clear()
+                _detector_ready = True
+    candidates = [line for line in text.splitlines() if _CANDIDATE_LINE.search(line)]
+    lines = list(enumerate(candidates, start=1))  # numbered as the list it is handed
+    return next(iter(_process_line_based_plugins(lines, filename)), None) is not None
 
 
 def looks_secret(path: str) -> bool:
@@ -75,9 +185,9 @@ def remote_allowed(
     """Whether spans of ``path`` (whose current text is ``text``) may go to a remote backend.
 
     Not when the path looks secret, when the workspace walk would not index it (ignore files
-    read afresh at every level, ``exclude``, default and virtual-environment folders), or when
-    ``text`` holds something shaped like a credential.
+    at every level, parsed again only when one changes; ``exclude``; default and
+    virtual-environment folders), or when ``text`` holds something shaped like a credential.
     """
     if looks_secret(path) or skip_reason(root, path, exclude, max_size=1 << 62) is not None:
         return False
-    return text is None or not text_looks_secret(text)
+    return text is None or not text_looks_secret(text, path)

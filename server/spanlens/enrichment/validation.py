@@ -9,7 +9,9 @@ A reply goes through three steps:
    empty snippet into null, strip a fence around the snippet and clamp it to 12 lines.
 3. :func:`validate_enrichment` checks the schema and then the span's facts: evidence lines lie
    inside the span (1-based, as the prompt numbered them), inputs name real parameters, the
-   summary is neither empty, too long, nor the code echoed back.
+   summary is neither empty, too long, nor the code echoed back, and no text is a placeholder
+   (``TODO``, ``...``, ``N/A``, lorem ipsum, only punctuation or control characters) or
+   carries control or bidi characters.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from spanlens.enrichment.schema import (
     MAX_SNIPPET_LINES,
     MAX_SUMMARY_WORDS,
 )
+from spanlens.presentation.text import has_unsafe_chars
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
 _LEADING_NAME = re.compile(r"^[\s`*'\"]*([A-Za-z_$][\w$]*)")
@@ -129,6 +132,11 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         elif isinstance(value, list) and any(isinstance(v, str) and not v.strip() for v in value):
             data[key] = [v for v in value if not (isinstance(v, str) and not v.strip())]
             repairs.append(f"{key}: blank items dropped")
+        value = data.get(key)
+        if isinstance(value, list) and any(_says_nothing(v) for v in value):
+            # ["None"] as side effects says what [] says (the prompt asks for an empty list).
+            data[key] = [v for v in value if not _says_nothing(v)]
+            repairs.append(f"{key}: 'none' items dropped")
     if isinstance(data.get("summary"), str):
         data["summary"] = data["summary"].strip()
     snippet = data.get("usage_snippet")
@@ -137,6 +145,14 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if note:
             repairs.append(note)
     return data, repairs
+
+
+def _says_nothing(item: Any) -> bool:
+    return isinstance(item, str) and item.strip().lower().rstrip(".") in _NOTHING
+
+
+#: List items that mean "there are none".
+_NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pitfalls"})
 
 
 def _repair_snippet(snippet: str) -> tuple[str | None, str | None]:
@@ -210,6 +226,9 @@ def validate_batch_reply(text: str, contexts: Iterable[SpanContext]) -> dict[int
 
 def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
     """Errors of a schema-valid enrichment against the span's facts."""
+    errors = placeholder_errors(data)
+    if errors:
+        return errors
     errors = _summary_errors(str(data["summary"]), ctx.code)
     for item in data["evidence"]:
         start, end = item["lines"]
@@ -225,6 +244,76 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
             if name not in allowed:
                 known = ", ".join(ctx.params) or "none"
                 errors.append(f"input {item!r} names no parameter (parameters: {known})")
+    return errors
+
+
+#: Whole texts that stand in for content instead of being it (compared lower-cased, without
+#: surrounding spaces and closing punctuation).
+_PLACEHOLDERS = frozenset(
+    {
+        "todo",
+        "tbd",
+        "tba",
+        "fixme",
+        "xxx",
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "nil",
+        "undefined",
+        "placeholder",
+        "unknown",
+        "summary",
+        "description",
+        "no summary",
+        "no description",
+        "not available",
+        "to be determined",
+        "insert summary here",
+        "your summary here",
+        "summary here",
+        "description here",
+    }
+)
+_PLACEHOLDER_PREFIX = re.compile(r"^(?:TODO|TBD|FIXME|XXX)\b\s*(?:[:\-–—(]|$)")
+#: Characters that show as nothing (zero-width spaces and joiners, BOM, soft hyphen).
+_INVISIBLE = re.compile(r"[\u00ad\u200b-\u200d\u2060\ufeff]")
+
+
+def placeholder_reason(text: str) -> str | None:
+    """Why ``text`` is no content (a placeholder, punctuation only, control characters), or
+    None when it is real text."""
+    if has_unsafe_chars(text):
+        # Never part of a description, often part of an attack (see presentation.text).
+        return "holds control or bidi characters"
+    visible = _INVISIBLE.sub("", text).strip()
+    if not visible:
+        return "is blank"
+    if not any(ch.isalnum() for ch in visible):
+        return "is only punctuation"
+    if visible.lower().rstrip(".!:;…").strip() in _PLACEHOLDERS:
+        return "is a placeholder"
+    if _PLACEHOLDER_PREFIX.match(visible) or "lorem ipsum" in visible.lower():
+        return "is a placeholder"
+    return None
+
+
+def placeholder_errors(data: dict[str, Any]) -> list[str]:
+    """Errors for every text of ``data`` that stands in for content instead of being it."""
+    errors = []
+    texts: list[tuple[str, Any]] = [("summary", data.get("summary"))]
+    texts += [
+        (f"{key}[{index}]", item)
+        for key in LIST_FIELDS
+        for index, item in enumerate(data.get(key) or [])
+    ]
+    if data.get("usage_snippet") is not None:
+        texts.append(("usage_snippet", data["usage_snippet"]))
+    for where, text in texts:
+        reason = placeholder_reason(str(text))
+        if reason:
+            errors.append(f"{where} {reason}: {str(text)[:40]!a}")
     return errors
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,13 +149,43 @@ def _ignored(specs: list[tuple[str, pathspec.PathSpec]], rel: str) -> bool:
     return ignored
 
 
+#: Parsed ignore files by path: (stat stamp, whether the stamp can be trusted, text, spec). A
+#: file is parsed again only when it changes, not once per span or per walk.
+_SPEC_CACHE: dict[str, tuple[tuple[int, int, int], bool, str, pathspec.PathSpec]] = {}
+_SPEC_CACHE_MAX = 4096
+#: A file modified this recently (ns) when it was read may change again within the
+#: timestamp's granularity without its stamp changing: its text is compared instead.
+_RACY_NS = 2_000_000_000
+
+
 def _read_spec(path: str) -> pathspec.PathSpec | None:
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+        info = os.stat(path)
     except OSError:
         return None
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+    cached = _SPEC_CACHE.get(path)
+    if cached is not None and cached[0] == stamp and cached[1]:
+        return cached[3]
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    trusted = time.time_ns() - info.st_mtime_ns > _RACY_NS
+    if cached is not None and cached[2] == text:
+        spec = cached[3]
+    else:
+        spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
+    if len(_SPEC_CACHE) >= _SPEC_CACHE_MAX:
+        _SPEC_CACHE.clear()
+    _SPEC_CACHE[path] = (stamp, trusted, text, spec)
+    return spec
+
+
+@functools.lru_cache(maxsize=64)
+def _exclude_spec(exclude: tuple[str, ...]) -> pathspec.PathSpec:
+    return pathspec.GitIgnoreSpec.from_lines(exclude)
 
 
 def skip_reason(
@@ -171,7 +203,7 @@ def skip_reason(
     parts = rel_path.split("/")
     specs: list[tuple[str, pathspec.PathSpec]] = []
     if exclude:
-        specs.append(("", pathspec.GitIgnoreSpec.from_lines(exclude)))
+        specs.append(("", _exclude_spec(tuple(exclude))))
     abs_dir = os.fspath(root)
     rel_dir = ""
     for depth, name in enumerate(parts[:-1]):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 from spanlens.enrichment.version import ENRICHMENT_VERSION
-from spanlens.presentation.markdown import render_markdown, render_plaintext
+from spanlens.presentation.markdown import inline_markdown, render_markdown, render_plaintext
 from spanlens.presentation.state import FRESH
 from spanlens.scheduling.queue import Priority
 from spanlens.store.db import SpanRow
@@ -151,7 +151,7 @@ async def status_report(session: Session) -> dict[str, Any]:
         f"{counts['pending']} pending, {counts['failed']} failed)",
         "- queue: " + ", ".join(f"{k} {v}" for k, v in status["queue"].items()),
         f"- in flight: {status['inFlight']}; paused: {status['paused'] or 'no'}",
-        f"- last error: {status['lastError'] or 'none'}",
+        f"- last error: {inline_markdown(status['lastError'] or 'none', at_line_start=False)}",
         "- settings from: " + ", ".join(services.settings.sources),
     ]
     backends = status.get("backends") or {}
@@ -160,8 +160,11 @@ async def status_report(session: Session) -> dict[str, Any]:
         lines.append("- backends: none (facts only)")
     for endpoint in endpoints:
         lines.append(
-            f"- backend {endpoint.get('name')}: "
-            + ", ".join(f"{k}={v}" for k, v in endpoint.items() if k != "name")
+            f"- backend {inline_markdown(endpoint.get('name'), at_line_start=False)}: "
+            + inline_markdown(
+                ", ".join(f"{k}={v}" for k, v in endpoint.items() if k != "name"),
+                at_line_start=False,
+            )
         )
     if backends.get("unreachable"):
         lines.append("- no backend is reachable")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from spanlens.presentation.state import FRESH
+from spanlens.presentation.text import clean_text
 
 if TYPE_CHECKING:
     from spanlens.lsp.session import Session
@@ -43,7 +44,7 @@ class DiagnosticsPublisher:
                 result.append(
                     types.Diagnostic(
                         range=self.session.name_range(span),
-                        message=f"{span.name}: {' '.join(str(pitfall).split())}",
+                        message=clean_text(f"{span.name}: {pitfall}", one_line=True),
                         severity=severity,
                         source=SOURCE,
                         code="pitfall",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from spanlens.presentation.state import FACTS_ONLY, FAILED, FRESH, PENDING, STALE, SpanView
+from spanlens.presentation.text import clean_text
 from spanlens.store.db import SpanRow
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def resolve_lens(session: Session, lens: types.CodeLens) -> types.CodeLens:
         lens.command = types.Command(title=title, command="")
         return lens
     lens.command = types.Command(
-        title=lens_title(session.view(span)),
+        title=clean_text(lens_title(session.view(span)), one_line=True),
         command=SHOW_SPAN,
         arguments=[{"spanId": span.id}],
     )
