@@ -21,6 +21,7 @@ from typing import Any
 
 from spanlens.indexing.hashing import file_sha256
 from spanlens.indexing.languages import get_extractor, language_for_path
+from spanlens.indexing.source import normalise_source
 from spanlens.indexing.spans import Extraction, ParsedSource
 from spanlens.indexing.walk import walk_workspace
 from spanlens.store.db import FileRow, Store
@@ -114,8 +115,9 @@ Parsed = tuple[bool, list[tuple[Any, ...]]]
 
 
 def parse_source(language: str, data: bytes) -> Parsed:
-    """Extract spans from ``data`` as rows ready for the store."""
-    return _rows(get_extractor(language).extract(data))
+    """Extract spans from ``data`` (normalised: see :mod:`spanlens.indexing.source`) as rows
+    ready for the store."""
+    return _rows(get_extractor(language).extract(normalise_source(data)))
 
 
 def _rows(extraction: Extraction) -> Parsed:
@@ -166,6 +168,7 @@ def _process(task: _Task) -> tuple[Any, ...]:
     reason = check_text(data)
     if reason:
         return ("skip", path, reason)
+    data = normalise_source(data)
     sha = file_sha256(data)
     if sha == known_sha:
         return ("same", path, size, mtime_ns)
@@ -421,6 +424,7 @@ def index_text(
     language = language_for_path(path)
     if language is None or check_text(data) is not None:
         return None
+    data = normalise_source(data)
     sha = file_sha256(data)
     existing = store.file_row(path)
     if existing is not None and existing.sha256 == sha:

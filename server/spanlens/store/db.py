@@ -403,10 +403,10 @@ class Store:
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             return conn
-        except StoreError:
+        except StoreCorrupt:
             conn.close()
             raise
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError:  # StoreReadOnly included: SQLITE_READONLY_CANTINIT
             conn.close()
         return _connect(base + "&immutable=1", uri=True)
 
