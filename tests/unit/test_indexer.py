@@ -371,3 +371,19 @@ def test_the_write_lock_is_free_while_files_are_parsed(tmp_path: Path, write: Ca
     other.close()
     assert summary.files_indexed == 80
     assert blocked == []
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
+    tmp_path: Path, write: Callable
+) -> None:
+    write("good.py", SERVICE)
+    (tmp_path / os.fsdecode(b"bad\xff.py")).write_bytes(SERVICE.encode())
+    (tmp_path / os.fsdecode(b"sub\xfe")).mkdir()
+    (tmp_path / os.fsdecode(b"sub\xfe") / "inner.py").write_bytes(SERVICE.encode())
+    store, summary = index(tmp_path)
+    assert summary.skipped == {
+        "bad\\xff.py": "undecodable file name",
+        "sub\\xfe/inner.py": "undecodable file name",
+    }
+    assert summary.files_indexed == 1 and summary.spans_total == 4
+    store.close()

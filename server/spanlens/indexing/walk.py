@@ -42,6 +42,23 @@ GENERATED_SUFFIXES = (".min.js", ".min.mjs", "_pb2.py", "_pb2_grpc.py", ".pb.go"
 
 IGNORE_FILES = (".gitignore", ".spanlensignore")
 
+#: Why a file whose name is not valid UTF-8 is passed over: the index, the protocol (URIs) and
+#: JSON all need a path that is text.
+UNDECODABLE_NAME = "undecodable file name"
+
+
+def printable_path(path: str) -> str:
+    """``path`` with undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _decodable(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 @dataclass(slots=True, frozen=True)
 class Candidate:
@@ -69,7 +86,8 @@ def walk_workspace(
 
     Honours .gitignore and .spanlensignore files at every level, the ``exclude`` patterns,
     :data:`DEFAULT_IGNORED_DIRS` and virtual environments (any folder with pyvenv.cfg). Files
-    over ``max_size`` and generated files are reported in ``skipped`` without being read.
+    over ``max_size``, generated files and names that are not UTF-8 are reported in
+    ``skipped`` (by printable path) without being read.
     """
     root_str = os.fspath(root)
     candidates: list[Candidate] = []
@@ -80,6 +98,9 @@ def walk_workspace(
     for rel_file, abs_file, entry_stat in _walk(root_str, "", base_specs):
         language = language_for_path(rel_file)
         if language is None:
+            continue
+        if not _decodable(rel_file):
+            skipped[printable_path(rel_file)] = UNDECODABLE_NAME
             continue
         if rel_file.endswith(GENERATED_SUFFIXES):
             skipped[rel_file] = "generated"
@@ -168,6 +189,8 @@ def skip_reason(
     """
     if language_for_path(rel_path) is None:
         return "not a supported language"
+    if not _decodable(rel_path):
+        return UNDECODABLE_NAME
     parts = rel_path.split("/")
     specs: list[tuple[str, pathspec.PathSpec]] = []
     if exclude:
