@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -387,3 +388,67 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
     }
     assert summary.files_indexed == 1 and summary.spans_total == 4
     store.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc")
+def test_parser_workers_die_with_a_killed_index(tmp_path: Path) -> None:
+    """kill -9 of `spanlens index` must not leave its parser processes running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    workers: list[int] = []
+    body = "".join(
+        f"def f{j}(a, b):\n    return [a + b + {j} for _ in range(3)]\n" for j in range(3000)
+    )
+    for number in range(96):
+        (tmp_path / f"m{number}.py").write_text(body, encoding="utf-8")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "spanlens.cli", "index", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while not workers and parent.poll() is None and time.monotonic() < deadline:
+            workers = _children(parent.pid)
+            time.sleep(0.02)
+        assert workers, "the index started no worker processes"
+        time.sleep(0.3)
+        workers = _children(parent.pid) or workers
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _alive(pid)]
+    finally:
+        for pid in set(workers) | set(_children(parent.pid)):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

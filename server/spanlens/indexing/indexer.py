@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -183,6 +185,40 @@ def _process_chunk(tasks: list[_Task]) -> list[tuple[Any, ...]]:
     return [_process(task) for task in tasks]
 
 
+#: Seconds between a worker's checks that the process that started it is still alive.
+_PARENT_POLL = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker when the indexing process dies (kill -9 too).
+
+    Linux delivers SIGKILL at the parent's death (PR_SET_PDEATHSIG); elsewhere, and as a
+    fallback, a daemon thread polls the parent pid. A worker that starts after its parent
+    died already exits at once.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_POLL)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="spanlens-parent-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _run_tasks(tasks: list[_Task], workers: int) -> Iterator[tuple[Any, ...]]:
     if workers <= 1 or len(tasks) < _MIN_FILES_FOR_POOL:
         for task in tasks:
@@ -194,7 +230,12 @@ def _run_tasks(tasks: list[_Task], workers: int) -> Iterator[tuple[Any, ...]]:
     # fork is cheapest but unsafe once other threads exist (the language server has some).
     method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         for results in pool.map(_process_chunk, chunks):
             yield from results
 
