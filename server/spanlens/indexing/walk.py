@@ -226,3 +226,39 @@ def _add_ignore_files(
         spec = _read_spec(os.path.join(abs_dir, ignore_name))
         if spec is not None:
             specs.append((rel_dir, spec))
+
+
+def ignore_rule_for(root: Path, rel_path: str, exclude: list[str] | None = None) -> str | None:
+    """Which rule keeps ``rel_path`` out of the index, in words, for one-line messages:
+    ``node_modules/ is a folder spanlens never indexes``, ``pattern 'build/' in
+    sub/.gitignore``. None when no ignore rule applies (see :func:`skip_reason` for others).
+
+    Only for messages: it re-reads the ignore files on the way to ``rel_path``.
+    """
+    parts = rel_path.split("/")
+    for depth, name in enumerate(parts[:-1]):
+        if name in DEFAULT_IGNORED_DIRS:
+            return f"{'/'.join(parts[: depth + 1])}/ is a folder spanlens never indexes"
+    sources: list[tuple[str, str, pathspec.PathSpec]] = []
+    if exclude:
+        sources.append(("index.exclude", "", pathspec.GitIgnoreSpec.from_lines(exclude)))
+    rel_dir = ""
+    for name in ["", *parts[:-1]]:
+        rel_dir = f"{rel_dir}/{name}".strip("/") if name else rel_dir
+        for ignore_name in IGNORE_FILES:
+            spec = _read_spec(os.path.join(os.fspath(root), rel_dir, ignore_name))
+            if spec is not None:
+                sources.append((f"{rel_dir}/{ignore_name}".lstrip("/"), rel_dir, spec))
+    targets = [f"{'/'.join(parts[: d + 1])}/" for d in range(len(parts) - 1)] + [rel_path]
+    deciding: str | None = None
+    for target in targets:
+        for label, base, spec in sources:
+            if base and not target.startswith(base + "/"):
+                continue
+            result = spec.check_file(target[len(base) + 1 :] if base else target)
+            if result.include is None or result.index is None:
+                continue
+            pattern = spec.patterns[result.index]
+            text = getattr(pattern, "pattern", None) or str(pattern)
+            deciding = f"pattern {text!r} in {label}" if result.include else None
+    return deciding

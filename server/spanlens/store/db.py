@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -270,6 +272,27 @@ def open_store(root: Path, *, readonly: bool = False) -> Store:
         return store
 
 
+def scratch_store(source: Store | None = None) -> Store:
+    """A private, writable copy of ``source`` (or a new empty database) in a temporary
+    folder, gone on close: for a reader that must index a file it cannot write back
+    (`spanlens show` on a read-only index)."""
+    folder = Path(tempfile.mkdtemp(prefix="spanlens-scratch-"))
+    path = folder / DB_FILENAME
+    try:
+        if source is not None:
+            target = sqlite3.connect(path)
+            try:
+                source.conn.backup(target)
+            finally:
+                target.close()
+        store = Store(path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    store._scratch_dir = folder
+    return store
+
+
 def _open_checked(path: Path, *, readonly: bool) -> Store:
     store = Store(path, readonly=readonly)
     try:
@@ -411,11 +434,16 @@ class Store:
         return _connect(base + "&immutable=1", uri=True)
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection (idempotent); a scratch copy's files go with it."""
         try:
             self.conn.close()
         except sqlite3.Error:
             pass
+        if self._scratch_dir is not None:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+            self._scratch_dir = None
+
+    _scratch_dir: Path | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
