@@ -168,15 +168,22 @@ def test_binary_huge_undecodable_and_generated_files_are_skipped_with_reasons(
     (tmp_path / "latin.py").write_bytes("def café():\n    pass\n".encode("latin-1"))
     (tmp_path / "huge.py").write_text("x = 1\n" * 300_000)
     write("bundle.min.js", "function a(){}\n")
+    one_line = "".join(f"function f{i}(a){{return a+{i};}}" for i in range(4000))
+    (tmp_path / "bundle.js").write_text(one_line + "\n")
+    # Long lines alone are fine: one 100 KB line among ordinary ones is no bundle.
+    (tmp_path / "data.js").write_text(
+        "function f(a) {\n  return a;\n}\n" * 2000 + f"const blob = '{'x' * 100_000}';\n"
+    )
     store, summary = index(tmp_path)
     assert summary.skipped == {
         "blob.py": "binary",
         "latin.py": "not valid UTF-8",
         "huge.py": "larger than 1048576 bytes",
         "bundle.min.js": "generated",
+        "bundle.js": "minified (lines average over 1000 bytes)",
     }
-    assert summary.files_skipped == 4
-    assert sorted(store.file_rows()) == ["ok.py"]
+    assert summary.files_skipped == 5
+    assert sorted(store.file_rows()) == ["data.js", "ok.py"]
 
 
 def test_index_text_reindexes_an_editor_buffer(tmp_path: Path, write: Callable) -> None:

@@ -96,3 +96,21 @@ def test_the_engine_reads_a_file_as_the_indexer_hashed_it(tmp_path: Path) -> Non
             assert diff is not None and not diff.touched
     finally:
         store.close()
+
+
+def test_columns_on_one_long_line_with_wide_characters_are_utf16(tmp_path: Path) -> None:
+    """Positions on one long line count UTF-16 units, as LSP does (é is one unit, 😀 two)."""
+    line = "".join(f"function f{i}(a){{return '{'é😀'[i % 2] * (i % 5)}'+a;}}" for i in range(300))
+    (tmp_path / "one.js").write_text(line + "\n", encoding="utf-8")
+    store = open_store(tmp_path)
+    try:
+        index_workspace(tmp_path, store, workers=1)
+        spans = {s.name: s for s in store.spans_in_file("one.js")}
+    finally:
+        store.close()
+    assert len(spans) == 300
+    units = line.encode("utf-16-le")
+    for i in (0, 1, 7, 150, 299):
+        expected = units.index(f"function f{i}(".encode("utf-16-le")) // 2
+        assert spans[f"f{i}"].start_col == expected
+        assert spans[f"f{i}"].name_start_col == expected + len("function ")

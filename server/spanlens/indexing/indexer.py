@@ -145,14 +145,25 @@ def _rows(extraction: Extraction) -> Parsed:
     return extraction.has_errors, rows
 
 
+#: A file of at least this many bytes whose lines average more than MINIFIED_LINE_BYTES is
+#: minified or generated (a bundle): nobody reads or edits it, and its spans are noise.
+MINIFIED_MIN_BYTES = 64 << 10
+MINIFIED_LINE_BYTES = 1000
+MINIFIED = f"minified (lines average over {MINIFIED_LINE_BYTES} bytes)"
+
+
 def check_text(data: bytes) -> str | None:
-    """Why ``data`` cannot be indexed (binary, not UTF-8), or None when it can."""
+    """Why ``data`` is not indexed (binary, not UTF-8, minified), or None when it is."""
     if b"\0" in data[:8192]:
         return "binary"
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
         return "not valid UTF-8"
+    if len(data) >= MINIFIED_MIN_BYTES:
+        lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n") + 1
+        if len(data) / lines > MINIFIED_LINE_BYTES:
+            return MINIFIED
     return None
 
 
