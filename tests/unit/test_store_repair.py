@@ -200,3 +200,30 @@ def test_a_database_from_a_newer_spanlens_is_refused_and_kept(workspace: Path, c
         )
     assert not [p for p in db.parent.iterdir() if "corrupt" in p.name]
     assert len(_enrichments(db)) == 600
+
+
+async def test_a_server_worker_rebuilds_on_damage_and_every_connection_follows(
+    workspace: Path,
+) -> None:
+    """In the server, damage found by a query (not by the check on open) rebuilds the
+    database in the worker thread, and the other connections of the process (the server
+    holds several) move to the new file instead of reading on in the damaged one."""
+    from spanlens.scheduling.store_worker import StoreWorker
+    from spanlens.store.enrichments import unfinished_count
+
+    db = db_path_for(workspace)
+    other = open_store(workspace)  # checked, and remembered as sound
+    assert other.span_count() == 1200
+    pages = _pages_of(db, "files", "spans", "spans_by_position", "sqlite_autoindex_files_1")
+    _overwrite(db, pages, seed=5, keep_mtime=True)
+    worker = StoreWorker(workspace, "test")
+    try:
+        spans = await worker.run(lambda store: store.span_count())
+    finally:
+        await worker.aclose()
+    assert spans == 0  # the rebuilt index, until the next index fills it
+    assert other.span_count() == 0
+    assert unfinished_count(other, ENRICHMENT_VERSION, 3) == 0
+    assert len(_enrichments(db)) == 600
+    other.close()
+    assert _integrity(db) == "ok"

@@ -79,15 +79,14 @@ def _store_notices() -> Iterator[None]:
         def emit(self, record: logging.LogRecord) -> None:
             print(f"spanlens: {record.getMessage()}", file=sys.stderr)
 
+    # Records still propagate: under `serve`, the editor's log gets them as well.
     logger = logging.getLogger("spanlens.store.repair")
     handler = _Line(logging.WARNING)
     logger.addHandler(handler)
-    propagate, logger.propagate = logger.propagate, False
     try:
         yield
     finally:
         logger.removeHandler(handler)
-        logger.propagate = propagate
 
 
 def _plain_line(exc: BaseException) -> str | None:

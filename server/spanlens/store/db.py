@@ -221,6 +221,14 @@ def db_path_for(root: Path) -> Path:
     return root / DB_DIRNAME / DB_FILENAME
 
 
+class _Rebuilds:
+    """How many times this process rebuilt a damaged database (see :attr:`Store.conn`)."""
+
+    count = 0
+
+
+rebuilds = _Rebuilds()
+
 #: (path, inode, device, size, mtime) of database files this process found sound, so the
 #: connections a server opens at start check the file once (WAL writes leave it unchanged).
 _checked: set[tuple[str, int, int, int, int]] = set()
@@ -383,38 +391,62 @@ class Store:
         self.recovered_from: Path | None = None
         #: Rows salvaged from that damaged database, by table.
         self.salvaged: dict[str, int] = {}
-        self.conn = self._connect_readonly() if readonly else _connect(path)
-        self.conn.db_path = path
-        self.conn.db_inode = _inode(path)
+        self._generation = rebuilds.count
+        self._conn = self._open()
+
+    @property
+    def conn(self) -> _Connection:
+        """The connection; after this process rebuilt the database, one to the new file.
+
+        Every connection of a process then follows the rebuild on its next statement (the
+        server holds several), instead of reading on in the damaged file set aside.
+        """
+        if self._generation != rebuilds.count and not self._conn.in_transaction:
+            self._generation = rebuilds.count
+            old = self._conn
+            self._conn = self._open()
+            try:
+                old.close()
+            except sqlite3.Error:
+                pass
+        return self._conn
+
+    def _open(self) -> _Connection:
+        path = self.path
+        readonly = self.readonly
+        conn = self._connect_readonly() if readonly else _connect(path)
+        conn.db_path = path
+        conn.db_inode = _inode(path)
         try:
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if readonly:
-                if current_version(self.conn) < LATEST_VERSION:
+                if current_version(conn) < LATEST_VERSION:
                     raise StoreReadOnly(
                         f"{path} was written by an older spanlens and is read-only, so it "
                         "cannot be upgraded: make it writable and run `spanlens index`"
                     )
-                migrate(self.conn, path)  # refuses a newer database; writes nothing here
+                migrate(conn, path)  # refuses a newer database; writes nothing here
             else:
-                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
                 if mode is None:
                     raise StoreCorrupt(f"{path} is not a database", path)
-                self.conn.execute("PRAGMA synchronous = NORMAL")
-                self.conn.execute("PRAGMA foreign_keys = ON")
-                migrate(self.conn, path)
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                migrate(conn, path)
         except StoreError:
-            self.conn.close()
+            conn.close()
             raise
         except sqlite3.OperationalError as exc:
-            self.conn.close()
+            conn.close()
             if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                 raise StoreLocked(
                     f"{path} is locked by another spanlens process; try again when it finishes"
                 ) from exc
             raise
         except BaseException:
-            self.conn.close()
+            conn.close()
             raise
+        return conn
 
     def _connect_readonly(self) -> _Connection:
         """A read-only connection; ``immutable`` when SQLite cannot even make the WAL index
@@ -436,7 +468,7 @@ class Store:
     def close(self) -> None:
         """Close the connection (idempotent); a scratch copy's files go with it."""
         try:
-            self.conn.close()
+            self._conn.close()
         except sqlite3.Error:
             pass
         if self._scratch_dir is not None:

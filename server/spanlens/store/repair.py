@@ -66,9 +66,10 @@ def recover(path: Path, damaged_inode: int | None = None) -> Recovery:
     Two processes that find the same damage do not both move files: under a lock, a file
     that was replaced meanwhile (another inode than ``damaged_inode``) is left alone.
     """
-    from spanlens.store.db import Store, forget_checked
+    from spanlens.store.db import Store, forget_checked, rebuilds
 
     with _recovery_lock(path):
+        rebuilds.count += 1  # every connection of this process moves to the new file
         if damaged_inode is not None and _inode(path) not in (damaged_inode, None):
             earlier = corrupt_files(path.parent)
             return Recovery(earlier[-1] if earlier else path)
