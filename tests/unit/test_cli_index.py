@@ -173,3 +173,20 @@ def test_show_of_an_ignored_file_says_which_rule_and_indexes_nothing(
     paths = {row[0] for row in conn.execute("SELECT path FROM files")}
     conn.close()
     assert paths == {"app/config.py"}
+
+
+def test_an_index_path_that_is_no_file_is_one_plain_line(
+    tmp_path: Path, write: Callable, cli: Callable
+) -> None:
+    write("app/config.py", CODE)
+    (tmp_path / ".spanlens" / "index.db").mkdir(parents=True)
+    for command in ("index", "status", "stats"):
+        code, out, err = cli(command, str(tmp_path))
+        assert (code, out) == (1, "")
+        assert err == f"spanlens: cannot open {tmp_path}/.spanlens/index.db: it is a directory\n"
+    (tmp_path / ".spanlens" / "index.db").rmdir()
+    (tmp_path / ".spanlens").rmdir()
+    (tmp_path / ".spanlens").write_text("not a folder")
+    code, out, err = cli("index", str(tmp_path))
+    assert (code, out) == (1, "")
+    assert err == f"spanlens: cannot create {tmp_path}/.spanlens: File exists\n"

@@ -414,7 +414,11 @@ class Store:
     def _open(self) -> _Connection:
         path = self.path
         readonly = self.readonly
-        conn = self._connect_readonly() if readonly else _connect(path)
+        try:
+            conn = self._connect_readonly() if readonly else _connect(path)
+        except sqlite3.OperationalError as exc:
+            why = "it is a directory" if path.is_dir() else str(exc)
+            raise StoreError(f"cannot open {path}: {why}") from exc
         conn.db_path = path
         conn.db_inode = _inode(path)
         try:
@@ -438,6 +442,9 @@ class Store:
             raise
         except sqlite3.OperationalError as exc:
             conn.close()
+            if "unable to open" in str(exc).lower():
+                why = "it is a directory" if path.is_dir() else str(exc)
+                raise StoreError(f"cannot open {path}: {why}") from exc
             if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                 raise StoreLocked(
                     f"{path} is locked by another spanlens process; try again when it finishes"
