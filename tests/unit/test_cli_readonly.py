@@ -102,7 +102,8 @@ def test_status_and_show_read_a_read_only_index(root: Path, mode: str) -> None:
     )
     assert _digest(db) == before
     if mode == "read-only folder":
-        assert sorted(p.name for p in db.parent.iterdir()) == [".gitignore", "index.db"]
+        names = sorted(p.name for p in db.parent.iterdir())
+        assert names == [".gitignore", "index.db", "index.db.checked"]
 
 
 @pytest.mark.parametrize("mode", MODES)
