@@ -190,3 +190,23 @@ def test_an_index_path_that_is_no_file_is_one_plain_line(
     code, out, err = cli("index", str(tmp_path))
     assert (code, out) == (1, "")
     assert err == f"spanlens: cannot create {tmp_path}/.spanlens: File exists\n"
+
+
+def test_the_last_line_of_defence_names_database_and_file_failures_plainly() -> None:
+    import errno
+    import sqlite3
+
+    from spanlens.cli import _plain_line
+
+    cases = [
+        (sqlite3.OperationalError("database or disk is full"), "the disk is full"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "read-only"),
+        (sqlite3.OperationalError("disk I/O error"), "disk I/O error"),
+        (OSError(errno.ENOSPC, "No space left on device", "/w/x.py"), "/w/x.py: No space left"),
+        (PermissionError(errno.EACCES, "Permission denied", "/w/.spanlens"), "Permission denied"),
+    ]
+    for exc, expected in cases:
+        line = _plain_line(exc)
+        assert line is not None and line.startswith("spanlens: ") and expected in line
+        assert "internal error" not in line and "\n" not in line
+    assert _plain_line(ZeroDivisionError("x")) is None  # a real bug still says internal error
