@@ -66,7 +66,13 @@ def _run_rebuilding(args: argparse.Namespace) -> int:
             raise
         from spanlens.store.repair import recover
 
-        recover(exc.path, exc.inode)  # says so in one line (see _store_notices)
+        try:
+            recover(exc.path, exc.inode)  # says so in one line (see _store_notices)
+        except OSError as error:
+            raise CliError(
+                f"{exc} and cannot be rebuilt: {error.strerror or error}; delete it and run "
+                "`spanlens index`"
+            ) from error
     return int(args.handler(args) or EXIT_OK)
 
 
