@@ -204,6 +204,36 @@ def edit_timings(tmp: Path) -> list[float]:
     return times
 
 
+def _long_line_js(size: int, separator: str) -> bytes:
+    """JavaScript of about ``size`` bytes: functions and classes joined by ``separator``."""
+    parts: list[str] = []
+    total = 0
+    while total < size:
+        i = len(parts)
+        part = (
+            f"function f{i}(a,b){{if(a>{i}){{return a+b;}}for(let x=0;x<b;x++){{a+=x;}}"
+            f"return g{i}(a);}}class C{i}{{m(a){{return a*{i};}}n(b){{return this.m(b)+1;}}}}"
+        )
+        parts.append(part)
+        total += len(part) + len(separator)
+    return separator.join(parts).encode()
+
+
+def long_line_timings() -> dict[str, float]:
+    """Extracting spans from 1 MB and 5 MB of JavaScript on one line against the same code
+    with a line break between definitions (indexing was quadratic on long lines)."""
+    from spanlens.indexing.indexer import parse_source
+
+    figures: dict[str, float] = {}
+    for megabytes in (1, 5):
+        for label, separator in (("lines", "\n"), ("one_line", "")):
+            data = _long_line_js(megabytes * 1_000_000, separator)
+            started = time.perf_counter()
+            parse_source("javascript", data)
+            figures[f"{megabytes}mb_{label}_seconds"] = round(time.perf_counter() - started, 2)
+    return figures
+
+
 def run() -> dict:
     """Run the indexing benchmark; print a table; return the figures."""
     with tempfile.TemporaryDirectory(prefix="spanlens-bench-") as tmp_name:
@@ -224,6 +254,7 @@ def run() -> dict:
         cold_process_s, peak_kib = whole_process_seconds(corpus)
 
         edits = edit_timings(tmp)
+    long_lines = long_line_timings()
     edit_ms = statistics.median(edits) * 1000
     result = {
         "files": files,
@@ -243,6 +274,7 @@ def run() -> dict:
         "edit_reindex_ms_median": round(edit_ms, 2),
         "edit_reindex_ms_p90": round(sorted(edits)[int(len(edits) * 0.9)] * 1000, 2),
         "peak_rss_mb": round(peak_kib / 1024, 1),
+        **long_lines,
     }
     print_table(
         [
@@ -260,6 +292,15 @@ def run() -> dict:
             ("1-line edit re-index p50", f"{result['edit_reindex_ms_median']} ms", "<= 5 ms"),
             ("1-line edit re-index p90", f"{result['edit_reindex_ms_p90']} ms", ""),
             ("peak RSS (largest process)", f"{result['peak_rss_mb']} MB", "<= 300 MB"),
+            *(
+                (
+                    f"{mb} MB of JS: one line / line breaks",
+                    f"{long_lines[f'{mb}mb_one_line_seconds']} s / "
+                    f"{long_lines[f'{mb}mb_lines_seconds']} s",
+                    "one line <= 1.5x",
+                )
+                for mb in (1, 5)
+            ),
         ]
     )
     return result

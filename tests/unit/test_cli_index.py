@@ -124,3 +124,91 @@ def test_corrupt_database_is_reported_and_rebuilt(
     assert "damaged" in err
     assert json.loads(out)["spans_total"] == 3
     assert any(p.name.startswith("index.db.corrupt-") for p in (tmp_path / ".spanlens").iterdir())
+
+
+def test_show_of_odd_inputs_is_one_plain_line(
+    tmp_path: Path, write: Callable, cli: Callable
+) -> None:
+    import os
+
+    path = write("app/config.py", CODE)
+    (tmp_path / "latin1.py").write_bytes(b"def caf\xe9():\n    pass\n")
+    os.mkfifo(tmp_path / "pipe.py")
+    root = ("--root", str(tmp_path))
+    cases = [
+        ((f"{path}:99999999999999999999", *root), "app/config.py has 12 lines; there is no line"),
+        ((f"{path}:13", *root), "there is no line 13"),
+        ((f"{path}:0", *root), "PATH:LINE"),
+        ((f"{tmp_path / 'app'}:1", *root), "is a directory"),
+        ((f"{tmp_path / 'pipe.py'}:1", *root), "is not a regular file"),
+        ((f"{tmp_path / 'latin1.py'}:1", *root), "latin1.py is not indexed: not valid UTF-8"),
+    ]
+    for args, expected in cases:
+        code, out, err = cli("show", *args)
+        assert code != 0, args
+        assert expected in err, (args, err)
+        assert "internal error" not in err and len(err.strip().splitlines()) == 1
+        assert out == ""
+
+
+def test_show_of_an_ignored_file_says_which_rule_and_indexes_nothing(
+    tmp_path: Path, write: Callable, cli: Callable
+) -> None:
+    import sqlite3
+
+    write("app/config.py", CODE)
+    write("node_modules/pkg/x.js", "function f() { return 1; }\n")
+    write("gen/out.py", CODE)
+    write(".gitignore", "gen/\n")
+    write("bundle.min.js", "function f() { return 1; }\n")
+    cli("index", str(tmp_path))
+    cases = {
+        "node_modules/pkg/x.js": "node_modules/ is a folder spanlens never indexes",
+        "gen/out.py": "pattern 'gen/' in .gitignore",
+        "bundle.min.js": "not indexed: generated",
+    }
+    for rel, expected in cases.items():
+        code, out, err = cli("show", f"{tmp_path / rel}:1", "--root", str(tmp_path))
+        assert code == 1 and out == ""
+        assert err.startswith(f"spanlens: {rel} is not indexed: ") and expected in err, err
+    conn = sqlite3.connect(tmp_path / ".spanlens" / "index.db")
+    paths = {row[0] for row in conn.execute("SELECT path FROM files")}
+    conn.close()
+    assert paths == {"app/config.py"}
+
+
+def test_an_index_path_that_is_no_file_is_one_plain_line(
+    tmp_path: Path, write: Callable, cli: Callable
+) -> None:
+    write("app/config.py", CODE)
+    (tmp_path / ".spanlens" / "index.db").mkdir(parents=True)
+    for command in ("index", "status", "stats"):
+        code, out, err = cli(command, str(tmp_path))
+        assert (code, out) == (1, "")
+        assert err == f"spanlens: cannot open {tmp_path}/.spanlens/index.db: it is a directory\n"
+    (tmp_path / ".spanlens" / "index.db").rmdir()
+    (tmp_path / ".spanlens").rmdir()
+    (tmp_path / ".spanlens").write_text("not a folder")
+    code, out, err = cli("index", str(tmp_path))
+    assert (code, out) == (1, "")
+    assert err == f"spanlens: cannot create {tmp_path}/.spanlens: File exists\n"
+
+
+def test_the_last_line_of_defence_names_database_and_file_failures_plainly() -> None:
+    import errno
+    import sqlite3
+
+    from spanlens.cli import _plain_line
+
+    cases = [
+        (sqlite3.OperationalError("database or disk is full"), "the disk is full"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "read-only"),
+        (sqlite3.OperationalError("disk I/O error"), "disk I/O error"),
+        (OSError(errno.ENOSPC, "No space left on device", "/w/x.py"), "/w/x.py: No space left"),
+        (PermissionError(errno.EACCES, "Permission denied", "/w/.spanlens"), "Permission denied"),
+    ]
+    for exc, expected in cases:
+        line = _plain_line(exc)
+        assert line is not None and line.startswith("spanlens: ") and expected in line
+        assert "internal error" not in line and "\n" not in line
+    assert _plain_line(ZeroDivisionError("x")) is None  # a real bug still says internal error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -167,15 +168,22 @@ def test_binary_huge_undecodable_and_generated_files_are_skipped_with_reasons(
     (tmp_path / "latin.py").write_bytes("def café():\n    pass\n".encode("latin-1"))
     (tmp_path / "huge.py").write_text("x = 1\n" * 300_000)
     write("bundle.min.js", "function a(){}\n")
+    one_line = "".join(f"function f{i}(a){{return a+{i};}}" for i in range(4000))
+    (tmp_path / "bundle.js").write_text(one_line + "\n")
+    # Long lines alone are fine: one 100 KB line among ordinary ones is no bundle.
+    (tmp_path / "data.js").write_text(
+        "function f(a) {\n  return a;\n}\n" * 2000 + f"const blob = '{'x' * 100_000}';\n"
+    )
     store, summary = index(tmp_path)
     assert summary.skipped == {
         "blob.py": "binary",
         "latin.py": "not valid UTF-8",
         "huge.py": "larger than 1048576 bytes",
         "bundle.min.js": "generated",
+        "bundle.js": "minified (lines average over 1000 bytes)",
     }
-    assert summary.files_skipped == 4
-    assert sorted(store.file_rows()) == ["ok.py"]
+    assert summary.files_skipped == 5
+    assert sorted(store.file_rows()) == ["data.js", "ok.py"]
 
 
 def test_index_text_reindexes_an_editor_buffer(tmp_path: Path, write: Callable) -> None:
@@ -371,3 +379,83 @@ def test_the_write_lock_is_free_while_files_are_parsed(tmp_path: Path, write: Ca
     other.close()
     assert summary.files_indexed == 80
     assert blocked == []
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
+    tmp_path: Path, write: Callable
+) -> None:
+    write("good.py", SERVICE)
+    (tmp_path / os.fsdecode(b"bad\xff.py")).write_bytes(SERVICE.encode())
+    (tmp_path / os.fsdecode(b"sub\xfe")).mkdir()
+    (tmp_path / os.fsdecode(b"sub\xfe") / "inner.py").write_bytes(SERVICE.encode())
+    store, summary = index(tmp_path)
+    assert summary.skipped == {
+        "bad\\xff.py": "undecodable file name",
+        "sub\\xfe/inner.py": "undecodable file name",
+    }
+    assert summary.files_indexed == 1 and summary.spans_total == 4
+    store.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc")
+def test_parser_workers_die_with_a_killed_index(tmp_path: Path) -> None:
+    """kill -9 of `spanlens index` must not leave its parser processes running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    workers: list[int] = []
+    body = "".join(
+        f"def f{j}(a, b):\n    return [a + b + {j} for _ in range(3)]\n" for j in range(3000)
+    )
+    for number in range(96):
+        (tmp_path / f"m{number}.py").write_text(body, encoding="utf-8")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "spanlens.cli", "index", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while not workers and parent.poll() is None and time.monotonic() < deadline:
+            workers = _children(parent.pid)
+            time.sleep(0.02)
+        assert workers, "the index started no worker processes"
+        time.sleep(0.3)
+        workers = _children(parent.pid) or workers
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _alive(pid)]
+    finally:
+        for pid in set(workers) | set(_children(parent.pid)):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -59,3 +59,28 @@ def test_the_index_folder_ignores_itself_for_git(tmp_path: Path) -> None:
     open_store(tmp_path).close()
     ignore = tmp_path / ".spanlens" / ".gitignore"
     assert ignore.read_text().splitlines()[-1] == "*"
+
+
+def test_two_first_time_index_runs_at_once_both_succeed(tmp_path: Path) -> None:
+    """Migrations take the write lock and re-read the applied version under it: the second
+    process skips what the first applied (it used to fail with `table files already
+    exists`)."""
+    import subprocess
+    import sys
+
+    failures = []
+    for pair in range(15):
+        root = tmp_path / f"ws{pair}"
+        root.mkdir()
+        (root / "a.py").write_text("def f(x):\n    return x\n", encoding="utf-8")
+        command = [sys.executable, "-m", "spanlens.cli", "index", str(root)]
+        runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for run in runs:
+            _, err = run.communicate(timeout=60)
+            if run.returncode != 0:
+                failures.append(err.strip())
+        store = open_store(root)
+        versions = [r[0] for r in store.conn.execute("SELECT version FROM migrations")]
+        store.close()
+        assert versions == [m[0] for m in MIGRATIONS]
+    assert failures == []

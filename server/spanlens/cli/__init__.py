@@ -7,8 +7,10 @@ Every failure a user can cause ends in one clear line on stderr and a non-zero e
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from spanlens.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
@@ -30,29 +32,96 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
+    with _store_notices():
+        try:
+            return _run_rebuilding(args)
+        except CliError as exc:
+            print(f"spanlens: {exc}", file=sys.stderr)
+            return exc.code
+        except KeyboardInterrupt:
+            print("spanlens: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # the last line of defence: one line, never a traceback
+            line = _plain_line(exc)
+            if line is None and _debug():
+                raise
+            print(
+                line
+                or f"spanlens: internal error: {type(exc).__name__}: {exc} "
+                "(set SPANLENS_DEBUG=1 for a traceback)",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+
+
+def _run_rebuilding(args: argparse.Namespace) -> int:
+    """Run the command; when SQLite finds the database damaged part-way (after the check on
+    open passed), set it aside, rebuild it with what can be salvaged, and run again once."""
+    from spanlens.store import StoreCorrupt
+
     try:
         return int(args.handler(args) or EXIT_OK)
-    except CliError as exc:
-        print(f"spanlens: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print("spanlens: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # the last line of defence: one line, never a traceback
-        from spanlens.config import ConfigError
-        from spanlens.store import StoreError
-
-        if isinstance(exc, (ConfigError, StoreError)):
-            print(f"spanlens: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        if _debug():
+    except StoreCorrupt as exc:
+        if exc.path is None or not exc.path.exists():
             raise
-        print(
-            f"spanlens: internal error: {type(exc).__name__}: {exc} "
-            "(set SPANLENS_DEBUG=1 for a traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+        from spanlens.store.repair import recover
+
+        try:
+            recover(exc.path, exc.inode)  # says so in one line (see _store_notices)
+        except OSError as error:
+            raise CliError(
+                f"{exc} and cannot be rebuilt: {error.strerror or error}; delete it and run "
+                "`spanlens index`"
+            ) from error
+    return int(args.handler(args) or EXIT_OK)
+
+
+@contextlib.contextmanager
+def _store_notices() -> Iterator[None]:
+    """Print the store's one-line notices (a damaged database set aside) on stderr."""
+    import logging
+
+    class _Line(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(f"spanlens: {record.getMessage()}", file=sys.stderr)
+
+    # Records still propagate: under `serve`, the editor's log gets them as well.
+    logger = logging.getLogger("spanlens.store.repair")
+    handler = _Line(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _plain_line(exc: BaseException) -> str | None:
+    """One line for failures a user can act on (bad config, database, files), else None."""
+    import sqlite3
+
+    from spanlens.config import ConfigError
+    from spanlens.store import StoreError
+
+    if isinstance(exc, (ConfigError, StoreError)):
+        return f"spanlens: {exc}"
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc)
+        lowered = text.lower()
+        if "disk is full" in lowered:
+            return "spanlens: the disk is full: the index cannot be written"
+        if "readonly" in lowered or "read-only" in lowered:
+            return "spanlens: the index is read-only; make .spanlens writable to index or enrich"
+        if "unable to open database" in lowered:
+            return "spanlens: cannot open the index (.spanlens/index.db): check its permissions"
+        if "disk i/o error" in lowered:
+            return "spanlens: disk I/O error while reading or writing the index"
+        return f"spanlens: database error: {text}"
+    if isinstance(exc, OSError):
+        where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
+        return f"spanlens: {where}{exc.strerror or exc}"
+    if isinstance(exc, UnicodeError):
+        return f"spanlens: a file name or file is not valid UTF-8 ({exc})"
+    return None
 
 
 def _debug() -> bool:

@@ -31,18 +31,17 @@ def workspace_root(value: str) -> Path:
     return root.resolve()
 
 
-def open_workspace_store(root: Path) -> Any:
-    """Open the workspace database, telling the user when a corrupt one was set aside."""
+def open_workspace_store(root: Path, *, readonly: bool = False) -> Any:
+    """Open the workspace database for a command.
+
+    A damaged one is set aside and rebuilt (the store says so in one line, see
+    ``cli.main``); a read-only one, or a root where ``.spanlens`` cannot be created, is a
+    :class:`~spanlens.store.StoreReadOnly` error for writing commands (``readonly=False``)
+    and is opened read-only for the others.
+    """
     from spanlens.store import open_store
 
-    store = open_store(root)
-    if store.recovered_from is not None:
-        print(
-            f"spanlens: the database was damaged; kept it as {store.recovered_from.name} "
-            "and started a new one",
-            file=sys.stderr,
-        )
-    return store
+    return open_store(root, readonly=readonly)
 
 
 class ProgressBar:

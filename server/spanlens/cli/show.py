@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,16 +29,36 @@ def parse_location(location: str) -> tuple[Path, int]:
     return Path(path).expanduser(), int(line)
 
 
+def _check_file(file_path: Path) -> None:
+    """One line for a path that is no regular file (missing, a folder, a FIFO...)."""
+    try:
+        mode = file_path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise CliError(f"no such file: {file_path}") from exc
+    except OSError as exc:
+        raise CliError(f"{file_path}: {exc.strerror or 'no such file'}") from exc
+    if stat.S_ISDIR(mode):
+        raise CliError(f"{file_path} is a directory: give a file and a line, PATH:LINE")
+    if not stat.S_ISREG(mode):
+        raise CliError(f"{file_path} is not a regular file")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    """`spanlens show PATH:LINE [--markdown | --json]`."""
+    """`spanlens show PATH:LINE [--markdown | --json]`.
+
+    The file is indexed first when the index does not have its current text. A file the
+    workspace walk would skip (ignored, generated, too large, not UTF-8) is refused, not
+    indexed. With a read-only index, a changed file is shown from a parse made now, in a
+    private copy, and the index is left as it is.
+    """
     from spanlens.config import load_settings
-    from spanlens.indexing.indexer import index_text, relative_path
-    from spanlens.presentation.state import span_view
+    from spanlens.indexing.indexer import check_text, relative_path
+    from spanlens.indexing.source import normalise_source
+    from spanlens.indexing.walk import ignore_rule_for, skip_reason
     from spanlens.store.db import workspace_root_of
 
     file_path, line = parse_location(args.location)
-    if not file_path.is_file():
-        raise CliError(f"no such file: {file_path}")
+    _check_file(file_path)
     if args.root:
         root = workspace_root(args.root)
     else:
@@ -46,13 +67,58 @@ def cmd_show(args: argparse.Namespace) -> int:
     if rel is None:
         raise CliError(f"{file_path} is outside the workspace {root}")
     settings = load_settings(root)
-    store = open_workspace_store(root)
+    index = settings.index
+    why = skip_reason(root, rel, index.exclude, index.max_file_size)
+    if why is not None:
+        rule = ignore_rule_for(root, rel, index.exclude)
+        raise CliError(f"{rel} is not indexed: {why}" + (f" ({rule})" if rule else ""))
     try:
         data = file_path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{rel}: {exc.strerror}") from exc
+    unusable = check_text(data)
+    if unusable is not None:
+        raise CliError(f"{rel} is not indexed: {unusable}")
+    data = normalise_source(data)
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if line > max(lines, 1):
+        raise CliError(f"{rel} has {lines} lines; there is no line {line}")
+    view, span = _view(root, rel, line, data, settings)
+    if args.json:
+        print(json.dumps(view.as_json(), indent=2))
+    else:
+        header = f"{span.path}:{span.start_line + 1}-{span.end_line + 1}  {span.kind} {span.name}"
+        print_view(header, view, raw_markdown=args.markdown)
+    return EXIT_OK
+
+
+def _view(root: Path, rel: str, line: int, data: bytes, settings: Any) -> tuple[Any, Any]:
+    from spanlens.indexing.indexer import index_text
+    from spanlens.presentation.state import span_view
+    from spanlens.store import StoreError, StoreReadOnly
+    from spanlens.store.db import db_path_for, scratch_store
+
+    try:
+        store = open_workspace_store(root)
+    except StoreReadOnly:
+        try:
+            store = open_workspace_store(root, readonly=True)
+        except StoreError:  # no index at all, and none can be made: parse into a scratch one
+            store = scratch_store()
+            _note(f"cannot create an index in {root}; showing {rel} as parsed now")
+    try:
         known = store.file_row(rel)
-        stale = known is None or known.sha256 != file_sha(data)
-        if stale and index_text(store, root, rel, data) is None:
-            raise CliError(f"{rel}: not a source file spanlens indexes")
+        if known is None or known.sha256 != file_sha(data):
+            if store.readonly:
+                scratch = scratch_store(store)
+                store.close()
+                store = scratch
+                _note(
+                    f"the index is read-only ({db_path_for(root)}); showing {rel} as parsed "
+                    "now, without updating the index"
+                )
+            if index_text(store, root, rel, data) is None:
+                raise CliError(f"{rel}: not a source file spanlens indexes")
         span = store.span_at(rel, line - 1)
         if span is None:
             raise CliError(f"{rel}:{line} is not inside any function, method or class")
@@ -64,12 +130,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     finally:
         store.close()
-    if args.json:
-        print(json.dumps(view.as_json(), indent=2))
-    else:
-        header = f"{span.path}:{span.start_line + 1}-{span.end_line + 1}  {span.kind} {span.name}"
-        print_view(header, view, raw_markdown=args.markdown)
-    return EXIT_OK
+    return view, span
+
+
+def _note(text: str) -> None:
+    print(f"spanlens: {text}", file=sys.stderr)
 
 
 def print_view(header: str, view: Any, raw_markdown: bool = False) -> None:

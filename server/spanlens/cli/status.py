@@ -49,7 +49,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    print(f"{sum(c for _, c, _ in files)} files, {total_spans} spans")
+    file_count = sum(c for _, c, _ in files)
+    hint = f" (nothing indexed: run `spanlens index {root}`)" if not file_count else ""
+    print(f"{file_count} files, {total_spans} spans{hint}")
     for language, info in sorted(by_language.items()):
         kinds_text = ", ".join(f"{n} {k}" for k, n in sorted(info["spans"].items()))
         broken = info["files_with_errors"]

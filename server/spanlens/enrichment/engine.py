@@ -32,6 +32,7 @@ from spanlens.enrichment.router import choose_route
 from spanlens.enrichment.validation import to_span_lines
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.hashing import content_hash, file_sha256
+from spanlens.indexing.source import read_source_text
 from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, open_store
@@ -392,11 +393,7 @@ class EnrichmentEngine:
         return loaded
 
     def _read_disk(self, path: str) -> str | None:
-        # Bytes decoded as they are (no newline translation), as the indexer hashed them.
-        try:
-            return (self.root / path).read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
+        return read_source_text(self.root / path)  # as the indexer read it
 
 
 def _source_for(

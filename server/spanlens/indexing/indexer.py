@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +23,7 @@ from typing import Any
 
 from spanlens.indexing.hashing import file_sha256
 from spanlens.indexing.languages import get_extractor, language_for_path
+from spanlens.indexing.source import normalise_source
 from spanlens.indexing.spans import Extraction, ParsedSource
 from spanlens.indexing.walk import walk_workspace
 from spanlens.store.db import FileRow, Store
@@ -114,8 +117,9 @@ Parsed = tuple[bool, list[tuple[Any, ...]]]
 
 
 def parse_source(language: str, data: bytes) -> Parsed:
-    """Extract spans from ``data`` as rows ready for the store."""
-    return _rows(get_extractor(language).extract(data))
+    """Extract spans from ``data`` (normalised: see :mod:`spanlens.indexing.source`) as rows
+    ready for the store."""
+    return _rows(get_extractor(language).extract(normalise_source(data)))
 
 
 def _rows(extraction: Extraction) -> Parsed:
@@ -141,14 +145,25 @@ def _rows(extraction: Extraction) -> Parsed:
     return extraction.has_errors, rows
 
 
+#: A file of at least this many bytes whose lines average more than MINIFIED_LINE_BYTES is
+#: minified or generated (a bundle): nobody reads or edits it, and its spans are noise.
+MINIFIED_MIN_BYTES = 64 << 10
+MINIFIED_LINE_BYTES = 1000
+MINIFIED = f"minified (lines average over {MINIFIED_LINE_BYTES} bytes)"
+
+
 def check_text(data: bytes) -> str | None:
-    """Why ``data`` cannot be indexed (binary, not UTF-8), or None when it can."""
+    """Why ``data`` is not indexed (binary, not UTF-8, minified), or None when it is."""
     if b"\0" in data[:8192]:
         return "binary"
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
         return "not valid UTF-8"
+    if len(data) >= MINIFIED_MIN_BYTES:
+        lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n") + 1
+        if len(data) / lines > MINIFIED_LINE_BYTES:
+            return MINIFIED
     return None
 
 
@@ -166,6 +181,7 @@ def _process(task: _Task) -> tuple[Any, ...]:
     reason = check_text(data)
     if reason:
         return ("skip", path, reason)
+    data = normalise_source(data)
     sha = file_sha256(data)
     if sha == known_sha:
         return ("same", path, size, mtime_ns)
@@ -180,6 +196,40 @@ def _process_chunk(tasks: list[_Task]) -> list[tuple[Any, ...]]:
     return [_process(task) for task in tasks]
 
 
+#: Seconds between a worker's checks that the process that started it is still alive.
+_PARENT_POLL = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker when the indexing process dies (kill -9 too).
+
+    Linux delivers SIGKILL at the parent's death (PR_SET_PDEATHSIG); elsewhere, and as a
+    fallback, a daemon thread polls the parent pid. A worker that starts after its parent
+    died already exits at once.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_POLL)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="spanlens-parent-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _run_tasks(tasks: list[_Task], workers: int) -> Iterator[tuple[Any, ...]]:
     if workers <= 1 or len(tasks) < _MIN_FILES_FOR_POOL:
         for task in tasks:
@@ -191,7 +241,12 @@ def _run_tasks(tasks: list[_Task], workers: int) -> Iterator[tuple[Any, ...]]:
     # fork is cheapest but unsafe once other threads exist (the language server has some).
     method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         for results in pool.map(_process_chunk, chunks):
             yield from results
 
@@ -421,6 +476,7 @@ def index_text(
     language = language_for_path(path)
     if language is None or check_text(data) is not None:
         return None
+    data = normalise_source(data)
     sha = file_sha256(data)
     existing = store.file_row(path)
     if existing is not None and existing.sha256 == sha:

@@ -44,6 +44,23 @@ GENERATED_SUFFIXES = (".min.js", ".min.mjs", "_pb2.py", "_pb2_grpc.py", ".pb.go"
 
 IGNORE_FILES = (".gitignore", ".spanlensignore")
 
+#: Why a file whose name is not valid UTF-8 is passed over: the index, the protocol (URIs) and
+#: JSON all need a path that is text.
+UNDECODABLE_NAME = "undecodable file name"
+
+
+def printable_path(path: str) -> str:
+    """``path`` with undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _decodable(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 @dataclass(slots=True, frozen=True)
 class Candidate:
@@ -71,7 +88,8 @@ def walk_workspace(
 
     Honours .gitignore and .spanlensignore files at every level, the ``exclude`` patterns,
     :data:`DEFAULT_IGNORED_DIRS` and virtual environments (any folder with pyvenv.cfg). Files
-    over ``max_size`` and generated files are reported in ``skipped`` without being read.
+    over ``max_size``, generated files and names that are not UTF-8 are reported in
+    ``skipped`` (by printable path) without being read.
     """
     root_str = os.fspath(root)
     candidates: list[Candidate] = []
@@ -82,6 +100,9 @@ def walk_workspace(
     for rel_file, abs_file, entry_stat in _walk(root_str, "", base_specs):
         language = language_for_path(rel_file)
         if language is None:
+            continue
+        if not _decodable(rel_file):
+            skipped[printable_path(rel_file)] = UNDECODABLE_NAME
             continue
         if rel_file.endswith(GENERATED_SUFFIXES):
             skipped[rel_file] = "generated"
@@ -200,6 +221,8 @@ def skip_reason(
     """
     if language_for_path(rel_path) is None:
         return "not a supported language"
+    if not _decodable(rel_path):
+        return UNDECODABLE_NAME
     parts = rel_path.split("/")
     specs: list[tuple[str, pathspec.PathSpec]] = []
     if exclude:
@@ -235,3 +258,39 @@ def _add_ignore_files(
         spec = _read_spec(os.path.join(abs_dir, ignore_name))
         if spec is not None:
             specs.append((rel_dir, spec))
+
+
+def ignore_rule_for(root: Path, rel_path: str, exclude: list[str] | None = None) -> str | None:
+    """Which rule keeps ``rel_path`` out of the index, in words, for one-line messages:
+    ``node_modules/ is a folder spanlens never indexes``, ``pattern 'build/' in
+    sub/.gitignore``. None when no ignore rule applies (see :func:`skip_reason` for others).
+
+    Only for messages: it re-reads the ignore files on the way to ``rel_path``.
+    """
+    parts = rel_path.split("/")
+    for depth, name in enumerate(parts[:-1]):
+        if name in DEFAULT_IGNORED_DIRS:
+            return f"{'/'.join(parts[: depth + 1])}/ is a folder spanlens never indexes"
+    sources: list[tuple[str, str, pathspec.PathSpec]] = []
+    if exclude:
+        sources.append(("index.exclude", "", pathspec.GitIgnoreSpec.from_lines(exclude)))
+    rel_dir = ""
+    for name in ["", *parts[:-1]]:
+        rel_dir = f"{rel_dir}/{name}".strip("/") if name else rel_dir
+        for ignore_name in IGNORE_FILES:
+            spec = _read_spec(os.path.join(os.fspath(root), rel_dir, ignore_name))
+            if spec is not None:
+                sources.append((f"{rel_dir}/{ignore_name}".lstrip("/"), rel_dir, spec))
+    targets = [f"{'/'.join(parts[: d + 1])}/" for d in range(len(parts) - 1)] + [rel_path]
+    deciding: str | None = None
+    for target in targets:
+        for label, base, spec in sources:
+            if base and not target.startswith(base + "/"):
+                continue
+            result = spec.check_file(target[len(base) + 1 :] if base else target)
+            if result.include is None or result.index is None:
+                continue
+            pattern = spec.patterns[result.index]
+            text = getattr(pattern, "pattern", None) or str(pattern)
+            deciding = f"pattern {text!r} in {label}" if result.include else None
+    return deciding

@@ -25,6 +25,7 @@ from spanlens.indexing.indexer import (
     remove_paths,
 )
 from spanlens.indexing.languages import LANGUAGE_BY_EXTENSION
+from spanlens.indexing.source import buffer_source_text, read_source_text
 from spanlens.indexing.walk import skip_reason
 from spanlens.lsp.progress import WorkDone
 from spanlens.scheduling.queue import Priority
@@ -117,17 +118,15 @@ class DocumentSync:
             self.session.spawn(self.reindex_from_disk(paths), "re-index changed files")
 
     def source_text(self, path: str) -> str | None:
-        """A file's current text for the engine: the open buffer, else the disk."""
+        """A file's current text for the engine: the open buffer, else the disk, read as the
+        indexer reads them (a newline-translating read made every class of a CRLF file look
+        changed since it was indexed)."""
         for uri, open_path in self.open.items():
             if open_path == path:
-                return self.session.server.workspace.get_text_document(uri).source
+                document = self.session.server.workspace.get_text_document(uri)
+                return buffer_source_text(document.source)
         root = self.session.root
-        if root is None:
-            return None
-        try:
-            return (root / path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
+        return read_source_text(root / path) if root is not None else None
 
     # ------------------------------------------------------------ work
 

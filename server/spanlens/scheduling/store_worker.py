@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from spanlens.store.db import Store, open_store
+from spanlens.store.errors import StoreCorrupt
+from spanlens.store.repair import recover
 
 T = TypeVar("T")
 
@@ -37,7 +39,19 @@ class StoreWorker:
         if self._closed:
             raise RuntimeError("store worker is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._store_here()))
+        return await loop.run_in_executor(self._executor, lambda: self._call(fn))
+
+    def _call(self, fn: Callable[[Store], T]) -> T:
+        try:
+            return fn(self._store_here())
+        except StoreCorrupt as exc:
+            # SQLite found damage the check on open did not: set the file aside, rebuild it
+            # (the store logs one line), and run once more on the new one; every other
+            # connection of the process follows on its next statement.
+            if exc.path is None:
+                raise
+            recover(exc.path, exc.inode)
+            return fn(self._store_here())
 
     async def aclose(self) -> None:
         """Finish queued work, close the connection and stop the thread."""

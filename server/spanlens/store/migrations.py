@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
+
+from spanlens.store.errors import StoreTooNew
 
 #: (version, name, SQL). Append only; never edit a migration that has shipped.
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -150,7 +153,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
 ]
 
-LATEST_VERSION = MIGRATIONS[-1][0]
+#: The newest migration this code knows (from the list: never a constant to keep in step).
+LATEST_VERSION = max(number for number, _, _ in MIGRATIONS)
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -164,21 +168,33 @@ def current_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply every migration newer than the database, each in its own transaction."""
+def migrate(conn: sqlite3.Connection, path: Path | None = None) -> list[int]:
+    """Apply every migration newer than the database, each in its own transaction.
+
+    Safe when several processes open a new database at once: each migration takes the write
+    lock first and re-reads the applied version under it, so a migration another process
+    applied meanwhile is skipped rather than run twice (``table files already exists``).
+    A database from a newer spanlens (a migration above :data:`LATEST_VERSION`) is refused.
+    """
     applied: list[int] = []
     version = current_version(conn)
+    _refuse_newer(version, path)
     if version == LATEST_VERSION:
         return applied
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-    )
     for number, name, sql in MIGRATIONS:
         if number <= version:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            version = current_version(conn)
+            _refuse_newer(version, path)
+            if number <= version:
+                conn.execute("COMMIT")
+                continue
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute(
@@ -187,10 +203,21 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         applied.append(number)
     return applied
+
+
+def _refuse_newer(version: int, path: Path | None) -> None:
+    if version > LATEST_VERSION:
+        name = path.name if path is not None else "the index"
+        where = f" or delete {path}" if path is not None else ""
+        raise StoreTooNew(
+            f"{name} was written by a newer spanlens (migration {version} > {LATEST_VERSION}); "
+            f"upgrade spanlens{where}"
+        )
 
 
 def _statements(sql: str) -> list[str]:
