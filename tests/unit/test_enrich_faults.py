@@ -25,6 +25,7 @@ from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich, summary_lines
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.store import open_store
+from spanlens.store.enrichments import StoreWriteFailed
 
 
 def functions_workspace(root: Path, files: int, per_file: int) -> int:
@@ -207,3 +208,21 @@ def test_give_up_after_is_a_typed_setting_with_a_default_of_300_s(
         monkeypatch.setenv("SPANLENS_ENRICHMENT_GIVE_UP_AFTER", bad)
         with pytest.raises(ConfigError, match=r"enrichment\.give_up_after"):
             load_settings(tmp_path)
+
+
+async def test_a_failing_store_write_stops_the_run_at_once(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    functions_workspace(tmp_path, 5, 40)
+    server.responder = valid_responder
+    engine = EnrichmentEngine(tmp_path, settings_for(server.url, batch=False))
+    # SQLite refuses every write on this connection, as on a read-only database.
+    engine.store.conn.execute("PRAGMA query_only = 1")
+    with pytest.raises(StoreWriteFailed) as raised:
+        await run_enrich(tmp_path, engine.settings, engine=engine)
+    message = str(raised.value)
+    assert "\n" not in message and "cannot write the index" in message
+    assert "readonly database" in message
+    # At most the calls already in flight when the first write failed (4 workers).
+    assert 1 <= len(server.chat_requests) <= 4
+    assert state_counts(tmp_path, 3)["pending"] == 200  # nothing lost, nothing half-written

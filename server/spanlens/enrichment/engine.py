@@ -365,6 +365,8 @@ class EnrichmentEngine:
 
     async def _release(self, hashes: set[str]) -> None:
         self._claimed -= hashes
+        if self.write_failure is not None:
+            return  # the store takes no writes; the lease runs out by itself
         try:
             await asyncio.to_thread(self._release_sync, hashes)
         except (sqlite3.Error, StoreError) as exc:
@@ -378,6 +380,8 @@ class EnrichmentEngine:
 
     def _claim_sync(self, hashes: list[str]) -> set[str]:
         with self._claims_lock:
+            if self.write_failure is not None:
+                raise self.write_failure
             store = self._claims_connection()
             try:
                 got = queries.claim_hashes(
@@ -406,10 +410,11 @@ class EnrichmentEngine:
 
     def _close_claims(self, store: Store) -> None:
         with self._claims_lock:
-            try:
-                queries.release_claims(store, None, self.owner)
-            except (sqlite3.Error, StoreError):
-                pass
+            if self.write_failure is None:
+                try:
+                    queries.release_claims(store, None, self.owner)
+                except (sqlite3.Error, StoreError):
+                    pass  # the lease runs out by itself
             store.close()
 
     async def _renew_claims(self) -> None:
@@ -575,6 +580,8 @@ class EnrichmentEngine:
         )
 
     def _record_attempt(self, attempt: queries.Attempt) -> None:
+        if self.write_failure is not None:
+            raise self.write_failure
         totals = self.totals
         totals.calls += 1
         totals.tokens_in += attempt.tokens_in
