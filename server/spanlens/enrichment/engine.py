@@ -156,6 +156,8 @@ class EnrichmentEngine:
         self._in_flight: dict[str, asyncio.Future[_HashOutcome]] = {}
         #: This engine's own calls, for a run's summary.
         self.totals = CallTotals()
+        #: Hashes whose enrichment this engine's calls stored (not another process's).
+        self.landed_hashes: set[str] = set()
         #: Who holds a claim in the ``claims`` table: host, pid and a random part.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         #: Claims go through their own connection in a worker thread, so waiting on the
@@ -202,7 +204,10 @@ class EnrichmentEngine:
             for h in mine:
                 if h not in claimed:
                     results[h] = _HashOutcome(DEFERRED, CLAIMED_ELSEWHERE, transient=True)
-            work = [source for h, source in mine.items() if h in claimed]
+                elif self.store.enrichment_for(h, self.version) is not None:
+                    # Landed by the process whose claim ended just before ours began.
+                    results[h] = _HashOutcome(ENRICHED)
+            work = [source for h, source in mine.items() if h in claimed and h not in results]
             results.update(await self._enrich_hashes(work, tier))
         finally:
             for h, future in futures.items():
@@ -562,6 +567,7 @@ class EnrichmentEngine:
             except (sqlite3.Error, StoreError) as exc:
                 raise self._write_failed(exc) from exc
             if written:
+                self.landed_hashes.add(source.span.content_hash)
                 tiers = self.totals.by_tier
                 tiers[landing.tier] = tiers.get(landing.tier, 0) + 1
             outcomes[source.span.content_hash] = (

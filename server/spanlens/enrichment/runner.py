@@ -314,6 +314,10 @@ class _Run:
                 wait_reason = outcome.error or "backends paused"
             elif outcome.status == FAILED and outcome.failures < self.max_failures:
                 retry.append(span)  # not failed for good yet: this run tries it again
+            elif outcome.status == ENRICHED and span.content_hash not in self.engine.landed_hashes:
+                self.run.elsewhere += 1  # another process landed it first
+                self.done += 1
+                self.last_progress = time.monotonic()
             else:
                 final.append(outcome)
         self.run.add(final)
