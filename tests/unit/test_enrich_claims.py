@@ -187,3 +187,33 @@ def cli_env(url: str) -> dict[str, str]:
         }
     )
     return env
+
+
+def test_ctrl_c_stops_a_run_cleanly_and_frees_its_claims(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    spans = functions_workspace(tmp_path, 1, 8)
+    server.latency = 30
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spanlens.cli", "enrich", str(tmp_path)],
+        env=cli_env(server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        server.wait_for_requests(1, timeout=60)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert err.strip().splitlines() == ["spanlens: interrupted"]
+    store = open_store(tmp_path)
+    try:
+        assert store.conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+    finally:
+        store.close()
+    assert state_counts(tmp_path, 3)["pending"] == spans

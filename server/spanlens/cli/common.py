@@ -50,15 +50,18 @@ class ProgressBar:
         self.label = label
         self.enabled = enabled and sys.stderr.isatty()
         self._last = -1
+        self._waiting = False
 
     def __call__(self, done: int, total: int, extra: str = "") -> None:
-        """Redraw at most once per percent."""
+        """Redraw at most once per percent, and whenever a wait is shown or ends."""
         if not self.enabled or total < 50:
             return
         percent = done * 100 // max(total, 1)
-        if percent == self._last and done != total:
+        waiting = extra.startswith("waiting")
+        if percent == self._last and done != total and not (waiting or self._waiting):
             return
         self._last = percent
+        self._waiting = waiting
         width = 30
         filled = width * done // max(total, 1)
         bar = "#" * filled + "-" * (width - filled)
