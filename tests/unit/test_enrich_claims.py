@@ -17,14 +17,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.support.replies import valid_responder
+from tests.support.replies import request_span_ids, valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrich_faults import functions_workspace, settings_for, state_counts
 
 from spanlens.enrichment.engine import CLAIMED_ELSEWHERE, EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich
+from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.scheduling.queue import Priority
+from spanlens.scheduling.scheduler import Scheduler
+from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 from spanlens.store.db import db_path_for
@@ -217,3 +222,42 @@ def test_ctrl_c_stops_a_run_cleanly_and_frees_its_claims(
     finally:
         store.close()
     assert state_counts(tmp_path, 3)["pending"] == spans
+
+
+async def test_the_server_leaves_spans_claimed_by_a_cli_run_and_holds_nothing_back(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    functions_workspace(tmp_path, 1, 3)
+    settings = settings_for(server.url, batch=False)
+    settings.lsp.idle_seconds = 0
+    store = open_store(tmp_path)
+    worker = StoreWorker(tmp_path, "test")
+    engine = EnrichmentEngine(tmp_path, settings)
+    scheduler = Scheduler(store, worker, engine, settings)
+    scheduler.paused = "backlog"
+    scheduler.start()
+    try:
+        spans = {s.name: s for s in store.spans_in_file("module_0.py")}
+        # A CLI run on another machine sharing the workspace holds f0_0.
+        queries.claim_hashes(store, [spans["f0_0"].content_hash], "elsewhere:1:x", 1e12, 60)
+        scheduler.push([spans["f0_0"].id, spans["f0_1"].id], Priority.SAVED)
+        await until(lambda: store.enrichment_for(spans["f0_1"].content_hash, ENRICHMENT_VERSION))
+        await asyncio.sleep(0.2)
+        assert [request_span_ids(r) for r in server.chat_requests] == [[spans["f0_1"].id]]
+        # Nothing else waits for the claimed span: no back-off, a later save goes at once.
+        assert scheduler.snapshot()["deferredSeconds"] == 0
+        scheduler.push([spans["f0_2"].id], Priority.SAVED)
+        await until(lambda: store.enrichment_for(spans["f0_2"].content_hash, ENRICHMENT_VERSION))
+        assert len(server.chat_requests) == 2
+    finally:
+        await scheduler.aclose(drain_seconds=0.5)
+        await engine.aclose()
+        await worker.aclose()
+        store.close()
+
+
+async def until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)

@@ -40,9 +40,19 @@ from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, StoreError, open_store
-from spanlens.store.enrichments import StoreWriteFailed
+from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "CLAIMED_ELSEWHERE",
+    "DEFERRED",
+    "DISCARDED",
+    "ENRICHED",
+    "FAILED",
+    "EnrichmentEngine",
+    "SpanOutcome",
+]
 
 ENRICHED = "enriched"
 FAILED = "failed"
@@ -52,8 +62,6 @@ DEFERRED = "deferred"
 #: Reads a workspace-relative file's current text (an open editor buffer, or the disk).
 SourceReader = Callable[[str], "str | None"]
 
-#: The deferral of a span another spanlens process (a CLI run, an editor) is enriching now.
-CLAIMED_ELSEWHERE = "being enriched by another spanlens process"
 #: How long a claim holds without renewal: a process killed with -9 frees its spans after
 #: this (at once on the same machine, where a dead owner is recognised by its pid).
 CLAIM_LEASE_SECONDS = 60.0

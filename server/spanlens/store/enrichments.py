@@ -15,6 +15,10 @@ from typing import Any
 
 from spanlens.store.db import _SPAN_SELECT, SpanRow, Store, StoreError, _span_row
 
+#: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its
+#: claim. Shared by the engine (which defers such spans) and the scheduler.
+CLAIMED_ELSEWHERE = "being enriched by another spanlens process"
+
 
 class StoreWriteFailed(StoreError):
     """A write to the index failed (disk full, read-only database, lost lock): work whose
