@@ -6,7 +6,11 @@ cooled down and the next one tried), then the call fails over to the tier's next
 then escalates to the next tier. Invalid replies are retried too, but
 ``max_invalid_per_tier`` of them escalate early; a truncated reply or a context overflow moves
 on at once. Each endpoint has one circuit breaker and one concurrency limit for the life of
-the process. Every call is recorded through the ``record`` callback.
+the process; the breaker counts endpoint health only (refused, timeouts, 5xx, dropped
+connections), never the model's output. A job that a transient endpoint state (a rate
+limit's cool-down, an open breaker, GPU limits) kept from running its tiers is deferred, not
+failed: a 429 is never the span's failure. Every call is recorded through the ``record``
+callback.
 """
 
 from __future__ import annotations

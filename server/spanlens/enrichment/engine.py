@@ -4,8 +4,12 @@
 span's text, skips hashes already enriched, routes each span to a starting tier, batches small
 related spans, runs the cascade and writes a result only while some span still has the hash it
 was made for. Model and backend problems never raise: they come back as a
-:class:`SpanOutcome` per span. The engine owns one store connection, and per endpoint one
-long-lived HTTP client, breaker and concurrency limit; use it from one event loop.
+:class:`SpanOutcome` per span; a failed store write raises
+:class:`~spanlens.store.enrichments.StoreWriteFailed` and stops every later call. Spans in
+flight are claimed in the store (a lease, renewed while held), so two processes on one
+workspace never call a model for the same span. The engine owns one store connection (and
+one more, used off the event loop, for claims), and per endpoint one long-lived HTTP client,
+breaker and concurrency limit; use it from one event loop.
 """
 
 from __future__ import annotations
@@ -79,9 +83,10 @@ class SpanOutcome:
     - ``failed``: attempts were recorded and the hash's failure count went up;
     - ``discarded``: the span's hash changed while it was in flight (or its text no longer
       matches the index), so the result was dropped;
-    - ``deferred``: nothing was tried (GPU limits, every breaker open, no usable backend), or
-      only endpoints that are misconfigured or cooling down after a rate limit answered;
-      no span failure was recorded.
+    - ``deferred``: no span failure was recorded. ``transient`` says whether waiting may
+      help: a rate limit's cool-down, an open breaker, GPU limits, a misconfigured endpoint,
+      or another process's claim on the span (:data:`CLAIMED_ELSEWHERE`) held it back; it
+      is False when no configured backend may take the span at all.
     """
 
     span_id: int

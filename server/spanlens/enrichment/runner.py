@@ -3,7 +3,10 @@
 The pre-flight probes every backend with a short timeout before anything is written: with no
 backend reachable the command refuses with one message naming what it tried and how to
 configure a backend. The loop feeds the engine one file's pending spans at a time (so related
-spans can share batched calls), as many files at once as the starting tier can serve.
+spans can share batched calls), as many files at once as the starting tier can serve. It
+waits out transient endpoint states instead of draining the queue as deferred, retries a
+failed span until it is failed for good, leaves spans another process claimed to it, and
+gives up only after ``enrichment.give_up_after`` seconds without progress.
 """
 
 from __future__ import annotations
