@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.support.faults import FaultyResponder
-from tests.support.replies import valid_responder
-from tests.support.standin import Reply, StandinModelServer
+from tests.support.replies import valid_reply, valid_responder
+from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import assert_every_row_valid, workspace
 
 from spanlens.config import ConfigError, Settings, load_settings, settings_from_dict
@@ -25,6 +26,7 @@ from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich, summary_lines
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.store import open_store
+from spanlens.store.db import db_path_for
 from spanlens.store.enrichments import StoreWriteFailed
 
 
@@ -226,3 +228,37 @@ async def test_a_failing_store_write_stops_the_run_at_once(
     # At most the calls already in flight when the first write failed (4 workers).
     assert 1 <= len(server.chat_requests) <= 4
     assert state_counts(tmp_path, 3)["pending"] == 200  # nothing lost, nothing half-written
+
+
+async def test_a_lock_held_too_long_fails_one_enrich_but_a_read_only_store_stops_the_engine(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    functions_workspace(tmp_path, 1, 3)
+    holder: list[sqlite3.Connection] = []
+
+    def lock_then_answer(request: RecordedRequest) -> Reply:
+        if not holder:  # another process takes the write lock while the call runs
+            conn = sqlite3.connect(db_path_for(tmp_path), check_same_thread=False)
+            conn.execute("BEGIN IMMEDIATE")
+            holder.append(conn)
+        return valid_reply(request)
+
+    server.responder = lock_then_answer
+    engine = EnrichmentEngine(tmp_path, settings_for(server.url, batch=False))
+    engine.store.conn.execute("PRAGMA busy_timeout = 100")
+    try:
+        first, second, third = engine.pending()
+        with pytest.raises(StoreWriteFailed, match="locked"):
+            await engine.enrich([first])
+        holder[0].close()  # the other process is done: the server's engine goes on
+        assert [o.status for o in await engine.enrich([second])] == ["enriched"]
+        engine.store.conn.execute("PRAGMA query_only = 1")
+        with pytest.raises(StoreWriteFailed, match="readonly"):
+            await engine.enrich([third])
+        engine.store.conn.execute("PRAGMA query_only = 0")
+        calls = len(server.chat_requests)
+        with pytest.raises(StoreWriteFailed, match="readonly"):
+            await engine.enrich([third])  # a lasting failure: no model is called again
+        assert len(server.chat_requests) == calls
+    finally:
+        await engine.aclose()

@@ -271,9 +271,9 @@ class Cascade:
         #: Set by :meth:`halt`: raised by every call from then on.
         self._halted: BaseException | None = None
 
-    def halt(self, reason: BaseException) -> None:
+    def halt(self, reason: BaseException | None) -> None:
         """Make no model call any more: every later call raises ``reason`` instead (a store
-        write failed, so nothing a call returns could be recorded)."""
+        write failed, so nothing a call returns could be recorded); None lifts the halt."""
         self._halted = reason
 
     def eligible(self, tier: str, local_only: bool) -> list[Endpoint]:

@@ -43,7 +43,7 @@ from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store, StoreError, open_store
+from spanlens.store.db import SpanRow, Store, StoreError, StoreLocked, open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ class EnrichmentEngine:
         self._renewer: asyncio.Task[None] | None = None
         #: The store write that failed: every later call stops before reaching a model.
         self.write_failure: StoreWriteFailed | None = None
+        #: The failure was a lock held too long elsewhere: the next ``enrich`` tries again.
+        self._write_failure_passes = False
 
     # ------------------------------------------------------------------ public API
 
@@ -203,7 +205,10 @@ class EnrichmentEngine:
             else:
                 sources.setdefault(span.content_hash, source)
         if self.write_failure is not None:
-            raise self.write_failure
+            if not self._write_failure_passes:
+                raise self.write_failure
+            self.write_failure = None
+            self.cascade.halt(None)
         waiting = {h: self._in_flight[h] for h in sources if h in self._in_flight}
         mine = {h: s for h, s in sources.items() if h not in waiting}
         loop = asyncio.get_running_loop()
@@ -452,13 +457,17 @@ class EnrichmentEngine:
                 )
 
     def _write_failed(self, exc: BaseException) -> StoreWriteFailed:
-        """Remember the first failed store write and stop every later model call."""
+        """Remember the first failed store write and stop every later model call. A lasting
+        failure (read-only, disk full, I/O) holds for the engine's life; a lock another
+        process held too long holds only until the next :meth:`enrich` (a CLI run stops on
+        it; the server tries again later)."""
         if self.write_failure is None:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.write_failure = StoreWriteFailed(
                 f"cannot write the index {self.store.path}: {detail}; "
                 "stopped before calling the model again (nothing already stored is lost)"
             )
+            self._write_failure_passes = _is_lock_timeout(exc)
             self.cascade.halt(self.write_failure)
         return self.write_failure
 
@@ -708,6 +717,14 @@ async def _gather_outcomes(
         else:
             outcomes.update(outcome)
     return outcomes
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a store error only says another process held the write lock too long."""
+    if isinstance(exc, StoreLocked):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def _owner_is_dead(owner: str) -> bool:
