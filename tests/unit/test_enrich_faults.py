@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from tests.support.faults import FaultyResponder
-from tests.support.replies import valid_reply, valid_responder
+from tests.support.replies import request_span_ids, valid_reply, valid_responder
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import assert_every_row_valid, workspace
 
@@ -262,3 +262,15 @@ async def test_a_lock_held_too_long_fails_one_enrich_but_a_read_only_store_stops
         assert len(server.chat_requests) == calls
     finally:
         await engine.aclose()
+
+
+async def test_a_garbled_batch_reply_is_asked_again_before_the_batch_is_split(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    spans = functions_workspace(tmp_path, 1, 6)
+    server.script(Reply.content("Sure! These functions add and subtract numbers."))
+    server.responder = valid_responder
+    run = await run_enrich(tmp_path, settings_for(server.url))
+    assert run.succeeded == spans
+    # The batch again, not one call per span.
+    assert [len(request_span_ids(r)) for r in server.chat_requests] == [spans, spans]

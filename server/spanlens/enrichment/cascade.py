@@ -398,7 +398,11 @@ class Cascade:
                     result.failure = failure.kind
                 if failure.kind in (FailureKind.INVALID_OUTPUT, FailureKind.TRUNCATED):
                     invalid += 1
-                    if job.is_batch or invalid >= self.settings.max_invalid_per_tier:
+                    # A batch cut off at the token limit is too big for one reply: split it
+                    # at once. A garbled one is asked again first, like a single span:
+                    # splitting costs a call per span.
+                    too_long = job.is_batch and failure.kind is FailureKind.TRUNCATED
+                    if too_long or invalid >= self.settings.max_invalid_per_tier:
                         return _ESCALATE
                 if failure.kind is FailureKind.CONTEXT_OVERFLOW:
                     return _ESCALATE
