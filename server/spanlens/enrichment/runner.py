@@ -350,7 +350,8 @@ class _Run:
                 self.run.stopped = reason
                 break
             idle = time.monotonic() - self.last_progress
-            if idle >= self.give_up_after:
+            # Not while another worker's call runs: it may still land.
+            if idle >= self.give_up_after and self.busy == 0:
                 self.run.stopped = f"no progress for {self.give_up_after:g} s: {reason}"
                 break
             self.waiting_text = f"waiting {math.ceil(seconds)} s: {reason}"
