@@ -7,6 +7,10 @@
 2. Batching: about 150 files of this machine's standard library, every span enriched through
    the real `spanlens enrich` loop with batching on; model calls per enriched span should be
    at most 0.5, and every stored row must validate against its span.
+3. Faults: one endpoint that answers 30% of calls with a mixed fault (500, 429 with
+   Retry-After 1 s, malformed body, prose, truncated reply, dropped connection), beside the
+   same workspace against a healthy endpoint. ONE run must enrich every span (target 100%,
+   0 invalid rows); calls and seconds are reported relative to the healthy run.
 
 Ratios within one run; absolute times are context only.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support.faults import FaultyResponder
 from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
@@ -47,6 +52,11 @@ LATENCY = 0.2
 PARALLEL = 16
 OVERHEAD_FILES = 10
 FUNCTIONS_PER_FILE = 40
+#: The fault run: share of faulty calls, latency of every call, the endpoint's parallelism.
+FAULT_RATE = 0.3
+FAULT_LATENCY = 0.05
+FAULT_PARALLEL = 4
+FAULT_FILES = 10
 STDLIB_FILES = 150
 STDLIB_MAX_BYTES = 120_000
 REPO = Path(__file__).resolve().parent.parent
@@ -235,12 +245,50 @@ def check_rows(root: Path) -> tuple[int, int]:
         store.close()
 
 
+def faults(workdir: Path) -> dict[str, Any]:
+    """One run against a healthy endpoint and one against a faulty one, same workspace."""
+    figures: dict[str, Any] = {}
+    for name in ("healthy", "faulty"):
+        root = workdir / f"faults-{name}"
+        spans = write_functions(root, FAULT_FILES, FUNCTIONS_PER_FILE)
+        responder = (
+            FaultyResponder(FAULT_RATE, retry_after=1.0) if name == "faulty" else valid_responder
+        )
+        with StandinModelServer(latency=FAULT_LATENCY, responder=responder) as server:
+            settings = settings_for(server.url, batch=True, parallel=FAULT_PARALLEL)
+            run = asyncio.run(run_enrich(root, settings))
+            requests = len(server.chat_requests)
+        valid, invalid = check_rows(root)
+        figures[name] = {
+            "spans": spans,
+            "enriched": run.succeeded,
+            "failed": run.failed,
+            "deferred": run.deferred,
+            "pending": run.pending,
+            "share_enriched": round(run.succeeded / max(1, spans), 4),
+            "calls": run.calls,
+            "requests_seen_by_server": requests,
+            "seconds": round(run.seconds, 2),
+            "rows_valid": valid,
+            "rows_invalid": invalid,
+            "stopped": run.stopped,
+        }
+        if isinstance(responder, FaultyResponder):
+            figures[name]["faults_served"] = dict(responder.counts)
+    healthy, faulty = figures["healthy"], figures["faulty"]
+    figures["calls_vs_healthy"] = round(faulty["calls"] / max(1, healthy["calls"]), 2)
+    figures["seconds_vs_healthy"] = round(faulty["seconds"] / max(1e-6, healthy["seconds"]), 2)
+    return figures
+
+
 def run() -> dict[str, Any]:
-    """Both measurements; prints a table and returns the figures."""
+    """All three measurements; prints a table and returns the figures."""
     with tempfile.TemporaryDirectory(prefix="spanlens-bench-enrich-") as tmp:
         workdir = Path(tmp)
         over = overhead(workdir)
         batch = batching(workdir)
+        fault = faults(workdir)
+    faulty = fault["faulty"]
     print_table(
         [
             (
@@ -260,14 +308,34 @@ def run() -> dict[str, Any]:
                 f"<= 0.5 ({batch['calls']} calls, {batch['enriched']} spans)",
             ),
             ("batching: stored rows invalid", str(batch["rows_invalid"]), "0"),
+            (
+                "faults: share enriched in one run",
+                f"{faulty['share_enriched']:.1%}",
+                f"100% ({FAULT_RATE:.0%} mixed faults, {faulty['spans']} spans, "
+                f"{faulty['failed']} failed, {faulty['pending']} pending)",
+            ),
+            ("faults: stored rows invalid", str(faulty["rows_invalid"]), "0"),
+            (
+                "faults: calls vs healthy run",
+                f"{fault['calls_vs_healthy']:.2f}x",
+                f"context ({faulty['calls']} vs {fault['healthy']['calls']})",
+            ),
+            (
+                "faults: seconds vs healthy run",
+                f"{fault['seconds_vs_healthy']:.2f}x",
+                f"context ({faulty['seconds']} s vs {fault['healthy']['seconds']} s)",
+            ),
         ]
     )
     return {
         "overhead": over,
         "batching": batch,
+        "faults": fault,
         "ok": over["fraction_of_ideal"] >= 0.9
         and batch["calls_per_span"] <= 0.5
-        and batch["rows_invalid"] == 0,
+        and batch["rows_invalid"] == 0
+        and faulty["share_enriched"] == 1.0
+        and faulty["rows_invalid"] == 0,
     }
 
 

@@ -75,6 +75,9 @@ class EnrichmentSettings:
     #: Retry delay of a failed span: base * 2**(failures-1) seconds, capped.
     failure_retry_base: float = 60.0
     failure_retry_max: float = 3600.0
+    #: `spanlens enrich` waits out rate limits and open breakers; it stops when nothing
+    #: could make progress for this many seconds.
+    give_up_after: float = 300.0
     router: RouterSettings = field(default_factory=RouterSettings)
 
 
@@ -188,6 +191,9 @@ class Settings:
 #: Environment variable with which a user lets workspace files configure remote backends.
 ALLOW_WORKSPACE_REMOTE = "SPANLENS_ALLOW_WORKSPACE_REMOTE"
 
+#: Enrichment settings that must be greater than zero.
+_POSITIVE = ("give_up_after",)
+
 _CHOICES = {
     ("lsp", "code_lens"): {"all", "top", "off"},
     ("lsp", "diagnostics"): {"off", "hint", "information"},
@@ -297,6 +303,10 @@ def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
             _apply(getattr(settings, key), value, key)
         else:
             raise ConfigError(f"unknown setting '{key}'")
+    for key in _POSITIVE:
+        value = getattr(settings.enrichment, key)
+        if not value > 0:
+            raise ConfigError(f"enrichment.{key}: must be greater than 0, got {value!r}")
     tiers = settings.enrichment.tiers
     for backend in settings.backends:
         if backend.tier not in tiers:

@@ -101,7 +101,7 @@ class RecordedRequest:
 class Reply:
     """What the stand-in does with one chat request. Build one with the class methods."""
 
-    kind: Literal["content", "error", "disconnect", "disconnect_mid_body"]
+    kind: Literal["content", "error", "disconnect", "disconnect_mid_body", "drip"]
     text: str = ""
     tokens_in: int = 100
     tokens_out: int = 50
@@ -114,6 +114,8 @@ class Reply:
     problem: str | None = None
     #: Extra seconds to wait before acting (on top of the server's latency).
     delay: float = 0.0
+    #: For ``drip``: seconds between two body bytes.
+    interval: float = 0.0
 
     @classmethod
     def content(
@@ -168,6 +170,19 @@ class Reply:
         return cls("disconnect_mid_body", text=text)
 
     @classmethod
+    def drip(cls, interval: float = 1.0, text: str = _DEFAULT_MID_BODY_TEXT) -> Reply:
+        """A 200 whose headers come at once and whose body then trickles in one byte every
+        ``interval`` seconds: every read succeeds, the reply just never ends in time."""
+        return cls("drip", text=text, interval=interval)
+
+    @classmethod
+    def malformed(
+        cls, body: str = '{"model": "qwen2.5-coder:7b", "message": {"content": '
+    ) -> Reply:
+        """A complete 200 reply (Content-Length honoured) whose body is not valid JSON."""
+        return cls("error", status=200, body=body)
+
+    @classmethod
     def context_overflow(cls) -> Reply:
         """400 with the error each provider gives for a prompt longer than the context."""
         return cls("error", status=400, problem="context_overflow")
@@ -189,6 +204,8 @@ class _Response:
     cut_body_at: int | None = None
     #: Close the connection without writing anything.
     drop: bool = False
+    #: Write the body one byte every this many seconds.
+    drip: float | None = None
 
     def encode(self, keep_alive: bool) -> tuple[bytes, bytes]:
         """(head, body) ready for the socket."""
@@ -555,6 +572,16 @@ class StandinModelServer:
         head, body = response.encode(keep_alive)
         if response.cut_body_at is not None:
             body = body[: response.cut_body_at]
+        if response.drip is not None:
+            writer.write(head)
+            await writer.drain()
+            for index in range(len(body)):
+                await asyncio.sleep(response.drip)
+                if writer.transport.is_closing():
+                    return False
+                writer.write(body[index : index + 1])
+                await writer.drain()
+            return keep_alive
         writer.write(head + body)
         await writer.drain()
         return keep_alive
@@ -743,6 +770,8 @@ class StandinModelServer:
         response = _json_response(200, self._completion(reply, request, elapsed))
         if reply.kind == "disconnect_mid_body":
             response.cut_body_at = len(response.body) // 2
+        if reply.kind == "drip":
+            response.drip = reply.interval
         return response
 
     def _render_error(self, reply: Reply, provider: Provider) -> _Response:

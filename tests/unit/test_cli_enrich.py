@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from tests.support.replies import valid_responder
-from tests.support.standin import StandinModelServer, closed_port_url
+from tests.support.standin import RecordedRequest, Reply, StandinModelServer, closed_port_url
 
 from spanlens.store.db import db_path_for
 
@@ -182,3 +183,29 @@ def test_doctor_before_the_first_index_is_no_problem(
     assert report["database"]["exists"] is False
     assert report["database"]["note"].startswith("not indexed yet: run `spanlens index")
     assert not db_path_for(project).exists()  # doctor creates no database
+
+
+def test_a_store_that_cannot_be_written_stops_enrich_with_one_line(
+    project: Path, server: StandinModelServer, cli: Cli
+) -> None:
+    assert cli("index", str(project))[0] == 0
+    holder: list[sqlite3.Connection] = []
+
+    def lock_then_answer(request: RecordedRequest) -> Reply:
+        # Another process takes the write lock and keeps it: no write can land any more.
+        if not holder:
+            conn = sqlite3.connect(db_path_for(project), check_same_thread=False)
+            conn.execute("BEGIN EXCLUSIVE")
+            holder.append(conn)
+        return valid_responder(request)
+
+    server.responder = lock_then_answer
+    try:
+        code, out, err = cli("enrich", str(project), "--json")
+    finally:
+        for conn in holder:
+            conn.close()
+    assert code == 1 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith("spanlens: cannot write the index") and "locked" in line
+    assert len(server.chat_requests) <= 2  # the calls in flight, then nothing more

@@ -103,7 +103,7 @@ def test_status_and_show_read_a_read_only_index(root: Path, mode: str) -> None:
     assert _digest(db) == before
     if mode == "read-only folder":
         names = sorted(p.name for p in db.parent.iterdir())
-        assert names == [".gitignore", "index.db", "index.db.checked"]
+        assert names == [".gitignore", "index.db", "index.db.checked", "index.db.lock"]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -898,8 +898,10 @@ async def test_rate_limit_cools_the_endpoint_down_for_every_job(
     finally:
         await engine.aclose()
     assert len(server.chat_requests) == 1
-    assert sorted(o.status for o in outcomes) == ["deferred", "failed"]
-    assert later.status == "deferred"
+    # A 429 is the endpoint's state: both spans wait, neither is counted as failed.
+    assert [(o.status, o.transient) for o in outcomes] == [("deferred", True)] * 2
+    assert all(failure(small_ws, o.content_hash) is None for o in outcomes)
+    assert later.status == "deferred" and later.error == "backend local rate limited"
     assert health["endpoints"][0]["cooldown_s"] > 50
 
 

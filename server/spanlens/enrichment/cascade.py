@@ -6,7 +6,11 @@ cooled down and the next one tried), then the call fails over to the tier's next
 then escalates to the next tier. Invalid replies are retried too, but
 ``max_invalid_per_tier`` of them escalate early; a truncated reply or a context overflow moves
 on at once. Each endpoint has one circuit breaker and one concurrency limit for the life of
-the process. Every call is recorded through the ``record`` callback.
+the process; the breaker counts endpoint health only (refused, timeouts, 5xx, dropped
+connections), never the model's output. A job that a transient endpoint state (a rate
+limit's cool-down, an open breaker, GPU limits) kept from running its tiers is deferred, not
+failed: a 429 is never the span's failure. Every call is recorded through the ``record``
+callback.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ log = logging.getLogger(__name__)
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half-open"
+
+# What running one tier of a job came to (see Cascade._run_tier).
+_DONE = "done"
+_ESCALATE = "escalate"
+_UNAVAILABLE = "unavailable"
 
 
 class GpuProbe(Protocol):
@@ -152,6 +161,29 @@ class Endpoint:
         """Not cooling down after a 429 and its breaker lets calls through."""
         return now >= self.cooldown_until and self.breaker.can_call(now)
 
+    def blocked_for(self, now: float) -> float:
+        """Seconds until the endpoint takes calls again (0 when it does now, or when only a
+        half-open trial in flight holds it back)."""
+        wait = max(0.0, self.cooldown_until - now)
+        opened = self.breaker.opened_at
+        if opened is not None:
+            wait = max(wait, opened + self.breaker.reset_after - now)
+        return wait
+
+    def blocked_reason(self, now: float) -> str:
+        """Why the endpoint takes no calls now, in a few words ("rate limited", ...)."""
+        if self.misconfigured and self.breaker.opened_at is not None:
+            return "misconfigured"
+        if now < self.cooldown_until:
+            return "rate limited"
+        state = self.breaker.state(now)
+        if state == OPEN:
+            why = self.last_failure.value if self.last_failure else "failing"
+            return f"circuit open ({why})"
+        if state == HALF_OPEN:
+            return "trial call in flight"
+        return "busy"
+
 
 @dataclass(slots=True)
 class Job:
@@ -190,8 +222,11 @@ class JobResult:
     #: The last failure seen; None with ``attempted`` False means nothing was tried.
     failure: FailureKind | None = None
     attempted: bool = False
-    #: Why nothing was tried (GPU limits, every breaker open), for the deferred outcome.
+    #: Why the job is deferred rather than failed: nothing was tried, or a transient endpoint
+    #: state (rate limit, open breaker, GPU limits) stopped it before its tiers were spent.
     deferred_reason: str | None = None
+    #: The deferral is transient: waiting may let the job run (see ``deferred_reason``).
+    transient: bool = False
     #: Why endpoints could not take the job for reasons that are not the span's fault
     #: (misconfigured, or cooling down after a rate limit).
     endpoint_problems: list[str] = field(default_factory=list)
@@ -233,6 +268,13 @@ class Cascade:
         self._cost = cost or (lambda ti, to, pi, po: (ti * pi + to * po) / 1_000_000)
         self._sleep = sleep
         self._clock = clock
+        #: Set by :meth:`halt`: raised by every call from then on.
+        self._halted: BaseException | None = None
+
+    def halt(self, reason: BaseException | None) -> None:
+        """Make no model call any more: every later call raises ``reason`` instead (a store
+        write failed, so nothing a call returns could be recorded); None lifts the halt."""
+        self._halted = reason
 
     def eligible(self, tier: str, local_only: bool) -> list[Endpoint]:
         """A tier's endpoints that may receive a job (remote ones only when allowed)."""
@@ -251,7 +293,12 @@ class Cascade:
         return contexts
 
     async def run(self, job: Job) -> JobResult:
-        """Try the job's tiers in order until every span landed or all tiers are spent."""
+        """Try the job's tiers in order until every span landed or all tiers are spent.
+
+        A tier skipped or cut short by a transient endpoint state (a rate limit's cool-down,
+        an open breaker, GPU limits) defers the job instead of failing it: the span is not to
+        blame, and a later try may land it.
+        """
         result = JobResult()
         reasons: list[str] = []
         for tier in job.tiers:
@@ -259,17 +306,24 @@ class Cascade:
             reason = self._tier_blocked(tier, endpoints)
             if reason:
                 reasons.append(reason)
+                result.transient = result.transient or bool(endpoints)
                 continue
             context = min(ep.settings.context_tokens for ep in endpoints)
             prompt = build_prompt(job.sources, context)
             if job.is_batch and prompt.excerpted:
                 reasons.append("batch does not fit the context")
                 break
-            done = await self._run_tier(tier, endpoints, prompt, job, result)
-            if done or job.is_batch:
+            verdict = await self._run_tier(tier, endpoints, prompt, job, result)
+            if verdict == _UNAVAILABLE:
+                result.transient = True
+            if verdict == _DONE or job.is_batch:
                 break
-        if not result.attempted and (reasons or result.endpoint_problems):
-            result.deferred_reason = (result.endpoint_problems or reasons)[0]
+        if not result.landed and (result.transient or not result.attempted):
+            problems = result.endpoint_problems or reasons
+            if problems:
+                result.deferred_reason = problems[-1] if result.transient else problems[0]
+            elif result.transient:
+                result.deferred_reason = "backends paused"
         return result
 
     def _tier_blocked(self, tier: str, endpoints: list[Endpoint]) -> str | None:
@@ -277,7 +331,9 @@ class Cascade:
             return f"no backend of tier {tier} may receive this file"
         now = self._clock()
         if not any(ep.usable(now) for ep in endpoints):
-            return f"all backends of tier {tier} unavailable (circuit open or rate limited)"
+            return "; ".join(
+                f"backend {ep.settings.name} {ep.blocked_reason(now)}" for ep in endpoints
+            )
         if self._gpu is not None and all(not ep.settings.is_remote for ep in endpoints):
             limits = self._gpu_settings
             if (limits.min_free_vram_mb or limits.max_temperature_c) and self._gpu.available:
@@ -288,18 +344,25 @@ class Cascade:
 
     async def _run_tier(
         self, tier: str, endpoints: list[Endpoint], prompt: Prompt, job: Job, result: JobResult
-    ) -> bool:
-        """True when the job is finished (something landed), False to escalate."""
+    ) -> str:
+        """_DONE (something landed), _ESCALATE (the tier is spent on the span's merits), or
+        _UNAVAILABLE (a transient endpoint state stopped it: not the span's fault)."""
         invalid = 0
         grew = False
         tried: set[int] = set()
+        interrupted = False
         while True:
             endpoint = self._pick(endpoints, tried)
             if endpoint is None:
-                return False
+                untried = any(id(ep) not in tried for ep in endpoints)
+                return _UNAVAILABLE if interrupted or untried else _ESCALATE
             tried.add(id(endpoint))
             for attempt_number in range(self.settings.retries + 1):
                 if not await self._wait_for_cooldown(endpoint):
+                    interrupted = True
+                    result.endpoint_problems.append(
+                        f"backend {endpoint.settings.name} rate limited"
+                    )
                     break
                 call = await self._call(endpoint, tier, prompt, job)
                 roomier = None if grew or job.is_batch else _roomier_after(call, prompt)
@@ -308,33 +371,50 @@ class Cascade:
                     prompt, grew = roomier, True
                     call = await self._call(endpoint, tier, prompt, job)
                 if call is None:  # the endpoint cooled down or its breaker opened meanwhile
+                    interrupted = True
                     result.endpoint_problems.append(
-                        f"backend {endpoint.settings.name} paused (rate limited or failing)"
+                        f"backend {endpoint.settings.name} {endpoint.blocked_reason(self._clock())}"
                     )
                     break
                 failure = call.failure
                 if failure is not None and failure.kind is FailureKind.MISCONFIGURED:
                     # Not the span's fault: fail over without counting it against the span.
+                    interrupted = True
                     result.endpoint_problems.append(endpoint.misconfigured or failure.kind.value)
                     break
-                result.attempted = True
                 if self._land(call, endpoint, tier, result):
-                    return True
+                    return _DONE
                 assert failure is not None
-                result.failure = failure.kind
+                if failure.kind is FailureKind.RATE_LIMITED:
+                    # The endpoint's state, not the span's failure.
+                    if attempt_number == self.settings.retries:
+                        interrupted = True
+                        result.endpoint_problems.append(
+                            f"backend {endpoint.settings.name} rate limited"
+                        )
+                        break
+                else:
+                    result.attempted = True
+                    result.failure = failure.kind
                 if failure.kind in (FailureKind.INVALID_OUTPUT, FailureKind.TRUNCATED):
                     invalid += 1
-                    if job.is_batch or invalid >= self.settings.max_invalid_per_tier:
-                        return False
+                    # A batch cut off at the token limit is too big for one reply: split it
+                    # at once. A garbled one is asked again first, like a single span:
+                    # splitting costs a call per span.
+                    too_long = job.is_batch and failure.kind is FailureKind.TRUNCATED
+                    if too_long or invalid >= self.settings.max_invalid_per_tier:
+                        return _ESCALATE
                 if failure.kind is FailureKind.CONTEXT_OVERFLOW:
-                    return False
+                    return _ESCALATE
                 if not failure.kind.retryable or attempt_number == self.settings.retries:
                     break
                 if failure.kind is FailureKind.INVALID_OUTPUT:
                     continue  # the endpoint is fine; ask again at once
                 delay = self._backoff(attempt_number, failure.retry_after)
                 if delay is None:
-                    break  # the endpoint cools down (see _update_health); try the next one
+                    # The endpoint cools down (see _update_health); try the next one.
+                    interrupted = interrupted or failure.kind is FailureKind.RATE_LIMITED
+                    break
                 await self._sleep(delay)
 
     async def _wait_for_cooldown(self, endpoint: Endpoint) -> bool:
@@ -368,6 +448,8 @@ class Cascade:
     async def _call(self, endpoint: Endpoint, tier: str, prompt: Prompt, job: Job) -> _Call | None:
         """One recorded model call; None when the endpoint may not be called any more (a
         cooldown or an open breaker that began while this call waited for a slot)."""
+        if self._halted is not None:
+            raise self._halted
         request = ChatRequest(prompt.messages, prompt.schema, prompt.max_tokens, prompt.schema_name)
         endpoint.in_flight += 1
         started_at = time.time()
@@ -382,6 +464,8 @@ class Cascade:
                     trial = endpoint.breaker.state(now) == HALF_OPEN
                     if not endpoint.breaker.claim(now):
                         return None
+                    if self._halted is not None:
+                        raise self._halted
                     endpoint.calls += 1
                     reply, gpu_summary = await self._chat(endpoint, request)
             finally:

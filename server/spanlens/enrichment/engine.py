@@ -4,17 +4,26 @@
 span's text, skips hashes already enriched, routes each span to a starting tier, batches small
 related spans, runs the cascade and writes a result only while some span still has the hash it
 was made for. Model and backend problems never raise: they come back as a
-:class:`SpanOutcome` per span. The engine owns one store connection, and per endpoint one
-long-lived HTTP client, breaker and concurrency limit; use it from one event loop.
+:class:`SpanOutcome` per span; a failed store write raises
+:class:`~spanlens.store.enrichments.StoreWriteFailed` and stops every later call. Spans in
+flight are claimed in the store (a lease, renewed while held), so two processes on one
+workspace never call a model for the same span. The engine owns one store connection (and
+one more, used off the event loop, for claims), and per endpoint one long-lived HTTP client,
+breaker and concurrency limit; use it from one event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import sqlite3
+import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +44,20 @@ from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.source import read_source_text
 from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, open_store
+from spanlens.store.db import SpanRow, Store, StoreError, StoreLocked, open_store
+from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "CLAIMED_ELSEWHERE",
+    "DEFERRED",
+    "DISCARDED",
+    "ENRICHED",
+    "FAILED",
+    "EnrichmentEngine",
+    "SpanOutcome",
+]
 
 ENRICHED = "enriched"
 FAILED = "failed"
@@ -46,6 +66,12 @@ DEFERRED = "deferred"
 
 #: Reads a workspace-relative file's current text (an open editor buffer, or the disk).
 SourceReader = Callable[[str], "str | None"]
+
+#: How long a claim holds without renewal: a process killed with -9 frees its spans after
+#: this (at once on the same machine, where a dead owner is recognised by its pid).
+CLAIM_LEASE_SECONDS = 60.0
+#: How often a live engine renews the claims it holds.
+CLAIM_RENEW_SECONDS = 20.0
 
 
 @dataclass
@@ -58,9 +84,10 @@ class SpanOutcome:
     - ``failed``: attempts were recorded and the hash's failure count went up;
     - ``discarded``: the span's hash changed while it was in flight (or its text no longer
       matches the index), so the result was dropped;
-    - ``deferred``: nothing was tried (GPU limits, every breaker open, no usable backend), or
-      only endpoints that are misconfigured or cooling down after a rate limit answered;
-      no span failure was recorded.
+    - ``deferred``: no span failure was recorded. ``transient`` says whether waiting may
+      help: a rate limit's cool-down, an open breaker, GPU limits, a misconfigured endpoint,
+      or another process's claim on the span (:data:`CLAIMED_ELSEWHERE`) held it back; it
+      is False when no configured backend may take the span at all.
     """
 
     span_id: int
@@ -68,12 +95,30 @@ class SpanOutcome:
     status: str
     #: Short failure type for the user ("model timeout", "connection refused", ...).
     error: str | None = None
+    #: For ``failed``: the hash's failure count now (failed for good at ``max_failures``).
+    failures: int = 0
+    #: For ``deferred``: a transient state (rate limit, open breaker, GPU limits, another
+    #: process's claim) held it back, so trying again later may land it.
+    transient: bool = False
 
 
 @dataclass(slots=True)
 class _HashOutcome:
     status: str
     error: str | None = None
+    failures: int = 0
+    transient: bool = False
+
+
+@dataclass(slots=True)
+class CallTotals:
+    """What this engine's own model calls cost (another process's calls are not counted)."""
+
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    spans_enriched: int = 0
+    by_tier: dict[str, int] = field(default_factory=dict)
 
 
 class EnrichmentEngine:
@@ -123,6 +168,22 @@ class EnrichmentEngine:
             cost=_cost_function(),
         )
         self._in_flight: dict[str, asyncio.Future[_HashOutcome]] = {}
+        #: This engine's own calls, for a run's summary.
+        self.totals = CallTotals()
+        #: Hashes whose enrichment this engine's calls stored (not another process's).
+        self.landed_hashes: set[str] = set()
+        #: Who holds a claim in the ``claims`` table: host, pid and a random part.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        #: Claims go through their own connection in a worker thread, so waiting on the
+        #: database's write lock never blocks the event loop.
+        self._claims_store: Store | None = None
+        self._claims_lock = threading.Lock()
+        self._claimed: set[str] = set()
+        self._renewer: asyncio.Task[None] | None = None
+        #: The store write that failed: every later call stops before reaching a model.
+        self.write_failure: StoreWriteFailed | None = None
+        #: The failure was a lock held too long elsewhere: the next ``enrich`` tries again.
+        self._write_failure_passes = False
 
     # ------------------------------------------------------------------ public API
 
@@ -144,25 +205,46 @@ class EnrichmentEngine:
                 outcomes[span.id] = SpanOutcome(span.id, span.content_hash, ENRICHED)
             else:
                 sources.setdefault(span.content_hash, source)
+        if self.write_failure is not None:
+            if not self._write_failure_passes:
+                raise self.write_failure
+            self.write_failure = None
+            self.cascade.halt(None)
         waiting = {h: self._in_flight[h] for h in sources if h in self._in_flight}
         mine = {h: s for h, s in sources.items() if h not in waiting}
         loop = asyncio.get_running_loop()
         futures = {h: loop.create_future() for h in mine}
         self._in_flight.update(futures)
         results: dict[str, _HashOutcome] = {}
+        claimed: set[str] = set()
         try:
-            results = await self._enrich_hashes(list(mine.values()), tier)
+            if mine:
+                claimed = await self._claim(list(mine))
+            for h in mine:
+                if h not in claimed:
+                    results[h] = _HashOutcome(DEFERRED, CLAIMED_ELSEWHERE, transient=True)
+                elif self.store.enrichment_for(h, self.version) is not None:
+                    # Landed by the process whose claim ended just before ours began.
+                    results[h] = _HashOutcome(ENRICHED)
+            work = [source for h, source in mine.items() if h in claimed and h not in results]
+            results.update(await self._enrich_hashes(work, tier))
         finally:
             for h, future in futures.items():
                 self._in_flight.pop(h, None)
                 if not future.done():
-                    future.set_result(results.get(h, _HashOutcome(DEFERRED, "cancelled")))
+                    future.set_result(
+                        results.get(h, _HashOutcome(DEFERRED, "cancelled", transient=True))
+                    )
+            if claimed:
+                await self._release(claimed)
         for h, future in waiting.items():
             results[h] = await asyncio.shield(future)
         for span in unique:
             if span.id in outcomes:
                 continue
-            outcome = results.get(span.content_hash, _HashOutcome(DEFERRED, "not tried"))
+            outcome = results.get(
+                span.content_hash, _HashOutcome(DEFERRED, "not tried", transient=True)
+            )
             outcomes[span.id] = self._span_outcome(span, outcome)
         return [outcomes[span.id] for span in unique]
 
@@ -173,6 +255,49 @@ class EnrichmentEngine:
             if endpoints:
                 return max(1, sum(ep.settings.max_parallel for ep in endpoints))
         return 1
+
+    def stall(self) -> tuple[float, str]:
+        """Why work waits now and for how long: (seconds until some endpoint takes calls
+        again, "<backend> <reason>"). (0, "") when an endpoint takes calls now."""
+        now = self.cascade._clock()
+        endpoints = self._all_endpoints()
+        if not endpoints or any(ep.usable(now) for ep in endpoints):
+            return 0.0, ""
+        soonest = min(endpoints, key=lambda ep: ep.blocked_for(now))
+        reason = f"{soonest.settings.name} {soonest.blocked_reason(now)}"
+        if soonest.misconfigured:
+            reason = soonest.misconfigured
+        return soonest.blocked_for(now), reason
+
+    def settled_elsewhere(self, spans: list[SpanRow]) -> tuple[list[int], list[int]]:
+        """Of spans another process claimed: (ids now enriched, failed for good or gone;
+        ids nobody holds any more, free to take)."""
+        max_failures = self.settings.enrichment.max_failures
+        finished: list[int] = []
+        open_spans: list[SpanRow] = []
+        for span in spans:
+            failure = self.store.failure_for(span.content_hash)
+            if (
+                self.store.enrichment_for(span.content_hash, self.version) is not None
+                or (failure is not None and failure["count"] >= max_failures)
+                or queries.current_hash(self.store, span.id) != span.content_hash
+            ):
+                finished.append(span.id)
+            else:
+                open_spans.append(span)
+        held = queries.claimed_elsewhere(
+            self.store, [s.content_hash for s in open_spans], self.owner, time.time()
+        )
+        if held:
+            owners = queries.claim_owners(self.store, list(held))
+            held = {h for h, owner in owners.items() if not _owner_is_dead(owner)}
+        free = [s.id for s in open_spans if s.content_hash not in held]
+        return finished, free
+
+    def all_misconfigured(self) -> bool:
+        """Whether every endpoint is known to be misconfigured (waiting cannot help)."""
+        endpoints = self._all_endpoints()
+        return bool(endpoints) and all(ep.misconfigured for ep in endpoints)
 
     def health(self) -> dict[str, Any]:
         """Per endpoint: tier, url (without credentials), model, breaker state, last error and
@@ -229,19 +354,123 @@ class EnrichmentEngine:
         )
 
     async def aclose(self) -> None:
-        """Close every HTTP client, the GPU sampler it made, and the store."""
+        """Close every HTTP client, the GPU sampler it made, and the store (its claims are
+        given up, so another process can take those spans at once)."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            self._renewer = None
         await asyncio.gather(
             *(ep.backend.aclose() for ep in self._all_endpoints()), return_exceptions=True
         )
         close_gpu = getattr(self.gpu, "close", None)
         if self._owns_gpu and close_gpu is not None:
             await asyncio.to_thread(close_gpu)
+        if self._claims_store is not None:
+            claims = self._claims_store
+            self._claims_store = None
+            await asyncio.to_thread(self._close_claims, claims)
         self.store.close()
 
     # ------------------------------------------------------------------ internals
 
     def _all_endpoints(self) -> list[Endpoint]:
         return [ep for tier in self._endpoints.values() for ep in tier]
+
+    # Claims: a span in flight is claimed in the store, so that two processes on one
+    # workspace (two CLI runs, a CLI run beside an editor) never call a model for it twice.
+    # Pending work stays derived: a claimed span is still pending, only not available.
+
+    async def _claim(self, hashes: list[str]) -> set[str]:
+        got = await asyncio.to_thread(self._claim_sync, hashes)
+        self._claimed |= got
+        if got and (self._renewer is None or self._renewer.done()):
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_claims())
+        return got
+
+    async def _release(self, hashes: set[str]) -> None:
+        self._claimed -= hashes
+        if self.write_failure is not None:
+            return  # the store takes no writes; the lease runs out by itself
+        try:
+            await asyncio.to_thread(self._release_sync, hashes)
+        except (sqlite3.Error, StoreError) as exc:
+            # The lease runs out by itself; nothing is lost.
+            log.debug("releasing %d claims failed: %s", len(hashes), exc)
+
+    def _claims_connection(self) -> Store:
+        if self._claims_store is None:
+            self._claims_store = open_store(self.root)
+        return self._claims_store
+
+    def _claim_sync(self, hashes: list[str]) -> set[str]:
+        with self._claims_lock:
+            if self.write_failure is not None:
+                raise self.write_failure
+            store = self._claims_connection()
+            try:
+                got = queries.claim_hashes(
+                    store, hashes, self.owner, time.time(), CLAIM_LEASE_SECONDS
+                )
+                missing = [h for h in hashes if h not in got]
+                if missing:
+                    dead = [
+                        owner
+                        for owner in set(queries.claim_owners(store, missing).values())
+                        if _owner_is_dead(owner)
+                    ]
+                    if dead:
+                        queries.drop_claims_of(store, dead)
+                        got |= queries.claim_hashes(
+                            store, missing, self.owner, time.time(), CLAIM_LEASE_SECONDS
+                        )
+            except (sqlite3.Error, StoreError) as exc:
+                raise self._write_failed(exc) from exc
+            return got
+
+    def _release_sync(self, hashes: set[str]) -> None:
+        with self._claims_lock:
+            if self._claims_store is not None:
+                queries.release_claims(self._claims_store, hashes, self.owner)
+
+    def _close_claims(self, store: Store) -> None:
+        with self._claims_lock:
+            if self.write_failure is None:
+                try:
+                    queries.release_claims(store, None, self.owner)
+                except (sqlite3.Error, StoreError):
+                    pass  # the lease runs out by itself
+            store.close()
+
+    async def _renew_claims(self) -> None:
+        while self._claimed:
+            await asyncio.sleep(CLAIM_RENEW_SECONDS)
+            held = set(self._claimed)
+            try:
+                await asyncio.to_thread(self._renew_sync, held)
+            except (sqlite3.Error, StoreError) as exc:
+                log.warning("renewing claims failed: %s", exc)
+
+    def _renew_sync(self, hashes: set[str]) -> None:
+        with self._claims_lock:
+            if self._claims_store is not None:
+                queries.claim_hashes(
+                    self._claims_store, list(hashes), self.owner, time.time(), CLAIM_LEASE_SECONDS
+                )
+
+    def _write_failed(self, exc: BaseException) -> StoreWriteFailed:
+        """Remember the first failed store write and stop every later model call. A lasting
+        failure (read-only, disk full, I/O) holds for the engine's life; a lock another
+        process held too long holds only until the next :meth:`enrich` (a CLI run stops on
+        it; the server tries again later)."""
+        if self.write_failure is None:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.write_failure = StoreWriteFailed(
+                f"cannot write the index {self.store.path}: {detail}; "
+                "stopped before calling the model again (nothing already stored is lost)"
+            )
+            self._write_failure_passes = _is_lock_timeout(exc)
+            self.cascade.halt(self.write_failure)
+        return self.write_failure
 
     async def _enrich_hashes(
         self, sources: list[SpanSource], tier: str | None
@@ -315,21 +544,28 @@ class EnrichmentEngine:
         content = source.span.content_hash
         if content in outcomes:
             return outcomes
-        if not result.attempted:
-            return {content: _HashOutcome(DEFERRED, result.deferred_reason or "not tried")}
+        if result.deferred_reason is not None or not result.attempted:
+            return {
+                content: _HashOutcome(
+                    DEFERRED, result.deferred_reason or "not tried", transient=result.transient
+                )
+            }
         error = (result.failure or FailureKind.INVALID_OUTPUT).value
         if not queries.hash_in_use(self.store, content):
             return {content: _HashOutcome(DISCARDED, "code changed while enriching")}
         enrichment = self.settings.enrichment
-        queries.record_failure(
-            self.store,
-            content,
-            error,
-            time.time(),
-            enrichment.failure_retry_base,
-            enrichment.failure_retry_max,
-        )
-        return {content: _HashOutcome(FAILED, error)}
+        try:
+            count = queries.record_failure(
+                self.store,
+                content,
+                error,
+                time.time(),
+                enrichment.failure_retry_base,
+                enrichment.failure_retry_max,
+            )
+        except (sqlite3.Error, StoreError) as exc:
+            raise self._write_failed(exc) from exc
+        return {content: _HashOutcome(FAILED, error, failures=count)}
 
     def _store_landed(self, result: JobResult, job: Job) -> dict[str, _HashOutcome]:
         outcomes: dict[str, _HashOutcome] = {}
@@ -337,19 +573,26 @@ class EnrichmentEngine:
             landing = result.landed.get(source.span.id)
             if landing is None:
                 continue
-            written = queries.put_enrichment(
-                self.store,
-                source.span.content_hash,
-                self.version,
-                to_span_lines(landing.data, source.first_line),
-                model=landing.model,
-                tier=landing.tier,
-                backend=landing.backend,
-                host=landing.host,
-                tokens_in=landing.tokens_in,
-                tokens_out=landing.tokens_out,
-                duration_ms=landing.duration_ms,
-            )
+            try:
+                written = queries.put_enrichment(
+                    self.store,
+                    source.span.content_hash,
+                    self.version,
+                    to_span_lines(landing.data, source.first_line),
+                    model=landing.model,
+                    tier=landing.tier,
+                    backend=landing.backend,
+                    host=landing.host,
+                    tokens_in=landing.tokens_in,
+                    tokens_out=landing.tokens_out,
+                    duration_ms=landing.duration_ms,
+                )
+            except (sqlite3.Error, StoreError) as exc:
+                raise self._write_failed(exc) from exc
+            if written:
+                self.landed_hashes.add(source.span.content_hash)
+                tiers = self.totals.by_tier
+                tiers[landing.tier] = tiers.get(landing.tier, 0) + 1
             outcomes[source.span.content_hash] = (
                 _HashOutcome(ENRICHED)
                 if written
@@ -361,10 +604,22 @@ class EnrichmentEngine:
         status, error = outcome.status, outcome.error
         if status == ENRICHED and queries.current_hash(self.store, span.id) != span.content_hash:
             status, error = DISCARDED, "code changed while enriching"
-        return SpanOutcome(span.id, span.content_hash, status, error)
+        return SpanOutcome(
+            span.id, span.content_hash, status, error, outcome.failures, outcome.transient
+        )
 
     def _record_attempt(self, attempt: queries.Attempt) -> None:
-        queries.record_attempt(self.store, attempt)
+        if self.write_failure is not None:
+            raise self.write_failure
+        totals = self.totals
+        totals.calls += 1
+        totals.tokens_in += attempt.tokens_in
+        totals.tokens_out += attempt.tokens_out
+        totals.spans_enriched += attempt.enriched
+        try:
+            queries.record_attempt(self.store, attempt)
+        except (sqlite3.Error, StoreError) as exc:
+            raise self._write_failed(exc) from exc
 
     def _load_sources(
         self, spans: list[SpanRow]
@@ -440,6 +695,9 @@ async def _gather_outcomes(
     siblings run to the end (none is left orphaned)."""
     done = await asyncio.gather(*(coro for _, coro in work), return_exceptions=True)
     outcomes: dict[str, _HashOutcome] = {}
+    for outcome in done:
+        if isinstance(outcome, StoreWriteFailed):
+            raise outcome  # the whole run stops: nothing more can be recorded
     for (sources, _), outcome in zip(work, done, strict=True):
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, asyncio.CancelledError):
@@ -447,14 +705,41 @@ async def _gather_outcomes(
                     "enrichment job failed unexpectedly",
                     exc_info=(type(outcome), outcome, outcome.__traceback__),
                 )
-            reason = (
-                "cancelled" if isinstance(outcome, asyncio.CancelledError) else "internal error"
-            )
+            cancelled = isinstance(outcome, asyncio.CancelledError)
+            reason = "cancelled" if cancelled else "internal error"
             for source in sources:
-                outcomes.setdefault(source.span.content_hash, _HashOutcome(DEFERRED, reason))
+                outcomes.setdefault(
+                    source.span.content_hash, _HashOutcome(DEFERRED, reason, transient=cancelled)
+                )
         else:
             outcomes.update(outcome)
     return outcomes
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a store error only says another process held the write lock too long."""
+    if isinstance(exc, StoreLocked):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Whether a claim's owner is a process of this machine that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _no_route_reason(tier: str | None, local_only: bool) -> str:

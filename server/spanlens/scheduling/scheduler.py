@@ -21,7 +21,7 @@ from spanlens.scheduling.idle import IdleClock
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.store.db import SpanRow, Store
-from spanlens.store.enrichments import pending_spans
+from spanlens.store.enrichments import CLAIMED_ELSEWHERE, pending_spans
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ DEFER_FIRST_SECONDS = 1.0
 DEFER_MAX_SECONDS = 30.0
 #: How long shutdown lets calls in flight finish before cancelling them.
 DRAIN_SECONDS = 5.0
+#: How long a span another spanlens process is enriching is left to it before it is
+#: offered again (its enrichment has usually landed by then).
+ELSEWHERE_SECONDS = 30.0
 
 ENRICHED = "enriched"
 FAILED = "failed"
@@ -121,6 +124,8 @@ class Scheduler:
         #: (span id, hash) no configured backend may receive (e.g. a local-only file with only
         #: remote backends): not dispatched again until the hash or the settings change.
         self._undeliverable: set[tuple[int, str]] = set()
+        #: (span id, hash) another process claimed -> when to offer it again (monotonic).
+        self._elsewhere: dict[tuple[int, str], float] = {}
         #: The last file path a backlog page covered: the next page starts after it, so spans
         #: that cannot be sent never hide the files behind them.
         self._backlog_cursor = ""
@@ -351,6 +356,8 @@ class Scheduler:
             return span
         if (span.id, span.content_hash) in self._undeliverable:
             return None
+        if self._elsewhere.get((span.id, span.content_hash), 0.0) > time.monotonic():
+            return None
         failure = self.store.failure_for(span.content_hash)
         if failure and (
             failure["count"] >= self.settings.enrichment.max_failures
@@ -402,6 +409,10 @@ class Scheduler:
                 enriched = True
             elif outcome.status == FAILED:
                 self.last_error = outcome.error or "enrichment failed"
+            elif outcome.status == DEFERRED and outcome.error == CLAIMED_ELSEWHERE:
+                # Another process is on it: leave it alone for a while, hold nothing back.
+                key = (outcome.span_id, outcome.content_hash)
+                self._elsewhere[key] = time.monotonic() + ELSEWHERE_SECONDS
             elif outcome.status == DEFERRED and is_transient(outcome.error):
                 retry.append(outcome.span_id)
             elif outcome.status == DEFERRED:
@@ -439,7 +450,9 @@ class Scheduler:
     async def _fetch_backlog(self) -> None:
         max_failures = self.settings.enrichment.max_failures
         cursor = self._backlog_cursor
-        skip = frozenset(self._discarded | self._undeliverable)
+        now = time.monotonic()
+        self._elsewhere = {k: t for k, t in self._elsewhere.items() if t > now}
+        skip = frozenset(self._discarded | self._undeliverable | set(self._elsewhere))
         busy = frozenset(self._in_flight) | frozenset(
             i for p in Priority for i in self.queue.lane(p)
         )

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from filelock import FileLock, Timeout
+
 from spanlens.store.errors import (
     StoreCorrupt,
     StoreError,
@@ -460,15 +462,24 @@ class Store:
                     )
                 migrate(conn, path)  # refuses a newer database; writes nothing here
             else:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                if mode is None:
-                    raise StoreCorrupt(f"{path} is not a database", path)
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("PRAGMA foreign_keys = ON")
-                migrate(conn, path)
+                # Switching to WAL and migrating a new database can meet SQLITE_BUSY without
+                # SQLite's busy handler waiting (two first-time opens at once): one process at
+                # a time does it, under a lock file beside the database.
+                with FileLock(f"{path}.lock", timeout=BUSY_TIMEOUT_MS / 1000):
+                    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                    if mode is None:
+                        raise StoreCorrupt(f"{path} is not a database", path)
+                    migrate(conn, path)
         except StoreError:
             conn.close()
             raise
+        except Timeout as exc:
+            conn.close()
+            raise StoreLocked(
+                f"{path} is locked by another spanlens process; try again when it finishes"
+            ) from exc
         except sqlite3.OperationalError as exc:
             conn.close()
             if "unable to open" in str(exc).lower():

@@ -151,6 +151,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TRIGGER span_search_insert;
         """,
     ),
+    (
+        5,
+        "claims: spans in flight, leased to one process",
+        # Two processes on one workspace (two `enrich` runs, a run beside an editor) must not
+        # call a model for the same span twice. A claim is a lease: it expires unless its
+        # owner renews it, so a process killed with -9 holds nothing for long. Pending work
+        # stays derived from enrichments and failures; a claim only says "not available".
+        """
+        CREATE TABLE claims (
+            content_hash TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX claims_by_owner ON claims(owner);
+        """,
+    ),
 ]
 
 #: The newest migration this code knows (from the list: never a constant to keep in step).

@@ -221,19 +221,36 @@ async def post_json(
     path: str,
     payload: dict[str, Any],
     headers: dict[str, str] | None = None,
+    *,
+    deadline: float,
 ) -> tuple[Any, float] | BackendFailure:
-    """POST ``payload`` and return (decoded JSON body, start time), or the typed failure."""
+    """POST ``payload`` and return (decoded JSON body, start time), or the typed failure.
+
+    ``deadline`` bounds the whole exchange (connect, send, every read of the body): httpx's
+    own timeout is per read, so a server that drips a byte a second would never time out.
+    """
     started = time.perf_counter()
     try:
-        response = await client.post(path, json=payload, headers=headers)
+        response = await asyncio.wait_for(
+            client.post(path, json=payload, headers=headers), deadline
+        )
         if response.status_code != 200:
             return status_failure(response, started)
         return response.json(), started
+    except asyncio.TimeoutError:
+        elapsed = (time.perf_counter() - started) * 1000
+        return BackendFailure(
+            FailureKind.TIMEOUT,
+            f"no complete reply within the {deadline:g} s timeout",
+            duration_ms=elapsed,
+        )
     except httpx.HTTPError as exc:
         return transport_failure(exc, started)
     except ValueError as exc:
+        # The server answered in full; what it said is unreadable. That is the reply's
+        # problem (retry, count against the span), not a sign of an unhealthy endpoint.
         return BackendFailure(
-            FailureKind.CONNECTION_LOST, f"malformed response body: {exc}", status=200
+            FailureKind.INVALID_OUTPUT, f"malformed response body: {exc}"[:300], status=200
         )
 
 
@@ -252,7 +269,11 @@ async def list_models(
     reported once the server is known to be reachable.
     """
     try:
-        response = await client.get(path, headers=headers, timeout=timeout)
+        response = await asyncio.wait_for(
+            client.get(path, headers=headers, timeout=timeout), timeout
+        )
+    except asyncio.TimeoutError:
+        return ProbeResult(False, error=f"TimeoutError: no complete answer within {timeout:g} s")
     except httpx.HTTPError as exc:
         return ProbeResult(False, error=transport_failure(exc, time.perf_counter()).detail)
     if problem:
@@ -270,7 +291,7 @@ async def list_models(
 def body_failure(body: Any, elapsed_ms: float) -> BackendFailure | None:
     """The failure a 200 reply carries (not a JSON object, or an ``error`` field), if any."""
     if not isinstance(body, dict):
-        return BackendFailure(FailureKind.CONNECTION_LOST, "response is not a JSON object")
+        return BackendFailure(FailureKind.INVALID_OUTPUT, "response is not a JSON object")
     if body.get("error"):
         error = str(body["error"])
         kind = (

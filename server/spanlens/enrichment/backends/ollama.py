@@ -31,7 +31,9 @@ class OllamaBackend:
 
     async def chat(self, request: ChatRequest) -> CallResult:
         """POST /api/chat (not streamed) and type the outcome."""
-        posted = await post_json(self._client, "/api/chat", self._payload(request))
+        posted = await post_json(
+            self._client, "/api/chat", self._payload(request), deadline=self.settings.timeout
+        )
         if isinstance(posted, BackendFailure):
             return posted
         return _reply(*posted)

@@ -66,6 +66,7 @@ class OpenAIBackend:
             f"{self._prefix}/chat/completions",
             self._payload(request, json_object),
             headers,
+            deadline=self.settings.timeout,
         )
         if isinstance(posted, BackendFailure):
             return posted
