@@ -71,7 +71,7 @@ async def test_facts_only_mode(editor: Editor, standin: StandinModelServer) -> N
     assert not any(status["queue"].values())
     assert status["backends"] == {"endpoints": [], "unreachable": False}
     report = await editor.command("spanlens.statusReport")
-    assert "backends: none" in report["markdown"]
+    assert "- backends: none (facts only)" in report["markdown"].splitlines()
     assert standin.chat_requests == []
 
 
@@ -104,10 +104,13 @@ async def test_a_previous_summary_is_not_re_enriched_without_a_model(
     assert "re-enriching" not in hover
 
 
-async def test_status_report_lists_the_backends(editor: Editor) -> None:
+async def test_status_report_lists_the_backends(
+    editor: Editor, standin: StandinModelServer
+) -> None:
     await editor.start()
     report = await editor.command("spanlens.statusReport")
-    assert "- backend standin:" in report["markdown"]
+    [line] = [x for x in report["markdown"].splitlines() if x.startswith("- backend standin:")]
+    assert f"url={standin.url}" in line and "model=qwen2.5-coder:7b" in line
 
 
 async def test_watched_files_the_walk_ignores_are_not_indexed(editor: Editor) -> None:
