@@ -152,6 +152,10 @@ async def test_cancelling_queue_progress_pauses_the_backlog(
         types.WorkDoneProgressCancelParams(token=token)  # type: ignore[arg-type]
     )
     await wait_for(lambda: editor.last_status().get("paused") == "backlog", what="paused backlog")
+    # spanlens.resume undoes it.
+    resumed = await editor.command("spanlens.resume")
+    assert resumed["paused"] is None
+    await wait_for(lambda: editor.last_status().get("paused") is None, what="resumed")
 
 
 async def test_shutdown_while_a_call_is_in_flight(

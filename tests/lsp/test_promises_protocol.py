@@ -576,3 +576,36 @@ async def test_logs_never_carry_source_code(editor: Editor, standin: StandinMode
     assert any(marker in r.body.decode() for r in standin.chat_requests)  # the model saw it
     assert all(marker not in m.message for m in editor.client.log_messages)
     assert all(marker not in m.message for m in editor.client.messages)
+
+
+async def test_changing_backends_replaces_the_engine_after_the_call_in_flight(
+    editor: Editor, standin: StandinModelServer
+) -> None:
+    from tests.support.replies import valid_responder
+
+    standin.latency = 1.0
+    await editor.start()
+    editor.open("config.py")
+    await wait_for(lambda: standin.in_flight > 0, what="a call in flight")
+    with StandinModelServer(responder=valid_responder) as second:
+        backends = [
+            {"name": "second", "provider": "ollama", "url": second.url, "model": "qwen2.5-coder:7b"}
+        ]
+        editor.client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"spanlens": {"backends": backends}})
+        )
+        sent_to_first = await wait_for(
+            lambda: len(standin.chat_requests) if standin.in_flight == 0 else None,
+            what="the call in flight on the old engine to finish",
+        )
+        await wait_for(lambda: _fresh_lenses(editor), what="every span enriched")
+        status = editor.last_status()
+        assert [e["name"] for e in status["backends"]["endpoints"]] == ["second"]
+    assert len(standin.chat_requests) == sent_to_first  # nothing new went to the old backend
+    backends_used = set()
+    for line in (0, LOAD_LINE, 7, PARSE_LINE):
+        at = {"uri": editor.uri("config.py"), "line": line, "character": 6}
+        shown = await editor.command("spanlens.showSpan", at)
+        backends_used.add(shown["span"]["enrichment"]["backend"])
+    # The old engine's call landed (its spans keep that result); the rest came from the new one.
+    assert backends_used == {"standin", "second"}
