@@ -3,6 +3,8 @@ indexing files the workspace walk ignores."""
 
 from __future__ import annotations
 
+import re
+
 from lsprotocol import types
 from tests.lsp.conftest import SAMPLE, Editor, requested_names, toml_settings, wait_for
 from tests.support.standin import StandinModelServer
@@ -62,6 +64,12 @@ async def test_facts_only_mode(editor: Editor, standin: StandinModelServer) -> N
     hover = await wait_for(lambda: editor.hover_text("config.py", PARSE_LINE), what="a hover")
     assert "parse_config" in hover
     assert "facts only" in hover
+    titles = await wait_for(lambda: editor.lens_titles("config.py"), what="lenses")
+    assert set(titles.values()) == {"facts only: no model configured"}
+    shown = await editor.command("spanlens.showSpan", {"uri": editor.uri("config.py"), "line": 0})
+    assert shown["span"]["state"] == "facts_only"
+    last = shown["markdown"].strip().splitlines()[-1]
+    assert re.sub(r"\\(.)", r"\1", last).strip("*") == "… facts only: no model configured"
 
     editor.replace("config.py", SAMPLE.replace("splitlines())", "splitlines() if line)"), 2)
     editor.save("config.py")
