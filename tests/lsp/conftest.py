@@ -99,6 +99,10 @@ class Editor:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     enriched: list[dict[str, Any]] = field(default_factory=list)
     lens_refreshes: int = 0
+    #: Registrations the server asked for (client/registerCapability).
+    registrations: list[types.Registration] = field(default_factory=list)
+    #: The server's answer to initialize.
+    init_result: types.InitializeResult | None = None
     started: bool = False
 
     @property
@@ -113,8 +117,14 @@ class Editor:
         self,
         init_options: dict[str, Any] | None = None,
         configuration: dict[str, Any] | None = None,
+        capabilities: types.ClientCapabilities | None = None,
+        wait: bool = True,
     ) -> LanguageClient:
-        """Start `spanlens serve --stdio`, initialize on ``root`` and wait for the index."""
+        """Start `spanlens serve --stdio`, initialize on ``root`` and wait for the index.
+
+        ``capabilities`` replaces the profile's (tests of what a client lacks); ``wait=False``
+        returns right after ``initialized``.
+        """
         client = self.client
 
         @client.feature("spanlens/status")
@@ -125,25 +135,30 @@ class Editor:
         def on_enriched(params: Any) -> None:
             self.enriched.append(_plain(params))
 
-        if self.supports_refresh:
+        # Counted under every profile: a client that does not advertise refresh support must
+        # never receive one (the count stays 0), one that does answers it.
+        @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+        def on_refresh(params: None) -> None:
+            self.lens_refreshes += 1
 
-            @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
-            def on_refresh(params: None) -> None:
-                self.lens_refreshes += 1
+        @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+        def on_register(params: types.RegistrationParams) -> None:
+            self.registrations.extend(params.registrations)
 
         if configuration is not None:
             client.set_configuration(configuration, section="spanlens")
         await client.start_io(sys.executable, "-m", "spanlens.cli", "serve", "--stdio")
         self.started = True
-        await client.initialize_session(
+        self.init_result = await client.initialize_session(
             types.InitializeParams(
-                capabilities=client_capabilities(self.profile),
+                capabilities=capabilities or client_capabilities(self.profile),
                 root_uri=self.root.as_uri(),
                 workspace_folders=[types.WorkspaceFolder(uri=self.root.as_uri(), name="ws")],
                 initialization_options=init_options,
             )
         )
-        await wait_for(self.indexed, what="the initial index")
+        if wait:
+            await wait_for(self.indexed, what="the initial index")
         return client
 
     def indexed(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from tests.lsp.conftest import SUMMARY, Editor, toml_settings, wait_for
 from tests.support.standin import StandinModelServer, closed_port_url
 
@@ -16,17 +17,19 @@ PARSE_LINE = 12
 
 
 async def test_backend_down_shows_facts_pending_and_one_message(editor: Editor) -> None:
-    (editor.root / "spanlens.toml").write_text(toml_settings(closed_port_url()))
+    down = closed_port_url()
+    (editor.root / "spanlens.toml").write_text(toml_settings(down))
     await editor.start()
     editor.open("config.py")
     await wait_for(lambda: editor.last_status().get("state") == "offline", what="offline state")
 
     hover = await editor.hover_text("config.py", PARSE_LINE)
-    assert "Parser facts" in hover
-    assert "pending" in hover
+    assert "**Parser facts**" in hover
+    assert "… pending" in hover.strip().splitlines()[-1]
     assert SUMMARY not in hover
     titles = await editor.lens_titles("config.py")
-    assert all("pending" in t for t in titles.values())
+    assert len(titles) == 4
+    assert set(titles.values()) <= {"… pending enrichment", "… pending (retrying after an error)"}
 
     # More activity must not bring more popups.
     editor.save("config.py")
@@ -34,8 +37,10 @@ async def test_backend_down_shows_facts_pending_and_one_message(editor: Editor) 
     await wait_for(lambda: editor.last_status().get("calls") == 0, what="calls to settle")
     warnings = [m for m in editor.client.messages if "no model backend" in m.message]
     assert len(warnings) == 1
-    assert "spanlens.toml" in warnings[0].message
-    assert editor.last_status()["lastError"]
+    assert warnings[0].type == types.MessageType.Warning
+    assert "spanlens.toml" in warnings[0].message and down in warnings[0].message
+    assert editor.last_status()["lastError"] == "connection refused"
+    assert editor.last_status()["backends"]["unreachable"] is True
 
 
 async def test_settings_change_turns_diagnostics_off(editor: Editor) -> None:
@@ -89,12 +94,17 @@ async def test_commands(editor: Editor, standin: StandinModelServer) -> None:
 
     report = await editor.command("spanlens.statusReport")
     assert report["counts"]["spans"] == 4
-    assert "spanlens" in report["markdown"]
+    lines = report["markdown"].splitlines()
+    assert lines[0].startswith("**spanlens** · ")
+    assert any(line.startswith("- spans: 4 (") for line in lines), lines
+    assert any(line.startswith("- backend standin: ") for line in lines), lines
+    assert "- in flight: " in report["markdown"] and "paused: no" in report["markdown"]
     retried = await editor.command("spanlens.retryFailed")
-    assert retried["retried"] == 0
+    assert retried == {"retried": 0}
 
-    with pytest.raises(Exception, match="spanId"):
+    with pytest.raises(JsonRpcInvalidParams, match="spanId") as raised:
         await editor.command("spanlens.showSpan", {"nothing": 1})
+    assert raised.value.code == -32602
 
 
 async def test_cancelled_requests_leave_the_server_working(editor: Editor) -> None:
@@ -137,11 +147,15 @@ async def test_cancelling_queue_progress_pauses_the_backlog(
 
     token = await wait_for(enrich_token, what="queue progress")
     begin = editor.client.progress_reports[token][0]
-    assert begin.cancellable
+    assert begin.cancellable is True
     editor.client.window_work_done_progress_cancel(
         types.WorkDoneProgressCancelParams(token=token)  # type: ignore[arg-type]
     )
     await wait_for(lambda: editor.last_status().get("paused") == "backlog", what="paused backlog")
+    # spanlens.resume undoes it.
+    resumed = await editor.command("spanlens.resume")
+    assert resumed["paused"] is None
+    await wait_for(lambda: editor.last_status().get("paused") is None, what="resumed")
 
 
 async def test_shutdown_while_a_call_is_in_flight(

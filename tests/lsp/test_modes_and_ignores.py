@@ -3,6 +3,8 @@ indexing files the workspace walk ignores."""
 
 from __future__ import annotations
 
+import re
+
 from lsprotocol import types
 from tests.lsp.conftest import SAMPLE, Editor, requested_names, toml_settings, wait_for
 from tests.support.standin import StandinModelServer
@@ -62,6 +64,12 @@ async def test_facts_only_mode(editor: Editor, standin: StandinModelServer) -> N
     hover = await wait_for(lambda: editor.hover_text("config.py", PARSE_LINE), what="a hover")
     assert "parse_config" in hover
     assert "facts only" in hover
+    titles = await wait_for(lambda: editor.lens_titles("config.py"), what="lenses")
+    assert set(titles.values()) == {"facts only: no model configured"}
+    shown = await editor.command("spanlens.showSpan", {"uri": editor.uri("config.py"), "line": 0})
+    assert shown["span"]["state"] == "facts_only"
+    last = shown["markdown"].strip().splitlines()[-1]
+    assert re.sub(r"\\(.)", r"\1", last).strip("*") == "… facts only: no model configured"
 
     editor.replace("config.py", SAMPLE.replace("splitlines())", "splitlines() if line)"), 2)
     editor.save("config.py")
@@ -71,7 +79,7 @@ async def test_facts_only_mode(editor: Editor, standin: StandinModelServer) -> N
     assert not any(status["queue"].values())
     assert status["backends"] == {"endpoints": [], "unreachable": False}
     report = await editor.command("spanlens.statusReport")
-    assert "backends: none" in report["markdown"]
+    assert "- backends: none (facts only)" in report["markdown"].splitlines()
     assert standin.chat_requests == []
 
 
@@ -104,10 +112,13 @@ async def test_a_previous_summary_is_not_re_enriched_without_a_model(
     assert "re-enriching" not in hover
 
 
-async def test_status_report_lists_the_backends(editor: Editor) -> None:
+async def test_status_report_lists_the_backends(
+    editor: Editor, standin: StandinModelServer
+) -> None:
     await editor.start()
     report = await editor.command("spanlens.statusReport")
-    assert "- backend standin:" in report["markdown"]
+    [line] = [x for x in report["markdown"].splitlines() if x.startswith("- backend standin:")]
+    assert f"url={standin.url}" in line and "model=qwen2.5-coder:7b" in line
 
 
 async def test_watched_files_the_walk_ignores_are_not_indexed(editor: Editor) -> None:

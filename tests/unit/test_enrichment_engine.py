@@ -360,7 +360,7 @@ async def test_failover_to_a_second_host(small_ws: Path, second: StandinModelSer
     [outcome] = await enrich(small_ws, settings, "add")
     assert outcome.status == "enriched"
     [(_, data)] = stored(small_ws)
-    assert data["summary"]
+    assert data["summary"] == "Test enrichment for the function add in calc.py."
     tried = [(a["backend"], a["outcome"]) for a in attempts(small_ws)]
     assert tried[-1] == ("up", "ok") and ("down", "failed") in tried
 

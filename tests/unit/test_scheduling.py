@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from spanlens.indexing.indexer import index_workspace
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, open_store
 
 SOURCE = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(6))
@@ -232,3 +234,22 @@ async def test_background_calls_are_one_model_request_each(make: Any, store: Sto
     engine.release.set()
     await until(lambda: len(engine.calls) == 2)
     assert engine.calls[1] == ["f5"]  # the save overtakes the queued backlog
+
+
+async def test_a_failed_span_waits_for_its_retry_time(make: Any, store: Store) -> None:
+    engine = ScriptedEngine(status="enriched")
+    scheduler = make(engine)
+    span = {s.name: s for s in store.spans_in_file("m.py")}
+    now = time.time()
+    # f1 failed a minute ago and may retry now; f2 failed and waits another hour.
+    queries.record_failure(store, span["f1"].content_hash, "model timeout", now - 7200, 60, 60)
+    queries.record_failure(store, span["f2"].content_hash, "model timeout", now, 3600, 3600)
+    scheduler.push([span["f2"].id, span["f1"].id, span["f3"].id], Priority.SAVED)
+    await until(lambda: sum(len(c) for c in engine.calls) >= 2)
+    await asyncio.sleep(0)  # let the dispatch loop settle what it took
+    sent = sorted(n for call in engine.calls for n in call)
+    assert sent == ["f1", "f3"]
+    # Asked for explicitly (a command), it goes at once.
+    scheduler.push([span["f2"].id], Priority.REQUESTED, explicit=True)
+    await until(lambda: ["f2"] in engine.calls)
+    assert ids(store)["f2"] == span["f2"].id
