@@ -191,7 +191,13 @@ PLAIN = [
     "Uses a 50% threshold, e.g. 0.5 + margin = 0.55 (see #12).",
     "Joins path parts with os.path.join and returns a str.",
 ]
-ALL_MODEL_TEXT = LINKS_AND_HTML + STRUCTURE + PLAIN
+#: Link-like words at the end of a sentence or inside brackets.
+PUNCTUATED = [
+    "Reads the settings from config.py.",
+    "See www.example.com, then README.md).",
+    "Writes (to https://example.com/x); then returns.",
+]
+ALL_MODEL_TEXT = LINKS_AND_HTML + STRUCTURE + PLAIN + PUNCTUATED
 
 
 class _Html(HTMLParser):
@@ -295,6 +301,16 @@ def test_model_text_renders_as_itself_in_marked() -> None:
     rendered = render_marked([markdown for _, _, markdown, _ in cases])
     for (text, how, _, expected), html in zip(cases, rendered, strict=True):
         check_rendered(how, html, expected, text)
+
+
+def test_a_code_span_leaves_trailing_punctuation_in_the_prose() -> None:
+    """Neovim and Emacs show the source: the sentence's full stop is not part of the name."""
+    assert inline_markdown("Reads the settings from config.py.") == (
+        "Reads the settings from `config.py`."
+    )
+    assert inline_markdown("See www.example.com, then README.md).") == (
+        "See `www.example.com`, then `README.md`)."
+    )
 
 
 @pytest.mark.parametrize("text", PLAIN)

@@ -57,26 +57,43 @@ def inline_markdown(text: Any, *, at_line_start: bool = True, in_emphasis: bool 
     Link-like words become code spans. ``at_line_start`` says whether the text begins a line.
     """
     words = clean_text(text, one_line=True).split(" ")
-    code = [bool(word) and _LINKISH.search(word) is not None for word in words]
+    # A link-like word becomes a code span, its trailing sentence punctuation stays prose
+    # ("in `config.py`." rather than "in `config.py.`").
+    code = [_code_part(word) for word in words]
     # Where code spans will be, the plain text must not hold a backtick that pairs with theirs.
-    shadow = " ".join("x" if is_code else word for word, is_code in zip(words, code, strict=True))
+    shadow = " ".join(
+        "x" + word[len(part) :] if part else word for word, part in zip(words, code, strict=True)
+    )
     escapes = _escape_positions(shadow, at_line_start, in_emphasis, any(code))
     out: list[str] = []
     position = 0
-    for word, is_code in zip(words, code, strict=True):
+    for word, part in zip(words, code, strict=True):
         if out:
             out.append(" ")
             position += 1
-        if is_code:
-            out.append(_code_span(word))
+        if part:
+            out.append(_code_span(part))
             position += 1
-            continue
+            word = word[len(part) :]
         for offset, char in enumerate(word):
             if position + offset in escapes:
                 out.append("\\")
             out.append(char)
         position += len(word)
     return "".join(out)
+
+
+_TRAILING_PUNCTUATION = re.compile(r"[.,;:!?)\]'\"]+$")
+
+
+def _code_part(word: str) -> str:
+    """The part of ``word`` to show as a code span: the link-like word without its trailing
+    punctuation, or the whole word where the shorter one would no longer look like a link;
+    empty when ``word`` looks like no link."""
+    if not word or _LINKISH.search(word) is None:
+        return ""
+    core = _TRAILING_PUNCTUATION.sub("", word)
+    return core if core and _LINKISH.search(core) is not None else word
 
 
 def escape_markdown(text: Any) -> str:
