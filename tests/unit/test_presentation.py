@@ -126,6 +126,19 @@ def test_plaintext_has_no_markdown() -> None:
     assert "```" not in text
 
 
+def test_plaintext_shows_what_the_markdown_hover_shows() -> None:
+    """Clients that prefer plain text (eglot, piped `spanlens show`) lose nothing: tags of an
+    enrichment, the docstring of a span still pending, and the state line with its marker."""
+    fresh = SpanView(span(), FRESH, enrichment(tags=["config", "parsing"]), None)
+    text = render_plaintext(fresh)
+    assert "Tags: config, parsing" in text
+    assert text.splitlines()[-1].startswith("✓ enriched by qwen2.5-coder:7b (small)")
+    pending = SpanView(span(docstring="Read the file.\n\nLonger story."), PENDING, None, None)
+    text = render_plaintext(pending)
+    assert "Read the file." in text and "Longer story" not in text
+    assert text.splitlines()[-1].startswith("… pending")
+
+
 # ------------------------------------------------------------------ renderers of real clients
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -256,9 +256,17 @@ def render_plaintext(view: SpanView, now: float | None = None) -> str:
                 lines.extend(f"  - {clean_text(i, one_line=True)}" for i in items)
         if data.get("usage_snippet"):
             lines += ["Usage:", clean_text(data["usage_snippet"])]
+        tags = data.get("tags") or []
+        if tags:
+            lines.append("Tags: " + ", ".join(clean_text(t, one_line=True) for t in tags))
+    else:
+        doc = facts.get("docstring") or facts.get("doc")
+        if doc:
+            lines.append(clean_text(str(doc).split("\n\n")[0], one_line=True))
     lines.append("Parser facts:")
     lines.extend(f"  - {line}" for line in fact_lines(facts, markdown=False))
-    lines.append(f"[{clean_text(describe_state(view, now), one_line=True)}]")
+    marker = "✓" if view.state == FRESH else "…"
+    lines += ["---", f"{marker} {clean_text(describe_state(view, now), one_line=True)}"]
     return "\n".join(lines)
 
 
