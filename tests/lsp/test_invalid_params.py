@@ -74,8 +74,11 @@ async def test_malformed_requests_get_invalid_params(editor: Editor) -> None:
 
 
 async def test_unknown_documents_and_positions_answer_null_or_empty(editor: Editor) -> None:
+    (editor.root / ".spanlensignore").write_text("ignored.py\n")
+    (editor.root / "ignored.py").write_text("def hidden(x):\n    return x\n")
     await editor.start()
     uri = editor.open("config.py")
+    ignored = editor.open("ignored.py")  # opened, but still not indexed
     await wait_for(lambda: editor.hover_text("config.py", PARSE_LINE), what="a hover")
     client = editor.client
     outside = "file:///nowhere/else/x.py"
@@ -85,7 +88,8 @@ async def test_unknown_documents_and_positions_answer_null_or_empty(editor: Edit
     assert await raw_request(client, "textDocument/hover", hover_params("untitled:1")) is None
     unindexed = editor.uri("missing.py")
     assert await raw_request(client, "textDocument/hover", hover_params(unindexed)) is None
-    for document in (outside, "untitled:1", unindexed):
+    assert await raw_request(client, "textDocument/hover", hover_params(ignored)) is None
+    for document in (outside, "untitled:1", unindexed, ignored):
         params = {"textDocument": {"uri": document}}
         assert await raw_request(client, "textDocument/codeLens", params) == []
     # A lens of a span that vanished (a well-formed id this server could have given):

@@ -14,6 +14,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 from tests.lsp.conftest import PROFILES, SAMPLE, _plain, wait_for
+from tests.lsp.test_status_payloads import check_status
 
 INVALID_PARAMS = -32602
 
@@ -69,6 +70,7 @@ async def test_no_root_warns_once_with_the_fix_and_answers_harmlessly(
     )
     status = await wait_for(lambda: statuses and statuses[-1], what="a status")
     assert status["state"] == "no_workspace"
+    check_status(status)  # the same fields as ever, with nothing going on
     assert len(warning) == 1
     assert "no workspace folder" in warning[0].message
     assert "Open a folder" in warning[0].message and "root_dir" in warning[0].message
