@@ -117,3 +117,30 @@ async def _all_fresh(editor: Editor) -> dict[int, str] | None:
     if titles and all(t.startswith(SUMMARY) for t in titles.values()):
         return titles
     return None
+
+
+async def test_a_file_changed_on_disk_refreshes_its_lenses(
+    editor: Editor, standin: StandinModelServer
+) -> None:
+    facts_only = "backends = []\n" + toml_settings(standin.url).split("[[backends]]")[0]
+    (editor.root / "spanlens.toml").write_text(facts_only)  # no enrichment refreshes
+    await editor.start()
+    if editor.supports_refresh:  # exactly one so far: the workspace index finished
+        await wait_for(lambda: editor.lens_refreshes == 1, what="the refresh after the index")
+    assert await lens_lines(editor, "config.py") == LENS_LINES
+    source = editor.root / "config.py"
+    source.write_text(SAMPLE + "\n\ndef added(x):\n    return x\n")
+    editor.client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=source.as_uri(), type=types.FileChangeType.Changed)]
+        )
+    )
+
+    async def has_added() -> bool:
+        return 17 in (await lens_lines(editor, "config.py") or set())
+
+    await wait_for(has_added, what="the new function's lens")
+    if editor.supports_refresh:
+        await wait_for(lambda: editor.lens_refreshes == 2, what="a refresh after the change")
+    else:
+        assert editor.lens_refreshes == 0

@@ -284,6 +284,7 @@ class DocumentSync:
         log.info("%d files changed outside the editor: %d spans to enrich", len(paths), changed)
         if changed or gone:
             services.scheduler.invalidate_backlog()
+            self.session.lenses.refresh()  # their lenses moved, went stale or vanished
         self.session.status.mark()
 
     async def index_workspace(self) -> None:
