@@ -172,13 +172,16 @@ class DocumentSync:
     async def _refresh(self, uri: str, path: str, queue_open: bool = False) -> FileDiff | None:
         edits = self._edits.get(uri)
         try:
-            return await self._refresh_now(uri, path, queue_open)
+            return await self._refresh_now(uri, path, queue_open, edits)
         finally:
-            self._settle(uri, edits)
+            self._settle(uri, edits)  # also when indexing failed: waiters must not hang
 
-    async def _refresh_now(self, uri: str, path: str, queue_open: bool) -> FileDiff | None:
+    async def _refresh_now(
+        self, uri: str, path: str, queue_open: bool, edits: int | None
+    ) -> FileDiff | None:
         await self.session.ready.wait()
         diff = await self._index_buffer(uri, path)
+        self._settle(uri, edits)  # lens requests need the index, not the queueing below
         services = self.session.services
         if services is None or uri not in self.open:
             return diff
