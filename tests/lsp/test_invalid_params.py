@@ -89,7 +89,8 @@ async def test_unknown_documents_and_positions_answer_null_or_empty(editor: Edit
     unindexed = editor.uri("missing.py")
     assert await raw_request(client, "textDocument/hover", hover_params(unindexed)) is None
     assert await raw_request(client, "textDocument/hover", hover_params(ignored)) is None
-    for document in (outside, "untitled:1", unindexed, ignored):
+    assert await raw_request(client, "textDocument/hover", hover_params("not a uri %%")) is None
+    for document in (outside, "untitled:1", unindexed, ignored, "not a uri %%", ""):
         params = {"textDocument": {"uri": document}}
         assert await raw_request(client, "textDocument/codeLens", params) == []
     # A lens of a span that vanished (a well-formed id this server could have given):
