@@ -90,6 +90,7 @@ async def test_no_root_warns_once_with_the_fix_and_answers_harmlessly(
         types.ExecuteCommandParams(command="spanlens.statusReport", arguments=[])
     )
     assert report["status"]["state"] == "no_workspace"
+    assert report["counts"] is None
     with pytest.raises(JsonRpcException) as caught:
         await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="spanlens.enrichFile", arguments=[{"uri": uri}])
