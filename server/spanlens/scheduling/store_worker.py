@@ -83,6 +83,8 @@ class StoreWorker:
         loop = asyncio.get_running_loop()
 
         def close() -> None:
+            while self._urgent:  # queued after the last job: nobody will run them now
+                self._urgent.popleft()[1].cancel()
             if self._store is not None:
                 self._store.close()
                 self._store = None
