@@ -3,10 +3,12 @@ reports ended, and nothing left open (protocol.md: Progress)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from lsprotocol import types
 from tests.lsp.conftest import SAMPLE, Editor, wait_for
+from tests.lsp.test_lens_freshness import hold_the_walk, release_the_walk
 from tests.support.standin import StandinModelServer
 
 ENRICHING = "spanlens: enriching"
@@ -87,3 +89,32 @@ async def test_queue_progress_never_begins_after_its_work_ended(
     for token, reports in client.progress_reports.items():
         assert well_ordered(kinds(reports)), (token, kinds(reports))
     assert editor.last_status()["inFlight"] == 0
+
+
+async def test_shutdown_during_the_workspace_index_ends_its_progress(editor: Editor) -> None:
+    fifo = hold_the_walk(editor.root)
+    started = asyncio.ensure_future(editor.start())
+    client = editor.client
+    try:
+        await wait_for(lambda: editor.statuses, what="the server to start")
+
+        def index_bar() -> list[str]:
+            return [
+                str(token)
+                for token, reports in client.progress_reports.items()
+                if reports and getattr(reports[0], "title", "") == "spanlens: indexing"
+            ]
+
+        (token,) = await wait_for(index_bar, what="the indexing bar")
+        assert not editor.indexed()
+        await asyncio.wait_for(client.shutdown_async(None), 30)
+        assert kinds(client.progress_reports[token])[-1] == "end"
+        assert client.progress_reports[token][-1].message == "stopped"
+    finally:
+        await release_the_walk(fifo)  # the blocked walk thread can end, and the process exit
+        started.cancel()
+        await asyncio.gather(started, return_exceptions=True)
+        client.exit(None)
+        editor.started = False  # shut down already: the fixture only stops the client
+    for reports in client.progress_reports.values():
+        assert well_ordered(kinds(reports))

@@ -336,6 +336,9 @@ class DocumentSync:
         except IndexCancelled:
             progress.end("stopped")
             return
+        except asyncio.CancelledError:  # shutdown ran out of time: the bar still ends
+            progress.end("stopped")
+            raise
         finally:
             self.indexing = None
         progress.end(f"{summary.spans_total} spans in {summary.files_indexed} changed files")
