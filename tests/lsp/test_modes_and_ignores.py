@@ -77,7 +77,7 @@ async def test_facts_only_mode(editor: Editor, standin: StandinModelServer) -> N
     status = editor.last_status()
     assert status["state"] == "facts_only"
     assert not any(status["queue"].values())
-    assert status["backends"] == {"endpoints": [], "unreachable": False}
+    assert status["backends"] == {"endpoints": [], "unreachable": False, "misconfigured": []}
     report = await editor.command("spanlens.statusReport")
     assert "- backends: none (facts only)" in report["markdown"].splitlines()
     assert standin.chat_requests == []

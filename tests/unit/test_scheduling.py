@@ -253,3 +253,55 @@ async def test_a_failed_span_waits_for_its_retry_time(make: Any, store: Store) -
     scheduler.push([span["f2"].id], Priority.REQUESTED, explicit=True)
     await until(lambda: ["f2"] in engine.calls)
     assert ids(store)["f2"] == span["f2"].id
+
+
+async def test_run_first_runs_inside_a_long_job_at_its_yield_points(tmp_path: Path) -> None:
+    """An opened buffer's index (run_first) does not wait for the workspace walk to end."""
+    import threading
+
+    worker = StoreWorker(tmp_path, "test")
+    release = threading.Event()
+    order: list[str] = []
+
+    def long_job(store: Store) -> None:
+        order.append("walk started")
+        while not release.wait(0.01):
+            worker.run_urgent()  # between the walk's transactions
+        order.append("walk ended")
+
+    def queued_job(store: Store) -> None:
+        order.append("queued job")
+
+    try:
+        walk = asyncio.ensure_future(worker.run(long_job))
+        queued = asyncio.ensure_future(worker.run(queued_job))
+        while not order:
+            await asyncio.sleep(0.01)
+        result = await asyncio.wait_for(worker.run_first(lambda store: store.span_count()), 10)
+        assert result == 0
+        assert order == ["walk started"]  # answered while the walk still runs
+        release.set()
+        await asyncio.wait_for(asyncio.gather(walk, queued), 10)
+        assert order == ["walk started", "walk ended", "queued job"]
+    finally:
+        release.set()
+        await worker.aclose()
+
+
+async def test_run_first_jumps_ahead_of_queued_work(tmp_path: Path) -> None:
+    import threading
+
+    worker = StoreWorker(tmp_path, "test")
+    gate = threading.Event()
+    order: list[str] = []
+    try:
+        blocker = asyncio.ensure_future(worker.run(lambda store: gate.wait(10)))
+        queued = asyncio.ensure_future(worker.run(lambda store: order.append("queued")))
+        urgent = asyncio.ensure_future(worker.run_first(lambda store: order.append("urgent")))
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(blocker, queued, urgent), 10)
+        assert order == ["urgent", "queued"]
+    finally:
+        gate.set()
+        await worker.aclose()

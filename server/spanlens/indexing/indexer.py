@@ -25,7 +25,7 @@ from spanlens.indexing.hashing import file_sha256
 from spanlens.indexing.languages import get_extractor, language_for_path
 from spanlens.indexing.source import normalise_source
 from spanlens.indexing.spans import Extraction, ParsedSource
-from spanlens.indexing.walk import walk_workspace
+from spanlens.indexing.walk import WalkResult, walk_workspace
 from spanlens.store.db import FileRow, Store
 
 #: Files parsed per worker task, and the least work that justifies worker processes.
@@ -367,11 +367,16 @@ def index_workspace(
     max_size: int = 1 << 20,
     workers: int = 0,
     progress: ProgressFn | None = None,
+    walk: WalkResult | None = None,
 ) -> IndexSummary:
-    """Bring the store up to date with the files under ``root``; see the module docstring."""
+    """Bring the store up to date with the files under ``root``; see the module docstring.
+
+    ``walk`` is the file list when the caller walked the workspace already (off the store's
+    thread, so that the thread is free meanwhile)."""
     started = time.perf_counter()
     summary = IndexSummary()
-    walk = walk_workspace(root, exclude=exclude, max_size=max_size)
+    if walk is None:
+        walk = walk_workspace(root, exclude=exclude, max_size=max_size)
     summary.skipped.update(walk.skipped)
     known = store.file_rows()
     seen: set[str] = set()

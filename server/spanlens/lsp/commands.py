@@ -40,18 +40,32 @@ def argument(args: tuple[Any, ...]) -> dict[str, Any]:
     return args[0]
 
 
+#: Positions past this are no position (SQLite integers would overflow).
+_MAX_POSITION = 2**31 - 1
+
+
+def _is_int(value: Any) -> bool:
+    """A JSON integer that can be a position or an id (not a bool, not negative)."""
+    return type(value) is int and 0 <= value <= _MAX_POSITION
+
+
 def target_span(session: Session, arg: dict[str, Any]) -> SpanRow:
     """The span named by ``{"spanId": n}`` or ``{"uri": ..., "line": l, "character": c}``."""
     services = session.services
     if services is None:
-        raise CommandError("spanlens is still starting")
+        raise CommandError(session.not_ready())
     span = None
-    if isinstance(arg.get("spanId"), int):
+    character = arg.get("character")
+    if _is_int(arg.get("spanId")):
         span = services.store.span_by_id(arg["spanId"])
-    elif isinstance(arg.get("uri"), str) and isinstance(arg.get("line"), int):
+    elif (
+        isinstance(arg.get("uri"), str)
+        and _is_int(arg.get("line"))
+        and (character is None or _is_int(character))
+    ):
         path = session.path_of(arg["uri"])
         if path is not None:
-            span = services.store.span_at(path, arg["line"], arg.get("character"))
+            span = services.store.span_at(path, arg["line"], character)
     else:
         raise CommandError('expected {"spanId": n} or {"uri": ..., "line": n, "character": n}')
     if span is None:
@@ -62,8 +76,10 @@ def target_span(session: Session, arg: dict[str, Any]) -> SpanRow:
 def enrich_file(session: Session, arg: dict[str, Any]) -> dict[str, Any]:
     """Queue every span of a file that has no fresh enrichment, ahead of background work."""
     services = session.services
-    path = session.path_of(arg.get("uri", "")) if isinstance(arg.get("uri"), str) else None
-    if services is None or path is None:
+    if services is None:
+        raise CommandError(session.not_ready())
+    path = session.path_of(arg["uri"]) if isinstance(arg.get("uri"), str) else None
+    if path is None:
         raise CommandError('expected {"uri": <a file in the workspace>}')
     ids = [
         span.id
@@ -90,10 +106,10 @@ async def retry_failed(session: Session, arg: dict[str, Any]) -> dict[str, Any]:
 
     services = session.services
     if services is None:
-        raise CommandError("spanlens is still starting")
+        raise CommandError(session.not_ready())
     paths = None
-    if isinstance(arg.get("uri"), str):
-        path = session.path_of(arg["uri"])
+    if "uri" in arg:
+        path = session.path_of(arg["uri"]) if isinstance(arg["uri"], str) else None
         if path is None:
             raise CommandError("that file is outside the workspace")
         paths = [path]

@@ -3,7 +3,10 @@
 didChange re-indexes after a debounce; the spans it changes are remembered until the save,
 which puts them at the front of the queue (so a save right after the debounced re-index does
 not parse again). Files changed outside the editor arrive through didChangeWatchedFiles.
-All parsing and writing runs on the indexer thread; handlers only schedule it.
+All parsing and writing runs on the indexer thread; handlers only schedule it. An open
+buffer's index goes ahead of other work there (the workspace walk lets it in between its
+transactions), and each open document has a future that tells code-lens requests when its
+latest text is indexed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from spanlens.indexing.indexer import (
 )
 from spanlens.indexing.languages import LANGUAGE_BY_EXTENSION
 from spanlens.indexing.source import buffer_source_text, read_source_text
-from spanlens.indexing.walk import skip_reason
+from spanlens.indexing.walk import skip_reason, walk_workspace
 from spanlens.lsp.progress import WorkDone
 from spanlens.scheduling.queue import Priority
 from spanlens.store.db import Store
@@ -37,6 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WATCHER_ID = "spanlens-watched-files"
+#: Longest a code-lens request waits for its document's pending index (then it answers from
+#: the index as it is, and a refresh follows where the client supports one).
+INDEX_WAIT_SECONDS = 2.0
 
 
 class IndexCancelled(Exception):
@@ -59,6 +65,10 @@ class DocumentSync:
         self.indexing: tuple[int, int] | None = None
         #: Whether the first workspace index has finished.
         self.indexed = False
+        #: uri -> resolved once the buffer's latest text is indexed (see :meth:`wait_indexed`).
+        self._settled: dict[str, asyncio.Future[None]] = {}
+        #: uri -> edits seen, so that only the index of the latest text settles the future.
+        self._edits: dict[str, int] = {}
 
     # ------------------------------------------------------------ notifications
 
@@ -68,6 +78,7 @@ class DocumentSync:
         if path is None:
             return
         self.open[uri] = path
+        self._unsettle(uri)
         self.session.spawn(self._refresh(uri, path, queue_open=True), f"open {path}")
 
     def did_change(self, uri: str) -> None:
@@ -78,12 +89,15 @@ class DocumentSync:
             return
         services.scheduler.note_edit()
         self._cancel_timer(uri)
+        self._unsettle(uri)
         delay = max(0, services.settings.lsp.debounce_ms) / 1000
         loop = asyncio.get_running_loop()
-        self._timers[uri] = loop.call_later(
-            delay,
-            lambda: self.session.spawn(self._refresh(uri, path), f"re-index {path}"),
-        )
+
+        def fire() -> None:
+            self._timers.pop(uri, None)
+            self.session.spawn(self._refresh(uri, path), f"re-index {path}")
+
+        self._timers[uri] = loop.call_later(delay, fire)
 
     def did_save(self, uri: str) -> None:
         """Re-index now and put the file's changed spans at the front of the queue."""
@@ -97,6 +111,10 @@ class DocumentSync:
         """Forget the buffer; its diagnostics go with it."""
         self._cancel_timer(uri)
         path = self.open.pop(uri, None)
+        self._edits.pop(uri, None)
+        settled = self._settled.pop(uri, None)
+        if settled is not None and not settled.done():
+            settled.set_result(None)
         if path is not None:
             self.session.diagnostics.clear(uri)
             forget_recent_parse(path)
@@ -128,11 +146,41 @@ class DocumentSync:
         root = self.session.root
         return read_source_text(root / path) if root is not None else None
 
+    async def wait_indexed(self, uri: str, timeout: float = INDEX_WAIT_SECONDS) -> None:
+        """Until the open buffer ``uri``'s latest text is indexed, at most ``timeout`` seconds
+        (at once for a document that is not open or already indexed)."""
+        settled = self._settled.get(uri)
+        if settled is not None and not settled.done():
+            await asyncio.wait([settled], timeout=timeout)
+
+    def _unsettle(self, uri: str) -> None:
+        self._edits[uri] = self._edits.get(uri, 0) + 1
+        settled = self._settled.get(uri)
+        if settled is None or settled.done():
+            self._settled[uri] = asyncio.get_running_loop().create_future()
+
+    def _settle(self, uri: str, edits: int | None) -> None:
+        if self._edits.get(uri) != edits or uri in self._timers:
+            return  # a newer edit is still to be indexed
+        settled = self._settled.get(uri)
+        if settled is not None and not settled.done():
+            settled.set_result(None)
+
     # ------------------------------------------------------------ work
 
     async def _refresh(self, uri: str, path: str, queue_open: bool = False) -> FileDiff | None:
+        edits = self._edits.get(uri)
+        try:
+            return await self._refresh_now(uri, path, queue_open, edits)
+        finally:
+            self._settle(uri, edits)  # also when indexing failed: waiters must not hang
+
+    async def _refresh_now(
+        self, uri: str, path: str, queue_open: bool, edits: int | None
+    ) -> FileDiff | None:
         await self.session.ready.wait()
         diff = await self._index_buffer(uri, path)
+        self._settle(uri, edits)  # lens requests need the index, not the queueing below
         services = self.session.services
         if services is None or uri not in self.open:
             return diff
@@ -141,11 +189,20 @@ class DocumentSync:
             services.scheduler.push(diff.touched, Priority.OPEN)
         if diff is not None:
             self.session.diagnostics.publish(uri, path)
+            if diff.touched or queue_open:  # new, moved or now stale spans: lenses change
+                self.session.lenses.refresh()
         if queue_open:
             await services.scheduler.queue_pending_of([path], Priority.OPEN)
         return diff
 
     async def _save(self, uri: str, path: str, started: float) -> None:
+        edits = self._edits.get(uri)  # the save's index replaces the cancelled debounce
+        try:
+            await self._save_now(uri, path, started)
+        finally:
+            self._settle(uri, edits)
+
+    async def _save_now(self, uri: str, path: str, started: float) -> None:
         await self.session.ready.wait()
         services = self.session.services
         if services is None:
@@ -153,6 +210,8 @@ class DocumentSync:
         diff = await self._index_buffer(uri, path) if uri in self.open else None
         if diff is None and uri not in self.open:
             diff = await self._index_disk(path)
+        if diff is not None and diff.touched:
+            self.session.lenses.refresh()
         touched = self.unsaved.pop(path, set())
         if diff is not None:
             touched.update(diff.touched)
@@ -184,7 +243,7 @@ class DocumentSync:
                 return None
             return index_text(store, root, path, data)
 
-        return await services.indexer.run(work)
+        return await services.indexer.run_first(work)
 
     async def _index_disk(self, path: str) -> FileDiff | None:
         services = self.session.services
@@ -227,6 +286,7 @@ class DocumentSync:
         log.info("%d files changed outside the editor: %d spans to enrich", len(paths), changed)
         if changed or gone:
             services.scheduler.invalidate_backlog()
+            self.session.lenses.refresh()  # their lenses moved, went stale or vanished
         self.session.status.mark()
 
     async def index_workspace(self) -> None:
@@ -240,12 +300,14 @@ class DocumentSync:
         progress = WorkDone(self.session, "spanlens: indexing")
         await progress.begin("walking the workspace")
         loop = asyncio.get_running_loop()
+        indexer = services.indexer
 
         def report(done: int, total: int) -> None:
             if self.session.closing:
                 raise IndexCancelled
             self.indexing = (done, total)
             loop.call_soon_threadsafe(self._index_progress, progress, done, total)
+            indexer.run_urgent()  # buffers the user opened meanwhile go first
 
         def work(store: Store) -> Any:
             return index_workspace(
@@ -255,13 +317,27 @@ class DocumentSync:
                 max_size=settings.index.max_file_size,
                 workers=settings.index.workers,
                 progress=report,
+                walk=walk,
             )
 
         try:
-            summary = await services.indexer.run(work)
+            # The walk reads only the file system: off the indexer thread, which stays free
+            # for opened buffers meanwhile.
+            walk = await asyncio.to_thread(
+                walk_workspace,
+                services.root,
+                settings.index.exclude,
+                settings.index.max_file_size,
+            )
+            if self.session.closing:
+                raise IndexCancelled
+            summary = await indexer.run(work)
         except IndexCancelled:
             progress.end("stopped")
             return
+        except asyncio.CancelledError:  # shutdown ran out of time: the bar still ends
+            progress.end("stopped")
+            raise
         finally:
             self.indexing = None
         progress.end(f"{summary.spans_total} spans in {summary.files_indexed} changed files")
@@ -277,6 +353,7 @@ class DocumentSync:
             await self._refresh(uri, path)
         self.indexed = True
         services.scheduler.invalidate_backlog()
+        self.session.lenses.refresh()
         self.session.status.mark()
 
     def _index_progress(self, progress: WorkDone, done: int, total: int) -> None:

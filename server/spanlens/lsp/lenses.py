@@ -1,8 +1,11 @@
 """Code lenses: one per span (all, top-level only, or off), carrying data only.
 
-``textDocument/codeLens`` answers from span positions alone; ``codeLens/resolve`` fills the
-title from the store. When enrichments land the server sends ``workspace/codeLens/refresh``
-to clients that support it (others get the ``spanlens/enriched`` notification).
+``textDocument/codeLens`` answers from span positions alone, once the document's latest
+text is indexed; ``codeLens/resolve`` fills the title from the store (the span's state now).
+When lenses change (a buffer indexed, spans gone stale, the workspace index done, enrichments
+landed) the server sends ``workspace/codeLens/refresh`` to clients that support it (others
+get the ``spanlens/enriched`` notification when enrichments land, and a right answer on
+their next request).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 from spanlens.presentation.state import FACTS_ONLY, FAILED, FRESH, PENDING, STALE, SpanView
 from spanlens.presentation.text import clean_text
@@ -30,12 +34,15 @@ TITLE_SUMMARY_CHARS = 60
 REFRESH_DELAY = 0.15
 
 
-def code_lenses(session: Session, uri: str) -> list[types.CodeLens] | None:
-    """Unresolved lenses for the spans of one document, under the ``lsp.code_lens`` setting."""
+async def code_lenses(session: Session, uri: str) -> list[types.CodeLens]:
+    """Unresolved lenses for the spans of one document, under the ``lsp.code_lens`` setting;
+    an open document's pending index is awaited first (briefly, see ``wait_indexed``).
+    Empty for documents spanlens does not index (outside the workspace, ignored, no root)."""
+    await session.documents.wait_indexed(uri)
     services = session.services
     path = session.path_of(uri)
     if services is None or path is None:
-        return None
+        return []
     mode = services.settings.lsp.code_lens
     if mode == "off":
         return []
@@ -52,11 +59,14 @@ def code_lenses(session: Session, uri: str) -> list[types.CodeLens] | None:
 
 
 def resolve_lens(session: Session, lens: types.CodeLens) -> types.CodeLens:
-    """Fill a lens's title from the store (the span as it is now)."""
+    """Fill a lens's title from the store (the span as it is now). A lens whose ``data`` this
+    server did not write is InvalidParams."""
     services = session.services
     data = lens.data if isinstance(lens.data, dict) else {}
     span_id = data.get("spanId")
-    span = services.store.span_by_id(span_id) if services and isinstance(span_id, int) else None
+    if type(span_id) is not int:
+        raise JsonRpcInvalidParams('codeLens/resolve: expected data {"spanId": <integer>, ...}')
+    span = services.store.span_by_id(span_id) if services else None
     if span is None:
         title = "spanlens: changed, re-indexing"
         lens.command = types.Command(title=title, command="")

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -38,8 +39,12 @@ class WorkDone:
         self.active = False
         self._last_report = 0.0
 
-    async def begin(self, message: str | None = None) -> bool:
-        """Create the token and show the bar; False when the client cannot show one."""
+    async def begin(
+        self, message: str | None = None, still_running: Callable[[], bool] | None = None
+    ) -> bool:
+        """Create the token and show the bar; False when the client cannot show one, or when
+        ``still_running`` says the work ended while the client was creating the token (a bar
+        must never begin after its work ended)."""
         if not self.session.supports("window.work_done_progress"):
             return False
         progress = self.session.server.work_done_progress
@@ -47,6 +52,9 @@ class WorkDone:
             await progress.create_async(self.token)
         except Exception as exc:
             log.warning("client refused a progress token: %s", exc)
+            return False
+        if still_running is not None and not still_running():
+            progress.tokens.pop(self.token, None)
             return False
         progress.begin(
             self.token,
@@ -131,10 +139,18 @@ class QueueProgress:
         self._closed = True
         self._end("stopped")
 
+    def _running(self) -> bool:
+        services = self.session.services
+        if services is None or self._closed or self.session.closing:
+            return False
+        return services.scheduler.snapshot()["inFlight"] > 0
+
     async def _start(self) -> None:
         bar = WorkDone(self.session, "spanlens: enriching", cancellable=True)
         try:
-            if await bar.begin("starting"):
+            # The client answers the token's creation when it likes; by then the calls may be
+            # over (no bar then: the next call starts a new one) or the server shutting down.
+            if await bar.begin("starting", still_running=self._running):
                 self.bar = bar
                 self._done = 0
         finally:

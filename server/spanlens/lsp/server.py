@@ -6,11 +6,16 @@ import asyncio
 import logging
 import sys
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
+from cattrs import transform_error
+from cattrs.errors import ClassValidationError
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol.json_rpc import JsonRPCRequestMessage
 
 from spanlens import __version__
 from spanlens.lsp import commands, hover, lenses, symbols
@@ -23,8 +28,50 @@ from spanlens.lsp.settings import pushed_section
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableRequest:
+    """A request whose params did not match the method's type (answered with InvalidParams)."""
+
+    id: Any
+    method: str
+    reason: str
+
+
 class SpanlensProtocol(LanguageServerProtocol):
-    """Negotiates UTF-16 positions: the store's columns are UTF-16 offsets."""
+    """Negotiates UTF-16 positions (the store's columns are UTF-16 offsets), answers requests
+    whose params do not deserialise with InvalidParams (pygls logs them and never answers),
+    and keeps every error reply to one line without a traceback."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """pygls's deserialisation, except that a request with bad params becomes an
+        :class:`UnreadableRequest` instead of an exception that leaves it unanswered."""
+        if "jsonrpc" not in data or "id" not in data or "method" not in data or "error" in data:
+            return super().structure_message(data)
+        method = data["method"]
+        request_type = self.get_message_type(method) or JsonRPCRequestMessage
+        try:
+            return self._converter.structure(data, request_type)
+        except Exception as exc:
+            reason = f"invalid params for {method}: {_structure_error(exc)}"
+            log.warning("%s", reason)
+            return UnreadableRequest(data["id"], method, reason)
+
+    def handle_message(self, message: Any) -> None:
+        """Answer unreadable requests at once; everything else goes to pygls."""
+        if isinstance(message, UnreadableRequest):
+            error = JsonRpcInvalidParams(message.reason).to_response_error()
+            self._send_response(message.id, None, error)
+            return
+        super().handle_message(message)
+
+    def _send_response(
+        self, msg_id: Any, result: Any | None = None, error: types.ResponseError | None = None
+    ) -> None:
+        """Every error reply: one line, no data (pygls puts a traceback in an internal
+        error's data)."""
+        if error is not None:
+            error = types.ResponseError(code=error.code, message=_first_line(error.message))
+        super()._send_response(msg_id, result, error)
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(
@@ -35,6 +82,23 @@ class SpanlensProtocol(LanguageServerProtocol):
         if general is not None:
             general.position_encodings = [types.PositionEncodingKind.Utf16]
         return (yield from super().lsp_initialize(params))
+
+
+def _structure_error(error: Exception) -> str:
+    """What was wrong with a message's params, e.g. ``required field missing @ $.params``."""
+    try:
+        problems = transform_error(error) if isinstance(error, ClassValidationError) else []
+    except Exception:
+        problems = []
+    return "; ".join(problems[:3]) or _first_line(error)
+
+
+def _first_line(error: object) -> str:
+    """The first non-empty line of an error's text, at most 300 characters."""
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return type(error).__name__ if isinstance(error, BaseException) else "error"
 
 
 class SpanlensServer(LanguageServer):
@@ -106,8 +170,8 @@ def create_server() -> SpanlensServer:
         return hover.hover(ls.require_session(), params)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
-    def code_lens(ls: SpanlensServer, params: types.CodeLensParams) -> list[types.CodeLens] | None:
-        return lenses.code_lenses(ls.require_session(), params.text_document.uri)
+    async def code_lens(ls: SpanlensServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        return await lenses.code_lenses(ls.require_session(), params.text_document.uri)
 
     @server.feature(types.CODE_LENS_RESOLVE)
     def code_lens_resolve(ls: SpanlensServer, lens: types.CodeLens) -> types.CodeLens:
@@ -137,10 +201,12 @@ def create_server() -> SpanlensServer:
 
     @server.command(commands.PAUSE)
     def pause(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        commands.argument(args)
         return commands.pause(ls.require_session())
 
     @server.command(commands.RESUME)
     def resume(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        commands.argument(args)
         return commands.resume(ls.require_session())
 
     @server.command(commands.SHOW_SPAN)
@@ -149,6 +215,7 @@ def create_server() -> SpanlensServer:
 
     @server.command(commands.STATUS_REPORT)
     async def status_report(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        commands.argument(args)
         return await commands.status_report(ls.require_session())
 
     return server

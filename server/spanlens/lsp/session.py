@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Shown once when the client gave no workspace folder and no rootUri (a single file opened).
+NO_ROOT_MESSAGE = (
+    "spanlens: no workspace folder, so spanlens is inactive for this session (its index "
+    "lives in <folder>/.spanlens). Open a folder instead of a single file (VS Code: File > "
+    "Open Folder), or give the client a root (Neovim: root_dir or root_markers, e.g. .git)."
+)
+
 
 class Session:
     """The server's state for one workspace root."""
@@ -68,7 +75,13 @@ class Session:
     async def start(self) -> None:
         """After ``initialized``: read settings, build services, index in the background."""
         if self.root is None:
+            # Serving the file's own folder would create .spanlens in whatever folder the
+            # file happens to be in (a download folder, /tmp, home): say so and stay inactive.
             log.warning("no workspace folder or rootUri: spanlens stays inactive")
+            self.server.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Warning, message=NO_ROOT_MESSAGE)
+            )
+            self.status.mark()
             return
         self.editor_section = await pull_section(self.server)
         settings, error = workspace_settings(self.root, self._overrides())
@@ -192,6 +205,12 @@ class Session:
         self.status.mark()
 
     # ------------------------------------------------------------ helpers for features
+
+    def not_ready(self) -> str:
+        """Why there are no services: no workspace folder, or still starting."""
+        if self.root is None:
+            return "spanlens is inactive: no workspace folder (open a folder, or set a root)"
+        return "spanlens is still starting"
 
     def path_of(self, uri: str) -> str | None:
         """The workspace-relative path of a document URI, or None outside the workspace."""

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from spanlens.scheduling.queue import LANE_NAMES
+
 if TYPE_CHECKING:
     from spanlens.lsp.session import Session
 
@@ -24,8 +26,18 @@ STATUS_INTERVAL = 0.1
 STATUS_VERSION = 1
 #: Seconds between GPU samples for the status payload (NVML calls block: never on the loop).
 GPU_SAMPLE_SECONDS = 2.0
+#: The scheduler's part of the payload before a scheduler exists (see Scheduler.snapshot).
+IDLE_SNAPSHOT: dict[str, Any] = {
+    "inFlight": 0,
+    "calls": 0,
+    "paused": None,
+    "idle": False,
+    "deferredSeconds": 0.0,
+    "backlogEmpty": False,
+    "lastError": None,
+}
 #: ``backends`` when no engine exists (facts only).
-NO_BACKENDS: dict[str, Any] = {"endpoints": [], "unreachable": False}
+NO_BACKENDS: dict[str, Any] = {"endpoints": [], "unreachable": False, "misconfigured": []}
 
 
 class StatusReporter:
@@ -74,8 +86,15 @@ class StatusReporter:
             "indexed": documents.indexed,
             "lastSave": documents.last_save,
         }
-        if services is None:
-            return {**base, "state": "starting"}
+        if services is None:  # the same keys, with nothing going on
+            return {
+                **base,
+                "state": "starting" if session.root else "no_workspace",
+                **IDLE_SNAPSHOT,
+                "queue": dict.fromkeys(LANE_NAMES.values(), 0),
+                "backends": dict(NO_BACKENDS),
+                "gpu": None,
+            }
         snapshot = services.scheduler.snapshot()
         engine = services.scheduler.engine
         health = dict(engine.health()) if engine is not None else dict(NO_BACKENDS)
