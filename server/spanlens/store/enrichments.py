@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -358,12 +358,18 @@ def claim_hashes(
         return _owned(conn, hashes, owner)
 
 
+def _in_chunks(hashes: Sequence[str], size: int = 500) -> Iterator[tuple[list[str], str]]:
+    """``hashes`` without repeats, in parts small enough for one ``IN (...)`` each, with the
+    placeholders for that part."""
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), size):
+        part = unique[start : start + size]
+        yield part, ",".join("?" * len(part))
+
+
 def _owned(conn: Any, hashes: Sequence[str], owner: str) -> set[str]:
     held: set[str] = set()
-    unique = list(dict.fromkeys(hashes))
-    for start in range(0, len(unique), 500):
-        part = unique[start : start + 500]
-        marks = ",".join("?" * len(part))
+    for part, marks in _in_chunks(hashes):
         held.update(
             str(row[0])
             for row in conn.execute(
@@ -377,10 +383,7 @@ def _owned(conn: Any, hashes: Sequence[str], owner: str) -> set[str]:
 def claim_owners(store: Store, hashes: Sequence[str]) -> dict[str, str]:
     """Who holds each of ``hashes`` (hashes nobody claims are left out)."""
     owners: dict[str, str] = {}
-    unique = list(dict.fromkeys(hashes))
-    for start in range(0, len(unique), 500):
-        part = unique[start : start + 500]
-        marks = ",".join("?" * len(part))
+    for part, marks in _in_chunks(hashes):
         owners.update(
             (str(h), str(o))
             for h, o in store.conn.execute(
@@ -411,10 +414,7 @@ def drop_claims_of(store: Store, owners: Iterable[str]) -> None:
 def claimed_elsewhere(store: Store, hashes: Sequence[str], owner: str, now: float) -> set[str]:
     """Which of ``hashes`` another owner holds under a lease that has not run out."""
     held: set[str] = set()
-    unique = list(dict.fromkeys(hashes))
-    for start in range(0, len(unique), 500):
-        part = unique[start : start + 500]
-        marks = ",".join("?" * len(part))
+    for part, marks in _in_chunks(hashes):
         held.update(
             str(row[0])
             for row in store.conn.execute(
