@@ -212,6 +212,27 @@ elseif scenario == 'health' then
     return line:find('✗', 1, true) ~= nil
   end)
   say('STATUSLINE_DOWN', line)
+elseif scenario == 'docgen' then
+  -- Messages the plugin shows, as the user reads them.
+  local messages = {}
+  vim.notify = function(text)
+    table.insert(messages, text)
+  end
+  local mod = open(first)
+  wait_for('the enrichment', 30000, function()
+    return table.concat(lens_marks(mod), ' '):find('Test enrichment', 1, true) ~= nil
+  end)
+  vim.cmd('Spanlens docgen')
+  wait_for('the docgen message', 30000, function()
+    return #messages > 0
+  end)
+  say('DOCGEN_MESSAGE', messages[1])
+  vim.cmd('Spanlens open_doc')
+  wait_for('the doc to open', 10000, function()
+    return vim.api.nvim_buf_get_name(0):find('%.md$') ~= nil
+  end)
+  say('DOC_NAME', vim.api.nvim_buf_get_name(0))
+  say('DOC_TEXT', table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), ' | '))
 else
   fail('unknown scenario ' .. tostring(scenario))
 end

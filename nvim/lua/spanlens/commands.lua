@@ -17,7 +17,7 @@ local function execute(bufnr, command, argument, on_result)
   local params = { command = command, arguments = argument and { argument } or {} }
   spanlens.request(client, 'workspace/executeCommand', params, function(err, result)
     if err then
-      notify(command .. ': ' .. (err.message or tostring(err)), vim.log.levels.ERROR)
+      notify(err.message or (command .. ' failed'), vim.log.levels.ERROR)
       return
     end
     on_result(result or {}, client)
@@ -98,14 +98,22 @@ M.subcommands = {
     end)
   end,
   docgen = function(bufnr)
-    execute(bufnr, 'spanlens.docgenFile', { uri = uri_of(bufnr) }, function(result)
-      notify(result.message or ('docgen: ' .. (result.status or 'done')))
+    execute(bufnr, 'spanlens.docgenFile', { uri = uri_of(bufnr) }, function(result, client)
+      local doc = 'the doc'
+      if type(result.uri) == 'string' then
+        doc = vim.uri_to_fname(result.uri)
+        local root = client.config.root_dir
+        if root and doc:sub(1, #root + 1) == root .. '/' then
+          doc = doc:sub(#root + 2)
+        end
+      end
+      notify(string.format('%s written (%s)', doc, count_text(result.modelCalls, 'model call')))
     end)
   end,
   open_doc = function(bufnr)
     execute(bufnr, 'spanlens.openDoc', { uri = uri_of(bufnr) }, function(result)
       if type(result.uri) ~= 'string' then
-        return notify(result.message or 'no documentation for this file yet', vim.log.levels.WARN)
+        return notify('no doc for this file yet', vim.log.levels.WARN)
       end
       vim.cmd('edit ' .. vim.fn.fnameescape(vim.uri_to_fname(result.uri)))
     end)

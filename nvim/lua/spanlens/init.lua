@@ -241,6 +241,11 @@ function M.format_status(s)
   if queued > 0 or in_flight > 0 then
     return string.format('spanlens %d↑ %d⟳', queued, in_flight)
   end
+  local docgen = value(s.docgen)
+  local running = type(docgen) == 'table' and value(docgen.running)
+  if type(running) == 'string' then
+    return 'spanlens docs: ' .. shorten(running, 40)
+  end
   return 'spanlens ✓'
 end
 
