@@ -6,6 +6,8 @@ return {
   cmd = spanlens.cmd(),
   filetypes = spanlens.filetypes,
   root_markers = spanlens.root_markers,
+  -- A file outside any project starts no server (never a root guessed from the file's folder).
+  workspace_required = true,
   -- Answered to the server's workspace/configuration request for the `spanlens` section.
   settings = { spanlens = vim.empty_dict() },
   handlers = spanlens.handlers,

@@ -40,7 +40,7 @@ vim.o.updatetime = 100000 -- no CursorHold refresh behind the test's back
 vim.o.statusline = "%{v:lua.require'spanlens'.status()}"
 
 local spanlens = require('spanlens')
-if vim.lsp.enable then
+if vim.lsp.enable and os.getenv('SPANLENS_API') ~= 'setup' then
   say('API', 'enable')
   vim.lsp.enable('spanlens')
 else
@@ -212,6 +212,23 @@ elseif scenario == 'health' then
     return line:find('✗', 1, true) ~= nil
   end)
   say('STATUSLINE_DOWN', line)
+  -- A file outside any project: no server, no root guessed.
+  -- Both API paths start clients synchronously from the FileType event: count the starts.
+  local started = 0
+  for _, name in ipairs({ 'start', 'start_client' }) do
+    local original = vim.lsp[name]
+    if original then
+      vim.lsp[name] = function(...)
+        local id = original(...)
+        if id then
+          started = started + 1
+        end
+        return id
+      end
+    end
+  end
+  vim.cmd('edit ' .. vim.fn.fnameescape(os.getenv('SPANLENS_OUTSIDE')))
+  say('OUTSIDE', vim.bo.filetype .. ', ' .. #spanlens.clients(0) .. ' attached, ' .. started .. ' started')
 elseif scenario == 'docgen' then
   -- Messages the plugin shows, as the user reads them.
   local messages = {}

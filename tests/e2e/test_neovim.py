@@ -112,7 +112,9 @@ def workspace(tmp_path: Path, url: str) -> Path:
 class Editor:
     """One headless Neovim running the script; its "KEY: value" lines read as they come."""
 
-    def __init__(self, binary: str, root: Path, scenario: str, home: Path) -> None:
+    def __init__(
+        self, binary: str, root: Path, scenario: str, home: Path, api: str = "enable"
+    ) -> None:
         self.go = home / "go"
         env = {
             **os.environ,
@@ -126,6 +128,8 @@ class Editor:
             "SPANLENS_ROOT": str(root),
             "SPANLENS_SCENARIO": scenario,
             "SPANLENS_GO": str(self.go),
+            "SPANLENS_API": api,  # 0.12: vim.lsp.enable, or setup() as lazy.nvim specs call it
+            "SPANLENS_OUTSIDE": str(root.parent / "outside" / "lone.py"),
         }
         env.pop("VIRTUAL_ENV", None)
         self.process = subprocess.Popen(
@@ -182,8 +186,10 @@ class Editor:
 
 
 @contextlib.contextmanager
-def editor(binary: str, root: Path, scenario: str, home: Path) -> Iterator[Editor]:
-    running = Editor(binary, root, scenario, home)
+def editor(
+    binary: str, root: Path, scenario: str, home: Path, api: str = "enable"
+) -> Iterator[Editor]:
+    running = Editor(binary, root, scenario, home, api)
     try:
         yield running
     finally:
@@ -252,7 +258,11 @@ def test_checkhealth_backend_up_then_down(nvim: tuple[str, str], tmp_path: Path)
     try:
         url = standin.url
         root = workspace(tmp_path, url)
-        with editor(binary, root, "health", tmp_path / "home") as ed:
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "lone.py").write_text(TOP)
+        with editor(binary, root, "health", tmp_path / "home", api="setup") as ed:
+            assert ed.expect("API") == "setup"
             up = ed.expect("HEALTH_UP")
             assert health_errors(up) == [], up
             assert re.search(r"spanlens 0\.1\.0", up), up
@@ -270,7 +280,9 @@ def test_checkhealth_backend_up_then_down(nvim: tuple[str, str], tmp_path: Path)
             assert ": unreachable" in error, down
             line = ed.expect("STATUSLINE_DOWN")
             assert line.startswith("spanlens ✗ "), line
+            assert ed.expect("OUTSIDE") == "python, 0 attached, 0 started"
             ed.finish()
+        assert not (outside / ".spanlens").exists()
     finally:
         standin.stop()
 

@@ -392,6 +392,7 @@ function M.setup(opts)
     local config = M.config()
     config.name = nil
     config.handlers = nil -- lsp/spanlens.lua has them; a table here would replace them
+    config.workspace_required = true
     vim.lsp.config('spanlens', config)
     vim.lsp.enable('spanlens')
     return
