@@ -175,6 +175,9 @@ if scenario == 'editor' then
   vim.cmd('Spanlens show')
   say('SHOW', table.concat(float_text(), ' | '))
   say('COMPLETE', table.concat(vim.fn.getcompletion('Spanlens ', 'cmdline'), ','))
+  vim.cmd('Spanlens log')
+  say('LOG', vim.fn.fnamemodify(vim.api.nvim_buf_get_name(0), ':t'))
+  vim.cmd('buffer ' .. mod)
   say('COMPLETE_RETRY', table.concat(vim.fn.getcompletion('Spanlens retry ', 'cmdline'), ','))
   -- An edit saved: the lens says stale at once (the test holds the new call's reply).
   wait_go('edit')

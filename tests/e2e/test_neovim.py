@@ -178,6 +178,11 @@ class Editor:
     def finish(self) -> None:
         assert self.expect("DONE") == "ok"
         assert self.process.wait(timeout=30) == 0, self.output()
+        while (line := self._queue.get(timeout=30)) is not None:
+            self.lines.append(line)
+        # No Lua error and no deprecation warning reached the user.
+        for word in ("deprecated", "Error executing", "E5108", "stack traceback"):
+            assert word not in self.output(), self.output()
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -233,6 +238,7 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 assert "Test enrichment for the function parse_config" in show, show
                 assert "enriched by qwen2.5-coder:7b (small)" in show, show
                 assert ed.expect("COMPLETE") == ",".join(SUBCOMMANDS)
+                assert ed.expect("LOG") == "lsp.log"
                 assert ed.expect("COMPLETE_RETRY") == "all"
                 gate.opened.clear()  # the edited span's call waits
                 ed.let_go("edit")

@@ -119,7 +119,9 @@ M.subcommands = {
     end)
   end,
   log = function()
-    vim.cmd('edit ' .. vim.fn.fnameescape(vim.lsp.get_log_path()))
+    local log = vim.lsp.log and vim.lsp.log.get_filename
+    local path = log and log() or vim.lsp.get_log_path() -- get_log_path(): before 0.11
+    vim.cmd('edit ' .. vim.fn.fnameescape(path))
   end,
 }
 
