@@ -253,6 +253,29 @@ elseif scenario == 'docgen' then
   end)
   say('DOC_NAME', vim.api.nvim_buf_get_name(0))
   say('DOC_TEXT', table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), ' | '))
+elseif scenario == 'units' then
+  -- No server: the statusline text for each state, the root rule, a missing executable.
+  local payloads = {
+    indexing = { state = 'indexing', indexing = { done = 120, total = 800 }, queue = {} },
+    facts_only = { state = 'facts_only', indexing = vim.NIL, queue = {} },
+    paused = { state = 'paused', indexing = vim.NIL, queue = { backlog = 5 } },
+    offline = { state = 'offline', lastError = 'connection refused', backends = { unreachable = true } },
+    waiting = { state = 'waiting', indexing = vim.NIL, queue = { saved = 1, open = 2, backlog = 9 }, inFlight = 0 },
+    idle = { state = 'idle', indexing = vim.NIL, queue = { saved = 0 }, inFlight = 0, lastError = vim.NIL },
+    no_workspace = { state = 'no_workspace' },
+  }
+  for _, name in ipairs({ 'indexing', 'facts_only', 'paused', 'offline', 'waiting', 'idle', 'no_workspace' }) do
+    say('STATUS_' .. name, spanlens.format_status(payloads[name]))
+  end
+  -- .git above, pyproject.toml nearer: the first marker in order wins, as vim.fs.root does.
+  say('ROOT_MONOREPO', spanlens.find_root(root .. '/sub/x.py'))
+  if vim.fs and vim.fs.root then
+    say('ROOT_NEOVIM', vim.fs.root(root .. '/sub/x.py', spanlens.root_markers))
+  else
+    say('ROOT_NEOVIM', spanlens.find_root(root .. '/sub/x.py'))
+  end
+  vim.g.spanlens_cmd = { root .. '/no-such-spanlens', 'serve' }
+  say('HEALTH_MISSING', table.concat(health_lines(), ' | '))
 else
   fail('unknown scenario ' .. tostring(scenario))
 end

@@ -308,3 +308,36 @@ def pending_issue9_test_docgen_and_open_doc(nvim: tuple[str, str], tmp_path: Pat
             assert "parse_config" in text and "Test enrichment" in text, text
             ed.finish()
         assert doc.is_file()
+
+
+STATUS_TEXTS = {
+    "indexing": "spanlens indexing 120/800",
+    "facts_only": "spanlens facts only",
+    "paused": "spanlens paused",
+    "offline": "spanlens ✗ connection refused",
+    "waiting": "spanlens 12↑ 0⟳",
+    "idle": "spanlens ✓",
+    "no_workspace": "spanlens: no project root",
+}
+
+
+def test_statusline_texts_root_rule_and_missing_executable(
+    nvim: tuple[str, str], tmp_path: Path
+) -> None:
+    _version, binary = nvim
+    root = tmp_path / "mono"
+    (root / ".git").mkdir(parents=True)
+    (root / "sub").mkdir()
+    (root / "sub" / "pyproject.toml").write_text("[project]\nname = 'sub'\n")
+    (root / "src" / "pkg").mkdir(parents=True)  # the editor starts in a subfolder
+    with editor(binary, root, "units", tmp_path / "home") as ed:
+        for state, text in STATUS_TEXTS.items():
+            assert ed.expect(f"STATUS_{state}") == text
+        # .git above, pyproject.toml nearer: the first marker in order wins, on both paths.
+        assert ed.expect("ROOT_MONOREPO") == str(root)
+        assert ed.expect("ROOT_NEOVIM") == str(root)
+        missing = ed.expect("HEALTH_MISSING")
+        [error] = health_errors(missing)
+        assert f"spanlens executable not found: {root}/no-such-spanlens" in error, missing
+        assert "no spanlens client is running" in missing, missing
+        ed.finish()
