@@ -2,7 +2,7 @@
 -- tests/e2e/test_neovim.py. Environment: SPANLENS_PLUGIN (the nvim/ folder), SPANLENS_ROOT
 -- (workspace), SPANLENS_SCENARIO (editor | health), SPANLENS_GO (a file the test creates to let
 -- the script go on). Reports "KEY: value" lines on stdout; `cq 1` on failure, `qa!` at the end.
--- Every wait is bounded; nothing sleeps to synchronise.
+-- Every wait is bounded; nothing sleeps to synchronise. SPANLENS_TRACE=1: LSP trace in the log.
 local root = os.getenv('SPANLENS_ROOT')
 local go_file = os.getenv('SPANLENS_GO')
 local scenario = os.getenv('SPANLENS_SCENARIO')
@@ -40,12 +40,16 @@ vim.o.updatetime = 100000 -- no CursorHold refresh behind the test's back
 vim.o.statusline = "%{v:lua.require'spanlens'.status()}"
 
 local spanlens = require('spanlens')
+if os.getenv('SPANLENS_TRACE') then vim.lsp.set_log_level('trace') end
+-- Editor settings, answered to the server's workspace/configuration request.
+local settings = { lsp = { code_lens = 'all' } }
 if vim.lsp.enable and os.getenv('SPANLENS_API') ~= 'setup' then
   say('API', 'enable')
+  vim.lsp.config('spanlens', { settings = { spanlens = settings } })
   vim.lsp.enable('spanlens')
 else
   say('API', 'setup')
-  spanlens.setup()
+  spanlens.setup({ settings = settings })
 end
 
 --- Texts of the lens extmarks (virtual text and virtual lines) in a buffer, by 0-based line.

@@ -224,6 +224,8 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 assert re.search(r"- in flight: [1-9]\d*; paused: no \|", report), report
                 assert "- spans: 2 (0 enriched, 0 stale, 2 pending, 0 failed)" in report, report
                 assert "- backend standin: " in report, report
+                # The editor's settings reached the server (workspace/configuration).
+                assert f"- settings from: {root}/spanlens.toml, editor settings |" in report, report
                 gate.opened.set()
                 ed.let_go("release")
                 assert int(ed.expect("ENRICHED_NOTIFICATIONS")) >= 1

@@ -337,6 +337,16 @@ function M.config(opts)
   }
 end
 
+--- Neovim before 0.8 does not answer `workspace/configuration` (it does not advertise it):
+--- push the `spanlens` section once the server is up, as protocol.md allows.
+function M.push_settings(client)
+  local capabilities = vim.lsp.protocol.make_client_capabilities()
+  if capabilities.workspace and capabilities.workspace.configuration then
+    return
+  end
+  client.notify('workspace/didChangeConfiguration', { settings = client.config.settings })
+end
+
 local warned_no_root = {}
 
 --- 0.7-0.10: attach a buffer to the client of its project root, starting it when needed.
@@ -373,6 +383,7 @@ function M.attach(bufnr)
         user_on_attach(c, b)
       end
     end
+    config.on_init = M.push_settings
     id = vim.lsp.start_client(config)
     if not id then
       return
