@@ -402,7 +402,7 @@ function M.setup(opts)
   if vim.lsp.config and vim.lsp.enable then
     local config = M.config()
     config.name = nil
-    config.handlers = nil -- lsp/spanlens.lua has them; a table here would replace them
+    config.handlers = nil -- lsp/spanlens.lua has them
     config.workspace_required = true
     vim.lsp.config('spanlens', config)
     vim.lsp.enable('spanlens')
