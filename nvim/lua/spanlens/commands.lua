@@ -1,0 +1,169 @@
+-- `:Spanlens {subcommand}`, buffer-local in every buffer a spanlens server serves. Each
+-- subcommand runs one `spanlens.*` server command (see protocol.md) and shows its result.
+local M = {}
+
+local function notify(text, level)
+  vim.notify('spanlens: ' .. text, level or vim.log.levels.INFO)
+end
+
+--- Run a server command for `bufnr`; `on_result(result, client)` gets its reply.
+local function execute(bufnr, command, argument, on_result)
+  local spanlens = require('spanlens')
+  local client = spanlens.client_for(bufnr)
+  if not client then
+    notify('no spanlens server serves this buffer', vim.log.levels.ERROR)
+    return
+  end
+  local params = { command = command, arguments = argument and { argument } or {} }
+  spanlens.request(client, 'workspace/executeCommand', params, function(err, result)
+    if err then
+      notify(err.message or (command .. ' failed'), vim.log.levels.ERROR)
+      return
+    end
+    on_result(result or {}, client)
+  end, bufnr)
+end
+
+local function uri_of(bufnr)
+  return vim.uri_from_bufnr(bufnr)
+end
+
+local function position_of(bufnr, client)
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  return { uri = uri_of(bufnr), line = params.position.line, character = params.position.character }
+end
+
+--- A scratch buffer in a split holding `text` (Markdown).
+function M.scratch(name, text)
+  vim.cmd('botright new')
+  local bufnr = vim.api.nvim_get_current_buf()
+  vim.bo[bufnr].buftype = 'nofile'
+  vim.bo[bufnr].bufhidden = 'wipe'
+  vim.bo[bufnr].swapfile = false
+  pcall(vim.api.nvim_buf_set_name, bufnr, name)
+  vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, vim.split(text, '\n', { plain = true }))
+  vim.bo[bufnr].modifiable = false
+  vim.bo[bufnr].filetype = 'markdown'
+  return bufnr
+end
+
+local function count_text(n, what)
+  return string.format('%d %s%s', n or 0, what, n == 1 and '' or 's')
+end
+
+M.subcommands = {
+  status = function(bufnr)
+    execute(bufnr, 'spanlens.statusReport', nil, function(result)
+      M.scratch('spanlens://status', result.markdown or 'spanlens: no status')
+    end)
+  end,
+  enrich = function(bufnr)
+    execute(bufnr, 'spanlens.enrichFile', { uri = uri_of(bufnr) }, function(result)
+      notify(count_text(result.queued, 'span') .. ' queued')
+    end)
+  end,
+  enrich_span = function(bufnr)
+    local client = require('spanlens').client_for(bufnr)
+    if not client then
+      return notify('no spanlens server serves this buffer', vim.log.levels.ERROR)
+    end
+    execute(bufnr, 'spanlens.enrichSpan', position_of(bufnr, client), function(result)
+      notify(result.queued == 0 and 'this span is already enriched' or 'span queued')
+    end)
+  end,
+  retry = function(bufnr, arg)
+    local argument = arg == 'all' and vim.empty_dict() or { uri = uri_of(bufnr) }
+    execute(bufnr, 'spanlens.retryFailed', argument, function(result)
+      notify(count_text(result.retried, 'failed span') .. ' retried')
+    end)
+  end,
+  pause = function(bufnr)
+    execute(bufnr, 'spanlens.pause', nil, function()
+      notify('paused: no background work')
+    end)
+  end,
+  resume = function(bufnr)
+    execute(bufnr, 'spanlens.resume', nil, function()
+      notify('resumed')
+    end)
+  end,
+  show = function(bufnr)
+    local client = require('spanlens').client_for(bufnr)
+    if not client then
+      return notify('no spanlens server serves this buffer', vim.log.levels.ERROR)
+    end
+    execute(bufnr, 'spanlens.showSpan', position_of(bufnr, client), function(result)
+      local lines = vim.split(result.markdown or '', '\n', { plain = true })
+      vim.lsp.util.open_floating_preview(lines, 'markdown', { border = 'rounded', focus_id = 'spanlens' })
+    end)
+  end,
+  docgen = function(bufnr)
+    execute(bufnr, 'spanlens.docgenFile', { uri = uri_of(bufnr) }, function(result, client)
+      local doc = 'the doc'
+      if type(result.uri) == 'string' then
+        doc = vim.uri_to_fname(result.uri)
+        local root = client.config.root_dir
+        if root and doc:sub(1, #root + 1) == root .. '/' then
+          doc = doc:sub(#root + 2)
+        end
+      end
+      notify(string.format('%s written (%s)', doc, count_text(result.modelCalls, 'model call')))
+    end)
+  end,
+  open_doc = function(bufnr)
+    execute(bufnr, 'spanlens.openDoc', { uri = uri_of(bufnr) }, function(result)
+      if type(result.uri) ~= 'string' then
+        return notify('no doc for this file yet', vim.log.levels.WARN)
+      end
+      vim.cmd('edit ' .. vim.fn.fnameescape(vim.uri_to_fname(result.uri)))
+    end)
+  end,
+  log = function()
+    local log = vim.lsp.log and vim.lsp.log.get_filename
+    local path = log and log() or vim.lsp.get_log_path() -- get_log_path(): before 0.11
+    vim.cmd('edit ' .. vim.fn.fnameescape(path))
+  end,
+}
+
+M.names = {
+  'status',
+  'enrich',
+  'enrich_span',
+  'retry',
+  'pause',
+  'resume',
+  'show',
+  'docgen',
+  'open_doc',
+  'log',
+}
+
+--- Completion for `:Spanlens `: subcommand names, then `all` for retry.
+function M.complete(arglead, cmdline)
+  local words = vim.split(cmdline, '%s+', { trimempty = true })
+  local candidates = M.names
+  if (#words == 2 and arglead == '') or #words >= 3 then
+    candidates = words[2] == 'retry' and { 'all' } or {}
+  end
+  return vim.tbl_filter(function(name)
+    return name:sub(1, #arglead) == arglead
+  end, candidates)
+end
+
+--- Run `:Spanlens {name} [arg]` for buffer `bufnr`.
+function M.run(bufnr, name, arg)
+  local subcommand = M.subcommands[name]
+  if not subcommand then
+    return notify('unknown command ' .. tostring(name) .. ' (one of: ' .. table.concat(M.names, ', ') .. ')', vim.log.levels.ERROR)
+  end
+  subcommand(bufnr, arg)
+end
+
+--- Create `:Spanlens` in one buffer.
+function M.create(bufnr)
+  vim.api.nvim_buf_create_user_command(bufnr, 'Spanlens', function(opts)
+    M.run(vim.api.nvim_get_current_buf(), opts.fargs[1], opts.fargs[2])
+  end, { nargs = '+', complete = M.complete, desc = 'spanlens: status, enrich, show, docgen, ...' })
+end
+
+return M

@@ -1,0 +1,173 @@
+-- `:checkhealth spanlens`: the executable, the Neovim API path, the client of the buffer in
+-- use and its root, each backend and its model (from `spanlens doctor --json`), the index.
+local M = {}
+
+local health = vim.health or require('health')
+local start = health.start or health.report_start
+local ok = health.ok or health.report_ok
+local warn = health.warn or health.report_warn
+local error = health.error or health.report_error
+local info = health.info or health.report_info
+
+--- Seconds `spanlens doctor` may take (it asks every backend for its models).
+M.doctor_timeout_ms = 20000
+
+--- Run a command to completion (bounded); returns exit code and stdout.
+local function run(cmd, cwd)
+  local out = {}
+  local job = vim.fn.jobstart(cmd, {
+    cwd = cwd,
+    stdout_buffered = true,
+    on_stdout = function(_, data)
+      out = data
+    end,
+  })
+  if job <= 0 then
+    return nil, ''
+  end
+  local code = vim.fn.jobwait({ job }, M.doctor_timeout_ms)[1]
+  if code == -1 then
+    vim.fn.jobstop(job)
+    return -1, ''
+  end
+  return code, table.concat(out, '\n')
+end
+
+--- The CLI command for `spanlens <sub> ...`: the server command with `serve` replaced.
+local function cli(cmd, ...)
+  local result = {}
+  for _, word in ipairs(cmd) do
+    if word == 'serve' then
+      break
+    end
+    table.insert(result, word)
+  end
+  vim.list_extend(result, { ... })
+  return result
+end
+
+local function check_executable(cmd)
+  if vim.fn.executable(cmd[1]) ~= 1 then
+    error(
+      'spanlens executable not found: ' .. cmd[1],
+      { 'pip install spanlens (or pipx), or set vim.g.spanlens_cmd = { "/path/to/spanlens", "serve" }' }
+    )
+    return false
+  end
+  local code, version = run(cli(cmd, '--version'))
+  if code == 0 then
+    ok(vim.fn.exepath(cmd[1]) .. ': ' .. vim.trim(version))
+  else
+    warn(cmd[1] .. ' --version failed (exit ' .. tostring(code) .. ')')
+  end
+  return true
+end
+
+local function check_neovim()
+  local v = vim.version()
+  local version = string.format('%d.%d.%d', v.major, v.minor, v.patch)
+  if vim.lsp.config and vim.lsp.enable then
+    ok('Neovim ' .. version .. ': vim.lsp.enable("spanlens") with lsp/spanlens.lua')
+  elseif vim.fn.has('nvim-0.7') == 1 then
+    ok('Neovim ' .. version .. ': require("spanlens").setup() (vim.lsp.start_client, one client per root)')
+  else
+    error('Neovim ' .. version .. ' is too old: spanlens needs 0.7 or later')
+  end
+end
+
+local function check_client()
+  local spanlens = require('spanlens')
+  local bufnr = spanlens.last_buf
+  if bufnr and vim.api.nvim_buf_is_valid(bufnr) then
+    local client = spanlens.client_for(bufnr)
+    if client then
+      ok(string.format(
+        'client %d attached to %s, root %s',
+        client.id,
+        vim.api.nvim_buf_get_name(bufnr),
+        tostring(client.config.root_dir)
+      ))
+      return client.config.root_dir
+    end
+  end
+  local clients = spanlens.clients()
+  if #clients > 0 then
+    ok(string.format('client %d running, root %s', clients[1].id, tostring(clients[1].config.root_dir)))
+    return clients[1].config.root_dir
+  end
+  warn('no spanlens client is running', {
+    'open a file of an indexed language inside a project (spanlens.toml or .git above it)',
+  })
+  return nil
+end
+
+local function check_doctor(cmd, root)
+  local code, out = run(cli(cmd, 'doctor', '--json', root), root)
+  if code == -1 then
+    error('spanlens doctor did not answer within ' .. M.doctor_timeout_ms / 1000 .. ' s')
+    return
+  end
+  local decoded, report = pcall(vim.fn.json_decode, out)
+  if not decoded or type(report) ~= 'table' then
+    error('spanlens doctor failed (exit ' .. tostring(code) .. ')')
+    return
+  end
+  local config = report.config or {}
+  if type(config.error) == 'string' then
+    error('settings: ' .. config.error)
+  else
+    info('settings from: ' .. table.concat(config.sources or {}, ', '))
+  end
+  local backends = report.backends or {}
+  if #backends == 0 then
+    warn('no backend configured: hovers and lenses show parser facts only', {
+      'add a [[backends]] table to spanlens.toml',
+    })
+  end
+  local problems = report.problems or {}
+  for _, b in ipairs(backends) do
+    local where = string.format('backend %s (%s, %s) %s %s', b.name, b.tier, b.provider, b.url, b.model)
+    if b.reachable and b.model_present ~= false then
+      ok(where .. ': reachable' .. (b.model_present == true and ', model present' or ''))
+    elseif b.reachable then
+      error(where .. ': model missing')
+    else
+      local advice = {}
+      for _, problem in ipairs(problems) do
+        if type(problem) == 'string' and problem:find(b.url, 1, true) then
+          table.insert(advice, problem)
+        end
+      end
+      error(where .. ': unreachable' .. (b.error and b.error ~= vim.NIL and (' (' .. b.error .. ')') or ''), advice)
+    end
+  end
+  local db = report.database
+  if type(db) == 'table' then
+    if db.exists and db.spans then
+      ok(string.format(
+        'index %s: %d spans, %d enriched, %d stale, %d pending, %d failed',
+        db.path,
+        db.spans,
+        db.fresh or 0,
+        db.stale or 0,
+        db.pending or 0,
+        db.failed or 0
+      ))
+    else
+      warn('index ' .. tostring(db.path) .. ': ' .. tostring(db.error or db.note or 'missing'))
+    end
+  end
+end
+
+function M.check()
+  start('spanlens')
+  local cmd = require('spanlens').cmd()
+  local found = check_executable(cmd)
+  check_neovim()
+  local root = check_client()
+  if found and root then
+    check_doctor(cmd, root)
+  end
+end
+
+return M
