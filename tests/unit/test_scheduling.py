@@ -17,6 +17,7 @@ from spanlens.indexing.indexer import index_workspace
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, open_store
 
@@ -29,6 +30,7 @@ class Outcome:
     content_hash: str
     status: str
     error: str | None = None
+    deferral: Deferral | None = None
 
 
 class ScriptedEngine:
@@ -49,7 +51,10 @@ class ScriptedEngine:
         return [self.outcome(s) for s in spans]
 
     def outcome(self, span: SpanRow) -> Outcome:
-        return Outcome(span.id, span.content_hash, self.status, self.error)
+        deferral = None
+        if self.status == "deferred":
+            deferral = Deferral(DeferralKind.UNAVAILABLE, self.error)
+        return Outcome(span.id, span.content_hash, self.status, self.error, deferral)
 
     def capacity(self) -> int:
         return self._capacity
@@ -199,7 +204,8 @@ class LocalOnlyEngine(ScriptedEngine):
         self.sent.append(span.id)
         if span.path == "a_secret.py":
             reason = "file must not leave this machine and no local backend is configured"
-            return Outcome(span.id, span.content_hash, "deferred", reason)
+            deferral = Deferral(DeferralKind.NO_ROUTE, reason, lasting=True)
+            return Outcome(span.id, span.content_hash, "deferred", reason, deferral)
         return Outcome(span.id, span.content_hash, "discarded", "file is gone")
 
 

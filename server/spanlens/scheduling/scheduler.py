@@ -20,8 +20,9 @@ from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.idle import IdleClock
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.states import Deferral, DeferralKind, Status
 from spanlens.store.db import SpanRow, Store
-from spanlens.store.enrichments import CLAIMED_ELSEWHERE, pending_spans
+from spanlens.store.enrichments import pending_spans
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +42,16 @@ DRAIN_SECONDS = 5.0
 #: offered again (its enrichment has usually landed by then).
 ELSEWHERE_SECONDS = 30.0
 
-ENRICHED = "enriched"
-FAILED = "failed"
-DEFERRED = "deferred"
-
-#: Beginnings of the engine's reasons for a deferral that stays true until the settings
-#: change (no configured backend may receive the span). Any other reason (GPU limits, open
-#: breakers, rate limits, a cancelled call) passes by itself.
-LASTING_DEFERRALS = (
-    "file must not leave this machine",
-    "no backend of tier",
-    "no usable backend in tier",
-    "no backend configured",
-)
-
-
-def is_transient(reason: str | None) -> bool:
-    """Whether a deferral with ``reason`` may succeed later without a settings change."""
-    return reason is None or not reason.startswith(LASTING_DEFERRALS)
-
 
 class Outcome(Protocol):
     """What the engine reports per span (``spanlens.enrichment.engine.SpanOutcome``)."""
 
     span_id: int
     content_hash: str
-    status: str
+    status: Status
     error: str | None
+    #: Set for ``deferred`` outcomes.
+    deferral: Deferral | None
 
 
 class Enricher(Protocol):
@@ -405,17 +389,18 @@ class Scheduler:
         retry: list[int] = []
         enriched = False
         for outcome in outcomes:
-            if outcome.status == ENRICHED:
+            deferral = outcome.deferral if outcome.status == Status.DEFERRED else None
+            if outcome.status == Status.ENRICHED:
                 enriched = True
-            elif outcome.status == FAILED:
+            elif outcome.status == Status.FAILED:
                 self.last_error = outcome.error or "enrichment failed"
-            elif outcome.status == DEFERRED and outcome.error == CLAIMED_ELSEWHERE:
+            elif deferral is not None and deferral.kind == DeferralKind.CLAIMED:
                 # Another process is on it: leave it alone for a while, hold nothing back.
                 key = (outcome.span_id, outcome.content_hash)
                 self._elsewhere[key] = time.monotonic() + ELSEWHERE_SECONDS
-            elif outcome.status == DEFERRED and is_transient(outcome.error):
+            elif outcome.status == Status.DEFERRED and not (deferral and deferral.lasting):
                 retry.append(outcome.span_id)
-            elif outcome.status == DEFERRED:
+            elif outcome.status == Status.DEFERRED:
                 # No backend may ever take it as configured: waiting would only block others.
                 self._undeliverable.add((outcome.span_id, outcome.content_hash))
                 self.last_error = outcome.error

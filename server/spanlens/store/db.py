@@ -30,6 +30,7 @@ from spanlens.store.errors import (
     StoreTooNew,
 )
 from spanlens.store.migrations import LATEST_VERSION, current_version, migrate
+from spanlens.store.states import STATE_CASE
 
 __all__ = [
     "StoreCorrupt",
@@ -733,17 +734,8 @@ class Store:
     def state_counts(self, schema_version: str, max_failures: int) -> dict[str, int]:
         """Spans by state: fresh, stale, pending, failed (each span in exactly one)."""
         rows = self.conn.execute(
-            "SELECT CASE "
-            " WHEN e.content_hash IS NOT NULL THEN 'fresh' "
-            " WHEN fl.count >= ? THEN 'failed' "
-            " WHEN s.enriched_hash IS NOT NULL OR EXISTS (SELECT 1 FROM enrichments o "
-            "   WHERE o.content_hash = s.content_hash) THEN 'stale' "
-            " ELSE 'pending' END AS state, COUNT(*) "
-            "FROM spans s "
-            "LEFT JOIN enrichments e ON e.content_hash = s.content_hash AND e.schema_version = ? "
-            "LEFT JOIN failures fl ON fl.content_hash = s.content_hash "
-            "GROUP BY state",
-            (max_failures, schema_version),
+            "SELECT " + STATE_CASE + " AS state, COUNT(*) FROM spans s GROUP BY state",
+            (schema_version, max_failures),
         ).fetchall()
         counts = {"fresh": 0, "stale": 0, "pending": 0, "failed": 0}
         counts.update({state: n for state, n in rows})
