@@ -15,7 +15,7 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -168,7 +168,11 @@ class DocgenSettings:
     """Per-file documentation written while idle."""
 
     enabled: bool = True
-    output_dir: str = "docs/spanlens"
+    #: Where docs go, relative to the workspace root (never outside it).
+    dir: str = ".spanlens/docs"
+    #: The tier whose model writes overviews; empty = the enrichment's starting tier, so the
+    #: resident model is not swapped out.
+    tier: str = ""
 
 
 @dataclass(slots=True)
@@ -314,6 +318,15 @@ def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
                 f"backends.{backend.name}.tier: '{backend.tier}' is not one of "
                 f"enrichment.tiers {tiers}"
             )
+    docs_dir = PurePosixPath(settings.docgen.dir.replace("\\", "/"))
+    if not settings.docgen.dir.strip() or docs_dir.is_absolute() or ".." in docs_dir.parts:
+        raise ConfigError(
+            f"docgen.dir: must be a folder inside the workspace, got {settings.docgen.dir!r}"
+        )
+    if settings.docgen.tier and settings.docgen.tier not in tiers:
+        raise ConfigError(
+            f"docgen.tier: '{settings.docgen.tier}' is not one of enrichment.tiers {tiers}"
+        )
     return settings
 
 
