@@ -323,10 +323,6 @@ def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
         raise ConfigError(
             f"docgen.dir: must be a folder inside the workspace, got {settings.docgen.dir!r}"
         )
-    if settings.docgen.tier and settings.docgen.tier not in tiers:
-        raise ConfigError(
-            f"docgen.tier: '{settings.docgen.tier}' is not one of enrichment.tiers {tiers}"
-        )
     return settings
 
 
