@@ -184,17 +184,17 @@ def pick_candidate(
     prompt_version: str,
     model: str | None,
     *,
-    skip: Callable[[str], bool] = lambda path: False,
+    skip: Callable[[FilePlan], bool] = lambda plan: False,
     rng: random.Random | None = None,
     sample: int = SAMPLE_SIZE,
 ) -> FilePlan | None:
     """Random seek: sample ``sample`` files, return the first whose doc is missing or stale;
     None when every sampled file is fresh, waiting, or ``skip``ped (backing off)."""
-    paths = [p for p in graph.files if not skip(p)]
+    paths = list(graph.files)
     rng = rng or random.Random()
     for path in rng.sample(paths, min(sample, len(paths))):
         plan = graph.plan(path, prompt_version, model)
-        if doc_state(plan, read_header(path)) in (MISSING, STALE):
+        if doc_state(plan, read_header(path)) in (MISSING, STALE) and not skip(plan):
             return plan
     return None
 

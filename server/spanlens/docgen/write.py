@@ -145,7 +145,8 @@ def docs_lock(root: Path) -> FileLock:
     """The lock every docs writer of ``root`` holds while it writes."""
     folder = root / ".spanlens"
     folder.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder / LOCK_NAME))
+    # Not thread-local: the server takes and releases it from different threads.
+    return FileLock(str(folder / LOCK_NAME), thread_local=False)
 
 
 def acquire(lock: FileLock, timeout: float) -> None:

@@ -137,6 +137,8 @@ async def status_report(session: Session) -> dict[str, Any]:
     status = session.status.payload()
     if services is None:
         return {"status": status, "counts": None, "markdown": "spanlens is starting"}
+    await services.docgen.refresh_coverage()
+    status = session.status.payload()
     max_failures = services.settings.enrichment.max_failures
     counts = await services.queries.run(
         lambda store: {
@@ -168,4 +170,15 @@ async def status_report(session: Session) -> dict[str, Any]:
         )
     if backends.get("unreachable"):
         lines.append("- no backend is reachable")
-    return {"status": status, "counts": counts, "markdown": "\n".join(lines)}
+    docgen = status.get("docgen")
+    if docgen:
+        lines.append(
+            f"- docs: {docgen['fresh']} fresh, {docgen['stale']} stale, {docgen['missing']} "
+            f"missing, {docgen['waiting']} waiting for enrichment"
+        )
+    return {
+        "status": status,
+        "counts": counts,
+        "docgen": docgen,
+        "markdown": "\n".join(lines),
+    }

@@ -16,10 +16,19 @@ from lsprotocol import types
 from pygls.capabilities import get_capability
 from pygls.uris import from_fs_path, to_fs_path
 
-from spanlens.app import Services, build_engine, build_services, close_services, workspace_settings
+from spanlens.app import (
+    Services,
+    build_engine,
+    build_services,
+    close_services,
+    replace_docgen,
+    workspace_settings,
+)
 from spanlens.config import Settings
 from spanlens.indexing.indexer import relative_path
+from spanlens.lsp.commands import CommandError
 from spanlens.lsp.diagnostics import DiagnosticsPublisher
+from spanlens.lsp.docs import DocCommands
 from spanlens.lsp.documents import DocumentSync
 from spanlens.lsp.lenses import LensRefresher
 from spanlens.lsp.progress import QueueProgress
@@ -80,6 +89,7 @@ class Session:
         scheduler = self.services.scheduler
         scheduler.on_result = self.on_enriched
         scheduler.on_change = self.on_queue_change
+        self.services.docgen.on_change = self.on_queue_change
         scheduler.start()
         self.status.start_gpu_sampling()
         log.info("workspace %s; settings from %s", self.root, ", ".join(settings.sources))
@@ -110,9 +120,14 @@ class Session:
             settings.gpu,
         ):
             engine = build_engine(self.services.root, settings, self.documents.source_text)
-            self.services.engine = engine
             self.services.scheduler.replace_engine(engine)
             self.status.reset_warnings()
+        if (old.backends, old.enrichment, old.docgen) != (
+            settings.backends,
+            settings.enrichment,
+            settings.docgen,
+        ):
+            replace_docgen(self.services, settings)
         log.info("settings reloaded from %s", ", ".join(settings.sources))
         for note in settings.notes:
             log.warning("%s", note)
@@ -192,6 +207,12 @@ class Session:
         self.status.mark()
 
     # ------------------------------------------------------------ helpers for features
+
+    def doc_commands(self) -> DocCommands:
+        """The docgen commands, handed the job they drive."""
+        if self.services is None:
+            raise CommandError("spanlens is still starting")
+        return DocCommands(self.services.docgen, self.path_of)
 
     def path_of(self, uri: str) -> str | None:
         """The workspace-relative path of a document URI, or None outside the workspace."""

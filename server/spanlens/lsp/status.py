@@ -87,6 +87,7 @@ class StatusReporter:
             **snapshot,
             "backends": health,
             "gpu": gpu,
+            "docgen": services.docgen.snapshot(),
         }
 
     def check_backends(self) -> None:

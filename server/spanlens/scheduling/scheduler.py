@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from spanlens.config import Settings
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.idle import IdleClock
+from spanlens.scheduling.jobs import JOB_RECHECK_SECONDS, Job
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.states import Deferral, DeferralKind, Status
@@ -125,8 +126,35 @@ class Scheduler:
         self._closing = False
         #: Engines replaced by a settings change whose close has not finished yet.
         self._retiring: set[Enricher] = set()
+        #: Background jobs below the enrichment lanes (docgen), by lane.
+        self._jobs: list[Job] = []
+        self._job_task: asyncio.Task[None] | None = None
+        #: No job unit before this (monotonic): one unit per idle period, rechecks.
+        self._job_not_before = 0.0
+        #: The job currently running a unit (for status).
+        self.job_running: Job | None = None
 
     # ------------------------------------------------------------------ control
+
+    def add_job(self, job: Job) -> None:
+        """Run ``job`` on its lane when every enrichment lane is empty (see scheduling.jobs)."""
+        self._jobs.append(job)
+        self._jobs.sort(key=lambda j: j.lane)
+        self._changed()
+
+    def replace_job(self, old: Job, new: Job) -> None:
+        """Use ``new`` instead of ``old``; the old one's unit in flight finishes."""
+        self._jobs = sorted([j for j in self._jobs if j is not old] + [new], key=lambda j: j.lane)
+        self._job_not_before = 0.0
+        closer = getattr(old, "aclose", None)
+        if closer is not None:
+            self._track(self._close_job(old, closer))
+        self._changed()
+
+    async def _close_job(self, old: Job, closer: Any) -> None:
+        while self.job_running is old and self._job_task is not None:
+            await asyncio.wait({self._job_task})
+        await closer()
 
     def start(self) -> None:
         """Start the dispatch loop (on the running event loop)."""
@@ -180,6 +208,7 @@ class Scheduler:
         """The store changed (indexing, retries): ask it for backlog work again."""
         self._backlog_empty_until = 0.0
         self._discarded.clear()
+        self._job_not_before = min(self._job_not_before, time.monotonic() + self.idle.quiet_seconds)
         self._changed()
 
     def update_settings(self, settings: Settings) -> None:
@@ -300,6 +329,7 @@ class Scheduler:
             )
             if picked is None:
                 self._maybe_fetch_backlog()
+                self._maybe_run_job()
                 return
             priority, ids = picked
             spans = [s for s in (self._resolve(i) for i in ids) if s is not None]
@@ -466,7 +496,67 @@ class Scheduler:
             deadlines.append(self.idle.seconds_until_idle())
         if self._backlog_empty_until > now:
             deadlines.append(self._backlog_empty_until - now)
+        if self._jobs and self._job_not_before > now:
+            deadlines.append(self._job_not_before - now)
         return max(0.01, min(deadlines)) if deadlines else None
+
+    # ------------------------------------------------------------------ jobs
+
+    def _jobs_may_run(self) -> bool:
+        now = time.monotonic()
+        return (
+            bool(self._jobs)
+            and self._job_task is None
+            and not self._closing
+            and self.paused is None
+            and self.idle.is_idle()
+            and not self._calls
+            and not self._in_flight
+            and len(self.queue) == 0
+            and not self._fetching
+            and self._backlog_empty_until > now
+            and now >= self._job_not_before
+        )
+
+    def _maybe_run_job(self) -> None:
+        if self._jobs_may_run():
+            self._job_task = self._track(self._run_job())
+
+    async def _run_job(self) -> None:
+        """The first job with a unit runs exactly one; then jobs wait for the next idle period
+        (or, when none had work, for a recheck or an index change)."""
+        ran = False
+        try:
+            for job in self._jobs:
+                units = await job.next_units()
+                if not units or not self._jobs_still_allowed():
+                    continue
+                self.job_running = job
+                self._changed()
+                try:
+                    await job.run(units[0])
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("scheduler: job on lane %d failed", job.lane)
+                ran = True
+                break
+        finally:
+            self.job_running = None
+            wait = self.idle.quiet_seconds if ran else JOB_RECHECK_SECONDS
+            self._job_not_before = time.monotonic() + max(wait, 0.05)
+            self._job_task = None
+            self._changed()
+
+    def _jobs_still_allowed(self) -> bool:
+        """Between finding a unit and running it: nothing more urgent arrived."""
+        return (
+            not self._closing
+            and self.paused is None
+            and self.idle.is_idle()
+            and not self._calls
+            and len(self.queue) == 0
+        )
 
     async def _retire(self, engine: Enricher, calls: set[asyncio.Task[None]]) -> None:
         if calls:
