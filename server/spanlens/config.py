@@ -288,7 +288,7 @@ def _shown_url(url: str) -> str:
     return parts._replace(netloc=netloc, query="", fragment="").geturl()
 
 
-def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
+def settings_from_dict(raw: dict[str, Any]) -> Settings:
     """Build validated :class:`Settings` from a plain dict (TOML-shaped)."""
     if not isinstance(raw, dict):
         raise ConfigError("settings must be a table")

@@ -6,10 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens.store.db import _SPAN_SELECT, SpanRow, Store, _span_row
+from spanlens.store.db import _SPAN_FIELDS, _SPAN_SELECT, SpanRow, Store, _span_row
 from spanlens.store.states import STATE_CASE
-
-_SPAN_FIELDS = len(SpanRow.__dataclass_fields__)
 
 
 @dataclass(slots=True)
@@ -50,8 +48,8 @@ def doc_files(store: Store, version: str, max_failures: int) -> dict[str, DocFil
     )
     files: dict[str, DocFile] = {}
     for row in store.conn.execute(sql, (version, max_failures, version)).fetchall():
-        span = _span_row(row[:_SPAN_FIELDS])
-        sha, state, data, error = row[_SPAN_FIELDS:]
+        span = _span_row(row[: len(_SPAN_FIELDS)])
+        sha, state, data, error = row[len(_SPAN_FIELDS) :]
         doc = files.get(span.path)
         if doc is None:
             doc = files[span.path] = DocFile(span.path, span.language, sha, [])
