@@ -43,9 +43,15 @@ def build_engine(
     """
     if not settings.backends:
         return None
-    from spanlens.enrichment.engine import EnrichmentEngine
+    from spanlens.enrichment.engine import EnrichmentEngine, build_endpoints
 
-    engine: Enricher = EnrichmentEngine(root, settings, source_text=source_text)
+    engine: Enricher = EnrichmentEngine(
+        root,
+        settings,
+        source_text=source_text,
+        store=open_store(root),
+        endpoints=build_endpoints(settings),
+    )
     return engine
 
 

@@ -136,37 +136,31 @@ class EnrichmentEngine:
         *,
         gpu: GpuProbe | None = None,
         source_text: SourceReader | None = None,
+        store: Store | None = None,
+        endpoints: dict[str, list[Endpoint]] | None = None,
     ) -> None:
-        """Open the workspace store and build one endpoint per configured backend.
+        """Enrich through ``endpoints`` (by tier) into ``store``; the engine closes both.
 
-        ``gpu`` defaults to a :class:`spanlens.telemetry.gpu.GpuSampler` when
-        ``settings.gpu.enabled``; ``source_text`` reads a file's current text (default: the
-        disk) so that an editor can hand in unsaved buffers.
+        Without them it opens the workspace store and builds one endpoint per configured
+        backend (:func:`build_endpoints`). ``gpu`` defaults to a
+        :class:`spanlens.telemetry.gpu.GpuSampler` when ``settings.gpu.enabled``;
+        ``source_text`` reads a file's current text (default: the disk) so that an editor can
+        hand in unsaved buffers.
         """
         self.root = root
         self.settings = settings
         self.version = ENRICHMENT_VERSION
-        self.store = open_store(root)
+        self.store = store if store is not None else open_store(root)
         self._read = source_text or self._read_disk
-        enrichment = settings.enrichment
-        endpoints: dict[str, list[Endpoint]] = {}
-        for backend in settings.backends:
-            endpoints.setdefault(backend.tier, []).append(
-                Endpoint(
-                    create_backend(backend),
-                    Breaker(enrichment.breaker_threshold, enrichment.breaker_reset),
-                    asyncio.Semaphore(max(1, backend.max_parallel)),
-                )
-            )
-        self._endpoints = endpoints
+        self._endpoints = endpoints if endpoints is not None else build_endpoints(settings)
         #: Whether any endpoint is remote: only then is the privacy rule worth checking.
         self._has_remote = any(backend.is_remote for backend in settings.backends)
         #: The engine closes the GPU sampler only if it made it.
         self._owns_gpu = gpu is None
         self.gpu = gpu if gpu is not None else _default_gpu(settings)
         self.cascade = Cascade(
-            endpoints,
-            enrichment,
+            self._endpoints,
+            settings.enrichment,
             self._record_attempt,
             gpu=self.gpu,
             gpu_settings=settings.gpu,
@@ -749,6 +743,21 @@ def _owner_is_dead(owner: str) -> bool:
     except OSError:
         return False
     return False
+
+
+def build_endpoints(settings: Settings) -> dict[str, list[Endpoint]]:
+    """One endpoint (backend client, breaker, concurrency limit) per configured backend."""
+    enrichment = settings.enrichment
+    endpoints: dict[str, list[Endpoint]] = {}
+    for backend in settings.backends:
+        endpoints.setdefault(backend.tier, []).append(
+            Endpoint(
+                create_backend(backend),
+                Breaker(enrichment.breaker_threshold, enrichment.breaker_reset),
+                asyncio.Semaphore(max(1, backend.max_parallel)),
+            )
+        )
+    return endpoints
 
 
 def _deferral(error: str | None, transient: bool) -> Deferral:
