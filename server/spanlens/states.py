@@ -31,6 +31,11 @@ class SpanState(_Word):
     FACTS_ONLY = "facts_only"  # not fresh and no model configured
 
 
+def failed_for_good(failures: int, max_failures: int) -> bool:
+    """Whether a hash with ``failures`` failed attempts is shown failed (no more retries)."""
+    return failures >= max_failures
+
+
 def span_state(
     *,
     fresh: bool,
@@ -44,7 +49,7 @@ def span_state(
         return SpanState.FRESH
     if not models_configured:
         return SpanState.FACTS_ONLY
-    if failures >= max_failures:
+    if failed_for_good(failures, max_failures):
         return SpanState.FAILED
     return SpanState.STALE if has_previous else SpanState.PENDING
 

@@ -43,7 +43,7 @@ from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.source import read_source_text
 from spanlens.indexing.spans import CONTAINER_KINDS
-from spanlens.states import Deferral, DeferralKind, Status
+from spanlens.states import Deferral, DeferralKind, Status, failed_for_good
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, StoreError, StoreLocked, open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
@@ -278,7 +278,7 @@ class EnrichmentEngine:
             failure = self.store.failure_for(span.content_hash)
             if (
                 self.store.enrichment_for(span.content_hash, self.version) is not None
-                or (failure is not None and failure["count"] >= max_failures)
+                or (failure is not None and failed_for_good(failure["count"], max_failures))
                 or queries.current_hash(self.store, span.id) != span.content_hash
             ):
                 finished.append(span.id)

@@ -21,7 +21,7 @@ from spanlens.scheduling.idle import IdleClock
 from spanlens.scheduling.jobs import JOB_RECHECK_SECONDS, Job
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
-from spanlens.states import Deferral, DeferralKind, Status
+from spanlens.states import Deferral, DeferralKind, Status, failed_for_good
 from spanlens.store.db import SpanRow, Store
 from spanlens.store.enrichments import pending_spans
 
@@ -374,7 +374,7 @@ class Scheduler:
             return None
         failure = self.store.failure_for(span.content_hash)
         if failure and (
-            failure["count"] >= self.settings.enrichment.max_failures
+            failed_for_good(failure["count"], self.settings.enrichment.max_failures)
             or failure["next_retry_at"] > time.time()
         ):
             return None
