@@ -259,3 +259,60 @@ async def test_a_failed_span_waits_for_its_retry_time(make: Any, store: Store) -
     scheduler.push([span["f2"].id], Priority.REQUESTED, explicit=True)
     await until(lambda: ["f2"] in engine.calls)
     assert ids(store)["f2"] == span["f2"].id
+
+
+class CountingJob:
+    """A job on the docgen lane with ``units`` units; records what ran and what the
+    scheduler had queued or in flight at that moment."""
+
+    lane = 4
+
+    def __init__(self, scheduler: Scheduler, units: int) -> None:
+        self.scheduler = scheduler
+        self.left = units
+        self.ran: list[tuple[int, int]] = []
+
+    async def next_units(self) -> list[int]:
+        return [self.left] if self.left else []
+
+    async def run(self, unit: int) -> None:
+        snapshot = self.scheduler.snapshot()
+        self.ran.append((snapshot["queue"]["saved"], snapshot["inFlight"]))
+        self.left -= 1
+
+
+async def test_a_job_runs_only_once_every_span_is_done_and_yields_after_each_unit(
+    make: Any, store: Store
+) -> None:
+    engine = ScriptedEngine(status="enriched", capacity=2)  # a free slot while one call runs
+    engine.release = asyncio.Event()
+    scheduler = make(engine, idle=0.2)
+    job = CountingJob(scheduler, units=3)
+    scheduler.add_job(job)
+    scheduler.resume()  # the backlog (six pending spans) comes first
+    await until(lambda: len(engine.calls) >= 1)
+    await asyncio.sleep(0.5)  # several idle periods with the call held
+    assert job.ran == []  # spans in flight: the job waits
+    # Enrichment results are never stored by the scripted engine, so the backlog would
+    # refill forever: swap in an engine that has nothing left to do.
+    scheduler.replace_engine(ScriptedEngine(status="discarded"))
+    engine.release.set()
+    await until(lambda: len(job.ran) == 1, 10)
+    # One unit, then the job yields: an edit now holds the next unit for a quiet period.
+    scheduler.note_edit()
+    assert scheduler.snapshot()["idle"] is False and len(job.ran) == 1
+    await until(lambda: len(job.ran) == 3, 10)
+    assert all(ran == (0, 0) for ran in job.ran)  # never beside queued or running spans
+
+
+async def test_pause_holds_jobs_back(make: Any, store: Store) -> None:
+    scheduler = make(ScriptedEngine(status="discarded"), idle=0.0)
+    scheduler.resume()
+    await until(lambda: scheduler.snapshot()["backlogEmpty"])
+    scheduler.pause("all")
+    job = CountingJob(scheduler, units=1)
+    scheduler.add_job(job)
+    await asyncio.sleep(0.3)
+    assert job.ran == []
+    scheduler.resume()
+    await until(lambda: job.ran, 10)
