@@ -51,7 +51,12 @@ async def test_docs_appear_one_file_per_idle_period(tmp_path: Path, profile: str
             # The count of fresh docs climbs one file at a time, never two in one step.
             climbs = [b - a for a, b in itertools.pairwise(seen) if b != a]
             assert climbs == [1, 1, 1]
-            assert len(_docgen_requests(server)) == 3  # exactly one model call per file
+            docgen_calls = _docgen_requests(server)
+            assert len(docgen_calls) == 3  # exactly one model call per file
+            # The enrichment tier's model, kept resident: no model swap for docgen.
+            models = {r.json["model"] for r in server.chat_requests}
+            assert models == {"qwen2.5-coder:7b"}
+            assert all("keep_alive" in r.json for r in docgen_calls)
             doc = (root / ".spanlens/docs/b.py.md").read_text()
             assert doc.startswith("<!-- spanlens-doc overview=")
             assert "[`helper`](a.py.md#helper)" in doc  # calls resolve across files

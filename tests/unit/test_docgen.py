@@ -54,7 +54,7 @@ def _workspace(root: Path, url: str, **files: str) -> Path:
     for name, text in (files or {"a.py": A, "b.py": B, "c.py": C}).items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
-    (root / "spanlens.toml").write_text(toml_settings(url))
+    (root / "spanlens.toml").write_text(toml_settings(url, docgen=True))
     return root
 
 
@@ -372,3 +372,56 @@ def test_a_doc_is_whole_after_its_writer_is_killed(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "docs").iterdir()] == ["a.py.md"]
     write_atomic(target, "new\n")
     assert target.read_text() == "new\n"
+
+
+# ----------------------------------------------------------------------------- the server's job
+
+
+async def _job(root: Path) -> tuple[Any, Any]:
+    from spanlens.docgen.job import DocgenJob
+    from spanlens.scheduling.store_worker import StoreWorker
+
+    worker = StoreWorker(root, "test")
+    return DocgenJob(root, load_settings(root), worker), worker
+
+
+async def test_the_server_skips_while_another_process_holds_the_docs_lock(
+    tmp_path: Path, standin: StandinModelServer
+) -> None:
+    root = _workspace(tmp_path / "ws", standin.url)
+    _enrich_all(root)
+    job, worker = await _job(root)
+    lock = docs_lock(root)  # e.g. a `spanlens docgen` run
+    lock.acquire()
+    try:
+        result = await job.document_path("a.py")
+        assert not result.written and "another spanlens process" in (result.error or "")
+        assert job.snapshot()["last_error"].startswith("another spanlens process")
+        assert not (root / ".spanlens/docs").exists() and _overview_calls(standin) == []
+    finally:
+        lock.release()
+    try:
+        result = await job.document_path("a.py")  # free again: written, nothing lost
+        assert result.written and job.snapshot()["last_error"] is None
+        assert job.existing_doc("a.py") == root / ".spanlens/docs/a.py.md"
+    finally:
+        await job.aclose()
+        await worker.aclose()
+
+
+async def test_the_server_writes_no_doc_without_a_model_and_says_why(tmp_path: Path) -> None:
+    from tests.support.standin import closed_port_url
+
+    root = _workspace(tmp_path / "ws", closed_port_url())
+    _enrich_all(root)
+    job, worker = await _job(root)
+    try:
+        result = await job.document_path("a.py")
+        assert not result.written and result.error == "connection refused"
+        assert job.snapshot()["last_error"] == "connection refused"
+        assert job.existing_doc("a.py") is None
+        units = await job.next_units()  # a failed file backs off: not offered again at once
+        assert all(plan.path != "a.py" for plan in units)
+    finally:
+        await job.aclose()
+        await worker.aclose()
