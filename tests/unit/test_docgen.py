@@ -141,8 +141,9 @@ def test_files_with_pending_spans_wait_and_dry_run_lists_the_calls(
     tmp_path: Path, standin: StandinModelServer, capsys: Any
 ) -> None:
     root = _workspace(tmp_path / "ws", standin.url)
-    code, status = _docgen(root, capsys, "--status")  # no index yet: read-only, nothing
-    assert code != 0 or status.get("waiting", 0) == 0
+    # No index yet: --status reads only, and says how to make one.
+    assert main(["docgen", str(root), "--status"]) == 1
+    assert "run `spanlens index" in capsys.readouterr().err
     _enrich_all(root)
     (root / "d.py").write_text("def pending(q):\n    return q\n")  # indexed, never enriched
     code, plan = _docgen(root, capsys, "--dry-run")
