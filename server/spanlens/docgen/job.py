@@ -14,14 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanlens.config import Settings
 from spanlens.docgen.generate import Docgen, DocResult
 from spanlens.docgen.plan import CallGraph, FilePlan, pick_candidate
 from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
-from spanlens.scheduling.jobs import DOCGEN_LANE
-from spanlens.scheduling.store_worker import StoreWorker
+
+if TYPE_CHECKING:  # imports point down: scheduling runs this job, docgen never imports it
+    from spanlens.scheduling.store_worker import StoreWorker
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ class _Failure:
 class DocgenJob:
     """The server's docgen: units for the scheduler, explicit runs for commands, coverage."""
 
-    lane = DOCGEN_LANE
+    #: After every enrichment lane (saved 0, requested 1, open 2, backlog 3).
+    lane = 4
 
     def __init__(
         self,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-#: The docgen lane: after every enrichment lane (``Priority.BACKLOG`` is 3).
-DOCGEN_LANE = 4
+#: The first lane a job may use: every enrichment lane (``Priority.BACKLOG`` is 3) comes first.
+FIRST_JOB_LANE = 4
 #: How long a job that had nothing to do is left alone before it is asked again (unless the
 #: index changes first).
 JOB_RECHECK_SECONDS = 30.0
@@ -21,7 +21,8 @@ JOB_RECHECK_SECONDS = 30.0
 class Job(Protocol):
     """A background job of the scheduler."""
 
-    #: Its lane; lanes run in order, every job lane after the enrichment lanes.
+    #: Its lane (:data:`FIRST_JOB_LANE` or more); lanes run in order, after every
+    #: enrichment lane.
     lane: int
 
     async def next_units(self) -> list[Any]:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from spanlens.config import Settings
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.idle import IdleClock
-from spanlens.scheduling.jobs import JOB_RECHECK_SECONDS, Job
+from spanlens.scheduling.jobs import FIRST_JOB_LANE, JOB_RECHECK_SECONDS, Job
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.states import Deferral, DeferralKind, Status, failed_for_good
@@ -138,6 +138,8 @@ class Scheduler:
 
     def add_job(self, job: Job) -> None:
         """Run ``job`` on its lane when every enrichment lane is empty (see scheduling.jobs)."""
+        if job.lane < FIRST_JOB_LANE:
+            raise ValueError(f"job lane {job.lane} would run before enrichment lanes")
         self._jobs.append(job)
         self._jobs.sort(key=lambda j: j.lane)
         self._changed()
