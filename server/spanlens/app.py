@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import ConfigError, Settings, load_settings
+from spanlens.docgen.job import DocgenJob
 from spanlens.scheduling.scheduler import Enricher, Scheduler
 from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.store.db import Store, open_store
@@ -28,8 +29,9 @@ class Services:
     indexer: StoreWorker
     #: A thread for background queries too slow for the event loop.
     queries: StoreWorker
-    engine: Enricher | None
     scheduler: Scheduler
+    #: Per-file docs, a job of the scheduler's lowest lane.
+    docgen: DocgenJob
 
 
 def build_engine(
@@ -41,9 +43,15 @@ def build_engine(
     """
     if not settings.backends:
         return None
-    from spanlens.enrichment.engine import EnrichmentEngine
+    from spanlens.enrichment.engine import EnrichmentEngine, build_endpoints
 
-    engine: Enricher = EnrichmentEngine(root, settings, source_text=source_text)
+    engine: Enricher = EnrichmentEngine(
+        root,
+        settings,
+        source_text=source_text,
+        store=open_store(root),
+        endpoints=build_endpoints(settings),
+    )
     return engine
 
 
@@ -71,7 +79,16 @@ def build_services(
     queries = StoreWorker(root, "queries")
     engine = build_engine(root, settings, source_text)
     scheduler = Scheduler(store, queries, engine, settings)
-    return Services(root, settings, store, indexer, queries, engine, scheduler)
+    docgen = DocgenJob(root, settings, queries)
+    scheduler.add_job(docgen)
+    return Services(root, settings, store, indexer, queries, scheduler, docgen)
+
+
+def replace_docgen(services: Services, settings: Settings) -> None:
+    """New settings: a new docgen job (new docs folder, tier or model) replaces the old one."""
+    old = services.docgen
+    services.docgen = DocgenJob(services.root, settings, services.queries, on_change=old.on_change)
+    services.scheduler.replace_job(old, services.docgen)
 
 
 async def close_services(services: Services) -> None:
@@ -80,6 +97,7 @@ async def close_services(services: Services) -> None:
     engine = services.scheduler.engine
     if engine is not None:
         await engine.aclose()  # also shuts down the GPU sampler it made
+    await services.docgen.aclose()
     await services.indexer.aclose()
     await services.queries.aclose()
     services.store.close()

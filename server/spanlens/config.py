@@ -15,7 +15,7 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -168,7 +168,11 @@ class DocgenSettings:
     """Per-file documentation written while idle."""
 
     enabled: bool = True
-    output_dir: str = "docs/spanlens"
+    #: Where docs go, relative to the workspace root (never outside it).
+    dir: str = ".spanlens/docs"
+    #: The tier whose model writes overviews; empty = the enrichment's starting tier, so the
+    #: resident model is not swapped out.
+    tier: str = ""
 
 
 @dataclass(slots=True)
@@ -284,7 +288,7 @@ def _shown_url(url: str) -> str:
     return parts._replace(netloc=netloc, query="", fragment="").geturl()
 
 
-def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
+def settings_from_dict(raw: dict[str, Any]) -> Settings:
     """Build validated :class:`Settings` from a plain dict (TOML-shaped)."""
     if not isinstance(raw, dict):
         raise ConfigError("settings must be a table")
@@ -314,6 +318,11 @@ def settings_from_dict(raw: dict[str, Any], origin: str = "") -> Settings:
                 f"backends.{backend.name}.tier: '{backend.tier}' is not one of "
                 f"enrichment.tiers {tiers}"
             )
+    docs_dir = PurePosixPath(settings.docgen.dir.replace("\\", "/"))
+    if not settings.docgen.dir.strip() or docs_dir.is_absolute() or ".." in docs_dir.parts:
+        raise ConfigError(
+            f"docgen.dir: must be a folder inside the workspace, got {settings.docgen.dir!r}"
+        )
     return settings
 
 

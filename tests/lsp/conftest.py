@@ -47,8 +47,9 @@ def parse_config(text):
 '''
 
 
-def toml_settings(url: str, **lsp: Any) -> str:
-    """A spanlens.toml with one stand-in backend and fast test timings."""
+def toml_settings(url: str, *, docgen: bool = False, **lsp: Any) -> str:
+    """A spanlens.toml with one stand-in backend and fast test timings; docgen stays off
+    unless asked for (its calls would mix with the enrichment calls tests count)."""
     lsp_settings = {"idle_seconds": 0.3, "debounce_ms": 30, **lsp}
     lines = ["[lsp]"]
     for key, value in lsp_settings.items():
@@ -57,6 +58,9 @@ def toml_settings(url: str, **lsp: Any) -> str:
         "",
         "[gpu]",
         "enabled = false",
+        "",
+        "[docgen]",
+        f"enabled = {'true' if docgen else 'false'}",
         "",
         "[enrichment]",
         "retries = 0",

@@ -29,6 +29,8 @@ COMMANDS = {
     "spanlens.resume",
     "spanlens.showSpan",
     "spanlens.statusReport",
+    "spanlens.docgenFile",
+    "spanlens.openDoc",
 }
 #: Top-level fields of the spanlens/status payload (protocol.md).
 STATUS_FIELDS = {
@@ -48,6 +50,7 @@ STATUS_FIELDS = {
     "lastError",
     "backends",
     "gpu",
+    "docgen",
 }
 ENDPOINT_FIELDS = {
     "name",
@@ -297,7 +300,7 @@ async def test_hover_and_command_results_have_the_documented_shapes(
     assert same["span"]["name"] == "parse_config"
 
     report = await editor.command("spanlens.statusReport")
-    assert set(report) == {"status", "counts", "markdown"}
+    assert set(report) == {"status", "counts", "docgen", "markdown"}
     assert report["counts"] == {"spans": 4, "fresh": 4, "stale": 0, "pending": 0, "failed": 0}
     assert set(report["status"]) == STATUS_FIELDS
     assert "- spans: 4 (4 enriched, 0 stale, 0 pending, 0 failed)" in report["markdown"]
@@ -433,6 +436,7 @@ async def test_status_payload_fields_and_states(
     assert (status["inFlight"], status["calls"], status["paused"]) == (0, 0, None)
     assert status["idle"] is True and status["deferredSeconds"] == 0
     assert status["gpu"] is None  # [gpu] enabled = false
+    assert status["docgen"] is None  # [docgen] enabled = false
     [endpoint] = status["backends"]["endpoints"]
     assert set(endpoint) >= ENDPOINT_FIELDS
     assert endpoint["url"] == standin.url and endpoint["provider"] == "ollama"

@@ -39,7 +39,7 @@ def check_status(status: dict) -> None:
 def test_the_documented_tables_are_found() -> None:
     assert {"state", "queue", "inFlight", "calls", "backends"} <= documented_fields("field")
     assert documented_fields("count field") == {"spans", "fresh", "stale", "pending", "failed"}
-    assert documented_fields("report field") == {"status", "counts", "markdown"}
+    assert documented_fields("report field") == {"status", "counts", "docgen", "markdown"}
 
 
 async def test_status_payloads_match_protocol_md(

@@ -20,6 +20,28 @@ from typing import Any
 from tests.support.standin import RecordedRequest, Reply
 
 _REQUEST = re.compile(r"<spanlens-request>\s*(\{.*?\})\s*</spanlens-request>", re.DOTALL)
+_DOCGEN = re.compile(r"<spanlens-docgen>\s*(\{.*?\})\s*</spanlens-docgen>", re.DOTALL)
+
+
+def parse_docgen_request(request: RecordedRequest) -> dict[str, Any] | None:
+    """The docgen request (path, language, span names) inside a chat request, or None."""
+    for message in reversed(request.messages):
+        content = message.get("content")
+        if message.get("role") == "user" and isinstance(content, str):
+            match = _DOCGEN.search(content)
+            if match:
+                return json.loads(match.group(1))  # type: ignore[no-any-return]
+    return None
+
+
+def valid_overview(docgen: dict[str, Any]) -> dict[str, Any]:
+    """A valid file overview for a docgen request: it names only the file's spans."""
+    names = docgen["spans"]
+    return {
+        "purpose": f"Test overview of {docgen['path']}.",
+        "responsibilities": [f"`{name}` does its part." for name in names[:4]] or ["Nothing."],
+        "structure": f"The file holds {len(names)} spans.",
+    }
 
 
 def parse_request(request: RecordedRequest) -> dict[str, Any] | None:
@@ -67,6 +89,9 @@ def valid_reply(request: RecordedRequest) -> Reply:
     """The reply a perfect model gives to ``request`` (single or batch)."""
     parsed = parse_request(request)
     if parsed is None:
+        docgen = parse_docgen_request(request)
+        if docgen is not None:
+            return Reply.json(valid_overview(docgen))
         return Reply.error(400, {"error": "not a spanlens request"})
     spans = parsed["spans"]
     if parsed.get("mode") == "batch":

@@ -221,7 +221,7 @@ def test_credentials_in_a_backend_url_get_one_note_without_echoing_them(
         ("SPANLENS_GPU_MIN_FREE_VRAM_MB", "512", lambda s: s.gpu.min_free_vram_mb == 512),
         ("SPANLENS_LSP_CODE_LENS", "top", lambda s: s.lsp.code_lens == "top"),
         ("SPANLENS_LSP_IDLE_SECONDS", "2.5", lambda s: s.lsp.idle_seconds == 2.5),
-        ("SPANLENS_DOCGEN_OUTPUT_DIR", "out/docs", lambda s: s.docgen.output_dir == "out/docs"),
+        ("SPANLENS_DOCGEN_DIR", "out/docs", lambda s: s.docgen.dir == "out/docs"),
     ],
 )
 def test_every_section_key_is_settable_from_the_environment(

@@ -17,6 +17,7 @@ from spanlens.indexing.indexer import index_workspace
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, open_store
 
@@ -29,6 +30,7 @@ class Outcome:
     content_hash: str
     status: str
     error: str | None = None
+    deferral: Deferral | None = None
 
 
 class ScriptedEngine:
@@ -49,7 +51,10 @@ class ScriptedEngine:
         return [self.outcome(s) for s in spans]
 
     def outcome(self, span: SpanRow) -> Outcome:
-        return Outcome(span.id, span.content_hash, self.status, self.error)
+        deferral = None
+        if self.status == "deferred":
+            deferral = Deferral(DeferralKind.UNAVAILABLE, self.error)
+        return Outcome(span.id, span.content_hash, self.status, self.error, deferral)
 
     def capacity(self) -> int:
         return self._capacity
@@ -199,7 +204,8 @@ class LocalOnlyEngine(ScriptedEngine):
         self.sent.append(span.id)
         if span.path == "a_secret.py":
             reason = "file must not leave this machine and no local backend is configured"
-            return Outcome(span.id, span.content_hash, "deferred", reason)
+            deferral = Deferral(DeferralKind.NO_ROUTE, reason, lasting=True)
+            return Outcome(span.id, span.content_hash, "deferred", reason, deferral)
         return Outcome(span.id, span.content_hash, "discarded", "file is gone")
 
 
@@ -305,3 +311,60 @@ async def test_run_first_jumps_ahead_of_queued_work(tmp_path: Path) -> None:
     finally:
         gate.set()
         await worker.aclose()
+
+
+class CountingJob:
+    """A job on the docgen lane with ``units`` units; records what ran and what the
+    scheduler had queued or in flight at that moment."""
+
+    lane = 4
+
+    def __init__(self, scheduler: Scheduler, units: int) -> None:
+        self.scheduler = scheduler
+        self.left = units
+        self.ran: list[tuple[int, int]] = []
+
+    async def next_units(self) -> list[int]:
+        return [self.left] if self.left else []
+
+    async def run(self, unit: int) -> None:
+        snapshot = self.scheduler.snapshot()
+        self.ran.append((snapshot["queue"]["saved"], snapshot["inFlight"]))
+        self.left -= 1
+
+
+async def test_a_job_runs_only_once_every_span_is_done_and_yields_after_each_unit(
+    make: Any, store: Store
+) -> None:
+    engine = ScriptedEngine(status="enriched", capacity=2)  # a free slot while one call runs
+    engine.release = asyncio.Event()
+    scheduler = make(engine, idle=0.2)
+    job = CountingJob(scheduler, units=3)
+    scheduler.add_job(job)
+    scheduler.resume()  # the backlog (six pending spans) comes first
+    await until(lambda: len(engine.calls) >= 1)
+    await asyncio.sleep(0.5)  # several idle periods with the call held
+    assert job.ran == []  # spans in flight: the job waits
+    # Enrichment results are never stored by the scripted engine, so the backlog would
+    # refill forever: swap in an engine that has nothing left to do.
+    scheduler.replace_engine(ScriptedEngine(status="discarded"))
+    engine.release.set()
+    await until(lambda: len(job.ran) == 1, 10)
+    # One unit, then the job yields: an edit now holds the next unit for a quiet period.
+    scheduler.note_edit()
+    assert scheduler.snapshot()["idle"] is False and len(job.ran) == 1
+    await until(lambda: len(job.ran) == 3, 10)
+    assert all(ran == (0, 0) for ran in job.ran)  # never beside queued or running spans
+
+
+async def test_pause_holds_jobs_back(make: Any, store: Store) -> None:
+    scheduler = make(ScriptedEngine(status="discarded"), idle=0.0)
+    scheduler.resume()
+    await until(lambda: scheduler.snapshot()["backlogEmpty"])
+    scheduler.pause("all")
+    job = CountingJob(scheduler, units=1)
+    scheduler.add_job(job)
+    await asyncio.sleep(0.3)
+    assert job.ran == []
+    scheduler.resume()
+    await until(lambda: job.ran, 10)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from spanlens.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
+from spanlens.cli.docgen import cmd_docgen
 from spanlens.cli.doctor import cmd_doctor
 from spanlens.cli.enrich import cmd_enrich
 from spanlens.cli.index import cmd_index
@@ -178,6 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="enrich only spans of this file (repeatable; relative to ROOT or absolute)",
     )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command("docgen", "write per-file docs for files whose spans are all enriched", cmd_docgen)
+    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument(
+        "--file",
+        action="append",
+        metavar="PATH",
+        help="only this file's doc (repeatable; relative to ROOT or absolute)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run", action="store_true", help="list the docs and model calls it would make"
+    )
+    mode.add_argument("--status", action="store_true", help="doc coverage only; writes nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("stats", "model calls per tier and backend: success, tokens, cost", cmd_stats)

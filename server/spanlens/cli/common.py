@@ -123,17 +123,17 @@ def run_index(root: Path, store: Any, show_progress: bool) -> Any:
         progress.close()
 
 
-def workspace_file(root: Path, value: str) -> str:
+def workspace_file(root: Path, value: str, flag: str = "--only") -> str:
     """A file argument (relative to ROOT, or absolute) as a workspace-relative path."""
     from spanlens.indexing.indexer import relative_path
 
     path = Path(value).expanduser()
     path = path if path.is_absolute() else root / path
     if not path.is_file():
-        raise CliError(f"--only {value}: no such file", EXIT_USAGE)
+        raise CliError(f"{flag} {value}: no such file", EXIT_USAGE)
     rel = relative_path(root, path)
     if rel is None:
-        raise CliError(f"--only {value}: outside the workspace {root}", EXIT_USAGE)
+        raise CliError(f"{flag} {value}: outside the workspace {root}", EXIT_USAGE)
     return rel
 
 

@@ -93,10 +93,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _view(root: Path, rel: str, line: int, data: bytes, settings: Any) -> tuple[Any, Any]:
-    from spanlens.indexing.indexer import index_text
     from spanlens.presentation.state import span_view
     from spanlens.store import StoreError, StoreReadOnly
     from spanlens.store.db import db_path_for, scratch_store
+    from spanlens.workspace.files import index_file
 
     try:
         store = open_workspace_store(root)
@@ -117,7 +117,7 @@ def _view(root: Path, rel: str, line: int, data: bytes, settings: Any) -> tuple[
                     f"the index is read-only ({db_path_for(root)}); showing {rel} as parsed "
                     "now, without updating the index"
                 )
-            if index_text(store, root, rel, data) is None:
+            if index_file(store, root, rel, settings.index, data) is None:
                 raise CliError(f"{rel}: not a source file spanlens indexes")
         span = store.span_at(rel, line - 1)
         if span is None:

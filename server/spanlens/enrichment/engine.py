@@ -43,6 +43,7 @@ from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.source import read_source_text
 from spanlens.indexing.spans import CONTAINER_KINDS
+from spanlens.states import Deferral, DeferralKind, Status, failed_for_good
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, StoreError, StoreLocked, open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
@@ -59,10 +60,10 @@ __all__ = [
     "SpanOutcome",
 ]
 
-ENRICHED = "enriched"
-FAILED = "failed"
-DISCARDED = "discarded"
-DEFERRED = "deferred"
+ENRICHED = Status.ENRICHED
+FAILED = Status.FAILED
+DISCARDED = Status.DISCARDED
+DEFERRED = Status.DEFERRED
 
 #: Reads a workspace-relative file's current text (an open editor buffer, or the disk).
 SourceReader = Callable[[str], "str | None"]
@@ -92,7 +93,7 @@ class SpanOutcome:
 
     span_id: int
     content_hash: str
-    status: str
+    status: Status
     #: Short failure type for the user ("model timeout", "connection refused", ...).
     error: str | None = None
     #: For ``failed``: the hash's failure count now (failed for good at ``max_failures``).
@@ -100,14 +101,18 @@ class SpanOutcome:
     #: For ``deferred``: a transient state (rate limit, open breaker, GPU limits, another
     #: process's claim) held it back, so trying again later may land it.
     transient: bool = False
+    #: For ``deferred``: why, typed (the scheduler acts on its kind and ``lasting``).
+    deferral: Deferral | None = None
 
 
 @dataclass(slots=True)
 class _HashOutcome:
-    status: str
+    status: Status
     error: str | None = None
     failures: int = 0
     transient: bool = False
+    #: Set where the deferral's kind is known better than from ``transient``.
+    deferral: Deferral | None = None
 
 
 @dataclass(slots=True)
@@ -131,37 +136,31 @@ class EnrichmentEngine:
         *,
         gpu: GpuProbe | None = None,
         source_text: SourceReader | None = None,
+        store: Store | None = None,
+        endpoints: dict[str, list[Endpoint]] | None = None,
     ) -> None:
-        """Open the workspace store and build one endpoint per configured backend.
+        """Enrich through ``endpoints`` (by tier) into ``store``; the engine closes both.
 
-        ``gpu`` defaults to a :class:`spanlens.telemetry.gpu.GpuSampler` when
-        ``settings.gpu.enabled``; ``source_text`` reads a file's current text (default: the
-        disk) so that an editor can hand in unsaved buffers.
+        Without them it opens the workspace store and builds one endpoint per configured
+        backend (:func:`build_endpoints`). ``gpu`` defaults to a
+        :class:`spanlens.telemetry.gpu.GpuSampler` when ``settings.gpu.enabled``;
+        ``source_text`` reads a file's current text (default: the disk) so that an editor can
+        hand in unsaved buffers.
         """
         self.root = root
         self.settings = settings
         self.version = ENRICHMENT_VERSION
-        self.store = open_store(root)
+        self.store = store if store is not None else open_store(root)
         self._read = source_text or self._read_disk
-        enrichment = settings.enrichment
-        endpoints: dict[str, list[Endpoint]] = {}
-        for backend in settings.backends:
-            endpoints.setdefault(backend.tier, []).append(
-                Endpoint(
-                    create_backend(backend),
-                    Breaker(enrichment.breaker_threshold, enrichment.breaker_reset),
-                    asyncio.Semaphore(max(1, backend.max_parallel)),
-                )
-            )
-        self._endpoints = endpoints
+        self._endpoints = endpoints if endpoints is not None else build_endpoints(settings)
         #: Whether any endpoint is remote: only then is the privacy rule worth checking.
         self._has_remote = any(backend.is_remote for backend in settings.backends)
         #: The engine closes the GPU sampler only if it made it.
         self._owns_gpu = gpu is None
         self.gpu = gpu if gpu is not None else _default_gpu(settings)
         self.cascade = Cascade(
-            endpoints,
-            enrichment,
+            self._endpoints,
+            settings.enrichment,
             self._record_attempt,
             gpu=self.gpu,
             gpu_settings=settings.gpu,
@@ -279,7 +278,7 @@ class EnrichmentEngine:
             failure = self.store.failure_for(span.content_hash)
             if (
                 self.store.enrichment_for(span.content_hash, self.version) is not None
-                or (failure is not None and failure["count"] >= max_failures)
+                or (failure is not None and failed_for_good(failure["count"], max_failures))
                 or queries.current_hash(self.store, span.id) != span.content_hash
             ):
                 finished.append(span.id)
@@ -494,8 +493,9 @@ class EnrichmentEngine:
                 forced=tier,
             )
             if not route:
+                reason = _no_route_reason(tier, local_only)
                 results[source.span.content_hash] = _HashOutcome(
-                    DEFERRED, _no_route_reason(tier, local_only)
+                    DEFERRED, reason, deferral=Deferral(DeferralKind.NO_ROUTE, reason, True)
                 )
                 continue
             routed.append((source, Job([source], route, local_only)))
@@ -604,8 +604,11 @@ class EnrichmentEngine:
         status, error = outcome.status, outcome.error
         if status == ENRICHED and queries.current_hash(self.store, span.id) != span.content_hash:
             status, error = DISCARDED, "code changed while enriching"
+        deferral = None
+        if status == DEFERRED:
+            deferral = outcome.deferral or _deferral(error, outcome.transient)
         return SpanOutcome(
-            span.id, span.content_hash, status, error, outcome.failures, outcome.transient
+            span.id, span.content_hash, status, error, outcome.failures, outcome.transient, deferral
         )
 
     def _record_attempt(self, attempt: queries.Attempt) -> None:
@@ -740,6 +743,33 @@ def _owner_is_dead(owner: str) -> bool:
     except OSError:
         return False
     return False
+
+
+def build_endpoints(settings: Settings) -> dict[str, list[Endpoint]]:
+    """One endpoint (backend client, breaker, concurrency limit) per configured backend."""
+    enrichment = settings.enrichment
+    endpoints: dict[str, list[Endpoint]] = {}
+    for backend in settings.backends:
+        endpoints.setdefault(backend.tier, []).append(
+            Endpoint(
+                create_backend(backend),
+                Breaker(enrichment.breaker_threshold, enrichment.breaker_reset),
+                asyncio.Semaphore(max(1, backend.max_parallel)),
+            )
+        )
+    return endpoints
+
+
+def _deferral(error: str | None, transient: bool) -> Deferral:
+    """The typed deferral of an outcome whose kind was not set where it was made."""
+    detail = error or "not tried"
+    if error == CLAIMED_ELSEWHERE:
+        return Deferral(DeferralKind.CLAIMED, detail)
+    if error == "cancelled":
+        return Deferral(DeferralKind.CANCELLED, detail)
+    if error == "internal error":
+        return Deferral(DeferralKind.INTERNAL, detail)
+    return Deferral(DeferralKind.UNAVAILABLE, detail)
 
 
 def _no_route_reason(tier: str | None, local_only: bool) -> str:

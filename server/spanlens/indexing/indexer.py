@@ -26,7 +26,7 @@ from spanlens.indexing.languages import get_extractor, language_for_path
 from spanlens.indexing.source import normalise_source
 from spanlens.indexing.spans import Extraction, ParsedSource
 from spanlens.indexing.walk import WalkResult, walk_workspace
-from spanlens.store.db import FileRow, Store
+from spanlens.store.db import SPAN_INSERT_FIELDS, FileRow, Store
 
 #: Files parsed per worker task, and the least work that justifies worker processes.
 _CHUNK = 16
@@ -112,7 +112,7 @@ class IndexSummary:
 
 # ------------------------------------------------------------------ parsing (worker side)
 
-#: A parsed file: (has_errors, span rows in store.SPAN_COLUMNS order).
+#: A parsed file: (has_errors, span rows in store.db.SPAN_INSERT_FIELDS order).
 Parsed = tuple[bool, list[tuple[Any, ...]]]
 
 
@@ -287,23 +287,23 @@ def apply_parsed(
     changes = []
     stored_facts: dict[str, str] | None = None
     for row in rows:
-        key = (row[0], row[1], row[2])
+        key = (row[_NAME], row[_KIND], row[_ORDINAL])
         existing = old.pop(key, None)
-        if existing is not None and existing[1] == row[11]:
+        if existing is not None and existing[1] == row[_HASH]:
             diff.unchanged += 1
-            moves.append((*row[3:11], existing[0]))
+            moves.append((*row[_POSITIONS], existing[0]))
             continue
-        if row[12] is None:
+        if row[_FACTS] is None:
             # A known hash under another key (an ordinal shifted between equal names, a nested
             # def moved to another parent): copy that hash's stored facts, read before this
             # loop's writes can delete the span that holds them.
             if stored_facts is None:
                 stored_facts = _facts_by_hash(store, path)
-            row = (*row[:12], stored_facts[row[11]])
+            row = (*row[:_FACTS], stored_facts[row[_HASH]])
         if existing is None:
             inserts.append(row)
         else:
-            changes.append((*row[3:13], existing[0]))
+            changes.append((*row[_POSITIONS.start : _FACTS + 1], existing[0]))
             diff.changed.append(existing[0])
     if moves:
         store.update_span_positions(moves)
@@ -316,6 +316,15 @@ def apply_parsed(
     if inserts:
         diff.added = store.insert_spans(file_id, inserts)
     return diff
+
+
+_NAME, _KIND, _ORDINAL, _HASH, _FACTS = (
+    SPAN_INSERT_FIELDS.index(f) for f in ("name", "kind", "ordinal", "content_hash", "facts")
+)
+#: The eight position fields, start line to name end column.
+_POSITIONS = slice(
+    SPAN_INSERT_FIELDS.index("start_line"), SPAN_INSERT_FIELDS.index("name_end_col") + 1
+)
 
 
 def _facts_by_hash(store: Store, path: str) -> dict[str, str]:

@@ -7,18 +7,6 @@ from typing import Any
 
 from tree_sitter import Tree
 
-#: Kinds of span a language extractor may emit.
-SPAN_KINDS = (
-    "function",
-    "method",
-    "class",
-    "struct",
-    "interface",
-    "enum",
-    "impl",
-    "trait",
-)
-
 #: Kinds whose hash is taken over their skeleton (header, doc, member signatures).
 CONTAINER_KINDS = frozenset({"class", "struct", "interface", "enum", "impl", "trait"})
 

@@ -14,6 +14,7 @@ from spanlens.presentation.markdown import inline_markdown, render_markdown, ren
 from spanlens.presentation.state import FRESH
 from spanlens.scheduling.queue import Priority
 from spanlens.store.db import SpanRow
+from spanlens.workspace.report import span_counts
 
 if TYPE_CHECKING:
     from spanlens.lsp.session import Session
@@ -153,13 +154,10 @@ async def status_report(session: Session) -> dict[str, Any]:
     status = session.status.payload()
     if services is None:
         return {"status": status, "counts": None, "markdown": "spanlens is starting"}
+    await services.docgen.refresh_coverage()
+    status = session.status.payload()
     max_failures = services.settings.enrichment.max_failures
-    counts = await services.queries.run(
-        lambda store: {
-            **store.state_counts(ENRICHMENT_VERSION, max_failures),
-            "spans": store.span_count(),
-        }
-    )
+    counts = await services.queries.run(lambda store: span_counts(store, max_failures))
     lines = [
         f"**spanlens** · {status['state']} · {services.root}",
         "",
@@ -184,4 +182,15 @@ async def status_report(session: Session) -> dict[str, Any]:
         )
     if backends.get("unreachable"):
         lines.append("- no backend is reachable")
-    return {"status": status, "counts": counts, "markdown": "\n".join(lines)}
+    docgen = status.get("docgen")
+    if docgen:
+        lines.append(
+            f"- docs: {docgen['fresh']} fresh, {docgen['stale']} stale, {docgen['missing']} "
+            f"missing, {docgen['waiting']} waiting for enrichment"
+        )
+    return {
+        "status": status,
+        "counts": counts,
+        "docgen": docgen,
+        "markdown": "\n".join(lines),
+    }

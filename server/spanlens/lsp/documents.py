@@ -23,16 +23,15 @@ from lsprotocol import types
 from spanlens.indexing.indexer import (
     FileDiff,
     forget_recent_parse,
-    index_text,
     index_workspace,
     remove_paths,
 )
 from spanlens.indexing.languages import LANGUAGE_BY_EXTENSION
-from spanlens.indexing.source import buffer_source_text, read_source_text
-from spanlens.indexing.walk import skip_reason, walk_workspace
+from spanlens.indexing.walk import walk_workspace
 from spanlens.lsp.progress import WorkDone
 from spanlens.scheduling.queue import Priority
 from spanlens.store.db import Store
+from spanlens.workspace.files import current_text, index_file
 
 if TYPE_CHECKING:
     from spanlens.lsp.session import Session
@@ -135,16 +134,18 @@ class DocumentSync:
         if paths:
             self.session.spawn(self.reindex_from_disk(paths), "re-index changed files")
 
-    def source_text(self, path: str) -> str | None:
-        """A file's current text for the engine: the open buffer, else the disk, read as the
-        indexer reads them (a newline-translating read made every class of a CRLF file look
-        changed since it was indexed)."""
+    def buffer_text(self, path: str) -> str | None:
+        """The open buffer's raw text of ``path``, or None when it is not open."""
         for uri, open_path in self.open.items():
             if open_path == path:
-                document = self.session.server.workspace.get_text_document(uri)
-                return buffer_source_text(document.source)
+                return str(self.session.server.workspace.get_text_document(uri).source)
+        return None
+
+    def source_text(self, path: str) -> str | None:
+        """A file's current text for the engine: the open buffer, else the disk, read as the
+        indexer reads them (see :func:`spanlens.workspace.files.current_text`)."""
         root = self.session.root
-        return read_source_text(root / path) if root is not None else None
+        return current_text(root, path, self.buffer_text) if root is not None else None
 
     async def wait_indexed(self, uri: str, timeout: float = INDEX_WAIT_SECONDS) -> None:
         """Until the open buffer ``uri``'s latest text is indexed, at most ``timeout`` seconds
@@ -235,13 +236,7 @@ class DocumentSync:
 
         def work(store: Store) -> FileDiff | None:
             # An ignored file stays out of the index even while the user has it open.
-            why = skip_reason(root, path, index.exclude, index.max_file_size)
-            if why is None and len(data) > index.max_file_size:
-                why = f"larger than {index.max_file_size} bytes"
-            if why is not None:
-                remove_paths(store, [path])
-                return None
-            return index_text(store, root, path, data)
+            return index_file(store, root, path, index, data)
 
         return await services.indexer.run_first(work)
 
@@ -251,21 +246,7 @@ class DocumentSync:
             return None
         root = services.root
         index = services.settings.index
-
-        def work(store: Store) -> FileDiff | None:
-            file_path = root / path
-            if skip_reason(root, path, index.exclude, index.max_file_size) is not None:
-                remove_paths(store, [path])  # the walk would not index it either
-                return None
-            try:
-                data = file_path.read_bytes()
-                mtime = file_path.stat().st_mtime_ns
-            except OSError:
-                remove_paths(store, [path])
-                return None
-            return index_text(store, root, path, data, mtime)
-
-        return await services.indexer.run(work)
+        return await services.indexer.run(lambda store: index_file(store, root, path, index))
 
     async def reindex_from_disk(self, paths: dict[str, bool]) -> None:
         """Re-index files from disk (``True`` = deleted); the backlog is asked again only if

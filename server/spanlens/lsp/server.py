@@ -18,7 +18,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import JsonRPCRequestMessage
 
 from spanlens import __version__
-from spanlens.lsp import commands, hover, lenses, symbols
+from spanlens.lsp import commands, docs, hover, lenses, symbols
 from spanlens.lsp.commands import CommandError
 from spanlens.lsp.documents import document_root
 from spanlens.lsp.logs import setup_logging
@@ -212,6 +212,14 @@ def create_server() -> SpanlensServer:
     @server.command(commands.SHOW_SPAN)
     def show_span(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
         return commands.show_span(ls.require_session(), commands.argument(args))
+
+    @server.command(docs.DOCGEN_FILE)
+    async def docgen_file(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return await ls.require_session().doc_commands().docgen_file(commands.argument(args))
+
+    @server.command(docs.OPEN_DOC)
+    def open_doc(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return ls.require_session().doc_commands().open_doc(commands.argument(args))
 
     @server.command(commands.STATUS_REPORT)
     async def status_report(ls: SpanlensServer, *args: Any) -> dict[str, Any]:

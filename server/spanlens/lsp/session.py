@@ -16,10 +16,19 @@ from lsprotocol import types
 from pygls.capabilities import get_capability
 from pygls.uris import from_fs_path, to_fs_path
 
-from spanlens.app import Services, build_engine, build_services, close_services, workspace_settings
+from spanlens.app import (
+    Services,
+    build_engine,
+    build_services,
+    close_services,
+    replace_docgen,
+    workspace_settings,
+)
 from spanlens.config import Settings
 from spanlens.indexing.indexer import relative_path
+from spanlens.lsp.commands import CommandError
 from spanlens.lsp.diagnostics import DiagnosticsPublisher
+from spanlens.lsp.docs import DocCommands
 from spanlens.lsp.documents import DocumentSync
 from spanlens.lsp.lenses import LensRefresher
 from spanlens.lsp.progress import QueueProgress
@@ -93,6 +102,7 @@ class Session:
         scheduler = self.services.scheduler
         scheduler.on_result = self.on_enriched
         scheduler.on_change = self.on_queue_change
+        self.services.docgen.on_change = self.on_queue_change
         scheduler.start()
         self.status.start_gpu_sampling()
         log.info("workspace %s; settings from %s", self.root, ", ".join(settings.sources))
@@ -123,9 +133,14 @@ class Session:
             settings.gpu,
         ):
             engine = build_engine(self.services.root, settings, self.documents.source_text)
-            self.services.engine = engine
             self.services.scheduler.replace_engine(engine)
             self.status.reset_warnings()
+        if (old.backends, old.enrichment, old.docgen) != (
+            settings.backends,
+            settings.enrichment,
+            settings.docgen,
+        ):
+            replace_docgen(self.services, settings)
         log.info("settings reloaded from %s", ", ".join(settings.sources))
         for note in settings.notes:
             log.warning("%s", note)
@@ -211,6 +226,12 @@ class Session:
         if self.root is None:
             return "spanlens is inactive: no workspace folder (open a folder, or set a root)"
         return "spanlens is still starting"
+
+    def doc_commands(self) -> DocCommands:
+        """The docgen commands, handed the job they drive."""
+        if self.services is None:
+            raise CommandError(self.not_ready())
+        return DocCommands(self.services.docgen, self.path_of)
 
     def path_of(self, uri: str) -> str | None:
         """The workspace-relative path of a document URI, or None outside the workspace."""

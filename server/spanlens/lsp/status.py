@@ -94,6 +94,7 @@ class StatusReporter:
                 "queue": dict.fromkeys(LANE_NAMES.values(), 0),
                 "backends": dict(NO_BACKENDS),
                 "gpu": None,
+                "docgen": None,
             }
         snapshot = services.scheduler.snapshot()
         engine = services.scheduler.engine
@@ -106,6 +107,7 @@ class StatusReporter:
             **snapshot,
             "backends": health,
             "gpu": gpu,
+            "docgen": services.docgen.snapshot(),
         }
 
     def check_backends(self) -> None:

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import SpanState, span_state
 from spanlens.store.db import SpanRow, Store
 
-FRESH = "fresh"
-STALE = "stale"
-PENDING = "pending"
-FAILED = "failed"
-FACTS_ONLY = "facts_only"
+FRESH = SpanState.FRESH
+STALE = SpanState.STALE
+PENDING = SpanState.PENDING
+FAILED = SpanState.FAILED
+FACTS_ONLY = SpanState.FACTS_ONLY
 
 
 @dataclass(slots=True)
@@ -21,7 +22,7 @@ class SpanView:
     """Everything a hover, lens or `spanlens show` needs about one span."""
 
     span: SpanRow
-    state: str
+    state: SpanState
     #: The enrichment shown: the fresh one, or for a stale span the previous one.
     enrichment: dict[str, Any] | None
     failure: dict[str, Any] | None
@@ -60,11 +61,13 @@ def span_view(
         return SpanView(span, FACTS_ONLY, None, None)
     previous = store.latest_enrichment([span.content_hash, span.enriched_hash or ""])
     failure = store.failure_for(span.content_hash)
-    if failure and failure["count"] >= max_failures:
-        return SpanView(span, FAILED, previous, failure)
-    if previous is not None:
-        return SpanView(span, STALE, previous, failure)
-    return SpanView(span, PENDING, None, failure)
+    state = span_state(
+        fresh=False,
+        failures=failure["count"] if failure else 0,
+        max_failures=max_failures,
+        has_previous=previous is not None,
+    )
+    return SpanView(span, state, previous, failure)
 
 
 def describe_state(view: SpanView, now: float | None = None) -> str:

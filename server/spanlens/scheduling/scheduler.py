@@ -18,10 +18,12 @@ from typing import Any, Protocol
 from spanlens.config import Settings
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.idle import IdleClock
+from spanlens.scheduling.jobs import FIRST_JOB_LANE, JOB_RECHECK_SECONDS, Job
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.states import Deferral, DeferralKind, Status, failed_for_good
 from spanlens.store.db import SpanRow, Store
-from spanlens.store.enrichments import CLAIMED_ELSEWHERE, pending_spans
+from spanlens.store.enrichments import pending_spans
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +43,16 @@ DRAIN_SECONDS = 5.0
 #: offered again (its enrichment has usually landed by then).
 ELSEWHERE_SECONDS = 30.0
 
-ENRICHED = "enriched"
-FAILED = "failed"
-DEFERRED = "deferred"
-
-#: Beginnings of the engine's reasons for a deferral that stays true until the settings
-#: change (no configured backend may receive the span). Any other reason (GPU limits, open
-#: breakers, rate limits, a cancelled call) passes by itself.
-LASTING_DEFERRALS = (
-    "file must not leave this machine",
-    "no backend of tier",
-    "no usable backend in tier",
-    "no backend configured",
-)
-
-
-def is_transient(reason: str | None) -> bool:
-    """Whether a deferral with ``reason`` may succeed later without a settings change."""
-    return reason is None or not reason.startswith(LASTING_DEFERRALS)
-
 
 class Outcome(Protocol):
     """What the engine reports per span (``spanlens.enrichment.engine.SpanOutcome``)."""
 
     span_id: int
     content_hash: str
-    status: str
+    status: Status
     error: str | None
+    #: Set for ``deferred`` outcomes.
+    deferral: Deferral | None
 
 
 class Enricher(Protocol):
@@ -141,8 +126,37 @@ class Scheduler:
         self._closing = False
         #: Engines replaced by a settings change whose close has not finished yet.
         self._retiring: set[Enricher] = set()
+        #: Background jobs below the enrichment lanes (docgen), by lane.
+        self._jobs: list[Job] = []
+        self._job_task: asyncio.Task[None] | None = None
+        #: No job unit before this (monotonic): one unit per idle period, rechecks.
+        self._job_not_before = 0.0
+        #: The job currently running a unit (for status).
+        self.job_running: Job | None = None
 
     # ------------------------------------------------------------------ control
+
+    def add_job(self, job: Job) -> None:
+        """Run ``job`` on its lane when every enrichment lane is empty (see scheduling.jobs)."""
+        if job.lane < FIRST_JOB_LANE:
+            raise ValueError(f"job lane {job.lane} would run before enrichment lanes")
+        self._jobs.append(job)
+        self._jobs.sort(key=lambda j: j.lane)
+        self._changed()
+
+    def replace_job(self, old: Job, new: Job) -> None:
+        """Use ``new`` instead of ``old``; the old one's unit in flight finishes."""
+        self._jobs = sorted([j for j in self._jobs if j is not old] + [new], key=lambda j: j.lane)
+        self._job_not_before = 0.0
+        closer = getattr(old, "aclose", None)
+        if closer is not None:
+            self._track(self._close_job(old, closer))
+        self._changed()
+
+    async def _close_job(self, old: Job, closer: Any) -> None:
+        while self.job_running is old and self._job_task is not None:
+            await asyncio.wait({self._job_task})
+        await closer()
 
     def start(self) -> None:
         """Start the dispatch loop (on the running event loop)."""
@@ -196,6 +210,7 @@ class Scheduler:
         """The store changed (indexing, retries): ask it for backlog work again."""
         self._backlog_empty_until = 0.0
         self._discarded.clear()
+        self._job_not_before = min(self._job_not_before, time.monotonic() + self.idle.quiet_seconds)
         self._changed()
 
     def update_settings(self, settings: Settings) -> None:
@@ -316,6 +331,7 @@ class Scheduler:
             )
             if picked is None:
                 self._maybe_fetch_backlog()
+                self._maybe_run_job()
                 return
             priority, ids = picked
             spans = [s for s in (self._resolve(i) for i in ids) if s is not None]
@@ -360,7 +376,7 @@ class Scheduler:
             return None
         failure = self.store.failure_for(span.content_hash)
         if failure and (
-            failure["count"] >= self.settings.enrichment.max_failures
+            failed_for_good(failure["count"], self.settings.enrichment.max_failures)
             or failure["next_retry_at"] > time.time()
         ):
             return None
@@ -405,17 +421,18 @@ class Scheduler:
         retry: list[int] = []
         enriched = False
         for outcome in outcomes:
-            if outcome.status == ENRICHED:
+            deferral = outcome.deferral if outcome.status == Status.DEFERRED else None
+            if outcome.status == Status.ENRICHED:
                 enriched = True
-            elif outcome.status == FAILED:
+            elif outcome.status == Status.FAILED:
                 self.last_error = outcome.error or "enrichment failed"
-            elif outcome.status == DEFERRED and outcome.error == CLAIMED_ELSEWHERE:
+            elif deferral is not None and deferral.kind == DeferralKind.CLAIMED:
                 # Another process is on it: leave it alone for a while, hold nothing back.
                 key = (outcome.span_id, outcome.content_hash)
                 self._elsewhere[key] = time.monotonic() + ELSEWHERE_SECONDS
-            elif outcome.status == DEFERRED and is_transient(outcome.error):
+            elif outcome.status == Status.DEFERRED and not (deferral and deferral.lasting):
                 retry.append(outcome.span_id)
-            elif outcome.status == DEFERRED:
+            elif outcome.status == Status.DEFERRED:
                 # No backend may ever take it as configured: waiting would only block others.
                 self._undeliverable.add((outcome.span_id, outcome.content_hash))
                 self.last_error = outcome.error
@@ -481,7 +498,67 @@ class Scheduler:
             deadlines.append(self.idle.seconds_until_idle())
         if self._backlog_empty_until > now:
             deadlines.append(self._backlog_empty_until - now)
+        if self._jobs and self._job_not_before > now:
+            deadlines.append(self._job_not_before - now)
         return max(0.01, min(deadlines)) if deadlines else None
+
+    # ------------------------------------------------------------------ jobs
+
+    def _jobs_may_run(self) -> bool:
+        now = time.monotonic()
+        return (
+            bool(self._jobs)
+            and self._job_task is None
+            and not self._closing
+            and self.paused is None
+            and self.idle.is_idle()
+            and not self._calls
+            and not self._in_flight
+            and len(self.queue) == 0
+            and not self._fetching
+            and self._backlog_empty_until > now
+            and now >= self._job_not_before
+        )
+
+    def _maybe_run_job(self) -> None:
+        if self._jobs_may_run():
+            self._job_task = self._track(self._run_job())
+
+    async def _run_job(self) -> None:
+        """The first job with a unit runs exactly one; then jobs wait for the next idle period
+        (or, when none had work, for a recheck or an index change)."""
+        ran = False
+        try:
+            for job in self._jobs:
+                units = await job.next_units()
+                if not units or not self._jobs_still_allowed():
+                    continue
+                self.job_running = job
+                self._changed()
+                try:
+                    await job.run(units[0])
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("scheduler: job on lane %d failed", job.lane)
+                ran = True
+                break
+        finally:
+            self.job_running = None
+            wait = self.idle.quiet_seconds if ran else JOB_RECHECK_SECONDS
+            self._job_not_before = time.monotonic() + max(wait, 0.05)
+            self._job_task = None
+            self._changed()
+
+    def _jobs_still_allowed(self) -> bool:
+        """Between finding a unit and running it: nothing more urgent arrived."""
+        return (
+            not self._closing
+            and self.paused is None
+            and self.idle.is_idle()
+            and not self._calls
+            and len(self.queue) == 0
+        )
 
     async def _retire(self, engine: Enricher, calls: set[asyncio.Task[None]]) -> None:
         if calls:

@@ -30,6 +30,7 @@ from spanlens.store.errors import (
     StoreTooNew,
 )
 from spanlens.store.migrations import LATEST_VERSION, current_version, migrate
+from spanlens.store.states import STATE_CASE
 
 __all__ = [
     "StoreCorrupt",
@@ -187,34 +188,27 @@ class SpanRow:
     enriched_hash: str | None
 
 
-#: Tuple layout of a span row as indexing workers produce it (ready for executemany).
-SPAN_COLUMNS = (
-    "name",
-    "kind",
-    "ordinal",
-    "start_line",
-    "start_col",
-    "end_line",
-    "end_col",
-    "name_start_line",
-    "name_start_col",
-    "name_end_line",
-    "name_end_col",
-    "content_hash",
-    "facts",
+#: Columns read from the files table; every other :class:`SpanRow` field is a spans column.
+_FILE_FIELDS = ("path", "language")
+#: Every SpanRow field, in order: the one description the SQL below is generated from.
+_SPAN_FIELDS = tuple(SpanRow.__dataclass_fields__)
+#: The fields indexing writes for a new span, in the order of the rows it produces (every
+#: field but the row id, the file's columns and ``enriched_hash``, which enrichment sets).
+SPAN_INSERT_FIELDS = tuple(
+    f for f in _SPAN_FIELDS if f not in ("id", "enriched_hash", *_FILE_FIELDS)
 )
+_FACTS_INDEX = _SPAN_FIELDS.index("facts")
 
 _SPAN_SELECT = (
-    "SELECT s.id, f.path, f.language, s.name, s.kind, s.ordinal, s.start_line, s.start_col, "
-    "s.end_line, s.end_col, s.name_start_line, s.name_start_col, s.name_end_line, "
-    "s.name_end_col, s.content_hash, s.facts, s.enriched_hash "
-    "FROM spans s JOIN files f ON f.id = s.file_id "
+    "SELECT "
+    + ", ".join(("f." if f in _FILE_FIELDS else "s.") + f for f in _SPAN_FIELDS)
+    + " FROM spans s JOIN files f ON f.id = s.file_id "
 )
 
 
 def _span_row(row: Sequence[Any], with_facts: bool = True) -> SpanRow:
     values = list(row)
-    values[15] = json.loads(values[15]) if with_facts else {}
+    values[_FACTS_INDEX] = json.loads(values[_FACTS_INDEX]) if with_facts else {}
     return SpanRow(*values)
 
 
@@ -602,16 +596,15 @@ class Store:
         return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
 
     def insert_spans(self, file_id: int, rows: Iterable[Sequence[Any]]) -> list[int]:
-        """Insert new spans (rows in :data:`SPAN_COLUMNS` order); returns their ids.
+        """Insert new spans (rows in :data:`SPAN_INSERT_FIELDS` order); returns their ids.
 
         Call inside a write transaction: new rowids are then exactly those above the
         maximum before the insert.
         """
         before = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM spans").fetchone()[0]
         self.conn.executemany(
-            "INSERT INTO spans (file_id, name, kind, ordinal, start_line, start_col, end_line, "
-            "end_col, name_start_line, name_start_col, name_end_line, name_end_col, "
-            "content_hash, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO spans (file_id, {', '.join(SPAN_INSERT_FIELDS)}) "
+            f"VALUES (?{', ?' * len(SPAN_INSERT_FIELDS)})",
             ((file_id, *row) for row in rows),
         )
         return [
@@ -733,17 +726,8 @@ class Store:
     def state_counts(self, schema_version: str, max_failures: int) -> dict[str, int]:
         """Spans by state: fresh, stale, pending, failed (each span in exactly one)."""
         rows = self.conn.execute(
-            "SELECT CASE "
-            " WHEN e.content_hash IS NOT NULL THEN 'fresh' "
-            " WHEN fl.count >= ? THEN 'failed' "
-            " WHEN s.enriched_hash IS NOT NULL OR EXISTS (SELECT 1 FROM enrichments o "
-            "   WHERE o.content_hash = s.content_hash) THEN 'stale' "
-            " ELSE 'pending' END AS state, COUNT(*) "
-            "FROM spans s "
-            "LEFT JOIN enrichments e ON e.content_hash = s.content_hash AND e.schema_version = ? "
-            "LEFT JOIN failures fl ON fl.content_hash = s.content_hash "
-            "GROUP BY state",
-            (max_failures, schema_version),
+            "SELECT " + STATE_CASE + " AS state, COUNT(*) FROM spans s GROUP BY state",
+            (schema_version, max_failures),
         ).fetchall()
         counts = {"fresh": 0, "stale": 0, "pending": 0, "failed": 0}
         counts.update({state: n for state, n in rows})

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spanlens.store.db import _SPAN_SELECT, SpanRow, Store, StoreError, _span_row
+from spanlens.store.states import FAILED_FOR_GOOD, NOT_FRESH
 
 #: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its
 #: claim. Shared by the engine (which defers such spans) and the scheduler.
@@ -70,10 +71,7 @@ class BackendStats:
     failures: dict[str, int] = field(default_factory=dict)
 
 
-_NOT_DONE = (
-    "NOT EXISTS (SELECT 1 FROM enrichments e "
-    "  WHERE e.content_hash = s.content_hash AND e.schema_version = ?) "
-)
+_NOT_DONE = NOT_FRESH
 
 
 def pending_spans(
@@ -109,8 +107,7 @@ def pending_spans(
 def unfinished_count(store: Store, version: str, max_failures: int) -> int:
     """Spans without an enrichment at ``version`` that are not failed (waiting ones included)."""
     row = store.conn.execute(
-        "SELECT COUNT(*) FROM spans s WHERE " + _NOT_DONE + "AND NOT EXISTS (SELECT 1 FROM "
-        "failures fl WHERE fl.content_hash = s.content_hash AND fl.count >= ?)",
+        "SELECT COUNT(*) FROM spans s WHERE " + _NOT_DONE + "AND NOT " + FAILED_FOR_GOOD,
         (version, max_failures),
     ).fetchone()
     return int(row[0])

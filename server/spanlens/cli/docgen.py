@@ -1,0 +1,147 @@
+"""`spanlens docgen`: write every missing or stale per-file doc (or list them, or count them)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from spanlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CliError,
+    ProgressBar,
+    open_workspace_store,
+    run_index,
+    workspace_file,
+    workspace_root,
+)
+
+#: How long a run waits for another process (the server) to finish writing docs.
+LOCK_WAIT_SECONDS = 120.0
+
+
+def cmd_docgen(args: argparse.Namespace) -> int:
+    """`spanlens docgen [ROOT] [--file PATH]... [--dry-run] [--status] [--json]`."""
+    import asyncio
+
+    from spanlens.config import load_settings
+    from spanlens.docgen.generate import Docgen, write_docs
+    from spanlens.docgen.plan import MISSING, STALE, doc_state, needs_model_call
+    from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
+
+    root = workspace_root(args.root)
+    settings = load_settings(root)
+    try:
+        docgen = Docgen(root, settings)
+    except DocPathError as exc:
+        raise CliError(str(exc)) from exc
+    only = [workspace_file(root, value, "--file") for value in args.file or []]
+    store = open_workspace_store(root, readonly=args.status)
+    try:
+        if not args.status:
+            run_index(root, store, show_progress=not args.json)
+        graph = docgen.load(store)
+    finally:
+        store.close()
+    for path in only:
+        if path not in graph.files:
+            raise CliError(f"--file {path}: not indexed, or it has no spans")
+    if args.status:
+        counts = docgen.coverage(graph)
+        if args.json:
+            print(json.dumps({**counts, "dir": str(docgen.folder)}))
+        else:
+            print(
+                f"docs in {docgen.folder}: {counts['fresh']} fresh, {counts['stale']} stale, "
+                f"{counts['missing']} missing, {counts['waiting']} waiting for enrichment"
+            )
+        return EXIT_OK
+    plans = [docgen.plan(graph, path) for path in (only or sorted(graph.files))]
+    headers = {p.path: docgen.header(p.path) for p in plans}
+    states = {p.path: doc_state(p, headers[p.path]) for p in plans}
+    todo = [p for p in plans if states[p.path] in (MISSING, STALE)]
+    calls = [p for p in todo if needs_model_call(p, headers[p.path])]
+    waiting = sorted(path for path, state in states.items() if state == "waiting")
+    if args.dry_run:
+        return _print_dry_run(args.json, docgen, todo, {p.path for p in calls}, waiting)
+    if calls and docgen.model is None:
+        raise CliError(f"no backend in tier {docgen.writer.tier}: no doc was written")
+    lock = docs_lock(root)
+    try:
+        acquire(lock, 0)
+    except DocsLocked:
+        print("another spanlens process is writing docs; waiting for it to finish", flush=True)
+        try:
+            acquire(lock, LOCK_WAIT_SECONDS)
+        except DocsLocked as exc:
+            raise CliError(f"{exc} (lock {lock.lock_file}); no doc was written") from exc
+    progress = ProgressBar("docs", not args.json, min_total=1)
+    try:
+        removed = [] if only else docgen.remove_orphans(graph)
+        results = asyncio.run(_write(docgen, todo, progress, write_docs))
+    finally:
+        progress.close()
+        lock.release()
+    return _print_results(args.json, docgen, results, removed, waiting, len(plans) - len(todo))
+
+
+async def _write(docgen: Any, todo: list[Any], progress: Any, write_docs: Any) -> Any:
+    try:
+        return await write_docs(docgen, todo, progress)
+    finally:
+        await docgen.aclose()
+
+
+def _print_dry_run(
+    as_json: bool, docgen: Any, todo: list[Any], calls: set[str], waiting: list[str]
+) -> int:
+    rows = [
+        {"path": p.path, "doc": str(docgen.doc_of(p.path)), "modelCall": p.path in calls}
+        for p in todo
+    ]
+    if as_json:
+        print(json.dumps({"write": rows, "modelCalls": len(calls), "waiting": waiting}))
+        return EXIT_OK
+    for row in rows:
+        how = "1 model call" if row["modelCall"] else "re-render, no model call"
+        print(f"would write {row['doc']} ({how})")
+    print(f"{len(rows)} docs, {len(calls)} model calls; {len(waiting)} files wait for enrichment")
+    return EXIT_OK
+
+
+def _print_results(
+    as_json: bool,
+    docgen: Any,
+    results: list[Any],
+    removed: list[str],
+    waiting: list[str],
+    fresh: int,
+) -> int:
+    written = [r for r in results if r.written]
+    failed = [r for r in results if not r.written]
+    calls = sum(r.model_calls for r in results)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "dir": str(docgen.folder),
+                    "docs": [r.as_json() for r in results],
+                    "written": len(written),
+                    "failed": len(failed),
+                    "modelCalls": calls,
+                    "removed": removed,
+                    "waiting": waiting,
+                }
+            )
+        )
+    else:
+        rendered = sum(1 for r in written if r.rendered_only)
+        print(
+            f"docs in {docgen.folder}: {len(written)} written ({calls} model calls, "
+            f"{rendered} re-rendered without one), {len(failed)} failed, {len(removed)} removed; "
+            f"{len(waiting) if waiting else 0} files wait for enrichment"
+        )
+        for result in failed:
+            print(f"  {result.path}: {result.error}")
+    return EXIT_ERROR if failed else EXIT_OK

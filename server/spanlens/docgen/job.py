@@ -1,0 +1,196 @@
+"""Docgen in the server: a scheduler job on the lowest lane, one file per idle period.
+
+Each unit is one file's doc (a candidate found by random seek). The docs lock is taken without
+waiting: while ``spanlens docgen`` holds it the job skips and says so. A file whose overview
+fails backs off like a span (``failure_retry_base`` doubling to ``failure_retry_max``) and,
+after ``max_failures``, is left alone until its overview key changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spanlens.config import Settings
+from spanlens.docgen.generate import Docgen, DocResult
+from spanlens.docgen.plan import CallGraph, FilePlan, pick_candidate
+from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
+
+if TYPE_CHECKING:  # imports point down: scheduling runs this job, docgen never imports it
+    from spanlens.scheduling.store_worker import StoreWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Failure:
+    count: int
+    next_at: float
+    overview_key: str
+
+
+class DocgenJob:
+    """The server's docgen: units for the scheduler, explicit runs for commands, coverage."""
+
+    #: After every enrichment lane (saved 0, requested 1, open 2, backlog 3).
+    lane = 4
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        queries: StoreWorker,
+        *,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.root = root
+        self.settings = settings
+        self.queries = queries
+        self.on_change = on_change
+        #: Files by doc state, as last counted (None until the first count).
+        self.coverage: dict[str, int] | None = None
+        #: The path being documented now.
+        self.running: str | None = None
+        self.last_error: str | None = None
+        self._failures: dict[str, _Failure] = {}
+        self.docgen: Docgen | None = None
+        try:
+            self.docgen = Docgen(root, settings)
+        except DocPathError as exc:
+            self.last_error = str(exc)
+        if self.docgen is not None and self.docgen.model is None:
+            self.last_error = f"no model configured for docgen (tier {self.docgen.writer.tier})"
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The ``docgen`` object of the status payload (protocol.md), None when disabled."""
+        if not self.settings.docgen.enabled:
+            return None
+        counts = self.coverage or {"fresh": 0, "stale": 0, "missing": 0, "waiting": 0}
+        return {**counts, "running": self.running, "last_error": self.last_error}
+
+    # ------------------------------------------------------------ the Job protocol
+
+    async def next_units(self) -> list[FilePlan]:
+        """At most one candidate: a file whose doc is missing or stale (random seek)."""
+        docgen = self.docgen
+        if docgen is None or not self.settings.docgen.enabled or docgen.model is None:
+            return []
+        graph = await self.queries.run(docgen.load)
+        plan = await asyncio.to_thread(self._pick, docgen, graph)
+        self._changed()
+        return [plan] if plan is not None else []
+
+    async def run(self, unit: FilePlan) -> None:
+        """Write ``unit``'s doc; failures are recorded, never raised."""
+        await self.document(unit)
+
+    # ------------------------------------------------------------ commands
+
+    async def document_path(self, path: str) -> DocResult:
+        """Write ``path``'s doc now (``spanlens.docgenFile``), whatever the queue does."""
+        docgen = self.docgen
+        if docgen is None:
+            return DocResult(path, error=self.last_error or "docgen is not available")
+        graph = await self.queries.run(docgen.load)
+        if path not in graph.files:
+            return DocResult(path, error=f"{path} is not indexed or has no spans")
+        plan = docgen.plan(graph, path)
+        if not plan.ready:
+            waiting = sum(1 for s in plan.doc.spans if s.state not in ("fresh", "failed"))
+            return DocResult(path, error=f"{waiting} spans of {path} still wait for enrichment")
+        if docgen.model is None:
+            return DocResult(path, error=self.last_error)
+        return await self.document(plan)
+
+    def existing_doc(self, path: str) -> Path | None:
+        """``path``'s doc when one has been written (``spanlens.openDoc``)."""
+        if self.docgen is None:
+            return None
+        try:
+            target = self.docgen.doc_of(path)
+        except DocPathError:
+            return None
+        return target if self.docgen.header(path) is not None else None
+
+    async def refresh_coverage(self) -> None:
+        """Count files by doc state again (after indexing or enrichment landed)."""
+        docgen = self.docgen
+        if docgen is None or not self.settings.docgen.enabled:
+            return
+        graph = await self.queries.run(docgen.load)
+        self.coverage = await asyncio.to_thread(docgen.coverage, graph)
+        self._changed()
+
+    async def aclose(self) -> None:
+        """Close the overview writer's clients."""
+        if self.docgen is not None:
+            await self.docgen.aclose()
+
+    # ------------------------------------------------------------ work
+
+    def _pick(self, docgen: Docgen, graph: CallGraph) -> FilePlan | None:
+        self.coverage = docgen.coverage(graph)
+        now = time.time()
+        max_failures = self.settings.enrichment.max_failures
+
+        def backing_off(plan: FilePlan) -> bool:
+            failure = self._failures.get(plan.path)
+            if failure is None or failure.overview_key != plan.overview_key:
+                return False
+            return failure.count >= max_failures or failure.next_at > now
+
+        return pick_candidate(
+            graph, docgen.header, docgen.prompt_version, docgen.model, skip=backing_off
+        )
+
+    async def document(self, plan: FilePlan) -> DocResult:
+        """Overview (if its key changed), render and write ``plan``'s doc under the lock."""
+        docgen = self.docgen
+        assert docgen is not None
+        lock = docs_lock(self.root)
+        try:
+            acquire(lock, 0)
+        except DocsLocked as exc:
+            self.last_error = f"{exc}; docs wait"
+            self._changed()
+            return DocResult(plan.path, error=self.last_error)
+        self.running = plan.path
+        self._changed()
+        try:
+            overview, result = await docgen.overview(plan)
+            if overview is not None:
+                try:
+                    await asyncio.to_thread(docgen.write, plan, overview, result)
+                except OSError as exc:
+                    result.error = f"cannot write {plan.path}'s doc: {exc.strerror or exc}"
+        finally:
+            lock.release()
+            self.running = None
+        self._record(plan, result)
+        if self.coverage is not None and result.written:
+            await self.refresh_coverage()
+        self._changed()
+        return result
+
+    def _record(self, plan: FilePlan, result: DocResult) -> None:
+        if result.written:
+            self._failures.pop(plan.path, None)
+            self.last_error = None
+            log.info("doc of %s written (%d model calls)", plan.path, result.model_calls)
+            return
+        old = self._failures.get(plan.path)
+        count = (old.count if old and old.overview_key == plan.overview_key else 0) + 1
+        enrichment = self.settings.enrichment
+        wait = min(enrichment.failure_retry_max, enrichment.failure_retry_base * 2 ** (count - 1))
+        self._failures[plan.path] = _Failure(count, time.time() + wait, plan.overview_key)
+        self.last_error = result.error
+        log.warning("doc of %s not written: %s", plan.path, result.error)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()

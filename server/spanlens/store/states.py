@@ -1,0 +1,31 @@
+"""The span state rule of :mod:`spanlens.states` as SQL fragments, over ``spans s``.
+
+Every query that sorts spans into fresh / stale / pending / failed builds on these, so the rule
+is written once in SQL (and once in Python, :func:`spanlens.states.span_state`).
+"""
+
+from __future__ import annotations
+
+#: No enrichment at the schema version (parameter 1: the version).
+NOT_FRESH = (
+    "NOT EXISTS (SELECT 1 FROM enrichments e "
+    "  WHERE e.content_hash = s.content_hash AND e.schema_version = ?) "
+)
+
+#: Failed for good (parameter 1: max_failures).
+FAILED_FOR_GOOD = (
+    "EXISTS (SELECT 1 FROM failures fl WHERE fl.content_hash = s.content_hash AND fl.count >= ?) "
+)
+
+#: An earlier enrichment describes this span (its previous hash, or the hash at another version).
+HAS_PREVIOUS = (
+    "(s.enriched_hash IS NOT NULL OR EXISTS (SELECT 1 FROM enrichments o "
+    "  WHERE o.content_hash = s.content_hash)) "
+)
+
+#: The state of ``s`` as a string (parameters: version, max_failures).
+STATE_CASE = (
+    "CASE WHEN NOT " + NOT_FRESH + "THEN 'fresh' "
+    "WHEN " + FAILED_FOR_GOOD + "THEN 'failed' "
+    "WHEN " + HAS_PREVIOUS + "THEN 'stale' ELSE 'pending' END"
+)
