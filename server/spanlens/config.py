@@ -99,6 +99,11 @@ class BackendSettings:
     #: Context window in tokens (Ollama num_ctx; also used to route oversized spans up).
     context_tokens: int = 8192
     temperature: float = 0.1
+    #: Repetition penalty for engines that take one (llama.cpp, llama-cpp-python, Ollama):
+    #: llama-server's default is off, and small models loop without it. None = not sent.
+    repeat_penalty: float | None = 1.1
+    #: OpenAI-style ``frequency_penalty``, sent to servers without ``repeat_penalty`` when set.
+    frequency_penalty: float | None = None
     #: Prices in currency units per million tokens, for `spanlens stats`; local = 0.
     price_in: float = 0.0
     price_out: float = 0.0

@@ -253,7 +253,7 @@ class EnrichmentEngine:
         for tier in self.settings.enrichment.tiers:
             endpoints = self._endpoints.get(tier)
             if endpoints:
-                return max(1, sum(ep.settings.max_parallel for ep in endpoints))
+                return max(1, sum(ep.parallel for ep in endpoints))
         return 1
 
     def stall(self) -> tuple[float, str]:
