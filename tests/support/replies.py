@@ -67,6 +67,8 @@ def valid_reply(request: RecordedRequest) -> Reply:
     """The reply a perfect model gives to ``request`` (single or batch)."""
     parsed = parse_request(request)
     if parsed is None:
+        if "Is 2 greater than 1?" in json.dumps(request.json):
+            return Reply.json({"answer": "yes"})  # `spanlens doctor`'s structured-output check
         return Reply.error(400, {"error": "not a spanlens request"})
     spans = parsed["spans"]
     if parsed.get("mode") == "batch":

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.replies import valid_responder
-from tests.support.standin import StandinModelServer
+from tests.support.standin import Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import (
     SMALL_FILE,
     attempts,
@@ -184,3 +184,59 @@ def test_a_retry_with_more_room_is_not_made_when_it_cannot_fit() -> None:
     tight = build_prompt([source], roomy.tokens + roomy.max_tokens + 10)
     assert tight.tokens + tight.max_tokens <= tight.context_tokens  # type: ignore[operator]
     assert with_more_reply_room(tight) is None
+
+
+def test_doctor_reports_the_form_it_found_and_whether_replies_are_valid(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from spanlens.cli import main
+
+    (tmp_path / "a.py").write_text("def f(x):\n    return x\n")
+    with StandinModelServer(responder=valid_responder, engine="llama-cpp-python") as server:
+        monkeypatch.setenv(
+            "SPANLENS_BACKENDS",
+            json.dumps(
+                [
+                    {
+                        "name": "l",
+                        "provider": "openai",
+                        "url": server.url,
+                        "model": "qwen2.5-coder:7b",
+                    }
+                ]
+            ),
+        )
+        monkeypatch.setenv("SPANLENS_GPU_ENABLED", "false")
+        assert main(["doctor", str(tmp_path)]) == 0
+        server.responder = lambda request: Reply.json({"answer": "maybe"})
+        code = main(["doctor", str(tmp_path), "--json"])
+    assert code == 1
+
+
+def test_doctor_text_names_form_context_and_validity(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    from spanlens.cli import main
+
+    (tmp_path / "a.py").write_text("def f(x):\n    return x\n")
+    with StandinModelServer(
+        responder=valid_responder, engine="llama.cpp", n_ctx=4096, slots=4
+    ) as server:
+        monkeypatch.setenv(
+            "SPANLENS_BACKENDS",
+            json.dumps(
+                [
+                    {
+                        "name": "l",
+                        "provider": "openai",
+                        "url": server.url,
+                        "model": "qwen2.5-coder:7b",
+                    }
+                ]
+            ),
+        )
+        monkeypatch.setenv("SPANLENS_GPU_ENABLED", "false")
+        assert main(["doctor", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "engine llama.cpp, structured output json_schema, context per slot 1024, slots 4" in out
+    assert "replies valid" in out

@@ -110,9 +110,15 @@ async def _backend_checks(settings: Settings, problems: list[str]) -> list[dict[
     if not settings.backends:
         problems.append("no backend configured — add a [[backends]] table to spanlens.toml")
         return []
-    probes = await preflight(settings)
+    probes = await preflight(settings, check_output=True)
     for probe in probes:
         where = f"backend {probe['name']} ({probe['provider']}) at {probe['url']}"
+        output = probe.get("output_check")
+        if output and not output["ok"]:
+            problems.append(
+                f"{where} did not return a valid structured reply "
+                f"({output['detail']}) — check that the server supports JSON output"
+            )
         if not probe["reachable"]:
             fix = (
                 "start Ollama (`ollama serve`)"

@@ -110,11 +110,14 @@ class EnrichRun:
         return flat
 
 
-async def preflight(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT) -> list[dict[str, Any]]:
-    """Probe every configured backend (nothing is opened or written); one dict per backend."""
+async def preflight(
+    settings: Settings, timeout: float = PREFLIGHT_TIMEOUT, check_output: bool = False
+) -> list[dict[str, Any]]:
+    """Probe every configured backend (nothing is opened or written); one dict per backend.
+    ``check_output`` also makes doctor's tiny structured-output request to each."""
     backends = [create_backend(b) for b in settings.backends]
     try:
-        return await probe_backends(backends, timeout)
+        return await probe_backends(backends, timeout, check_output=check_output)
     finally:
         await asyncio.gather(*(b.aclose() for b in backends), return_exceptions=True)
 
