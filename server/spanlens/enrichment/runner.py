@@ -220,7 +220,7 @@ async def run_enrich(
         run.tokens_out = totals.tokens_out
         run.by_tier = dict(sorted(totals.by_tier.items()))
         run.pending = queries.unfinished_count(
-            engine.store, engine.version, settings.enrichment.max_failures
+            engine.store, engine.version, settings.enrichment.max_failures, paths
         )
     finally:
         await engine.aclose()

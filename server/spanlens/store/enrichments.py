@@ -106,13 +106,21 @@ def pending_spans(
     return [_span_row(row) for row in store.conn.execute(sql, params).fetchall()]
 
 
-def unfinished_count(store: Store, version: str, max_failures: int) -> int:
-    """Spans without an enrichment at ``version`` that are not failed (waiting ones included)."""
-    row = store.conn.execute(
+def unfinished_count(
+    store: Store, version: str, max_failures: int, paths: Sequence[str] | None = None
+) -> int:
+    """Spans without an enrichment at ``version`` that are not failed (waiting ones included);
+    only those of ``paths`` when given."""
+    sql = (
         "SELECT COUNT(*) FROM spans s WHERE " + _NOT_DONE + "AND NOT EXISTS (SELECT 1 FROM "
-        "failures fl WHERE fl.content_hash = s.content_hash AND fl.count >= ?)",
-        (version, max_failures),
-    ).fetchone()
+        "failures fl WHERE fl.content_hash = s.content_hash AND fl.count >= ?)"
+    )
+    params: list[Any] = [version, max_failures]
+    if paths is not None:
+        marks = ",".join("?" * len(paths)) or "NULL"
+        sql += f" AND s.file_id IN (SELECT id FROM files WHERE path IN ({marks}))"
+        params.extend(paths)
+    row = store.conn.execute(sql, params).fetchone()
     return int(row[0])
 
 
