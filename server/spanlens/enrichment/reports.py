@@ -59,6 +59,10 @@ def stats_report(store: Store) -> dict[str, Any]:
         "failed_batch_calls": sum(r["failed_batch_calls"] for r in rows),
         "cost": round(sum(r["cost"] for r in rows), 6),
         "backends": rows,
+        #: Tiers that fell back to single spans: their model's last batched calls all failed.
+        "batching_off": [
+            {"tier": tier, "model": model} for tier, model in queries.batching_off(store)
+        ],
     }
 
 
