@@ -240,3 +240,37 @@ def test_doctor_text_names_form_context_and_validity(
     out = capsys.readouterr().out
     assert "engine llama.cpp, structured output json_schema, context per slot 1024, slots 4" in out
     assert "replies valid" in out
+
+
+async def test_a_litellm_proxy_routing_one_name_to_two_llama_cpp_servers(tmp_path: Path) -> None:
+    from tests.support.litellm_standin import LiteLLMProxyStandin
+
+    workspace(tmp_path, {"calc.py": SMALL_FILE})
+    with (
+        StandinModelServer(
+            models=("smol-a",), responder=valid_responder, engine="llama.cpp", slots=1
+        ) as first,
+        StandinModelServer(
+            models=("smol-b",), responder=valid_responder, engine="llama.cpp", slots=1
+        ) as second,
+        LiteLLMProxyStandin(
+            {"code-small": [(first.url, "smol-a"), (second.url, "smol-b")]}
+        ) as proxy,
+    ):
+        # The proxy hides the engine: the backend says which one is behind it.
+        settings = make_settings(
+            backend(
+                proxy.url, provider="openai", model="code-small", engine="llama.cpp", max_parallel=2
+            )
+        )
+        outcomes, _ = await _enrich(tmp_path, settings, "add", "neg", "greet", "ping")
+        upstream = [r.json for r in first.chat_requests + second.chat_requests]
+        spread = {url for url, _ in proxy.forwarded} == {first.url, second.url}
+    assert [o.status for o in outcomes] == ["enriched"] * 4
+    assert spread  # load spread over both servers
+    # Bounds, patterns and the repetition control reach llama.cpp through the proxy.
+    formats = [json.dumps(r["response_format"]) for r in upstream]
+    assert all('"maxLength"' in f for f in formats)
+    assert sum('"pattern"' in f for f in formats) == 3  # ping() has no parameter to name
+    assert all(r["repeat_penalty"] == 1.1 for r in upstream)
+    assert len(stored(tmp_path)) == 4

@@ -35,6 +35,7 @@ from spanlens.enrichment.backends import (
     display_host,
     display_url,
     endpoint_secrets,
+    provider_for,
     scrub,
 )
 from spanlens.enrichment.backends.capabilities import Capabilities
@@ -764,11 +765,9 @@ def misconfiguration_message(endpoint: Endpoint, failure: BackendFailure) -> str
             f"environment variable {env}"
         )
     if failure.status == 404:
-        fix = (
-            f"run `ollama pull {s.model}`"
-            if s.provider == "ollama"
-            else "set backends.model to a model the server lists, or correct backends.url"
-        )
+        fix = provider_for(s.provider).model_fix(s.model)
+        if s.provider != "ollama":
+            fix += ", or correct backends.url"
         return f"{where} does not serve model {s.model} (HTTP 404) — {fix}"
     return f"{where}: {failure.detail} — set it, or remove api_key_env from the backend"
 

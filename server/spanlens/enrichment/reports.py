@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import ConfigError, Settings, load_settings
+from spanlens.enrichment.backends import provider_for
 from spanlens.enrichment.runner import preflight
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
@@ -124,20 +125,12 @@ async def _backend_checks(settings: Settings, problems: list[str]) -> list[dict[
                 f"({output['detail']}) — check that the server supports JSON output"
             )
         if not probe["reachable"]:
-            fix = (
-                "start Ollama (`ollama serve`)"
-                if probe["provider"] == "ollama"
-                else "start the server"
-            )
+            fix = provider_for(probe["provider"]).start_fix()
             problems.append(f"{where} is unreachable — {fix} or correct backends.url")
         elif probe["error"]:
             problems.append(f"{where}: {probe['error']} — check the server and api_key_env")
         elif probe["model_present"] is False:
-            fix = (
-                f"run `ollama pull {probe['model']}`"
-                if probe["provider"] == "ollama"
-                else "set backends.model to a model the server lists"
-            )
+            fix = provider_for(probe["provider"]).model_fix(probe["model"])
             problems.append(f"{where} does not serve model {probe['model']} — {fix}")
     tiers_with_backends = {p["tier"] for p in probes}
     first = settings.enrichment.tiers[0] if settings.enrichment.tiers else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import Settings
-from spanlens.enrichment.backends import create_backend, probe_backends
+from spanlens.enrichment.backends import create_backend, probe_backends, provider_for
 from spanlens.enrichment.engine import (
     CLAIMED_ELSEWHERE,
     DEFERRED,
@@ -157,7 +157,7 @@ def fix_for(probe: dict[str, Any]) -> str:
     """One backend's problem and how to fix it (for a backend that does not serve)."""
     where = f"backend {probe['name']} ({probe['provider']}) at {probe['url']}"
     if not probe["reachable"]:
-        start = "start Ollama (`ollama serve`)" if probe["provider"] == "ollama" else "start it"
+        start = provider_for(probe["provider"]).start_fix()
         return f"{where} is unreachable — {start} or correct backends.url"
     error = probe["error"]
     if error:
@@ -166,15 +166,10 @@ def fix_for(probe: dict[str, Any]) -> str:
         if "api key" in error.lower():
             return f"{where}: {error} — set a valid key in the variable named by api_key_env"
         return f"{where}: {error} — check the server and backends.url"
+    fix = provider_for(probe["provider"]).model_fix(probe["model"])
     if probe["provider"] == "ollama":
-        return (
-            f"{where} does not serve model {probe['model']} — run "
-            f"`ollama pull {probe['model']}` or set backends.model"
-        )
-    return (
-        f"{where} does not serve model {probe['model']} — set backends.model to a model "
-        "the server lists"
-    )
+        fix += " or set backends.model"
+    return f"{where} does not serve model {probe['model']} — {fix}"
 
 
 def _short_error(error: str | None) -> str:

@@ -144,15 +144,56 @@ class Backend(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One provider: where its backend class lives, and the fixes its users are told."""
+
+    name: str
+    #: "module:Class" of its :class:`Backend`, imported when first used.
+    backend: str
+    #: How to start a server of this provider (for an unreachable endpoint).
+    start_hint: str
+    #: How to make a model available; ``{model}`` is the configured model.
+    model_hint: str
+
+    def start_fix(self) -> str:
+        """The fix for an unreachable endpoint."""
+        return self.start_hint
+
+    def model_fix(self, model: str) -> str:
+        """The fix for an endpoint that does not serve ``model``."""
+        return self.model_hint.format(model=model)
+
+
+#: Every provider spanlens speaks, by the name ``backends.provider`` takes.
+PROVIDERS: dict[str, Provider] = {
+    "ollama": Provider(
+        "ollama",
+        "spanlens.enrichment.backends.ollama:OllamaBackend",
+        "start Ollama (`ollama serve`)",
+        "run `ollama pull {model}`",
+    ),
+    "openai": Provider(
+        "openai",
+        "spanlens.enrichment.backends.openai:OpenAIBackend",
+        "start the server",
+        "set backends.model to a model the server lists",
+    ),
+}
+
+
+def provider_for(name: str) -> Provider:
+    """The registry entry of provider ``name`` (config validation allows only known names)."""
+    return PROVIDERS.get(name, PROVIDERS["ollama"])
+
+
 def create_backend(settings: BackendSettings) -> Backend:
-    """The backend for ``settings.provider`` (ollama or openai)."""
-    if settings.provider == "openai":
-        from spanlens.enrichment.backends.openai import OpenAIBackend
+    """The backend for ``settings.provider``, from :data:`PROVIDERS`."""
+    import importlib
 
-        return OpenAIBackend(settings)
-    from spanlens.enrichment.backends.ollama import OllamaBackend
-
-    return OllamaBackend(settings)
+    module, _, cls = provider_for(settings.provider).backend.partition(":")
+    backend: Backend = getattr(importlib.import_module(module), cls)(settings)
+    return backend
 
 
 def make_client(settings: BackendSettings) -> httpx.AsyncClient:

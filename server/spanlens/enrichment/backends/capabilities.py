@@ -96,3 +96,19 @@ def refuses_response_format(status: int | None, body: str) -> bool:
         or "'text' or 'json_object'" in lowered
         or ("grammar" in lowered and "schema" in lowered)
     )
+
+
+def apply_engine(caps: Capabilities, engine: str) -> None:
+    """Set what an engine is known to do (form, bounds, tokenizer, repetition control)."""
+    caps.engine = engine
+    if engine == "llama.cpp":
+        caps.form = OutputForm.JSON_SCHEMA
+        caps.bounds = LLAMA_CPP_BOUNDS
+        caps.tokenizer = "/tokenize"
+        caps.repetition_key = "repeat_penalty"
+    elif engine == "llama-cpp-python":
+        caps.form = OutputForm.JSON_OBJECT_SCHEMA
+        caps.bounds = LLAMA_CPP_PYTHON_BOUNDS
+        caps.tokenizer = "/extras/tokenize/count"
+        caps.repetition_key = "repeat_penalty"
+        caps.slots = 1  # its server runs one completion at a time

@@ -37,10 +37,9 @@ from spanlens.enrichment.backends import (
     url_without_credentials,
 )
 from spanlens.enrichment.backends.capabilities import (
-    LLAMA_CPP_BOUNDS,
-    LLAMA_CPP_PYTHON_BOUNDS,
     Capabilities,
     OutputForm,
+    apply_engine,
     refuses_response_format,
 )
 from spanlens.enrichment.schema import BOUND_KEYWORDS, strip_keywords
@@ -151,26 +150,24 @@ class OpenAIBackend:
             if isinstance(m, dict)
         }
         owner = owners.get(self.settings.model) or next(iter(owners.values()), "")
-        props = await self._get(f"{self._root}/props", headers, timeout) if owner else None
-        if owner == "llamacpp" or (isinstance(props, dict) and "total_slots" in props):
-            caps.engine = "llama.cpp"
-            caps.form = OutputForm.JSON_SCHEMA
-            caps.bounds = LLAMA_CPP_BOUNDS
-            caps.tokenizer = "/tokenize"
-            caps.repetition_key = "repeat_penalty"
-            info = as_dict(props)
-            slots = token_count(info.get("total_slots")) or None
+        engine = self.settings.engine
+        props: Any = None
+        if engine in (None, "llama.cpp"):
+            props = await self._get(f"{self._root}/props", headers, timeout)
+        if engine is None:
+            if owner == "llamacpp" or (isinstance(props, dict) and "total_slots" in props):
+                engine = "llama.cpp"
+            elif await self._tokenize_path("/extras/tokenize/count", headers, timeout):
+                engine = "llama-cpp-python"
+            else:
+                engine = "openai-compatible"
+        apply_engine(caps, engine)
+        info = as_dict(props)
+        if engine == "llama.cpp" and info:
+            caps.slots = token_count(info.get("total_slots")) or None
             n_ctx = token_count(as_dict(info.get("default_generation_settings")).get("n_ctx"))
-            caps.slots = slots
             if n_ctx:
                 caps.context_per_slot = min(self.settings.context_tokens, n_ctx)
-        elif await self._tokenize_path("/extras/tokenize/count", headers, timeout):
-            caps.engine = "llama-cpp-python"
-            caps.form = OutputForm.JSON_OBJECT_SCHEMA
-            caps.bounds = LLAMA_CPP_PYTHON_BOUNDS
-            caps.tokenizer = "/extras/tokenize/count"
-            caps.repetition_key = "repeat_penalty"
-            caps.slots = 1  # its server runs one completion at a time
         caps.detected = True
         return caps
 
