@@ -274,3 +274,35 @@ async def test_a_litellm_proxy_routing_one_name_to_two_llama_cpp_servers(tmp_pat
     assert sum('"pattern"' in f for f in formats) == 3  # ping() has no parameter to name
     assert all(r["repeat_penalty"] == 1.1 for r in upstream)
     assert len(stored(tmp_path)) == 4
+
+
+def test_a_tight_context_drops_the_enclosing_context_before_cutting_the_code() -> None:
+    row = SpanRow(
+        id=1,
+        path="a.py",
+        language="python",
+        name="f",
+        kind="function",
+        ordinal=0,
+        start_line=0,
+        start_col=0,
+        end_line=1,
+        end_col=0,
+        name_start_line=0,
+        name_start_col=4,
+        name_end_line=0,
+        name_end_col=5,
+        content_hash="h",
+        facts={"params": [{"name": "x"}]},
+        enriched_hash=None,
+    )
+    context = "Module imports:\n" + "\n".join(f"import module_{i}" for i in range(300))
+    source = SpanSource(row, ["def f(x):", "    return x"], context)
+    whole = build_prompt([source], 16384)
+    bare = build_prompt([SpanSource(row, source.lines)], 16384)
+    # Room for the code and a bounded reply, not for the imports as well.
+    tight = build_prompt([source], bare.tokens + whole.max_tokens + 50)
+    assert "import module_1" in whole.messages[1]["content"] and not whole.dropped_context
+    assert tight.dropped_context and tight.excerpted == ()
+    assert "import module_1" not in tight.messages[1]["content"]
+    assert "    2 |     return x" in tight.messages[1]["content"]
