@@ -306,3 +306,19 @@ def test_a_tight_context_drops_the_enclosing_context_before_cutting_the_code() -
     assert tight.dropped_context and tight.excerpted == ()
     assert "import module_1" not in tight.messages[1]["content"]
     assert "    2 |     return x" in tight.messages[1]["content"]
+
+
+async def test_an_unknown_openai_compatible_engine_gets_no_bounds_it_may_reject(
+    tmp_path: Path,
+) -> None:
+    workspace(tmp_path, {"calc.py": SMALL_FILE})
+    with StandinModelServer(responder=valid_responder) as server:
+        outcomes, _ = await _enrich(tmp_path, make_settings(_openai(server.url)), "add")
+        [chat] = [r.json for r in server.chat_requests]
+    assert outcomes[0].status == "enriched"
+    schema = json.dumps(chat["response_format"]["json_schema"]["schema"])
+    # OpenAI's strict mode rejects length and range keywords; enum is plain JSON Schema.
+    assert "maxLength" not in schema and "pattern" not in schema and "minimum" not in schema
+    assert '"enum"' in schema
+    assert "repeat_penalty" not in chat  # not an OpenAI parameter
+    assert chat["max_tokens"] > 0

@@ -55,8 +55,9 @@ class Capabilities:
     form: OutputForm = OutputForm.JSON_SCHEMA
     #: "llama.cpp", "llama-cpp-python", "ollama", or "openai-compatible" (unknown engine).
     engine: str = "openai-compatible"
-    #: Bound keywords the engine enforces; the others are stripped from the schema it gets.
-    bounds: frozenset[str] = field(default_factory=frozenset)
+    #: Bound keywords the engine enforces; the others are stripped from the schema it gets
+    #: (``enum`` is plain JSON Schema every structured-output mode takes, OpenAI strict too).
+    bounds: frozenset[str] = field(default_factory=lambda: frozenset({"enum"}))
     #: Context tokens one request may use (the server's context divided by its slots).
     context_per_slot: int | None = None
     #: Requests the server runs at once; spanlens never sends more.
