@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     with _store_notices():
         try:
             code = _run_rebuilding(args)
-            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+            if not sys.stdout.closed:  # `serve` closes it at exit
+                sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
             return code
         except BrokenPipeError:
             # The reader went away (`spanlens stats | head -1`): stop quietly, as Unix tools
