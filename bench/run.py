@@ -17,7 +17,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests.support (stand-in model server)
 sys.path.insert(0, str(HERE))
 
-BENCHMARKS = ["bench_index", "bench_enrichment", "bench_lsp", "bench_privacy", "bench_docgen"]
+BENCHMARKS = [
+    "bench_index",
+    "bench_enrichment",
+    "bench_lsp",
+    "bench_privacy",
+    "bench_docgen",
+    "bench_real_model",
+]
 
 
 def main() -> int:

@@ -99,6 +99,15 @@ class BackendSettings:
     #: Context window in tokens (Ollama num_ctx; also used to route oversized spans up).
     context_tokens: int = 8192
     temperature: float = 0.1
+    #: Repetition penalty for engines that take one (llama.cpp, llama-cpp-python, Ollama):
+    #: llama-server's default is off, and small models loop without it. None = not sent.
+    repeat_penalty: float | None = 1.1
+    #: The engine behind an OpenAI-compatible URL, when detection cannot see it (a LiteLLM
+    #: proxy in front of llama.cpp servers): "llama.cpp", "llama-cpp-python" or
+    #: "openai-compatible". None = detected from the server.
+    engine: str | None = None
+    #: OpenAI-style ``frequency_penalty``, sent to servers without ``repeat_penalty`` when set.
+    frequency_penalty: float | None = None
     #: Prices in currency units per million tokens, for `spanlens stats`; local = 0.
     price_in: float = 0.0
     price_out: float = 0.0
@@ -202,6 +211,7 @@ _CHOICES = {
     ("lsp", "code_lens"): {"all", "top", "off"},
     ("lsp", "diagnostics"): {"off", "hint", "information"},
     ("backends", "provider"): {"ollama", "openai"},
+    ("backends", "engine"): {"llama.cpp", "llama-cpp-python", "openai-compatible"},
 }
 
 

@@ -92,6 +92,8 @@ def valid_reply(request: RecordedRequest) -> Reply:
         docgen = parse_docgen_request(request)
         if docgen is not None:
             return Reply.json(valid_overview(docgen))
+        if "Is 2 greater than 1?" in json.dumps(request.json):
+            return Reply.json({"answer": "yes"})  # `spanlens doctor`'s structured-output check
         return Reply.error(400, {"error": "not a spanlens request"})
     spans = parsed["spans"]
     if parsed.get("mode") == "batch":

@@ -330,6 +330,12 @@ class StandinModelServer:
     json_schema (so a client's json_object fallback can be tested). ``latency``, ``responder``,
     ``models``, ``require_api_key`` and ``reject_json_schema`` are read per request and may be
     changed while the server runs.
+
+    ``engine`` makes the OpenAI side speak like a real engine: ``"llama.cpp"`` (``owned_by``
+    llamacpp, ``/props`` with ``n_ctx`` per slot and ``total_slots``, ``/tokenize``) or
+    ``"llama-cpp-python"`` (``owned_by`` me, ``/extras/tokenize/count``, ``json_schema``
+    refused with HTTP 500 and its validation message, ``json_object`` + ``schema`` taken).
+    Their tokenizers count ``chars_per_token`` characters a token.
     """
 
     def __init__(
@@ -340,6 +346,10 @@ class StandinModelServer:
         responder: Responder | None = None,
         require_api_key: str | None = None,
         reject_json_schema: bool = False,
+        engine: str | None = None,
+        n_ctx: int = 4096,
+        slots: int = 4,
+        chars_per_token: float = 2.75,
     ) -> None:
         self.models: tuple[str, ...] = tuple(models)
         self.latency = latency
@@ -347,6 +357,10 @@ class StandinModelServer:
         self.responder = responder
         self.require_api_key = require_api_key
         self.reject_json_schema = reject_json_schema
+        self.engine = engine
+        self.n_ctx = n_ctx
+        self.slots = slots
+        self.chars_per_token = chars_per_token
 
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
@@ -370,6 +384,9 @@ class StandinModelServer:
             OLLAMA_CHAT: {"POST": self._chat},
             "/v1/models": {"GET": self._openai_models},
             OPENAI_CHAT: {"POST": self._chat},
+            "/props": {"GET": self._llama_props},
+            "/tokenize": {"POST": self._llama_tokenize},
+            "/extras/tokenize/count": {"POST": self._llama_python_count},
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -659,9 +676,36 @@ class StandinModelServer:
         ]
         return _json_response(200, {"models": models})
 
+    def _tokens_of(self, text: Any) -> int:
+        return int(len(str(text)) / self.chars_per_token) + 1
+
+    async def _llama_props(self, request: RecordedRequest) -> _Response:
+        if self.engine != "llama.cpp":
+            return _json_response(404, {"detail": "Not Found"})
+        settings = {"n_ctx": self.n_ctx // max(1, self.slots)}
+        return _json_response(
+            200, {"default_generation_settings": settings, "total_slots": self.slots}
+        )
+
+    async def _llama_tokenize(self, request: RecordedRequest) -> _Response:
+        if self.engine != "llama.cpp":
+            return _json_response(404, {"detail": "Not Found"})
+        count = self._tokens_of(as_json_dict(request.json).get("content", ""))
+        return _json_response(200, {"tokens": list(range(count))})
+
+    async def _llama_python_count(self, request: RecordedRequest) -> _Response:
+        if self.engine != "llama-cpp-python":
+            return _json_response(404, {"detail": "Not Found"})
+        return _json_response(
+            200, {"count": self._tokens_of(as_json_dict(request.json).get("input", ""))}
+        )
+
     async def _openai_models(self, request: RecordedRequest) -> _Response:
+        owner = {"llama.cpp": "llamacpp", "llama-cpp-python": "me"}.get(
+            self.engine or "", "standin"
+        )
         data = [
-            {"id": name, "object": "model", "created": 1_735_689_600, "owned_by": "standin"}
+            {"id": name, "object": "model", "created": 1_735_689_600, "owned_by": owner}
             for name in self.models
         ]
         return _json_response(200, {"object": "list", "data": data})
@@ -745,6 +789,14 @@ class StandinModelServer:
         kind = response_format.get("type") if isinstance(response_format, dict) else None
         if kind not in ("text", "json_object", "json_schema"):
             return bad(400, f"invalid response_format type: {kind!r}")
+        if kind == "json_schema" and self.engine == "llama-cpp-python":
+            message = (
+                "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+                "'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\"}"
+            )
+            return _json_response(
+                500, {"error": {"message": message, "type": "internal_server_error"}}
+            )
         if kind == "json_schema":
             if self.reject_json_schema:
                 return _json_response(
@@ -857,3 +909,8 @@ def closed_port_url() -> str:
     sock.bind(("127.0.0.1", 0))
     _RESERVED_PORTS.append(sock)
     return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def as_json_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}

@@ -249,7 +249,13 @@ def test_prompt_carries_a_machine_readable_request_and_numbered_code() -> None:
     assert entry["span_id"] == 3 and entry["lines"] == [10, 12]
     assert entry["parameters"] == ["a", "b"]
     assert "   10 | def f3():" in user
-    assert prompt.schema["type"] == "object" and "minLength" not in json.dumps(prompt.schema)
+    inputs = prompt.schema["properties"]["inputs"]
+    assert inputs["maxItems"] == 2 and inputs["items"]["pattern"].startswith("^(a|b): ")
+    assert prompt.schema["properties"]["evidence"]["items"]["properties"]["lines"]["items"] == {
+        "type": "integer",
+        "minimum": 10,
+        "maximum": 12,
+    }
 
 
 def test_long_span_becomes_an_excerpt_of_whole_lines() -> None:

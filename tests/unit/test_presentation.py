@@ -117,6 +117,9 @@ def test_stale_hover_says_the_summary_is_from_the_previous_version() -> None:
     assert "Previous version" in render_markdown(view)
     assert "previous version" in render_plaintext(view)
     assert "stale" in render_plaintext(view)
+    # A small model's words stay labelled with it after the code changed.
+    model = view.enrichment["model"]  # type: ignore[index]
+    assert f"stale: code changed since this summary by {model}" in render_markdown(view)
 
 
 def test_plaintext_has_no_markdown() -> None:

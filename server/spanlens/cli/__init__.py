@@ -35,7 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     with _store_notices():
         try:
-            return _run_rebuilding(args)
+            code = _run_rebuilding(args)
+            if not sys.stdout.closed:  # `serve` closes it at exit
+                sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+            return code
+        except BrokenPipeError:
+            # The reader went away (`spanlens stats | head -1`): stop quietly, as Unix tools
+            # do, and keep Python from reporting the pipe again when it exits.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         except CliError as exc:
             print(f"spanlens: {exc}", file=sys.stderr)
             return exc.code

@@ -33,6 +33,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             state += ", model " + ("present" if b["model_present"] else "missing")
         where = f"{b['name']} ({b['tier']}, {b['provider']}) {b['url']} {b['model']}"
         print(f"backend {where}: {state}")
+        check = b.get("output_check")
+        if check:
+            context = check.get("context_per_slot")
+            print(
+                f"  engine {check.get('engine', '?')}, structured output "
+                f"{check.get('structured_output', '?')}, context per slot "
+                f"{context if context else '?'}, slots {check.get('slots') or '?'}, "
+                f"replies {'valid' if check['ok'] else 'invalid: ' + check['detail']}"
+            )
     gpu = report.get("gpu")
     if gpu is not None:
         print("gpu: " + ("available" if gpu.get("available") else gpu.get("note", "disabled")))

@@ -58,10 +58,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     from spanlens.store.db import workspace_root_of
 
     file_path, line = parse_location(args.location)
-    _check_file(file_path)
     if args.root:
         root = workspace_root(args.root)
+        # A relative PATH is relative to ROOT, as `enrich --only` reads it; one that only
+        # exists relative to the current directory is still found there.
+        if not file_path.is_absolute() and (root / file_path).exists():
+            file_path = root / file_path
+        _check_file(file_path)
     else:
+        _check_file(file_path)
         root = workspace_root_of(file_path.parent) or Path.cwd().resolve()
     rel = relative_path(root, file_path)
     if rel is None:

@@ -15,6 +15,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     """`spanlens stats [ROOT] [--json]`."""
     from spanlens.enrichment.reports import stats_report
     from spanlens.store import open_store
+    from spanlens.store.enrichments import BATCH_FAILURES_BEFORE_FALLBACK
 
     root = workspace_root(args.root)
     store = open_store(root, readonly=True)
@@ -53,4 +54,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         )
         if row["failures"]:
             print(f"           failures: {row['failures']}")
+    for off in report.get("batching_off", []):
+        print(
+            f"batching off for tier {off['tier']} (model {off['model']}): its last "
+            f"{BATCH_FAILURES_BEFORE_FALLBACK} batched calls stored nothing; one span a call"
+        )
     return EXIT_OK

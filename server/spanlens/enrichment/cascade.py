@@ -35,9 +35,18 @@ from spanlens.enrichment.backends import (
     display_host,
     display_url,
     endpoint_secrets,
+    provider_for,
     scrub,
 )
-from spanlens.enrichment.prompts import Prompt, SpanSource, build_prompt, with_more_reply_room
+from spanlens.enrichment.backends.capabilities import Capabilities
+from spanlens.enrichment.prompts import (
+    TEMPLATE_TOKENS_PER_MESSAGE,
+    Prompt,
+    SpanSource,
+    build_prompt,
+    prompt_text,
+    with_more_reply_room,
+)
 from spanlens.enrichment.validation import Validated, validate_batch_reply, validate_reply
 from spanlens.store.enrichments import Attempt
 
@@ -148,9 +157,40 @@ class Endpoint:
         return self.backend.settings
 
     @property
+    def capabilities(self) -> Capabilities | None:
+        """What the backend detected about the endpoint (None: a backend without detection)."""
+        caps = getattr(self.backend, "capabilities", None)
+        return caps if isinstance(caps, Capabilities) else None
+
+    @property
+    def parallel(self) -> int:
+        """Calls the endpoint takes at once: ``max_parallel``, never more than its slots."""
+        caps = self.capabilities
+        slots = caps.slots if caps is not None and caps.slots else None
+        return max(1, min(self.settings.max_parallel, slots or self.settings.max_parallel))
+
+    @property
+    def context_tokens(self) -> int:
+        """Context one request may use: the configured window, or less when the server's
+        context per slot is smaller (llama.cpp splits its context across its slots)."""
+        caps = self.capabilities
+        per_slot = caps.context_per_slot if caps is not None else None
+        return min(self.settings.context_tokens, per_slot or self.settings.context_tokens)
+
+    async def detect(self, timeout: float) -> None:
+        """Learn the endpoint's capabilities once; the concurrency limit follows its slots."""
+        caps = self.capabilities
+        detect = getattr(self.backend, "detect", None)
+        if caps is None or caps.detected or detect is None:
+            return
+        await detect(timeout)
+        if self.parallel < self.settings.max_parallel and self.in_flight == 0:
+            self.slots = asyncio.Semaphore(self.parallel)
+
+    @property
     def load(self) -> float:
         """Calls running or queued, relative to the endpoint's parallelism."""
-        return self.in_flight / max(1, self.settings.max_parallel)
+        return self.in_flight / self.parallel
 
     @property
     def display_url(self) -> str:
@@ -289,7 +329,7 @@ class Cascade:
         for tier in self.settings.tiers:
             endpoints = self.eligible(tier, local_only)
             if endpoints:
-                contexts[tier] = min(ep.settings.context_tokens for ep in endpoints)
+                contexts[tier] = min(ep.context_tokens for ep in endpoints)
         return contexts
 
     async def run(self, job: Job) -> JobResult:
@@ -308,11 +348,22 @@ class Cascade:
                 reasons.append(reason)
                 result.transient = result.transient or bool(endpoints)
                 continue
-            context = min(ep.settings.context_tokens for ep in endpoints)
-            prompt = build_prompt(job.sources, context)
-            if job.is_batch and prompt.excerpted:
+            for endpoint in endpoints:
+                await endpoint.detect(min(5.0, endpoint.settings.timeout))
+            context = min(ep.context_tokens for ep in endpoints)
+            prompt = await self._fitted_prompt(job.sources, context, endpoints)
+            if prompt is not None and job.is_batch and prompt.excerpted:
                 reasons.append("batch does not fit the context")
                 break
+            if prompt is None:
+                # Even the smallest excerpt would overflow the context: refused before
+                # sending (a call could only fail), and the next tier may have more room.
+                if job.is_batch:
+                    reasons.append("batch does not fit the context")
+                    break
+                result.attempted = True
+                result.failure = FailureKind.CONTEXT_OVERFLOW
+                continue
             verdict = await self._run_tier(tier, endpoints, prompt, job, result)
             if verdict == _UNAVAILABLE:
                 result.transient = True
@@ -325,6 +376,35 @@ class Cascade:
             elif result.transient:
                 result.deferred_reason = "backends paused"
         return result
+
+    async def _fitted_prompt(
+        self, sources: list[SpanSource], context: int, endpoints: list[Endpoint]
+    ) -> Prompt | None:
+        """The prompt fitted to ``context``, measured with a server tokenizer when one of the
+        tier's endpoints has one (the estimate recalibrated when it was off); None when even
+        its smallest form does not fit."""
+        prompt = build_prompt(sources, context)
+        counter = next(
+            (
+                ep.backend
+                for ep in endpoints
+                if ep.capabilities is not None and ep.capabilities.tokenizer
+            ),
+            None,
+        )
+        if counter is None:
+            return prompt if prompt.tokens + prompt.max_tokens <= context else None
+        timeout = min(5.0, counter.settings.timeout)
+        for _ in range(2):
+            counted = await counter.count_tokens(prompt_text(prompt), timeout)  # type: ignore[attr-defined]
+            if not counted:
+                return prompt
+            counted += TEMPLATE_TOKENS_PER_MESSAGE * len(prompt.messages)
+            if counted + prompt.max_tokens <= context:
+                return prompt
+            ratio = max(1.0, counted / max(1, prompt.tokens)) * 1.05
+            prompt = build_prompt(sources, context, ratio)
+        return None
 
     def _tier_blocked(self, tier: str, endpoints: list[Endpoint]) -> str | None:
         if not endpoints:
@@ -685,11 +765,9 @@ def misconfiguration_message(endpoint: Endpoint, failure: BackendFailure) -> str
             f"environment variable {env}"
         )
     if failure.status == 404:
-        fix = (
-            f"run `ollama pull {s.model}`"
-            if s.provider == "ollama"
-            else "set backends.model to a model the server lists, or correct backends.url"
-        )
+        fix = provider_for(s.provider).model_fix(s.model)
+        if s.provider != "ollama":
+            fix += ", or correct backends.url"
         return f"{where} does not serve model {s.model} (HTTP 404) — {fix}"
     return f"{where}: {failure.detail} — set it, or remove api_key_env from the backend"
 

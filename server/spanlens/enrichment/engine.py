@@ -252,7 +252,7 @@ class EnrichmentEngine:
         for tier in self.settings.enrichment.tiers:
             endpoints = self._endpoints.get(tier)
             if endpoints:
-                return max(1, sum(ep.settings.max_parallel for ep in endpoints))
+                return max(1, sum(ep.parallel for ep in endpoints))
         return 1
 
     def stall(self) -> tuple[float, str]:
@@ -511,10 +511,18 @@ class EnrichmentEngine:
         if not enrichment.batch or len(routed) < 2:
             return [], [job for _, job in routed]
         by_id = {source.span.id: job for source, job in routed}
+        # A tier whose model keeps failing batches enriches one span a call (stats says so).
+        off = set(queries.batching_off(self.store))
+        single_tiers = {
+            tier
+            for tier, endpoints in self._endpoints.items()
+            if any((tier, ep.settings.model) in off for ep in endpoints)
+        }
         candidates = [
             BatchCandidate(source, job.tiers[0])
             for source, job in routed
-            if self.cascade.tier_contexts(job.local_only)[job.tiers[0]]
+            if job.tiers[0] not in single_tiers
+            and self.cascade.tier_contexts(job.local_only)[job.tiers[0]]
             >= single_prompt_tokens(source)
         ]
         batchable = {c.source.span.id for c in candidates}

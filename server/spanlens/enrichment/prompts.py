@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from spanlens.enrichment.schema import (
-    BATCH_SCHEMA,
-    ENRICHMENT_SCHEMA,
     MAX_SNIPPET_LINES,
     MAX_SUMMARY_WORDS,
-    wire_schema,
+    SpanBounds,
+    bounded_schema,
 )
 from spanlens.enrichment.validation import SpanContext, context_for
 from spanlens.enrichment.version import PROMPT_VERSION
@@ -29,12 +28,12 @@ from spanlens.store.db import SpanRow
 
 REQUEST_OPEN = "<spanlens-request>"
 REQUEST_CLOSE = "</spanlens-request>"
-#: Reply tokens reserved for one span's enrichment.
+#: Reply tokens reserved for one span's enrichment when routing (the bound of its schema).
 REPLY_TOKENS_SINGLE = 900
-REPLY_TOKENS_PER_BATCH_SPAN = 500
-#: Reply tokens added for each parameter past the first eight (one `inputs` line each).
-REPLY_TOKENS_PER_EXTRA_PARAM = 24
 _MAX_REPLY_TOKENS = 4096
+#: Characters a prompt token covers on average. Calibrated against llama.cpp's tokenizer on
+#: source code (SmolLM2, click's utils.py: 4 characters a token was 1.20x too low).
+CHARS_PER_TOKEN = 3.3
 _FACT_LIST_CAPS = {"calls": 25, "members": 40, "raises": 15, "side_effects": 15}
 _FACTS_LEFT_OUT = ("docstring", "doc", "tokens")
 
@@ -107,10 +106,14 @@ class Prompt:
     schema_name: str
     max_tokens: int
     contexts: list[SpanContext]
-    #: Estimated prompt tokens (about four characters a token).
+    #: Estimated prompt tokens (see :func:`estimate_tokens`, times the calibration ratio).
     tokens: int
     #: Span ids shown as an excerpt rather than whole.
     excerpted: tuple[int, ...] = ()
+    #: The context window the prompt was fitted into (None: not fitted).
+    context_tokens: int | None = None
+    #: Whether the enclosing context was left out to make room for the code.
+    dropped_context: bool = False
 
     @property
     def is_batch(self) -> bool:
@@ -119,13 +122,13 @@ class Prompt:
 
 
 def estimate_tokens(text: str) -> int:
-    """A model-agnostic token estimate (about four characters a token)."""
-    return (len(text) + 3) // 4
+    """A model-agnostic token estimate (:data:`CHARS_PER_TOKEN` characters a token)."""
+    return int(len(text) / CHARS_PER_TOKEN + 0.999)
 
 
 _SYSTEM_TOKENS = estimate_tokens(SYSTEM_PROMPT)
-_WIRE_SINGLE = wire_schema(ENRICHMENT_SCHEMA)
-_WIRE_BATCH = wire_schema(BATCH_SCHEMA)
+#: Tokens a chat template adds per message (role markers, separators).
+TEMPLATE_TOKENS_PER_MESSAGE = 8
 
 
 def single_prompt_tokens(source: SpanSource) -> int:
@@ -133,55 +136,87 @@ def single_prompt_tokens(source: SpanSource) -> int:
     return _SYSTEM_TOKENS + estimate_tokens(_user_message([source], {})) + REPLY_TOKENS_SINGLE
 
 
-def _extra_params(source: SpanSource) -> int:
-    params = source.span.facts.get("params")
-    return max(0, len(params) - 8) if isinstance(params, list) else 0
-
-
 def with_more_reply_room(prompt: Prompt) -> Prompt | None:
-    """The same prompt with twice the reply budget, or None when it is at the ceiling."""
-    if prompt.max_tokens >= _MAX_REPLY_TOKENS:
+    """The same prompt with twice the reply budget; None when it is at the ceiling or the
+    larger reply could not fit the context the prompt was fitted into (a retry that cannot
+    fit is not made)."""
+    grown = min(_MAX_REPLY_TOKENS, 2 * prompt.max_tokens)
+    if grown <= prompt.max_tokens:
         return None
-    return dataclasses.replace(prompt, max_tokens=min(_MAX_REPLY_TOKENS, 2 * prompt.max_tokens))
+    if prompt.context_tokens is not None and prompt.tokens + grown > prompt.context_tokens:
+        return None
+    return dataclasses.replace(prompt, max_tokens=grown)
 
 
-def build_prompt(sources: list[SpanSource], context_tokens: int | None = None) -> Prompt:
+def span_bounds(source: SpanSource) -> SpanBounds:
+    """What the reply schema of ``source`` is bounded by (id, parameters, file lines)."""
+    context = source.validation_context()
+    return SpanBounds(source.span.id, context.params, source.first_line, source.last_line)
+
+
+def build_prompt(
+    sources: list[SpanSource], context_tokens: int | None = None, ratio: float = 1.0
+) -> Prompt:
     """The prompt for one span (or a batch), fitted into ``context_tokens`` when given.
 
-    Spans are shown whole when they fit; otherwise each is cut to an excerpt (skeleton plus
-    most relevant lines) with a share of the room left by the system prompt and the reply.
+    The reply schema is bounded (see :func:`bounded_schema`) and ``max_tokens`` is its bound,
+    sized to the room the prompt leaves. When the prompt with the smallest reply would not fit,
+    the optional enclosing context goes first; then each span is cut to an excerpt (skeleton
+    plus most relevant lines). ``ratio`` calibrates the estimate (server-counted tokens over
+    estimated tokens of an earlier build).
     """
     batch = len(sources) > 1
-    extra = REPLY_TOKENS_PER_EXTRA_PARAM * sum(_extra_params(s) for s in sources)
-    max_tokens = min(
-        _MAX_REPLY_TOKENS,
-        (REPLY_TOKENS_PER_BATCH_SPAN * len(sources) + 100 if batch else REPLY_TOKENS_SINGLE)
-        + extra,
-    )
+    spans = [span_bounds(s) for s in sources]
+    _, floor = bounded_schema(spans, 0)
+
+    def tokens(user: str) -> int:
+        return int((_SYSTEM_TOKENS + estimate_tokens(user)) * ratio) + 2 * (
+            TEMPLATE_TOKENS_PER_MESSAGE
+        )
+
     budgets: dict[int, int] = {}
+    with_context = True
     user = _user_message(sources, budgets)
-    total = _SYSTEM_TOKENS + estimate_tokens(user)
-    if context_tokens is not None and total + max_tokens > context_tokens:
-        overhead = _SYSTEM_TOKENS + estimate_tokens(_user_message(sources, {}, code=False))
-        room = max(64, context_tokens - max_tokens - overhead)
-        budgets = {s.span.id: max(32, room // len(sources)) for s in sources}
-        user = _user_message(sources, budgets)
-        total = _SYSTEM_TOKENS + estimate_tokens(user)
+    total = tokens(user)
+    if context_tokens is not None and total + floor > context_tokens:
+        with_context = False
+        user = _user_message(sources, budgets, context=False)
+        total = tokens(user)
+    if context_tokens is not None and total + floor > context_tokens:
+        overhead = tokens(_user_message(sources, {}, code=False, context=False))
+        code_room = max(64, int((context_tokens - floor - overhead) / ratio))
+        budgets = {s.span.id: max(32, code_room // len(sources)) for s in sources}
+        user = _user_message(sources, budgets, context=False)
+        total = tokens(user)
+    reply_room = None if context_tokens is None else context_tokens - total
+    schema, bound = bounded_schema(spans, reply_room)
     return Prompt(
         messages=[
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": user},
         ],
-        schema=_WIRE_BATCH if batch else _WIRE_SINGLE,
+        schema=schema,
         schema_name="spanlens_batch" if batch else "spanlens_enrichment",
-        max_tokens=max_tokens,
+        max_tokens=min(_MAX_REPLY_TOKENS, bound),
         contexts=[s.validation_context() for s in sources],
         tokens=total,
         excerpted=tuple(budgets),
+        context_tokens=context_tokens,
+        dropped_context=not with_context and any(s.context for s in sources),
     )
 
 
-def _user_message(sources: list[SpanSource], budgets: dict[int, int], code: bool = True) -> str:
+def prompt_text(prompt: Prompt) -> str:
+    """The prompt's messages as one text, for a server tokenizer to count."""
+    return "\n".join(m["content"] for m in prompt.messages)
+
+
+def _user_message(
+    sources: list[SpanSource],
+    budgets: dict[int, int],
+    code: bool = True,
+    context: bool = True,
+) -> str:
     request = {
         "task": "spanlens.enrich",
         "prompt_version": PROMPT_VERSION,
@@ -193,7 +228,7 @@ def _user_message(sources: list[SpanSource], budgets: dict[int, int], code: bool
         f"{REQUEST_OPEN}\n{json.dumps(request, ensure_ascii=False)}\n{REQUEST_CLOSE}",
     ]
     for source in sources:
-        if source.context:
+        if context and source.context:
             parts.append(f"Context of span {source.span.id}:\n{source.context}")
         if code:
             parts.append(_code_block(source, budgets.get(source.span.id)))

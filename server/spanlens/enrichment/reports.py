@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import ConfigError, Settings, load_settings
+from spanlens.enrichment.backends import provider_for
 from spanlens.enrichment.runner import preflight
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
@@ -59,6 +60,10 @@ def stats_report(store: Store) -> dict[str, Any]:
         "failed_batch_calls": sum(r["failed_batch_calls"] for r in rows),
         "cost": round(sum(r["cost"] for r in rows), 6),
         "backends": rows,
+        #: Tiers that fell back to single spans: their model's last batched calls all failed.
+        "batching_off": [
+            {"tier": tier, "model": model} for tier, model in queries.batching_off(store)
+        ],
     }
 
 
@@ -110,24 +115,22 @@ async def _backend_checks(settings: Settings, problems: list[str]) -> list[dict[
     if not settings.backends:
         problems.append("no backend configured — add a [[backends]] table to spanlens.toml")
         return []
-    probes = await preflight(settings)
+    probes = await preflight(settings, check_output=True)
     for probe in probes:
         where = f"backend {probe['name']} ({probe['provider']}) at {probe['url']}"
-        if not probe["reachable"]:
-            fix = (
-                "start Ollama (`ollama serve`)"
-                if probe["provider"] == "ollama"
-                else "start the server"
+        output = probe.get("output_check")
+        if output and not output["ok"]:
+            problems.append(
+                f"{where} did not return a valid structured reply "
+                f"({output['detail']}) — check that the server supports JSON output"
             )
+        if not probe["reachable"]:
+            fix = provider_for(probe["provider"]).start_fix()
             problems.append(f"{where} is unreachable — {fix} or correct backends.url")
         elif probe["error"]:
             problems.append(f"{where}: {probe['error']} — check the server and api_key_env")
         elif probe["model_present"] is False:
-            fix = (
-                f"run `ollama pull {probe['model']}`"
-                if probe["provider"] == "ollama"
-                else "set backends.model to a model the server lists"
-            )
+            fix = provider_for(probe["provider"]).model_fix(probe["model"])
             problems.append(f"{where} does not serve model {probe['model']} — {fix}")
     tiers_with_backends = {p["tier"] for p in probes}
     first = settings.enrichment.tiers[0] if settings.enrichment.tiers else None

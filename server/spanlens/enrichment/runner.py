@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import Settings
-from spanlens.enrichment.backends import create_backend, probe_backends
+from spanlens.enrichment.backends import create_backend, probe_backends, provider_for
 from spanlens.enrichment.engine import (
     CLAIMED_ELSEWHERE,
     DEFERRED,
@@ -110,11 +110,14 @@ class EnrichRun:
         return flat
 
 
-async def preflight(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT) -> list[dict[str, Any]]:
-    """Probe every configured backend (nothing is opened or written); one dict per backend."""
+async def preflight(
+    settings: Settings, timeout: float = PREFLIGHT_TIMEOUT, check_output: bool = False
+) -> list[dict[str, Any]]:
+    """Probe every configured backend (nothing is opened or written); one dict per backend.
+    ``check_output`` also makes doctor's tiny structured-output request to each."""
     backends = [create_backend(b) for b in settings.backends]
     try:
-        return await probe_backends(backends, timeout)
+        return await probe_backends(backends, timeout, check_output=check_output)
     finally:
         await asyncio.gather(*(b.aclose() for b in backends), return_exceptions=True)
 
@@ -154,7 +157,7 @@ def fix_for(probe: dict[str, Any]) -> str:
     """One backend's problem and how to fix it (for a backend that does not serve)."""
     where = f"backend {probe['name']} ({probe['provider']}) at {probe['url']}"
     if not probe["reachable"]:
-        start = "start Ollama (`ollama serve`)" if probe["provider"] == "ollama" else "start it"
+        start = provider_for(probe["provider"]).start_fix()
         return f"{where} is unreachable — {start} or correct backends.url"
     error = probe["error"]
     if error:
@@ -163,15 +166,10 @@ def fix_for(probe: dict[str, Any]) -> str:
         if "api key" in error.lower():
             return f"{where}: {error} — set a valid key in the variable named by api_key_env"
         return f"{where}: {error} — check the server and backends.url"
+    fix = provider_for(probe["provider"]).model_fix(probe["model"])
     if probe["provider"] == "ollama":
-        return (
-            f"{where} does not serve model {probe['model']} — run "
-            f"`ollama pull {probe['model']}` or set backends.model"
-        )
-    return (
-        f"{where} does not serve model {probe['model']} — set backends.model to a model "
-        "the server lists"
-    )
+        fix += " or set backends.model"
+    return f"{where} does not serve model {probe['model']} — {fix}"
 
 
 def _short_error(error: str | None) -> str:
@@ -217,7 +215,7 @@ async def run_enrich(
         run.tokens_out = totals.tokens_out
         run.by_tier = dict(sorted(totals.by_tier.items()))
         run.pending = queries.unfinished_count(
-            engine.store, engine.version, settings.enrichment.max_failures
+            engine.store, engine.version, settings.enrichment.max_failures, paths
         )
     finally:
         await engine.aclose()

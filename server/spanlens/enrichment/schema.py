@@ -17,6 +17,9 @@ show as stale, not lost.
 from __future__ import annotations
 
 import copy
+import math
+import re
+from dataclasses import dataclass
 from typing import Any
 
 #: Fields of a stored enrichment, in the order prompts and hovers list them.
@@ -113,6 +116,174 @@ def wire_schema(schema: dict[str, Any]) -> dict[str, Any]:
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
             return {k: strip(v) for k, v in node.items() if k not in _WIRE_DROPPED}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(copy.deepcopy(schema))  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------- bounds
+
+#: Every bound keyword :func:`bounded_schema` may write. An engine that turns schemas into a
+#: grammar enforces a subset (see ``Capabilities.bounds``); the rest is stripped for it.
+BOUND_KEYWORDS = frozenset(
+    {"maxLength", "minLength", "maxItems", "minItems", "enum", "pattern", "minimum", "maximum"}
+)
+#: Characters a reply token covers at least, for sizing ``max_tokens`` from string bounds.
+#: Prose and identifiers average 3.5-4.5 with the tokenizers of local models; 3 keeps room
+#: for the repetitive text a small model loops on.
+BOUND_CHARS_PER_TOKEN = 3.0
+#: Bound sizes at scale 1: (summary chars, list items, item chars, snippet chars, evidence).
+_BOUND_SIZES = (600, 4, 160, 360, 6)
+_TAGS = (5, 24)
+_SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanBounds:
+    """What a reply for one span may mention: its id, parameter names and lines."""
+
+    span_id: int
+    #: None when the facts list no parameters (then ``inputs`` is bounded like other lists).
+    params: tuple[str, ...] | None
+    first_line: int
+    last_line: int
+
+
+def bounded_schema(
+    spans: list[SpanBounds],
+    room_tokens: int | None = None,
+    keywords: frozenset[str] = BOUND_KEYWORDS,
+) -> tuple[dict[str, Any], int]:
+    """The tightest reply schema for ``spans`` (one, or a batch) and its reply-token bound.
+
+    Every string has a ``maxLength`` and every list a ``maxItems``; ``inputs`` holds at most one
+    entry per parameter, each starting with one of the span's parameter names; evidence lines
+    lie within the span; a batch's ids are the request's ids. Sizes shrink (down to a quarter)
+    until the bound fits ``room_tokens``. Only the ``keywords`` the engine enforces are kept;
+    the bound is computed from the full schema either way, so a reply that keeps to it fits.
+    """
+    schema: dict[str, Any] = {}
+    bound = 0
+    for scale in _SCALES:
+        schema = _bounded(spans, scale)
+        bound = reply_token_bound(schema)
+        if room_tokens is None or bound <= room_tokens:
+            break
+    return strip_keywords(schema, BOUND_KEYWORDS - keywords), bound
+
+
+def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
+    summary, items, item_chars, snippet, evidence = (max(1, int(v * scale)) for v in _BOUND_SIZES)
+
+    def text(limit: int) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "maxLength": limit}
+
+    def entry(span: SpanBounds) -> dict[str, Any]:
+        params = [p for p in span.params or () if p]
+        inputs_item = text(item_chars + max((len(p) for p in params), default=0))
+        if params:
+            names = "|".join(re.escape(p) for p in params)
+            # llama.cpp ignores maxLength next to a pattern: the pattern bounds the length.
+            inputs_item["pattern"] = f"^({names}): .{{1,{item_chars}}}$"
+        inputs_max = len(params) if span.params is not None else items
+        props: dict[str, Any] = {
+            "summary": text(summary),
+            "inputs": {"type": "array", "items": inputs_item, "maxItems": inputs_max},
+            "outputs": {"type": "array", "items": text(item_chars), "maxItems": items},
+            "side_effects": {"type": "array", "items": text(item_chars), "maxItems": items},
+            "pitfalls": {"type": "array", "items": text(item_chars), "maxItems": items},
+            "tags": {"type": "array", "items": text(_TAGS[1]), "maxItems": _TAGS[0]},
+            "usage_snippet": {"type": ["string", "null"], "maxLength": snippet},
+            "evidence": {
+                "type": "array",
+                "maxItems": evidence,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["field", "lines"],
+                    "properties": {
+                        "field": {"type": "string", "enum": list(EVIDENCE_FIELDS)},
+                        "lines": {
+                            "type": "array",
+                            "items": {
+                                "type": "integer",
+                                "minimum": span.first_line,
+                                "maximum": span.last_line,
+                            },
+                            "minItems": 2,
+                            "maxItems": 2,
+                        },
+                    },
+                },
+            },
+        }
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(FIELDS),
+            "properties": props,
+        }
+
+    if len(spans) == 1:
+        return entry(spans[0])
+    entries = []
+    for span in spans:
+        one = entry(span)
+        one["required"] = ["span_id", *one["required"]]
+        one["properties"] = {
+            "span_id": {"type": "integer", "enum": [span.span_id]},
+            **one["properties"],
+        }
+        entries.append(one)
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["enrichments"],
+        "properties": {
+            "enrichments": {
+                "type": "array",
+                "items": {"anyOf": entries} if len(entries) > 1 else entries[0],
+                "minItems": 1,
+                "maxItems": len(spans),
+            }
+        },
+    }
+
+
+def reply_token_bound(schema: dict[str, Any]) -> int:
+    """Tokens a reply that keeps to ``schema``'s bounds can take at most (JSON punctuation and
+    keys included), with :data:`BOUND_CHARS_PER_TOKEN` for string contents."""
+
+    def walk(node: Any) -> int:
+        if not isinstance(node, dict):
+            return 1
+        if "anyOf" in node:
+            return max(walk(option) for option in node["anyOf"])
+        kind = node.get("type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if "object" in kinds:
+            props = node.get("properties", {})
+            return 2 + sum(walk(v) + len(k) // 3 + 3 for k, v in props.items())
+        if "array" in kinds:
+            count = int(node.get("maxItems", 20))
+            return 2 + count * (walk(node.get("items", {})) + 1)
+        if "string" in kinds:
+            if "enum" in node:
+                return 2 + max(len(str(v)) for v in node["enum"]) // 2
+            return 2 + math.ceil(int(node.get("maxLength", 300)) / BOUND_CHARS_PER_TOKEN)
+        return 4  # a number, null or boolean
+
+    return walk(schema)
+
+
+def strip_keywords(schema: dict[str, Any], keywords: frozenset[str] | set[str]) -> dict[str, Any]:
+    """``schema`` without ``keywords`` anywhere (what an engine cannot enforce or rejects)."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in keywords}
         if isinstance(node, list):
             return [strip(v) for v in node]
         return node

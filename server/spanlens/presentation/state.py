@@ -78,7 +78,8 @@ def describe_state(view: SpanView, now: float | None = None) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(enrichment["created_at"]))
         return f"enriched by {enrichment['model']} ({enrichment['tier']}) on {when}"
     if view.state == STALE:
-        return "stale: code changed since this summary; re-enriching"
+        by = f" by {enrichment['model']}" if enrichment and enrichment.get("model") else ""
+        return f"stale: code changed since this summary{by}; re-enriching"
     if view.state == FAILED and view.failure:
         return f"failed: {view.failure['last_error']} ({view.failure['count']} attempts); " + (
             "use the retry command"

@@ -104,12 +104,18 @@ def pending_spans(
     return [_span_row(row) for row in store.conn.execute(sql, params).fetchall()]
 
 
-def unfinished_count(store: Store, version: str, max_failures: int) -> int:
-    """Spans without an enrichment at ``version`` that are not failed (waiting ones included)."""
-    row = store.conn.execute(
-        "SELECT COUNT(*) FROM spans s WHERE " + _NOT_DONE + "AND NOT " + FAILED_FOR_GOOD,
-        (version, max_failures),
-    ).fetchone()
+def unfinished_count(
+    store: Store, version: str, max_failures: int, paths: Sequence[str] | None = None
+) -> int:
+    """Spans without an enrichment at ``version`` that are not failed (waiting ones included);
+    only those of ``paths`` when given."""
+    sql = "SELECT COUNT(*) FROM spans s WHERE " + _NOT_DONE + "AND NOT " + FAILED_FOR_GOOD
+    params: list[Any] = [version, max_failures]
+    if paths is not None:
+        marks = ",".join("?" * len(paths)) or "NULL"
+        sql += f" AND s.file_id IN (SELECT id FROM files WHERE path IN ({marks}))"
+        params.extend(paths)
+    row = store.conn.execute(sql, params).fetchone()
     return int(row[0])
 
 
@@ -421,3 +427,29 @@ def claimed_elsewhere(store: Store, hashes: Sequence[str], owner: str, now: floa
             )
         )
     return held
+
+
+#: Consecutive batched calls that stored nothing after which a tier's model enriches one span
+#: a call (see :func:`batching_off`).
+BATCH_FAILURES_BEFORE_FALLBACK = 3
+
+
+def batching_off(
+    store: Store, window: int = BATCH_FAILURES_BEFORE_FALLBACK
+) -> list[tuple[str, str]]:
+    """(tier, model) pairs whose last ``window`` batched calls all stored nothing: a small
+    model that cannot answer for several spans at once gets single spans.
+
+    Derived from the attempts, so it survives restarts and `spanlens stats` can say so; a new
+    model on the tier starts batching again."""
+    rows = store.conn.execute(
+        "SELECT tier, model, enriched FROM attempts WHERE batch_size > 1 ORDER BY id DESC LIMIT 500"
+    ).fetchall()
+    recent: dict[tuple[str, str], list[int]] = {}
+    for tier, model, enriched in rows:
+        recent.setdefault((str(tier), str(model)), []).append(int(enriched or 0))
+    return sorted(
+        key
+        for key, enriched in recent.items()
+        if len(enriched) >= window and not any(enriched[:window])
+    )

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import email.utils
 import enum
+import json
 import math
 import re
 import time
@@ -143,15 +144,56 @@ class Backend(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One provider: where its backend class lives, and the fixes its users are told."""
+
+    name: str
+    #: "module:Class" of its :class:`Backend`, imported when first used.
+    backend: str
+    #: How to start a server of this provider (for an unreachable endpoint).
+    start_hint: str
+    #: How to make a model available; ``{model}`` is the configured model.
+    model_hint: str
+
+    def start_fix(self) -> str:
+        """The fix for an unreachable endpoint."""
+        return self.start_hint
+
+    def model_fix(self, model: str) -> str:
+        """The fix for an endpoint that does not serve ``model``."""
+        return self.model_hint.format(model=model)
+
+
+#: Every provider spanlens speaks, by the name ``backends.provider`` takes.
+PROVIDERS: dict[str, Provider] = {
+    "ollama": Provider(
+        "ollama",
+        "spanlens.enrichment.backends.ollama:OllamaBackend",
+        "start Ollama (`ollama serve`)",
+        "run `ollama pull {model}`",
+    ),
+    "openai": Provider(
+        "openai",
+        "spanlens.enrichment.backends.openai:OpenAIBackend",
+        "start the server",
+        "set backends.model to a model the server lists",
+    ),
+}
+
+
+def provider_for(name: str) -> Provider:
+    """The registry entry of provider ``name`` (config validation allows only known names)."""
+    return PROVIDERS.get(name, PROVIDERS["ollama"])
+
+
 def create_backend(settings: BackendSettings) -> Backend:
-    """The backend for ``settings.provider`` (ollama or openai)."""
-    if settings.provider == "openai":
-        from spanlens.enrichment.backends.openai import OpenAIBackend
+    """The backend for ``settings.provider``, from :data:`PROVIDERS`."""
+    import importlib
 
-        return OpenAIBackend(settings)
-    from spanlens.enrichment.backends.ollama import OllamaBackend
-
-    return OllamaBackend(settings)
+    module, _, cls = provider_for(settings.provider).backend.partition(":")
+    backend: Backend = getattr(importlib.import_module(module), cls)(settings)
+    return backend
 
 
 def make_client(settings: BackendSettings) -> httpx.AsyncClient:
@@ -453,9 +495,61 @@ def _exc_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-async def probe_backends(backends: list[Backend], timeout: float) -> list[dict[str, Any]]:
-    """Probe each backend at once; one JSON-ready dict each, its URL and error scrubbed."""
+#: Doctor's tiny structured-output request: one enum answer, a few tokens.
+_CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["answer"],
+    "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
+}
+_CHECK_MESSAGES = [
+    {"role": "user", "content": 'Is 2 greater than 1? Reply with JSON: {"answer": "yes"} or no.'}
+]
+
+
+async def output_check(backend: Backend, timeout: float) -> dict[str, Any]:
+    """Detect the endpoint's capabilities, then ask one tiny structured-output question: the
+    form found, the context per slot, and whether the reply came back valid JSON."""
+    detect = getattr(backend, "detect", None)
+    if detect is not None:
+        await detect(timeout)
+    reply = await backend.chat(ChatRequest(_CHECK_MESSAGES, _CHECK_SCHEMA, 16, "spanlens_check"))
+    ok, detail = False, ""
+    if isinstance(reply, BackendFailure):
+        detail = reply.kind.value
+    else:
+        try:
+            value = json.loads(reply.text)
+            ok = isinstance(value, dict) and value.get("answer") in ("yes", "no")
+            detail = "valid" if ok else "reply does not follow the schema"
+        except ValueError:
+            detail = "reply is not JSON"
+    caps = getattr(backend, "capabilities", None)
+    found: dict[str, Any] = {}
+    if caps is not None:
+        caps.replies_valid = ok
+        found = caps.as_json()
+    return {"ok": ok, "detail": detail, **found}
+
+
+async def probe_backends(
+    backends: list[Backend], timeout: float, *, check_output: bool = False
+) -> list[dict[str, Any]]:
+    """Probe each backend at once; one JSON-ready dict each, its URL and error scrubbed.
+    ``check_output`` adds :func:`output_check` for each endpoint that serves its model."""
     results = await asyncio.gather(*(b.probe(timeout) for b in backends))
+    checks: list[dict[str, Any] | None] = [None] * len(backends)
+    if check_output:
+        wanted = [
+            i
+            for i, r in enumerate(results)
+            if r.reachable and not r.error and r.model_present is not False
+        ]
+        done = await asyncio.gather(
+            *(output_check(backends[i], max(timeout, 30.0)) for i in wanted)
+        )
+        for i, check in zip(wanted, done, strict=True):
+            checks[i] = check
     return [
         {
             "name": b.settings.name,
@@ -468,6 +562,7 @@ async def probe_backends(backends: list[Backend], timeout: float) -> list[dict[s
             "model_present": result.model_present,
             "models": result.models,
             "error": scrub(result.error, endpoint_secrets(b.settings)) if result.error else None,
+            **({"output_check": check} if check is not None else {}),
         }
-        for b, result in zip(backends, results, strict=True)
+        for b, result, check in zip(backends, results, checks, strict=True)
     ]

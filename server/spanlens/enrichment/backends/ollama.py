@@ -20,6 +20,12 @@ from spanlens.enrichment.backends import (
     post_json,
     token_count,
 )
+from spanlens.enrichment.backends.capabilities import (
+    LLAMA_CPP_PYTHON_BOUNDS,
+    Capabilities,
+    OutputForm,
+)
+from spanlens.enrichment.schema import BOUND_KEYWORDS, strip_keywords
 
 
 class OllamaBackend:
@@ -28,6 +34,24 @@ class OllamaBackend:
     def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
         self._client = make_client(settings)
+        #: Ollama turns ``format`` into a llama.cpp grammar; patterns are left out (its
+        #: converter's regex support is not llama.cpp's), and ``num_ctx`` is per request.
+        self.capabilities = Capabilities(
+            form=OutputForm.JSON_SCHEMA,
+            engine="ollama",
+            bounds=LLAMA_CPP_PYTHON_BOUNDS,
+            context_per_slot=settings.context_tokens,
+            repetition_key="repeat_penalty",
+            detected=True,
+        )
+
+    async def detect(self, timeout: float) -> Capabilities:
+        """Ollama's capabilities are known without asking."""
+        return self.capabilities
+
+    async def count_tokens(self, text: str, timeout: float) -> int | None:
+        """Ollama has no tokenizer endpoint: None (the caller estimates)."""
+        return None
 
     async def chat(self, request: ChatRequest) -> CallResult:
         """POST /api/chat (not streamed) and type the outcome."""
@@ -44,12 +68,13 @@ class OllamaBackend:
             "model": s.model,
             "messages": request.messages,
             "stream": False,
-            "format": request.schema,
+            "format": strip_keywords(request.schema, BOUND_KEYWORDS - self.capabilities.bounds),
             "keep_alive": s.keep_alive,
             "options": {
                 "num_ctx": s.context_tokens,
                 "temperature": s.temperature,
                 "num_predict": request.max_tokens,
+                **({"repeat_penalty": s.repeat_penalty} if s.repeat_penalty is not None else {}),
             },
         }
 

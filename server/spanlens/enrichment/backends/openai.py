@@ -1,17 +1,24 @@
 """OpenAI-compatible servers: ``/v1/chat/completions`` with ``response_format``; ``/v1/models``.
 
-Covers llama.cpp server, vLLM, LM Studio, a LiteLLM proxy and hosted APIs. The reply format
-asked for is ``json_schema``; a server that refuses it gets ``json_object`` from then on (the
-choice is remembered for the life of the endpoint). The API key is read from the environment
-variable the config names, at call time; it is sent as a header and never logged or stored.
+Covers llama.cpp server, llama-cpp-python, vLLM, LM Studio, a LiteLLM proxy and hosted APIs.
+The structured-output form, schema bounds, context per slot, slots and tokenizer of the
+endpoint are detected (see :mod:`.capabilities`); a server that refuses a ``response_format``
+(whatever the status code) gets the next weaker form at once, remembered for the life of the
+endpoint: a refused format is a capability, never a server fault. The API key is read from
+the environment variable the config names, at call time; it is sent as a header and never
+logged or stored.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import time
 from typing import Any
 from urllib.parse import urlparse
+
+import httpx
 
 from spanlens.config import BackendSettings
 from spanlens.enrichment.backends import (
@@ -27,7 +34,17 @@ from spanlens.enrichment.backends import (
     make_client,
     post_json,
     token_count,
+    url_without_credentials,
 )
+from spanlens.enrichment.backends.capabilities import (
+    Capabilities,
+    OutputForm,
+    apply_engine,
+    refuses_response_format,
+)
+from spanlens.enrichment.schema import BOUND_KEYWORDS, strip_keywords
+
+log = logging.getLogger(__name__)
 
 
 class OpenAIBackend:
@@ -38,33 +55,44 @@ class OpenAIBackend:
         self._client = make_client(settings)
         path = urlparse(settings.url).path.rstrip("/")
         self._prefix = "" if path.endswith("/v1") else "/v1"
-        #: Set once the server refuses ``json_schema``; later calls ask for ``json_object``.
-        self.json_object_only = False
+        base = url_without_credentials(settings.url).rstrip("/")
+        #: The server's root (llama.cpp's /props and /tokenize live there, not under /v1).
+        self._root = base.removesuffix("/v1")
+        #: What the endpoint can do; detected by :meth:`detect`, corrected by refusals.
+        self.capabilities = Capabilities(context_per_slot=settings.context_tokens)
 
     async def chat(self, request: ChatRequest) -> CallResult:
-        """POST /v1/chat/completions and type the outcome."""
+        """POST /v1/chat/completions and type the outcome. A refused ``response_format`` is
+        asked again at once in the next weaker form, remembered from then on."""
         headers, missing = self._headers()
         if missing:
             return BackendFailure(FailureKind.MISCONFIGURED, missing)
-        json_object = self.json_object_only
-        result = await self._post(request, headers, json_object)
-        if (
-            not json_object
-            and isinstance(result, BackendFailure)
-            and result.kind is FailureKind.CLIENT_ERROR
-            and _refuses_json_schema(result.detail)
-        ):
-            self.json_object_only = True
-            result = await self._post(request, headers, json_object=True)
-        return result
+        while True:
+            form = self.capabilities.form
+            result = await self._post(request, headers, form)
+            if not (
+                isinstance(result, BackendFailure)
+                and refuses_response_format(result.status, result.detail)
+            ):
+                return result
+            weaker = form.next_weaker()
+            if weaker is None:
+                return result
+            log.info(
+                "backend %s refused response_format %s; using %s from now on",
+                self.settings.name,
+                form.value,
+                weaker.value,
+            )
+            self.capabilities.form = weaker
 
     async def _post(
-        self, request: ChatRequest, headers: dict[str, str], json_object: bool
+        self, request: ChatRequest, headers: dict[str, str], form: OutputForm
     ) -> CallResult:
         posted = await post_json(
             self._client,
             f"{self._prefix}/chat/completions",
-            self._payload(request, json_object),
+            self._payload(request, form),
             headers,
             deadline=self.settings.timeout,
         )
@@ -72,22 +100,116 @@ class OpenAIBackend:
             return posted
         return _reply(*posted)
 
-    def _payload(self, request: ChatRequest, json_object: bool) -> dict[str, Any]:
-        if json_object:
-            response_format: dict[str, Any] = {"type": "json_object"}
-        else:
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.schema},
-            }
-        return {
+    def _payload(self, request: ChatRequest, form: OutputForm) -> dict[str, Any]:
+        caps = self.capabilities
+        schema = strip_keywords(request.schema, BOUND_KEYWORDS - caps.bounds)
+        messages = request.messages
+        if form.schema_in_prompt:
+            # The server does not take the schema: the prompt carries it, or replies miss keys.
+            note = "Your reply must be JSON following this schema:\n" + json.dumps(schema)
+            messages = [
+                *messages[:-1],
+                {**messages[-1], "content": f"{messages[-1]['content']}\n\n{note}"},
+            ]
+        payload: dict[str, Any] = {
             "model": self.settings.model,
-            "messages": request.messages,
+            "messages": messages,
             "temperature": self.settings.temperature,
             "max_tokens": request.max_tokens,
-            "response_format": response_format,
             "stream": False,
         }
+        if form is OutputForm.JSON_SCHEMA:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": schema},
+            }
+        elif form is OutputForm.JSON_OBJECT_SCHEMA:
+            payload["response_format"] = {"type": "json_object", "schema": schema}
+        elif form is OutputForm.JSON_OBJECT:
+            payload["response_format"] = {"type": "json_object"}
+        s = self.settings
+        if caps.repetition_key == "repeat_penalty" and s.repeat_penalty is not None:
+            payload["repeat_penalty"] = s.repeat_penalty
+        if s.frequency_penalty is not None:
+            payload["frequency_penalty"] = s.frequency_penalty
+        return payload
+
+    async def detect(self, timeout: float) -> Capabilities:
+        """Learn the endpoint's engine, form, bounds, context per slot, slots and tokenizer
+        (once; a server that cannot be reached is asked again next time)."""
+        caps = self.capabilities
+        if caps.detected:
+            return caps
+        headers, _ = self._headers()
+        models = await self._get(f"{self._prefix}/models", headers, timeout)
+        if models is None:
+            return caps
+        owners = {
+            str(m.get("id")): str(m.get("owned_by", ""))
+            for m in as_dict(models).get("data", []) or []
+            if isinstance(m, dict)
+        }
+        owner = owners.get(self.settings.model) or next(iter(owners.values()), "")
+        engine = self.settings.engine
+        props: Any = None
+        if engine in (None, "llama.cpp"):
+            props = await self._get(f"{self._root}/props", headers, timeout)
+        if engine is None:
+            if owner == "llamacpp" or (isinstance(props, dict) and "total_slots" in props):
+                engine = "llama.cpp"
+            elif await self._tokenize_path("/extras/tokenize/count", headers, timeout):
+                engine = "llama-cpp-python"
+            else:
+                engine = "openai-compatible"
+        apply_engine(caps, engine)
+        info = as_dict(props)
+        if engine == "llama.cpp" and info:
+            caps.slots = token_count(info.get("total_slots")) or None
+            n_ctx = token_count(as_dict(info.get("default_generation_settings")).get("n_ctx"))
+            if n_ctx:
+                caps.context_per_slot = min(self.settings.context_tokens, n_ctx)
+        caps.detected = True
+        return caps
+
+    async def count_tokens(self, text: str, timeout: float) -> int | None:
+        """Tokens of ``text`` by the server's own tokenizer; None when it has none or fails."""
+        path = self.capabilities.tokenizer
+        if path is None:
+            return None
+        headers, _ = self._headers()
+        if path == "/tokenize":
+            body: dict[str, Any] = {"content": text}
+        else:
+            body = {"input": text, "model": self.settings.model}
+        try:
+            response = await self._client.post(
+                f"{self._root}{path}", json=body, headers=headers, timeout=timeout
+            )
+            data = as_dict(response.json()) if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return None
+        if "count" in data:
+            return token_count(data["count"]) or None
+        tokens = data.get("tokens")
+        return len(tokens) if isinstance(tokens, list) else None
+
+    async def _tokenize_path(self, path: str, headers: dict[str, str], timeout: float) -> bool:
+        try:
+            response = await self._client.post(
+                f"{self._root}{path}", json={"input": "x"}, headers=headers, timeout=timeout
+            )
+            return response.status_code == 200 and "count" in as_dict(response.json())
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    async def _get(self, path: str, headers: dict[str, str], timeout: float) -> Any:
+        try:
+            response = await self._client.get(path, headers=headers, timeout=timeout)
+            return response.json() if response.status_code == 200 else {}
+        except ValueError:
+            return {}
+        except httpx.HTTPError:
+            return None
 
     def _headers(self) -> tuple[dict[str, str], str | None]:
         name = self.settings.api_key_env
@@ -111,11 +233,6 @@ class OpenAIBackend:
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
-
-
-def _refuses_json_schema(detail: str) -> bool:
-    lowered = detail.lower()
-    return "response_format" in lowered or "json_schema" in lowered
 
 
 def _reply(body: Any, started: float) -> CallResult:

