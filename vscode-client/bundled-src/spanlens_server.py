@@ -11,6 +11,7 @@ import sys
 LIBS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "libs")
 sys.path.insert(0, LIBS)
 
-from spanlens.cli import main  # noqa: E402
+if __name__ == "__main__":  # not in the indexer's worker processes, which import this file
+    from spanlens.cli import main
 
-sys.exit(main())
+    sys.exit(main())

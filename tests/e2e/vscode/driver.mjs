@@ -28,9 +28,9 @@ async function until(probe, timeout) {
 const lensTexts = () =>
   page.locator(".editor-instance .codelens-decoration").evaluateAll((nodes) => nodes.map((n) => n.textContent ?? ""));
 
-const statusBarText = () =>
-  page.locator(".statusbar-item").evaluateAll((nodes) =>
-    nodes.map((n) => n.textContent ?? "").filter((t) => t.includes("spanlens")).join(" | "));
+const statusBarText = (every = false) =>
+  page.locator(".statusbar-item").evaluateAll((nodes, every) =>
+    nodes.map((n) => n.textContent ?? "").filter((t) => every || t.includes("spanlens")).join(" | "), every);
 
 async function lineLocator(text) {
   const line = page.locator(".editor-instance .view-line", { hasText: text }).first();
@@ -132,14 +132,15 @@ const ops = {
     await until(async () => (await page.locator(".tabs-container .tab.active.dirty").count()) === 0, 10_000);
     return true;
   },
-  async statusBar({ pattern = ".", timeout = 30_000 }) {
+  /** Wait until spanlens's status bar item (with `every`: any item) matches `pattern`. */
+  async statusBar({ pattern = ".", every = false, timeout = 30_000 }) {
     const re = new RegExp(pattern, "u");
     const text = await until(async () => {
-      const t = await statusBarText();
+      const t = await statusBarText(every);
       return re.test(t) ? t : undefined;
     }, timeout);
     if (text) return text;
-    throw new Error(`status bar never matched /${pattern}/: ${await statusBarText()}`);
+    throw new Error(`status bar never matched /${pattern}/: ${await statusBarText(true)}`);
   },
   /** Text of the notifications on screen (errors the extension showed). */
   async notifications() {
