@@ -146,6 +146,14 @@ const ops = {
   async notifications() {
     return page.locator(".notifications-toasts .notification-list-item").evaluateAll((ns) => ns.map((n) => n.textContent ?? ""));
   },
+  /** Wait until an editor tab's title matches `pattern`; answer every tab title. */
+  async tabs({ pattern = ".", timeout = 30_000 }) {
+    const re = new RegExp(pattern, "u");
+    const titles = () => page.locator(".tabs-container .tab").evaluateAll((ts) => ts.map((t) => t.textContent ?? ""));
+    const found = await until(async () => ((await titles()).some((t) => re.test(t)) ? titles() : undefined), timeout);
+    if (found) return found;
+    throw new Error(`no tab matched /${pattern}/: ${JSON.stringify(await titles())}`);
+  },
   async screenshot({ name }) {
     const path = `${artifacts}/${name}.png`;
     await page.screenshot({ path });
