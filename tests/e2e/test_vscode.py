@@ -131,6 +131,11 @@ def test_lens_and_hover_show_the_enrichment_as_text(editor: VSCode) -> None:
     assert "\\" not in text, text  # escapes do their job and stay invisible
     assert hover["links"] == [], hover  # no link from model text
     editor.call("unhover")
+    # A lens click opens the span's whole enrichment in a Markdown preview.
+    editor.call("clickLens", pattern="^parse_config parses")
+    tabs = editor.call("tabs", pattern="Preview parse_config")
+    editor.screenshot("02b-span-preview")
+    assert any("config.py" in t for t in tabs), tabs
     print(f"\nextension host RSS: {editor.extension_host_rss_mb()} MiB")
 
 
@@ -179,12 +184,16 @@ def test_set_api_key_reaches_the_backend_and_no_file(
     # From now on the backend takes the real key only (the editor's environment has a stale one).
     standin.require_api_key = KEY
     editor.call("open", name="big.py")
+    starts = editor.client_log().count("starting the bundled server")
     editor.call("command", title="spanlens: Set API Key")
     asked = editor.call("input", expect="api_key_env", keep=True)
     assert asked["value"] == KEY_ENV, asked  # the backend's api_key_env, offered
     editor.call("input", expect=f"key for {KEY_ENV}", text=KEY)
     editor.screenshot("07-key-set")
-    editor.call("statusBar", pattern="spanlens (idle|waiting)")  # the restarted server is up
+    # The server restarts with the key in its environment; then it is up again.
+    editor.wait_for_log("starting the bundled server", count=starts + 1)
+    editor.wait_for_log("INFO spanlens.lsp.session: workspace", count=starts + 1)
+    editor.call("statusBar", pattern="spanlens (idle|waiting)")
     before = len(standin.chat_requests)
     editor.call("typeAfter", line="return value + 4", text=" - 1")
     editor.call("save")

@@ -183,6 +183,19 @@ class VSCode:
                 continue
         return None
 
+    def client_log(self) -> str:
+        """The extension's log channel so far (client lines and the server's log)."""
+        logs = self.user_data.glob("logs/*/exthost*/spanlens.spanlens/spanlens.log")
+        return "".join(log.read_text(errors="replace") for log in logs)
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = 30.0) -> str:
+        """Wait until ``text`` occurs ``count`` times in :meth:`client_log`."""
+        deadline = time.monotonic() + timeout
+        while (log := self.client_log()).count(text) < count:
+            assert time.monotonic() < deadline, f"{text!r} x{count} not in the log:\n{log[-3000:]}"
+            time.sleep(0.2)
+        return log
+
     def keep_logs(self) -> None:
         """Copy the extension's log and code-server's into the artifacts folder."""
         for log in [self.log_path, *self.user_data.glob("logs/*/exthost*/spanlens.spanlens/*.log")]:

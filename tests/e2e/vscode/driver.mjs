@@ -146,6 +146,13 @@ const ops = {
   async notifications() {
     return page.locator(".notifications-toasts .notification-list-item").evaluateAll((ns) => ns.map((n) => n.textContent ?? ""));
   },
+  /** Click the first lens whose text matches `pattern`. */
+  async clickLens({ pattern, timeout = 30_000 }) {
+    const lens = page.locator(".editor-instance .codelens-decoration a", { hasText: new RegExp(pattern, "u") }).first();
+    await lens.waitFor({ timeout });
+    await lens.click();
+    return true;
+  },
   /** Wait until an editor tab's title matches `pattern`; answer every tab title. */
   async tabs({ pattern = ".", timeout = 30_000 }) {
     const re = new RegExp(pattern, "u");
