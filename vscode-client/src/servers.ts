@@ -1,0 +1,218 @@
+/** One language client per workspace folder; starts, restarts (serialized) and stops them. */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as vscode from "vscode";
+import {
+  DidChangeConfigurationNotification,
+  ExecuteCommandRequest,
+  LanguageClient,
+  RevealOutputChannelOn,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from "vscode-languageclient/node";
+import { locateServer, type ImportStrategy, type Probe } from "./locate.ts";
+import { effectiveValue, serverSection } from "./settings.ts";
+import type { StatusPayload } from "./status.ts";
+
+export const LANGUAGES = ["python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "java"];
+
+export interface Hooks {
+  log: vscode.LogOutputChannel;
+  bundledDir: string;
+  /** Environment variables holding the stored API keys (never logged). */
+  secretEnv(): Promise<Record<string, string>>;
+  onStatus(folder: vscode.WorkspaceFolder, payload: StatusPayload): void;
+  onProblem(folder: vscode.WorkspaceFolder, text: string): void;
+  /** Command id a resolved lens runs in the client (wraps the server's `spanlens.showSpan`). */
+  showSpanCommand: string;
+}
+
+function selectedInterpreter(folder: vscode.WorkspaceFolder): string | undefined {
+  // The Python extension's API is read without a hard dependency on it.
+  const python = vscode.extensions.getExtension("ms-python.python");
+  const api = python?.isActive ? (python.exports as { environments?: { getActiveEnvironmentPath?(r: vscode.Uri): { path?: string } } }) : undefined;
+  try {
+    return api?.environments?.getActiveEnvironmentPath?.(folder.uri)?.path || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function machineProbe(folder: vscode.WorkspaceFolder): Probe {
+  return {
+    platform: process.platform,
+    selectedInterpreter: () => selectedInterpreter(folder),
+    isFile: (p) => {
+      try {
+        return fs.statSync(p).isFile();
+      } catch {
+        return false;
+      }
+    },
+    which: (name) => {
+      for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+        const candidate = path.join(dir, name);
+        try {
+          fs.accessSync(candidate, fs.constants.X_OK);
+          if (fs.statSync(candidate).isFile()) return candidate;
+        } catch {
+          /* not here */
+        }
+      }
+      return undefined;
+    },
+    pythonVersion: (python) => {
+      try {
+        const out = execFileSync(python, ["-c", "import sys; print(*sys.version_info[:2])"], { timeout: 10_000, encoding: "utf8" });
+        const [major, minor] = out.trim().split(" ").map(Number);
+        return Number.isFinite(major) && Number.isFinite(minor) ? [major, minor] : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+export class Servers implements vscode.Disposable {
+  private readonly clients = new Map<string, LanguageClient>();
+  private chain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+
+  private readonly hooks: Hooks;
+
+  constructor(hooks: Hooks) {
+    this.hooks = hooks;
+  }
+
+  /** The client of the folder holding `uri` (else the first folder's). */
+  clientFor(uri?: vscode.Uri): LanguageClient | undefined {
+    const folder = uri ? vscode.workspace.getWorkspaceFolder(uri) : undefined;
+    if (folder) return this.clients.get(folder.uri.toString());
+    return this.clients.values().next().value;
+  }
+
+  /** Send a `spanlens.*` command to the server of `uri`'s folder. */
+  async execute(command: string, argument: unknown, uri?: vscode.Uri): Promise<unknown> {
+    const client = this.clientFor(uri);
+    if (!client) throw new Error("spanlens is not running for this file's folder");
+    return client.sendRequest(ExecuteCommandRequest.type, { command, arguments: argument === undefined ? [] : [argument] });
+  }
+
+  /** Tell every server to pull its settings again. */
+  settingsChanged(): void {
+    for (const client of this.clients.values()) {
+      if (client.isRunning()) void client.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
+    }
+  }
+
+  /** Start, stop and restart clients so there is one per current folder; serialized. */
+  sync(restartAll = false): Promise<void> {
+    this.chain = this.chain.then(() => this.doSync(restartAll)).catch((error: unknown) => {
+      this.hooks.log.error(`spanlens: ${String(error)}`);
+    });
+    return this.chain;
+  }
+
+  /** Restart every server after a quiet 300 ms (several setting changes = one restart). */
+  restartSoon(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.sync(true), 300);
+  }
+
+  private async doSync(restartAll: boolean): Promise<void> {
+    const folders = new Map((vscode.workspace.workspaceFolders ?? []).map((f) => [f.uri.toString(), f]));
+    for (const [key, client] of [...this.clients]) {
+      if (restartAll || !folders.has(key)) {
+        this.clients.delete(key);
+        await client.stop().catch(() => undefined);
+        client.dispose().catch(() => undefined);
+      }
+    }
+    for (const [key, folder] of folders) {
+      if (!this.clients.has(key) && folder.uri.scheme === "file") await this.start(folder);
+    }
+  }
+
+  private async start(folder: vscode.WorkspaceFolder): Promise<void> {
+    const { log } = this.hooks;
+    const trusted = vscode.workspace.isTrusted;
+    const config = vscode.workspace.getConfiguration("spanlens", folder.uri);
+    const inspect = (key: string) => config.inspect(key);
+    const located = locateServer(
+      {
+        serverPath: String(effectiveValue("server.path", inspect, trusted) ?? ""),
+        interpreter: String(effectiveValue("interpreter", inspect, trusted) ?? ""),
+        importStrategy: trusted ? ((config.get<string>("importStrategy") ?? "useBundled") as ImportStrategy) : "useBundled",
+      },
+      this.hooks.bundledDir,
+      machineProbe(folder),
+    );
+    if ("error" in located) {
+      log.error(located.error);
+      this.hooks.onProblem(folder, located.error);
+      void vscode.window.showErrorMessage(located.error, "Show Logs").then((pick) => {
+        if (pick) log.show(true);
+      });
+      return;
+    }
+    log.info(`starting the ${located.source} server for ${folder.name}${trusted ? "" : " (untrusted workspace)"}: ${located.command} ${located.args.join(" ")}`);
+    const env = { ...process.env, ...(await this.hooks.secretEnv()) };
+    const serverOptions: ServerOptions = { command: located.command, args: located.args, options: { cwd: folder.uri.fsPath, env } };
+    const showSpan = this.hooks.showSpanCommand;
+    const folderKey = folder.uri.toString();
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: LANGUAGES.map((language) => ({ scheme: "file", language, pattern: `${folder.uri.fsPath}/**/*` })),
+      workspaceFolder: folder,
+      outputChannel: log,
+      traceOutputChannel: log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      middleware: {
+        workspace: {
+          configuration: (params) =>
+            params.items.map((item) => {
+              if (item.section !== "spanlens") return null;
+              const scoped = vscode.workspace.getConfiguration("spanlens", folder.uri);
+              return serverSection((key) => scoped.inspect(key), vscode.workspace.isTrusted);
+            }),
+        },
+        resolveCodeLens: async (lens, token, next) => {
+          const resolved = await next(lens, token);
+          // The lens opens the span's whole enrichment in the client (see showSpanCommand).
+          if (resolved?.command?.command === "spanlens.showSpan") {
+            resolved.command = { ...resolved.command, command: showSpan, arguments: [folderKey, ...(resolved.command.arguments ?? [])] };
+          }
+          return resolved;
+        },
+      },
+    };
+    const client = new LanguageClient("spanlens", "spanlens", serverOptions, clientOptions);
+    // The extension registers the spanlens.* commands itself, once for all folders' servers.
+    const commands = client.getFeature(ExecuteCommandRequest.method) as unknown as { initialize(): void };
+    commands.initialize = () => undefined;
+    client.onNotification("spanlens/status", (payload: StatusPayload) => this.hooks.onStatus(folder, payload));
+    this.clients.set(folderKey, client);
+    try {
+      await client.start();
+    } catch (error) {
+      const text = `spanlens server for ${folder.name} failed to start: ${error instanceof Error ? error.message : String(error)}`;
+      log.error(text);
+      this.hooks.onProblem(folder, text);
+    }
+  }
+
+  /** The client of a folder by its URI string (lens arguments carry it). */
+  byFolderKey(key: string): LanguageClient | undefined {
+    return this.clients.get(key);
+  }
+
+  async stop(): Promise<void> {
+    const clients = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(clients.map((c) => c.stop().catch(() => undefined)));
+  }
+
+  dispose(): void {
+    void this.stop();
+  }
+}
