@@ -53,13 +53,14 @@ const ops = {
     await page.locator(".editor-instance .view-line").first().waitFor({ timeout });
     return true;
   },
-  /** Wait until a lens (with `all`: every lens, and at least one) matches `pattern` (a regex
-   * source); answer every lens text. */
-  async lenses({ pattern = ".", all = false, timeout = 60_000 }) {
+  /** Wait until `min` lenses (with `all`: every lens, and at least `min`) match `pattern` (a
+   * regex source); answer every lens text. */
+  async lenses({ pattern = ".", all = false, min = 1, timeout = 60_000 }) {
     const re = new RegExp(pattern, "u");
     const found = await until(async () => {
       const texts = await lensTexts();
-      const ok = all ? texts.length > 0 && texts.every((t) => re.test(t)) : texts.some((t) => re.test(t));
+      const matching = texts.filter((t) => re.test(t)).length;
+      const ok = matching >= min && (!all || matching === texts.length);
       return ok ? texts : undefined;
     }, timeout);
     if (found) return found;
