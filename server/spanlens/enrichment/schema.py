@@ -16,7 +16,6 @@ show as stale, not lost.
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from dataclasses import dataclass
@@ -112,15 +111,7 @@ _WIRE_DROPPED = {"minLength", "maxLength", "minItems", "maxItems", "minimum", "m
 
 def wire_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` without length and range keywords, for a provider's structured output."""
-
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in _WIRE_DROPPED}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-
-    return strip(copy.deepcopy(schema))  # type: ignore[no-any-return]
+    return strip_keywords(schema, _WIRE_DROPPED)
 
 
 # ----------------------------------------------------------------------------- bounds
@@ -279,7 +270,8 @@ def reply_token_bound(schema: dict[str, Any]) -> int:
 
 
 def strip_keywords(schema: dict[str, Any], keywords: frozenset[str] | set[str]) -> dict[str, Any]:
-    """``schema`` without ``keywords`` anywhere (what an engine cannot enforce or rejects)."""
+    """``schema`` without ``keywords`` anywhere (what an engine cannot enforce or rejects): a
+    new tree of dicts and lists, ``schema`` itself untouched (its leaves are immutable)."""
 
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
@@ -288,4 +280,4 @@ def strip_keywords(schema: dict[str, Any], keywords: frozenset[str] | set[str]) 
             return [strip(v) for v in node]
         return node
 
-    return strip(copy.deepcopy(schema))  # type: ignore[no-any-return]
+    return strip(schema)  # type: ignore[no-any-return]
