@@ -14,15 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support.llama_engine import free_port, llama_server_command
 from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
@@ -65,32 +64,10 @@ def _settings(url: str, provider: str, model: str) -> Settings:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_engine() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(MODEL),
-            "--model_alias",
-            "smollm2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            str(N_CTX),
-            "--n_threads",
-            "2",
-        ],
+        llama_server_command(MODEL, port, N_CTX),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -8,15 +8,14 @@ that fixes it, never skip.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.llama_engine import free_port, llama_server_command
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = Path(
@@ -24,12 +23,6 @@ MODEL = Path(
 )
 #: Small enough for 2 cores: the prompt and a bounded reply fit, a long span does not.
 N_CTX = 1536
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -41,28 +34,10 @@ def llama_server() -> Iterator[str]:
         pytest.fail("llama-cpp-python is not installed: run `make engine-deps`")
     if not MODEL.is_file():
         pytest.fail(f"{MODEL} is missing: run `make engine-deps`")
-    port = _free_port()
+    port = free_port()
     log = open(ROOT / ".cache" / f"llama-server-{port}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(MODEL),
-            "--model_alias",
-            "smollm2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            str(N_CTX),
-            "--n_threads",
-            "2",
-            "--n_batch",
-            "256",
-        ],
+        llama_server_command(MODEL, port, N_CTX, "--n_batch", "256"),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
