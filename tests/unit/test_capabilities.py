@@ -158,8 +158,9 @@ def test_max_tokens_is_the_bound_of_the_schema_and_fits_the_room() -> None:
     assert entries["items"]["anyOf"][1]["properties"]["inputs"]["maxItems"] == 0
 
 
-def test_a_retry_with_more_room_is_not_made_when_it_cannot_fit() -> None:
-    row = SpanRow(
+def _function_f_of_x() -> SpanRow:
+    """The span of ``def f(x): return x`` at the top of a.py."""
+    return SpanRow(
         id=1,
         path="a.py",
         language="python",
@@ -178,6 +179,10 @@ def test_a_retry_with_more_room_is_not_made_when_it_cannot_fit() -> None:
         facts={"params": [{"name": "x"}]},
         enriched_hash=None,
     )
+
+
+def test_a_retry_with_more_room_is_not_made_when_it_cannot_fit() -> None:
+    row = _function_f_of_x()
     source = SpanSource(row, ["def f(x):", "    return x"])
     roomy = build_prompt([source], 16384)
     assert with_more_reply_room(roomy) is not None
@@ -277,25 +282,7 @@ async def test_a_litellm_proxy_routing_one_name_to_two_llama_cpp_servers(tmp_pat
 
 
 def test_a_tight_context_drops_the_enclosing_context_before_cutting_the_code() -> None:
-    row = SpanRow(
-        id=1,
-        path="a.py",
-        language="python",
-        name="f",
-        kind="function",
-        ordinal=0,
-        start_line=0,
-        start_col=0,
-        end_line=1,
-        end_col=0,
-        name_start_line=0,
-        name_start_col=4,
-        name_end_line=0,
-        name_end_col=5,
-        content_hash="h",
-        facts={"params": [{"name": "x"}]},
-        enriched_hash=None,
-    )
+    row = _function_f_of_x()
     context = "Module imports:\n" + "\n".join(f"import module_{i}" for i in range(300))
     source = SpanSource(row, ["def f(x):", "    return x"], context)
     whole = build_prompt([source], 16384)
