@@ -281,7 +281,7 @@ class _Call:
     reply: ChatReply | BackendFailure
 
 
-Recorder = Callable[[Attempt], None]
+Recorder = Callable[[Attempt], Awaitable[None]]
 Sleeper = Callable[[float], Awaitable[None]]
 
 
@@ -553,7 +553,8 @@ class Cascade:
             call = self._judge(reply, prompt)
             self._update_health(endpoint, call.failure)
             settled = True
-            self._record(self._attempt(endpoint, tier, job, reply, call, started_at, gpu_summary))
+            attempt = self._attempt(endpoint, tier, job, reply, call, started_at, gpu_summary)
+            await self._record(attempt)
             return call
         finally:
             if trial and not settled:

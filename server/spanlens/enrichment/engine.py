@@ -7,21 +7,20 @@ was made for. Model and backend problems never raise: they come back as a
 :class:`SpanOutcome` per span; a failed store write raises
 :class:`~spanlens.store.enrichments.StoreWriteFailed` and stops every later call. Spans in
 flight are claimed in the store (a lease, renewed while held), so two processes on one
-workspace never call a model for the same span. The engine owns one store connection (and
-one more, used off the event loop, for claims), and per endpoint one long-lived HTTP client,
-breaker and concurrency limit; use it from one event loop.
+workspace never call a model for the same span. The engine reads through one store connection
+on the event loop and writes (enrichments, attempts, failures, claims) only through a store
+writer thread (:class:`~spanlens.store.worker.StoreWorker`), so the loop never waits on
+SQLite's write lock; per endpoint it holds one long-lived HTTP client, breaker and
+concurrency limit. Use it from one event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import os
-import socket
 import sqlite3
-import threading
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,22 +30,19 @@ from spanlens.config import Settings
 from spanlens.enrichment.backends import FailureKind, create_backend, probe_backends
 from spanlens.enrichment.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.cascade import Breaker, Cascade, Endpoint, GpuProbe, Job, JobResult
+from spanlens.enrichment.claims import Claims, new_owner, owner_is_dead
 from spanlens.enrichment.privacy import remote_allowed
-from spanlens.enrichment.prompts import (
-    SpanSource,
-    enclosing_context,
-    single_prompt_tokens,
-)
+from spanlens.enrichment.prompts import SpanSource, single_prompt_tokens
 from spanlens.enrichment.router import choose_route
+from spanlens.enrichment.sources import SourceReader, load_sources, span_text
 from spanlens.enrichment.validation import to_span_lines
 from spanlens.enrichment.version import ENRICHMENT_VERSION
-from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.source import read_source_text
-from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.states import Deferral, DeferralKind, Status, failed_for_good
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, StoreError, StoreLocked, open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
+from spanlens.store.worker import StoreWorker, StoreWrites
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +54,13 @@ __all__ = [
     "FAILED",
     "EnrichmentEngine",
     "SpanOutcome",
+    "span_text",
 ]
 
 ENRICHED = Status.ENRICHED
 FAILED = Status.FAILED
 DISCARDED = Status.DISCARDED
 DEFERRED = Status.DEFERRED
-
-#: Reads a workspace-relative file's current text (an open editor buffer, or the disk).
-SourceReader = Callable[[str], "str | None"]
-
-#: How long a claim holds without renewal: a process killed with -9 frees its spans after
-#: this (at once on the same machine, where a dead owner is recognised by its pid).
-CLAIM_LEASE_SECONDS = 60.0
-#: How often a live engine renews the claims it holds.
-CLAIM_RENEW_SECONDS = 20.0
 
 
 @dataclass
@@ -138,12 +126,15 @@ class EnrichmentEngine:
         source_text: SourceReader | None = None,
         store: Store | None = None,
         endpoints: dict[str, list[Endpoint]] | None = None,
+        writer: StoreWrites | None = None,
     ) -> None:
-        """Enrich through ``endpoints`` (by tier) into ``store``; the engine closes both.
+        """Enrich through ``endpoints`` (by tier), reading ``store`` on the event loop and
+        writing through ``writer``; the engine closes the store and the endpoints, not the
+        writer it was given.
 
-        Without them it opens the workspace store and builds one endpoint per configured
-        backend (:func:`build_endpoints`). ``gpu`` defaults to a
-        :class:`spanlens.telemetry.gpu.GpuSampler` when ``settings.gpu.enabled``;
+        Without them it opens the workspace store, builds one endpoint per configured backend
+        (:func:`build_endpoints`) and starts its own writer thread. ``gpu`` is the GPU sampler
+        the caller built (and closes), or None for no GPU telemetry or limits;
         ``source_text`` reads a file's current text (default: the disk) so that an editor can
         hand in unsaved buffers.
         """
@@ -155,9 +146,10 @@ class EnrichmentEngine:
         self._endpoints = endpoints if endpoints is not None else build_endpoints(settings)
         #: Whether any endpoint is remote: only then is the privacy rule worth checking.
         self._has_remote = any(backend.is_remote for backend in settings.backends)
-        #: The engine closes the GPU sampler only if it made it.
-        self._owns_gpu = gpu is None
-        self.gpu = gpu if gpu is not None else _default_gpu(settings)
+        self.gpu = gpu
+        #: Every write goes through this thread; the engine closes it only if it made it.
+        self._owns_writer = writer is None
+        self.writer: StoreWrites = writer if writer is not None else StoreWorker(root, "enrich")
         self.cascade = Cascade(
             self._endpoints,
             settings.enrichment,
@@ -172,13 +164,8 @@ class EnrichmentEngine:
         #: Hashes whose enrichment this engine's calls stored (not another process's).
         self.landed_hashes: set[str] = set()
         #: Who holds a claim in the ``claims`` table: host, pid and a random part.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        #: Claims go through their own connection in a worker thread, so waiting on the
-        #: database's write lock never blocks the event loop.
-        self._claims_store: Store | None = None
-        self._claims_lock = threading.Lock()
-        self._claimed: set[str] = set()
-        self._renewer: asyncio.Task[None] | None = None
+        self.owner = new_owner()
+        self._claims = Claims(self.writer, self.owner)
         #: The store write that failed: every later call stops before reaching a model.
         self.write_failure: StoreWriteFailed | None = None
         #: The failure was a lock held too long elsewhere: the next ``enrich`` tries again.
@@ -197,7 +184,7 @@ class EnrichmentEngine:
         unique = list({span.id: span for span in spans}.values())
         outcomes: dict[int, SpanOutcome] = {}
         sources: dict[str, SpanSource] = {}
-        for span, source, problem in self._load_sources(unique):
+        for span, source, problem in load_sources(self.store, self._read, unique):
             if problem is not None or source is None:
                 outcomes[span.id] = SpanOutcome(span.id, span.content_hash, DISCARDED, problem)
             elif self.store.enrichment_for(span.content_hash, self.version) is not None:
@@ -289,7 +276,7 @@ class EnrichmentEngine:
         )
         if held:
             owners = queries.claim_owners(self.store, list(held))
-            held = {h for h, owner in owners.items() if not _owner_is_dead(owner)}
+            held = {h for h, owner in owners.items() if not owner_is_dead(owner)}
         free = [s.id for s in open_spans if s.content_hash not in held]
         return finished, free
 
@@ -353,21 +340,15 @@ class EnrichmentEngine:
         )
 
     async def aclose(self) -> None:
-        """Close every HTTP client, the GPU sampler it made, and the store (its claims are
-        given up, so another process can take those spans at once)."""
-        if self._renewer is not None:
-            self._renewer.cancel()
-            self._renewer = None
+        """Close every HTTP client, the writer it made, and the store (its claims are given
+        up, so another process can take those spans at once). The GPU sampler is the
+        caller's to close."""
         await asyncio.gather(
             *(ep.backend.aclose() for ep in self._all_endpoints()), return_exceptions=True
         )
-        close_gpu = getattr(self.gpu, "close", None)
-        if self._owns_gpu and close_gpu is not None:
-            await asyncio.to_thread(close_gpu)
-        if self._claims_store is not None:
-            claims = self._claims_store
-            self._claims_store = None
-            await asyncio.to_thread(self._close_claims, claims)
+        await self._claims.close(release=self.write_failure is None)
+        if self._owns_writer:
+            await self.writer.aclose()
         self.store.close()
 
     # ------------------------------------------------------------------ internals
@@ -375,86 +356,27 @@ class EnrichmentEngine:
     def _all_endpoints(self) -> list[Endpoint]:
         return [ep for tier in self._endpoints.values() for ep in tier]
 
-    # Claims: a span in flight is claimed in the store, so that two processes on one
-    # workspace (two CLI runs, a CLI run beside an editor) never call a model for it twice.
-    # Pending work stays derived: a claimed span is still pending, only not available.
-
     async def _claim(self, hashes: list[str]) -> set[str]:
-        got = await asyncio.to_thread(self._claim_sync, hashes)
-        self._claimed |= got
-        if got and (self._renewer is None or self._renewer.done()):
-            self._renewer = asyncio.get_running_loop().create_task(self._renew_claims())
-        return got
+        if self.write_failure is not None:
+            raise self.write_failure
+        try:
+            return await self._claims.take(hashes)
+        except (sqlite3.Error, StoreError) as exc:
+            raise self._write_failed(exc) from exc
 
     async def _release(self, hashes: set[str]) -> None:
-        self._claimed -= hashes
         if self.write_failure is not None:
-            return  # the store takes no writes; the lease runs out by itself
+            self._claims.forget(hashes)  # the store takes no writes; the lease runs out
+            return
+        await self._claims.release(hashes)
+
+    async def _write(self, fn: Callable[[Store], Any]) -> Any:
+        """Run one write in the writer thread; a failure stops the engine (see
+        :meth:`_write_failed`)."""
         try:
-            await asyncio.to_thread(self._release_sync, hashes)
+            return await self.writer.run_first(fn)
         except (sqlite3.Error, StoreError) as exc:
-            # The lease runs out by itself; nothing is lost.
-            log.debug("releasing %d claims failed: %s", len(hashes), exc)
-
-    def _claims_connection(self) -> Store:
-        if self._claims_store is None:
-            self._claims_store = open_store(self.root)
-        return self._claims_store
-
-    def _claim_sync(self, hashes: list[str]) -> set[str]:
-        with self._claims_lock:
-            if self.write_failure is not None:
-                raise self.write_failure
-            store = self._claims_connection()
-            try:
-                got = queries.claim_hashes(
-                    store, hashes, self.owner, time.time(), CLAIM_LEASE_SECONDS
-                )
-                missing = [h for h in hashes if h not in got]
-                if missing:
-                    dead = [
-                        owner
-                        for owner in set(queries.claim_owners(store, missing).values())
-                        if _owner_is_dead(owner)
-                    ]
-                    if dead:
-                        queries.drop_claims_of(store, dead)
-                        got |= queries.claim_hashes(
-                            store, missing, self.owner, time.time(), CLAIM_LEASE_SECONDS
-                        )
-            except (sqlite3.Error, StoreError) as exc:
-                raise self._write_failed(exc) from exc
-            return got
-
-    def _release_sync(self, hashes: set[str]) -> None:
-        with self._claims_lock:
-            if self._claims_store is not None:
-                queries.release_claims(self._claims_store, hashes, self.owner)
-
-    def _close_claims(self, store: Store) -> None:
-        with self._claims_lock:
-            if self.write_failure is None:
-                try:
-                    queries.release_claims(store, None, self.owner)
-                except (sqlite3.Error, StoreError):
-                    pass  # the lease runs out by itself
-            store.close()
-
-    async def _renew_claims(self) -> None:
-        while self._claimed:
-            await asyncio.sleep(CLAIM_RENEW_SECONDS)
-            held = set(self._claimed)
-            try:
-                await asyncio.to_thread(self._renew_sync, held)
-            except (sqlite3.Error, StoreError) as exc:
-                log.warning("renewing claims failed: %s", exc)
-
-    def _renew_sync(self, hashes: set[str]) -> None:
-        with self._claims_lock:
-            if self._claims_store is not None:
-                queries.claim_hashes(
-                    self._claims_store, list(hashes), self.owner, time.time(), CLAIM_LEASE_SECONDS
-                )
+            raise self._write_failed(exc) from exc
 
     def _write_failed(self, exc: BaseException) -> StoreWriteFailed:
         """Remember the first failed store write and stop every later model call. A lasting
@@ -540,14 +462,14 @@ class EnrichmentEngine:
             any(job.local_only for job in jobs),
         )
         result = await self.cascade.run(batch)
-        outcomes = self._store_landed(result, batch)
+        outcomes = await self._store_landed(result, batch)
         rest = [job for job in jobs if job.sources[0].span.id not in result.landed]
         outcomes.update(await _gather_outcomes([(j.sources, self._run_single(j)) for j in rest]))
         return outcomes
 
     async def _run_single(self, job: Job) -> dict[str, _HashOutcome]:
         result = await self.cascade.run(job)
-        outcomes = self._store_landed(result, job)
+        outcomes = await self._store_landed(result, job)
         source = job.sources[0]
         content = source.span.content_hash
         if content in outcomes:
@@ -562,41 +484,39 @@ class EnrichmentEngine:
         if not queries.hash_in_use(self.store, content):
             return {content: _HashOutcome(DISCARDED, "code changed while enriching")}
         enrichment = self.settings.enrichment
-        try:
-            count = queries.record_failure(
-                self.store,
+        now = time.time()
+        count: int = await self._write(
+            lambda store: queries.record_failure(
+                store,
                 content,
                 error,
-                time.time(),
+                now,
                 enrichment.failure_retry_base,
                 enrichment.failure_retry_max,
             )
-        except (sqlite3.Error, StoreError) as exc:
-            raise self._write_failed(exc) from exc
+        )
         return {content: _HashOutcome(FAILED, error, failures=count)}
 
-    def _store_landed(self, result: JobResult, job: Job) -> dict[str, _HashOutcome]:
+    async def _store_landed(self, result: JobResult, job: Job) -> dict[str, _HashOutcome]:
         outcomes: dict[str, _HashOutcome] = {}
         for source in job.sources:
             landing = result.landed.get(source.span.id)
             if landing is None:
                 continue
-            try:
-                written = queries.put_enrichment(
-                    self.store,
-                    source.span.content_hash,
-                    self.version,
-                    to_span_lines(landing.data, source.first_line),
-                    model=landing.model,
-                    tier=landing.tier,
-                    backend=landing.backend,
-                    host=landing.host,
-                    tokens_in=landing.tokens_in,
-                    tokens_out=landing.tokens_out,
-                    duration_ms=landing.duration_ms,
-                )
-            except (sqlite3.Error, StoreError) as exc:
-                raise self._write_failed(exc) from exc
+            put = functools.partial(
+                queries.put_enrichment,
+                content_hash=source.span.content_hash,
+                version=self.version,
+                data=to_span_lines(landing.data, source.first_line),
+                model=landing.model,
+                tier=landing.tier,
+                backend=landing.backend,
+                host=landing.host,
+                tokens_in=landing.tokens_in,
+                tokens_out=landing.tokens_out,
+                duration_ms=landing.duration_ms,
+            )
+            written: bool = await self._write(put)
             if written:
                 self.landed_hashes.add(source.span.content_hash)
                 tiers = self.totals.by_tier
@@ -619,7 +539,7 @@ class EnrichmentEngine:
             span.id, span.content_hash, status, error, outcome.failures, outcome.transient, deferral
         )
 
-    def _record_attempt(self, attempt: queries.Attempt) -> None:
+    async def _record_attempt(self, attempt: queries.Attempt) -> None:
         if self.write_failure is not None:
             raise self.write_failure
         totals = self.totals
@@ -627,76 +547,10 @@ class EnrichmentEngine:
         totals.tokens_in += attempt.tokens_in
         totals.tokens_out += attempt.tokens_out
         totals.spans_enriched += attempt.enriched
-        try:
-            queries.record_attempt(self.store, attempt)
-        except (sqlite3.Error, StoreError) as exc:
-            raise self._write_failed(exc) from exc
-
-    def _load_sources(
-        self, spans: list[SpanRow]
-    ) -> list[tuple[SpanRow, SpanSource | None, str | None]]:
-        """Each span's text and context; a problem instead when its text moved on."""
-        by_path: dict[str, list[SpanRow]] = {}
-        for span in spans:
-            by_path.setdefault(span.path, []).append(span)
-        loaded: list[tuple[SpanRow, SpanSource | None, str | None]] = []
-        for path, group in by_path.items():
-            text = self._read(path)
-            if text is None:
-                loaded += [(span, None, "file is gone") for span in group]
-                continue
-            lines = text.split("\n")
-            file_spans = self.store.spans_in_file(path)
-            # A container's hash covers only its skeleton, so its text can change under the
-            # same hash: only a file identical to the indexed one vouches for it.
-            indexed = queries.indexed_file_sha256(self.store, path)
-            file_current = indexed == file_sha256(text.encode("utf-8"))
-            for span in group:
-                if span.kind in CONTAINER_KINDS and not file_current:
-                    loaded.append((span, None, "file changed since it was indexed"))
-                else:
-                    loaded.append(_source_for(span, lines, file_spans))
-        return loaded
+        await self._write(lambda store: queries.record_attempt(store, attempt))
 
     def _read_disk(self, path: str) -> str | None:
         return read_source_text(self.root / path)  # as the indexer read it
-
-
-def _source_for(
-    span: SpanRow, lines: list[str], file_spans: list[SpanRow]
-) -> tuple[SpanRow, SpanSource | None, str | None]:
-    if span.end_line >= len(lines):
-        return span, None, "source changed since indexing"
-    if (
-        span.kind not in CONTAINER_KINDS
-        and content_hash(span_text(span, lines)) != span.content_hash
-    ):
-        return span, None, "source changed since indexing"
-    shown = [line.rstrip("\r") for line in lines[span.start_line : span.end_line + 1]]
-    return span, SpanSource(span, shown, enclosing_context(span, file_spans, lines)), None
-
-
-def span_text(span: SpanRow, lines: list[str]) -> str:
-    """The exact text of ``span`` (its columns are UTF-16 offsets, as in LSP)."""
-    first = lines[span.start_line]
-    last = lines[span.end_line]
-    start = _utf16_to_index(first, span.start_col)
-    end = _utf16_to_index(last, span.end_col)
-    if span.start_line == span.end_line:
-        return first[start:end]
-    middle = lines[span.start_line + 1 : span.end_line]
-    return "\n".join([first[start:], *middle, last[:end]])
-
-
-def _utf16_to_index(line: str, column: int) -> int:
-    if line.isascii():
-        return column
-    units = 0
-    for index, char in enumerate(line):
-        if units >= column:
-            return index
-        units += 2 if ord(char) > 0xFFFF else 1
-    return len(line)
 
 
 async def _gather_outcomes(
@@ -735,24 +589,6 @@ def _is_lock_timeout(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
-def _owner_is_dead(owner: str) -> bool:
-    """Whether a claim's owner is a process of this machine that no longer runs."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
 def build_endpoints(settings: Settings) -> dict[str, list[Endpoint]]:
     """One endpoint (backend client, breaker, concurrency limit) per configured backend."""
     enrichment = settings.enrichment
@@ -786,16 +622,6 @@ def _no_route_reason(tier: str | None, local_only: bool) -> str:
     if local_only:
         return "file must not leave this machine and no local backend is configured"
     return "no backend configured"
-
-
-def _default_gpu(settings: Settings) -> GpuProbe | None:
-    if not settings.gpu.enabled:
-        return None
-    try:
-        from spanlens.telemetry.gpu import GpuSampler
-    except ImportError:
-        return None
-    return GpuSampler()  # type: ignore[no-any-return]
 
 
 def _cost_function() -> Callable[[int, int, float, float], float] | None:

@@ -34,6 +34,7 @@ from spanlens.enrichment.engine import (
 )
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow
+from spanlens.telemetry.gpu import sampler_for
 
 #: Spans handed to one ``enrich`` call: one file's pending spans, at most this many.
 CHUNK_SPANS = 48
@@ -205,7 +206,10 @@ async def run_enrich(
     :class:`~spanlens.store.enrichments.StoreWriteFailed` when the index cannot be written.
     """
     started = time.perf_counter()
-    engine = engine if engine is not None else EnrichmentEngine(root, settings)
+    gpu = None
+    if engine is None:
+        gpu = sampler_for(settings.gpu.enabled)
+        engine = EnrichmentEngine(root, settings, gpu=gpu)
     try:
         pending = engine.pending(limit=limit, paths=paths)
         run = await _Run(engine, settings, pending, tier, progress, started).execute()
@@ -219,6 +223,8 @@ async def run_enrich(
         )
     finally:
         await engine.aclose()
+        if gpu is not None:
+            await asyncio.to_thread(gpu.close)
     run.seconds = time.perf_counter() - started
     return run
 
