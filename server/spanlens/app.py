@@ -92,7 +92,7 @@ def build_services(
     gpu = sampler_for(settings.gpu.enabled and bool(settings.backends))
     engine = build_engine(root, settings, indexer, gpu, source_text)
     scheduler = Scheduler(store, queries, engine, settings)
-    docgen = DocgenJob(root, settings, queries)
+    docgen = DocgenJob(root, settings, queries, writer=indexer)
     scheduler.add_job(docgen)
     return Services(root, settings, store, indexer, queries, scheduler, docgen, gpu)
 
@@ -112,7 +112,13 @@ def replace_engine(
 def replace_docgen(services: Services, settings: Settings) -> None:
     """New settings: a new docgen job (new docs folder, tier or model) replaces the old one."""
     old = services.docgen
-    services.docgen = DocgenJob(services.root, settings, services.queries, on_change=old.on_change)
+    services.docgen = DocgenJob(
+        services.root,
+        settings,
+        services.queries,
+        writer=services.indexer,
+        on_change=old.on_change,
+    )
     services.scheduler.replace_job(old, services.docgen)
 
 
