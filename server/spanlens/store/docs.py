@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens.store.db import _SPAN_FIELDS, _SPAN_SELECT, SpanRow, Store, _span_row
+from spanlens.store.handle import Store
+from spanlens.store.rows import _SPAN_FIELDS, _SPAN_SELECT, SpanRow, _span_row
 from spanlens.store.states import STATE_CASE
 
 

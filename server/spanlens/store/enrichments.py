@@ -13,7 +13,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanlens.store.db import _SPAN_SELECT, SpanRow, Store, StoreError, _span_row
+from spanlens.store.errors import StoreError
+from spanlens.store.handle import Store
+from spanlens.store.rows import _SPAN_SELECT, SpanRow, _span_row
 from spanlens.store.states import FAILED_FOR_GOOD, NOT_FRESH
 
 #: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its

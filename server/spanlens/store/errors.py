@@ -22,7 +22,7 @@ class StoreLocked(StoreError, sqlite3.OperationalError):
 class StoreCorrupt(StoreError, sqlite3.DatabaseError):
     """SQLite found the database damaged (not a database, malformed pages, failed check).
 
-    ``path`` is the damaged file: catching this and calling :func:`spanlens.store.db.recover`
+    ``path`` is the damaged file: catching this and calling :func:`spanlens.store.repair.recover`
     sets it aside and builds a new one with every enrichment that could still be read.
     """
 
