@@ -17,7 +17,7 @@ import sqlite3
 import time
 import uuid
 
-from spanlens.store import enrichments as queries
+from spanlens.store import claims as leases
 from spanlens.store.db import Store, StoreError
 from spanlens.store.worker import StoreWrites
 
@@ -62,7 +62,7 @@ class Claims:
         self.held -= hashes
         owner = self.owner
         try:
-            await self.writer.run_first(lambda store: queries.release_claims(store, hashes, owner))
+            await self.writer.run_first(lambda store: leases.release_claims(store, hashes, owner))
         except (sqlite3.Error, StoreError) as exc:
             # The lease runs out by itself; nothing is lost.
             log.debug("releasing %d claims failed: %s", len(hashes), exc)
@@ -77,7 +77,7 @@ class Claims:
             return
         owner = self.owner
         try:
-            await self.writer.run_first(lambda store: queries.release_claims(store, None, owner))
+            await self.writer.run_first(lambda store: leases.release_claims(store, None, owner))
         except (sqlite3.Error, StoreError, RuntimeError):
             pass  # the lease runs out by itself (RuntimeError: the writer is already closed)
 
@@ -92,22 +92,22 @@ class Claims:
 
 
 def _renew_claims(store: Store, hashes: list[str], owner: str) -> None:
-    queries.claim_hashes(store, hashes, owner, time.time(), CLAIM_LEASE_SECONDS)
+    leases.claim_hashes(store, hashes, owner, time.time(), CLAIM_LEASE_SECONDS)
 
 
 def take_claims(store: Store, hashes: list[str], owner: str) -> set[str]:
     """Claim ``hashes`` for ``owner`` in ``store`` (in the writer's thread)."""
-    got = queries.claim_hashes(store, hashes, owner, time.time(), CLAIM_LEASE_SECONDS)
+    got = leases.claim_hashes(store, hashes, owner, time.time(), CLAIM_LEASE_SECONDS)
     missing = [h for h in hashes if h not in got]
     if missing:
         dead = [
             other
-            for other in set(queries.claim_owners(store, missing).values())
+            for other in set(leases.claim_owners(store, missing).values())
             if owner_is_dead(other)
         ]
         if dead:
-            queries.drop_claims_of(store, dead)
-            got |= queries.claim_hashes(store, missing, owner, time.time(), CLAIM_LEASE_SECONDS)
+            leases.drop_claims_of(store, dead)
+            got |= leases.claim_hashes(store, missing, owner, time.time(), CLAIM_LEASE_SECONDS)
     return got
 
 
