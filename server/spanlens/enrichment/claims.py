@@ -17,8 +17,10 @@ import sqlite3
 import time
 import uuid
 
+from spanlens.states import failed_for_good
 from spanlens.store import claims as leases
-from spanlens.store.db import Store, StoreError
+from spanlens.store import enrichments as queries
+from spanlens.store.db import SpanRow, Store, StoreError
 from spanlens.store.worker import StoreWrites
 
 log = logging.getLogger(__name__)
@@ -127,3 +129,28 @@ def owner_is_dead(owner: str) -> bool:
     except OSError:
         return False
     return False
+
+
+def settled_elsewhere(
+    store: Store, spans: list[SpanRow], version: str, max_failures: int, owner: str
+) -> tuple[list[int], list[int]]:
+    """Of spans another process claimed: (ids now enriched, failed for good or gone;
+    ids nobody holds any more, free to take)."""
+    finished: list[int] = []
+    open_spans: list[SpanRow] = []
+    for span in spans:
+        failure = store.failure_for(span.content_hash)
+        if (
+            store.enrichment_for(span.content_hash, version) is not None
+            or (failure is not None and failed_for_good(failure["count"], max_failures))
+            or queries.current_hash(store, span.id) != span.content_hash
+        ):
+            finished.append(span.id)
+        else:
+            open_spans.append(span)
+    held = leases.claimed_elsewhere(store, [s.content_hash for s in open_spans], owner, time.time())
+    if held:
+        owners = leases.claim_owners(store, list(held))
+        held = {h for h, owner in owners.items() if not owner_is_dead(owner)}
+    free = [s.id for s in open_spans if s.content_hash not in held]
+    return finished, free

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from spanlens.config import BackendSettings
+from spanlens.config import BackendSettings, Settings
 from spanlens.enrichment.backends import (
     Backend,
     BackendFailure,
     FailureKind,
+    create_backend,
     display_url,
     endpoint_secrets,
     provider_for,
@@ -258,3 +260,69 @@ def update_health(
 
 def _scrub(endpoint: Endpoint, text: str) -> str:
     return scrub(text, endpoint_secrets(endpoint.settings))
+
+
+def build_endpoints(settings: Settings) -> dict[str, list[Endpoint]]:
+    """One endpoint (backend client, breaker, concurrency limit) per configured backend."""
+    enrichment = settings.enrichment
+    endpoints: dict[str, list[Endpoint]] = {}
+    for backend in settings.backends:
+        endpoints.setdefault(backend.tier, []).append(
+            Endpoint(
+                create_backend(backend),
+                Breaker(enrichment.breaker_threshold, enrichment.breaker_reset),
+                asyncio.Semaphore(max(1, backend.max_parallel)),
+            )
+        )
+    return endpoints
+
+
+def stall_of(endpoints: list[Endpoint], now: float) -> tuple[float, str]:
+    """Why work waits now and for how long: (seconds until some endpoint takes calls
+    again, "<backend> <reason>"). (0, "") when an endpoint takes calls now."""
+    if not endpoints or any(ep.usable(now) for ep in endpoints):
+        return 0.0, ""
+    soonest = min(endpoints, key=lambda ep: ep.blocked_for(now))
+    reason = f"{soonest.settings.name} {soonest.blocked_reason(now)}"
+    if soonest.misconfigured:
+        reason = soonest.misconfigured
+    return soonest.blocked_for(now), reason
+
+
+def all_misconfigured(endpoints: list[Endpoint]) -> bool:
+    """Whether every endpoint is known to be misconfigured (waiting cannot help)."""
+    return bool(endpoints) and all(ep.misconfigured for ep in endpoints)
+
+
+def health_of(endpoints: list[Endpoint]) -> dict[str, Any]:
+    """Per endpoint: tier, url (without credentials), model, breaker state, last error and
+    ``misconfigured`` (what to fix, or None); and ``unreachable``.
+
+    ``unreachable`` is True when every endpoint's last call was refused a connection;
+    ``misconfigured`` lists one message per misconfigured endpoint, for one editor notice.
+    """
+    now = time.monotonic()
+    entries = []
+    for endpoint in endpoints:
+        s = endpoint.settings
+        entries.append(
+            {
+                "name": s.name,
+                "tier": s.tier,
+                "provider": s.provider,
+                "url": endpoint.display_url,
+                "model": s.model,
+                "remote": s.is_remote,
+                "breaker": endpoint.breaker.state(now),
+                "in_flight": endpoint.in_flight,
+                "calls": endpoint.calls,
+                "last_error": endpoint.last_error,
+                "misconfigured": endpoint.misconfigured,
+                "cooldown_s": round(max(0.0, endpoint.cooldown_until - now), 3),
+            }
+        )
+    unreachable = bool(endpoints) and all(
+        ep.last_failure is FailureKind.CONNECTION_REFUSED for ep in endpoints
+    )
+    misconfigured = [ep.misconfigured for ep in endpoints if ep.misconfigured]
+    return {"endpoints": entries, "unreachable": unreachable, "misconfigured": misconfigured}

@@ -26,10 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import Settings
-from spanlens.enrichment.backends import FailureKind, create_backend, probe_backends
-from spanlens.enrichment.batching import BatchCandidate, plan_batches
-from spanlens.enrichment.cascade import Breaker, Cascade, Endpoint, GpuProbe, Job, JobResult
-from spanlens.enrichment.claims import Claims, new_owner, owner_is_dead
+from spanlens.enrichment.backends import FailureKind, probe_backends
+from spanlens.enrichment.cascade import Cascade, Endpoint, GpuProbe, Job, JobResult
+from spanlens.enrichment.claims import Claims, new_owner, settled_elsewhere
+from spanlens.enrichment.endpoints import (
+    all_misconfigured,
+    build_endpoints,
+    health_of,
+    stall_of,
+)
+from spanlens.enrichment.jobs import cost_function, plan_jobs
 from spanlens.enrichment.outcomes import (
     DEFERRED,
     DISCARDED,
@@ -43,15 +49,16 @@ from spanlens.enrichment.outcomes import (
 )
 from spanlens.enrichment.privacy import remote_allowed
 from spanlens.enrichment.prompts import SpanSource, single_prompt_tokens
-from spanlens.enrichment.router import choose_route
+from spanlens.enrichment.router import choose_route, no_route_reason
 from spanlens.enrichment.sources import SourceReader, load_sources, span_text
 from spanlens.enrichment.validation import to_span_lines
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.source import read_source_text
-from spanlens.states import Deferral, DeferralKind, failed_for_good
+from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store, StoreError, StoreLocked, open_store
+from spanlens.store.db import SpanRow, Store, StoreError, open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
+from spanlens.store.errors import is_lock_timeout
 from spanlens.store.worker import StoreWorker, StoreWrites
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,7 @@ __all__ = [
     "FAILED",
     "EnrichmentEngine",
     "SpanOutcome",
+    "build_endpoints",
     "span_text",
 ]
 
@@ -110,7 +118,7 @@ class EnrichmentEngine:
             self._record_attempt,
             gpu=self.gpu,
             gpu_settings=settings.gpu,
-            cost=_cost_function(),
+            cost=cost_function(),
         )
         self._in_flight: dict[str, asyncio.Future[_HashOutcome]] = {}
         #: This engine's own calls, for a run's summary.
@@ -199,79 +207,23 @@ class EnrichmentEngine:
     def stall(self) -> tuple[float, str]:
         """Why work waits now and for how long: (seconds until some endpoint takes calls
         again, "<backend> <reason>"). (0, "") when an endpoint takes calls now."""
-        now = self.cascade._clock()
-        endpoints = self._all_endpoints()
-        if not endpoints or any(ep.usable(now) for ep in endpoints):
-            return 0.0, ""
-        soonest = min(endpoints, key=lambda ep: ep.blocked_for(now))
-        reason = f"{soonest.settings.name} {soonest.blocked_reason(now)}"
-        if soonest.misconfigured:
-            reason = soonest.misconfigured
-        return soonest.blocked_for(now), reason
+        return stall_of(self._all_endpoints(), self.cascade._clock())
 
     def settled_elsewhere(self, spans: list[SpanRow]) -> tuple[list[int], list[int]]:
         """Of spans another process claimed: (ids now enriched, failed for good or gone;
         ids nobody holds any more, free to take)."""
         max_failures = self.settings.enrichment.max_failures
-        finished: list[int] = []
-        open_spans: list[SpanRow] = []
-        for span in spans:
-            failure = self.store.failure_for(span.content_hash)
-            if (
-                self.store.enrichment_for(span.content_hash, self.version) is not None
-                or (failure is not None and failed_for_good(failure["count"], max_failures))
-                or queries.current_hash(self.store, span.id) != span.content_hash
-            ):
-                finished.append(span.id)
-            else:
-                open_spans.append(span)
-        held = queries.claimed_elsewhere(
-            self.store, [s.content_hash for s in open_spans], self.owner, time.time()
-        )
-        if held:
-            owners = queries.claim_owners(self.store, list(held))
-            held = {h for h, owner in owners.items() if not owner_is_dead(owner)}
-        free = [s.id for s in open_spans if s.content_hash not in held]
-        return finished, free
+        return settled_elsewhere(self.store, spans, self.version, max_failures, self.owner)
 
     def all_misconfigured(self) -> bool:
         """Whether every endpoint is known to be misconfigured (waiting cannot help)."""
-        endpoints = self._all_endpoints()
-        return bool(endpoints) and all(ep.misconfigured for ep in endpoints)
+        return all_misconfigured(self._all_endpoints())
 
     def health(self) -> dict[str, Any]:
         """Per endpoint: tier, url (without credentials), model, breaker state, last error and
-        ``misconfigured`` (what to fix, or None); and ``unreachable``.
-
-        ``unreachable`` is True when every endpoint's last call was refused a connection;
-        ``misconfigured`` lists one message per misconfigured endpoint, for one editor notice.
-        """
-        now = time.monotonic()
-        entries = []
-        for endpoint in self._all_endpoints():
-            s = endpoint.settings
-            entries.append(
-                {
-                    "name": s.name,
-                    "tier": s.tier,
-                    "provider": s.provider,
-                    "url": endpoint.display_url,
-                    "model": s.model,
-                    "remote": s.is_remote,
-                    "breaker": endpoint.breaker.state(now),
-                    "in_flight": endpoint.in_flight,
-                    "calls": endpoint.calls,
-                    "last_error": endpoint.last_error,
-                    "misconfigured": endpoint.misconfigured,
-                    "cooldown_s": round(max(0.0, endpoint.cooldown_until - now), 3),
-                }
-            )
-        endpoints = self._all_endpoints()
-        unreachable = bool(endpoints) and all(
-            ep.last_failure is FailureKind.CONNECTION_REFUSED for ep in endpoints
-        )
-        misconfigured = [ep.misconfigured for ep in endpoints if ep.misconfigured]
-        return {"endpoints": entries, "unreachable": unreachable, "misconfigured": misconfigured}
+        ``misconfigured`` (what to fix, or None); and ``unreachable`` (see
+        :func:`~spanlens.enrichment.endpoints.health_of`)."""
+        return health_of(self._all_endpoints())
 
     async def probe(self, timeout: float = 2.0) -> dict[str, Any]:
         """For `spanlens doctor` and the enrich pre-flight: is each backend reachable, and
@@ -343,7 +295,7 @@ class EnrichmentEngine:
                 f"cannot write the index {self.store.path}: {detail}; "
                 "stopped before calling the model again (nothing already stored is lost)"
             )
-            self._write_failure_passes = _is_lock_timeout(exc)
+            self._write_failure_passes = is_lock_timeout(exc)
             self.cascade.halt(self.write_failure)
         return self.write_failure
 
@@ -369,44 +321,23 @@ class EnrichmentEngine:
                 forced=tier,
             )
             if not route:
-                reason = _no_route_reason(tier, local_only)
+                reason = no_route_reason(tier, local_only)
                 results[source.span.content_hash] = _HashOutcome(
                     DEFERRED, reason, deferral=Deferral(DeferralKind.NO_ROUTE, reason, True)
                 )
                 continue
             routed.append((source, Job([source], route, local_only)))
-        batches, singles = self._plan(routed)
+        batches, singles = plan_jobs(
+            routed,
+            self.settings.enrichment,
+            self._endpoints,
+            lambda: queries.batching_off(self.store),
+            self.cascade.tier_contexts,
+        )
         work = [([j.sources[0] for j in batch], self._run_batch(batch)) for batch in batches]
         work += [(job.sources, self._run_single(job)) for job in singles]
         results.update(await _gather_outcomes(work))
         return results
-
-    def _plan(self, routed: list[tuple[SpanSource, Job]]) -> tuple[list[list[Job]], list[Job]]:
-        """Split routed jobs into batches (lists of single jobs) and single jobs."""
-        enrichment = self.settings.enrichment
-        if not enrichment.batch or len(routed) < 2:
-            return [], [job for _, job in routed]
-        by_id = {source.span.id: job for source, job in routed}
-        # A tier whose model keeps failing batches enriches one span a call (stats says so).
-        off = set(queries.batching_off(self.store))
-        single_tiers = {
-            tier
-            for tier, endpoints in self._endpoints.items()
-            if any((tier, ep.settings.model) in off for ep in endpoints)
-        }
-        candidates = [
-            BatchCandidate(source, job.tiers[0])
-            for source, job in routed
-            if job.tiers[0] not in single_tiers
-            and self.cascade.tier_contexts(job.local_only)[job.tiers[0]]
-            >= single_prompt_tokens(source)
-        ]
-        batchable = {c.source.span.id for c in candidates}
-        planned, leftover = plan_batches(candidates, enrichment)
-        batches = [[by_id[c.source.span.id] for c in batch] for batch in planned]
-        singles = [by_id[c.source.span.id] for c in leftover]
-        singles += [job for source, job in routed if source.span.id not in batchable]
-        return batches, singles
 
     async def _run_batch(self, jobs: list[Job]) -> dict[str, _HashOutcome]:
         """One call for the batch; spans whose entry did not validate go single."""
@@ -505,42 +436,3 @@ class EnrichmentEngine:
 
     def _read_disk(self, path: str) -> str | None:
         return read_source_text(self.root / path)  # as the indexer read it
-
-
-def _is_lock_timeout(exc: BaseException) -> bool:
-    """Whether a store error only says another process held the write lock too long."""
-    if isinstance(exc, StoreLocked):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
-
-
-def build_endpoints(settings: Settings) -> dict[str, list[Endpoint]]:
-    """One endpoint (backend client, breaker, concurrency limit) per configured backend."""
-    enrichment = settings.enrichment
-    endpoints: dict[str, list[Endpoint]] = {}
-    for backend in settings.backends:
-        endpoints.setdefault(backend.tier, []).append(
-            Endpoint(
-                create_backend(backend),
-                Breaker(enrichment.breaker_threshold, enrichment.breaker_reset),
-                asyncio.Semaphore(max(1, backend.max_parallel)),
-            )
-        )
-    return endpoints
-
-
-def _no_route_reason(tier: str | None, local_only: bool) -> str:
-    if tier is not None:
-        return f"no usable backend in tier {tier}"
-    if local_only:
-        return "file must not leave this machine and no local backend is configured"
-    return "no backend configured"
-
-
-def _cost_function() -> Callable[[int, int, float, float], float] | None:
-    try:
-        from spanlens.telemetry.cost import call_cost
-    except ImportError:
-        return None
-    return call_cost  # type: ignore[no-any-return]

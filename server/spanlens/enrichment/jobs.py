@@ -7,16 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spanlens.config import EnrichmentSettings
 from spanlens.enrichment.backends import (
     BackendFailure,
     ChatReply,
     FailureKind,
     display_host,
 )
+from spanlens.enrichment.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.endpoints import Endpoint, _scrub
 from spanlens.enrichment.prompts import (
     Prompt,
     SpanSource,
+    single_prompt_tokens,
     with_more_reply_room,
 )
 from spanlens.enrichment.validation import Validated, validate_batch_reply, validate_reply
@@ -192,3 +195,43 @@ def _roomier_after(call: _Call | None, prompt: Prompt) -> Prompt | None:
     if call is None or call.failure is None or call.failure.kind is not FailureKind.TRUNCATED:
         return None
     return with_more_reply_room(prompt)
+
+
+def plan_jobs(
+    routed: list[tuple[SpanSource, Job]],
+    enrichment: EnrichmentSettings,
+    endpoints: dict[str, list[Endpoint]],
+    batching_off: Callable[[], list[tuple[str, str]]],
+    tier_contexts: Callable[[bool], dict[str, int]],
+) -> tuple[list[list[Job]], list[Job]]:
+    """Split routed jobs into batches (lists of single jobs) and single jobs."""
+    if not enrichment.batch or len(routed) < 2:
+        return [], [job for _, job in routed]
+    by_id = {source.span.id: job for source, job in routed}
+    # A tier whose model keeps failing batches enriches one span a call (stats says so).
+    off = set(batching_off())
+    single_tiers = {
+        tier
+        for tier, tier_endpoints in endpoints.items()
+        if any((tier, ep.settings.model) in off for ep in tier_endpoints)
+    }
+    candidates = [
+        BatchCandidate(source, job.tiers[0])
+        for source, job in routed
+        if job.tiers[0] not in single_tiers
+        and tier_contexts(job.local_only)[job.tiers[0]] >= single_prompt_tokens(source)
+    ]
+    batchable = {c.source.span.id for c in candidates}
+    planned, leftover = plan_batches(candidates, enrichment)
+    batches = [[by_id[c.source.span.id] for c in batch] for batch in planned]
+    singles = [by_id[c.source.span.id] for c in leftover]
+    singles += [job for source, job in routed if source.span.id not in batchable]
+    return batches, singles
+
+
+def cost_function() -> Callable[[int, int, float, float], float] | None:
+    try:
+        from spanlens.telemetry.cost import call_cost
+    except ImportError:
+        return None
+    return call_cost  # type: ignore[no-any-return]

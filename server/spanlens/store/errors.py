@@ -39,3 +39,11 @@ class StoreReadOnly(StoreError, sqlite3.OperationalError):
 
 class StoreTooNew(StoreError):
     """The database was written by a newer spanlens, with migrations this code does not know."""
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a store error only says another process held the write lock too long."""
+    if isinstance(exc, StoreLocked):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
