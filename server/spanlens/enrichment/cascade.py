@@ -333,28 +333,37 @@ class Cascade:
         started_at = time.time()
         gpu_summary: dict[str, Any] | None = None
         trial = settled = False
+        counted = True  # in_flight still counts this call
         try:
             try:
                 async with endpoint.slots:
-                    now = self._clock()
-                    if now < endpoint.cooldown_until:
-                        return None
-                    trial = endpoint.breaker.state(now) == HALF_OPEN
-                    if not endpoint.breaker.claim(now):
-                        return None
-                    if self._halted is not None:
-                        raise self._halted
-                    endpoint.calls += 1
-                    reply, gpu_summary = await self._chat(endpoint, request)
+                    try:
+                        now = self._clock()
+                        if now < endpoint.cooldown_until:
+                            return None
+                        trial = endpoint.breaker.state(now) == HALF_OPEN
+                        if not endpoint.breaker.claim(now):
+                            return None
+                        if self._halted is not None:
+                            raise self._halted
+                        endpoint.calls += 1
+                        reply, gpu_summary = await self._chat(endpoint, request)
+                    finally:
+                        endpoint.in_flight -= 1
+                        counted = False
+                    call = judge_reply(reply, prompt)
+                    update_health(endpoint, call.failure, self._clock(), self.settings.backoff_base)
+                    settled = True
+                    attempt = attempt_row(
+                        endpoint, tier, job, reply, call, started_at, gpu_summary, self._cost
+                    )
+                    # The slot is held until the attempt is recorded: a write that waits for
+                    # the lock (another process holds it) holds back this endpoint's next
+                    # call, so a write that then fails stops the run before another call.
+                    await self._record(attempt)
             finally:
-                endpoint.in_flight -= 1
-            call = judge_reply(reply, prompt)
-            update_health(endpoint, call.failure, self._clock(), self.settings.backoff_base)
-            settled = True
-            attempt = attempt_row(
-                endpoint, tier, job, reply, call, started_at, gpu_summary, self._cost
-            )
-            await self._record(attempt)
+                if counted:
+                    endpoint.in_flight -= 1
             return call
         finally:
             if trial and not settled:
