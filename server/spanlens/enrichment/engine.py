@@ -21,7 +21,6 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +52,12 @@ from spanlens.enrichment.router import choose_route, no_route_reason
 from spanlens.enrichment.sources import SourceReader, load_sources, span_text
 from spanlens.enrichment.validation import to_span_lines
 from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.enrichment.writes import GuardedWrites
 from spanlens.indexing.source import read_source_text
 from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, StoreError, open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
-from spanlens.store.errors import is_lock_timeout
 from spanlens.store.worker import StoreWorker, StoreWrites
 
 log = logging.getLogger(__name__)
@@ -128,10 +127,7 @@ class EnrichmentEngine:
         #: Who holds a claim in the ``claims`` table: host, pid and a random part.
         self.owner = new_owner()
         self._claims = Claims(self.writer, self.owner)
-        #: The store write that failed: every later call stops before reaching a model.
-        self.write_failure: StoreWriteFailed | None = None
-        #: The failure was a lock held too long elsewhere: the next ``enrich`` tries again.
-        self._write_failure_passes = False
+        self._writes = GuardedWrites(self.writer, self.store.path, self.cascade.halt)
 
     # ------------------------------------------------------------------ public API
 
@@ -153,11 +149,7 @@ class EnrichmentEngine:
                 outcomes[span.id] = SpanOutcome(span.id, span.content_hash, ENRICHED)
             else:
                 sources.setdefault(span.content_hash, source)
-        if self.write_failure is not None:
-            if not self._write_failure_passes:
-                raise self.write_failure
-            self.write_failure = None
-            self.cascade.halt(None)
+        self._writes.check()
         waiting = {h: self._in_flight[h] for h in sources if h in self._in_flight}
         mine = {h: s for h, s in sources.items() if h not in waiting}
         loop = asyncio.get_running_loop()
@@ -257,6 +249,11 @@ class EnrichmentEngine:
             await self.writer.aclose()
         self.store.close()
 
+    @property
+    def write_failure(self) -> StoreWriteFailed | None:
+        """The store write that failed: every later call stops before reaching a model."""
+        return self._writes.failure
+
     # ------------------------------------------------------------------ internals
 
     def _all_endpoints(self) -> list[Endpoint]:
@@ -268,36 +265,13 @@ class EnrichmentEngine:
         try:
             return await self._claims.take(hashes)
         except (sqlite3.Error, StoreError) as exc:
-            raise self._write_failed(exc) from exc
+            raise self._writes.failed(exc) from exc
 
     async def _release(self, hashes: set[str]) -> None:
         if self.write_failure is not None:
             self._claims.forget(hashes)  # the store takes no writes; the lease runs out
             return
         await self._claims.release(hashes)
-
-    async def _write(self, fn: Callable[[Store], Any]) -> Any:
-        """Run one write in the writer thread; a failure stops the engine (see
-        :meth:`_write_failed`)."""
-        try:
-            return await self.writer.run_first(fn)
-        except (sqlite3.Error, StoreError) as exc:
-            raise self._write_failed(exc) from exc
-
-    def _write_failed(self, exc: BaseException) -> StoreWriteFailed:
-        """Remember the first failed store write and stop every later model call. A lasting
-        failure (read-only, disk full, I/O) holds for the engine's life; a lock another
-        process held too long holds only until the next :meth:`enrich` (a CLI run stops on
-        it; the server tries again later)."""
-        if self.write_failure is None:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.write_failure = StoreWriteFailed(
-                f"cannot write the index {self.store.path}: {detail}; "
-                "stopped before calling the model again (nothing already stored is lost)"
-            )
-            self._write_failure_passes = is_lock_timeout(exc)
-            self.cascade.halt(self.write_failure)
-        return self.write_failure
 
     async def _enrich_hashes(
         self, sources: list[SpanSource], tier: str | None
@@ -370,7 +344,7 @@ class EnrichmentEngine:
             return {content: _HashOutcome(DISCARDED, "code changed while enriching")}
         enrichment = self.settings.enrichment
         now = time.time()
-        count: int = await self._write(
+        count: int = await self._writes.write(
             lambda store: queries.record_failure(
                 store,
                 content,
@@ -401,7 +375,7 @@ class EnrichmentEngine:
                 tokens_out=landing.tokens_out,
                 duration_ms=landing.duration_ms,
             )
-            written: bool = await self._write(put)
+            written: bool = await self._writes.write(put)
             if written:
                 self.landed_hashes.add(source.span.content_hash)
                 tiers = self.totals.by_tier
@@ -432,7 +406,7 @@ class EnrichmentEngine:
         totals.tokens_in += attempt.tokens_in
         totals.tokens_out += attempt.tokens_out
         totals.spans_enriched += attempt.enriched
-        await self._write(lambda store: queries.record_attempt(store, attempt))
+        await self._writes.write(lambda store: queries.record_attempt(store, attempt))
 
     def _read_disk(self, path: str) -> str | None:
         return read_source_text(self.root / path)  # as the indexer read it
