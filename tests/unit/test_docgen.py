@@ -6,6 +6,7 @@ docgen requests validly); enrichments are stored through the store's own API.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -423,6 +424,67 @@ async def test_the_server_writes_no_doc_without_a_model_and_says_why(tmp_path: P
         assert job.existing_doc("a.py") is None
         units = await job.next_units()  # a failed file backs off: not offered again at once
         assert all(plan.path != "a.py" for plan in units)
+    finally:
+        await job.aclose()
+        await worker.aclose()
+
+
+# ----------------------------------------------------------------------------- failure backoff
+
+
+def _invalid_overviews(request: Any) -> Reply:
+    bad = {"purpose": "Uses `ghost`.", "responsibilities": ["x y"], "structure": "x y"}
+    return Reply.json(bad) if parse_docgen_request(request) else valid_reply(request)
+
+
+async def test_a_failed_doc_backs_off_across_a_server_restart(tmp_path: Path) -> None:
+    from tests.support.standin import closed_port_url
+
+    root = _workspace(tmp_path / "ws", closed_port_url(), **{"a.py": A})
+    _enrich_all(root)
+    job, worker = await _job(root)
+    try:
+        assert [plan.path for plan in await job.next_units()] == ["a.py"]  # a candidate
+        result = await job.document_path("a.py")
+        assert not result.written and result.error == "connection refused"
+    finally:
+        await job.aclose()
+        await worker.aclose()
+    restarted, worker = await _job(root)  # a new server process: nothing held in memory
+    try:
+        assert await restarted.next_units() == []  # still backing off
+    finally:
+        await restarted.aclose()
+        await worker.aclose()
+
+
+def test_a_cli_failure_backs_the_server_off_and_max_failures_stops_the_cli(
+    tmp_path: Path, capsys: Any
+) -> None:
+    with StandinModelServer(responder=_invalid_overviews) as server:
+        root = _workspace(tmp_path / "ws", server.url, **{"a.py": A})
+        _enrich_all(root)
+        code, result = _docgen(root, capsys)
+        assert code != 0 and "invalid overview" in result["docs"][0]["error"]
+        assert asyncio.run(_server_units(root)) == []  # the server waits out the CLI's failure
+        for _ in range(2):  # an explicit run tries again at once, up to max_failures (3)
+            code, result = _docgen(root, capsys)
+            assert code != 0 and [d["path"] for d in result["docs"]] == ["a.py"]
+        assert _overview_calls(server) == ["a.py"] * 3
+        code, result = _docgen(root, capsys)  # failed for good: no model call, named
+        assert code != 0 and result["docs"] == [] and result["skipped"] == ["a.py"]
+        assert _overview_calls(server) == ["a.py"] * 3
+        (root / "a.py").write_text(A + "\n\ndef more(q):\n    return q\n")  # it changes
+        _enrich_all(root)
+        code, result = _docgen(root, capsys)
+        assert [d["path"] for d in result["docs"]] == ["a.py"]  # tried again at once
+        assert _overview_calls(server) == ["a.py"] * 4
+
+
+async def _server_units(root: Path) -> list[str]:
+    job, worker = await _job(root)
+    try:
+        return [plan.path for plan in await job.next_units()]
     finally:
         await job.aclose()
         await worker.aclose()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from tests.support.faults import FaultyResponder
@@ -26,8 +26,11 @@ from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich, summary_lines
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.store import open_store
-from spanlens.store.db import db_path_for
+from spanlens.store.db import Store, db_path_for
 from spanlens.store.enrichments import StoreWriteFailed
+from spanlens.store.worker import StoreWorker
+
+T = TypeVar("T")
 
 
 def functions_workspace(root: Path, files: int, per_file: int) -> int:
@@ -188,6 +191,11 @@ async def test_a_server_that_drips_a_byte_at_a_time_times_out_at_the_backend_tim
     assert 1000 <= first["duration_ms"] < 5000
 
 
+async def pragma(engine: EnrichmentEngine, setting: str) -> None:
+    """Set a PRAGMA on the connection the engine writes through (its writer thread's)."""
+    await engine.writer.run_first(lambda store: store.conn.execute(f"PRAGMA {setting}"))
+
+
 def attempts_of(root: Path) -> list[dict[str, Any]]:
     store = open_store(root)
     try:
@@ -218,15 +226,15 @@ async def test_a_failing_store_write_stops_the_run_at_once(
     functions_workspace(tmp_path, 5, 40)
     server.responder = valid_responder
     engine = EnrichmentEngine(tmp_path, settings_for(server.url, batch=False))
-    # SQLite refuses every write on this connection, as on a read-only database.
-    engine.store.conn.execute("PRAGMA query_only = 1")
+    # SQLite refuses every write on the engine's writer connection, as on a read-only database.
+    await pragma(engine, "query_only = 1")
     with pytest.raises(StoreWriteFailed) as raised:
         await run_enrich(tmp_path, engine.settings, engine=engine)
     message = str(raised.value)
     assert "\n" not in message and "cannot write the index" in message
     assert "the index is read-only" in message
-    # At most the calls already in flight when the first write failed (4 workers).
-    assert 1 <= len(server.chat_requests) <= 4
+    # The first write is the claim, made before any call: no model was called at all.
+    assert server.chat_requests == []
     assert state_counts(tmp_path, 3)["pending"] == 200  # nothing lost, nothing half-written
 
 
@@ -245,23 +253,77 @@ async def test_a_lock_held_too_long_fails_one_enrich_but_a_read_only_store_stops
 
     server.responder = lock_then_answer
     engine = EnrichmentEngine(tmp_path, settings_for(server.url, batch=False))
-    engine.store.conn.execute("PRAGMA busy_timeout = 100")
+    await pragma(engine, "busy_timeout = 100")
     try:
         first, second, third = engine.pending()
         with pytest.raises(StoreWriteFailed, match="locked"):
             await engine.enrich([first])
         holder[0].close()  # the other process is done: the server's engine goes on
         assert [o.status for o in await engine.enrich([second])] == ["enriched"]
-        engine.store.conn.execute("PRAGMA query_only = 1")
+        await pragma(engine, "query_only = 1")
         with pytest.raises(StoreWriteFailed, match="the index is read-only"):
             await engine.enrich([third])
-        engine.store.conn.execute("PRAGMA query_only = 0")
+        await pragma(engine, "query_only = 0")
         calls = len(server.chat_requests)
         with pytest.raises(StoreWriteFailed, match="the index is read-only"):
             await engine.enrich([third])  # a lasting failure: no model is called again
         assert len(server.chat_requests) == calls
     finally:
         await engine.aclose()
+
+
+class WatchedWriter(StoreWorker):
+    """The engine's writer thread, noting when a write is handed to it while a lock is held."""
+
+    def __init__(self, root: Path, holder: list[sqlite3.Connection]) -> None:
+        super().__init__(root, "watched-writer")
+        self.holder = holder
+        self.write_under_lock = asyncio.Event()
+
+    async def run_first(self, fn: Callable[[Store], T]) -> T:
+        if self.holder:
+            self.write_under_lock.set()
+        return await super().run_first(fn)
+
+
+async def test_a_write_lock_held_by_another_process_never_stalls_the_event_loop(
+    tmp_path: Path, server: StandinModelServer
+) -> None:
+    functions_workspace(tmp_path, 1, 1)
+    holder: list[sqlite3.Connection] = []
+
+    def lock_then_answer(request: RecordedRequest) -> Reply:
+        if not holder:  # the CLI takes the write lock while the model answers
+            conn = sqlite3.connect(db_path_for(tmp_path), check_same_thread=False)
+            conn.execute("BEGIN IMMEDIATE")
+            holder.append(conn)
+        return valid_reply(request)
+
+    server.responder = lock_then_answer
+    writer = WatchedWriter(tmp_path, holder)
+    engine = EnrichmentEngine(tmp_path, settings_for(server.url, batch=False), writer=writer)
+    # The writer waits for the lock as long as this test may take: it must not give up here.
+    await writer.run_first(lambda store: store.conn.execute("PRAGMA busy_timeout = 600000"))
+    try:
+        [span] = engine.pending()
+        enriching = asyncio.ensure_future(engine.enrich([span]))
+        waiting = asyncio.ensure_future(writer.write_under_lock.wait())
+        await asyncio.wait({enriching, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        # The engine's write waits in the writer thread, not on the loop: the loop runs this
+        # test, and reads (what a hover or the status does) answer while the lock is held.
+        assert not enriching.done()
+        assert [s.id for s in engine.pending()] == [span.id]
+        assert engine.store.enrichment_for(span.content_hash, engine.version) is None
+        holder[0].rollback()  # the other process is done
+        [outcome] = await enriching
+        assert outcome.status == "enriched"
+        assert engine.store.enrichment_for(span.content_hash, engine.version) is not None
+        assert len(server.chat_requests) == 1  # the reply waited for the lock, was not lost
+    finally:
+        for conn in holder:
+            conn.close()
+        await engine.aclose()
+        await writer.aclose()
 
 
 async def test_a_garbled_batch_reply_is_asked_again_before_the_batch_is_split(

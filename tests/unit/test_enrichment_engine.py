@@ -715,7 +715,11 @@ def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any],
     breaker = Breaker(threshold=1, reset_after=0.0, failures=1, opened_at=time.monotonic() - 1)
     endpoint = Endpoint(exploding, breaker, asyncio.Semaphore(1))  # type: ignore[arg-type]
     recorded: list[Any] = []
-    cascade = Cascade({"small": [endpoint]}, settings.enrichment, recorded.append)
+
+    async def record(attempt: Any) -> None:
+        recorded.append(attempt)
+
+    cascade = Cascade({"small": [endpoint]}, settings.enrichment, record)
     store = open_store(small_ws)
     try:
         [span] = spans_named(store, "add")

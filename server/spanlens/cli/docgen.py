@@ -27,8 +27,10 @@ def cmd_docgen(args: argparse.Namespace) -> int:
 
     from spanlens.config import load_settings
     from spanlens.docgen.generate import Docgen, write_docs
+    from spanlens.docgen.job import record_doc_result
     from spanlens.docgen.plan import MISSING, STALE, doc_state, needs_model_call
     from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
+    from spanlens.store.docs import doc_failures
 
     root = workspace_root(args.root)
     settings = load_settings(root)
@@ -42,6 +44,7 @@ def cmd_docgen(args: argparse.Namespace) -> int:
         if not args.status:
             run_index(root, store, show_progress=not args.json)
         graph = docgen.load(store)
+        failures = {} if args.status else doc_failures(store)
     finally:
         store.close()
     for path in only:
@@ -61,6 +64,18 @@ def cmd_docgen(args: argparse.Namespace) -> int:
     headers = {p.path: docgen.header(p.path) for p in plans}
     states = {p.path: doc_state(p, headers[p.path]) for p in plans}
     todo = [p for p in plans if states[p.path] in (MISSING, STALE)]
+    # A doc that failed max_failures times for its current overview key is left alone, like
+    # a span failed for good, until the file or its spans change; one still backing off is
+    # tried again now (an explicit run), and every result is kept for the server's backoff.
+    max_failures = settings.enrichment.max_failures
+    given_up = {
+        p.path
+        for p in todo
+        if (f := failures.get(p.path)) is not None
+        and f.overview_key == p.overview_key
+        and f.count >= max_failures
+    }
+    todo = [p for p in todo if p.path not in given_up]
     calls = [p for p in todo if needs_model_call(p, headers[p.path])]
     waiting = sorted(path for path, state in states.items() if state == "waiting")
     if args.dry_run:
@@ -83,7 +98,15 @@ def cmd_docgen(args: argparse.Namespace) -> int:
     finally:
         progress.close()
         lock.release()
-    return _print_results(args.json, docgen, results, removed, waiting, len(plans) - len(todo))
+    by_path = {p.path: p for p in todo}
+    store = open_workspace_store(root)
+    try:
+        for result in results:
+            record_doc_result(store, settings, by_path[result.path], result)
+    finally:
+        store.close()
+    fresh = len(plans) - len(todo) - len(given_up)
+    return _print_results(args.json, docgen, results, removed, waiting, fresh, sorted(given_up))
 
 
 async def _write(docgen: Any, todo: list[Any], progress: Any, write_docs: Any) -> Any:
@@ -117,6 +140,7 @@ def _print_results(
     removed: list[str],
     waiting: list[str],
     fresh: int,
+    skipped: list[str],
 ) -> int:
     written = [r for r in results if r.written]
     failed = [r for r in results if not r.written]
@@ -132,6 +156,7 @@ def _print_results(
                     "modelCalls": calls,
                     "removed": removed,
                     "waiting": waiting,
+                    "skipped": skipped,
                 }
             )
         )
@@ -144,4 +169,6 @@ def _print_results(
         )
         for result in failed:
             print(f"  {result.path}: {result.error}")
-    return EXIT_ERROR if failed else EXIT_OK
+        for path in skipped:
+            print(f"  {path}: its doc failed too often; skipped until the file or its spans change")
+    return EXIT_ERROR if failed or skipped else EXIT_OK

@@ -3,35 +3,31 @@
 Each unit is one file's doc (a candidate found by random seek). The docs lock is taken without
 waiting: while ``spanlens docgen`` holds it the job skips and says so. A file whose overview
 fails backs off like a span (``failure_retry_base`` doubling to ``failure_retry_max``) and,
-after ``max_failures``, is left alone until its overview key changes.
+after ``max_failures``, is left alone until its overview key changes. The backoff is kept in
+the store (``doc_failures``), so it holds across server restarts and ``spanlens docgen`` runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from spanlens.config import Settings
 from spanlens.docgen.generate import Docgen, DocResult
 from spanlens.docgen.plan import CallGraph, FilePlan, pick_candidate
 from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
-
-if TYPE_CHECKING:  # imports point down: scheduling runs this job, docgen never imports it
-    from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.store.db import Store
+from spanlens.store.docs import DocFailure, clear_doc_failure, doc_failures, record_doc_failure
+from spanlens.store.errors import StoreError
+from spanlens.store.worker import StoreWorker, StoreWrites
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Failure:
-    count: int
-    next_at: float
-    overview_key: str
 
 
 class DocgenJob:
@@ -46,18 +42,21 @@ class DocgenJob:
         settings: Settings,
         queries: StoreWorker,
         *,
+        writer: StoreWrites | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
+        """Read the index through ``queries``; record failures through ``writer`` (the app's
+        writer thread; default: ``queries``)."""
         self.root = root
         self.settings = settings
         self.queries = queries
+        self.writer: StoreWrites = writer if writer is not None else queries
         self.on_change = on_change
         #: Files by doc state, as last counted (None until the first count).
         self.coverage: dict[str, int] | None = None
         #: The path being documented now.
         self.running: str | None = None
         self.last_error: str | None = None
-        self._failures: dict[str, _Failure] = {}
         self.docgen: Docgen | None = None
         try:
             self.docgen = Docgen(root, settings)
@@ -80,8 +79,8 @@ class DocgenJob:
         docgen = self.docgen
         if docgen is None or not self.settings.docgen.enabled or docgen.model is None:
             return []
-        graph = await self.queries.run(docgen.load)
-        plan = await asyncio.to_thread(self._pick, docgen, graph)
+        graph, failures = await self.queries.run(functools.partial(_load, docgen))
+        plan = await asyncio.to_thread(self._pick, docgen, graph, failures)
         self._changed()
         return [plan] if plan is not None else []
 
@@ -133,16 +132,16 @@ class DocgenJob:
 
     # ------------------------------------------------------------ work
 
-    def _pick(self, docgen: Docgen, graph: CallGraph) -> FilePlan | None:
+    def _pick(
+        self, docgen: Docgen, graph: CallGraph, failures: dict[str, DocFailure]
+    ) -> FilePlan | None:
         self.coverage = docgen.coverage(graph)
         now = time.time()
         max_failures = self.settings.enrichment.max_failures
 
         def backing_off(plan: FilePlan) -> bool:
-            failure = self._failures.get(plan.path)
-            if failure is None or failure.overview_key != plan.overview_key:
-                return False
-            return failure.count >= max_failures or failure.next_at > now
+            failure = failures.get(plan.path)
+            return failure is not None and failure.backing_off(plan.overview_key, now, max_failures)
 
         return pick_candidate(
             graph, docgen.header, docgen.prompt_version, docgen.model, skip=backing_off
@@ -171,26 +170,50 @@ class DocgenJob:
         finally:
             lock.release()
             self.running = None
-        self._record(plan, result)
+        await self._record(plan, result)
         if self.coverage is not None and result.written:
             await self.refresh_coverage()
         self._changed()
         return result
 
-    def _record(self, plan: FilePlan, result: DocResult) -> None:
+    async def _record(self, plan: FilePlan, result: DocResult) -> None:
         if result.written:
-            self._failures.pop(plan.path, None)
             self.last_error = None
             log.info("doc of %s written (%d model calls)", plan.path, result.model_calls)
-            return
-        old = self._failures.get(plan.path)
-        count = (old.count if old and old.overview_key == plan.overview_key else 0) + 1
-        enrichment = self.settings.enrichment
-        wait = min(enrichment.failure_retry_max, enrichment.failure_retry_base * 2 ** (count - 1))
-        self._failures[plan.path] = _Failure(count, time.time() + wait, plan.overview_key)
-        self.last_error = result.error
-        log.warning("doc of %s not written: %s", plan.path, result.error)
+        else:
+            self.last_error = result.error
+            log.warning("doc of %s not written: %s", plan.path, result.error)
+        record = functools.partial(
+            record_doc_result, settings=self.settings, plan=plan, result=result
+        )
+        try:
+            await self.writer.run_first(record)
+        except (sqlite3.Error, StoreError) as exc:
+            # The doc (or its failure) stands; only the backoff is not kept this time.
+            log.warning("cannot record the docgen result of %s: %s", plan.path, exc)
 
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
+
+
+def _load(docgen: Docgen, store: Store) -> tuple[CallGraph, dict[str, DocFailure]]:
+    return docgen.load(store), doc_failures(store)
+
+
+def record_doc_result(store: Store, settings: Settings, plan: FilePlan, result: DocResult) -> None:
+    """Keep a doc's failure in the store (it backs off like a span), or forget it once written.
+    Shared by the server's job and ``spanlens docgen``."""
+    if result.written:
+        clear_doc_failure(store, plan.path)
+        return
+    enrichment = settings.enrichment
+    record_doc_failure(
+        store,
+        plan.path,
+        plan.overview_key,
+        result.error or "doc not written",
+        time.time(),
+        enrichment.failure_retry_base,
+        enrichment.failure_retry_max,
+    )

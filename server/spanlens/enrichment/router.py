@@ -59,3 +59,12 @@ def _skip_small_contexts(
             return list(route[index:])
     widest = max(range(len(route)), key=lambda i: tier_contexts[route[i]])
     return list(route[widest:])
+
+
+def no_route_reason(tier: str | None, local_only: bool) -> str:
+    """Why a span has no route (no backend may take it)."""
+    if tier is not None:
+        return f"no usable backend in tier {tier}"
+    if local_only:
+        return "file must not leave this machine and no local backend is configured"
+    return "no backend configured"

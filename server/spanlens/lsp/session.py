@@ -18,10 +18,10 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from spanlens.app import (
     Services,
-    build_engine,
     build_services,
     close_services,
     replace_docgen,
+    replace_engine,
     workspace_settings,
 )
 from spanlens.config import Settings
@@ -132,8 +132,7 @@ class Session:
             settings.enrichment,
             settings.gpu,
         ):
-            engine = build_engine(self.services.root, settings, self.documents.source_text)
-            self.services.scheduler.replace_engine(engine)
+            replace_engine(self.services, settings, self.documents.source_text)
             self.status.reset_warnings()
         if (old.backends, old.enrichment, old.docgen) != (
             settings.backends,

@@ -22,7 +22,7 @@ class StoreLocked(StoreError, sqlite3.OperationalError):
 class StoreCorrupt(StoreError, sqlite3.DatabaseError):
     """SQLite found the database damaged (not a database, malformed pages, failed check).
 
-    ``path`` is the damaged file: catching this and calling :func:`spanlens.store.db.recover`
+    ``path`` is the damaged file: catching this and calling :func:`spanlens.store.repair.recover`
     sets it aside and builds a new one with every enrichment that could still be read.
     """
 
@@ -39,3 +39,11 @@ class StoreReadOnly(StoreError, sqlite3.OperationalError):
 
 class StoreTooNew(StoreError):
     """The database was written by a newer spanlens, with migrations this code does not know."""
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a store error only says another process held the write lock too long."""
+    if isinstance(exc, StoreLocked):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)

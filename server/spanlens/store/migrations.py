@@ -167,6 +167,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX claims_by_owner ON claims(owner);
         """,
     ),
+    (
+        6,
+        "doc failures: a file whose doc failed backs off like a span",
+        # Held in the store, not in memory, so the backoff holds across server restarts and
+        # CLI runs. A row counts only while the file's overview key is the one that failed.
+        """
+        CREATE TABLE doc_failures (
+            path TEXT PRIMARY KEY,
+            overview_key TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            last_error TEXT NOT NULL,
+            next_retry_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 #: The newest migration this code knows (from the list: never a constant to keep in step).

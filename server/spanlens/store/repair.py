@@ -66,7 +66,8 @@ def recover(path: Path, damaged_inode: int | None = None) -> Recovery:
     Two processes that find the same damage do not both move files: under a lock, a file
     that was replaced meanwhile (another inode than ``damaged_inode``) is left alone.
     """
-    from spanlens.store.db import Store, forget_checked, rebuilds
+    from spanlens.store.db import forget_checked
+    from spanlens.store.handle import Store, rebuilds
 
     with _recovery_lock(path):
         rebuilds.count += 1  # every connection of this process moves to the new file

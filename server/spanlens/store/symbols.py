@@ -9,7 +9,8 @@ name or the summary; names weigh ten times more than summaries.
 
 from __future__ import annotations
 
-from spanlens.store.db import _SPAN_SELECT, SpanRow, Store, _span_row
+from spanlens.store.handle import Store
+from spanlens.store.rows import _SPAN_SELECT, SpanRow, _span_row
 
 #: bm25 weights of the (name, summary) columns.
 _NAME_WEIGHT = 10.0

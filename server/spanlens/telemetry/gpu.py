@@ -293,3 +293,9 @@ def _peak(values: Iterable[_N | None]) -> _N | None:
 def _total(values: Iterable[_N | None]) -> _N | None:
     known = [v for v in values if v is not None]
     return sum(known) if known else None
+
+
+def sampler_for(enabled: bool) -> GpuSampler | None:
+    """The GPU sampler a composition root hands the engine: None when GPU telemetry is off.
+    The caller closes it."""
+    return GpuSampler() if enabled else None

@@ -1,0 +1,150 @@
+"""The SQLite connection wrapper: every statement's errors translated (damage, read-only)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from spanlens.store.errors import (
+    StoreCorrupt,
+    StoreError,
+    StoreReadOnly,
+)
+
+DB_DIRNAME = ".spanlens"
+DB_FILENAME = "index.db"
+BUSY_TIMEOUT_MS = 5000
+
+#: SQLite's primary result codes that mean a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB),
+#: and a write refused by a read-only file or folder (SQLITE_READONLY).
+_CORRUPT_CODES = frozenset({11, 26})
+_READONLY_CODE = 8
+
+
+def read_only_message(path: Path) -> str:
+    """The one line a writing command prints when the index cannot be written."""
+    return (
+        f"the index is read-only ({path}): `spanlens status` and `show` still read it; "
+        "make it writable to index or enrich"
+    )
+
+
+def _translated(exc: sqlite3.Error, path: Path, inode: int | None = None) -> StoreError | None:
+    """The store error ``exc`` stands for (damaged file, read-only), or None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc).lower()
+    if primary in _CORRUPT_CODES or _is_corruption(exc):
+        return StoreCorrupt(f"{path} is damaged ({exc})", path, inode)
+    if primary == _READONLY_CODE or "readonly database" in text:
+        return StoreReadOnly(read_only_message(path))
+    return None
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor that raises :class:`StoreCorrupt` / :class:`StoreReadOnly` for SQLite's
+    damaged-file and read-only errors, wherever a statement runs or a row is read."""
+
+    connection: _Connection
+
+    def _fail(self, exc: sqlite3.Error) -> None:
+        error = _translated(exc, self.connection.db_path, self.connection.db_inode)
+        if error is not None:
+            raise error from exc
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            raise
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            raise
+
+    def executescript(self, sql_script: str, /) -> _Cursor:
+        try:
+            super().executescript(sql_script)
+            return self
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            raise
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            raise
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size if size is not None else self.arraysize)
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            raise
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            raise
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            raise
+
+
+class _Connection(sqlite3.Connection):
+    """The one wrapper every statement of the store goes through (see :class:`_Cursor`):
+    a damaged database surfaces as :class:`StoreCorrupt` in any command, which then sets the
+    file aside and rebuilds it (:func:`spanlens.store.repair.recover`)."""
+
+    db_path: Path
+    db_inode: int | None = None
+
+    def cursor(self, factory: Any = None) -> Any:
+        return super().cursor(factory or _Cursor)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        return self.cursor().executemany(sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> Any:
+        return self.cursor().executescript(sql_script)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def _connect(target: str | Path, *, uri: bool = False) -> _Connection:
+    conn = sqlite3.connect(
+        target,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=_Connection,
+        uri=uri,
+    )
+    assert isinstance(conn, _Connection)
+    return conn
