@@ -222,7 +222,7 @@ def _long_line_js(size: int, separator: str) -> bytes:
 def long_line_timings() -> dict[str, float]:
     """Extracting spans from 1 MB and 5 MB of JavaScript on one line against the same code
     with a line break between definitions (indexing was quadratic on long lines)."""
-    from spanlens.indexing.indexer import parse_source
+    from spanlens.indexing.parsing import parse_source
 
     figures: dict[str, float] = {}
     for megabytes in (1, 5):

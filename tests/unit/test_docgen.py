@@ -488,3 +488,48 @@ async def _server_units(root: Path) -> list[str]:
     finally:
         await job.aclose()
         await worker.aclose()
+
+
+def test_docgen_of_one_file_indexes_only_that_file(
+    tmp_path: Path, standin: StandinModelServer, capsys: Any
+) -> None:
+    root = _workspace(tmp_path / "ws", standin.url)
+    _enrich_all(root)
+    store = open_store(root)
+    c_before = store.file_row("c.py")
+    store.close()
+    (root / "c.py").write_text(C + "\n\ndef more(w):\n    return w\n")  # not asked for
+    (root / "a.py").write_text(A + "\n\ndef extra(v):\n    return v\n")
+    code, result = _docgen(root, capsys, "--file", "a.py")
+    assert code == 0 and result["waiting"] == ["a.py"]  # re-indexed: extra is pending
+    store = open_store(root, readonly=True)
+    try:
+        assert "extra" in {s.name for s in store.spans_in_file("a.py")}
+        assert store.file_row("c.py") == c_before  # the rest of the index is as it was
+        assert "main" in {s.name for s in store.spans_in_file("b.py")}  # callers still known
+    finally:
+        store.close()
+
+
+def test_a_lone_missing_doc_among_fresh_ones_is_found_at_once(
+    tmp_path: Path, standin: StandinModelServer, capsys: Any
+) -> None:
+    import asyncio
+
+    files = {f"m{i:02}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(40)}
+    root = _workspace(tmp_path / "ws", standin.url, **files)
+    _enrich_all(root)
+    code, first = _docgen(root, capsys)
+    assert code == 0 and first["written"] == 40
+    (root / ".spanlens/docs/m17.py.md").unlink()
+
+    async def candidates() -> list[list[str]]:
+        job, worker = await _job(root)
+        try:
+            return [[plan.path for plan in await job.next_units()] for _ in range(5)]
+        finally:
+            await job.aclose()
+            await worker.aclose()
+
+    # Ten files are sampled per seek; the 39 fresh ones must not hide the one that is not.
+    assert asyncio.run(candidates()) == [["m17.py"]] * 5

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spanlens.indexing.languages import javascript
-from spanlens.indexing.languages.common import RulesExtractor
+from spanlens.indexing.languages.rules import RulesExtractor
 from spanlens.indexing.spans import Span
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "javascript" / "cart.js"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spanlens.indexing.languages import typescript
-from spanlens.indexing.languages.common import RulesExtractor
+from spanlens.indexing.languages.rules import RulesExtractor
 from spanlens.indexing.spans import Span
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "typescript"

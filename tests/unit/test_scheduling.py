@@ -368,3 +368,102 @@ async def test_pause_holds_jobs_back(make: Any, store: Store) -> None:
     assert job.ran == []
     scheduler.resume()
     await until(lambda: job.ran, 10)
+
+
+class ListLane:
+    """A lane job of its own (not spans) on an enrichment lane: the runner's gates apply to
+    it as to the span lanes; ``urgent`` units pass pause and idle."""
+
+    def __init__(self, lane: int) -> None:
+        self.lane = lane
+        self.units: list[str] = []
+        self.urgent: list[str] = []
+        self.ran: list[str] = []
+
+    async def next_units(self) -> list[str]:
+        return [self.units.pop(0)] if self.units else []
+
+    def urgent_units(self) -> list[str]:
+        return [self.urgent.pop(0)] if self.urgent else []
+
+    async def run(self, unit: str) -> None:
+        self.ran.append(unit)
+
+    def pending(self) -> bool:
+        return bool(self.units or self.urgent)
+
+    def wake_in(self) -> float | None:
+        return None
+
+
+async def test_a_lower_lane_job_never_runs_while_a_higher_lane_job_has_units(
+    make: Any, store: Store
+) -> None:
+    scheduler = make(ScriptedEngine(status="discarded"), idle=0.0)
+    order: list[str] = []
+
+    class Recording(CountingJob):
+        def __init__(self, name: str, lane: int, units: int) -> None:
+            super().__init__(scheduler, units)
+            self.name, self.lane = name, lane
+
+        async def run(self, unit: int) -> None:
+            order.append(self.name)
+            await super().run(unit)
+
+    scheduler.add_job(Recording("low", 6, 2))
+    scheduler.add_job(Recording("high", 5, 3))
+    scheduler.resume()
+    await until(lambda: len(order) == 5, 10)
+    assert order == ["high", "high", "high", "low", "low"]
+
+
+async def test_a_lane_job_is_gated_like_the_span_lanes(make: Any, store: Store) -> None:
+    """The runner, not the job, decides: an idle-gated lane waits for quiet, a pause holds it
+    but not its urgent units, and background jobs wait while it has work."""
+    scheduler = make(ScriptedEngine(status="discarded"), idle=0.3)
+    lane = ListLane(int(Priority.OPEN))
+    scheduler.add_job(lane)
+    job = CountingJob(scheduler, units=1)
+    scheduler.add_job(job)
+    scheduler.pause("all")
+    lane.units.append("ordinary")
+    lane.urgent.append("asked")
+    await until(lambda: lane.ran == ["asked"])
+    await asyncio.sleep(0.2)
+    assert lane.ran == ["asked"] and job.ran == []  # paused: only the urgent unit ran
+    scheduler.note_edit()
+    scheduler.resume()
+    await asyncio.sleep(0.1)
+    assert lane.ran == ["asked"]  # an open-document lane waits for the quiet period
+    await until(lambda: lane.ran == ["asked", "ordinary"])
+    await until(lambda: job.ran, 10)  # the job only once the lane is empty
+
+
+async def test_scheduling_follows_the_typed_deferral_not_its_wording(
+    make: Any, store: Store
+) -> None:
+    """A lasting deferral whose text reads like a passing GPU limit is not retried; a passing
+    one whose text names a missing local backend is (with back-off)."""
+
+    class Worded(ScriptedEngine):
+        def outcome(self, span: SpanRow) -> Outcome:
+            if span.name == "f1":
+                deferral = Deferral(DeferralKind.NO_ROUTE, "GPU busy: 90 C", lasting=True)
+            else:
+                text = "file must not leave this machine and no local backend is configured"
+                deferral = Deferral(DeferralKind.UNAVAILABLE, text)
+            return Outcome(span.id, span.content_hash, "deferred", deferral.detail, deferral)
+
+    engine = Worded()
+    scheduler = make(engine, batch=1)
+    span = ids(store)
+    scheduler.push([span["f1"]], Priority.SAVED)
+    await until(lambda: len(engine.calls) == 1)
+    await until(lambda: scheduler.snapshot()["inFlight"] == 0)
+    assert scheduler.snapshot()["queue"]["saved"] == 0  # lasting: not queued again
+    assert scheduler.snapshot()["deferredSeconds"] == 0
+    scheduler.push([span["f2"]], Priority.SAVED)
+    await until(lambda: len(engine.calls) == 2)
+    await until(lambda: scheduler.snapshot()["queue"]["saved"] == 1)  # passing: retried
+    assert scheduler.snapshot()["deferredSeconds"] > 0

@@ -41,7 +41,13 @@ def cmd_docgen(args: argparse.Namespace) -> int:
     only = [workspace_file(root, value, "--file") for value in args.file or []]
     store = open_workspace_store(root, readonly=args.status)
     try:
-        if not args.status:
+        if only and not args.status:
+            # Only the files asked for; cross-references come from the existing index.
+            from spanlens.workspace.files import index_file
+
+            for path in only:
+                index_file(store, root, path, settings.index)
+        elif not args.status:
             run_index(root, store, show_progress=not args.json)
         graph = docgen.load(store)
         failures = {} if args.status else doc_failures(store)

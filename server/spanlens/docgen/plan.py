@@ -21,6 +21,9 @@ from spanlens.store.docs import DocFile, DocSpan
 
 #: Files sampled per candidate search (random seek instead of a queue).
 SAMPLE_SIZE = 10
+#: Up to this many indexed files, a sample that is all fresh is followed by a look at every
+#: other file (as cheap as the coverage count the job makes anyway).
+FULL_SCAN_FILES = 5000
 #: A call name matching more spans than this elsewhere in the workspace is not linked.
 MAX_LINKS_PER_CALL = 3
 
@@ -187,12 +190,20 @@ def pick_candidate(
     skip: Callable[[FilePlan], bool] = lambda plan: False,
     rng: random.Random | None = None,
     sample: int = SAMPLE_SIZE,
+    scan_all_up_to: int = FULL_SCAN_FILES,
 ) -> FilePlan | None:
-    """Random seek: sample ``sample`` files, return the first whose doc is missing or stale;
-    None when every sampled file is fresh, waiting, or ``skip``ped (backing off)."""
+    """Random seek: sample ``sample`` files, return the first whose doc is missing or stale.
+
+    When every sampled file is fresh, waiting or ``skip``ped (backing off) and the index has
+    at most ``scan_all_up_to`` files, the rest are looked at too (in random order), so one
+    lone stale or missing doc is found at once rather than by chance, cycles later. None when
+    no file needs its doc written.
+    """
     paths = list(graph.files)
     rng = rng or random.Random()
-    for path in rng.sample(paths, min(sample, len(paths))):
+    rng.shuffle(paths)
+    seen = paths[:sample] if len(paths) > scan_all_up_to else paths
+    for path in seen:
         plan = graph.plan(path, prompt_version, model)
         if doc_state(plan, read_header(path)) in (MISSING, STALE) and not skip(plan):
             return plan

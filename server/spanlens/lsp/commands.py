@@ -5,6 +5,8 @@ Each command takes at most one argument, a JSON object, and returns a JSON objec
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
@@ -17,7 +19,12 @@ from spanlens.store.db import SpanRow
 from spanlens.workspace.report import span_counts
 
 if TYPE_CHECKING:
+    from spanlens.config import Settings
+    from spanlens.docgen.job import DocgenJob
     from spanlens.lsp.session import Session
+    from spanlens.scheduling.scheduler import Scheduler
+    from spanlens.scheduling.store_worker import StoreWorker
+    from spanlens.store.db import Store
 
 ENRICH_FILE = "spanlens.enrichFile"
 ENRICH_SPAN = "spanlens.enrichSpan"
@@ -50,123 +57,160 @@ def _is_int(value: Any) -> bool:
     return type(value) is int and 0 <= value <= _MAX_POSITION
 
 
-def target_span(session: Session, arg: dict[str, Any]) -> SpanRow:
-    """The span named by ``{"spanId": n}`` or ``{"uri": ..., "line": l, "character": c}``."""
-    services = session.services
-    if services is None:
-        raise CommandError(session.not_ready())
-    span = None
-    character = arg.get("character")
-    if _is_int(arg.get("spanId")):
-        span = services.store.span_by_id(arg["spanId"])
-    elif (
-        isinstance(arg.get("uri"), str)
-        and _is_int(arg.get("line"))
-        and (character is None or _is_int(character))
-    ):
-        path = session.path_of(arg["uri"])
-        if path is not None:
-            span = services.store.span_at(path, arg["line"], character)
-    else:
-        raise CommandError('expected {"spanId": n} or {"uri": ..., "line": n, "character": n}')
-    if span is None:
-        raise CommandError("no span there (it may have changed)")
-    return span
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What the commands use once the workspace is open."""
+
+    store: Store
+    scheduler: Scheduler
+    indexer: StoreWorker
+    queries: StoreWorker
+    docgen: DocgenJob
 
 
-def enrich_file(session: Session, arg: dict[str, Any]) -> dict[str, Any]:
-    """Queue every span of a file that has no fresh enrichment, ahead of background work."""
-    services = session.services
-    if services is None:
-        raise CommandError(session.not_ready())
-    path = session.path_of(arg["uri"]) if isinstance(arg.get("uri"), str) else None
-    if path is None:
-        raise CommandError('expected {"uri": <a file in the workspace>}')
-    ids = [
-        span.id
-        for span in services.store.spans_in_file(path)
-        if services.store.enrichment_for(span.content_hash, ENRICHMENT_VERSION) is None
-    ]
-    services.scheduler.push(ids, Priority.REQUESTED, explicit=True)
-    return {"queued": len(ids)}
+class Commands:
+    """The spanlens.* commands, given what they use (``started`` is None until the workspace
+    opens) and the settings in force."""
 
+    def __init__(
+        self,
+        session: Session,
+        started: Callable[[], Started | None],
+        settings: Callable[[], Settings],
+    ) -> None:
+        self.session = session
+        self.started = started
+        self.settings = settings
 
-def enrich_span(session: Session, arg: dict[str, Any]) -> dict[str, Any]:
-    """Queue one span now (even while background work is paused)."""
-    span = target_span(session, arg)
-    if session.view(span).state == FRESH:
-        return {"queued": 0, "spanId": span.id}
-    assert session.services is not None
-    session.services.scheduler.push([span.id], Priority.REQUESTED, explicit=True)
-    return {"queued": 1, "spanId": span.id}
+    def _started(self) -> Started:
+        started = self.started()
+        if started is None:
+            raise CommandError(self.session.not_ready())
+        return started
 
+    def target_span(self, arg: dict[str, Any]) -> SpanRow:
+        """The span named by ``{"spanId": n}`` or ``{"uri": ..., "line": l, "character": c}``."""
+        store = self._started().store
+        span = None
+        character = arg.get("character")
+        if _is_int(arg.get("spanId")):
+            span = store.span_by_id(arg["spanId"])
+        elif (
+            isinstance(arg.get("uri"), str)
+            and _is_int(arg.get("line"))
+            and (character is None or _is_int(character))
+        ):
+            path = self.session.path_of(arg["uri"])
+            if path is not None:
+                span = store.span_at(path, arg["line"], character)
+        else:
+            raise CommandError('expected {"spanId": n} or {"uri": ..., "line": n, "character": n}')
+        if span is None:
+            raise CommandError("no span there (it may have changed)")
+        return span
 
-async def retry_failed(session: Session, arg: dict[str, Any]) -> dict[str, Any]:
-    """Forget failure records (of one file, or all) so those spans are tried again now."""
-    from spanlens.store.enrichments import retry_failed as clear
-
-    services = session.services
-    if services is None:
-        raise CommandError(session.not_ready())
-    paths = None
-    if "uri" in arg:
-        path = session.path_of(arg["uri"]) if isinstance(arg["uri"], str) else None
+    def enrich_file(self, arg: dict[str, Any]) -> dict[str, Any]:
+        """Queue every span of a file that has no fresh enrichment, ahead of background
+        work."""
+        started = self._started()
+        uri = arg.get("uri")
+        path = self.session.path_of(uri) if isinstance(uri, str) else None
         if path is None:
-            raise CommandError("that file is outside the workspace")
-        paths = [path]
-    cleared = await services.indexer.run(lambda store: clear(store, paths))
-    services.scheduler.invalidate_backlog()
-    if paths is not None:
-        await services.scheduler.queue_pending_of(paths, Priority.REQUESTED)
-    return {"retried": cleared}
+            raise CommandError('expected {"uri": <a file in the workspace>}')
+        ids = [
+            span.id
+            for span in started.store.spans_in_file(path)
+            if started.store.enrichment_for(span.content_hash, ENRICHMENT_VERSION) is None
+        ]
+        started.scheduler.push(ids, Priority.REQUESTED, explicit=True)
+        return {"queued": len(ids)}
+
+    def enrich_span(self, arg: dict[str, Any]) -> dict[str, Any]:
+        """Queue one span now (even while background work is paused)."""
+        span = self.target_span(arg)
+        if self.session.view(span).state == FRESH:
+            return {"queued": 0, "spanId": span.id}
+        self._started().scheduler.push([span.id], Priority.REQUESTED, explicit=True)
+        return {"queued": 1, "spanId": span.id}
+
+    async def retry_failed(self, arg: dict[str, Any]) -> dict[str, Any]:
+        """Forget failure records (of one file, or all) so those spans are tried again now."""
+        from spanlens.store.enrichments import retry_failed as clear
+
+        started = self._started()
+        paths = None
+        if "uri" in arg:
+            uri = arg["uri"]
+            path = self.session.path_of(uri) if isinstance(uri, str) else None
+            if path is None:
+                raise CommandError("that file is outside the workspace")
+            paths = [path]
+        cleared = await started.indexer.run(lambda store: clear(store, paths))
+        started.scheduler.invalidate_backlog()
+        if paths is not None:
+            await started.scheduler.queue_pending_of(paths, Priority.REQUESTED)
+        return {"retried": cleared}
+
+    def pause(self) -> dict[str, Any]:
+        """Pause all background enrichment (commands still run)."""
+        started = self.started()
+        if started is not None:
+            started.scheduler.pause("all")
+        self.session.status.mark()
+        return self.session.status.payload()
+
+    def resume(self) -> dict[str, Any]:
+        """Resume background enrichment."""
+        started = self.started()
+        if started is not None:
+            started.scheduler.resume()
+        self.session.status.mark()
+        return self.session.status.payload()
+
+    def show_span(self, arg: dict[str, Any]) -> dict[str, Any]:
+        """Everything about one span: Markdown and plain text as the hover, and the raw
+        view."""
+        view = self.session.view(self.target_span(arg))
+        return {
+            "uri": self.session.uri_of(view.span.path),
+            "markdown": render_markdown(view),
+            "plaintext": render_plaintext(view),
+            "span": view.as_json(),
+        }
+
+    async def status_report(self) -> dict[str, Any]:
+        """The status payload plus workspace-wide enrichment counts and a Markdown summary."""
+        session = self.session
+        started = self.started()
+        status = session.status.payload()
+        if started is None:
+            return {"status": status, "counts": None, "markdown": "spanlens is starting"}
+        await started.docgen.refresh_coverage()
+        status = session.status.payload()
+        settings = self.settings()
+        max_failures = settings.enrichment.max_failures
+        counts = await started.queries.run(lambda store: span_counts(store, max_failures))
+        return {
+            "status": status,
+            "counts": counts,
+            "docgen": status.get("docgen"),
+            "markdown": report_markdown(status, counts, session.root, settings.sources),
+        }
 
 
-def pause(session: Session) -> dict[str, Any]:
-    """Pause all background enrichment (commands still run)."""
-    if session.services is not None:
-        session.services.scheduler.pause("all")
-    session.status.mark()
-    return session.status.payload()
-
-
-def resume(session: Session) -> dict[str, Any]:
-    """Resume background enrichment (also after the progress bar was cancelled)."""
-    if session.services is not None:
-        session.services.scheduler.resume()
-    session.status.mark()
-    return session.status.payload()
-
-
-def show_span(session: Session, arg: dict[str, Any]) -> dict[str, Any]:
-    """Everything about one span: Markdown and plain text as the hover, and the raw view."""
-    view = session.view(target_span(session, arg))
-    return {
-        "uri": session.uri_of(view.span.path),
-        "markdown": render_markdown(view),
-        "plaintext": render_plaintext(view),
-        "span": view.as_json(),
-    }
-
-
-async def status_report(session: Session) -> dict[str, Any]:
-    """The status payload plus workspace-wide enrichment counts and a Markdown summary."""
-    services = session.services
-    status = session.status.payload()
-    if services is None:
-        return {"status": status, "counts": None, "markdown": "spanlens is starting"}
-    await services.docgen.refresh_coverage()
-    status = session.status.payload()
-    max_failures = services.settings.enrichment.max_failures
-    counts = await services.queries.run(lambda store: span_counts(store, max_failures))
+def report_markdown(
+    status: dict[str, Any], counts: dict[str, Any], root: Any, sources: list[str]
+) -> str:
+    """The statusReport's Markdown summary."""
     lines = [
-        f"**spanlens** · {status['state']} · {services.root}",
+        f"**spanlens** · {status['state']} · {root}",
         "",
         f"- spans: {counts['spans']} ({counts['fresh']} enriched, {counts['stale']} stale, "
         f"{counts['pending']} pending, {counts['failed']} failed)",
         "- queue: " + ", ".join(f"{k} {v}" for k, v in status["queue"].items()),
         f"- in flight: {status['inFlight']}; paused: {status['paused'] or 'no'}",
         f"- last error: {inline_markdown(status['lastError'] or 'none', at_line_start=False)}",
-        "- settings from: " + ", ".join(services.settings.sources),
+        "- settings from: " + ", ".join(sources),
     ]
     backends = status.get("backends") or {}
     endpoints = backends.get("endpoints") or []
@@ -188,9 +232,4 @@ async def status_report(session: Session) -> dict[str, Any]:
             f"- docs: {docgen['fresh']} fresh, {docgen['stale']} stale, {docgen['missing']} "
             f"missing, {docgen['waiting']} waiting for enrichment"
         )
-    return {
-        "status": status,
-        "counts": counts,
-        "docgen": docgen,
-        "markdown": "\n".join(lines),
-    }
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ changes, and come back when the new enrichment lands. Published for open documen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -14,7 +15,9 @@ from spanlens.presentation.state import FRESH
 from spanlens.presentation.text import clean_text
 
 if TYPE_CHECKING:
+    from spanlens.config import Settings
     from spanlens.lsp.session import Session
+    from spanlens.store.db import Store
 
 SOURCE = "spanlens"
 _SEVERITY = {
@@ -26,17 +29,24 @@ _SEVERITY = {
 class DiagnosticsPublisher:
     """Computes and publishes pitfall diagnostics per open document."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self,
+        session: Session,
+        store: Callable[[], Store | None],
+        settings: Callable[[], Settings],
+    ) -> None:
         self.session = session
+        self.store = store
+        self.settings = settings
 
     def diagnostics_for(self, path: str) -> list[types.Diagnostic]:
         """The pitfall diagnostics of one file under the current setting."""
-        services = self.session.services
-        severity = _SEVERITY.get(services.settings.lsp.diagnostics) if services else None
-        if services is None or severity is None:
+        store = self.store()
+        severity = _SEVERITY.get(self.settings().lsp.diagnostics)
+        if store is None or severity is None:
             return []
         result = []
-        for span in services.store.spans_in_file(path, with_facts=False):
+        for span in store.spans_in_file(path, with_facts=False):
             view = self.session.view(span)
             if view.state != FRESH or not view.enrichment:
                 continue

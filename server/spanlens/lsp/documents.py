@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,10 @@ from spanlens.store.db import Store
 from spanlens.workspace.files import current_text, index_file
 
 if TYPE_CHECKING:
+    from spanlens.config import Settings
     from spanlens.lsp.session import Session
+    from spanlens.scheduling.scheduler import Scheduler
+    from spanlens.scheduling.store_worker import StoreWorker
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,18 @@ class IndexCancelled(Exception):
 class DocumentSync:
     """Open documents, their pending re-index timers and their unsaved changed spans."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self,
+        session: Session,
+        scheduler: Callable[[], Scheduler | None],
+        indexer: Callable[[], StoreWorker | None],
+        settings: Callable[[], Settings],
+    ) -> None:
         self.session = session
+        #: None until the workspace is open.
+        self.scheduler = scheduler
+        self.indexer = indexer
+        self.settings = settings
         #: uri -> workspace-relative path of each open document in the workspace.
         self.open: dict[str, str] = {}
         #: path -> spans changed by re-indexes since the last save.
@@ -83,13 +97,13 @@ class DocumentSync:
     def did_change(self, uri: str) -> None:
         """An edit: pause background work and re-index after the debounce."""
         path = self.open.get(uri)
-        services = self.session.services
-        if path is None or services is None:
+        scheduler = self.scheduler()
+        if path is None or scheduler is None:
             return
-        services.scheduler.note_edit()
+        scheduler.note_edit()
         self._cancel_timer(uri)
         self._unsettle(uri)
-        delay = max(0, services.settings.lsp.debounce_ms) / 1000
+        delay = max(0, self.settings().lsp.debounce_ms) / 1000
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
@@ -182,18 +196,18 @@ class DocumentSync:
         await self.session.ready.wait()
         diff = await self._index_buffer(uri, path)
         self._settle(uri, edits)  # lens requests need the index, not the queueing below
-        services = self.session.services
-        if services is None or uri not in self.open:
+        scheduler = self.scheduler()
+        if scheduler is None or uri not in self.open:
             return diff
         if diff is not None and diff.touched:
             self.unsaved.setdefault(path, set()).update(diff.touched)
-            services.scheduler.push(diff.touched, Priority.OPEN)
+            scheduler.push(diff.touched, Priority.OPEN)
         if diff is not None:
             self.session.diagnostics.publish(uri, path)
             if diff.touched or queue_open:  # new, moved or now stale spans: lenses change
                 self.session.lenses.refresh()
         if queue_open:
-            await services.scheduler.queue_pending_of([path], Priority.OPEN)
+            await scheduler.queue_pending_of([path], Priority.OPEN)
         return diff
 
     async def _save(self, uri: str, path: str, started: float) -> None:
@@ -205,8 +219,8 @@ class DocumentSync:
 
     async def _save_now(self, uri: str, path: str, started: float) -> None:
         await self.session.ready.wait()
-        services = self.session.services
-        if services is None:
+        scheduler = self.scheduler()
+        if scheduler is None:
             return
         diff = await self._index_buffer(uri, path) if uri in self.open else None
         if diff is None and uri not in self.open:
@@ -217,7 +231,7 @@ class DocumentSync:
         if diff is not None:
             touched.update(diff.touched)
         ordered = sorted(touched)
-        services.scheduler.push(ordered, Priority.SAVED, front=True)
+        scheduler.push(ordered, Priority.SAVED, front=True)
         queued_ms = (time.perf_counter() - started) * 1000
         self.last_save = {"path": path, "spans": len(ordered), "queuedMs": round(queued_ms, 3)}
         log.info("saved %s: %d changed spans queued in %.1f ms", path, len(ordered), queued_ms)
@@ -226,38 +240,36 @@ class DocumentSync:
             self.session.diagnostics.publish(uri, path)
 
     async def _index_buffer(self, uri: str, path: str) -> FileDiff | None:
-        services = self.session.services
-        if services is None:
+        indexer, root = self.indexer(), self.session.root
+        if indexer is None or root is None:
             return None
         document = self.session.server.workspace.get_text_document(uri)
         data = document.source.encode("utf-8")
-        root = services.root
-        index = services.settings.index
+        index = self.settings().index
 
         def work(store: Store) -> FileDiff | None:
             # An ignored file stays out of the index even while the user has it open.
             return index_file(store, root, path, index, data)
 
-        return await services.indexer.run_first(work)
+        return await indexer.run_first(work)
 
     async def _index_disk(self, path: str) -> FileDiff | None:
-        services = self.session.services
-        if services is None:
+        indexer, root = self.indexer(), self.session.root
+        if indexer is None or root is None:
             return None
-        root = services.root
-        index = services.settings.index
-        return await services.indexer.run(lambda store: index_file(store, root, path, index))
+        index = self.settings().index
+        return await indexer.run(lambda store: index_file(store, root, path, index))
 
     async def reindex_from_disk(self, paths: dict[str, bool]) -> None:
         """Re-index files from disk (``True`` = deleted); the backlog is asked again only if
         something changed, so an index that was already right causes no more work."""
         await self.session.ready.wait()
-        services = self.session.services
-        if services is None:
+        indexer, scheduler = self.indexer(), self.scheduler()
+        if indexer is None or scheduler is None:
             return
         gone = [path for path, deleted in paths.items() if deleted]
         if gone:
-            await services.indexer.run(lambda store: remove_paths(store, gone))
+            await indexer.run(lambda store: remove_paths(store, gone))
         changed = 0
         for path, deleted in paths.items():
             if deleted:
@@ -266,22 +278,21 @@ class DocumentSync:
             changed += len(diff.touched) if diff else 0
         log.info("%d files changed outside the editor: %d spans to enrich", len(paths), changed)
         if changed or gone:
-            services.scheduler.invalidate_backlog()
+            scheduler.invalidate_backlog()
             self.session.lenses.refresh()  # their lenses moved, went stale or vanished
         self.session.status.mark()
 
     async def index_workspace(self) -> None:
         """Bring the index up to date with the disk, with work-done progress, then re-index
         open buffers (the walk read the disk, which may differ from them)."""
-        services = self.session.services
-        if services is None:
+        indexer, scheduler, root = self.indexer(), self.scheduler(), self.session.root
+        if indexer is None or scheduler is None or root is None:
             return
         self.indexing = (0, 0)
-        settings = services.settings
+        settings = self.settings()
         progress = WorkDone(self.session, "spanlens: indexing")
         await progress.begin("walking the workspace")
         loop = asyncio.get_running_loop()
-        indexer = services.indexer
 
         def report(done: int, total: int) -> None:
             if self.session.closing:
@@ -292,7 +303,7 @@ class DocumentSync:
 
         def work(store: Store) -> Any:
             return index_workspace(
-                services.root,
+                root,
                 store,
                 exclude=settings.index.exclude,
                 max_size=settings.index.max_file_size,
@@ -306,7 +317,7 @@ class DocumentSync:
             # for opened buffers meanwhile.
             walk = await asyncio.to_thread(
                 walk_workspace,
-                services.root,
+                root,
                 settings.index.exclude,
                 settings.index.max_file_size,
             )
@@ -324,7 +335,7 @@ class DocumentSync:
         progress.end(f"{summary.spans_total} spans in {summary.files_indexed} changed files")
         log.info(
             "indexed %s in %.2fs: %d files parsed, %d unchanged, %d spans",
-            services.root,
+            root,
             summary.seconds,
             summary.files_indexed,
             summary.files_unchanged,
@@ -333,7 +344,7 @@ class DocumentSync:
         for uri, path in list(self.open.items()):
             await self._refresh(uri, path)
         self.indexed = True
-        services.scheduler.invalidate_backlog()
+        scheduler.invalidate_backlog()
         self.session.lenses.refresh()
         self.session.status.mark()
 

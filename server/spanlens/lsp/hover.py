@@ -5,6 +5,7 @@ Hovering a span that is pending or stale moves it up the queue (priority "reques
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -15,26 +16,42 @@ from spanlens.scheduling.queue import Priority
 
 if TYPE_CHECKING:
     from spanlens.lsp.session import Session
+    from spanlens.scheduling.scheduler import Scheduler
+    from spanlens.store.db import Store
 
 
-def hover(session: Session, params: types.HoverParams) -> types.Hover | None:
-    """The hover of the span at ``params.position``, or None outside every span."""
-    services = session.services
-    path = session.path_of(params.text_document.uri)
-    if services is None or path is None:
-        return None
-    position = params.position
-    span = services.store.span_at(path, position.line, position.character)
-    if span is None:
-        return None
-    view = session.view(span)
-    if view.state in (PENDING, STALE):
-        services.scheduler.push([span.id], Priority.REQUESTED)
-    if prefers_markdown(session):
-        content = types.MarkupContent(types.MarkupKind.Markdown, render_markdown(view))
-    else:
-        content = types.MarkupContent(types.MarkupKind.PlainText, render_plaintext(view))
-    return types.Hover(contents=content, range=session.span_range(span))
+class Hover:
+    """textDocument/hover, given the store and the scheduler (None until the workspace opens)."""
+
+    def __init__(
+        self,
+        session: Session,
+        store: Callable[[], Store | None],
+        scheduler: Callable[[], Scheduler | None],
+    ) -> None:
+        self.session = session
+        self.store = store
+        self.scheduler = scheduler
+
+    def hover(self, params: types.HoverParams) -> types.Hover | None:
+        """The hover of the span at ``params.position``, or None outside every span."""
+        session = self.session
+        store, scheduler = self.store(), self.scheduler()
+        path = session.path_of(params.text_document.uri)
+        if store is None or scheduler is None or path is None:
+            return None
+        position = params.position
+        span = store.span_at(path, position.line, position.character)
+        if span is None:
+            return None
+        view = session.view(span)
+        if view.state in (PENDING, STALE):
+            scheduler.push([span.id], Priority.REQUESTED)
+        if prefers_markdown(session):
+            content = types.MarkupContent(types.MarkupKind.Markdown, render_markdown(view))
+        else:
+            content = types.MarkupContent(types.MarkupKind.PlainText, render_plaintext(view))
+        return types.Hover(contents=content, range=session.span_range(span))
 
 
 def prefers_markdown(session: Session) -> bool:

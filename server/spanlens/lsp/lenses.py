@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -19,9 +20,10 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from spanlens.presentation.state import FACTS_ONLY, FAILED, FRESH, PENDING, STALE, SpanView
 from spanlens.presentation.text import clean_text
-from spanlens.store.db import SpanRow
+from spanlens.store.db import SpanRow, Store
 
 if TYPE_CHECKING:
+    from spanlens.config import Settings
     from spanlens.lsp.session import Session
 
 log = logging.getLogger(__name__)
@@ -34,49 +36,63 @@ TITLE_SUMMARY_CHARS = 60
 REFRESH_DELAY = 0.15
 
 
-async def code_lenses(session: Session, uri: str) -> list[types.CodeLens]:
-    """Unresolved lenses for the spans of one document, under the ``lsp.code_lens`` setting;
-    an open document's pending index is awaited first (briefly, see ``wait_indexed``).
-    Empty for documents spanlens does not index (outside the workspace, ignored, no root)."""
-    await session.documents.wait_indexed(uri)
-    services = session.services
-    path = session.path_of(uri)
-    if services is None or path is None:
-        return []
-    mode = services.settings.lsp.code_lens
-    if mode == "off":
-        return []
-    spans = services.store.spans_in_file(path, with_facts=False)
-    if mode == "top":
-        spans = top_level(spans)
-    return [
-        types.CodeLens(
-            range=session.name_range(span),
-            data={"spanId": span.id, "uri": uri},
+class CodeLenses:
+    """textDocument/codeLens and codeLens/resolve, given the store and the settings."""
+
+    def __init__(
+        self,
+        session: Session,
+        store: Callable[[], Store | None],
+        settings: Callable[[], Settings],
+    ) -> None:
+        self.session = session
+        self.store = store
+        self.settings = settings
+
+    async def code_lenses(self, uri: str) -> list[types.CodeLens]:
+        """Unresolved lenses for the spans of one document, under the ``lsp.code_lens``
+        setting; an open document's pending index is awaited first (briefly, see
+        ``wait_indexed``). Empty for documents spanlens does not index (outside the
+        workspace, ignored, no root)."""
+        session = self.session
+        await session.documents.wait_indexed(uri)
+        store = self.store()
+        path = session.path_of(uri)
+        if store is None or path is None:
+            return []
+        mode = self.settings().lsp.code_lens
+        if mode == "off":
+            return []
+        spans = store.spans_in_file(path, with_facts=False)
+        if mode == "top":
+            spans = top_level(spans)
+        return [
+            types.CodeLens(
+                range=session.name_range(span),
+                data={"spanId": span.id, "uri": uri},
+            )
+            for span in spans
+        ]
+
+    def resolve_lens(self, lens: types.CodeLens) -> types.CodeLens:
+        """Fill a lens's title from the store (the span as it is now). A lens whose ``data``
+        this server did not write is InvalidParams."""
+        store = self.store()
+        data = lens.data if isinstance(lens.data, dict) else {}
+        span_id = data.get("spanId")
+        if type(span_id) is not int:
+            raise JsonRpcInvalidParams('codeLens/resolve: expected data {"spanId": <integer>, ...}')
+        span = store.span_by_id(span_id) if store else None
+        if span is None:
+            title = "spanlens: changed, re-indexing"
+            lens.command = types.Command(title=title, command="")
+            return lens
+        lens.command = types.Command(
+            title=clean_text(lens_title(self.session.view(span)), one_line=True),
+            command=SHOW_SPAN,
+            arguments=[{"spanId": span.id}],
         )
-        for span in spans
-    ]
-
-
-def resolve_lens(session: Session, lens: types.CodeLens) -> types.CodeLens:
-    """Fill a lens's title from the store (the span as it is now). A lens whose ``data`` this
-    server did not write is InvalidParams."""
-    services = session.services
-    data = lens.data if isinstance(lens.data, dict) else {}
-    span_id = data.get("spanId")
-    if type(span_id) is not int:
-        raise JsonRpcInvalidParams('codeLens/resolve: expected data {"spanId": <integer>, ...}')
-    span = services.store.span_by_id(span_id) if services else None
-    if span is None:
-        title = "spanlens: changed, re-indexing"
-        lens.command = types.Command(title=title, command="")
         return lens
-    lens.command = types.Command(
-        title=clean_text(lens_title(session.view(span)), one_line=True),
-        command=SHOW_SPAN,
-        arguments=[{"spanId": span.id}],
-    )
-    return lens
 
 
 def lens_title(view: SpanView) -> str:

@@ -17,6 +17,7 @@ from lsprotocol import types
 
 if TYPE_CHECKING:
     from spanlens.lsp.session import Session
+    from spanlens.scheduling.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,9 @@ class WorkDone:
 class QueueProgress:
     """A cancellable bar while enrichment calls run: "3 in flight, 120 queued"."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, scheduler: Callable[[], Scheduler | None]) -> None:
         self.session = session
+        self.scheduler = scheduler
         self.bar: WorkDone | None = None
         self._starting = False
         self._end_timer: asyncio.TimerHandle | None = None
@@ -98,10 +100,10 @@ class QueueProgress:
 
     def update(self) -> None:
         """Follow the scheduler: start, report, or schedule the end of the bar."""
-        services = self.session.services
-        if services is None or self._closed:
+        scheduler = self.scheduler()
+        if scheduler is None or self._closed:
             return
-        snapshot = services.scheduler.snapshot()
+        snapshot = scheduler.snapshot()
         running = snapshot["inFlight"] > 0
         if running and self._end_timer is not None:
             self._end_timer.cancel()
@@ -126,10 +128,10 @@ class QueueProgress:
 
     def cancelled(self, token: types.ProgressToken) -> bool:
         """window/workDoneProgress/cancel: pause the backlog if it was this bar's token."""
-        services = self.session.services
-        if self.bar is None or token != self.bar.token or services is None:
+        scheduler = self.scheduler()
+        if self.bar is None or token != self.bar.token or scheduler is None:
             return False
-        services.scheduler.pause("backlog")
+        scheduler.pause("backlog")
         log.info("background enrichment paused from the progress bar")
         self._end("paused")
         return True
@@ -140,10 +142,10 @@ class QueueProgress:
         self._end("stopped")
 
     def _running(self) -> bool:
-        services = self.session.services
-        if services is None or self._closed or self.session.closing:
+        scheduler = self.scheduler()
+        if scheduler is None or self._closed or self.session.closing:
             return False
-        return services.scheduler.snapshot()["inFlight"] > 0
+        return scheduler.snapshot()["inFlight"] > 0
 
     async def _start(self) -> None:
         bar = WorkDone(self.session, "spanlens: enriching", cancellable=True)

@@ -18,7 +18,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import JsonRPCRequestMessage
 
 from spanlens import __version__
-from spanlens.lsp import commands, docs, hover, lenses, symbols
+from spanlens.lsp import commands, docs
 from spanlens.lsp.commands import CommandError
 from spanlens.lsp.documents import document_root
 from spanlens.lsp.logs import setup_logging
@@ -167,21 +167,21 @@ def create_server() -> SpanlensServer:
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def on_hover(ls: SpanlensServer, params: types.HoverParams) -> types.Hover | None:
-        return hover.hover(ls.require_session(), params)
+        return ls.require_session().hover.hover(params)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
     async def code_lens(ls: SpanlensServer, params: types.CodeLensParams) -> list[types.CodeLens]:
-        return await lenses.code_lenses(ls.require_session(), params.text_document.uri)
+        return await ls.require_session().code_lenses.code_lenses(params.text_document.uri)
 
     @server.feature(types.CODE_LENS_RESOLVE)
     def code_lens_resolve(ls: SpanlensServer, lens: types.CodeLens) -> types.CodeLens:
-        return lenses.resolve_lens(ls.require_session(), lens)
+        return ls.require_session().code_lenses.resolve_lens(lens)
 
     @server.feature(types.WORKSPACE_SYMBOL)
     async def workspace_symbol(
         ls: SpanlensServer, params: types.WorkspaceSymbolParams
     ) -> list[types.SymbolInformation]:
-        return await symbols.workspace_symbols(ls.require_session(), params.query)
+        return await ls.require_session().symbols.workspace_symbols(params.query)
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     def progress_cancel(ls: SpanlensServer, params: types.WorkDoneProgressCancelParams) -> None:
@@ -189,29 +189,29 @@ def create_server() -> SpanlensServer:
 
     @server.command(commands.ENRICH_FILE)
     def enrich_file(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
-        return commands.enrich_file(ls.require_session(), commands.argument(args))
+        return ls.require_session().commands.enrich_file(commands.argument(args))
 
     @server.command(commands.ENRICH_SPAN)
     def enrich_span(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
-        return commands.enrich_span(ls.require_session(), commands.argument(args))
+        return ls.require_session().commands.enrich_span(commands.argument(args))
 
     @server.command(commands.RETRY_FAILED)
     async def retry_failed(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
-        return await commands.retry_failed(ls.require_session(), commands.argument(args))
+        return await ls.require_session().commands.retry_failed(commands.argument(args))
 
     @server.command(commands.PAUSE)
     def pause(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
         commands.argument(args)
-        return commands.pause(ls.require_session())
+        return ls.require_session().commands.pause()
 
     @server.command(commands.RESUME)
     def resume(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
         commands.argument(args)
-        return commands.resume(ls.require_session())
+        return ls.require_session().commands.resume()
 
     @server.command(commands.SHOW_SPAN)
     def show_span(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
-        return commands.show_span(ls.require_session(), commands.argument(args))
+        return ls.require_session().commands.show_span(commands.argument(args))
 
     @server.command(docs.DOCGEN_FILE)
     async def docgen_file(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def create_server() -> SpanlensServer:
     @server.command(commands.STATUS_REPORT)
     async def status_report(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
         commands.argument(args)
-        return await commands.status_report(ls.require_session())
+        return await ls.require_session().commands.status_report()
 
     return server
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 from pygls.capabilities import get_capability
@@ -26,14 +26,16 @@ from spanlens.app import (
 )
 from spanlens.config import Settings
 from spanlens.indexing.indexer import relative_path
-from spanlens.lsp.commands import CommandError
+from spanlens.lsp.commands import CommandError, Commands, Started
 from spanlens.lsp.diagnostics import DiagnosticsPublisher
 from spanlens.lsp.docs import DocCommands
 from spanlens.lsp.documents import DocumentSync
-from spanlens.lsp.lenses import LensRefresher
+from spanlens.lsp.hover import Hover
+from spanlens.lsp.lenses import CodeLenses, LensRefresher
 from spanlens.lsp.progress import QueueProgress
 from spanlens.lsp.settings import merge_editor_settings, pull_section
 from spanlens.lsp.status import StatusReporter
+from spanlens.lsp.symbols import SymbolSearch
 from spanlens.presentation.state import SpanView, span_view
 from spanlens.scheduling.scheduler import DRAIN_SECONDS
 from spanlens.store.db import SpanRow
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from spanlens.lsp.server import SpanlensServer
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Shown once when the client gave no workspace folder and no rootUri (a single file opened).
 NO_ROOT_MESSAGE = (
@@ -63,12 +67,43 @@ class Session:
         self.services: Services | None = None
         self.ready = asyncio.Event()
         self.closing = False
-        self.documents = DocumentSync(self)
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.lenses = LensRefresher(self)
-        self.status = StatusReporter(self)
-        self.progress = QueueProgress(self)
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The one place features get what they use. The services exist only once the
+        # workspace is open (and settings and docgen are replaced by a settings change), so
+        # each feature gets a small provider per thing it uses: None until then.
+        store = self._provider(lambda s: s.store)
+        scheduler = self._provider(lambda s: s.scheduler)
+        indexer = self._provider(lambda s: s.indexer)
+        queries = self._provider(lambda s: s.queries)
+        docgen = self._provider(lambda s: s.docgen)
+        settings = self._settings
+        self.documents = DocumentSync(self, scheduler, indexer, settings)
+        self.diagnostics = DiagnosticsPublisher(self, store, settings)
+        self.lenses = LensRefresher(self)
+        self.code_lenses = CodeLenses(self, store, settings)
+        self.hover = Hover(self, store, scheduler)
+        self.symbols = SymbolSearch(self, queries)
+        self.status = StatusReporter(self, scheduler, docgen, settings)
+        self.progress = QueueProgress(self, scheduler)
+        self.commands = Commands(self, self._started, settings)
+
+    def _provider(self, pick: Callable[[Services], T]) -> Callable[[], T | None]:
+        return lambda: pick(self.services) if self.services is not None else None
+
+    def _settings(self) -> Settings:
+        return self.settings
+
+    def _started(self) -> Started | None:
+        services = self.services
+        if services is None:
+            return None
+        return Started(
+            services.store,
+            services.scheduler,
+            services.indexer,
+            services.queries,
+            services.docgen,
+        )
 
     # ------------------------------------------------------------ lifecycle
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -16,7 +17,10 @@ from lsprotocol import types
 from spanlens.scheduling.queue import LANE_NAMES
 
 if TYPE_CHECKING:
+    from spanlens.config import Settings
+    from spanlens.docgen.job import DocgenJob
     from spanlens.lsp.session import Session
+    from spanlens.scheduling.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,17 @@ NO_BACKENDS: dict[str, Any] = {"endpoints": [], "unreachable": False, "misconfig
 class StatusReporter:
     """Builds and sends the status payload; owns the one-time "unreachable" warning."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self,
+        session: Session,
+        scheduler: Callable[[], Scheduler | None],
+        docgen: Callable[[], DocgenJob | None],
+        settings: Callable[[], Settings],
+    ) -> None:
         self.session = session
+        self.scheduler = scheduler
+        self.docgen = docgen
+        self.settings = settings
         self._timer: asyncio.TimerHandle | None = None
         self._warned_unreachable = False
         self._closed = False
@@ -73,7 +86,7 @@ class StatusReporter:
     def payload(self) -> dict[str, Any]:
         """The ``spanlens/status`` params (documented in protocol.md)."""
         session = self.session
-        services = session.services
+        scheduler, docgen = self.scheduler(), self.docgen()
         documents = session.documents
         indexing = None
         if documents.indexing is not None:
@@ -86,7 +99,7 @@ class StatusReporter:
             "indexed": documents.indexed,
             "lastSave": documents.last_save,
         }
-        if services is None:  # the same keys, with nothing going on
+        if scheduler is None or docgen is None:  # the same keys, with nothing going on
             return {
                 **base,
                 "state": "starting" if session.root else "no_workspace",
@@ -96,8 +109,8 @@ class StatusReporter:
                 "gpu": None,
                 "docgen": None,
             }
-        snapshot = services.scheduler.snapshot()
-        engine = services.scheduler.engine
+        snapshot = scheduler.snapshot()
+        engine = scheduler.engine
         health = dict(engine.health()) if engine is not None else dict(NO_BACKENDS)
         gpu = self.gpu if engine is not None else None
         state = _state(snapshot, indexing, engine is not None, bool(health.get("unreachable")))
@@ -107,19 +120,19 @@ class StatusReporter:
             **snapshot,
             "backends": health,
             "gpu": gpu,
-            "docgen": services.docgen.snapshot(),
+            "docgen": docgen.snapshot(),
         }
 
     def check_backends(self) -> None:
         """After results: tell the user once when no backend can be reached, with the fix."""
-        services = self.session.services
-        engine = services.scheduler.engine if services else None
-        if engine is None or self._warned_unreachable or services is None:
+        scheduler = self.scheduler()
+        engine = scheduler.engine if scheduler else None
+        if engine is None or self._warned_unreachable:
             return
         if not engine.health().get("unreachable"):
             return
         self._warned_unreachable = True
-        urls = ", ".join(sorted({b.url for b in services.settings.backends}))
+        urls = ", ".join(sorted({b.url for b in self.settings().backends}))
         message = (
             f"spanlens: no model backend is reachable ({urls}). Start the model server "
             "(for Ollama: `ollama serve`) or set the backend URL in spanlens.toml "
@@ -138,12 +151,12 @@ class StatusReporter:
 
     async def _sample_gpu(self) -> None:
         while not self._closed:
-            services = self.session.services
-            engine = services.scheduler.engine if services else None
-            if services is None or engine is None or getattr(engine, "gpu", None) is None:
+            scheduler = self.scheduler()
+            engine = scheduler.engine if scheduler else None
+            if engine is None or getattr(engine, "gpu", None) is None:
                 sampled = None
             else:
-                sampled = await asyncio.to_thread(gpu_state, engine, services.settings)
+                sampled = await asyncio.to_thread(gpu_state, engine, self.settings())
             if sampled != self.gpu:
                 self.gpu = sampled
                 self.mark()

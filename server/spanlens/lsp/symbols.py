@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -10,6 +11,7 @@ from spanlens.store.symbols import search_spans
 
 if TYPE_CHECKING:
     from spanlens.lsp.session import Session
+    from spanlens.scheduling.store_worker import StoreWorker
 
 MAX_SYMBOLS = 100
 _KINDS = {
@@ -25,27 +27,35 @@ _KINDS = {
 }
 
 
-async def workspace_symbols(session: Session, query: str) -> list[types.SymbolInformation]:
-    """Spans whose name or summary matches every word of ``query``, best first.
+class SymbolSearch:
+    """workspace/symbol, given the query worker (None until the workspace opens)."""
 
-    Runs on the query worker thread: the first search after a large index fills the search
-    index, which must not hold up the event loop.
-    """
-    services = session.services
-    if services is None:
-        return []
-    spans = await services.queries.run(lambda store: search_spans(store, query, MAX_SYMBOLS))
-    symbols = []
-    for span in spans:
-        container, _, _ = span.name.rpartition(".")
-        symbols.append(
-            types.SymbolInformation(
-                name=span.name,
-                kind=_KINDS.get(span.kind, types.SymbolKind.Function),
-                location=types.Location(
-                    uri=session.uri_of(span.path), range=session.span_range(span)
-                ),
-                container_name=container or span.path,
+    def __init__(self, session: Session, queries: Callable[[], StoreWorker | None]) -> None:
+        self.session = session
+        self.queries = queries
+
+    async def workspace_symbols(self, query: str) -> list[types.SymbolInformation]:
+        """Spans whose name or summary matches every word of ``query``, best first.
+
+        Runs on the query worker thread: the first search after a large index fills the
+        search index, which must not hold up the event loop.
+        """
+        session = self.session
+        queries = self.queries()
+        if queries is None:
+            return []
+        spans = await queries.run(lambda store: search_spans(store, query, MAX_SYMBOLS))
+        symbols = []
+        for span in spans:
+            container, _, _ = span.name.rpartition(".")
+            symbols.append(
+                types.SymbolInformation(
+                    name=span.name,
+                    kind=_KINDS.get(span.kind, types.SymbolKind.Function),
+                    location=types.Location(
+                        uri=session.uri_of(span.path), range=session.span_range(span)
+                    ),
+                    container_name=container or span.path,
+                )
             )
-        )
-    return symbols
+        return symbols

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
 from enum import IntEnum
+from functools import partial
 
 
 class Priority(IntEnum):
@@ -80,28 +81,40 @@ class WorkQueue:
         skip: Collection[int] = (),
         joins: Callable[[Priority, int, int], bool] | None = None,
     ) -> tuple[Priority, list[int]] | None:
-        """Remove up to ``limit`` span ids from the best lane that has any ``allowed`` one.
-
-        ``allowed(priority, span_id)`` filters per span; ``skip`` ids stay queued (spans in
-        flight: their newer version waits for the running call to finish). ``limit`` may
-        depend on the lane; ``joins(priority, first, span_id)`` says whether a span may share
-        a call with the first one picked; the pick ends at the first that may not.
-        """
+        """Remove up to ``limit`` span ids from the best lane that has any ``allowed`` one
+        (see :meth:`take_from`); ``allowed`` and ``limit`` also get the lane."""
         for priority in Priority:
-            picked: list[int] = []
             most = limit(priority) if callable(limit) else limit
-            for span_id in self._lanes[priority]:
-                if span_id in skip or not allowed(priority, span_id):
-                    continue
-                if picked and joins is not None and not joins(priority, picked[0], span_id):
-                    break
-                picked.append(span_id)
-                if len(picked) >= most:
-                    break
+            picked = self.take_from(priority, partial(allowed, priority), most, skip, joins)
             if picked:
-                self.discard(picked)
                 return priority, picked
         return None
+
+    def take_from(
+        self,
+        priority: Priority,
+        allowed: Callable[[int], bool],
+        limit: int,
+        skip: Collection[int] = (),
+        joins: Callable[[Priority, int, int], bool] | None = None,
+    ) -> list[int]:
+        """Remove up to ``limit`` ``allowed`` span ids from one lane, in order.
+
+        ``skip`` ids stay queued (spans in flight: their newer version waits for the running
+        call to finish). ``joins(priority, first, span_id)`` says whether a span may share a
+        call with the first one picked; the pick ends at the first that may not.
+        """
+        picked: list[int] = []
+        for span_id in self._lanes[priority]:
+            if span_id in skip or not allowed(span_id):
+                continue
+            if picked and joins is not None and not joins(priority, picked[0], span_id):
+                break
+            picked.append(span_id)
+            if len(picked) >= limit:
+                break
+        self.discard(picked)
+        return picked
 
     def depth(self) -> dict[str, int]:
         """Queued spans per lane, by lane name."""

@@ -36,16 +36,18 @@ import tree_sitter_go
 from tree_sitter import Node
 
 from spanlens.indexing.languages.common import (
-    Definition,
-    Handler,
-    RulesExtractor,
-    SpanRules,
     callee_renderer,
     collapsed_text,
     param_fact,
     preceding_comment,
     signature_text,
     text_of,
+)
+from spanlens.indexing.languages.rules import (
+    Definition,
+    Handler,
+    RulesExtractor,
+    SpanRules,
 )
 from spanlens.indexing.spans import Span
 

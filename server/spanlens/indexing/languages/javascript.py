@@ -39,14 +39,16 @@ import tree_sitter_javascript
 from tree_sitter import Node
 
 from spanlens.indexing.languages.common import (
-    Definition,
-    Handler,
-    RulesExtractor,
-    SpanRules,
     callee_renderer,
     param_fact,
     preceding_comment,
     text_of,
+)
+from spanlens.indexing.languages.rules import (
+    Definition,
+    Handler,
+    RulesExtractor,
+    SpanRules,
 )
 
 COMMENT_TYPES = frozenset({"comment"})

@@ -40,15 +40,17 @@ import tree_sitter_rust
 from tree_sitter import Node
 
 from spanlens.indexing.languages.common import (
-    Definition,
-    Handler,
-    RulesExtractor,
-    SpanRules,
     callee_renderer,
     collapsed_text,
     param_fact,
     preceding_comment,
     text_of,
+)
+from spanlens.indexing.languages.rules import (
+    Definition,
+    Handler,
+    RulesExtractor,
+    SpanRules,
 )
 
 COMMENT_TYPES = frozenset({"line_comment", "block_comment"})

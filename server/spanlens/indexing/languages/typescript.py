@@ -20,11 +20,13 @@ from tree_sitter import Node
 
 from spanlens.indexing.languages import javascript
 from spanlens.indexing.languages.common import (
+    text_of,
+)
+from spanlens.indexing.languages.rules import (
     Definition,
     Handler,
     RulesExtractor,
     SpanRules,
-    text_of,
 )
 
 
