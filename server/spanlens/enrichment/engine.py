@@ -31,6 +31,7 @@ from spanlens.config import Settings
 from spanlens.enrichment.backends import FailureKind, create_backend, probe_backends
 from spanlens.enrichment.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.cascade import Breaker, Cascade, Endpoint, GpuProbe, Job, JobResult
+from spanlens.enrichment.grounding import NO_NAMES, Names, WorkspaceNames
 from spanlens.enrichment.privacy import remote_allowed
 from spanlens.enrichment.prompts import (
     SpanSource,
@@ -152,6 +153,8 @@ class EnrichmentEngine:
         self.version = ENRICHMENT_VERSION
         self.store = store if store is not None else open_store(root)
         self._read = source_text or self._read_disk
+        #: Span names of the workspace, for grounding replies (one query per refresh).
+        self.workspace_names = WorkspaceNames()
         self._endpoints = endpoints if endpoints is not None else build_endpoints(settings)
         #: Whether any endpoint is remote: only then is the privacy rule worth checking.
         self._has_remote = any(backend.is_remote for backend in settings.backends)
@@ -647,6 +650,7 @@ class EnrichmentEngine:
                 continue
             lines = text.split("\n")
             file_spans = self.store.spans_in_file(path)
+            names = self.workspace_names.for_file(self.store, text, file_spans)
             # A container's hash covers only its skeleton, so its text can change under the
             # same hash: only a file identical to the indexed one vouches for it.
             indexed = queries.indexed_file_sha256(self.store, path)
@@ -655,7 +659,7 @@ class EnrichmentEngine:
                 if span.kind in CONTAINER_KINDS and not file_current:
                     loaded.append((span, None, "file changed since it was indexed"))
                 else:
-                    loaded.append(_source_for(span, lines, file_spans))
+                    loaded.append(_source_for(span, lines, file_spans, names))
         return loaded
 
     def _read_disk(self, path: str) -> str | None:
@@ -663,7 +667,7 @@ class EnrichmentEngine:
 
 
 def _source_for(
-    span: SpanRow, lines: list[str], file_spans: list[SpanRow]
+    span: SpanRow, lines: list[str], file_spans: list[SpanRow], names: Names = NO_NAMES
 ) -> tuple[SpanRow, SpanSource | None, str | None]:
     if span.end_line >= len(lines):
         return span, None, "source changed since indexing"
@@ -673,7 +677,8 @@ def _source_for(
     ):
         return span, None, "source changed since indexing"
     shown = [line.rstrip("\r") for line in lines[span.start_line : span.end_line + 1]]
-    return span, SpanSource(span, shown, enclosing_context(span, file_spans, lines)), None
+    context = enclosing_context(span, file_spans, lines)
+    return span, SpanSource(span, shown, context, names), None
 
 
 def span_text(span: SpanRow, lines: list[str]) -> str:

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from spanlens.enrichment.grounding import NO_NAMES, Names
 from spanlens.enrichment.schema import (
     MAX_SNIPPET_LINES,
     MAX_SUMMARY_WORDS,
@@ -70,6 +71,8 @@ class SpanSource:
     lines: list[str]
     #: Enclosing class (header, members) or module (imports) context; may be empty.
     context: str = ""
+    #: Names of the span's file and the workspace a reply may mention (see grounding).
+    names: Names = NO_NAMES
 
     @property
     def first_line(self) -> int:
@@ -89,12 +92,28 @@ class SpanSource:
     def validation_context(self) -> SpanContext:
         """What a reply for this span is checked against (file line numbers)."""
         return context_for(
-            self.span.id, self.first_line, self.last_line, self.span.facts, self.code
+            self.span.id,
+            self.first_line,
+            self.last_line,
+            self.span.facts,
+            self.code,
+            name=self.span.name,
+            context=self.context,
+            names=self.names,
         )
 
     def stored_context(self) -> SpanContext:
         """What a stored enrichment of this span is checked against (span-relative lines)."""
-        return context_for(self.span.id, 1, len(self.lines), self.span.facts, self.code)
+        return context_for(
+            self.span.id,
+            1,
+            len(self.lines),
+            self.span.facts,
+            self.code,
+            name=self.span.name,
+            context=self.context,
+            names=self.names,
+        )
 
 
 @dataclass(frozen=True, slots=True)
