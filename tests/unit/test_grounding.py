@@ -188,6 +188,7 @@ def test_two_sentences_and_dotted_names_are_one_entry() -> None:
         ("Reads an entry; the read_blob_safely method does the work.", "read_blob_safely"),
         ("Reads an entry via `self.__getattr` lookups.", "self.__getattr"),
         ("The LazyBlobStore class reads entries.", "LazyBlobStore"),
+        ("The `echo` function in the `str.print()` method.", "str.print"),
     ],
 )
 def test_an_invented_name_is_invalid_and_named(mode: str, summary: str, invented: str) -> None:
@@ -212,6 +213,7 @@ def test_invented_names_in_list_entries_are_caught_too(mode: str) -> None:
         "Works like `render_page` in another module, with `os.fspath` rules.",  # index, stdlib
         "The main function of the cache: a helper method for the Cache class.",  # English
         "Returns `None` or a `str`, the file(s) text; see `json.loads` for parsing.",
+        "Joins parts with `str.join` and checks `dict.get`, on `self.root`.",
     ],
 )
 def test_names_from_the_code_facts_file_index_and_python_are_grounded(

@@ -10,7 +10,7 @@ until its list is full. The checks here catch that without a model of English:
   builtin or standard-library module. Plain English words are never checked: outside
   backticks only names that look like code (an underscore, a dot, a digit or an inner capital)
   are. A dotted name passes when its last part is known, or its first part is a standard
-  module.
+  module; one that starts with a builtin (``str.join``) must be an attribute of it.
 - **Subject.** A summary whose subject (its first such name) is another span's name, not this
   span's, its class's or its file's, is about the wrong code.
 - **Lists.** Exact and near-duplicate entries (same words after folding case, spaces and
@@ -25,6 +25,7 @@ frozenset of workspace span names, so a check is a few set lookups, never a quer
 from __future__ import annotations
 
 import builtins
+import inspect
 import keyword
 import re
 import sys
@@ -59,6 +60,7 @@ _INPUT = re.compile(
 
 _BUILTINS = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"self", "cls", "this"}
 _STDLIB = frozenset(sys.stdlib_module_names)
+_BUILTIN_OBJECTS = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +203,20 @@ def _is_known(name: str, known: frozenset[str] | set[str], names: Names) -> bool
 
     if len(parts) == 1:
         return one(parts[0])
+    if parts[0] in _BUILTIN_OBJECTS:
+        # A builtin's attribute can be looked up: `str.join` exists, `str.print` does not.
+        return _builtin_has(parts) or parts[-1] in known
     return one(parts[-1]) or parts[0] in _STDLIB or name in known
+
+
+def _builtin_has(parts: list[str]) -> bool:
+    node: Any = builtins
+    for part in parts:
+        try:
+            node = inspect.getattr_static(node, part)
+        except AttributeError:
+            return False
+    return True
 
 
 #: Words that may precede a summary's subject ("The `x` function …", "This `X` …").
