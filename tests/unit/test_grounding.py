@@ -334,3 +334,13 @@ async def test_invented_names_are_retried_escalated_and_named_in_the_attempt(
     ]
     assert rows[0]["failure_type"] == "invalid output"
     assert "__cabel_scale" in rows[0]["detail"]
+
+
+def test_invented_names_lead_the_detail_even_among_many_errors() -> None:
+    data = good(
+        summary="The `__cabel_load` function reads.",
+        inputs=["key", "default", "other: x"],
+        evidence=[{"field": "summary", "lines": [1, 2]}],
+    )
+    result = judge("single", data)
+    assert "__cabel_load" in result.describe()

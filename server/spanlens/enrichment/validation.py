@@ -279,6 +279,8 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
     if errors:
         return errors
     errors = _summary_errors(str(data["summary"]), ctx.code)
+    # Invented names first: the attempt's detail shows the first errors, and names them.
+    errors += grounding_errors(data, ctx)
     for item in data["evidence"]:
         start, end = item["lines"]
         if start > end or start < ctx.first_line or end > ctx.last_line:
@@ -292,7 +294,6 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
             reason = grounding.paragraph_reason(item)
             if reason:
                 errors.append(f"{key}[{index}] {reason}: {item[:40]!a}")
-    errors += grounding_errors(data, ctx)
     return errors
 
 
