@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -56,6 +57,8 @@ def main(out: Path) -> None:
         return call
 
     cascade.Cascade._judge = judge  # type: ignore[method-assign]
+    # `timeout` ends a bounded run with SIGTERM: exit through the finally that stops the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="spanlens-collect-") as tmp:
         root = Path(tmp)
         shutil.copy(source, root / source.name)

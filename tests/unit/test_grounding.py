@@ -189,6 +189,7 @@ def test_two_sentences_and_dotted_names_are_one_entry() -> None:
         ("Reads an entry via `self.__getattr` lookups.", "self.__getattr"),
         ("The LazyBlobStore class reads entries.", "LazyBlobStore"),
         ("The `echo` function in the `str.print()` method.", "str.print"),
+        ("The `load_entry, __getattr, open` methods read.", "__getattr"),
     ],
 )
 def test_an_invented_name_is_invalid_and_named(mode: str, summary: str, invented: str) -> None:

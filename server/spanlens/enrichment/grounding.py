@@ -159,9 +159,11 @@ def code_names(text: str) -> list[str]:
 def _positioned_names(text: str) -> list[tuple[int, str]]:
     found: list[tuple[int, str]] = []
     for match in _BACKTICKED.finditer(text):
-        inner = _CODE_IN_TICKS.match(match.group(1))
-        if inner:
-            found.append((match.start(), inner.group(1)))
+        # `a, b, c` lists several names in one pair of backticks.
+        for part in match.group(1).split(","):
+            inner = _CODE_IN_TICKS.match(part)
+            if inner:
+                found.append((match.start(), inner.group(1)))
     plain = _BACKTICKED.sub(lambda m: " " * len(m.group(0)), text)
     for match in _CALL.finditer(plain):
         if looks_like_code(match.group(1)):
