@@ -18,6 +18,7 @@ from typing import Any
 
 from spanlens.enrichment.grounding import NO_NAMES, Names
 from spanlens.enrichment.schema import (
+    LIST_CAPS,
     MAX_SNIPPET_LINES,
     MAX_SUMMARY_WORDS,
     SpanBounds,
@@ -44,16 +45,18 @@ For each span of code you are given, reply with one JSON object and nothing else
 {MAX_SUMMARY_WORDS} words; never repeat the code itself.
 - "inputs": one entry per parameter, written "name: meaning", where name is exactly one of \
 the span's "parameters"; an empty list when the span has no parameters.
-- "outputs": what it returns or yields, short phrases.
-- "side_effects": I/O, mutation of arguments or shared state, network, processes; empty list \
-if none.
+- "outputs": what it returns or yields, short phrases (at most {LIST_CAPS["outputs"]}).
+- "side_effects": I/O, mutation of arguments or shared state, network, processes (at most \
+{LIST_CAPS["side_effects"]}); empty list if none.
 - "pitfalls": ways a caller can misuse it or be surprised (edge cases, exceptions, \
-performance); empty list if none.
-- "tags": one to five lowercase topic words.
+performance; at most {LIST_CAPS["pitfalls"]}); empty list if none.
+- "tags": one to {LIST_CAPS["tags"]} lowercase topic words.
 - "usage_snippet": a short example call (at most {MAX_SNIPPET_LINES} lines), or null.
 - "evidence": entries {{"field": <one of the fields above>, "lines": [first, last]}} citing \
 the line numbers shown next to the code; every cited line lies inside the span's "lines".
-State only what the code shows. Do not invent parameters, behaviour or lines."""
+Each list entry is one short sentence, said once. Write a name in backticks only when it \
+appears in the code, exactly as written there.
+State only what the code shows. Do not invent parameters, names, behaviour or lines."""
 
 _BATCH_INSTRUCTIONS = (
     'Reply with {"enrichments": [...]}: one object per span of the request, each with its '
