@@ -37,7 +37,8 @@ from tests.support.standin import StandinModelServer
 
 from run import print_table
 from spanlens.config import Settings, settings_from_dict
-from spanlens.enrichment.prompts import SpanSource
+from spanlens.enrichment.grounding import WorkspaceNames
+from spanlens.enrichment.prompts import SpanSource, enclosing_context
 from spanlens.enrichment.runner import run_enrich
 from spanlens.enrichment.validation import validate_enrichment
 from spanlens.enrichment.version import ENRICHMENT_VERSION
@@ -231,11 +232,18 @@ def check_rows(root: Path) -> tuple[int, int]:
     try:
         by_hash = {s.content_hash: s for p in store.file_rows() for s in store.spans_in_file(p)}
         texts: dict[str, list[str]] = {}
+        workspace = WorkspaceNames()
         valid = invalid = 0
         for content_hash, data in queries.enrichment_rows(store, ENRICHMENT_VERSION):
             span = by_hash[content_hash]
             lines = texts.setdefault(span.path, (root / span.path).read_text().split("\n"))
-            source = SpanSource(span, lines[span.start_line : span.end_line + 1])
+            file_spans = store.spans_in_file(span.path)
+            source = SpanSource(
+                span,
+                lines[span.start_line : span.end_line + 1],
+                enclosing_context(span, file_spans, lines),
+                workspace.for_file(store, "\n".join(lines), file_spans),
+            )
             if validate_enrichment(data, source.stored_context()).ok:
                 valid += 1
             else:

@@ -31,7 +31,8 @@ from tests.support.standin import RecordedRequest, Reply, StandinModelServer, cl
 
 from spanlens.config import Settings, settings_from_dict
 from spanlens.enrichment.engine import EnrichmentEngine, SpanOutcome
-from spanlens.enrichment.prompts import SpanSource
+from spanlens.enrichment.grounding import WorkspaceNames
+from spanlens.enrichment.prompts import SpanSource, enclosing_context
 from spanlens.enrichment.validation import validate_enrichment
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
@@ -157,10 +158,18 @@ def assert_every_row_valid(root: Path) -> None:
     store = open_store(root)
     try:
         spans = {s.content_hash: s for p in store.file_rows() for s in store.spans_in_file(p)}
+        workspace_names = WorkspaceNames()
         for content_hash, data in queries.enrichment_rows(store, ENRICHMENT_VERSION):
             row = spans[content_hash]
-            lines = (root / row.path).read_text().split("\n")[row.start_line : row.end_line + 1]
-            context = SpanSource(row, lines).stored_context()
+            text = (root / row.path).read_text()
+            file_lines = text.split("\n")
+            file_spans = store.spans_in_file(row.path)
+            context = SpanSource(
+                row,
+                file_lines[row.start_line : row.end_line + 1],
+                enclosing_context(row, file_spans, file_lines),
+                workspace_names.for_file(store, text, file_spans),
+            ).stored_context()
             assert validate_enrichment(data, context).ok, data
     finally:
         store.close()

@@ -34,6 +34,7 @@ from spanlens.enrichment.endpoints import (
     health_of,
     stall_of,
 )
+from spanlens.enrichment.grounding import WorkspaceNames
 from spanlens.enrichment.jobs import cost_function, plan_jobs
 from spanlens.enrichment.outcomes import (
     DEFERRED,
@@ -104,6 +105,8 @@ class EnrichmentEngine:
         self.version = ENRICHMENT_VERSION
         self.store = store if store is not None else open_store(root)
         self._read = source_text or self._read_disk
+        #: Span names of the workspace, for grounding replies (one query per refresh).
+        self.workspace_names = WorkspaceNames()
         self._endpoints = endpoints if endpoints is not None else build_endpoints(settings)
         #: Whether any endpoint is remote: only then is the privacy rule worth checking.
         self._has_remote = any(backend.is_remote for backend in settings.backends)
@@ -142,7 +145,9 @@ class EnrichmentEngine:
         unique = list({span.id: span for span in spans}.values())
         outcomes: dict[int, SpanOutcome] = {}
         sources: dict[str, SpanSource] = {}
-        for span, source, problem in load_sources(self.store, self._read, unique):
+        for span, source, problem in load_sources(
+            self.store, self._read, unique, self.workspace_names
+        ):
             if problem is not None or source is None:
                 outcomes[span.id] = SpanOutcome(span.id, span.content_hash, DISCARDED, problem)
             elif self.store.enrichment_for(span.content_hash, self.version) is not None:

@@ -21,7 +21,9 @@ from spanlens.enrichment.excerpts import (
     estimate_tokens,
     excerpt_lines,
 )
+from spanlens.enrichment.grounding import NO_NAMES, Names
 from spanlens.enrichment.schema import (
+    LIST_CAPS,
     MAX_SNIPPET_LINES,
     MAX_SUMMARY_WORDS,
     SpanBounds,
@@ -51,16 +53,18 @@ For each span of code you are given, reply with one JSON object and nothing else
 {MAX_SUMMARY_WORDS} words; never repeat the code itself.
 - "inputs": one entry per parameter, written "name: meaning", where name is exactly one of \
 the span's "parameters"; an empty list when the span has no parameters.
-- "outputs": what it returns or yields, short phrases.
-- "side_effects": I/O, mutation of arguments or shared state, network, processes; empty list \
-if none.
+- "outputs": what it returns or yields, short phrases (at most {LIST_CAPS["outputs"]}).
+- "side_effects": I/O, mutation of arguments or shared state, network, processes (at most \
+{LIST_CAPS["side_effects"]}); empty list if none.
 - "pitfalls": ways a caller can misuse it or be surprised (edge cases, exceptions, \
-performance); empty list if none.
-- "tags": one to five lowercase topic words.
+performance; at most {LIST_CAPS["pitfalls"]}); empty list if none.
+- "tags": one to {LIST_CAPS["tags"]} lowercase topic words.
 - "usage_snippet": a short example call (at most {MAX_SNIPPET_LINES} lines), or null.
 - "evidence": entries {{"field": <one of the fields above>, "lines": [first, last]}} citing \
 the line numbers shown next to the code; every cited line lies inside the span's "lines".
-State only what the code shows. Do not invent parameters, behaviour or lines."""
+Each list entry is one short sentence, said once. Write a name in backticks only when it \
+appears in the code, exactly as written there.
+State only what the code shows. Do not invent parameters, names, behaviour or lines."""
 
 _BATCH_INSTRUCTIONS = (
     'Reply with {"enrichments": [...]}: one object per span of the request, each with its '
@@ -78,6 +82,8 @@ class SpanSource:
     lines: list[str]
     #: Enclosing class (header, members) or module (imports) context; may be empty.
     context: str = ""
+    #: Names of the span's file and the workspace a reply may mention (see grounding).
+    names: Names = NO_NAMES
 
     @property
     def first_line(self) -> int:
@@ -97,12 +103,28 @@ class SpanSource:
     def validation_context(self) -> SpanContext:
         """What a reply for this span is checked against (file line numbers)."""
         return context_for(
-            self.span.id, self.first_line, self.last_line, self.span.facts, self.code
+            self.span.id,
+            self.first_line,
+            self.last_line,
+            self.span.facts,
+            self.code,
+            name=self.span.name,
+            context=self.context,
+            names=self.names,
         )
 
     def stored_context(self) -> SpanContext:
         """What a stored enrichment of this span is checked against (span-relative lines)."""
-        return context_for(self.span.id, 1, len(self.lines), self.span.facts, self.code)
+        return context_for(
+            self.span.id,
+            1,
+            len(self.lines),
+            self.span.facts,
+            self.code,
+            name=self.span.name,
+            context=self.context,
+            names=self.names,
+        )
 
 
 @dataclass(frozen=True, slots=True)

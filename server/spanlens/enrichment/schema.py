@@ -39,15 +39,40 @@ EVIDENCE_FIELDS = ("summary", "inputs", "outputs", "side_effects", "pitfalls", "
 
 MAX_SUMMARY_WORDS = 120
 MAX_SNIPPET_LINES = 12
-MAX_ITEM_CHARS = 300
-MAX_ITEMS = 20
+#: Longest list entry, in characters: a sentence or two, not a paragraph.
+MAX_ITEM_CHARS = 200
+#: Longest ``inputs`` entry: a parameter name (some are long), a colon and a sentence.
+MAX_INPUT_CHARS = 300
 MAX_INPUTS = 64
-
-_SHORT_LIST: dict[str, Any] = {
-    "type": "array",
-    "items": {"type": "string", "minLength": 1, "maxLength": MAX_ITEM_CHARS},
-    "maxItems": MAX_ITEMS,
+#: Longest tag, in characters.
+MAX_TAG_CHARS = 24
+#: Most entries per list field: the local schema's ``maxItems``, the validator's cap and the
+#: ceiling of every bounded schema sent to a model (one source for all three).
+LIST_CAPS: dict[str, int] = {
+    # One entry per parameter: some functions have dozens (subprocess.Popen has 25).
+    "inputs": MAX_INPUTS,
+    "outputs": 5,
+    "side_effects": 6,
+    "pitfalls": 6,
+    "tags": 5,
 }
+#: Longest entry per list field (characters).
+ITEM_CHARS: dict[str, int] = {
+    "inputs": MAX_INPUT_CHARS,
+    "outputs": MAX_ITEM_CHARS,
+    "side_effects": MAX_ITEM_CHARS,
+    "pitfalls": MAX_ITEM_CHARS,
+    "tags": MAX_TAG_CHARS,
+}
+
+
+def _short_list(key: str) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1, "maxLength": ITEM_CHARS[key]},
+        "maxItems": LIST_CAPS[key],
+    }
+
 
 _EVIDENCE: dict[str, Any] = {
     "type": "object",
@@ -66,16 +91,7 @@ _EVIDENCE: dict[str, Any] = {
 
 _PROPERTIES: dict[str, Any] = {
     "summary": {"type": "string", "minLength": 1, "maxLength": 1200},
-    # One entry per parameter: some functions have dozens (subprocess.Popen has 25).
-    "inputs": {**_SHORT_LIST, "maxItems": MAX_INPUTS},
-    "outputs": _SHORT_LIST,
-    "side_effects": _SHORT_LIST,
-    "pitfalls": _SHORT_LIST,
-    "tags": {
-        "type": "array",
-        "items": {"type": "string", "minLength": 1, "maxLength": 40},
-        "maxItems": 8,
-    },
+    **{key: _short_list(key) for key in LIST_FIELDS},
     "usage_snippet": {"type": ["string", "null"], "maxLength": 2000},
     "evidence": {"type": "array", "items": _EVIDENCE, "maxItems": 40},
 }
@@ -127,7 +143,7 @@ BOUND_KEYWORDS = frozenset(
 BOUND_CHARS_PER_TOKEN = 3.0
 #: Bound sizes at scale 1: (summary chars, list items, item chars, snippet chars, evidence).
 _BOUND_SIZES = (600, 4, 160, 360, 6)
-_TAGS = (5, 24)
+_TAGS = (LIST_CAPS["tags"], MAX_TAG_CHARS)
 _SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
 
 
@@ -167,24 +183,32 @@ def bounded_schema(
 
 def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
     summary, items, item_chars, snippet, evidence = (max(1, int(v * scale)) for v in _BOUND_SIZES)
+    item_chars = min(item_chars, MAX_ITEM_CHARS)
 
     def text(limit: int) -> dict[str, Any]:
         return {"type": "string", "minLength": 1, "maxLength": limit}
 
     def entry(span: SpanBounds) -> dict[str, Any]:
         params = [p for p in span.params or () if p]
-        inputs_item = text(item_chars + max((len(p) for p in params), default=0))
+        inputs_item = text(
+            min(MAX_INPUT_CHARS, item_chars + max((len(p) for p in params), default=0))
+        )
         if params:
             names = "|".join(re.escape(p) for p in params)
             # llama.cpp ignores maxLength next to a pattern: the pattern bounds the length.
             inputs_item["pattern"] = f"^({names}): .{{1,{item_chars}}}$"
-        inputs_max = len(params) if span.params is not None else items
+        inputs_max = min(len(params) if span.params is not None else items, MAX_INPUTS)
         props: dict[str, Any] = {
             "summary": text(summary),
             "inputs": {"type": "array", "items": inputs_item, "maxItems": inputs_max},
-            "outputs": {"type": "array", "items": text(item_chars), "maxItems": items},
-            "side_effects": {"type": "array", "items": text(item_chars), "maxItems": items},
-            "pitfalls": {"type": "array", "items": text(item_chars), "maxItems": items},
+            **{
+                key: {
+                    "type": "array",
+                    "items": text(item_chars),
+                    "maxItems": min(items, LIST_CAPS[key]),
+                }
+                for key in ("outputs", "side_effects", "pitfalls")
+            },
             "tags": {"type": "array", "items": text(_TAGS[1]), "maxItems": _TAGS[0]},
             "usage_snippet": {"type": ["string", "null"], "maxLength": snippet},
             "evidence": {

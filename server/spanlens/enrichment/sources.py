@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from spanlens.enrichment.grounding import NO_NAMES, Names, WorkspaceNames
 from spanlens.enrichment.prompts import SpanSource, enclosing_context
 from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.spans import CONTAINER_KINDS
@@ -17,8 +18,15 @@ SourceReader = Callable[[str], "str | None"]
 Loaded = tuple[SpanRow, "SpanSource | None", "str | None"]
 
 
-def load_sources(store: Store, read: SourceReader, spans: list[SpanRow]) -> list[Loaded]:
-    """Each span's text and context; a problem instead when its text moved on."""
+def load_sources(
+    store: Store,
+    read: SourceReader,
+    spans: list[SpanRow],
+    workspace_names: WorkspaceNames | None = None,
+) -> list[Loaded]:
+    """Each span's text and context; a problem instead when its text moved on.
+
+    ``workspace_names`` gives each source the names a reply may mention (grounding)."""
     by_path: dict[str, list[SpanRow]] = {}
     for span in spans:
         by_path.setdefault(span.path, []).append(span)
@@ -30,6 +38,7 @@ def load_sources(store: Store, read: SourceReader, spans: list[SpanRow]) -> list
             continue
         lines = text.split("\n")
         file_spans = store.spans_in_file(path)
+        names = workspace_names.for_file(store, text, file_spans) if workspace_names else NO_NAMES
         # A container's hash covers only its skeleton, so its text can change under the
         # same hash: only a file identical to the indexed one vouches for it.
         indexed = queries.indexed_file_sha256(store, path)
@@ -38,11 +47,13 @@ def load_sources(store: Store, read: SourceReader, spans: list[SpanRow]) -> list
             if span.kind in CONTAINER_KINDS and not file_current:
                 loaded.append((span, None, "file changed since it was indexed"))
             else:
-                loaded.append(_source_for(span, lines, file_spans))
+                loaded.append(_source_for(span, lines, file_spans, names))
     return loaded
 
 
-def _source_for(span: SpanRow, lines: list[str], file_spans: list[SpanRow]) -> Loaded:
+def _source_for(
+    span: SpanRow, lines: list[str], file_spans: list[SpanRow], names: Names = NO_NAMES
+) -> Loaded:
     if span.end_line >= len(lines):
         return span, None, "source changed since indexing"
     if (
@@ -51,7 +62,8 @@ def _source_for(span: SpanRow, lines: list[str], file_spans: list[SpanRow]) -> L
     ):
         return span, None, "source changed since indexing"
     shown = [line.rstrip("\r") for line in lines[span.start_line : span.end_line + 1]]
-    return span, SpanSource(span, shown, enclosing_context(span, file_spans, lines)), None
+    context = enclosing_context(span, file_spans, lines)
+    return span, SpanSource(span, shown, context, names), None
 
 
 def span_text(span: SpanRow, lines: list[str]) -> str:

