@@ -230,8 +230,12 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 ed.let_go("release")
                 assert int(ed.expect("ENRICHED_NOTIFICATIONS")) >= 1
                 after = ed.expect("LENSES_AFTER")
-                # The summary's first 60 characters and the pitfall count (protocol.md).
-                title = "Test enrichment for the function parse_config in src/pkg/mo… · ⚠ 1 pitfall"
+                # The summary's first 60 characters, the pitfall count and the model
+                # (protocol.md).
+                title = (
+                    "Test enrichment for the function parse_config in src/pkg/mo… · ⚠ 1 pitfall"
+                    " · qwen2.5-coder:7b"
+                )
                 assert after == f"1={title}", after
                 hover = ed.expect("HOVER")
                 assert "def parse_config(text)" in hover, hover
