@@ -249,7 +249,8 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 gate.opened.clear()  # the edited span's call waits
                 ed.let_go("edit")
                 stale = ed.expect("LENSES_STALE")
-                assert stale == f"1=↻ stale: {title.split(' · ')[0]}", stale
+                summary, model = title.split(" · ")[0], title.split(" · ")[-1]
+                assert stale == f"1=↻ stale: {summary} · {model}", stale
                 gate.opened.set()
                 ed.let_go("release2")
                 assert ed.expect("LENSES_FRESH") == f"1={title}"
