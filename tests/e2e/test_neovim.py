@@ -230,8 +230,12 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 ed.let_go("release")
                 assert int(ed.expect("ENRICHED_NOTIFICATIONS")) >= 1
                 after = ed.expect("LENSES_AFTER")
-                # The summary's first 60 characters and the pitfall count (protocol.md).
-                title = "Test enrichment for the function parse_config in src/pkg/mo… · ⚠ 1 pitfall"
+                # The summary's first 60 characters, the pitfall count and the model
+                # (protocol.md).
+                title = (
+                    "Test enrichment for the function parse_config in src/pkg/mo… · ⚠ 1 pitfall"
+                    " · qwen2.5-coder:7b"
+                )
                 assert after == f"1={title}", after
                 hover = ed.expect("HOVER")
                 assert "def parse_config(text)" in hover, hover
@@ -245,7 +249,8 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 gate.opened.clear()  # the edited span's call waits
                 ed.let_go("edit")
                 stale = ed.expect("LENSES_STALE")
-                assert stale == f"1=↻ stale: {title.split(' · ')[0]}", stale
+                summary, model = title.split(" · ")[0], title.split(" · ")[-1]
+                assert stale == f"1=↻ stale: {summary} · {model}", stale
                 gate.opened.set()
                 ed.let_go("release2")
                 assert ed.expect("LENSES_FRESH") == f"1={title}"

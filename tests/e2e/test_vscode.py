@@ -125,7 +125,9 @@ def editor(
 
 def test_lens_and_hover_show_the_enrichment_as_text(editor: VSCode) -> None:
     editor.call("open", name="config.py")
-    lenses = editor.call("lenses", pattern=r"^\S+ parses key=value .* · ⚠ 2 pitfalls$", min=3)
+    lenses = editor.call(
+        "lenses", pattern=r"^\S+ parses key=value .* · ⚠ 2 pitfalls · qwen2\.5-coder:7b$", min=3
+    )
     assert any(text.startswith("parse_config parses key=value") for text in lenses), lenses
     editor.screenshot("01-lenses")
     assert len(lenses) == 3, lenses  # parse_config, Config, Config.load

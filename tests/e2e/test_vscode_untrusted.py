@@ -75,7 +75,8 @@ def test_untrusted_workspace_runs_the_bundled_server_with_the_users_backends(
     editor.call("open", name="calc.py")
     lenses = editor.call("lenses", pattern="^Test enrichment for the function add", timeout=90_000)
     editor.screenshot("01-untrusted-lenses")
-    assert lenses == ["Test enrichment for the function add in calc.py. · ⚠ 1 pitfall"], lenses
+    title = "Test enrichment for the function add in calc.py. · ⚠ 1 pitfall · qwen2.5-coder:7b"
+    assert lenses == [title], lenses
     assert standin.chat_requests, "the user's backend was not used"
     log = next(editor.user_data.glob("logs/*/exthost*/spanlens.spanlens/spanlens.log")).read_text()
     assert "starting the bundled server" in log and "(untrusted workspace)" in log, log

@@ -155,3 +155,47 @@ async def test_docgen_file_and_open_doc_commands(tmp_path: Path, profile: str) -
             assert bad.value.code == -32602
         finally:
             await editor.stop()
+
+
+@pytest.mark.parametrize("profile", ["neovim", "visual-studio-code"])
+async def test_docgen_file_while_the_idle_job_writes_a_doc_waits_for_it(
+    tmp_path: Path, profile: str
+) -> None:
+    """The command and the server's own idle docgen never lock each other out: a command for
+    the file being documented gets that doc (one model call), one for another file waits its
+    turn. Neither is told "another spanlens process is writing docs"."""
+    gate = threading.Event()
+
+    async def respond(request: RecordedRequest) -> Reply:
+        if parse_docgen_request(request) is not None:
+            while not gate.is_set():
+                await asyncio.sleep(0.02)
+        return valid_reply(request)
+
+    with StandinModelServer(responder=respond, latency=0.02) as server:
+        root = tmp_path / "ws"
+        _workspace(root, server.url, docgen=True)
+        editor = Editor(profile=profile, root=root)
+        try:
+            await editor.start()
+            [first] = await wait_for(lambda: _docgen_requests(server), 30, "idle docgen's call")
+            path = str((parse_docgen_request(first) or {})["path"])
+            other = next(name for name in FILES if name != path)
+            same = asyncio.ensure_future(
+                editor.command("spanlens.docgenFile", {"uri": editor.uri(path)})
+            )
+            another = asyncio.ensure_future(
+                editor.command("spanlens.docgenFile", {"uri": editor.uri(other)})
+            )
+            await asyncio.sleep(0.5)  # both commands reach the server while the call is held
+            gate.set()
+            results = await asyncio.wait_for(asyncio.gather(same, another), 30)
+            assert [r["written"] for r in results] == [True, True], results
+            assert results[1]["modelCalls"] == 1
+            calls = [str(d["path"]) for d in map(parse_docgen_request, server.chat_requests) if d]
+            assert calls.count(path) == 1  # the doc being written was not written twice
+            assert (root / f".spanlens/docs/{path}.md").is_file()
+            assert (root / f".spanlens/docs/{other}.md").is_file()
+        finally:
+            gate.set()
+            await editor.stop()

@@ -40,7 +40,7 @@ async def test_lenses_resolve_from_the_store(editor: Editor) -> None:
         lambda: _all_fresh(editor.lens_titles("config.py")), what="fresh lens titles"
     )
     assert titles[PARSE_LINE].startswith(f"{SUMMARY} function parse_config")
-    assert titles[PARSE_LINE].endswith("⚠ 1 pitfall")
+    assert titles[PARSE_LINE].endswith("⚠ 1 pitfall · qwen2.5-coder:7b")  # and its model
     assert set(titles) == {0, LOAD_LINE, 7, PARSE_LINE}
     if editor.supports_refresh:
         await wait_for(lambda: editor.lens_refreshes > 0, what="a codeLens refresh")
@@ -60,7 +60,7 @@ async def test_pitfall_diagnostics_on_the_name(editor: Editor) -> None:
     )
     parse = [d for d in diagnostics if d.range.start.line == PARSE_LINE]
     assert len(parse) == 1
-    assert parse[0].message == "parse_config: none known to the stand-in"
+    assert parse[0].message == "parse_config: none known to the stand-in · qwen2.5-coder:7b"
     assert all(d.source == "spanlens" for d in diagnostics)
     assert all(d.severity == types.DiagnosticSeverity.Hint for d in diagnostics)
     assert parse[0].range.start.character == 4  # the name, not the `def`

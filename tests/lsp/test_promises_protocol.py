@@ -187,7 +187,8 @@ async def test_lenses_carry_data_only_and_resolve_to_show_span(
     assert resolved.command is not None
     assert resolved.command.command == "spanlens.showSpan"
     assert list(resolved.command.arguments or []) == [{"spanId": parse.data["spanId"]}]
-    assert resolved.command.title == f"{SUMMARY} function parse_config in config.py. · ⚠ 1 pitfall"
+    title = f"{SUMMARY} function parse_config in config.py. · ⚠ 1 pitfall · qwen2.5-coder:7b"
+    assert resolved.command.title == title
 
     # A lens whose span vanished.
     gone = types.CodeLens(range=parse.range, data={"spanId": 10**9, "uri": uri})

@@ -56,7 +56,10 @@ async def test_lens_titles_diagnostics_and_hovers_carry_no_control_characters(
         lambda: editor.client.diagnostics.get(uri), what="pitfall diagnostics"
     )
     messages = [d.message for d in diagnostics]
-    assert f"parse_config: {SHOWN}" in messages and "parse_config: second pitfall" in messages
+    # The model's name too: "m\x1b[31model\u202e" without its escape sequence and override.
+    assert f"parse_config: {SHOWN} · model" in messages
+    assert "parse_config: second pitfall · model" in messages
+    assert titles[PARSE_LINE].endswith(" · model"), titles[PARSE_LINE]
     hover = await editor.hover_text("config.py", PARSE_LINE)
     assert SHOWN in hover and "model" in hover
     for text in [*titles.values(), *messages, hover]:

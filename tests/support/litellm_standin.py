@@ -7,8 +7,9 @@ public names only), ``GET /health/liveliness``, and ``POST /v1/chat/completions`
 with the upstream's own model name (round-robin, the proxy's ``simple-shuffle`` made
 deterministic), the body otherwise passed through, the upstream's status and body returned.
 Upstream errors come back with their status (LiteLLM maps them to OpenAI error objects).
-The real proxy (PyPI ``litellm[proxy]``) is not installed by ``make test``: its wheel and
-dependencies are hundreds of megabytes.
+The real proxy (PyPI ``litellm[proxy]``, `make litellm-deps`) is tested end to end in
+tests/engine/test_litellm_proxy.py; this stand-in keeps the quick unit test of the same
+configuration independent of that ~750 MB install.
 """
 
 from __future__ import annotations

@@ -93,6 +93,25 @@ def test_piped_show_is_plain_readable_text(project: Path, cli: Cli) -> None:
     assert "Parser facts:" in out and "  - value: anything `str()` takes" in out
 
 
+def test_show_names_the_model_that_wrote_the_enrichment(project: Path, cli: Cli) -> None:
+    store = open_store(project)
+    try:
+        span = store.span_at("fmt.py", 0)
+        assert span is not None
+        queries.put_enrichment(
+            store, span.content_hash, ENRICHMENT_VERSION, HOSTILE,
+            model="hf.co/HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1\x1b[5m", tier="small",
+            backend="b", host="127.0.0.1",
+        )  # fmt: skip
+    finally:
+        store.close()
+    for extra in ((), ("--markdown",)):
+        code, out, err = cli("show", f"{project / 'fmt.py'}:2", "--root", str(project), *extra)
+        assert code == 0, err
+        assert "enriched by SmolLM2-135M-Instruct-GGUF:Q4_1 (small) on " in out, out
+        assert "\x1b" not in out
+
+
 def test_markdown_flag_prints_the_hover_source(project: Path, cli: Cli) -> None:
     code, out, err = cli("show", f"{project / 'fmt.py'}:2", "--root", str(project), "--markdown")
     assert code == 0, err

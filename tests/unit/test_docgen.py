@@ -138,6 +138,33 @@ def test_a_spans_new_enrichment_costs_one_overview_call_for_its_file_only(
     assert "Doubles z." in (root / ".spanlens/docs/c.py.md").read_text()
 
 
+def test_each_span_section_names_the_model_that_wrote_it(
+    tmp_path: Path, standin: StandinModelServer, capsys: Any
+) -> None:
+    root = _workspace(tmp_path / "ws", standin.url)
+    _enrich_all(root)
+    _docgen(root, capsys)
+    assert "*Enriched by m.*" in (root / ".spanlens/docs/c.py.md").read_text()
+    # The same summary, now stored as another model's (a tiny one, by its long name): the doc
+    # is re-rendered under that name, without a model call.
+    store = open_store(root)
+    other = store.spans_in_file("c.py")[0]
+    data = queries.enrichment_rows(store, ENRICHMENT_VERSION)
+    [same] = [d for h, d in data if h == other.content_hash]
+    queries.put_enrichment(
+        store, other.content_hash, ENRICHMENT_VERSION, same,
+        model="hf.co/HuggingFaceTB/SmolLM2-135M-Instruct.Q4_1.gguf\u202e", tier="small",
+        backend="b", host="h",
+    )  # fmt: skip
+    store.close()
+    standin.reset()
+    code, result = _docgen(root, capsys)
+    assert code == 0 and [d["path"] for d in result["docs"]] == ["c.py"]
+    assert result["docs"][0]["renderedOnly"] and _overview_calls(standin) == []
+    text = (root / ".spanlens/docs/c.py.md").read_text()
+    assert "*Enriched by SmolLM2-135M-Instruct.Q4_1.*" in text and "\u202e" not in text
+
+
 def test_files_with_pending_spans_wait_and_dry_run_lists_the_calls(
     tmp_path: Path, standin: StandinModelServer, capsys: Any
 ) -> None:

@@ -85,16 +85,40 @@ def test_lens_titles_cut_the_summary_at_sixty_characters_and_count_pitfalls() ->
 
     long = "Parses every key=value line of the file into a dictionary, skipping comment lines."
     title = lens_title(SpanView(span(), FRESH, enrichment(summary=long, pitfalls=["a", "b"]), None))
-    summary, _, pitfalls = title.partition(" · ")
+    summary, pitfalls, model = title.split(" · ")
     assert len(summary) <= 60 and summary.endswith("…")
     assert long.startswith(summary[:-1].rstrip())
-    assert pitfalls == "⚠ 2 pitfalls"
+    assert pitfalls == "⚠ 2 pitfalls" and model == "qwen2.5-coder:7b"  # who wrote it
     one = lens_title(SpanView(span(), FRESH, enrichment(summary="Short.", pitfalls=["a"]), None))
-    assert one == "Short. · ⚠ 1 pitfall"
+    assert one == "Short. · ⚠ 1 pitfall · qwen2.5-coder:7b"
     none = lens_title(SpanView(span(), FRESH, enrichment(summary="Short."), None))
-    assert none == "Short."
+    assert none == "Short. · qwen2.5-coder:7b"
     stale = lens_title(SpanView(span(), STALE, enrichment(summary=long, pitfalls=["a"]), None))
     assert stale.startswith("↻ stale: Parses every") and "⚠" not in stale
+    assert stale.endswith("… · qwen2.5-coder:7b")
+
+
+def test_model_labels_are_short_and_clean() -> None:
+    from tests.unit.test_presentation import enrichment, span
+
+    from spanlens.lsp.lenses import lens_title
+    from spanlens.presentation.state import FRESH, SpanView, model_label
+
+    def label(model: object) -> str:
+        return model_label({**enrichment(), "model": model})
+
+    assert label("qwen2.5-coder:7b") == "qwen2.5-coder:7b"
+    assert label("hf.co/HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1") == (
+        "SmolLM2-135M-Instruct-GGUF:Q4_1"
+    )
+    assert label("/models/SmolLM2-135M-Instruct.Q4_1.gguf") == "SmolLM2-135M-Instruct.Q4_1"
+    assert label("openai/gpt-4o-mini") == "gpt-4o-mini"
+    assert label("m\x1b[31model\u202e\n") == "model"
+    long = label("x" * 500)
+    assert len(long) == 32 and long.endswith("…")
+    assert label("") == label(None) == model_label(None) == ""
+    unnamed = {**enrichment(summary="Short."), "model": ""}
+    assert lens_title(SpanView(span(), FRESH, unnamed, None)) == "Short."
 
 
 def test_top_level_lenses_keep_spans_that_start_where_the_previous_ends() -> None:

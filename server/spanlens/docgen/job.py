@@ -57,6 +57,10 @@ class DocgenJob:
         #: The path being documented now.
         self.running: str | None = None
         self.last_error: str | None = None
+        #: This server writes one doc at a time (the docs lock keeps other processes out).
+        self._turn = asyncio.Lock()
+        #: Docs being written now, by path: a second request for one waits for it.
+        self._writing: dict[str, asyncio.Task[DocResult]] = {}
         self.docgen: Docgen | None = None
         try:
             self.docgen = Docgen(root, settings)
@@ -148,7 +152,32 @@ class DocgenJob:
         )
 
     async def document(self, plan: FilePlan) -> DocResult:
-        """Overview (if its key changed), render and write ``plan``'s doc under the lock."""
+        """Overview (if its key changed), render and write ``plan``'s doc under the lock.
+
+        The idle job and ``spanlens.docgenFile`` share this: a doc this server is writing
+        already is waited for, not written twice, and another file's doc waits its turn, so
+        the server never locks itself out."""
+        running = self._writing.get(plan.path)
+        if running is not None:
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if not running.cancelled():
+                    raise  # this caller was cancelled, not the writer
+        task = asyncio.ensure_future(self._document(plan))
+        self._writing[plan.path] = task
+        task.add_done_callback(lambda done: self._written(plan.path, done))
+        return await task
+
+    def _written(self, path: str, task: asyncio.Task[DocResult]) -> None:
+        if self._writing.get(path) is task:
+            del self._writing[path]
+
+    async def _document(self, plan: FilePlan) -> DocResult:
+        async with self._turn:
+            return await self._document_locked(plan)
+
+    async def _document_locked(self, plan: FilePlan) -> DocResult:
         docgen = self.docgen
         assert docgen is not None
         lock = docs_lock(self.root)

@@ -153,6 +153,7 @@ class CallGraph:
                 "links": links,
                 "callers": callers,
                 "signatures": [signature_of(s) for s in doc.spans],
+                "models": [s.model for s in doc.spans],
             }
         )
         return plan

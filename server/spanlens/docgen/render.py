@@ -12,6 +12,7 @@ from typing import Any
 from spanlens.docgen.plan import FilePlan, SpanRef, anchor_of, signature_of
 from spanlens.docgen.write import header_line
 from spanlens.presentation.markdown import _bullets, fact_lines, fenced, inline_markdown
+from spanlens.presentation.state import model_label
 from spanlens.presentation.text import clean_text
 from spanlens.states import SpanState
 
@@ -67,6 +68,10 @@ def render_doc(plan: FilePlan, overview: dict[str, Any]) -> str:
             snippet = data.get("usage_snippet")
             if snippet:
                 parts.append("**Usage**\n" + fenced(clean_text(snippet), span.language))
+            model = model_label({"model": item.model})
+            if model:
+                by = inline_markdown(model, at_line_start=False, in_emphasis=True)
+                parts.append(f"*Enriched by {by}.*")
         parts.append("**Parser facts**\n" + _bullets(fact_lines(span.facts), "", escape=False))
         calls = plan.calls.get(span.id) or []
         if calls:

@@ -1,4 +1,5 @@
-"""Pitfall diagnostics: one per pitfall of a freshly enriched span, on the span's name.
+"""Pitfall diagnostics: one per pitfall of a freshly enriched span, on the span's name, each
+message ending with the model that wrote it.
 
 Only fresh enrichments produce diagnostics, so a span's pitfalls disappear as soon as its code
 changes, and come back when the new enrichment lands. Published for open documents only.
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from spanlens.presentation.state import FRESH
+from spanlens.presentation.state import FRESH, model_label
 from spanlens.presentation.text import clean_text
 
 if TYPE_CHECKING:
@@ -50,11 +51,13 @@ class DiagnosticsPublisher:
             view = self.session.view(span)
             if view.state != FRESH or not view.enrichment:
                 continue
+            model = model_label(view.enrichment)
+            by = f" · {model}" if model else ""
             for pitfall in view.enrichment["data"].get("pitfalls") or []:
                 result.append(
                     types.Diagnostic(
                         range=self.session.name_range(span),
-                        message=clean_text(f"{span.name}: {pitfall}", one_line=True),
+                        message=clean_text(f"{span.name}: {pitfall}{by}", one_line=True),
                         severity=severity,
                         source=SOURCE,
                         code="pitfall",

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from spanlens.presentation.state import FACTS_ONLY, FAILED, FRESH, PENDING, STALE, SpanView
+from spanlens.presentation.state import (
+    FACTS_ONLY,
+    FAILED,
+    FRESH,
+    PENDING,
+    STALE,
+    SpanView,
+    model_label,
+)
 from spanlens.presentation.text import clean_text
 from spanlens.store.db import SpanRow, Store
 
@@ -96,17 +104,20 @@ class CodeLenses:
 
 
 def lens_title(view: SpanView) -> str:
-    """One short line: summary start and pitfall count, or the state."""
+    """One short line: summary start, pitfall count and the model that wrote them, or the
+    state."""
     data: dict[str, Any] = (view.enrichment or {}).get("data") or {}
     summary = " ".join(str(data.get("summary", "")).split())
     if len(summary) > TITLE_SUMMARY_CHARS:
         summary = summary[: TITLE_SUMMARY_CHARS - 1].rstrip() + "…"
     pitfalls = len(data.get("pitfalls") or [])
     warn = f" · ⚠ {pitfalls} pitfall{'s' if pitfalls != 1 else ''}" if pitfalls else ""
+    model = model_label(view.enrichment)
+    by = f" · {model}" if model else ""
     if view.state == FRESH:
-        return f"{summary}{warn}" if summary else f"enriched{warn}"
+        return f"{summary}{warn}{by}" if summary else f"enriched{warn}{by}"
     if view.state == STALE:
-        return f"↻ stale: {summary}" if summary else "↻ stale: re-enriching"
+        return f"↻ stale: {summary}{by}" if summary else f"↻ stale: re-enriching{by}"
     if view.state == FAILED:
         reason = (view.failure or {}).get("last_error") or "unknown error"
         return f"✗ enrichment failed: {reason}"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.presentation.text import clean_text
 from spanlens.states import SpanState, span_state
 from spanlens.store.db import SpanRow, Store
 
@@ -74,11 +75,12 @@ def describe_state(view: SpanView, now: float | None = None) -> str:
     """One short line saying what the user is looking at."""
     now = time.time() if now is None else now
     enrichment = view.enrichment
+    model = model_label(enrichment)
     if view.state == FRESH and enrichment:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(enrichment["created_at"]))
-        return f"enriched by {enrichment['model']} ({enrichment['tier']}) on {when}"
+        return f"enriched by {model or 'an unnamed model'} ({enrichment['tier']}) on {when}"
     if view.state == STALE:
-        by = f" by {enrichment['model']}" if enrichment and enrichment.get("model") else ""
+        by = f" by {model}" if model else ""
         return f"stale: code changed since this summary{by}; re-enriching"
     if view.state == FAILED and view.failure:
         return f"failed: {view.failure['last_error']} ({view.failure['count']} attempts); " + (
@@ -91,6 +93,28 @@ def describe_state(view: SpanView, now: float | None = None) -> str:
         error = view.failure["last_error"]
         return f"pending: last attempt failed ({error}), retry in {human_duration(wait)}"
     return "pending: waiting for a model"
+
+
+#: Longest model label in a lens title, a diagnostic or a doc.
+MODEL_LABEL_CHARS = 32
+
+
+def model_label(enrichment: dict[str, Any] | None) -> str:
+    """The short name of the model that wrote ``enrichment``, for lens titles, diagnostics and
+    docs (``qwen2.5-coder:7b``, ``smollm2``; ``hf.co/org/SmolLM2-135M-Instruct-GGUF:Q4`` is
+    ``SmolLM2-135M-Instruct-GGUF:Q4``), or ``""`` when the row names none.
+
+    The name is the stored row's, which a repository's config may have chosen: it is cleaned
+    (no control, escape or bidi characters), cut to its last ``/`` part, without a ``.gguf``
+    suffix, at most :data:`MODEL_LABEL_CHARS` characters.
+    """
+    model = clean_text((enrichment or {}).get("model") or "", one_line=True)
+    short = model.rstrip("/").rsplit("/", 1)[-1] or model
+    if short.lower().endswith(".gguf") and len(short) > 5:
+        short = short[:-5]
+    if len(short) > MODEL_LABEL_CHARS:
+        short = short[: MODEL_LABEL_CHARS - 1].rstrip() + "…"
+    return short
 
 
 def human_duration(seconds: float) -> str:

@@ -22,6 +22,8 @@ class DocSpan:
     enrichment: dict[str, Any] | None
     #: The last failure's short text, for failed spans.
     error: str | None
+    #: The model that wrote the fresh enrichment (its stored row's), or None.
+    model: str | None = None
 
 
 @dataclass(slots=True)
@@ -38,7 +40,7 @@ def doc_files(store: Store, version: str, max_failures: int) -> dict[str, DocFil
     """Every indexed file with spans, by path, each with its spans' states and enrichments."""
     select = _SPAN_SELECT.replace(
         " FROM spans s",
-        ", f.sha256, " + STATE_CASE + ", en.data, fl.last_error FROM spans s",
+        ", f.sha256, " + STATE_CASE + ", en.data, fl.last_error, en.model FROM spans s",
         1,
     )
     sql = (
@@ -50,12 +52,12 @@ def doc_files(store: Store, version: str, max_failures: int) -> dict[str, DocFil
     files: dict[str, DocFile] = {}
     for row in store.conn.execute(sql, (version, max_failures, version)).fetchall():
         span = _span_row(row[: len(_SPAN_FIELDS)])
-        sha, state, data, error = row[len(_SPAN_FIELDS) :]
+        sha, state, data, error, model = row[len(_SPAN_FIELDS) :]
         doc = files.get(span.path)
         if doc is None:
             doc = files[span.path] = DocFile(span.path, span.language, sha, [])
         enrichment = json.loads(data) if data is not None else None
-        doc.spans.append(DocSpan(span, state, enrichment, error))
+        doc.spans.append(DocSpan(span, state, enrichment, error, model))
     return files
 
 
