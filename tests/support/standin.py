@@ -335,7 +335,8 @@ class StandinModelServer:
     llamacpp, ``/props`` with ``n_ctx`` per slot and ``total_slots``, ``/tokenize``) or
     ``"llama-cpp-python"`` (``owned_by`` me, ``/extras/tokenize/count``, ``json_schema``
     refused with HTTP 500 and its validation message, ``json_object`` + ``schema`` taken).
-    Their tokenizers count ``chars_per_token`` characters a token.
+    Their tokenizers count ``chars_per_token`` characters a token; ``probe_latency`` (read per
+    request) delays ``/props`` and their tokenizer endpoints, like a server busy with a completion.
     """
 
     def __init__(
@@ -350,6 +351,7 @@ class StandinModelServer:
         n_ctx: int = 4096,
         slots: int = 4,
         chars_per_token: float = 2.75,
+        probe_latency: float = 0.0,
     ) -> None:
         self.models: tuple[str, ...] = tuple(models)
         self.latency = latency
@@ -361,6 +363,7 @@ class StandinModelServer:
         self.n_ctx = n_ctx
         self.slots = slots
         self.chars_per_token = chars_per_token
+        self.probe_latency = probe_latency
 
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
@@ -682,6 +685,8 @@ class StandinModelServer:
     async def _llama_props(self, request: RecordedRequest) -> _Response:
         if self.engine != "llama.cpp":
             return _json_response(404, {"detail": "Not Found"})
+        if self.probe_latency:
+            await asyncio.sleep(self.probe_latency)
         settings = {"n_ctx": self.n_ctx // max(1, self.slots)}
         return _json_response(
             200, {"default_generation_settings": settings, "total_slots": self.slots}
@@ -690,12 +695,16 @@ class StandinModelServer:
     async def _llama_tokenize(self, request: RecordedRequest) -> _Response:
         if self.engine != "llama.cpp":
             return _json_response(404, {"detail": "Not Found"})
+        if self.probe_latency:
+            await asyncio.sleep(self.probe_latency)
         count = self._tokens_of(as_json_dict(request.json).get("content", ""))
         return _json_response(200, {"tokens": list(range(count))})
 
     async def _llama_python_count(self, request: RecordedRequest) -> _Response:
         if self.engine != "llama-cpp-python":
             return _json_response(404, {"detail": "Not Found"})
+        if self.probe_latency:
+            await asyncio.sleep(self.probe_latency)
         return _json_response(
             200, {"count": self._tokens_of(as_json_dict(request.json).get("input", ""))}
         )

@@ -47,6 +47,10 @@ from spanlens.enrichment.schema import BOUND_KEYWORDS, strip_keywords
 log = logging.getLogger(__name__)
 
 
+#: The engine a /v1/models `owned_by` names.
+_ENGINE_OF_OWNER = {"llamacpp": "llama.cpp"}
+
+
 class OpenAIBackend:
     """One OpenAI-compatible endpoint and model."""
 
@@ -154,13 +158,20 @@ class OpenAIBackend:
         props: Any = None
         if engine in (None, "llama.cpp"):
             props = await self._get(f"{self._root}/props", headers, timeout)
+            if props is None and "llama.cpp" in (engine, _ENGINE_OF_OWNER.get(owner)):
+                return caps  # llama.cpp busy or gone: its slots and context are asked again
         if engine is None:
-            if owner == "llamacpp" or (isinstance(props, dict) and "total_slots" in props):
+            if _ENGINE_OF_OWNER.get(owner) == "llama.cpp" or (
+                isinstance(props, dict) and "total_slots" in props
+            ):
                 engine = "llama.cpp"
-            elif await self._tokenize_path("/extras/tokenize/count", headers, timeout):
-                engine = "llama-cpp-python"
             else:
-                engine = "openai-compatible"
+                counts = await self._tokenize_path("/extras/tokenize/count", headers, timeout)
+                if counts is None:
+                    # No answer in time (a busy server, one completion at a time): a guess now
+                    # would be remembered for good, so this endpoint is asked again next time.
+                    return caps
+                engine = "llama-cpp-python" if counts else "openai-compatible"
         apply_engine(caps, engine)
         info = as_dict(props)
         if engine == "llama.cpp" and info:
@@ -193,12 +204,17 @@ class OpenAIBackend:
         tokens = data.get("tokens")
         return len(tokens) if isinstance(tokens, list) else None
 
-    async def _tokenize_path(self, path: str, headers: dict[str, str], timeout: float) -> bool:
+    async def _tokenize_path(
+        self, path: str, headers: dict[str, str], timeout: float
+    ) -> bool | None:
+        """Whether ``path`` counts tokens; None when the server did not answer in time."""
         try:
             response = await self._client.post(
                 f"{self._root}{path}", json={"input": "x"}, headers=headers, timeout=timeout
             )
             return response.status_code == 200 and "count" in as_dict(response.json())
+        except httpx.TransportError:
+            return None
         except (httpx.HTTPError, ValueError):
             return False
 
