@@ -21,7 +21,7 @@ from spanlens.config import Settings
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.backlog import backlog_page
 from spanlens.scheduling.enricher import Enricher, ResultFn
-from spanlens.scheduling.jobs import Backoff
+from spanlens.scheduling.jobs import Backoff, track
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.states import DeferralKind, Status, failed_for_good
@@ -368,12 +368,4 @@ class SpanWork:
         await engine.aclose()
 
     def _track(self, coro: Any) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("scheduler task failed", exc_info=task.exception())
+        return track(self._tasks, coro)

@@ -11,6 +11,9 @@ which the job yields: an edit or any enrichment work goes first (the unit in fli
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import time
 from typing import Any, Protocol, runtime_checkable
 
@@ -89,3 +92,19 @@ class Backoff:
     def remaining(self) -> float:
         """Seconds left to wait (0 when none)."""
         return max(0.0, self.until - time.monotonic())
+
+
+def track(tasks: set[asyncio.Task[Any]], coro: Any) -> asyncio.Task[Any]:
+    """Run ``coro`` as a task held in ``tasks`` until it ends; a failure is logged, not lost."""
+    task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(functools.partial(_task_done, tasks))
+    return task
+
+
+def _task_done(tasks: set[asyncio.Task[Any]], task: asyncio.Task[Any]) -> None:
+    tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("spanlens.scheduling").error(
+            "scheduler task failed", exc_info=task.exception()
+        )

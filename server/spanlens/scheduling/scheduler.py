@@ -21,7 +21,7 @@ from spanlens.config import Settings
 from spanlens.scheduling.enrich_jobs import SpanWork
 from spanlens.scheduling.enricher import Enricher, ResultFn
 from spanlens.scheduling.idle import IdleClock
-from spanlens.scheduling.jobs import FIRST_JOB_LANE, JOB_RECHECK_SECONDS, Backoff, Job, Lane
+from spanlens.scheduling.jobs import FIRST_JOB_LANE, JOB_RECHECK_SECONDS, Backoff, Job, Lane, track
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.store.db import Store
@@ -358,12 +358,4 @@ class Scheduler:
         )
 
     def _track(self, coro: Any) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("scheduler task failed", exc_info=task.exception())
+        return track(self._tasks, coro)
