@@ -311,52 +311,57 @@ async def test_an_unknown_openai_compatible_engine_gets_no_bounds_it_may_reject(
     assert chat["max_tokens"] > 0
 
 
+async def _enrich_while_the_probe_is_slow_then_quick(
+    tmp_path: Path, server: StandinModelServer
+) -> tuple[bool, list[Any], Any, list[str]]:
+    """Enrich ``add`` while the server's probes answer after the 1 s detection timeout, then
+    ``greet`` once they answer at once: (detected while slow, outcomes, caps, chat forms)."""
+    workspace(tmp_path, {"calc.py": SMALL_FILE})
+    engine = EnrichmentEngine(tmp_path, make_settings(_openai(server.url, timeout=1)))
+    try:
+        first = await engine.enrich(spans_named(engine.store, "add"))
+        [endpoint] = engine.cascade.endpoints["small"]
+        assert endpoint.capabilities is not None
+        detected_while_slow = endpoint.capabilities.detected
+        server.probe_latency = 0.0  # the completion it was busy with is done
+        second = await engine.enrich(spans_named(engine.store, "greet"))
+        caps = endpoint.capabilities
+    finally:
+        await engine.aclose()
+    forms = [r.json["response_format"]["type"] for r in server.chat_requests]
+    return detected_while_slow, first + second, caps, forms
+
+
 async def test_a_tokenizer_probe_that_times_out_is_asked_again_not_remembered_as_a_guess(
     tmp_path: Path,
 ) -> None:
     """llama-cpp-python answers its tokenizer only between completions: a busy server at the
     first probe must not be remembered as a plain OpenAI-compatible one for good."""
-    workspace(tmp_path, {"calc.py": SMALL_FILE})
     with StandinModelServer(
         responder=valid_responder, engine="llama-cpp-python", probe_latency=3.0
     ) as server:
-        engine = EnrichmentEngine(tmp_path, make_settings(_openai(server.url, timeout=1)))
-        try:
-            first = await engine.enrich(spans_named(engine.store, "add"))
-            [endpoint] = engine.cascade.endpoints["small"]
-            assert endpoint.capabilities is not None
-            detected_while_busy = endpoint.capabilities.detected
-            server.probe_latency = 0.0  # the completion it was busy with is done
-            second = await engine.enrich(spans_named(engine.store, "greet"))
-            caps = endpoint.capabilities
-        finally:
-            await engine.aclose()
-        forms = [r.json["response_format"]["type"] for r in server.chat_requests]
+        (
+            detected_while_busy,
+            outcomes,
+            caps,
+            forms,
+        ) = await _enrich_while_the_probe_is_slow_then_quick(tmp_path, server)
     assert not detected_while_busy  # no guess was remembered while it was busy
     assert caps is not None and caps.engine == "llama-cpp-python"
-    assert [o.status for o in first + second] == ["enriched", "enriched"]
+    assert [o.status for o in outcomes] == ["enriched", "enriched"]
     assert forms[-1] == "json_object"  # its own form once it answered
 
 
 async def test_llama_cpp_props_that_time_out_are_asked_again_for_slots_and_context(
     tmp_path: Path,
 ) -> None:
-    workspace(tmp_path, {"calc.py": SMALL_FILE})
     with StandinModelServer(
         responder=valid_responder, engine="llama.cpp", slots=2, n_ctx=8192, probe_latency=3.0
     ) as server:
-        engine = EnrichmentEngine(tmp_path, make_settings(_openai(server.url, timeout=1)))
-        try:
-            first = await engine.enrich(spans_named(engine.store, "add"))
-            [endpoint] = engine.cascade.endpoints["small"]
-            assert endpoint.capabilities is not None
-            detected_while_busy = endpoint.capabilities.detected
-            server.probe_latency = 0.0
-            second = await engine.enrich(spans_named(engine.store, "greet"))
-            caps = endpoint.capabilities
-        finally:
-            await engine.aclose()
+        detected_while_busy, outcomes, caps, _ = await _enrich_while_the_probe_is_slow_then_quick(
+            tmp_path, server
+        )
     assert not detected_while_busy
-    assert [o.status for o in first + second] == ["enriched", "enriched"]
+    assert [o.status for o in outcomes] == ["enriched", "enriched"]
     assert caps is not None and caps.engine == "llama.cpp"
     assert caps.slots == 2 and caps.context_per_slot == 4096
