@@ -197,6 +197,15 @@ class Editor:
             )
         )
 
+    async def hold_open_work(self) -> None:
+        """Make the editor busy (an edit in a scratch buffer with no spans) and wait until the
+        server says so, so that open-document work queued after this waits for the quiet
+        period instead of racing the edit (an edit sent right after didOpen can reach the
+        server after that buffer's spans were already dispatched)."""
+        self.open("scratch.py", "x = 1\n")
+        self.replace("scratch.py", "x = 2\n", version=2)
+        await wait_for(lambda: self.last_status().get("idle") is False, what="the edit to register")
+
     def save(self, rel: str) -> None:
         """didSave."""
         self.client.text_document_did_save(

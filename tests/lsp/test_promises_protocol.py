@@ -320,8 +320,8 @@ async def test_hovering_a_stale_span_moves_it_up(
         toml_settings(standin.url).replace("idle_seconds = 0.3", "idle_seconds = 600.0")
     )
     await editor.start()
+    await editor.hold_open_work()  # an edit: open-document work waits
     editor.open("config.py", SAMPLE)
-    editor.replace("config.py", SAMPLE, version=2)  # an edit: open-document work waits
     await wait_for(lambda: editor.last_status().get("queue", {}).get("open") == 4, what="open")
     for line in (0, LOAD_LINE, 7, PARSE_LINE):  # hovers alone enrich them
         await editor.hover_text("config.py", line, 6)

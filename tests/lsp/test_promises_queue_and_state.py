@@ -39,8 +39,8 @@ async def _open_without_backlog(editor: Editor) -> str:
     source = editor.root / "config.py"
     source.unlink()
     await editor.start()
+    await editor.hold_open_work()  # an edit: open work waits until idle
     uri = editor.open("config.py", SAMPLE)
-    editor.replace("config.py", SAMPLE, version=2)  # an edit: open work waits until idle
     return uri
 
 
