@@ -63,3 +63,19 @@ async def test_status_payloads_match_protocol_md(
     paused = await editor.command("spanlens.pause", {})
     check_status(paused)
     check_status(await editor.command("spanlens.resume"))
+
+
+async def test_the_end_of_the_quiet_period_is_sent_without_another_event(
+    editor: Editor,
+) -> None:
+    """`idle` turns true by itself, when no edit came for lsp.idle_seconds: the status says so
+    then, not at the next unrelated change."""
+    (editor.root / "config.py").unlink()  # no backlog: nothing else would send a status
+    await editor.start()
+    await editor.command("spanlens.pause")  # nothing runs when the period ends
+    await editor.hold_open_work()
+    busy = len(editor.statuses)
+    await wait_for(
+        lambda: any(s.get("idle") for s in editor.statuses[busy:]), what="an idle status"
+    )
+    assert editor.last_status()["idle"] is True

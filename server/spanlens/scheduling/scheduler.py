@@ -70,6 +70,8 @@ class Scheduler:
         self._job_not_before = 0.0
         #: The background job currently running a unit (for status).
         self.job_running: Job | None = None
+        #: (idle, backed off) as last reported: both change by the clock alone.
+        self._gates = (self.idle.is_idle(), self.backoff.active())
         for lane in self.spans.lanes():
             self.add_job(lane)
 
@@ -242,11 +244,21 @@ class Scheduler:
                 await self._dispatch()
             except Exception:  # one bad unit must not stop the runner
                 log.exception("scheduler: dispatch failed")
+            self._report_gates()
             delay = self._next_deadline()
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
                 pass
+
+    def _report_gates(self) -> None:
+        """Tell the listener when the quiet period or a back-off ended by itself: the status
+        (``idle``, ``deferredSeconds``) changes then with no event of its own to send it."""
+        gates = (self.idle.is_idle(), self.backoff.active())
+        if gates != self._gates:
+            self._gates = gates
+            if self.on_change is not None:
+                self.on_change()
 
     def _lane_open(self, lane: int) -> bool:
         """Whether a lane's ordinary units may run now (urgent ones always may)."""
