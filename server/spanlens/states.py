@@ -72,7 +72,8 @@ class DeferralKind(_Word):
     """Why a span was deferred."""
 
     CLAIMED = "claimed"  # another spanlens process is enriching it
-    UNAVAILABLE = "unavailable"  # rate limit, open breaker, GPU limits, endpoint cooling
+    UNAVAILABLE = "unavailable"  # rate limit, open breaker, endpoint cooling
+    GPU = "gpu"  # the GPU is over its configured limits (free memory, temperature)
     CANCELLED = "cancelled"  # the call was cancelled (shutdown, settings change)
     NO_ROUTE = "no_route"  # no configured backend may receive it
     INTERNAL = "internal"  # an unexpected error in the engine

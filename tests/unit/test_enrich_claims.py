@@ -30,6 +30,7 @@ from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.states import DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 from spanlens.store.db import db_path_for
@@ -149,6 +150,7 @@ async def test_the_engine_a_server_uses_leaves_a_claimed_span_alone(
             CLAIMED_ELSEWHERE,
             True,
         )
+        assert outcome.deferral is not None and outcome.deferral.kind is DeferralKind.CLAIMED
         # Still pending (derived), only not available to a second process.
         assert span.id in [s.id for s in editor_engine.pending()]
         [landed] = await working

@@ -36,6 +36,7 @@ from spanlens.enrichment.prompts import SpanSource, enclosing_context
 from spanlens.enrichment.validation import validate_enrichment
 from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
+from spanlens.states import DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 from spanlens.store.db import SpanRow, Store
@@ -648,6 +649,8 @@ async def test_gpu_samples_are_stored_and_limits_defer_local_work(
     finally:
         await hot.aclose()
     assert outcome.status == "deferred" and "91 °C" in (outcome.error or "")
+    # Typed, so that waiting is chosen by kind, never by the wording of a sentence.
+    assert outcome.deferral is not None and outcome.deferral.kind is DeferralKind.GPU
     assert server.chat_requests == [] and attempts(small_ws) == []
     cool = EnrichmentEngine(small_ws, settings, gpu=FakeGpu(too_hot=False))
     try:

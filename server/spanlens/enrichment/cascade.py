@@ -56,6 +56,7 @@ from spanlens.enrichment.prompts import (
     build_prompt,
     prompt_text,
 )
+from spanlens.states import DeferralKind
 from spanlens.store.enrichments import Attempt
 
 __all__ = [
@@ -71,6 +72,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: How a tier held back by GPU limits is described (the job's deferral is then of kind GPU).
+GPU_BUSY = "GPU busy"
 
 
 # What running one tier of a job came to (see Cascade._run_tier).
@@ -139,12 +143,14 @@ class Cascade:
         """
         result = JobResult()
         reasons: list[str] = []
+        gpu_busy = False
         for tier in job.tiers:
             endpoints = self.eligible(tier, job.local_only)
             reason = self._tier_blocked(tier, endpoints)
             if reason:
                 reasons.append(reason)
                 result.transient = result.transient or bool(endpoints)
+                gpu_busy = gpu_busy or reason.startswith(GPU_BUSY)
                 continue
             for endpoint in endpoints:
                 await endpoint.detect(min(5.0, endpoint.settings.timeout))
@@ -171,6 +177,8 @@ class Cascade:
             problems = result.endpoint_problems or reasons
             if problems:
                 result.deferred_reason = problems[-1] if result.transient else problems[0]
+                if gpu_busy and result.deferred_reason.startswith(GPU_BUSY):
+                    result.deferred_kind = DeferralKind.GPU
             elif result.transient:
                 result.deferred_reason = "backends paused"
         return result
@@ -217,7 +225,7 @@ class Cascade:
             if (limits.min_free_vram_mb or limits.max_temperature_c) and self._gpu.available:
                 why = self._gpu.limits_exceeded(limits.min_free_vram_mb, limits.max_temperature_c)
                 if why:
-                    return f"GPU busy: {why}"
+                    return f"{GPU_BUSY}: {why}"
         return None
 
     async def _run_tier(

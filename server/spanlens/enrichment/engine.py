@@ -46,6 +46,7 @@ from spanlens.enrichment.outcomes import (
     _deferral,
     _gather_outcomes,
     _HashOutcome,
+    deferred_outcome,
 )
 from spanlens.enrichment.privacy import remote_allowed
 from spanlens.enrichment.prompts import SpanSource, single_prompt_tokens
@@ -167,7 +168,7 @@ class EnrichmentEngine:
                 claimed = await self._claim(list(mine))
             for h in mine:
                 if h not in claimed:
-                    results[h] = _HashOutcome(DEFERRED, CLAIMED_ELSEWHERE, transient=True)
+                    results[h] = deferred_outcome(DeferralKind.CLAIMED, CLAIMED_ELSEWHERE)
                 elif self.store.enrichment_for(h, self.version) is not None:
                     # Landed by the process whose claim ended just before ours began.
                     results[h] = _HashOutcome(ENRICHED)
@@ -178,7 +179,7 @@ class EnrichmentEngine:
                 self._in_flight.pop(h, None)
                 if not future.done():
                     future.set_result(
-                        results.get(h, _HashOutcome(DEFERRED, "cancelled", transient=True))
+                        results.get(h, deferred_outcome(DeferralKind.CANCELLED, "cancelled"))
                     )
             if claimed:
                 await self._release(claimed)
@@ -339,9 +340,13 @@ class EnrichmentEngine:
         if content in outcomes:
             return outcomes
         if result.deferred_reason is not None or not result.attempted:
+            reason = result.deferred_reason or "not tried"
             return {
                 content: _HashOutcome(
-                    DEFERRED, result.deferred_reason or "not tried", transient=result.transient
+                    DEFERRED,
+                    reason,
+                    transient=result.transient,
+                    deferral=Deferral(result.deferred_kind, reason),
                 )
             }
         error = (result.failure or FailureKind.INVALID_OUTPUT).value

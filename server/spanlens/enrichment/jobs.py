@@ -23,6 +23,7 @@ from spanlens.enrichment.prompts import (
     with_more_reply_room,
 )
 from spanlens.enrichment.validation import Validated, validate_batch_reply, validate_reply
+from spanlens.states import DeferralKind
 from spanlens.store.enrichments import Attempt
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class JobResult:
     #: Why the job is deferred rather than failed: nothing was tried, or a transient endpoint
     #: state (rate limit, open breaker, GPU limits) stopped it before its tiers were spent.
     deferred_reason: str | None = None
+    #: What kind of state ``deferred_reason`` describes (GPU limits, or an endpoint's).
+    deferred_kind: DeferralKind = DeferralKind.UNAVAILABLE
     #: The deferral is transient: waiting may let the job run (see ``deferred_reason``).
     transient: bool = False
     #: Why endpoints could not take the job for reasons that are not the span's fault

@@ -10,7 +10,7 @@ from typing import Any
 
 from spanlens.enrichment.prompts import SpanSource
 from spanlens.states import Deferral, DeferralKind, Status
-from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
+from spanlens.store.enrichments import StoreWriteFailed
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +89,25 @@ async def _gather_outcomes(
                     exc_info=(type(outcome), outcome, outcome.__traceback__),
                 )
             cancelled = isinstance(outcome, asyncio.CancelledError)
-            reason = "cancelled" if cancelled else "internal error"
             for source in sources:
                 outcomes.setdefault(
-                    source.span.content_hash, _HashOutcome(DEFERRED, reason, transient=cancelled)
+                    source.span.content_hash,
+                    deferred_outcome(
+                        DeferralKind.CANCELLED if cancelled else DeferralKind.INTERNAL,
+                        "cancelled" if cancelled else "internal error",
+                        transient=cancelled,
+                    ),
                 )
         else:
             outcomes.update(outcome)
     return outcomes
 
 
+def deferred_outcome(kind: DeferralKind, detail: str, *, transient: bool = True) -> _HashOutcome:
+    """A deferred hash outcome whose kind is known where it is made."""
+    return _HashOutcome(DEFERRED, detail, transient=transient, deferral=Deferral(kind, detail))
+
+
 def _deferral(error: str | None, transient: bool) -> Deferral:
-    """The typed deferral of an outcome whose kind was not set where it was made."""
-    detail = error or "not tried"
-    if error == CLAIMED_ELSEWHERE:
-        return Deferral(DeferralKind.CLAIMED, detail)
-    if error == "cancelled":
-        return Deferral(DeferralKind.CANCELLED, detail)
-    if error == "internal error":
-        return Deferral(DeferralKind.INTERNAL, detail)
-    return Deferral(DeferralKind.UNAVAILABLE, detail)
+    """The deferral of an outcome made without one: an endpoint state held it back."""
+    return Deferral(DeferralKind.UNAVAILABLE, error or "not tried")

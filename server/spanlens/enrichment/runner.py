@@ -40,6 +40,7 @@ from spanlens.enrichment.preflight import (
     serves_model,
     unusable_message,
 )
+from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow
 from spanlens.telemetry.gpu import sampler_for
@@ -240,20 +241,24 @@ class _Run:
             if wait_reason is not None:
                 await self._wait_out(wait_reason)
 
-    def _settle(self, chunk: list[SpanRow], outcomes: list[SpanOutcome]) -> str | None:
-        """Count final outcomes, queue what is to be tried again; the reason to wait, if any."""
+    def _settle(self, chunk: list[SpanRow], outcomes: list[SpanOutcome]) -> Deferral | None:
+        """Count final outcomes, queue what is to be tried again; the deferral to wait out,
+        if any."""
         by_id = {span.id: span for span in chunk}
         final: list[SpanOutcome] = []
         again: list[SpanRow] = []
         retry: list[SpanRow] = []
-        wait_reason: str | None = None
+        wait_reason: Deferral | None = None
         for outcome in outcomes:
             span = by_id[outcome.span_id]
-            if outcome.status == DEFERRED and outcome.error == CLAIMED_ELSEWHERE:
+            deferral = outcome.deferral if outcome.status == DEFERRED else None
+            if deferral is not None and deferral.kind is DeferralKind.CLAIMED:
                 self.elsewhere[span.id] = span
             elif outcome.status == DEFERRED and outcome.transient:
                 again.append(span)
-                wait_reason = outcome.error or "backends paused"
+                wait_reason = deferral or Deferral(
+                    DeferralKind.UNAVAILABLE, outcome.error or "backends paused"
+                )
             elif outcome.status == FAILED and outcome.failures < self.max_failures:
                 retry.append(span)  # not failed for good yet: this run tries it again
             elif outcome.status == ENRICHED and span.content_hash not in self.engine.landed_hashes:
@@ -272,7 +277,7 @@ class _Run:
             self.queue.append(retry)
         return wait_reason
 
-    async def _wait_out(self, deferral: str) -> None:
+    async def _wait_out(self, deferral: Deferral) -> None:
         """Wait until an endpoint takes calls again, showing why; give up after
         ``give_up_after`` seconds without progress."""
         first = True
@@ -283,8 +288,9 @@ class _Run:
                     break
                 # Nothing to wait out by the endpoints' clocks (GPU limits, a trial that
                 # just ended): a short pause, longer for the GPU.
-                reason = deferral
-                seconds = GPU_WAIT_SECONDS if deferral.startswith("GPU") else MIN_WAIT_SECONDS
+                reason = deferral.detail
+                gpu = deferral.kind is DeferralKind.GPU
+                seconds = GPU_WAIT_SECONDS if gpu else MIN_WAIT_SECONDS
             if self.engine.all_misconfigured():
                 self.run.stopped = reason
                 break
