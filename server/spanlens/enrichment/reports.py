@@ -194,6 +194,8 @@ def _database_check(root: Path, settings: Settings, problems: list[str]) -> dict
             **states,
         }
         damage = store.integrity_problem()
+        if damage is None:
+            store.read_every_row()  # damage quick_check cannot see rebuilds, as in any command
     finally:
         store.close()
     if damage:
