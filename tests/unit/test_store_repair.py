@@ -21,7 +21,7 @@ import pytest
 from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import open_store
 from spanlens.store.db import db_path_for
 from spanlens.store.enrichments import put_enrichment
