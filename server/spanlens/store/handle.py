@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -337,22 +337,19 @@ class Store:
         raises :class:`StoreCorrupt` for those, as any command that met them would.
         """
         conn = self.conn
-        for rows in _batches(conn.execute(f"SELECT {FILE_COLUMNS} FROM files")):
-            for row in rows:
-                file_row(row, conn)
-        for rows in _batches(conn.execute(_SPAN_SELECT)):
-            for row in rows:
-                _span_row(row, conn)
-        for rows in _batches(conn.execute(f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments")):
-            for row in rows:
-                _enrichment(row, conn)
         tables = conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' "
             "AND name NOT IN ('files', 'spans', 'enrichments') AND name NOT LIKE 'span_search%'"
         ).fetchall()
+        _decode_all(conn, f"SELECT {FILE_COLUMNS} FROM files", lambda row: file_row(row, conn))
+        _decode_all(conn, _SPAN_SELECT, lambda row: _span_row(row, conn))
+        _decode_all(
+            conn,
+            f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments",
+            lambda row: _enrichment(row, conn),
+        )
         for (table,) in tables:
-            for _ in _batches(conn.execute(f'SELECT * FROM "{table}"')):
-                pass
+            _decode_all(conn, f'SELECT * FROM "{table}"', lambda row: None)
 
     def span_count(self) -> int:
         """How many spans the workspace has."""
@@ -417,6 +414,10 @@ class Store:
         ).fetchall()
 
 
-def _batches(cursor: sqlite3.Cursor, size: int = 1000) -> Iterator[list[Any]]:
-    while rows := cursor.fetchmany(size):
-        yield rows
+def _decode_all(conn: StoreConnection, sql: str, decode: Callable[[Any], object]) -> None:
+    """Run ``decode`` on every row ``sql`` reads, a thousand at a time. The cursor is closed
+    whatever happens: a statement left open would keep a damaged file open past close()."""
+    with closing(conn.execute(sql)) as cursor:
+        while rows := cursor.fetchmany(1000):
+            for row in rows:
+                decode(row)
