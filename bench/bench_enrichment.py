@@ -41,8 +41,8 @@ from spanlens.enrichment.grounding import WorkspaceNames
 from spanlens.enrichment.prompts import SpanSource, enclosing_context
 from spanlens.enrichment.runner import run_enrich
 from spanlens.enrichment.validation import validate_enrichment
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 

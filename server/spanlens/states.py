@@ -1,4 +1,5 @@
-"""Vocabulary every layer shares: the span state rule and the typed outcome of enrichment.
+"""Vocabulary every layer shares: the enrichment version, the span state rule and the typed
+outcome of enrichment.
 
 It imports nothing from spanlens, so the store, enrichment, scheduling, docgen and the editor
 edges can all use it without an import pointing up. The same rule in SQL lives in
@@ -9,6 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+
+# The version of what an enrichment means: bump either number and older ones become stale.
+# It lives here, not in enrichment/, because it is part of the state rule below (fresh means
+# "enriched at this version"): the store, presentation and every layer above ask for it.
+
+#: Version of the enrichment JSON schema (:mod:`spanlens.enrichment.schema`).
+SCHEMA_VERSION = 2
+#: Version of the prompts that produce it (:mod:`spanlens.enrichment.prompts`).
+PROMPT_VERSION = 2
+#: What the store keys enrichments by, with the content hash.
+ENRICHMENT_VERSION = f"s{SCHEMA_VERSION}.p{PROMPT_VERSION}"
 
 
 class _Word(str, Enum):

@@ -9,8 +9,8 @@ from pathlib import Path
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments, open_store
 
 PARSE_LINE = 12  # "def parse_config(text):"

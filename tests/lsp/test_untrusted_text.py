@@ -10,9 +10,9 @@ from markdown_it import MarkdownIt
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
 from spanlens.presentation.text import has_unsafe_chars
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments, open_store
 
 PARSE_LINE = 12  # "def parse_config(text):"

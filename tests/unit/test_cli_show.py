@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 

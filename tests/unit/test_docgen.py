@@ -33,8 +33,8 @@ from spanlens.docgen.write import (
     remove_orphans,
     write_atomic,
 )
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store.db import open_store
 

@@ -26,11 +26,10 @@ from tests.unit.test_enrich_faults import functions_workspace, settings_for, sta
 
 from spanlens.enrichment.engine import CLAIMED_ELSEWHERE, EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.scheduling.store_worker import StoreWorker
-from spanlens.states import DeferralKind
+from spanlens.states import ENRICHMENT_VERSION, DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 from spanlens.store.db import db_path_for

@@ -24,7 +24,7 @@ from tests.unit.test_enrichment_engine import assert_every_row_valid, workspace
 from spanlens.config import ConfigError, Settings, load_settings, settings_from_dict
 from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich, summary_lines
-from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import open_store
 from spanlens.store.db import Store, db_path_for
 from spanlens.store.enrichments import StoreWriteFailed

@@ -34,9 +34,8 @@ from spanlens.enrichment.engine import EnrichmentEngine, SpanOutcome
 from spanlens.enrichment.grounding import WorkspaceNames
 from spanlens.enrichment.prompts import SpanSource, enclosing_context
 from spanlens.enrichment.validation import validate_enrichment
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
-from spanlens.states import DeferralKind
+from spanlens.states import ENRICHMENT_VERSION, DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 from spanlens.store.db import SpanRow, Store

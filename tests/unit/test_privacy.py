@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.replies import parse_request, valid_responder
+from tests.support.standin import StandinModelServer
+from tests.unit.test_enrichment_engine import backend, make_settings, spans_named, workspace
 
 from spanlens.enrichment import privacy
+from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.privacy import remote_allowed, text_looks_secret
 
 # Built from parts so that no scanner of this repository mistakes the test for a leak.
@@ -174,3 +178,72 @@ def test_a_just_written_ignore_file_is_compared_not_trusted(
     os.utime(ignore, ns=(stamp, stamp))
     assert remote_allowed(tmp_path, "aaa.py", text="x = 1\n")
     assert not remote_allowed(tmp_path, "bbb.py", text="x = 1\n")
+
+
+#: Secret-looking paths as people write them: capitals, mixed case, nested folders. Each is a
+#: source file spanlens indexes, with code that trips no credential detector, so only the
+#: path check (which folds case) keeps it local.
+SECRET_LOOKING_PATHS = (
+    ".ENV.py",
+    "Secrets/prod.py",
+    "deploy/CREDENTIALS/db.py",
+    "app/ID_RSA.py",
+    "home/.SSH/Config.py",
+    "lib/MyApiKey.py",
+    "auth/Password_Reset.py",
+    "web/AUTH_TOKEN_store.js",
+    "infra/Keys/rotate.py",
+)
+
+
+@pytest.mark.parametrize("path", SECRET_LOOKING_PATHS)
+def test_secret_looking_names_are_matched_in_any_case(tmp_path: Path, path: str) -> None:
+    assert privacy.looks_secret(path)
+    assert privacy.looks_secret(path.upper()) and privacy.looks_secret(path.lower())
+    assert not remote_allowed(tmp_path, path, text="def f():\n    return 1\n")
+
+
+@pytest.mark.parametrize(
+    "path", ["Secrets\\prod.py", "deploy\\Keys\\rotate.py", "app\\.SSH\\config.py"]
+)
+def test_windows_separators_split_folders_too(path: str) -> None:
+    """A path written with backslashes (from a Windows client or tool) names its folders."""
+    assert privacy.looks_secret(path)
+
+
+@pytest.mark.parametrize("path", ["app/keyboard.py", "Secretary/notes.py", "src/Tokens.py"])
+def test_case_folding_does_not_widen_what_looks_secret(path: str) -> None:
+    assert not privacy.looks_secret(path)
+
+
+async def test_remote_tiers_never_see_secret_looking_files_in_capitals(tmp_path: Path) -> None:
+    """Through the engine, against a stand-in remote endpoint on 127.0.0.1: the spans of
+    secret-looking files stay local whatever the case of their names, and the endpoint never
+    receives their text; an ordinary file's span does reach it."""
+
+    def source(path: str, name: str) -> str:
+        if path.endswith(".js"):
+            return f"function {name}(count) {{\n  return count + 41;\n}}\n"
+        return f"def {name}(count):\n    return count + 41\n"
+
+    names = {path: f"hidden_{number}" for number, path in enumerate(SECRET_LOOKING_PATHS)}
+    files = {path: source(path, name) for path, name in names.items()}
+    workspace(tmp_path, {**files, "app/plain.py": source("app/plain.py", "visible")})
+    with StandinModelServer(responder=valid_responder) as server:
+        settings = make_settings(backend(server.url, "cloud", tier="remote", remote=True))
+        engine = EnrichmentEngine(tmp_path, settings)
+        try:
+            spans = spans_named(engine.store, "visible", *names.values())
+            assert [s.path for s in spans[1:]] == list(names)  # every one was indexed
+            outcomes = await engine.enrich(spans)
+        finally:
+            await engine.aclose()
+        bodies = [r.body.decode("utf-8", "replace") for r in server.chat_requests]
+        sent = [parse_request(r) for r in server.chat_requests]
+    assert outcomes[0].status == "enriched" and bodies, "the plain file reached the endpoint"
+    assert {s["spans"][0]["path"] for s in sent if s} == {"app/plain.py"}, sent
+    leaked = [path for path, name in names.items() if any(name in body for body in bodies)]
+    assert leaked == [], f"sent to a remote tier: {leaked}"
+    for span, outcome in zip(spans[1:], outcomes[1:], strict=True):
+        assert outcome.status == "deferred", (span.path, outcome)
+        assert "must not leave this machine" in (outcome.error or ""), (span.path, outcome)

@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 
 from spanlens.enrichment.validation import context_for, validate_enrichment
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.hashing import content_hash
 from spanlens.indexing.indexer import index_workspace
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import open_store
 
 

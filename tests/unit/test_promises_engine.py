@@ -28,10 +28,10 @@ from tests.unit.test_enrichment_engine import (
 
 from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.validation import SpanContext, validate_enrichment
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store import open_store
 from spanlens.store.db import Store

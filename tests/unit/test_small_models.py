@@ -13,7 +13,7 @@ from tests.unit.test_enrichment_engine import backend, make_settings, workspace
 
 from spanlens.cli import main
 from spanlens.enrichment.engine import EnrichmentEngine
-from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
 from spanlens.presentation.state import span_view
-from spanlens.states import SpanState, span_state
+from spanlens.states import ENRICHMENT_VERSION, SpanState, span_state
 from spanlens.store import enrichments as queries
 from spanlens.store.db import open_store
 

@@ -12,6 +12,8 @@ import os
 import random
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import open_store
 from spanlens.store.db import db_path_for
 from spanlens.store.enrichments import put_enrichment
@@ -227,3 +229,69 @@ async def test_a_server_worker_rebuilds_on_damage_and_every_connection_follows(
     assert len(_enrichments(db)) == 600
     other.close()
     assert _integrity(db) == "ok"
+
+
+def _spanlens(*args: str) -> tuple[int, str, str]:
+    """Run `spanlens ARGS` as its own process, as a user does: (exit code, stdout, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "spanlens.cli", *args], capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def _plant(db: Path, *updates: str) -> None:
+    """Write values no spanlens writes, through SQLite itself: the file stays structurally
+    sound, so SQLite's checks pass, as they do for such bytes on a damaged page."""
+    conn = sqlite3.connect(db)
+    for update in updates:
+        assert conn.execute(update).rowcount == 1, update
+    conn.commit()
+    conn.close()
+    assert _integrity(db) == "ok"
+
+
+#: Bytes that are not UTF-8 in TEXT columns: the language of m3.py (every command reads the
+#: files table) and the model of one enrichment (so it is the one row salvage cannot keep).
+NOT_UTF8 = (
+    "UPDATE files SET language = CAST(x'70799974686f6e' AS TEXT) WHERE path = 'm3.py'",
+    "UPDATE enrichments SET model = CAST(x'6dc3' AS TEXT) "
+    "WHERE rowid = (SELECT MIN(rowid) FROM enrichments)",
+)
+
+
+@pytest.mark.parametrize("command", ["status", "index", "show", "doctor"])
+def test_text_that_is_not_utf8_is_damage_set_aside_and_rebuilt(
+    workspace: Path, standin: StandinModelServer, command: str
+) -> None:
+    db = db_path_for(workspace)
+    before = _enrichments(db)
+    _plant(db, *NOT_UTF8)
+
+    code, _, err = _spanlens(*_args(command, workspace))
+
+    assert "UTF-8" not in err and "internal error" not in err and "Traceback" not in err, err
+    notices = [line for line in err.splitlines() if "was damaged" in line]
+    aside = [p for p in db.parent.iterdir() if p.name.startswith("index.db.corrupt-")]
+    assert len(notices) == 1 and len(aside) == 1 and aside[0].name in notices[0], err
+    assert "salvaged 599 enrichments" in notices[0]
+    assert code == 0, err
+    after = _enrichments(db)
+    assert len(after) == 599 and all(before[key] == data for key, data in after.items())
+    code, _, err = _spanlens(*_args(command, workspace))  # once rebuilt, it stays so
+    assert code == 0 and "damaged" not in err, err
+
+
+def test_a_value_of_the_wrong_type_is_damage(workspace: Path) -> None:
+    """A damaged page can turn a span's facts (JSON text) into bytes: that is damage too,
+    not a UnicodeDecodeError from deep inside `show`."""
+    db = db_path_for(workspace)
+    _plant(
+        db,
+        "UPDATE spans SET facts = x'ff7b7d' WHERE name = 'f3_0'",
+    )
+
+    code, out, err = _spanlens(*_args("show", workspace))
+
+    assert code == 0 and "f3_0" in out, err
+    assert err.count("was damaged") == 1 and "salvaged 600 enrichments" in err, err
+    assert len([p for p in db.parent.iterdir() if p.name.startswith("index.db.corrupt-")]) == 1

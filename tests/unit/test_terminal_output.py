@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.indexing.indexer import index_workspace
 from spanlens.presentation.text import has_unsafe_chars
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments, open_store
 
 Cli = Callable[..., tuple[int, str, str]]

@@ -15,6 +15,8 @@ import { locateServer, type ImportStrategy, type Probe } from "./locate.ts";
 import { effectiveValue, serverSection } from "./settings.ts";
 import type { StatusPayload } from "./status.ts";
 
+/** Editor language ids spanlens indexes: the server's table (spanlens.indexing.languages) is
+ * the one list; tests/unit/test_client_languages.py checks this one and package.json against it. */
 export const LANGUAGES = ["python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "java"];
 
 export interface Hooks {

@@ -3,7 +3,8 @@
 -- `vim.lsp.enable('spanlens')` (lsp/spanlens.lua); 0.7-0.10 call `require('spanlens').setup()`.
 local M = {}
 
---- Filetypes of every language the server indexes.
+--- Filetypes of every language the server indexes: kept equal to the server's table
+--- (spanlens.indexing.languages) by tests/unit/test_client_languages.py.
 M.filetypes = {
   'python',
   'javascript',

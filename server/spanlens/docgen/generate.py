@@ -17,7 +17,7 @@ from spanlens.docgen.plan import CallGraph, FilePlan, coverage, needs_model_call
 from spanlens.docgen.render import render_doc
 from spanlens.docgen.write import doc_path, docs_dir, read_header, remove_orphans, write_atomic
 from spanlens.enrichment.privacy import remote_allowed
-from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store.db import Store
 from spanlens.store.docs import doc_files
 

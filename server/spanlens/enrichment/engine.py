@@ -53,10 +53,9 @@ from spanlens.enrichment.prompts import SpanSource, single_prompt_tokens
 from spanlens.enrichment.router import choose_route, no_route_reason
 from spanlens.enrichment.sources import SourceReader, load_sources, span_text
 from spanlens.enrichment.validation import to_span_lines
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.enrichment.writes import GuardedWrites
 from spanlens.indexing.source import read_source_text
-from spanlens.states import Deferral, DeferralKind
+from spanlens.states import ENRICHMENT_VERSION, Deferral, DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store.db import SpanRow, Store, StoreError, open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed

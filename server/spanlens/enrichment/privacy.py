@@ -169,8 +169,9 @@ def _detect_secrets_finds(text: str, filename: str) -> bool:
 
 
 def looks_secret(path: str) -> bool:
-    """Whether a workspace-relative path looks like it holds secrets."""
-    parts = [part.lower() for part in PurePosixPath(path).parts]
+    """Whether a workspace-relative path looks like it holds secrets, in any letter case
+    (``.ENV``, ``Secrets/``, ``ID_RSA``), with ``/`` or ``\\`` between folders."""
+    parts = [part.lower() for part in re.split(r"[\\/]", path) if part not in ("", ".")]
     if not parts:
         return False
     if any(part in SECRET_DIRS for part in parts[:-1]):

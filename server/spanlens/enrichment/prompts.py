@@ -30,7 +30,7 @@ from spanlens.enrichment.schema import (
     bounded_schema,
 )
 from spanlens.enrichment.validation import SpanContext, context_for
-from spanlens.enrichment.version import PROMPT_VERSION
+from spanlens.states import PROMPT_VERSION
 from spanlens.store.db import SpanRow
 
 __all__ = [

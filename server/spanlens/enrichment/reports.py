@@ -9,7 +9,7 @@ from typing import Any
 from spanlens.config import ConfigError, Settings, load_settings
 from spanlens.enrichment.backends import provider_for
 from spanlens.enrichment.runner import preflight
-from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store.db import Store, db_path_for
 
@@ -194,6 +194,8 @@ def _database_check(root: Path, settings: Settings, problems: list[str]) -> dict
             **states,
         }
         damage = store.integrity_problem()
+        if damage is None:
+            store.read_every_row()  # damage quick_check cannot see rebuilds, as in any command
     finally:
         store.close()
     if damage:

@@ -10,7 +10,7 @@ enrichments hold them relative to the span (1 = its first line), because an enri
 keyed by content hash and stays valid when its span moves or has an identical twin
 (see :func:`spanlens.enrichment.validation.to_span_lines`).
 
-Bump ``SCHEMA_VERSION`` in ``version.py`` when the shape changes: older enrichments then
+Bump ``SCHEMA_VERSION`` in :mod:`spanlens.states` when the shape changes: older enrichments then
 show as stale, not lost.
 """
 

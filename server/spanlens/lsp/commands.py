@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.presentation.markdown import inline_markdown, render_markdown, render_plaintext
 from spanlens.presentation.state import FRESH
 from spanlens.scheduling.queue import Priority
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store.db import SpanRow
 from spanlens.workspace.report import span_counts
 

@@ -6,9 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.presentation.text import clean_text
-from spanlens.states import SpanState, span_state
+from spanlens.states import ENRICHMENT_VERSION, SpanState, span_state
 from spanlens.store.db import SpanRow, Store
 
 FRESH = SpanState.FRESH

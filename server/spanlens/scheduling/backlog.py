@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store.db import SpanRow, Store
 from spanlens.store.enrichments import pending_spans
 

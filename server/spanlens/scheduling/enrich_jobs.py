@@ -18,13 +18,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from spanlens.config import Settings
-from spanlens.enrichment.version import ENRICHMENT_VERSION
 from spanlens.scheduling.backlog import backlog_page
 from spanlens.scheduling.enricher import Enricher, ResultFn
 from spanlens.scheduling.jobs import Backoff, track
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
-from spanlens.states import DeferralKind, Status, failed_for_good
+from spanlens.states import ENRICHMENT_VERSION, DeferralKind, Status, failed_for_good
 from spanlens.store.db import SpanRow, Store
 from spanlens.store.enrichments import pending_spans
 

@@ -46,11 +46,14 @@ class _Cursor(sqlite3.Cursor):
     """A cursor that raises :class:`StoreCorrupt` / :class:`StoreReadOnly` for SQLite's
     damaged-file and read-only errors, wherever a statement runs or a row is read."""
 
-    connection: _Connection
+    connection: StoreConnection
 
     def _fail(self, exc: sqlite3.Error) -> None:
         error = _translated(exc, self.connection.db_path, self.connection.db_inode)
         if error is not None:
+            # Let go of the statement now: the traceback keeps this cursor alive, and an open
+            # statement keeps its connection (and the damaged file's WAL) open past close().
+            self.close()
             raise error from exc
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
@@ -104,13 +107,18 @@ class _Cursor(sqlite3.Cursor):
             raise
 
 
-class _Connection(sqlite3.Connection):
+class StoreConnection(sqlite3.Connection):
     """The one wrapper every statement of the store goes through (see :class:`_Cursor`):
     a damaged database surfaces as :class:`StoreCorrupt` in any command, which then sets the
     file aside and rebuilds it (:func:`spanlens.store.repair.recover`)."""
 
     db_path: Path
     db_inode: int | None = None
+
+    def damaged(self, what: str) -> StoreCorrupt:
+        """The error for a value read from this database that cannot be what spanlens wrote
+        (``what`` says which): damage the check on open does not see, handled as any other."""
+        return StoreCorrupt(f"{self.db_path} is damaged ({what})", self.db_path, self.db_inode)
 
     def cursor(self, factory: Any = None) -> Any:
         return super().cursor(factory or _Cursor)
@@ -132,19 +140,26 @@ def _inode(path: Path) -> int | None:
         return None
 
 
+#: What SQLite (or Python's sqlite3 module) says of a damaged file. ``quick_check`` does not
+#: read column values, so a damaged page can pass it and still hold a TEXT value that is not
+#: UTF-8: the module refuses to decode it with an OperationalError that has no SQLite error
+#: code, only this message.
+_CORRUPTION_WORDS = ("not a database", "malformed", "corrupt", "could not decode to utf-8")
+
+
 def _is_corruption(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
-    return "not a database" in text or "malformed" in text or "corrupt" in text
+    return any(words in text for words in _CORRUPTION_WORDS)
 
 
-def _connect(target: str | Path, *, uri: bool = False) -> _Connection:
+def _connect(target: str | Path, *, uri: bool = False) -> StoreConnection:
     conn = sqlite3.connect(
         target,
         timeout=BUSY_TIMEOUT_MS / 1000,
         isolation_level=None,
         check_same_thread=False,
-        factory=_Connection,
+        factory=StoreConnection,
         uri=uri,
     )
-    assert isinstance(conn, _Connection)
+    assert isinstance(conn, StoreConnection)
     return conn

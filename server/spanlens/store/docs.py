@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from spanlens.store.handle import Store
-from spanlens.store.rows import _SPAN_FIELDS, _SPAN_SELECT, SpanRow, _span_row
+from spanlens.store.rows import _SPAN_FIELDS, _SPAN_SELECT, SpanRow, _span_row, stored_json
 from spanlens.store.states import STATE_CASE
 
 
@@ -51,12 +50,12 @@ def doc_files(store: Store, version: str, max_failures: int) -> dict[str, DocFil
     )
     files: dict[str, DocFile] = {}
     for row in store.conn.execute(sql, (version, max_failures, version)).fetchall():
-        span = _span_row(row[: len(_SPAN_FIELDS)])
+        span = _span_row(row[: len(_SPAN_FIELDS)], store.conn)
         sha, state, data, error, model = row[len(_SPAN_FIELDS) :]
         doc = files.get(span.path)
         if doc is None:
             doc = files[span.path] = DocFile(span.path, span.language, sha, [])
-        enrichment = json.loads(data) if data is not None else None
+        enrichment = stored_json(store.conn, data, "enrichments.data") if data is not None else None
         doc.spans.append(DocSpan(span, state, enrichment, error, model))
     return files
 

@@ -21,7 +21,7 @@ from spanlens.store.claims import drop_claims_of as drop_claims_of
 from spanlens.store.claims import release_claims as release_claims
 from spanlens.store.errors import StoreError
 from spanlens.store.handle import Store
-from spanlens.store.rows import _SPAN_SELECT, SpanRow, _span_row
+from spanlens.store.rows import _SPAN_SELECT, SpanRow, _span_row, stored_json
 from spanlens.store.states import FAILED_FOR_GOOD, NOT_FRESH
 
 #: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its
@@ -109,7 +109,7 @@ def pending_spans(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return [_span_row(row) for row in store.conn.execute(sql, params).fetchall()]
+    return [_span_row(row, store.conn) for row in store.conn.execute(sql, params).fetchall()]
 
 
 def unfinished_count(
@@ -336,7 +336,7 @@ def backend_stats(store: Store) -> list[BackendStats]:
             stats.batch_calls_enriching += int(enriched > 0)
         stats.durations_ms.append(ms)
         if gpu:
-            stats.gpu.append(json.loads(gpu))
+            stats.gpu.append(stored_json(store.conn, gpu, "attempts.gpu"))
         if failure:
             stats.failures[failure] = stats.failures.get(failure, 0) + 1
     return list(groups.values())
@@ -347,7 +347,7 @@ def enrichment_rows(store: Store, version: str) -> list[tuple[str, dict[str, Any
     rows = store.conn.execute(
         "SELECT content_hash, data FROM enrichments WHERE schema_version = ?", (version,)
     ).fetchall()
-    return [(str(h), json.loads(d)) for h, d in rows]
+    return [(str(h), stored_json(store.conn, d, "enrichments.data")) for h, d in rows]
 
 
 #: Consecutive batched calls that stored nothing after which a tier's model enriches one span

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,8 +15,8 @@ from filelock import FileLock, Timeout
 
 from spanlens.store.connection import (
     BUSY_TIMEOUT_MS,
+    StoreConnection,
     _connect,
-    _Connection,
     _inode,
     read_only_message,
 )
@@ -29,12 +29,15 @@ from spanlens.store.errors import (
 from spanlens.store.migrations import LATEST_VERSION, current_version, migrate
 from spanlens.store.rows import (
     _SPAN_SELECT,
+    ENRICHMENT_COLUMNS,
+    FILE_COLUMNS,
     SPAN_INSERT_FIELDS,
     FileRow,
     SpanRow,
     _contains,
     _enrichment,
     _span_row,
+    file_row,
 )
 from spanlens.store.states import STATE_CASE
 
@@ -63,7 +66,7 @@ class Store:
         self._conn = self._open()
 
     @property
-    def conn(self) -> _Connection:
+    def conn(self) -> StoreConnection:
         """The connection; after this process rebuilt the database, one to the new file.
 
         Every connection of a process then follows the rebuild on its next statement (the
@@ -79,7 +82,7 @@ class Store:
                 pass
         return self._conn
 
-    def _open(self) -> _Connection:
+    def _open(self) -> StoreConnection:
         path = self.path
         readonly = self.readonly
         try:
@@ -132,7 +135,7 @@ class Store:
             raise
         return conn
 
-    def _connect_readonly(self) -> _Connection:
+    def _connect_readonly(self) -> StoreConnection:
         """A read-only connection; ``immutable`` when SQLite cannot even make the WAL index
         (a read-only folder): nothing can write such a database meanwhile anyway."""
         base = f"file:{quote(str(self.path))}?mode=ro"
@@ -189,17 +192,15 @@ class Store:
 
     def file_rows(self) -> dict[str, FileRow]:
         """Every indexed file by relative path."""
-        rows = self.conn.execute(
-            "SELECT id, path, language, size, mtime_ns, sha256 FROM files"
-        ).fetchall()
-        return {row[1]: FileRow(*row) for row in rows}
+        rows = self.conn.execute(f"SELECT {FILE_COLUMNS} FROM files").fetchall()
+        return {row[1]: file_row(row, self.conn) for row in rows}
 
     def file_row(self, path: str) -> FileRow | None:
         """One indexed file by relative path."""
         row = self.conn.execute(
-            "SELECT id, path, language, size, mtime_ns, sha256 FROM files WHERE path = ?", (path,)
+            f"SELECT {FILE_COLUMNS} FROM files WHERE path = ?", (path,)
         ).fetchone()
-        return FileRow(*row) if row else None
+        return file_row(row, self.conn) if row else None
 
     def touch_files(self, rows: Iterable[tuple[int, int, int]]) -> None:
         """Record new (size, mtime_ns) for files whose content did not change: (size, mtime, id)."""
@@ -291,7 +292,7 @@ class Store:
             (path, line, line),
         ).fetchall()
         for row in rows:
-            span = _span_row(row)
+            span = _span_row(row, self.conn)
             if character is None or _contains(span, line, character):
                 return span
         return None
@@ -305,12 +306,12 @@ class Store:
         rows = self.conn.execute(
             _SPAN_SELECT + "WHERE f.path = ? ORDER BY s.start_line, s.start_col", (path,)
         ).fetchall()
-        return [_span_row(r, with_facts) for r in rows]
+        return [_span_row(r, self.conn, with_facts) for r in rows]
 
     def span_by_id(self, span_id: int) -> SpanRow | None:
         """One span by id."""
         row = self.conn.execute(_SPAN_SELECT + "WHERE s.id = ?", (span_id,)).fetchone()
-        return _span_row(row) if row else None
+        return _span_row(row, self.conn) if row else None
 
     def table_counts(self) -> dict[str, int]:
         """Rows per table, for `spanlens doctor` (through sqlite-utils: not a hot path)."""
@@ -328,6 +329,28 @@ class Store:
         verdict = self.conn.execute("PRAGMA quick_check").fetchone()[0]
         return None if verdict == "ok" else str(verdict)
 
+    def read_every_row(self) -> None:
+        """Read and decode every row of the index as the commands do, for `spanlens doctor`.
+
+        ``quick_check`` checks the file's structure but reads no value, so a damaged page can
+        pass it and still hold text that is not UTF-8 or a value of the wrong type: this
+        raises :class:`StoreCorrupt` for those, as any command that met them would.
+        """
+        conn = self.conn
+        tables = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT IN ('files', 'spans', 'enrichments') AND name NOT LIKE 'span_search%'"
+        ).fetchall()
+        _decode_all(conn, f"SELECT {FILE_COLUMNS} FROM files", lambda row: file_row(row, conn))
+        _decode_all(conn, _SPAN_SELECT, lambda row: _span_row(row, conn))
+        _decode_all(
+            conn,
+            f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments",
+            lambda row: _enrichment(row, conn),
+        )
+        for (table,) in tables:
+            _decode_all(conn, f'SELECT * FROM "{table}"', lambda row: None)
+
     def span_count(self) -> int:
         """How many spans the workspace has."""
         return int(self.conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
@@ -337,11 +360,11 @@ class Store:
     def enrichment_for(self, content_hash: str, schema_version: str) -> dict[str, Any] | None:
         """The enrichment of exactly this hash and schema version, with its provenance."""
         row = self.conn.execute(
-            "SELECT data, model, tier, backend, host, created_at FROM enrichments "
+            f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments "
             "WHERE content_hash = ? AND schema_version = ?",
             (content_hash, schema_version),
         ).fetchone()
-        return _enrichment(row) if row else None
+        return _enrichment(row, self.conn) if row else None
 
     def latest_enrichment(self, hashes: Sequence[str]) -> dict[str, Any] | None:
         """The newest enrichment of any of ``hashes`` at any schema version (for stale display)."""
@@ -350,11 +373,11 @@ class Store:
             return None
         marks = ",".join("?" * len(hashes))
         row = self.conn.execute(
-            "SELECT data, model, tier, backend, host, created_at FROM enrichments "
+            f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments "
             f"WHERE content_hash IN ({marks}) ORDER BY created_at DESC LIMIT 1",
             hashes,
         ).fetchone()
-        return _enrichment(row) if row else None
+        return _enrichment(row, self.conn) if row else None
 
     def failure_for(self, content_hash: str) -> dict[str, Any] | None:
         """The failure record of a hash: count, last error, next retry time."""
@@ -389,3 +412,12 @@ class Store:
             "SELECT language, COUNT(*), SUM(parse_errors) FROM files GROUP BY language "
             "ORDER BY language"
         ).fetchall()
+
+
+def _decode_all(conn: StoreConnection, sql: str, decode: Callable[[Any], object]) -> None:
+    """Run ``decode`` on every row ``sql`` reads, a thousand at a time. The cursor is closed
+    whatever happens: a statement left open would keep a damaged file open past close()."""
+    with closing(conn.execute(sql)) as cursor:
+        while rows := cursor.fetchmany(1000):
+            for row in rows:
+                decode(row)

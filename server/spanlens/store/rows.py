@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
+
+from spanlens.store.connection import StoreConnection
 
 
 @dataclass(slots=True, frozen=True)
@@ -60,6 +62,28 @@ SPAN_INSERT_FIELDS = tuple(
 
 _FACTS_INDEX = _SPAN_FIELDS.index("facts")
 
+#: The columns a :class:`FileRow` is read from, in order.
+FILE_COLUMNS = ", ".join(f.name for f in fields(FileRow))
+
+#: The columns an enrichment with its provenance is read from (see :func:`_enrichment`).
+ENRICHMENT_COLUMNS = "data, model, tier, backend, host, created_at"
+
+
+def _column_types(row_type: type) -> tuple[type | tuple[type, ...], ...]:
+    """The Python type SQLite hands back for each column of a row type, as spanlens writes
+    them (``facts`` is JSON text). A value of another type was not written by spanlens: it
+    comes from a damaged page that the check on open does not read."""
+    known: dict[str, type | tuple[type, ...]] = {
+        "int": int,
+        "str": str,
+        "str | None": (str, type(None)),
+    }
+    return tuple(known.get(str(f.type), str) for f in fields(row_type))
+
+
+_FILE_TYPES = _column_types(FileRow)
+_SPAN_TYPES = _column_types(SpanRow)
+
 
 _SPAN_SELECT = (
     "SELECT "
@@ -68,15 +92,39 @@ _SPAN_SELECT = (
 )
 
 
-def _span_row(row: Sequence[Any], with_facts: bool = True) -> SpanRow:
+def stored_json(conn: StoreConnection, value: Any, column: str) -> Any:
+    """The value of a JSON column, decoded. spanlens writes only JSON text there: anything
+    else (bytes, a number, text that is not JSON) was damaged on disk and raises
+    :class:`~spanlens.store.errors.StoreCorrupt`, so the database is set aside and rebuilt."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    raise conn.damaged(f"{column} holds {type(value).__name__} that is not JSON text")
+
+
+def file_row(row: Sequence[Any], conn: StoreConnection) -> FileRow:
+    """A :class:`FileRow` from ``id, path, language, size, mtime_ns, sha256``; a value of the
+    wrong type raises :class:`~spanlens.store.errors.StoreCorrupt`."""
+    if not all(map(isinstance, row, _FILE_TYPES)):
+        raise conn.damaged(f"file row {row[0]!r} holds a value of the wrong type")
+    return FileRow(*row)
+
+
+def _span_row(row: Sequence[Any], conn: StoreConnection, with_facts: bool = True) -> SpanRow:
     values = list(row)
-    values[_FACTS_INDEX] = json.loads(values[_FACTS_INDEX]) if with_facts else {}
+    if not all(map(isinstance, values, _SPAN_TYPES)):
+        raise conn.damaged(f"span row {values[0]!r} holds a value of the wrong type")
+    values[_FACTS_INDEX] = (
+        stored_json(conn, values[_FACTS_INDEX], "spans.facts") if with_facts else {}
+    )
     return SpanRow(*values)
 
 
-def _enrichment(row: Sequence[Any]) -> dict[str, Any]:
+def _enrichment(row: Sequence[Any], conn: StoreConnection) -> dict[str, Any]:
     return {
-        "data": json.loads(row[0]),
+        "data": stored_json(conn, row[0], "enrichments.data"),
         "model": row[1],
         "tier": row[2],
         "backend": row[3],

@@ -54,7 +54,7 @@ def search_spans(store: Store, query: str, limit: int = 100) -> list[SpanRow]:
             _SPAN_SELECT + "WHERE s.name LIKE ? ESCAPE '\\' ORDER BY length(s.name) LIMIT ?",
             (_like_prefix(words[0]), limit),
         ).fetchall()
-        return [_span_row(r) for r in rows]
+        return [_span_row(r, store.conn) for r in rows]
     match = " AND ".join(f'"{w}"' for w in long_words)
     rows = store.conn.execute(
         _SPAN_SELECT + "JOIN (SELECT rowid AS id, bm25(span_search, ?, ?) AS rank "
@@ -62,7 +62,7 @@ def search_spans(store: Store, query: str, limit: int = 100) -> list[SpanRow]:
         "ON hit.id = s.id ORDER BY hit.rank",
         (_NAME_WEIGHT, _SUMMARY_WEIGHT, match, limit),
     ).fetchall()
-    return [_span_row(r) for r in rows]
+    return [_span_row(r, store.conn) for r in rows]
 
 
 def _like_prefix(word: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spanlens.enrichment.version import ENRICHMENT_VERSION
+from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store.db import Store
 
 

@@ -42,6 +42,23 @@ _MODULE_BY_LANGUAGE = {
 
 LANGUAGES = tuple(_MODULE_BY_LANGUAGE)
 
+#: Editor language ids (VS Code's; Neovim's filetypes are the same) of the extensions whose id
+#: is not the language name above: React's JSX and TSX files.
+EDITOR_LANGUAGE_BY_EXTENSION = {".jsx": "javascriptreact", ".tsx": "typescriptreact"}
+
+
+def editor_languages() -> tuple[str, ...]:
+    """The editor language ids of every file spanlens indexes, in the table's order.
+
+    This table is the one list of languages: the VS Code extension (``servers.ts``,
+    ``package.json``) and the Neovim plugin start the server for exactly these ids, and
+    ``tests/unit/test_client_languages.py`` fails when one of them does not.
+    """
+    ids = (
+        EDITOR_LANGUAGE_BY_EXTENSION.get(ext, name) for ext, name in LANGUAGE_BY_EXTENSION.items()
+    )
+    return tuple(dict.fromkeys(ids))
+
 
 class Extractor(Protocol):
     """Turns one file's bytes into spans with facts."""
