@@ -6,11 +6,13 @@ are shared."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -96,12 +98,30 @@ def test_an_idle_engine_stops(installed: EngineOptions) -> None:
 
 
 def test_a_state_file_with_a_dead_pid_is_not_trusted(installed: EngineOptions) -> None:
+    # Its port answers /health: another process's server now, not this model's engine.
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    write_state(EngineState(pid=dead.pid, port=1, model=NAME, started_at=0, status="running"))
-    assert engine_report(NAME)["state"] == "stopped"
-    state = ensure_engine(installed)
-    assert state.pid != dead.pid and healthy(state.port)
+    port = impostor.server_address[1]
+    try:
+        assert healthy(port)
+        write_state(
+            EngineState(pid=dead.pid, port=port, model=NAME, started_at=0, status="running")
+        )
+        assert engine_report(NAME)["state"] == "stopped"
+        state = ensure_engine(installed)
+    finally:
+        impostor.shutdown()
+    assert state.pid != dead.pid and state.port != port and healthy(state.port)
     assert read_state(NAME) == state
 
 
