@@ -62,3 +62,14 @@ async def resolve_default_backends(
 
 def _facts_only(settings: Settings, note: str) -> Settings:
     return dataclasses.replace(settings, backends=[], notes=[*settings.notes, note])
+
+
+def backend_source(settings: Settings) -> str:
+    """Where the backends in force came from: ``configured`` (by the user), ``ollama`` or
+    ``built-in`` (picked by :func:`resolve_default_backends`), or ``none`` (facts only,
+    nothing installed: the editor can offer to set up the local model)."""
+    if settings.backends_configured:
+        return "configured"
+    if not settings.backends:
+        return "none"
+    return "built-in" if settings.backends[0].provider == "local" else "ollama"

@@ -25,7 +25,11 @@ from spanlens.app import (
     workspace_settings,
 )
 from spanlens.config import Settings
-from spanlens.enrichment.defaults import resolve_default_backends
+from spanlens.enrichment.defaults import (
+    FACTS_ONLY_NOTE,
+    backend_source,
+    resolve_default_backends,
+)
 from spanlens.indexing.indexer import relative_path
 from spanlens.lsp.commands import CommandError, Commands, Started
 from spanlens.lsp.diagnostics import DiagnosticsPublisher
@@ -135,6 +139,8 @@ class Session:
                 f"spanlens: invalid setting: {error}. {fallback_description(settings)}", error
             )
         settings = await resolve_default_backends(settings)
+        if backend_source(settings) == "none":
+            self.status.show_setup_hint(FACTS_ONLY_NOTE)
         self.services = build_services(self.root, settings, self.documents.source_text)
         scheduler = self.services.scheduler
         scheduler.on_result = self.on_enriched
