@@ -146,4 +146,7 @@ def test_enrich_with_nothing_configured_uses_the_built_in_engine(
     assert all(
         r["failure_type"] not in ("connection refused", "backend misconfigured") for r in rows
     )
-    assert engine_report(NAME)["state"] == "running"
+    code, out, _ = cli("status", str(root), "--json")
+    engine = json.loads(out)["local_engine"]
+    assert engine["state"] == "running" and engine["model"] == NAME
+    assert engine["memory_mb"] > 10 and engine["port"] == live_state(NAME).port  # type: ignore[union-attr]

@@ -5,9 +5,10 @@ and a model file installed in the test's cache directory."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,23 @@ def test_a_silent_ollama_does_not_hold_the_event_loop(
         settings, ticks, elapsed = asyncio.run(run())
     assert settings.backends[0].provider == "local"
     assert elapsed < 2.0 and ticks >= 5
+
+
+def test_status_and_doctor_show_the_built_in_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    (tmp_path / "tools.py").write_text("def one():\n    return 1\n")
+    (tmp_path / "spanlens.toml").write_text("[gpu]\nenabled = false\n")
+    assert cli("index", str(tmp_path))[0] == 0
+    code, out, _ = cli("status", str(tmp_path), "--json")
+    engine = json.loads(out)["local_engine"]
+    assert code == 0 and engine["state"] == "not installed"
+    assert "spanlens model install" in engine["hint"]
+    code, out, _ = cli("doctor", str(tmp_path))
+    assert code == 1
+    assert "built-in engine: qwen2.5-coder-1.5b not installed" in out
+    assert out.count("spanlens model install") == 2  # the engine's line and the one problem
+
+    install_model_file(monkeypatch, b"GGUF fake", "qwen2.5-coder-1.5b")
+    code, out, _ = cli("status", str(tmp_path))
+    assert code == 0 and "built-in engine: qwen2.5-coder-1.5b stopped" in out

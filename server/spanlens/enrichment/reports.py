@@ -102,11 +102,12 @@ async def doctor_report(root: Path) -> dict[str, Any]:
         problems.append(f"configuration: {exc} — fix the key named in spanlens.toml")
         report["problems"] = problems
         return report
+    notes = settings.notes  # the facts-only note of the default comes once, as a problem
     settings = await resolve_default_backends(settings)
     report["config"] = {
         "sources": settings.sources,
         "tiers": settings.enrichment.tiers,
-        "notes": settings.notes,
+        "notes": notes,
         "backends_configured": settings.backends_configured,
     }
     report["backends"] = await _backend_checks(settings, problems)
