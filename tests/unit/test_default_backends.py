@@ -1,12 +1,14 @@
 """What enriches when nothing is configured (resolve_default_backends), against real servers
 on 127.0.0.1: a stand-in Ollama that answers (with or without the model) or nothing at all,
-and a model file installed in the test's cache directory."""
+and a model file installed in the test's cache directory. The built-in engine is picked only
+where its package (xllamacpp, the [local] extra that `make setup` installs) is importable."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -140,3 +142,18 @@ def test_status_and_doctor_show_the_built_in_engine(
     install_model_file(monkeypatch, b"GGUF fake", "qwen2.5-coder-1.5b")
     code, out, _ = cli("status", str(tmp_path))
     assert code == 0 and "built-in engine: qwen2.5-coder-1.5b stopped" in out
+
+
+def test_an_installed_model_without_its_engine_package_is_facts_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_model_file(monkeypatch, b"GGUF fake", "qwen2.5-coder-1.5b")
+    # This Python without xllamacpp (the [local] extra), wherever it is installed.
+    monkeypatch.delitem(sys.modules, "xllamacpp", raising=False)
+    monkeypatch.setattr(
+        sys, "path", [p for p in sys.path if not (Path(p or ".") / "xllamacpp").exists()]
+    )
+    settings = resolve(unconfigured(tmp_path), closed_port_url())
+    assert settings.backends == []
+    [note] = settings.notes
+    assert "pip install 'spanlens[local]'" in note

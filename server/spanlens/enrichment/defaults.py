@@ -9,7 +9,7 @@ import logging
 from spanlens.config import BackendSettings, Settings
 from spanlens.enrichment.backends import create_backend
 from spanlens.enrichment.backends.local import local_backend_settings
-from spanlens.localmodel.engine import INSTALL_HINT
+from spanlens.localmodel.engine import INSTALL_HINT, LOCAL_EXTRA_HINT, engine_installed
 from spanlens.localmodel.paths import installed_model_path
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ async def resolve_default_backends(
         installed = await asyncio.to_thread(installed_model_path, settings.local.model)
     except ValueError as exc:  # an unknown [local] model
         return _facts_only(settings, f"[local] model: {exc}")
+    if installed is not None and not await asyncio.to_thread(engine_installed):
+        return _facts_only(
+            settings, f"the built-in model is installed but not its engine: {LOCAL_EXTRA_HINT}"
+        )
     if installed is not None:
         tier = settings.enrichment.tiers[0] if settings.enrichment.tiers else "small"
         return dataclasses.replace(settings, backends=[local_backend_settings(settings, tier)])

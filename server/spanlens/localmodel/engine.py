@@ -142,10 +142,27 @@ def remove_state(model: str, pid: int) -> None:
             state_path(model).unlink()
 
 
+def engine_installed() -> bool:
+    """Whether the engine's llama.cpp package (xllamacpp, the ``[local]`` extra) is here."""
+    import importlib.util
+
+    return importlib.util.find_spec("xllamacpp") is not None
+
+
 def pid_alive(pid: int | None) -> bool:
     """Whether a process ``pid`` exists (a zombie counts as dead)."""
     if not pid or pid <= 0:
         return False
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate it there
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -296,7 +313,7 @@ def _stop(state: EngineState) -> None:
         time.sleep(0.1)
     if pid_alive(state.pid):
         with contextlib.suppress(OSError):
-            os.kill(state.pid, signal.SIGKILL)
+            os.kill(state.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
     with contextlib.suppress(OSError):
         if (read_state(state.model) or state).pid == state.pid:
             state_path(state.model).unlink()
