@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3 is required"; exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	@touch $(STAMP)
 
 lint: setup client-deps

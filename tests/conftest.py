@@ -11,6 +11,17 @@ import pytest
 from spanlens.cli import main
 
 
+@pytest.fixture(autouse=True)
+def private_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test gets its own spanlens cache directory: a model installed on the machine, or
+    a built-in engine running there, never leaks into a test (nor a test's into the user's)."""
+    path = tmp_path_factory.mktemp("spanlens-cache")
+    monkeypatch.setenv("SPANLENS_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def write(tmp_path: Path) -> Callable[[str, str], Path]:
     """Write a dedented file under tmp_path (parents created); returns its path."""

@@ -25,6 +25,7 @@ from spanlens.settings import (
     EnrichmentSettings,
     GpuSettings,
     IndexSettings,
+    LocalSettings,
     LspSettings,
     RouterSettings,
     Settings,
@@ -44,6 +45,7 @@ __all__ = [
     "EnrichmentSettings",
     "GpuSettings",
     "IndexSettings",
+    "LocalSettings",
     "LspSettings",
     "RouterSettings",
     "Settings",
@@ -63,7 +65,7 @@ _POSITIVE = ("give_up_after",)
 _CHOICES = {
     ("lsp", "code_lens"): {"all", "top", "off"},
     ("lsp", "diagnostics"): {"off", "hint", "information"},
-    ("backends", "provider"): {"ollama", "openai"},
+    ("backends", "provider"): {"ollama", "openai", "local"},
     ("backends", "engine"): {"llama.cpp", "llama-cpp-python", "openai-compatible"},
 }
 
@@ -159,6 +161,7 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
     for key, value in raw.items():
         if key == "backends":
             settings.backends = _backends(value)
+            settings.backends_configured = True
             settings.notes += [
                 f"backend '{b.name}': the user:password in its URL is never sent (the backend "
                 f"connects to {_shown_url(b.url)}); name the variable holding the key in "
@@ -166,7 +169,7 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
                 for b in settings.backends
                 if url_has_credentials(b.url)
             ]
-        elif key in {"index", "enrichment", "gpu", "lsp", "docgen"}:
+        elif key in {"index", "enrichment", "gpu", "lsp", "docgen", "local"}:
             _apply(getattr(settings, key), value, key)
         else:
             raise ConfigError(f"unknown setting '{key}'")

@@ -165,6 +165,22 @@ class DocgenSettings:
 
 
 @dataclass(slots=True)
+class LocalSettings:
+    """The built-in engine (``spanlens model install``; see :mod:`spanlens.localmodel`)."""
+
+    #: The catalog name of the model it runs.
+    model: str = "qwen2.5-coder-1.5b"
+    #: Minutes without a request after which the engine stops (it starts again when needed).
+    idle_minutes: float = 15.0
+    #: Threads; 0 = all cores but one, which is left to the editor.
+    threads: int = 0
+    #: Context of the engine's one slot, in tokens.
+    context_tokens: int = 4096
+    #: Seconds one call may take (a laptop CPU writes ~10 tokens/s with the 1.5B model).
+    timeout: float = 300.0
+
+
+@dataclass(slots=True)
 class Settings:
     """All spanlens settings for one workspace."""
 
@@ -174,6 +190,10 @@ class Settings:
     gpu: GpuSettings = field(default_factory=GpuSettings)
     lsp: LspSettings = field(default_factory=LspSettings)
     docgen: DocgenSettings = field(default_factory=DocgenSettings)
+    local: LocalSettings = field(default_factory=LocalSettings)
+    #: Whether ``backends`` came from the user (a file, the environment, the editor); when
+    #: not, :func:`spanlens.enrichment.defaults.resolve_default_backends` picks them.
+    backends_configured: bool = False
     #: Where the settings came from, for `spanlens doctor`.
     sources: list[str] = field(default_factory=list)
     #: Things the user should know about how the settings were applied (shown by doctor and

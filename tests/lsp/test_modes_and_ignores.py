@@ -151,3 +151,22 @@ async def test_watched_files_the_walk_ignores_are_not_indexed(editor: Editor) ->
     editor.open(ignored[1])
     await wait_for(lambda: editor.hover_text("kept.py", 0, 5), what="the server to settle")
     assert await editor.hover_text(ignored[1], 0, 5) == ""
+
+
+async def test_nothing_configured_nothing_installed_says_once_how_to_set_up(
+    editor: Editor, standin: StandinModelServer
+) -> None:
+    # No [[backends]] at all, no model in the (test's own) cache directory, no Ollama.
+    unconfigured = toml_settings(standin.url).split("[[backends]]")[0]
+    (editor.root / "spanlens.toml").write_text(unconfigured)
+    await editor.start()
+    editor.open("config.py")
+    titles = await wait_for(lambda: editor.lens_titles("config.py"), what="lenses")
+    assert set(titles.values()) == {"facts only: no model configured"}
+    editor.save("config.py")
+    await wait_for(lambda: editor.last_status().get("lastSave"), what="the save")
+    status = editor.last_status()
+    assert status["state"] == "facts_only" and status["modelSource"] == "none"
+    hints = [m for m in editor.client.messages if "spanlens model install" in m.message]
+    assert len(hints) == 1 and hints[0].type == types.MessageType.Warning
+    assert standin.chat_requests == []

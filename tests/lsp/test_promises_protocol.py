@@ -48,6 +48,7 @@ STATUS_FIELDS = {
     "deferredSeconds",
     "backlogEmpty",
     "lastError",
+    "modelSource",
     "backends",
     "gpu",
     "docgen",

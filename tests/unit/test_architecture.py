@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "spanlens.presentation.text",  # the one sanitiser: imports nothing
     ),
     ("spanlens.store",),
-    ("spanlens.indexing", "spanlens.telemetry"),
+    ("spanlens.indexing", "spanlens.telemetry", "spanlens.localmodel"),
     ("spanlens.presentation",),
     ("spanlens.enrichment", "spanlens.docgen"),
     ("spanlens.scheduling",),

@@ -142,3 +142,20 @@ def file_sha(data: bytes) -> str:
     from spanlens.indexing.hashing import file_sha256
 
     return file_sha256(data)
+
+
+def engine_line(engine: dict[str, Any]) -> str:
+    """One line about the built-in engine (an :func:`~spanlens.localmodel.engine.engine_report`):
+    model, state, pid, port, memory and tokens/s when known."""
+    parts = [f"{engine['model']} {engine['state']}"]
+    if engine.get("pid"):
+        parts.append(f"pid {engine['pid']}, port {engine['port']}")
+    if engine.get("memory_mb") is not None:
+        parts.append(f"{engine['memory_mb']:.0f} MiB")
+    if engine.get("tokens_per_s"):
+        parts.append(f"{engine['tokens_per_s']} tokens/s")
+    if engine.get("error"):
+        parts.append(str(engine["error"]))
+    if engine.get("hint"):
+        parts.append(str(engine["hint"]))
+    return "; ".join(parts)

@@ -8,6 +8,7 @@ import json
 from spanlens.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    engine_line,
     workspace_root,
 )
 
@@ -42,6 +43,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 f"{context if context else '?'}, slots {check.get('slots') or '?'}, "
                 f"replies {'valid' if check['ok'] else 'invalid: ' + check['detail']}"
             )
+    engine = report.get("local_engine")
+    if engine is not None:
+        print("built-in engine: " + engine_line(engine))
     gpu = report.get("gpu")
     if gpu is not None:
         print("gpu: " + ("available" if gpu.get("available") else gpu.get("note", "disabled")))

@@ -24,10 +24,13 @@ def cmd_enrich(args: argparse.Namespace) -> int:
 
     from spanlens.config import load_settings
     from spanlens.enrichment import runner
+    from spanlens.enrichment.defaults import FACTS_ONLY_NOTE, resolve_default_backends
     from spanlens.store.enrichments import retry_failed
 
     root = workspace_root(args.root)
-    settings = load_settings(root)
+    settings = asyncio.run(resolve_default_backends(load_settings(root)))
+    if not settings.backends and not settings.backends_configured:
+        raise CliError(FACTS_ONLY_NOTE)
     if args.limit is not None and args.limit < 1:
         raise CliError("--limit must be at least 1", EXIT_USAGE)
     tiers = [b.tier for b in settings.backends]

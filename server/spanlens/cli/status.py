@@ -7,6 +7,7 @@ import json
 
 from spanlens.cli.common import (
     EXIT_OK,
+    engine_line,
     workspace_root,
 )
 
@@ -14,6 +15,7 @@ from spanlens.cli.common import (
 def cmd_status(args: argparse.Namespace) -> int:
     """`spanlens status [ROOT] [--json]`."""
     from spanlens.config import load_settings
+    from spanlens.localmodel.engine import engine_report
     from spanlens.store import open_store
     from spanlens.workspace.report import workspace_status
 
@@ -24,6 +26,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         report = workspace_status(store, settings.enrichment.max_failures)
     finally:
         store.close()
+    report["local_engine"] = engine_report(settings.local.model)
     if args.json:
         print(json.dumps(report))
         return EXIT_OK
@@ -39,4 +42,5 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"enrichment: {report['enriched']} enriched, {report['stale']} stale, "
         f"{report['pending']} pending, {report['failed']} failed"
     )
+    print("built-in engine: " + engine_line(report["local_engine"]))
     return EXIT_OK

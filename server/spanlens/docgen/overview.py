@@ -121,7 +121,7 @@ class OverviewWriter:
         )
         self.tier = tier
         self.endpoints: list[BackendSettings] = [b for b in settings.backends if b.tier == tier]
-        self._backends = [create_backend(b) for b in self.endpoints]
+        self._backends = [create_backend(b, settings.local) for b in self.endpoints]
 
     @property
     def model(self) -> str | None:

@@ -269,7 +269,7 @@ def build_endpoints(settings: Settings) -> dict[str, list[Endpoint]]:
     for backend in settings.backends:
         endpoints.setdefault(backend.tier, []).append(
             Endpoint(
-                create_backend(backend),
+                create_backend(backend, settings.local),
                 Breaker(enrichment.breaker_threshold, enrichment.breaker_reset),
                 asyncio.Semaphore(max(1, backend.max_parallel)),
             )

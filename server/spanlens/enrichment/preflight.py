@@ -29,7 +29,7 @@ async def preflight(
 ) -> list[dict[str, Any]]:
     """Probe every configured backend (nothing is opened or written); one dict per backend.
     ``check_output`` also makes doctor's tiny structured-output request to each."""
-    backends = [create_backend(b) for b in settings.backends]
+    backends = [create_backend(b, settings.local) for b in settings.backends]
     try:
         return await probe_backends(backends, timeout, check_output=check_output)
     finally:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
 
 from spanlens.config import ConfigError, Settings, load_settings
 from spanlens.enrichment.backends import provider_for
+from spanlens.enrichment.defaults import FACTS_ONLY_NOTE, resolve_default_backends
 from spanlens.enrichment.runner import preflight
+from spanlens.localmodel.engine import engine_report
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store.db import Store, db_path_for
@@ -99,12 +102,16 @@ async def doctor_report(root: Path) -> dict[str, Any]:
         problems.append(f"configuration: {exc} — fix the key named in spanlens.toml")
         report["problems"] = problems
         return report
+    notes = settings.notes  # the facts-only note of the default comes once, as a problem
+    settings = await resolve_default_backends(settings)
     report["config"] = {
         "sources": settings.sources,
         "tiers": settings.enrichment.tiers,
-        "notes": settings.notes,
+        "notes": notes,
+        "backends_configured": settings.backends_configured,
     }
     report["backends"] = await _backend_checks(settings, problems)
+    report["local_engine"] = await asyncio.to_thread(engine_report, settings.local.model)
     report["gpu"] = _gpu_check(settings, problems)
     report["database"] = _database_check(root, settings, problems)
     report["problems"] = problems
@@ -113,7 +120,11 @@ async def doctor_report(root: Path) -> dict[str, Any]:
 
 async def _backend_checks(settings: Settings, problems: list[str]) -> list[dict[str, Any]]:
     if not settings.backends:
-        problems.append("no backend configured — add a [[backends]] table to spanlens.toml")
+        problems.append(
+            "no backend configured — add a [[backends]] table to spanlens.toml"
+            if settings.backends_configured
+            else FACTS_ONLY_NOTE
+        )
         return []
     probes = await preflight(settings, check_output=True)
     for probe in probes:

@@ -25,6 +25,11 @@ from spanlens.app import (
     workspace_settings,
 )
 from spanlens.config import Settings
+from spanlens.enrichment.defaults import (
+    FACTS_ONLY_NOTE,
+    backend_source,
+    resolve_default_backends,
+)
 from spanlens.indexing.indexer import relative_path
 from spanlens.lsp.commands import CommandError, Commands, Started
 from spanlens.lsp.diagnostics import DiagnosticsPublisher
@@ -133,6 +138,9 @@ class Session:
             self.status.show_error(
                 f"spanlens: invalid setting: {error}. {fallback_description(settings)}", error
             )
+        settings = await resolve_default_backends(settings)
+        if backend_source(settings) == "none":
+            self.status.show_setup_hint(FACTS_ONLY_NOTE)
         self.services = build_services(self.root, settings, self.documents.source_text)
         scheduler = self.services.scheduler
         scheduler.on_result = self.on_enriched
@@ -160,6 +168,7 @@ class Session:
                 f"spanlens: invalid setting: {error}. Kept the previous settings.", error
             )
             return
+        settings = await resolve_default_backends(settings)
         self.services.settings = settings
         self.services.scheduler.update_settings(settings)
         if (old.backends, old.enrichment, old.gpu) != (

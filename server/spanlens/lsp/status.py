@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from spanlens.enrichment.defaults import backend_source
 from spanlens.scheduling.queue import LANE_NAMES
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class StatusReporter:
         self.settings = settings
         self._timer: asyncio.TimerHandle | None = None
         self._warned_unreachable = False
+        self._setup_hint_shown = False
         self._closed = False
         #: Invalid-settings errors already shown, so each one pops up once.
         self._errors_shown: set[str] = set()
@@ -102,6 +104,7 @@ class StatusReporter:
         if scheduler is None or docgen is None:  # the same keys, with nothing going on
             return {
                 **base,
+                "modelSource": None,
                 "state": "starting" if session.root else "no_workspace",
                 **IDLE_SNAPSHOT,
                 "queue": dict.fromkeys(LANE_NAMES.values(), 0),
@@ -116,6 +119,7 @@ class StatusReporter:
         state = _state(snapshot, indexing, engine is not None, bool(health.get("unreachable")))
         return {
             **base,
+            "modelSource": backend_source(self.settings()),
             "state": state,
             **snapshot,
             "backends": health,
@@ -161,6 +165,16 @@ class StatusReporter:
                 self.gpu = sampled
                 self.mark()
             await asyncio.sleep(GPU_SAMPLE_SECONDS)
+
+    def show_setup_hint(self, message: str) -> None:
+        """Nothing can enrich and nothing is installed: say once how to set up the model."""
+        if self._setup_hint_shown:
+            return
+        self._setup_hint_shown = True
+        log.warning(message)
+        self.session.server.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Warning, message=f"spanlens: {message}")
+        )
 
     def show_error(self, message: str, key: str | None = None) -> None:
         """An error the user must fix (bad settings); shown once per distinct ``key``."""

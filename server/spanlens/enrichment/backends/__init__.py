@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens.config import BackendSettings
+from spanlens.config import BackendSettings, LocalSettings
 from spanlens.enrichment.backends.base import (
     Backend,
     BackendFailure,
@@ -105,6 +105,12 @@ PROVIDERS: dict[str, Provider] = {
         "start the server",
         "set backends.model to a model the server lists",
     ),
+    "local": Provider(
+        "local",
+        "spanlens.enrichment.backends.local:LocalEngineBackend",
+        "see `spanlens doctor` for the built-in engine",
+        "run `spanlens model install {model}`",
+    ),
 }
 
 
@@ -113,12 +119,15 @@ def provider_for(name: str) -> Provider:
     return PROVIDERS.get(name, PROVIDERS["ollama"])
 
 
-def create_backend(settings: BackendSettings) -> Backend:
-    """The backend for ``settings.provider``, from :data:`PROVIDERS`."""
+def create_backend(settings: BackendSettings, local: LocalSettings | None = None) -> Backend:
+    """The backend for ``settings.provider``, from :data:`PROVIDERS`; the built-in engine's
+    (provider ``local``) runs as ``local`` says (idle period, threads)."""
     import importlib
 
     module, _, cls = provider_for(settings.provider).backend.partition(":")
-    backend: Backend = getattr(importlib.import_module(module), cls)(settings)
+    factory = getattr(importlib.import_module(module), cls)
+    args = (settings, local) if settings.provider == "local" else (settings,)
+    backend: Backend = factory(*args)
     return backend
 
 

@@ -1,0 +1,67 @@
+"""One llama.cpp server in this process (xllamacpp, the ``[local]`` extra): started by the
+supervisor, stopped by SIGTERM or when the supervisor is gone.
+
+``python -m spanlens.localmodel.serve --path GGUF --alias NAME --port N --threads T
+--context C``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from spanlens.localmodel.engine import LOCAL_EXTRA_HINT, MISSING_EXTRA
+
+
+def serve(path: str, alias: str, port: int, threads: int, context: int) -> int:
+    """Run the server until SIGTERM or the parent's exit; the exit status."""
+    try:
+        import xllamacpp
+    except ImportError:
+        print(f"xllamacpp is missing: {LOCAL_EXTRA_HINT}", file=sys.stderr)
+        return MISSING_EXTRA
+    params = xllamacpp.CommonParams()
+    params.model.path = path
+    params.model_alias = {alias}
+    params.hostnames = ["127.0.0.1"]
+    params.port = port
+    params.n_ctx = context
+    # One slot: spanlens sends a file's spans one after another, and the slot's KV cache
+    # keeps the shared prompt prefix; a second slot would halve the context and the speed.
+    params.n_parallel = 1
+    # No host-memory prompt cache beyond the slot's own (llama-server's default is 8 GiB).
+    params.cache_ram_mib = 0
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    params.endpoint_metrics = True
+    params.endpoint_slots = True
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    parent = os.getppid()
+    server = xllamacpp.Server(params)
+    print(f"serving {alias} at {server.listening_address}", flush=True)
+    while not stop.wait(1.0):
+        if os.getppid() != parent:  # the supervisor died: never outlive it
+            break
+    del server
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m spanlens.localmodel.serve")
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--alias", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--context", type=int, required=True)
+    args = parser.parse_args(argv)
+    return serve(args.path, args.alias, args.port, args.threads, args.context)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
