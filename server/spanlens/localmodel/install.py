@@ -275,7 +275,8 @@ def _download(
         if writer.size == spec.size:  # the last run had every byte but stopped before the check
             writer.finish()
             return
-        headers = {}
+        # Ranges count the bytes of the file itself, so no compression.
+        headers = {"Accept-Encoding": "identity"}
         if writer.size:
             headers["Range"] = f"bytes={writer.size}-"
             if writer.state.get("etag"):
@@ -307,7 +308,7 @@ def _download(
                     )
                 writer.state["etag"] = response.headers.get("etag")
                 progress.start(f"downloading {spec.name}", spec.size, writer.size)
-                for chunk in response.iter_bytes(_CHUNK):
+                for chunk in response.iter_bytes():  # as they arrive: a drop keeps them
                     _check_cancel(cancel)
                     writer.write(chunk)
                     progress.advance(len(chunk))
