@@ -170,7 +170,7 @@ class TerminalProgress:
             self._bar = Progress(
                 TextColumn(label, markup=False),
                 BarColumn(),
-                DownloadColumn(),
+                DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=Console(stderr=True, markup=False, emoji=False, highlight=False),
