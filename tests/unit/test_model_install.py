@@ -411,7 +411,7 @@ def spanlens(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 def test_the_command_line_installs_lists_and_removes(
     cache: Path, tmp_path: Path, trust: StartServer
 ) -> None:
-    with trust(delay=0.03) as server:
+    with trust(delay=0.1) as server:  # ~3 s: the two runs overlap
         env = {
             "SPANLENS_CACHE_DIR": str(cache),
             "SPANLENS_MODEL_CATALOG": str(write_catalog(tmp_path, [server.url("/tiny.gguf")])),
@@ -431,10 +431,15 @@ def test_the_command_line_installs_lists_and_removes(
             )
             for _ in range(2)
         ]
-        outputs = sorted(run.communicate(timeout=120)[0] for run in runs)
+        outputs = sorted(run.communicate(timeout=120) for run in runs)
         assert [run.returncode for run in runs] == [0, 0]
-        assert outputs[0].startswith("installed tiny (Tiny test model, 2 MiB, SHA-256 verified)")
-        assert outputs[1].startswith("tiny is already installed: ")
+        (installed, progress), (already, waited) = outputs
+        assert installed.startswith("installed tiny (Tiny test model, 2 MiB, SHA-256 verified)")
+        # Not a terminal: the progress is plain lines on stderr, a line per tenth.
+        assert progress.splitlines()[0] == "spanlens: downloading tiny (2 MiB)"
+        assert progress.splitlines()[-1] == "spanlens: downloading tiny: 100%"
+        assert already.startswith("tiny is already installed: ")
+        assert "waiting for it" in waited
         assert len(server.requests) == 1
 
     listed = spanlens("list", "--json", env=env)
