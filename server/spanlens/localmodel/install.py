@@ -147,13 +147,14 @@ def install(
             return InstallResult(target, installed=False)
         _check_space(folder, spec, _partial(target))
         failures = []
-        for candidate in candidates:
+        for number, candidate in enumerate(candidates, start=1):
             name = _describe(candidate)
             try:
                 _fetch(candidate, spec, target, progress, cancel)
             except _SourceFailed as exc:
                 failures.append(f"{name}: {exc}")
-                progress.note(f"{name}: {exc}")
+                if number < len(candidates):  # the last one is in the error itself
+                    progress.note(f"{name}: {exc}; trying the next source")
                 continue
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
@@ -162,7 +163,8 @@ def install(
                         f"{_gb(spec.size)}); free some space and run again to resume",
                         EXIT_NO_SPACE,
                     ) from exc
-                raise
+                where = os.fsdecode(exc.filename) if exc.filename else str(folder)
+                raise InstallError(f"{where}: {exc.strerror or exc}") from exc
             os.replace(_partial(target), target)
             remember(target, spec.sha256)
             _state_path(target).unlink(missing_ok=True)
