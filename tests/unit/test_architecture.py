@@ -52,6 +52,13 @@ KNOWN_CYCLE_EDGES = frozenset(
         "store.repair -> store.db",
         # §3: lsp/ modules import each other through session.py.
         "lsp.commands -> lsp.session",
+        # spanlens.installModel (issue 16) joined the same session loop; it goes with §3.
+        "lsp.model_install -> lsp.commands",
+        "lsp.model_install -> lsp.docs",
+        "lsp.model_install -> lsp.progress",
+        "lsp.model_install -> lsp.session",
+        "lsp.server -> lsp.model_install",
+        "lsp.session -> lsp.model_install",
         "lsp.diagnostics -> lsp.session",
         "lsp.docs -> lsp.commands",
         "lsp.documents -> lsp.progress",

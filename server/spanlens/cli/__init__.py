@@ -1,4 +1,4 @@
-"""`spanlens` command line: index, enrich, docgen, show, status, stats, doctor, serve.
+"""`spanlens` command line: index, enrich, docgen, show, status, stats, doctor, serve, model.
 
 Imports are lazy, per command: `spanlens index` must not pay for the LSP or HTTP stacks.
 Every failure a user can cause ends in one clear line on stderr and a non-zero exit.
@@ -18,6 +18,7 @@ from spanlens.cli.docgen import cmd_docgen
 from spanlens.cli.doctor import cmd_doctor
 from spanlens.cli.enrich import cmd_enrich
 from spanlens.cli.index import cmd_index
+from spanlens.cli.model import add_model_parser
 from spanlens.cli.serve import cmd_serve
 from spanlens.cli.show import cmd_show
 from spanlens.cli.stats import cmd_stats
@@ -211,4 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("doctor", "check config, backends, GPU and database; say how to fix", cmd_doctor)
     p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    add_model_parser(sub)
     return parser

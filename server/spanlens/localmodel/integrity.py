@@ -35,16 +35,20 @@ def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> st
     return digest.hexdigest()
 
 
-def remember(path: Path, spec: ModelSpec) -> None:
-    """Record that ``path`` (just hashed) holds ``spec``'s bytes."""
+def remember(path: Path, sha256: str) -> None:
+    """Record that ``path``, as it is now, hashes to ``sha256``."""
     stat = path.stat()
-    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256}
-    sidecar_path(path).write_text(json.dumps(record), encoding="utf-8")
+    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
+    try:
+        sidecar_path(path).write_text(json.dumps(record), encoding="utf-8")
+    except OSError:
+        pass  # a read-only cache: the file is hashed again next time
 
 
 def verified(path: Path, spec: ModelSpec) -> bool:
-    """Whether ``path`` holds ``spec``'s pinned bytes (hashing it unless the sidecar record
-    still matches its size and mtime)."""
+    """Whether ``path`` holds ``spec``'s pinned bytes. The file is hashed unless the record
+    beside it still matches its size and mtime; the record keeps the hash found, so a file
+    with the wrong bytes is not hashed again on every check either."""
     try:
         stat = path.stat()
     except OSError:
@@ -53,14 +57,13 @@ def verified(path: Path, spec: ModelSpec) -> bool:
         return False
     try:
         record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-        if record == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256}:
-            return True
-    except (OSError, ValueError):
+        if (record.get("size"), record.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+            return bool(record.get("sha256") == spec.sha256)
+    except (OSError, ValueError, AttributeError):
         pass
     try:
-        if sha256_file(path) != spec.sha256:
-            return False
-        remember(path, spec)
+        found = sha256_file(path)
     except OSError:
         return False
-    return True
+    remember(path, found)
+    return found == spec.sha256

@@ -18,7 +18,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import JsonRPCRequestMessage
 
 from spanlens import __version__
-from spanlens.lsp import commands, docs
+from spanlens.lsp import commands, docs, model_install
 from spanlens.lsp.commands import CommandError
 from spanlens.lsp.documents import document_root
 from spanlens.lsp.logs import setup_logging
@@ -185,7 +185,9 @@ def create_server() -> SpanlensServer:
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     def progress_cancel(ls: SpanlensServer, params: types.WorkDoneProgressCancelParams) -> None:
-        ls.require_session().progress.cancelled(params.token)
+        session = ls.require_session()
+        if not session.progress.cancelled(params.token):
+            session.model_installs.cancelled(params.token)
 
     @server.command(commands.ENRICH_FILE)
     def enrich_file(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
@@ -220,6 +222,10 @@ def create_server() -> SpanlensServer:
     @server.command(docs.OPEN_DOC)
     def open_doc(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
         return ls.require_session().doc_commands().open_doc(commands.argument(args))
+
+    @server.command(model_install.INSTALL_MODEL)
+    async def install_model(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
+        return await ls.require_session().model_installs.install_model(commands.argument(args))
 
     @server.command(commands.STATUS_REPORT)
     async def status_report(ls: SpanlensServer, *args: Any) -> dict[str, Any]:

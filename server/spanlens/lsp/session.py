@@ -37,6 +37,7 @@ from spanlens.lsp.docs import DocCommands
 from spanlens.lsp.documents import DocumentSync
 from spanlens.lsp.hover import Hover
 from spanlens.lsp.lenses import CodeLenses, LensRefresher
+from spanlens.lsp.model_install import ModelInstalls
 from spanlens.lsp.progress import QueueProgress
 from spanlens.lsp.settings import merge_editor_settings, pull_section
 from spanlens.lsp.status import StatusReporter
@@ -91,6 +92,7 @@ class Session:
         self.status = StatusReporter(self, scheduler, docgen, settings)
         self.progress = QueueProgress(self, scheduler)
         self.commands = Commands(self, self._started, settings)
+        self.model_installs = ModelInstalls(self)
 
     def _provider(self, pick: Callable[[Services], T]) -> Callable[[], T | None]:
         return lambda: pick(self.services) if self.services is not None else None
@@ -199,6 +201,7 @@ class Session:
         self.closing = True
         self.documents.cancel_timers()
         self.progress.close()
+        self.model_installs.close()
         self.status.close()
         tasks = [t for t in self._tasks if not t.done()]
         services = self.services

@@ -1,0 +1,144 @@
+"""``spanlens.installModel``: install the built-in model from the editor (protocol.md).
+
+The install (spanlens.localmodel.install) runs in a thread; its progress becomes a
+cancellable work-done progress bar. Cancelling the bar stops the download at its next chunk
+and keeps what was fetched for the next try. (``$/cancelRequest`` cannot: pygls answers it
+for ``workspace/executeCommand`` without cancelling the command's own task.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from spanlens.localmodel.catalog import CatalogError, UnknownModel, default_model, get_model
+from spanlens.localmodel.install import EXIT_USAGE, InstallCancelled, InstallError, install
+from spanlens.lsp.commands import CommandError
+from spanlens.lsp.docs import REQUEST_FAILED
+from spanlens.lsp.progress import WorkDone
+
+if TYPE_CHECKING:
+    from spanlens.lsp.session import Session
+
+log = logging.getLogger(__name__)
+
+INSTALL_MODEL = "spanlens.installModel"
+
+#: LSP's RequestCancelled.
+REQUEST_CANCELLED = -32800
+
+
+class ModelInstallFailed(JsonRpcException):
+    """Every source failed, or no disk space: one readable line."""
+
+    CODE = REQUEST_FAILED
+
+
+class ModelInstallCancelled(JsonRpcException):
+    """The user cancelled the install's progress bar."""
+
+    CODE = REQUEST_CANCELLED
+
+
+class ModelInstalls:
+    """Runs installs for the editor; maps their progress tokens to cancel events."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._cancels: dict[str, threading.Event] = {}
+
+    async def install_model(self, arg: dict[str, Any]) -> dict[str, Any]:
+        """Install ``{"name"?, "from"?}`` (default: the default model); the result says
+        whether anything was done and where the model is."""
+        name, source = arg.get("name"), arg.get("from")
+        if not isinstance(name, (str, type(None))) or not isinstance(source, (str, type(None))):
+            raise CommandError('expected {"name"?: <model name>, "from"?: <GGUF path or URL>}')
+        try:
+            spec = get_model(name or default_model())
+        except UnknownModel as exc:
+            raise CommandError(str(exc)) from exc
+        except CatalogError as exc:
+            raise ModelInstallFailed(str(exc)) from exc
+        bar = WorkDone(self.session, f"spanlens: installing {spec.name}", cancellable=True)
+        cancel = threading.Event()
+        self._cancels[bar.token] = cancel
+        try:
+            await bar.begin("starting")
+            progress = _BarProgress(bar, asyncio.get_running_loop())
+            result = await asyncio.to_thread(
+                install, spec, source, progress=progress, cancel=cancel
+            )
+        except asyncio.CancelledError:
+            cancel.set()  # the task was cancelled (shutdown): the thread stops at its next chunk
+            bar.end("cancelled")
+            raise
+        except InstallCancelled as exc:
+            bar.end("cancelled")
+            raise ModelInstallCancelled("install cancelled; run it again to resume") from exc
+        except InstallError as exc:
+            bar.end("failed")
+            if exc.code == EXIT_USAGE:
+                raise CommandError(str(exc)) from exc
+            log.warning("model install failed: %s", exc)
+            raise ModelInstallFailed(str(exc)) from exc
+        finally:
+            self._cancels.pop(bar.token, None)
+        bar.end("installed" if result.installed else "already installed")
+        return {
+            "name": spec.name,
+            "label": spec.label,
+            "installed": result.installed,
+            "path": str(result.path),
+            "source": result.source,
+        }
+
+    def cancelled(self, token: types.ProgressToken) -> bool:
+        """window/workDoneProgress/cancel: stop the install with this token, if any."""
+        cancel = self._cancels.get(str(token))
+        if cancel is None:
+            return False
+        cancel.set()
+        return True
+
+    def close(self) -> None:
+        """Shutdown: stop every install (their partial files stay for the next try)."""
+        for cancel in self._cancels.values():
+            cancel.set()
+
+
+class _BarProgress:
+    """An InstallProgress that reports to a WorkDone bar from the install's thread."""
+
+    def __init__(self, bar: WorkDone, loop: asyncio.AbstractEventLoop) -> None:
+        self.bar = bar
+        self.loop = loop
+        self.label = ""
+        self.total = 0
+        self.done = 0
+        self.percent = -1
+
+    def start(self, label: str, total: int, done: int = 0) -> None:
+        self.label, self.total, self.done = label, total, done
+        self.percent = -1
+        self.advance(0)
+
+    def advance(self, amount: int) -> None:
+        self.done += amount
+        percent = self.done * 100 // max(self.total, 1)
+        if percent != self.percent:  # at most a hundred hops to the loop per phase
+            self.percent = percent
+            message = f"{self.label}: {_mib(self.done)} of {_mib(self.total)}"
+            self.loop.call_soon_threadsafe(self.bar.report, message, percent)
+
+    def note(self, line: str) -> None:
+        log.info("model install: %s", line)
+        self.loop.call_soon_threadsafe(lambda: self.bar.report(line, force=True))
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024**2:.0f} MiB"

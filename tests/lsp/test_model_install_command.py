@@ -1,0 +1,131 @@
+"""spanlens.installModel: the built-in model installed from the editor, with work-done
+progress and cancellation (protocol.md: Commands, Progress).
+
+The model is a small fake served over HTTPS on 127.0.0.1 (tests/support/file_server.py) and
+named by a test catalog (SPANLENS_MODEL_CATALOG); the server's cache is a temp folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from tests.lsp.conftest import Editor, wait_for
+from tests.support.file_server import HttpsFileServer
+from tests.support.standin import closed_port_url
+
+DATA = bytes(range(256)) * 16 * 1024  # 4 MiB
+TITLE = "spanlens: installing tiny"
+
+
+def use_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> Path:
+    """Point the server (started after this) at a one-model catalog and a temp cache."""
+    catalog = tmp_path / "catalog.json"
+    model = {
+        "name": "tiny",
+        "label": "Tiny test model",
+        "filename": "tiny.gguf",
+        "size": len(DATA),
+        "sha256": hashlib.sha256(DATA).hexdigest(),
+        "urls": [url],
+    }
+    catalog.write_text(json.dumps({"default": "tiny", "models": [model]}))
+    monkeypatch.setenv("SPANLENS_MODEL_CATALOG", str(catalog))
+    monkeypatch.setenv("SPANLENS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "models"
+
+
+def install_reports(editor: Editor) -> list[Any]:
+    """The messages of the install's progress token (the one whose begin has its title)."""
+    for reports in editor.client.progress_reports.values():
+        if reports and getattr(reports[0], "title", None) == TITLE:
+            return list(reports)
+    return []
+
+
+async def test_the_model_installs_with_progress_and_a_second_call_does_nothing(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}, delay=0.02) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        models = use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+
+        result = await editor.command("spanlens.installModel", {})
+        again = await editor.command("spanlens.installModel", {"name": "tiny"})
+
+    assert result["installed"] is True and result["name"] == "tiny"
+    assert result["path"] == str(models / "tiny.gguf")
+    assert result["source"] == server.url("/tiny.gguf")
+    assert (models / "tiny.gguf").read_bytes() == DATA
+    assert again["installed"] is False
+    reports = install_reports(editor)
+    assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+    assert reports[-1].message == "installed"
+    middle = reports[1:-1]
+    assert middle and all(isinstance(r, types.WorkDoneProgressReport) for r in middle)
+    assert any("MiB of 4 MiB" in (r.message or "") for r in middle)
+    assert [r.percentage for r in middle] == sorted(r.percentage for r in middle)
+
+
+async def test_cancelling_the_progress_stops_the_download_and_keeps_its_bytes(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}, delay=0.1) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        models = use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+        running = asyncio.ensure_future(editor.command("spanlens.installModel", {}))
+
+        def downloading() -> Any:
+            reports = install_reports(editor)
+            return any((r.percentage or 0) > 0 for r in reports[1:]) and reports
+
+        reports = await wait_for(downloading, what="the download to start")
+        token = next(t for t, r in editor.client.progress_reports.items() if r == reports)
+        editor.client.window_work_done_progress_cancel(
+            types.WorkDoneProgressCancelParams(token=token)
+        )
+        with pytest.raises(JsonRpcException) as caught:
+            await asyncio.wait_for(running, 15)
+        assert caught.value.code == -32800
+        assert "run it again to resume" in caught.value.message
+        await wait_for(lambda: server.requests, what="the download to stop")
+
+    assert install_reports(editor)[-1].message == "cancelled"
+    assert not (models / "tiny.gguf").exists()
+    kept = (models / "tiny.gguf.partial").stat().st_size
+    assert 0 < kept < len(DATA)
+    assert len(server.requests) == 1 and server.requests[0].sent < len(DATA)
+
+
+async def test_failures_are_one_readable_error(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = use_catalog(tmp_path, monkeypatch, closed_port_url() + "/tiny.gguf")
+    await editor.start()
+
+    with pytest.raises(JsonRpcException) as offline:
+        await editor.command("spanlens.installModel", {})
+    with pytest.raises(JsonRpcException) as unknown:
+        await editor.command("spanlens.installModel", {"name": "llama-70b"})
+    with pytest.raises(JsonRpcException) as bad:
+        await editor.command("spanlens.installModel", {"name": 7})
+
+    assert offline.value.code == -32803
+    assert offline.value.message.startswith("cannot install tiny: http://127.0.0.1:")
+    assert "unreachable" in offline.value.message and "\n" not in offline.value.message
+    assert install_reports(editor)[-1].message == "failed"
+    assert not models.exists() or [p.name for p in models.iterdir()] == ["tiny.gguf.lock"]
+    assert (unknown.value.code, unknown.value.message) == (
+        -32602,
+        "unknown model 'llama-70b' (known: tiny)",
+    )
+    assert bad.value.code == -32602
