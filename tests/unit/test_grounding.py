@@ -215,6 +215,8 @@ def test_invented_names_in_list_entries_are_caught_too(mode: str) -> None:
         "The main function of the cache: a helper method for the Cache class.",  # English
         "Returns `None` or a `str`, the file(s) text; see `json.loads` for parsing.",
         "Joins parts with `str.join` and checks `dict.get`, on `self.root`.",
+        # Issue 16: a real model's NoneType was rejected as invented (a retry of minutes).
+        "Returns `NoneType` on a miss, else an `Optional` entry or an `Iterator` of parts.",
     ],
 )
 def test_names_from_the_code_facts_file_index_and_python_are_grounded(
