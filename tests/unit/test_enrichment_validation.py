@@ -101,7 +101,7 @@ def test_empty_snippet_becomes_null_and_unknown_keys_go() -> None:
         ({"inputs": ["c: a parameter the code does not have"]}, "names no parameter"),
         ({"evidence": [{"field": "summary", "lines": [3, 5]}]}, "outside the span"),
         ({"evidence": [{"field": "summary", "lines": [12, 40]}]}, "outside the span"),
-        ({"evidence": [{"field": "summary", "lines": [12, 10]}]}, "outside the span"),
+        ({"evidence": [{"field": "summary", "lines": [14, 10]}]}, "outside the span"),
         ({"summary": 42}, "is not of type 'string'"),
         ({"tags": {"a": 1}}, "is not of type 'array'"),
         ({"evidence": [{"field": "summary", "lines": [10]}]}, "too short"),
@@ -127,6 +127,16 @@ def test_missing_field_is_invalid_not_filled_in() -> None:
     del data["pitfalls"]
     result = validate_enrichment(data, CTX)
     assert not result.ok and result.data is None
+
+
+def test_evidence_written_backwards_is_swapped_not_rejected() -> None:
+    """Issue 16: a real model wrote ``[181, 180]``; the same lines, a safe repair."""
+    reply = good(evidence=[{"field": "summary", "lines": [12, 10]}])
+    result = validate_enrichment(reply, CTX)
+    assert result.ok and result.data is not None, result.errors
+    assert result.data["evidence"] == [{"field": "summary", "lines": [10, 12]}]
+    assert result.repairs == ["evidence: 1 backward line ranges swapped"]
+    assert reply["evidence"][0]["lines"] == [12, 10]  # the reply itself is left as it came
 
 
 def test_receiver_may_be_named_and_spans_without_params_are_not_checked() -> None:

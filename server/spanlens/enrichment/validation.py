@@ -6,8 +6,8 @@ A reply goes through three steps:
    Markdown fence, or one surrounded by prose).
 2. :func:`repair` applies only repairs that cannot change what the model said: drop keys the
    schema does not know, turn a string into a one-item list, drop blank list items, drop
-   exact and near-duplicate list entries, turn an empty snippet into null, strip a fence
-   around the snippet and clamp it to 12 lines.
+   exact and near-duplicate list entries, swap evidence written backwards (``[181, 180]``),
+   turn an empty snippet into null, strip a fence around the snippet and clamp it to 12 lines.
 3. :func:`validate_enrichment` checks the schema (each list at most its cap of
    :data:`~spanlens.enrichment.schema.LIST_CAPS` entries, each entry sentence-length) and
    then the span's facts: evidence lines lie inside the span (1-based, as the prompt
@@ -184,6 +184,11 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 repairs.append(f"{key}: {repeats} repeated entries dropped")
     if isinstance(data.get("summary"), str):
         data["summary"] = data["summary"].strip()
+    if isinstance(data.get("evidence"), list):
+        data["evidence"] = [dict(i) if isinstance(i, dict) else i for i in data["evidence"]]
+    swapped = _swap_backward_evidence(data.get("evidence"))
+    if swapped:
+        repairs.append(f"evidence: {swapped} backward line ranges swapped")
     snippet = data.get("usage_snippet")
     if isinstance(snippet, str):
         data["usage_snippet"], note = _repair_snippet(snippet)
@@ -198,6 +203,22 @@ def _says_nothing(item: Any) -> bool:
 
 #: List items that mean "there are none".
 _NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pitfalls"})
+
+
+def _swap_backward_evidence(evidence: Any) -> int:
+    """Swap ``[last, first]`` evidence ranges in place (the same lines, written backwards)."""
+    swapped = 0
+    for item in evidence if isinstance(evidence, list) else []:
+        lines = item.get("lines") if isinstance(item, dict) else None
+        if (
+            isinstance(lines, list)
+            and len(lines) == 2
+            and all(type(n) is int for n in lines)
+            and lines[0] > lines[1]
+        ):
+            item["lines"] = [lines[1], lines[0]]
+            swapped += 1
+    return swapped
 
 
 def _repair_snippet(snippet: str) -> tuple[str | None, str | None]:
