@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from spanlens.config import EnrichmentSettings, RouterSettings
 from spanlens.enrichment.batching import BatchCandidate, plan_batches
@@ -14,6 +15,7 @@ from spanlens.enrichment.cascade import CLOSED, HALF_OPEN, OPEN, Breaker
 from spanlens.enrichment.privacy import looks_secret
 from spanlens.enrichment.prompts import REQUEST_CLOSE, REQUEST_OPEN, SpanSource, build_prompt
 from spanlens.enrichment.router import choose_route, complexity_level
+from spanlens.enrichment.schema import SpanBounds, bounded_schema
 from spanlens.enrichment.validation import (
     SpanContext,
     extract_json,
@@ -139,8 +141,31 @@ def test_evidence_written_backwards_is_swapped_not_rejected() -> None:
     assert reply["evidence"][0]["lines"] == [12, 10]  # the reply itself is left as it came
 
 
+def test_every_parameter_needs_an_input() -> None:
+    """Issue 16: a real model left `inputs` empty on functions with parameters."""
+    result = validate_enrichment(good(inputs=["a: first addend"]), CTX)
+    assert result.errors == ["inputs leave out parameters: b"]
+    assert not validate_enrichment(good(inputs=[]), CTX).ok
+    receiver = SpanContext(7, 10, 12, ("self", "x"), CODE)
+    assert validate_enrichment(good(inputs=["x: the value"]), receiver).ok  # self may go unsaid
+    star = SpanContext(7, 10, 12, ("args", "kwargs"), CODE)
+    assert validate_enrichment(good(inputs=["args: values", "kwargs: options"]), star).ok
+
+
+def test_the_bounded_schema_demands_one_input_per_parameter() -> None:
+    """Where the engine enforces ``minItems``, the grammar asks for every parameter too."""
+    schema, _ = bounded_schema([SpanBounds(7, ("self", "a", "b"), 10, 12)])
+    inputs = schema["properties"]["inputs"]
+    assert (inputs["minItems"], inputs["maxItems"]) == (2, 3)
+    one = good(inputs=["a: first addend"])
+    assert any(e.validator == "minItems" for e in Draft202012Validator(schema).iter_errors(one))
+    assert not list(Draft202012Validator(schema).iter_errors(good()))
+    bare, _ = bounded_schema([SpanBounds(7, ("self",), 10, 12)])
+    assert "minItems" not in bare["properties"]["inputs"]
+
+
 def test_receiver_may_be_named_and_spans_without_params_are_not_checked() -> None:
-    assert validate_enrichment(good(inputs=["self: the instance", "a: x"]), CTX).ok
+    assert validate_enrichment(good(inputs=["self: the instance", "a: x", "b: y"]), CTX).ok
     no_params = SpanContext(7, 10, 12, None, CODE)
     assert validate_enrichment(good(inputs=["config: anything"]), no_params).ok
     empty_params = SpanContext(7, 10, 12, (), CODE)

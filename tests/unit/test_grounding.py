@@ -292,7 +292,7 @@ def test_one_parameter_described_twice_is_invalid(mode: str) -> None:
 def test_inputs_that_are_all_none_say_nothing_about_real_parameters(mode: str) -> None:
     result = judge(mode, good(inputs=["None", "n/a"]))
     assert not result.ok
-    assert "inputs: nothing left after repairs (parameters: key, default)" in result.errors
+    assert "inputs leave out parameters: key, default" in result.errors
 
 
 def test_without_file_names_a_file_level_name_is_not_known() -> None:

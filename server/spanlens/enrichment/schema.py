@@ -198,9 +198,16 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
             # llama.cpp ignores maxLength next to a pattern: the pattern bounds the length.
             inputs_item["pattern"] = f"^({names}): .{{1,{item_chars}}}$"
         inputs_max = min(len(params) if span.params is not None else items, MAX_INPUTS)
+        # One entry per parameter (a receiver may go unsaid): the validator rejects fewer.
+        inputs_min = min(len([p for p in params if p not in ("self", "cls", "this")]), inputs_max)
         props: dict[str, Any] = {
             "summary": text(summary),
-            "inputs": {"type": "array", "items": inputs_item, "maxItems": inputs_max},
+            "inputs": {
+                "type": "array",
+                "items": inputs_item,
+                "maxItems": inputs_max,
+                **({"minItems": inputs_min} if inputs_min else {}),
+            },
             **{
                 key: {
                     "type": "array",

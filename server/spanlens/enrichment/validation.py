@@ -11,8 +11,8 @@ A reply goes through three steps:
 3. :func:`validate_enrichment` checks the schema (each list at most its cap of
    :data:`~spanlens.enrichment.schema.LIST_CAPS` entries, each entry sentence-length) and
    then the span's facts: evidence lines lie inside the span (1-based, as the prompt
-   numbered them), inputs read ``name: meaning`` and name real parameters (and still hold
-   something after repairs when the span has parameters), the summary is neither empty, too
+   numbered them), inputs read ``name: meaning``, name real parameters and leave none out,
+   the summary is neither empty, too
    long, nor the code echoed back, no text is a placeholder (``TODO``, ``...``, ``N/A``,
    lorem ipsum, only punctuation or control characters) or carries control or bidi
    characters, no list entry is a paragraph, every name the reply presents as code exists
@@ -248,10 +248,6 @@ def validate_enrichment(obj: Any, ctx: SpanContext) -> Validated:
     errors = [_schema_message(e) for e in _VALIDATOR.iter_errors(data)]
     if not errors:
         errors = fact_errors(data, ctx)
-        real = [p for p in ctx.params or () if p and p not in _IMPLICIT_PARAMS]
-        if real and obj.get("inputs") and not data["inputs"]:
-            # Every entry was blank or "none": what is left says nothing about real parameters.
-            errors.append(f"inputs: nothing left after repairs (parameters: {', '.join(real)})")
     if errors:
         return Validated(None, errors, repairs)
     return Validated(data, [], repairs)
@@ -337,6 +333,11 @@ def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
         elif entry.name in described:
             errors.append(f"input {entry.name} is described twice")
         described.add(entry.name)
+    missing = [p for p in ctx.params or () if p and p not in _IMPLICIT_PARAMS | described]
+    if missing and not errors:
+        # The prompt asks for one entry per parameter: a reply that leaves one out is
+        # incomplete where the parser is certain what is there.
+        errors.append(f"inputs leave out parameters: {', '.join(missing)}")
     return errors
 
 
