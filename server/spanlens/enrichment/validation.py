@@ -5,18 +5,19 @@ A reply goes through three steps:
 1. :func:`extract_json` finds the JSON object in the text (a bare object, one inside a
    Markdown fence, or one surrounded by prose).
 2. :func:`repair` applies only repairs that cannot change what the model said: drop keys the
-   schema does not know, turn a string into a one-item list, drop blank list items, drop
-   exact and near-duplicate list entries, swap evidence written backwards (``[181, 180]``),
-   turn an empty snippet into null, strip a fence around the snippet and clamp it to 12 lines.
+   schema does not know, turn a string into a one-item list, drop blank and "none" list
+   items (``No side effects; ...`` included), drop exact and near-duplicate list entries,
+   swap evidence written backwards (``[181, 180]``), turn an empty snippet into null, strip a
+   fence around the snippet and clamp it to 12 lines.
 3. :func:`validate_enrichment` checks the schema (each list at most its cap of
    :data:`~spanlens.enrichment.schema.LIST_CAPS` entries, each entry sentence-length) and
    then the span's facts: evidence lines lie inside the span (1-based, as the prompt
    numbered them), inputs read ``name: meaning``, name real parameters and leave none out,
-   the summary is neither empty, too
-   long, nor the code echoed back, no text is a placeholder (``TODO``, ``...``, ``N/A``,
-   lorem ipsum, only punctuation or control characters) or carries control or bidi
-   characters, no list entry is a paragraph, every name the reply presents as code exists
-   (see :mod:`.grounding`) and the summary is not about another span.
+   the summary is neither empty, too long, nor the code echoed back, no text is a
+   placeholder (``TODO``, ``...``, ``N/A``, lorem ipsum, only punctuation or control
+   characters) or carries control or bidi characters, no list entry is a paragraph, every
+   name the reply presents as code exists (see :mod:`.grounding`), the summary is not about
+   another span, and nothing states what the code contradicts (see :mod:`.contradictions`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import jsonschema
 
 from spanlens.enrichment import grounding
+from spanlens.enrichment.contradictions import contradiction_errors
 from spanlens.enrichment.grounding import NO_NAMES, Names
 from spanlens.enrichment.placeholders import placeholder_errors, placeholder_reason
 from spanlens.enrichment.schema import (
@@ -66,6 +68,14 @@ class SpanContext:
     known: frozenset[str] = frozenset()
     #: Identifiers of the span's file and span names of the workspace.
     names: Names = NO_NAMES
+    #: The declared return type from the facts (None: not declared).
+    returns: str | None = None
+    #: The facts' side-effect categories; None when the facts have no such notion.
+    effects: tuple[str, ...] | None = None
+    #: The facts' calls; None when the facts have no such notion.
+    calls: tuple[str, ...] | None = None
+    #: The class a method belongs to (its last name part); None for other spans.
+    owner_class: str | None = None
 
 
 @dataclass(slots=True)
@@ -105,6 +115,10 @@ def context_for(
         param_names = tuple(
             str(p.get("name", "")).lstrip("*&") for p in params if isinstance(p, dict)
         )
+    owner, _, _ = name.rpartition(".")
+    is_method = bool(owner) and context.startswith(f"Inside class {owner}:")
+    effects, calls = facts.get("side_effects"), facts.get("calls")
+    returns = facts.get("returns")
     known = (
         grounding.identifiers(code)
         | grounding.fact_identifiers(facts)
@@ -120,6 +134,10 @@ def context_for(
         name,
         frozenset(known),
         names or NO_NAMES,
+        returns=returns if isinstance(returns, str) else None,
+        effects=tuple(str(e) for e in effects) if isinstance(effects, list) else None,
+        calls=tuple(str(c) for c in calls) if isinstance(calls, list) else None,
+        owner_class=owner.rpartition(".")[2] if is_method else None,
     )
 
 
@@ -198,11 +216,20 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _says_nothing(item: Any) -> bool:
-    return isinstance(item, str) and item.strip().lower().rstrip(".") in _NOTHING
+    if not isinstance(item, str):
+        return False
+    text = item.strip().lower()
+    return text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None
 
 
 #: List items that mean "there are none".
 _NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pitfalls"})
+#: A sentence that says there are none ("No side effects; the method does not modify ...").
+_NONE_SENTENCE = re.compile(
+    r"^(?:none\b(?!\s+of\b)|no\s+(?:side[- ]effects?|pitfalls?)\b|"
+    r"(?:it|this \w+|the \w+)\s+(?:has|causes|produces)\s+no\s+side[- ]effects?\b|"
+    r"(?:it|this \w+|the \w+)\s+does\s+not\s+have\s+(?:any\s+)?side[- ]effects?\b)"
+)
 
 
 def _swap_backward_evidence(evidence: Any) -> int:
@@ -306,6 +333,7 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
                 f"({ctx.first_line}-{ctx.last_line})"
             )
     errors += _input_errors(data["inputs"], ctx)
+    errors += contradiction_errors(data, ctx)
     for key in LIST_FIELDS:
         for index, item in enumerate(data[key]):
             reason = grounding.paragraph_reason(item)
