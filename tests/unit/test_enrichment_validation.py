@@ -178,7 +178,10 @@ def test_batch_entries_are_validated_one_by_one() -> None:
     reply = {
         "enrichments": [
             {"span_id": 7, **good()},
-            {"span_id": 8, **good(inputs=["y: invented"], evidence=[])},
+            {
+                "span_id": 8,
+                **good(summary="Negates a number.", inputs=["y: invented"], evidence=[]),
+            },
             {"span_id": 99, **good()},
         ]
     }
@@ -187,6 +190,24 @@ def test_batch_entries_are_validated_one_by_one() -> None:
     assert not results[8].ok and "names no parameter" in results[8].errors[0]
     assert not results[9].ok and "no entry" in results[9].errors[0]
     assert set(results) == {7, 8, 9}
+
+
+def test_a_batch_that_collapsed_into_one_summary_stores_none_of_its_spans() -> None:
+    """Issue 16: six methods of one class, one batch, one class summary for all of them."""
+    other = SpanContext(8, 20, 25, ("x",), "def neg(x):\n    return -x")
+    third = SpanContext(9, 30, 31, (), "def nothing():\n    pass")
+    same = "Adds two NUMBERS and returns their sum"  # the same after folding case and stops
+    reply = {
+        "enrichments": [
+            {"span_id": 7, **good()},
+            {"span_id": 8, **good(summary=same, inputs=["x: the number"], evidence=[])},
+            {"span_id": 9, **good(summary="Does nothing.", inputs=[], evidence=[])},
+        ]
+    }
+    results = validate_batch_reply(json.dumps(reply), [CTX, other, third])
+    assert results[7].errors == ["summary is the same as span 8's in this reply"]
+    assert results[8].errors == ["summary is the same as span 7's in this reply"]
+    assert results[7].data is None and results[9].ok
 
 
 # ------------------------------------------------------------------ router and batching

@@ -18,6 +18,7 @@ A reply goes through three steps:
    characters) or carries control or bidi characters, no list entry is a paragraph, every
    name the reply presents as code exists (see :mod:`.grounding`), the summary is not about
    another span, and nothing states what the code contradicts (see :mod:`.contradictions`).
+   In a batch reply, spans that share one summary are all rejected (a collapsed batch).
 """
 
 from __future__ import annotations
@@ -307,14 +308,30 @@ def validate_batch_reply(text: str, contexts: Iterable[SpanContext]) -> dict[int
         for result in results.values():
             result.errors = ["batch reply has no 'enrichments' list"]
         return results
-    seen: set[int] = set()
+    summaries: dict[int, str] = {}
     for entry in entries:
         span_id = entry.get("span_id") if isinstance(entry, dict) else None
-        if not isinstance(span_id, int) or span_id not in by_id or span_id in seen:
+        if not isinstance(span_id, int) or span_id not in by_id or span_id in summaries:
             continue
-        seen.add(span_id)
+        summaries[span_id] = grounding.fold(str(entry.get("summary") or ""))
         results[span_id] = validate_enrichment(entry, by_id[span_id])
+    _reject_collapse(results, summaries)
     return results
+
+
+def _reject_collapse(results: dict[int, Validated], summaries: dict[int, str]) -> None:
+    """Reject every entry whose summary another span of the same reply shares: a batch that
+    collapsed into one description (a small model's habit) describes at most one of them."""
+    by_summary: dict[str, list[int]] = {}
+    for span_id, folded in summaries.items():
+        if folded:
+            by_summary.setdefault(folded, []).append(span_id)
+    for span_ids in by_summary.values():
+        for span_id in span_ids if len(span_ids) > 1 else ():
+            others = ", ".join(str(i) for i in span_ids if i != span_id)
+            result = results[span_id]
+            result.data = None
+            result.errors.insert(0, f"summary is the same as span {others}'s in this reply")
 
 
 def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
