@@ -17,8 +17,12 @@ from spanlens.enrichment.prompts import REQUEST_CLOSE, REQUEST_OPEN, SpanSource,
 from spanlens.enrichment.router import choose_route, complexity_level
 from spanlens.enrichment.schema import SpanBounds, bounded_schema
 from spanlens.enrichment.validation import (
+    DETAIL_LINE_CHARS,
+    DETAIL_LINES,
     SpanContext,
+    Validated,
     extract_json,
+    rejection_detail,
     validate_batch_reply,
     validate_enrichment,
     validate_reply,
@@ -208,6 +212,21 @@ def test_a_batch_that_collapsed_into_one_summary_stores_none_of_its_spans() -> N
     assert results[7].errors == ["summary is the same as span 8's in this reply"]
     assert results[8].errors == ["summary is the same as span 7's in this reply"]
     assert results[7].data is None and results[9].ok
+
+
+def test_the_rejection_detail_names_span_and_rule_safely() -> None:
+    results = {
+        1: Validated({"summary": "ok"}),
+        2: Validated(None, ["summary is cut\x1b[2J\u202e mid-sentence", "second"]),
+        **{i: Validated(None, ["x" * 500]) for i in range(3, 3 + DETAIL_LINES + 2)},
+    }
+    detail = rejection_detail(results, {2: "Cls.meth"})
+    assert detail is not None
+    lines = detail.splitlines()
+    assert lines[0] == "Cls.meth: summary is cut mid-sentence"
+    assert lines[1].startswith("span 3: xxx") and len(lines[1]) == DETAIL_LINE_CHARS
+    assert len(lines) == DETAIL_LINES + 1 and lines[-1] == "(+3 more)"
+    assert rejection_detail({1: Validated({"summary": "ok"})}, {}) is None
 
 
 # ------------------------------------------------------------------ router and batching

@@ -19,6 +19,9 @@ A reply goes through three steps:
    name the reply presents as code exists (see :mod:`.grounding`), the summary is not about
    another span, and nothing states what the code contradicts (see :mod:`.contradictions`).
    In a batch reply, spans that share one summary are all rejected (a collapsed batch).
+
+:func:`rejection_detail` turns the verdicts of one call into the attempt's detail: one line
+per rejected span, its name and the first rule it broke.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from spanlens.enrichment.schema import (
     MAX_SNIPPET_LINES,
     MAX_SUMMARY_WORDS,
 )
+from spanlens.presentation.text import clean_text
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
 _LEADING_NAME = re.compile(r"^[\s`*'\"]*([A-Za-z_$][\w$]*)")
@@ -332,6 +336,29 @@ def _reject_collapse(results: dict[int, Validated], summaries: dict[int, str]) -
             result = results[span_id]
             result.data = None
             result.errors.insert(0, f"summary is the same as span {others}'s in this reply")
+
+
+#: Longest line of a rejection detail, and most lines (one per rejected span).
+DETAIL_LINE_CHARS = 160
+DETAIL_LINES = 8
+
+
+def rejection_detail(results: dict[int, Validated], names: dict[int, str]) -> str | None:
+    """One line per rejected span: its name and the first rule it broke (model text in the
+    errors is made printable and cut, never shown raw); None when nothing was rejected."""
+    lines = []
+    for span_id, result in results.items():
+        if result.ok:
+            continue
+        name = names.get(span_id) or f"span {span_id}"
+        line = clean_text(
+            f"{name}: {result.errors[0] if result.errors else 'invalid'}", one_line=True
+        )
+        lines.append(line[:DETAIL_LINE_CHARS])
+    if not lines:
+        return None
+    more = len(lines) - DETAIL_LINES
+    return "\n".join(lines[:DETAIL_LINES] + ([f"(+{more} more)"] if more > 0 else []))
 
 
 def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
