@@ -1,22 +1,129 @@
-"""Issue 16 §2, truth where the code is certain: each rule of
-:mod:`spanlens.enrichment.contradictions` on its own, with the cases it must leave alone (what
-the parser cannot judge is never rejected)."""
+"""Issue 16 §2: enrichments checked against the code. Replies of the issue's hand review
+(Qwen2.5-Coder-1.5B on click's utils.py, tests/fixtures/issue16_replies.json) and replies a
+reviewer calls correct, each judged against its span as the engine builds it; then each rule
+on its own, with the cases it must leave alone (what the parser cannot judge is never
+rejected)."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from spanlens.enrichment import contradictions
-from spanlens.enrichment.grounding import fold
-from spanlens.enrichment.prompts import SYSTEM_PROMPT
+from spanlens.enrichment.grounding import WorkspaceNames, fold
+from spanlens.enrichment.prompts import SYSTEM_PROMPT, SpanSource
+from spanlens.enrichment.sources import load_sources
 from spanlens.enrichment.validation import (
     SpanContext,
+    Validated,
     context_for,
     repair,
+    validate_batch_reply,
     validate_enrichment,
+    validate_reply,
 )
+from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.source import read_source_text
+from spanlens.store import open_store
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURE = json.loads((FIXTURES / "issue16_replies.json").read_text(encoding="utf-8"))
+REPLIES: list[dict[str, Any]] = FIXTURE["replies"]
+REAL = json.loads((FIXTURES / "real_replies.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SpanSource]]:
+    """Each span of click's utils.py by name, loaded by the engine as for a real call."""
+    root = tmp_path_factory.mktemp("click")
+    (root / "utils.py").write_text(FIXTURE["file_text"], encoding="utf-8")
+    store = open_store(root)
+    index_workspace(root, store, workers=1)
+    try:
+        loaded = load_sources(
+            store,
+            lambda path: read_source_text(root / path),
+            store.spans_in_file("utils.py"),
+            WorkspaceNames(),
+        )
+        yield {span.name: source for span, source, _ in loaded if source is not None}
+    finally:
+        store.close()
+
+
+def judge(reply: dict[str, Any], sources: dict[str, SpanSource]) -> Validated:
+    return validate_reply(reply["reply"], sources[reply["span"]].validation_context())
+
+
+@pytest.mark.parametrize("reply", REPLIES, ids=[f"{i}-{r['span']}" for i, r in enumerate(REPLIES)])
+def test_each_reviewed_reply_gets_its_verdict_and_rule(
+    reply: dict[str, Any], sources: dict[str, SpanSource]
+) -> None:
+    result = judge(reply, sources)
+    assert result.ok == reply["expected_ok"], result.errors
+    assert sorted(result.errors) == sorted(reply["expected_errors"])
+    if reply["verdict"] == "wrong":
+        assert any(reply["rule"] in error for error in result.errors), result.errors
+
+
+def test_false_rejects_and_misses_on_the_reviewed_replies(
+    sources: dict[str, SpanSource],
+) -> None:
+    """What is correct is kept, what is wrong and detectable is rejected; false prose no rule
+    can judge is kept and counted, never guessed at."""
+    kept: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for reply in REPLIES:
+        total[reply["verdict"]] += 1
+        kept[reply["verdict"]] += judge(reply, sources).ok
+    assert total["correct"] >= 15 and kept["correct"] == total["correct"]  # 0 false rejects
+    assert total["wrong"] >= 12 and kept["wrong"] == 0  # every detectable failure rejected
+    assert kept["wrong-undetectable"] == total["wrong-undetectable"] == 3
+
+
+def test_the_real_small_model_replies_the_validator_keeps() -> None:
+    """Of the SmolLM2 replies of real_replies.json, the two kept are the only ones the rules
+    cannot fault; the rest break a rule (reviewed by hand: none is correct)."""
+    kept = [r["span"] for r in REAL["replies"] if r["expected_ok"]]
+    assert kept == ["_LazyFile.close_intelligently", "_get_binary_stream"]
+
+
+@pytest.mark.parametrize("batch", FIXTURE["batches"], ids=lambda b: b["why"][:30])
+def test_a_collapsed_batch_stores_none_of_its_spans(
+    batch: dict[str, Any], sources: dict[str, SpanSource]
+) -> None:
+    contexts = [sources[name].validation_context() for name in batch["spans"]]
+    entries = [
+        {"span_id": ctx.span_id, **entry}
+        for ctx, entry in zip(contexts, batch["entries"], strict=True)
+    ]
+    results = validate_batch_reply(json.dumps({"enrichments": entries}), contexts)
+    assert len(results) == 6 and not any(r.ok for r in results.values())
+    assert all(batch["rule"] in r.errors[0] for r in results.values())
+
+
+def test_one_distinct_summary_in_a_batch_is_kept(sources: dict[str, SpanSource]) -> None:
+    names = ["_KeepOpenFile.__repr__", "_KeepOpenFile.__exit__"]
+    contexts = [sources[name].validation_context() for name in names]
+    base = {"inputs": [], "outputs": [], "side_effects": [], "pitfalls": [], "tags": []}
+    entries = [
+        {**base, "span_id": contexts[0].span_id, "summary": "Returns the wrapped file's repr."},
+        {
+            **base,
+            "span_id": contexts[1].span_id,
+            "summary": "Leaves the file open.",
+            "inputs": ["exc_type: the type", "exc_value: the error", "tb: the traceback"],
+        },
+    ]
+    batch = {"enrichments": [{**e, "usage_snippet": None, "evidence": []} for e in entries]}
+    results = validate_batch_reply(json.dumps(batch), contexts)
+    assert all(r.ok for r in results.values()), [r.errors for r in results.values()]
+
 
 # ------------------------------------------------------------------ each rule on its own
 

@@ -1,7 +1,7 @@
 """The version of what an enrichment means: bump either number and older ones become stale."""
 
 #: Version of the enrichment JSON schema.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Version of the prompts that produce it.
 PROMPT_VERSION = 2
 #: What the store keys enrichments by, with the content hash.
