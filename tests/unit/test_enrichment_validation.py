@@ -21,6 +21,7 @@ from spanlens.enrichment.validation import (
     DETAIL_LINES,
     SpanContext,
     Validated,
+    context_for,
     extract_json,
     rejection_detail,
     validate_batch_reply,
@@ -154,6 +155,11 @@ def test_every_parameter_needs_an_input() -> None:
     assert validate_enrichment(good(inputs=["x: the value"]), receiver).ok  # self may go unsaid
     star = SpanContext(7, 10, 12, ("args", "kwargs"), CODE)
     assert validate_enrichment(good(inputs=["args: values", "kwargs: options"]), star).ok
+    # TypeScript and Go: a destructuring pattern or `_` cannot be named; `...rest` is `rest`.
+    facts = {"params": [{"name": "{a, b}"}, {"name": "_"}, {"name": "...rest"}]}
+    ts = context_for(7, 10, 12, facts, CODE)
+    assert validate_enrichment(good(inputs=["rest: the other values"]), ts).ok
+    assert validate_enrichment(good(inputs=[]), ts).errors == ["inputs leave out parameters: rest"]
 
 
 def test_the_bounded_schema_demands_one_input_per_parameter() -> None:

@@ -317,6 +317,17 @@ class InputEntry:
     meaning: str = field(default="")
 
 
+#: Receivers a reply may leave out of ``inputs`` (extractors list them as parameters).
+RECEIVERS = frozenset({"self", "cls", "this"})
+_PARAM_NAME = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+def needs_input(param: str) -> bool:
+    """Whether a parameter must have an ``inputs`` entry: a named one, not a receiver, not
+    ``_`` and not a destructuring pattern (``{a, b}``) that no ``name: meaning`` can name."""
+    return param not in RECEIVERS and param != "_" and _PARAM_NAME.fullmatch(param) is not None
+
+
 def parse_input(item: str) -> InputEntry:
     """``name: meaning`` split; ``InputEntry(None)`` when the entry has no colon after a name."""
     match = _INPUT.match(item)

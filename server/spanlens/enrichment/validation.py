@@ -49,8 +49,6 @@ from spanlens.presentation.text import clean_text
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
 _LEADING_NAME = re.compile(r"^[\s`*'\"]*([A-Za-z_$][\w$]*)")
-#: Receivers a model may list as an input although extractors leave them out of ``params``.
-_IMPLICIT_PARAMS = frozenset({"self", "cls", "this"})
 _MAX_OBJECT_STARTS = 64
 _VALIDATOR = jsonschema.Draft202012Validator(ENRICHMENT_SCHEMA)
 
@@ -118,7 +116,10 @@ def context_for(
     param_names: tuple[str, ...] | None = None
     if isinstance(params, list):
         param_names = tuple(
-            str(p.get("name", "")).lstrip("*&") for p in params if isinstance(p, dict)
+            # ``*args``, ``&self`` (Rust), ``...rest`` (TypeScript): inputs name them bare.
+            str(p.get("name", "")).lstrip("*&.")
+            for p in params
+            if isinstance(p, dict)
         )
     owner, _, _ = name.rpartition(".")
     is_method = bool(owner) and context.startswith(f"Inside class {owner}:")
@@ -388,7 +389,7 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
 
 def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
     errors: list[str] = []
-    allowed = set(ctx.params or ()) | _IMPLICIT_PARAMS
+    allowed = set(ctx.params or ()) | grounding.RECEIVERS
     described: set[str] = set()
     for item in inputs:
         entry = grounding.parse_input(item)
@@ -405,7 +406,7 @@ def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
         elif entry.name in described:
             errors.append(f"input {entry.name} is described twice")
         described.add(entry.name)
-    missing = [p for p in ctx.params or () if p and p not in _IMPLICIT_PARAMS | described]
+    missing = [p for p in ctx.params or () if grounding.needs_input(p) and p not in described]
     if missing and not errors:
         # The prompt asks for one entry per parameter: a reply that leaves one out is
         # incomplete where the parser is certain what is there.
