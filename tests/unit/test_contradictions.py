@@ -212,6 +212,8 @@ def test_mutation_of_arguments_needs_a_write_to_a_parameter() -> None:
         ("str", "`NoneType`", "but the code declares -> str"),
         ("None", "the opened file", "but the code declares -> None"),
         ("int", "list[int]", "a type built around the declared int"),
+        ("void", "the parsed config", "but the code declares -> void"),
+        ("str | None", "Optional[bytes]", "but the code declares -> str | None"),
     ],
 )
 def test_outputs_the_declared_return_contradicts(declared: str, output: str, why: str) -> None:
@@ -234,6 +236,10 @@ def test_outputs_the_declared_return_contradicts(declared: str, output: str, why
         ("T", "str"),  # a type variable can be anything
         ("None", "None"),
         ("None", "nothing"),
+        ("str | None", "Optional[str]"),
+        ("str | None", "t.Union[str, None]"),
+        ("str | os.PathLike[str]", "Path"),
+        ("Lazy", "Self"),
         (None, "_KeepOpenFile"),
     ],
 )
@@ -286,10 +292,11 @@ def test_prompt_echo_follows_the_prompt_text() -> None:
         assert any("prompt" in error for error in result.errors), (items, result.errors)
     for field, items in [
         ("side_effects", ["I/O"]),  # vague, not false
+        ("side_effects", ["Mutation of arguments"]),  # terse, and true where a call mutates
         ("side_effects", ["Writes to the network socket."]),
         ("pitfalls", ["Raises on edge cases such as an empty list."]),
     ]:
-        result = validate_enrichment(good(**{field: items}), ctx({"calls": ["helper"]}))
+        result = validate_enrichment(good(**{field: items}), ctx({"calls": ["a.append"]}))
         assert result.ok, (items, result.errors)
 
 

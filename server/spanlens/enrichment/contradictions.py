@@ -8,10 +8,11 @@ judge (an untyped return, a call into unknown code, a free-form phrase):
 - **Ruled-out effects.** A side effect claimed for code with no call, no assignment to an
   attribute or item and no ``global``/``nonlocal`` write; "mutation of arguments" claimed for
   code that assigns to no parameter's attribute or item and calls no parameter's method.
-- **Declared return.** An output on a ``-> None`` span; an output written as a type that the
-  declared return type contradicts (``t.Callable[P, R | None]`` for ``R | None``, a class for
-  ``str``); for a method whose every ``return`` is ``return self``, an output that is neither
-  the instance nor its class. ``Any``/``object`` returns are never judged.
+- **Declared return.** An output on a ``-> None`` (TypeScript ``void``) span; an output
+  written as a type that the declared return type contradicts (``t.Callable[P, R | None]``
+  for ``R | None``, a class for ``str``; ``Optional``/``Union`` unwrapped); for a method
+  whose every ``return`` is ``return self``, an output that is neither the instance nor its
+  class. ``Any``/``object`` returns, type variables and prose outputs are never judged.
 - **Subject.** A method's summary whose subject is its class ("The ``_LazyFile`` class is ...").
 - **Prompt echo.** Text copied from the prompt's own field instructions (read from
   :data:`spanlens.enrichment.prompts.SYSTEM_PROMPT`, so the check follows the prompt).
@@ -50,6 +51,8 @@ _TYPE_EXPR = re.compile(
     r"^[A-Za-z_][\w.]*(?:\[[\w.\[\], |\"'-]*\])?(?:\s*\|\s*[A-Za-z_][\w.\[\], ]*)*$"
 )
 _TYPE_PART = re.compile(r"[A-Za-z_][\w.]*")
+#: Declared returns that say the code returns nothing (Python, TypeScript).
+_NOTHING_RETURNED = frozenset({"None", "void"})
 #: Declared types that say nothing (anything may be returned).
 _ANY_TYPES = frozenset({"Any", "object"})
 #: Type heads that name the same thing (compared lower-cased, last dotted part).
@@ -183,10 +186,10 @@ def output_errors(outputs: list[str], ctx: SpanContext) -> list[str]:
     declared = (ctx.returns or "").strip()
     if not declared:
         return []
-    if declared == "None":
+    if declared in _NOTHING_RETURNED:
         claimed = [item for item in outputs if not _NONE_WORDS.search(item)]
         if claimed:
-            return [f"outputs claims {claimed[0][:40]!a}, but the code declares -> None"]
+            return [f"outputs claims {claimed[0][:40]!a}, but the code declares -> {declared}"]
         return []
     if _ANY_TYPES.intersection(p.rpartition(".")[2] for p in _TYPE_PART.findall(declared)):
         return []
@@ -214,13 +217,40 @@ def type_contradiction(item: str, declared: str) -> str | None:
     wanted = [p.rpartition(".")[2] for p in _TYPE_PART.findall(declared)]
     if any(_is_type_var(p) for p in wanted):
         return None
-    for alternative in flat.split("|"):
-        head = alternative.split("[", 1)[0].rpartition(".")[2]
-        if head in _ANY_TYPES or not head:
+    for head in _heads(flat):
+        if head in _ANY_TYPES or head == "Self" or not head:
             continue
         if not any(_compatible(head, w) for w in wanted):
             return f"but the code declares -> {declared}"
     return None
+
+
+def _heads(flat: str) -> list[str]:
+    """The outer type names of the alternatives of a type without spaces, ``Optional[X]`` and
+    ``Union[X, Y]`` unwrapped (``Optional[str]`` gives ``str`` and ``None``)."""
+    heads: list[str] = []
+    for alternative in _split_top(flat, "|"):
+        head, _, rest = alternative.partition("[")
+        name = head.rpartition(".")[2]
+        if name in ("Optional", "Union") and rest.endswith("]"):
+            for inner in _split_top(rest[:-1], ","):
+                heads += _heads(inner)
+            if name == "Optional":
+                heads.append("None")
+        else:
+            heads.append(name)
+    return heads
+
+
+def _split_top(text: str, separator: str) -> list[str]:
+    """``text`` split at each ``separator`` outside brackets."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += (char == "[") - (char == "]")
+        if char == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    return [*parts, text[start:]]
 
 
 def _flat(type_text: str) -> str:
@@ -274,12 +304,12 @@ def instruction_text() -> str:
 
 
 def echoes_prompt(item: str) -> bool:
-    """Whether ``item`` is copied from the prompt's instructions (three words or more, or a
-    comma list of them)."""
+    """Whether ``item`` is copied from the prompt's instructions: four words or more, or a
+    comma list ("mutation of arguments" alone may be a terse true claim)."""
     folded = grounding.fold(item)
     if not folded or f" {folded} " not in f" {instruction_text()} ":
         return False
-    return len(folded.split()) >= 3 or "," in item
+    return len(folded.split()) >= 4 or "," in item
 
 
 def echo_errors(data: dict[str, Any]) -> list[str]:
