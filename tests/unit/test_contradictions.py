@@ -175,6 +175,8 @@ def test_none_written_as_an_entry_claims_none(entry: str) -> None:
 def test_none_of_the_arguments_is_not_a_claim_of_none() -> None:
     data, _ = repair(good(side_effects=["None of the arguments is copied"]))
     assert data["side_effects"] == ["None of the arguments is copied"]
+    data, _ = repair(good(pitfalls=["None known to the stand-in", "None; see the caller."]))
+    assert data["pitfalls"] == ["None known to the stand-in"]
 
 
 def test_a_claim_of_none_is_judged_only_for_effects_that_write() -> None:

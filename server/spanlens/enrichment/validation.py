@@ -232,7 +232,7 @@ def _says_nothing(item: Any) -> bool:
 _NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pitfalls"})
 #: A sentence that says there are none ("No side effects; the method does not modify ...").
 _NONE_SENTENCE = re.compile(
-    r"^(?:none\b(?!\s+of\b)|no\s+(?:side[- ]effects?|pitfalls?)\b|"
+    r"^(?:none\s*(?:[;:,.(\-\u2013\u2014]|$)|no\s+(?:side[- ]effects?|pitfalls?)\b|"
     r"(?:it|this \w+|the \w+)\s+(?:has|causes|produces)\s+no\s+side[- ]effects?\b|"
     r"(?:it|this \w+|the \w+)\s+does\s+not\s+have\s+(?:any\s+)?side[- ]effects?\b)"
 )
