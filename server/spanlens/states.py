@@ -16,7 +16,7 @@ from enum import Enum
 # "enriched at this version"): the store, presentation and every layer above ask for it.
 
 #: Version of the enrichment JSON schema (:mod:`spanlens.enrichment.schema`).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Version of the prompts that produce it (:mod:`spanlens.enrichment.prompts`).
 PROMPT_VERSION = 2
 #: What the store keys enrichments by, with the content hash.

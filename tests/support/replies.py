@@ -73,11 +73,17 @@ def valid_enrichment(span: dict[str, Any]) -> dict[str, Any]:
     first, last = span["lines"]
     params = span.get("parameters") or []
     name = span["name"]
+    facts = span.get("facts") or {}
+    # A perfect model says what the parser knows: no output for `-> None`, and the effects
+    # the facts show (validation rejects "none" for code that writes, prints or spawns).
+    returns_nothing = facts.get("returns") in ("None", "void")
     return {
         "summary": f"Test enrichment for the {span['kind']} {name} in {span['path']}.",
-        "inputs": [f"{p}: the {p} argument" for p in params],
-        "outputs": ["whatever it computes"],
-        "side_effects": [],
+        "inputs": [f"{p.lstrip('*&.')}: the {p.lstrip('*&.')} argument" for p in params],
+        "outputs": [] if returns_nothing else ["whatever it computes"],
+        "side_effects": [
+            f"does {effect}, as the facts say" for effect in facts.get("side_effects", [])
+        ],
         "pitfalls": ["none known to the stand-in"],
         "tags": ["test"],
         "usage_snippet": f"{name.rsplit('.', 1)[-1]}(...)",

@@ -51,6 +51,12 @@ KNOWN_CYCLE_EDGES = frozenset(
         "store.db -> store.repair",
         "store.repair -> store.db",
         # §3: lsp/ modules import each other through session.py.
+        # Issue 16's contradiction rules read the prompt's instruction text and the span
+        # context through function-local imports; one reply-judging folder (§2) ends it.
+        "enrichment.contradictions -> enrichment.prompts",
+        "enrichment.contradictions -> enrichment.validation",
+        "enrichment.prompts -> enrichment.validation",
+        "enrichment.validation -> enrichment.contradictions",
         "lsp.commands -> lsp.session",
         # spanlens.installModel (issue 16) joined the same session loop; it goes with §3.
         "lsp.model_install -> lsp.commands",

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from spanlens.config import EnrichmentSettings, RouterSettings
 from spanlens.enrichment.batching import BatchCandidate, plan_batches
@@ -14,9 +15,15 @@ from spanlens.enrichment.cascade import CLOSED, HALF_OPEN, OPEN, Breaker
 from spanlens.enrichment.privacy import looks_secret
 from spanlens.enrichment.prompts import REQUEST_CLOSE, REQUEST_OPEN, SpanSource, build_prompt
 from spanlens.enrichment.router import choose_route, complexity_level
+from spanlens.enrichment.schema import SpanBounds, bounded_schema
 from spanlens.enrichment.validation import (
+    DETAIL_LINE_CHARS,
+    DETAIL_LINES,
     SpanContext,
+    Validated,
+    context_for,
     extract_json,
+    rejection_detail,
     validate_batch_reply,
     validate_enrichment,
     validate_reply,
@@ -101,7 +108,7 @@ def test_empty_snippet_becomes_null_and_unknown_keys_go() -> None:
         ({"inputs": ["c: a parameter the code does not have"]}, "names no parameter"),
         ({"evidence": [{"field": "summary", "lines": [3, 5]}]}, "outside the span"),
         ({"evidence": [{"field": "summary", "lines": [12, 40]}]}, "outside the span"),
-        ({"evidence": [{"field": "summary", "lines": [12, 10]}]}, "outside the span"),
+        ({"evidence": [{"field": "summary", "lines": [14, 10]}]}, "outside the span"),
         ({"summary": 42}, "is not of type 'string'"),
         ({"tags": {"a": 1}}, "is not of type 'array'"),
         ({"evidence": [{"field": "summary", "lines": [10]}]}, "too short"),
@@ -129,8 +136,46 @@ def test_missing_field_is_invalid_not_filled_in() -> None:
     assert not result.ok and result.data is None
 
 
+def test_evidence_written_backwards_is_swapped_not_rejected() -> None:
+    """Issue 16: a real model wrote ``[181, 180]``; the same lines, a safe repair."""
+    reply = good(evidence=[{"field": "summary", "lines": [12, 10]}])
+    result = validate_enrichment(reply, CTX)
+    assert result.ok and result.data is not None, result.errors
+    assert result.data["evidence"] == [{"field": "summary", "lines": [10, 12]}]
+    assert result.repairs == ["evidence: 1 backward line ranges swapped"]
+    assert reply["evidence"][0]["lines"] == [12, 10]  # the reply itself is left as it came
+
+
+def test_every_parameter_needs_an_input() -> None:
+    """Issue 16: a real model left `inputs` empty on functions with parameters."""
+    result = validate_enrichment(good(inputs=["a: first addend"]), CTX)
+    assert result.errors == ["inputs leave out parameters: b"]
+    assert not validate_enrichment(good(inputs=[]), CTX).ok
+    receiver = SpanContext(7, 10, 12, ("self", "x"), CODE)
+    assert validate_enrichment(good(inputs=["x: the value"]), receiver).ok  # self may go unsaid
+    star = SpanContext(7, 10, 12, ("args", "kwargs"), CODE)
+    assert validate_enrichment(good(inputs=["args: values", "kwargs: options"]), star).ok
+    # TypeScript and Go: a destructuring pattern or `_` cannot be named; `...rest` is `rest`.
+    facts = {"params": [{"name": "{a, b}"}, {"name": "_"}, {"name": "...rest"}]}
+    ts = context_for(7, 10, 12, facts, CODE)
+    assert validate_enrichment(good(inputs=["rest: the other values"]), ts).ok
+    assert validate_enrichment(good(inputs=[]), ts).errors == ["inputs leave out parameters: rest"]
+
+
+def test_the_bounded_schema_demands_one_input_per_parameter() -> None:
+    """Where the engine enforces ``minItems``, the grammar asks for every parameter too."""
+    schema, _ = bounded_schema([SpanBounds(7, ("self", "a", "b"), 10, 12)])
+    inputs = schema["properties"]["inputs"]
+    assert (inputs["minItems"], inputs["maxItems"]) == (2, 3)
+    one = good(inputs=["a: first addend"])
+    assert any(e.validator == "minItems" for e in Draft202012Validator(schema).iter_errors(one))
+    assert not list(Draft202012Validator(schema).iter_errors(good()))
+    bare, _ = bounded_schema([SpanBounds(7, ("self",), 10, 12)])
+    assert "minItems" not in bare["properties"]["inputs"]
+
+
 def test_receiver_may_be_named_and_spans_without_params_are_not_checked() -> None:
-    assert validate_enrichment(good(inputs=["self: the instance", "a: x"]), CTX).ok
+    assert validate_enrichment(good(inputs=["self: the instance", "a: x", "b: y"]), CTX).ok
     no_params = SpanContext(7, 10, 12, None, CODE)
     assert validate_enrichment(good(inputs=["config: anything"]), no_params).ok
     empty_params = SpanContext(7, 10, 12, (), CODE)
@@ -143,7 +188,10 @@ def test_batch_entries_are_validated_one_by_one() -> None:
     reply = {
         "enrichments": [
             {"span_id": 7, **good()},
-            {"span_id": 8, **good(inputs=["y: invented"], evidence=[])},
+            {
+                "span_id": 8,
+                **good(summary="Negates a number.", inputs=["y: invented"], evidence=[]),
+            },
             {"span_id": 99, **good()},
         ]
     }
@@ -152,6 +200,39 @@ def test_batch_entries_are_validated_one_by_one() -> None:
     assert not results[8].ok and "names no parameter" in results[8].errors[0]
     assert not results[9].ok and "no entry" in results[9].errors[0]
     assert set(results) == {7, 8, 9}
+
+
+def test_a_batch_that_collapsed_into_one_summary_stores_none_of_its_spans() -> None:
+    """Issue 16: six methods of one class, one batch, one class summary for all of them."""
+    other = SpanContext(8, 20, 25, ("x",), "def neg(x):\n    return -x")
+    third = SpanContext(9, 30, 31, (), "def nothing():\n    pass")
+    same = "Adds two NUMBERS and returns their sum"  # the same after folding case and stops
+    reply = {
+        "enrichments": [
+            {"span_id": 7, **good()},
+            {"span_id": 8, **good(summary=same, inputs=["x: the number"], evidence=[])},
+            {"span_id": 9, **good(summary="Does nothing.", inputs=[], evidence=[])},
+        ]
+    }
+    results = validate_batch_reply(json.dumps(reply), [CTX, other, third])
+    assert results[7].errors == ["summary is the same as span 8's in this reply"]
+    assert results[8].errors == ["summary is the same as span 7's in this reply"]
+    assert results[7].data is None and results[9].ok
+
+
+def test_the_rejection_detail_names_span_and_rule_safely() -> None:
+    results = {
+        1: Validated({"summary": "ok"}),
+        2: Validated(None, ["summary is cut\x1b[2J\u202e mid-sentence", "second"]),
+        **{i: Validated(None, ["x" * 500]) for i in range(3, 3 + DETAIL_LINES + 2)},
+    }
+    detail = rejection_detail(results, {2: "Cls.meth"})
+    assert detail is not None
+    lines = detail.splitlines()
+    assert lines[0] == "Cls.meth: summary is cut mid-sentence"
+    assert lines[1].startswith("span 3: xxx") and len(lines[1]) == DETAIL_LINE_CHARS
+    assert len(lines) == DETAIL_LINES + 1 and lines[-1] == "(+3 more)"
+    assert rejection_detail({1: Validated({"summary": "ok"})}, {}) is None
 
 
 # ------------------------------------------------------------------ router and batching

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.replies import batch_responder, parse_request, valid_reply
+from tests.support.replies import batch_responder, parse_request, valid_enrichment, valid_reply
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 
 from spanlens.indexing.indexer import index_workspace
@@ -139,3 +139,46 @@ def test_saved_calls_count_only_batches_that_stored_something(
     expected = sum(enriched - 1 for _, enriched in rows if enriched)
     assert report["calls_saved_by_batching"] == expected > 0
     assert report["failed_batch_calls"] == 1
+
+
+def test_a_partly_valid_batch_says_which_rule_rejected_which_span(
+    project: Path, server: StandinModelServer, cli: Cli
+) -> None:
+    """Issue 16: a batch that stored some spans and rejected others names, per rejected span,
+    the span and the rule, in the attempts table and in `spanlens stats`."""
+
+    def two_wrong(request: RecordedRequest) -> Reply:
+        parsed = parse_request(request)
+        if parsed is None or parsed.get("mode") != "batch":
+            return valid_reply(request)
+        entries = []
+        for span in parsed["spans"]:
+            entry = {"span_id": span["span_id"], **valid_enrichment(span)}
+            if span["name"] == "neg":
+                entry["side_effects"] = ["Mutation of arguments"]
+            if span["name"] == "greet":
+                entry["inputs"] = ["name: who to greet"]
+            entries.append(entry)
+        return Reply.json({"enrichments": entries})
+
+    server.responder = two_wrong
+    code, out, err = cli("enrich", str(project), "--json")
+    assert code == 0 and json.loads(out)["succeeded"] == 4, err
+    store = open_store(project)
+    try:
+        [(outcome, failure, detail)] = store.conn.execute(
+            "SELECT outcome, failure_type, detail FROM attempts WHERE batch_size > 1"
+        ).fetchall()
+    finally:
+        store.close()
+    assert (outcome, failure) == ("partial", "invalid output")
+    assert detail.splitlines() == [
+        "neg: side_effects claims 'Mutation of arguments', but the code calls nothing and "
+        "assigns to no attribute or item",
+        "greet: inputs leave out parameters: punctuation",
+    ]
+    assert stats(cli, project)["rejections"] == detail.splitlines()
+    code, out, _ = cli("stats", str(project))
+    assert code == 0
+    assert "recent rejections (span: rule):\n  neg: side_effects claims" in out
+    assert "  greet: inputs leave out parameters: punctuation" in out

@@ -9,6 +9,7 @@ from spanlens.cli.common import (
     EXIT_OK,
     workspace_root,
 )
+from spanlens.presentation.text import clean_text
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -54,6 +55,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
         )
         if row["failures"]:
             print(f"           failures: {row['failures']}")
+    if report["rejections"]:
+        print("recent rejections (span: rule):")
+        for line in report["rejections"]:
+            print(f"  {clean_text(line, one_line=True)}")
     for off in report.get("batching_off", []):
         print(
             f"batching off for tier {off['tier']} (model {off['model']}): its last "

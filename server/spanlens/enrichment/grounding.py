@@ -7,7 +7,8 @@ until its list is full. The checks here catch that without a model of English:
 - **Names.** A name the reply puts in backticks, writes as a call (``x()``), or names as "the
   ``x`` function / method / class" must occur in the span's code, its facts, its enclosing
   context, its file, or the workspace index (the span names the store holds), or be a Python
-  builtin or standard-library module. Plain English words are never checked: outside
+  builtin, a builtin constant's type (``NoneType``), a ``typing`` or ``collections.abc`` name, or
+  a standard-library module. Plain English words are never checked: outside
   backticks only names that look like code (an underscore, a dot, a digit or an inner capital)
   are. A dotted name passes when its last part is known, or its first part is a standard
   module; one that starts with a builtin (``str.join``) must be an attribute of it.
@@ -25,11 +26,13 @@ frozenset of workspace span names, so a check is a few set lookups, never a quer
 from __future__ import annotations
 
 import builtins
+import collections.abc
 import inspect
 import keyword
 import re
 import sys
 import time
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +61,17 @@ _INPUT = re.compile(
     re.DOTALL,
 )
 
-_BUILTINS = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"self", "cls", "this"}
+#: Type names a reply may use for what the code returns or takes without writing them in the
+#: code: the types of builtin constants (``NoneType``) and the public names of ``typing`` and
+#: ``collections.abc`` (``Optional``, ``Iterator``).
+_TYPE_NAMES = (
+    frozenset({"NoneType", "NotImplementedType", "EllipsisType"})
+    | frozenset(n for n in dir(typing) if not n.startswith("_"))
+    | frozenset(n for n in dir(collections.abc) if not n.startswith("_"))
+)
+_BUILTINS = (
+    frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"self", "cls", "this"} | _TYPE_NAMES
+)
 _STDLIB = frozenset(sys.stdlib_module_names)
 _BUILTIN_OBJECTS = frozenset(dir(builtins))
 
@@ -302,6 +315,17 @@ class InputEntry:
 
     name: str | None
     meaning: str = field(default="")
+
+
+#: Receivers a reply may leave out of ``inputs`` (extractors list them as parameters).
+RECEIVERS = frozenset({"self", "cls", "this"})
+_PARAM_NAME = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+def needs_input(param: str) -> bool:
+    """Whether a parameter must have an ``inputs`` entry: a named one, not a receiver, not
+    ``_`` and not a destructuring pattern (``{a, b}``) that no ``name: meaning`` can name."""
+    return param not in RECEIVERS and param != "_" and _PARAM_NAME.fullmatch(param) is not None
 
 
 def parse_input(item: str) -> InputEntry:

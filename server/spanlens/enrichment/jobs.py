@@ -22,7 +22,12 @@ from spanlens.enrichment.prompts import (
     single_prompt_tokens,
     with_more_reply_room,
 )
-from spanlens.enrichment.validation import Validated, validate_batch_reply, validate_reply
+from spanlens.enrichment.validation import (
+    Validated,
+    rejection_detail,
+    validate_batch_reply,
+    validate_reply,
+)
 from spanlens.states import DeferralKind
 from spanlens.store.enrichments import Attempt
 
@@ -114,6 +119,8 @@ def judge_reply(reply: ChatReply | BackendFailure, prompt: Prompt) -> _Call:
         return _Call({}, failure, reply)
     if any(r.ok for r in results.values()):
         return _Call(results, None, reply)
+    # One line (it becomes the span's failure and the endpoint's last error); the attempt row
+    # gets one line per span (see attempt_row).
     detail = "; ".join(r.describe() for r in results.values())[:300]
     return _Call(
         results,
@@ -186,7 +193,11 @@ def attempt_row(
         tokens_out=reply.tokens_out,
         duration_ms=round(reply.duration_ms, 3),
         failure_type=failure.kind.value if failure else _partial_note(call),
-        detail=(_scrub(endpoint, failure.detail) if failure else None),
+        detail=(
+            rejection_detail(call.results, {x.span.id: x.span.name for x in job.sources})
+            if any(not r.ok for r in call.results.values())
+            else (_scrub(endpoint, failure.detail) if failure else None)
+        ),
         gpu=gpu,
         cost=cost(reply.tokens_in, reply.tokens_out, s.price_in, s.price_out),
         enriched=enriched,

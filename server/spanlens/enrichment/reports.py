@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import ConfigError, Settings, load_settings
-from spanlens.enrichment.backends import provider_for
+from spanlens.enrichment.backends import FailureKind, provider_for
 from spanlens.enrichment.defaults import FACTS_ONLY_NOTE, resolve_default_backends
 from spanlens.enrichment.runner import preflight
 from spanlens.localmodel.engine import engine_report
@@ -67,6 +67,8 @@ def stats_report(store: Store) -> dict[str, Any]:
         "batching_off": [
             {"tier": tier, "model": model} for tier, model in queries.batching_off(store)
         ],
+        #: Why replies were rejected lately: one line per span, its name and the rule broken.
+        "rejections": queries.recent_rejections(store, FailureKind.INVALID_OUTPUT.value),
     }
 
 

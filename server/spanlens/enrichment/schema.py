@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from spanlens.enrichment.grounding import needs_input
+
 #: Fields of a stored enrichment, in the order prompts and hovers list them.
 FIELDS = (
     "summary",
@@ -198,9 +200,16 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
             # llama.cpp ignores maxLength next to a pattern: the pattern bounds the length.
             inputs_item["pattern"] = f"^({names}): .{{1,{item_chars}}}$"
         inputs_max = min(len(params) if span.params is not None else items, MAX_INPUTS)
+        # One entry per parameter (a receiver may go unsaid): the validator rejects fewer.
+        inputs_min = min(len([p for p in params if needs_input(p)]), inputs_max)
         props: dict[str, Any] = {
             "summary": text(summary),
-            "inputs": {"type": "array", "items": inputs_item, "maxItems": inputs_max},
+            "inputs": {
+                "type": "array",
+                "items": inputs_item,
+                "maxItems": inputs_max,
+                **({"minItems": inputs_min} if inputs_min else {}),
+            },
             **{
                 key: {
                     "type": "array",

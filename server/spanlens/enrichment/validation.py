@@ -5,18 +5,23 @@ A reply goes through three steps:
 1. :func:`extract_json` finds the JSON object in the text (a bare object, one inside a
    Markdown fence, or one surrounded by prose).
 2. :func:`repair` applies only repairs that cannot change what the model said: drop keys the
-   schema does not know, turn a string into a one-item list, drop blank list items, drop
-   exact and near-duplicate list entries, turn an empty snippet into null, strip a fence
-   around the snippet and clamp it to 12 lines.
+   schema does not know, turn a string into a one-item list, drop blank and "none" list
+   items (``No side effects; ...`` included), drop exact and near-duplicate list entries,
+   swap evidence written backwards (``[181, 180]``), turn an empty snippet into null, strip a
+   fence around the snippet and clamp it to 12 lines.
 3. :func:`validate_enrichment` checks the schema (each list at most its cap of
    :data:`~spanlens.enrichment.schema.LIST_CAPS` entries, each entry sentence-length) and
    then the span's facts: evidence lines lie inside the span (1-based, as the prompt
-   numbered them), inputs read ``name: meaning`` and name real parameters (and still hold
-   something after repairs when the span has parameters), the summary is neither empty, too
-   long, nor the code echoed back, no text is a placeholder (``TODO``, ``...``, ``N/A``,
-   lorem ipsum, only punctuation or control characters) or carries control or bidi
-   characters, no list entry is a paragraph, every name the reply presents as code exists
-   (see :mod:`.grounding`) and the summary is not about another span.
+   numbered them), inputs read ``name: meaning``, name real parameters and leave none out,
+   the summary is neither empty, too long, nor the code echoed back, no text is a
+   placeholder (``TODO``, ``...``, ``N/A``, lorem ipsum, only punctuation or control
+   characters) or carries control or bidi characters, no list entry is a paragraph, every
+   name the reply presents as code exists (see :mod:`.grounding`), the summary is not about
+   another span, and nothing states what the code contradicts (see :mod:`.contradictions`).
+   In a batch reply, spans that share one summary are all rejected (a collapsed batch).
+
+:func:`rejection_detail` turns the verdicts of one call into the attempt's detail: one line
+per rejected span, its name and the first rule it broke.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import jsonschema
 
 from spanlens.enrichment import grounding
+from spanlens.enrichment.contradictions import contradiction_errors
 from spanlens.enrichment.grounding import NO_NAMES, Names
 from spanlens.enrichment.placeholders import placeholder_errors, placeholder_reason
 from spanlens.enrichment.schema import (
@@ -39,11 +45,10 @@ from spanlens.enrichment.schema import (
     MAX_SNIPPET_LINES,
     MAX_SUMMARY_WORDS,
 )
+from spanlens.presentation.text import clean_text
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
 _LEADING_NAME = re.compile(r"^[\s`*'\"]*([A-Za-z_$][\w$]*)")
-#: Receivers a model may list as an input although extractors leave them out of ``params``.
-_IMPLICIT_PARAMS = frozenset({"self", "cls", "this"})
 _MAX_OBJECT_STARTS = 64
 _VALIDATOR = jsonschema.Draft202012Validator(ENRICHMENT_SCHEMA)
 
@@ -66,6 +71,14 @@ class SpanContext:
     known: frozenset[str] = frozenset()
     #: Identifiers of the span's file and span names of the workspace.
     names: Names = NO_NAMES
+    #: The declared return type from the facts (None: not declared).
+    returns: str | None = None
+    #: The facts' side-effect categories; None when the facts have no such notion.
+    effects: tuple[str, ...] | None = None
+    #: The facts' calls; None when the facts have no such notion.
+    calls: tuple[str, ...] | None = None
+    #: The class a method belongs to (its last name part); None for other spans.
+    owner_class: str | None = None
 
 
 @dataclass(slots=True)
@@ -103,8 +116,15 @@ def context_for(
     param_names: tuple[str, ...] | None = None
     if isinstance(params, list):
         param_names = tuple(
-            str(p.get("name", "")).lstrip("*&") for p in params if isinstance(p, dict)
+            # ``*args``, ``&self`` (Rust), ``...rest`` (TypeScript): inputs name them bare.
+            str(p.get("name", "")).lstrip("*&.")
+            for p in params
+            if isinstance(p, dict)
         )
+    owner, _, _ = name.rpartition(".")
+    is_method = bool(owner) and context.startswith(f"Inside class {owner}:")
+    effects, calls = facts.get("side_effects"), facts.get("calls")
+    returns = facts.get("returns")
     known = (
         grounding.identifiers(code)
         | grounding.fact_identifiers(facts)
@@ -120,6 +140,10 @@ def context_for(
         name,
         frozenset(known),
         names or NO_NAMES,
+        returns=returns if isinstance(returns, str) else None,
+        effects=tuple(str(e) for e in effects) if isinstance(effects, list) else None,
+        calls=tuple(str(c) for c in calls) if isinstance(calls, list) else None,
+        owner_class=owner.rpartition(".")[2] if is_method else None,
     )
 
 
@@ -184,6 +208,11 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 repairs.append(f"{key}: {repeats} repeated entries dropped")
     if isinstance(data.get("summary"), str):
         data["summary"] = data["summary"].strip()
+    if isinstance(data.get("evidence"), list):
+        data["evidence"] = [dict(i) if isinstance(i, dict) else i for i in data["evidence"]]
+    swapped = _swap_backward_evidence(data.get("evidence"))
+    if swapped:
+        repairs.append(f"evidence: {swapped} backward line ranges swapped")
     snippet = data.get("usage_snippet")
     if isinstance(snippet, str):
         data["usage_snippet"], note = _repair_snippet(snippet)
@@ -193,11 +222,36 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _says_nothing(item: Any) -> bool:
-    return isinstance(item, str) and item.strip().lower().rstrip(".") in _NOTHING
+    if not isinstance(item, str):
+        return False
+    text = item.strip().lower()
+    return text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None
 
 
 #: List items that mean "there are none".
 _NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pitfalls"})
+#: A sentence that says there are none ("No side effects; the method does not modify ...").
+_NONE_SENTENCE = re.compile(
+    r"^(?:none\s*(?:[;:,.(\-\u2013\u2014]|$)|no\s+(?:side[- ]effects?|pitfalls?)\b|"
+    r"(?:it|this \w+|the \w+)\s+(?:has|causes|produces)\s+no\s+side[- ]effects?\b|"
+    r"(?:it|this \w+|the \w+)\s+does\s+not\s+have\s+(?:any\s+)?side[- ]effects?\b)"
+)
+
+
+def _swap_backward_evidence(evidence: Any) -> int:
+    """Swap ``[last, first]`` evidence ranges in place (the same lines, written backwards)."""
+    swapped = 0
+    for item in evidence if isinstance(evidence, list) else []:
+        lines = item.get("lines") if isinstance(item, dict) else None
+        if (
+            isinstance(lines, list)
+            and len(lines) == 2
+            and all(type(n) is int for n in lines)
+            and lines[0] > lines[1]
+        ):
+            item["lines"] = [lines[1], lines[0]]
+            swapped += 1
+    return swapped
 
 
 def _repair_snippet(snippet: str) -> tuple[str | None, str | None]:
@@ -227,10 +281,6 @@ def validate_enrichment(obj: Any, ctx: SpanContext) -> Validated:
     errors = [_schema_message(e) for e in _VALIDATOR.iter_errors(data)]
     if not errors:
         errors = fact_errors(data, ctx)
-        real = [p for p in ctx.params or () if p and p not in _IMPLICIT_PARAMS]
-        if real and obj.get("inputs") and not data["inputs"]:
-            # Every entry was blank or "none": what is left says nothing about real parameters.
-            errors.append(f"inputs: nothing left after repairs (parameters: {', '.join(real)})")
     if errors:
         return Validated(None, errors, repairs)
     return Validated(data, [], repairs)
@@ -263,14 +313,53 @@ def validate_batch_reply(text: str, contexts: Iterable[SpanContext]) -> dict[int
         for result in results.values():
             result.errors = ["batch reply has no 'enrichments' list"]
         return results
-    seen: set[int] = set()
+    summaries: dict[int, str] = {}
     for entry in entries:
         span_id = entry.get("span_id") if isinstance(entry, dict) else None
-        if not isinstance(span_id, int) or span_id not in by_id or span_id in seen:
+        if not isinstance(span_id, int) or span_id not in by_id or span_id in summaries:
             continue
-        seen.add(span_id)
+        summaries[span_id] = grounding.fold(str(entry.get("summary") or ""))
         results[span_id] = validate_enrichment(entry, by_id[span_id])
+    _reject_collapse(results, summaries)
     return results
+
+
+def _reject_collapse(results: dict[int, Validated], summaries: dict[int, str]) -> None:
+    """Reject every entry whose summary another span of the same reply shares: a batch that
+    collapsed into one description (a small model's habit) describes at most one of them."""
+    by_summary: dict[str, list[int]] = {}
+    for span_id, folded in summaries.items():
+        if folded:
+            by_summary.setdefault(folded, []).append(span_id)
+    for span_ids in by_summary.values():
+        for span_id in span_ids if len(span_ids) > 1 else ():
+            others = ", ".join(str(i) for i in span_ids if i != span_id)
+            result = results[span_id]
+            result.data = None
+            result.errors.insert(0, f"summary is the same as span {others}'s in this reply")
+
+
+#: Longest line of a rejection detail, and most lines (one per rejected span).
+DETAIL_LINE_CHARS = 160
+DETAIL_LINES = 8
+
+
+def rejection_detail(results: dict[int, Validated], names: dict[int, str]) -> str | None:
+    """One line per rejected span: its name and the first rule it broke (model text in the
+    errors is made printable and cut, never shown raw); None when nothing was rejected."""
+    lines = []
+    for span_id, result in results.items():
+        if result.ok:
+            continue
+        name = names.get(span_id) or f"span {span_id}"
+        line = clean_text(
+            f"{name}: {result.errors[0] if result.errors else 'invalid'}", one_line=True
+        )
+        lines.append(line[:DETAIL_LINE_CHARS])
+    if not lines:
+        return None
+    more = len(lines) - DETAIL_LINES
+    return "\n".join(lines[:DETAIL_LINES] + ([f"(+{more} more)"] if more > 0 else []))
 
 
 def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
@@ -289,6 +378,7 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
                 f"({ctx.first_line}-{ctx.last_line})"
             )
     errors += _input_errors(data["inputs"], ctx)
+    errors += contradiction_errors(data, ctx)
     for key in LIST_FIELDS:
         for index, item in enumerate(data[key]):
             reason = grounding.paragraph_reason(item)
@@ -299,7 +389,7 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
 
 def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
     errors: list[str] = []
-    allowed = set(ctx.params or ()) | _IMPLICIT_PARAMS
+    allowed = set(ctx.params or ()) | grounding.RECEIVERS
     described: set[str] = set()
     for item in inputs:
         entry = grounding.parse_input(item)
@@ -316,6 +406,11 @@ def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
         elif entry.name in described:
             errors.append(f"input {entry.name} is described twice")
         described.add(entry.name)
+    missing = [p for p in ctx.params or () if grounding.needs_input(p) and p not in described]
+    if missing and not errors:
+        # The prompt asks for one entry per parameter: a reply that leaves one out is
+        # incomplete where the parser is certain what is there.
+        errors.append(f"inputs leave out parameters: {', '.join(missing)}")
     return errors
 
 

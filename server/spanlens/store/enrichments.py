@@ -342,6 +342,19 @@ def backend_stats(store: Store) -> list[BackendStats]:
     return list(groups.values())
 
 
+def recent_rejections(store: Store, failure_type: str, limit: int = 10) -> list[str]:
+    """The newest lines of the details of attempts that failed (wholly or partly) with
+    ``failure_type`` (for invalid output: one line per rejected span, its name and the rule
+    it broke), newest call first, at most ``limit``."""
+    rows = store.conn.execute(
+        "SELECT detail FROM attempts WHERE failure_type = ? AND detail IS NOT NULL "
+        "ORDER BY started_at DESC, id DESC LIMIT ?",
+        (failure_type, limit),
+    ).fetchall()
+    lines = [line for (detail,) in rows for line in str(detail).splitlines() if line.strip()]
+    return lines[:limit]
+
+
 def enrichment_rows(store: Store, version: str) -> list[tuple[str, dict[str, Any]]]:
     """(content_hash, data) of every enrichment at ``version`` (for checks and benchmarks)."""
     rows = store.conn.execute(

@@ -22,10 +22,12 @@ Decisions:
   so its header, docstring, attributes and member signatures are what it hashes. Its
   ``tokens`` estimate is taken over that skeleton, which is what describes the class.
 * ``side_effects`` are read from names, nothing is resolved: ``file_io`` (``open``,
-  ``os.remove``/``rename``/``makedirs``/..., ``shutil.*``, ``.write_text()``, ``.unlink()``
-  and other pathlib-style methods on any receiver), ``network`` (``requests.``, ``httpx.``,
-  ``aiohttp.``, ``urllib.request.``, ``socket.``, ``http.client.``, ...), ``subprocess``
-  (``subprocess.*``, ``os.system``/``popen``/``exec*``/``spawn*``), ``environment`` (reads
+  ``os.remove``/``rename``/``makedirs``/..., ``shutil.*``, ``tempfile.*``, ``.write_text()``,
+  ``.unlink()`` and other pathlib-style methods on any receiver, and ``.write()``,
+  ``.writelines()``, ``.flush()`` of file-like objects), ``network`` (``requests.``,
+  ``httpx.``, ``aiohttp.``, ``urllib.request.``, ``socket.``, ``http.client.``, ...,
+  ``.sendall()``/``.recv()`` and other socket-only methods), ``subprocess`` (``subprocess.*``,
+  ``os.system``/``popen``/``exec*``/``spawn*``/``kill``), ``environment`` (reads
   *and* writes: ``os.environ`` anywhere in the body, ``os.getenv``/``putenv``), ``printing``
   (``print``, ``sys.stdout.*``/``sys.stderr.*``), ``logging`` (``logging.*`` but
   ``getLogger``; ``.debug()``/``.info()``/... on a receiver named like ``log``/``logger``),

@@ -52,6 +52,8 @@ _EFFECT_NAMES: dict[str, str] = {
     "glob.glob": "file_io",
     "glob.iglob": "file_io",
     "urlopen": "network",
+    "os.kill": "subprocess",
+    "os.killpg": "subprocess",
     "os.system": "subprocess",
     "os.popen": "subprocess",
     "os.fork": "subprocess",
@@ -70,6 +72,7 @@ _EFFECT_NAMES: dict[str, str] = {
 }
 _EFFECT_PREFIXES: tuple[tuple[str, str], ...] = (
     ("shutil.", "file_io"),
+    ("tempfile.", "file_io"),
     ("requests.", "network"),
     ("httpx.", "network"),
     ("aiohttp.", "network"),
@@ -91,10 +94,25 @@ _EFFECT_PREFIXES: tuple[tuple[str, str], ...] = (
     ("sys.stderr.", "printing"),
     ("logging.", "logging"),
 )
-# Methods that read or write files whatever the receiver (pathlib.Path and friends).
+# Methods that read or write files whatever the receiver (pathlib.Path and friends), and
+# the writes and flushes of file-like objects (``file.write(...)``, ``stream.flush()``).
 _FILE_METHODS = frozenset(
-    {"write_text", "read_text", "write_bytes", "read_bytes", "unlink", "mkdir", "rmdir", "touch"}
+    {
+        "write_text",
+        "read_text",
+        "write_bytes",
+        "read_bytes",
+        "unlink",
+        "mkdir",
+        "rmdir",
+        "touch",
+        "write",
+        "writelines",
+        "flush",
+    }
 )
+# Methods only sockets have (``send`` is left out: generators have it too).
+_SOCKET_METHODS = frozenset({"sendall", "sendto", "sendfile", "recv", "recv_into", "recvfrom"})
 _LOG_METHODS = frozenset(
     {"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "fatal"}
 )
@@ -119,8 +137,11 @@ def _call_effects(callee: str) -> tuple[str, ...]:
         found.discard("logging")
     receiver, _, method = callee.rpartition(".")
     if receiver:
-        if method in _FILE_METHODS:
+        if method in _FILE_METHODS and "printing" not in found:
+            # ``sys.stdout.write`` prints; any other receiver of ``.write()`` is file-like.
             found.add("file_io")
+        if method in _SOCKET_METHODS:
+            found.add("network")
         if method in _LOG_METHODS and _is_logger_name(receiver.rpartition(".")[2]):
             found.add("logging")
     result = tuple(sorted(found))
