@@ -24,10 +24,10 @@ show() {  # show FILE PATTERN: the span whose definition line matches PATTERN
   echo "== spanlens show $1:$line =="
   "$SPANLENS" show "$1:$line"
 }
-SHOWN=(
-  "server/spanlens/indexing/indexer.py|^def index_workspace"
-  "server/spanlens/store/handle.py|^class Store:"
-  "server/spanlens/indexing/walk.py|^def _ignored"
+SHOWN=(  # spans in small files: the demo enriches every span of each file (6 model calls)
+  "server/spanlens/indexing/hashing.py|^def content_hash"
+  "server/spanlens/presentation/text.py|^def clean_text"
+  "server/spanlens/telemetry/cost.py|^def call_cost"
 )
 show_all() {
   for item in "${SHOWN[@]}"; do show "${item%%|*}" "${item#*|}"; done
