@@ -42,3 +42,24 @@ def test_index_file_forgets_a_deleted_file(tmp_path: Path) -> None:
     (tmp_path / "a.py").unlink()
     assert index_file(store, tmp_path, "a.py", IndexSettings()) is None
     assert store.file_row("a.py") is None
+
+
+def test_index_workspace_walks_with_the_index_settings(tmp_path: Path) -> None:
+    """The CLI and the server index the workspace through one function, under the settings'
+    exclude patterns and size limit, whether the walk is done by it or handed in."""
+    from spanlens.workspace.index import index_workspace as index_all
+    from spanlens.workspace.index import walk_files
+
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "gen" / "out.py").write_text("def made():\n    pass\n")
+    (tmp_path / "big.py").write_text("def big():\n    return " + "1 + " * 20 + "1\n")
+    (tmp_path / "kept.py").write_text("def kept():\n    pass\n")
+    settings = IndexSettings(exclude=["gen/"], max_file_size=60, workers=1)
+    store = open_store(tmp_path)
+    summary = index_all(store, tmp_path, settings)
+    assert sorted(store.file_rows()) == ["kept.py"]
+    assert "big.py" in summary.skipped
+    walk = walk_files(tmp_path, IndexSettings(workers=1))
+    assert sorted(c.path for c in walk.candidates) == ["big.py", "gen/out.py", "kept.py"]
+    index_all(store, tmp_path, IndexSettings(workers=1), walk=walk)
+    assert sorted(store.file_rows()) == ["big.py", "gen/out.py", "kept.py"]

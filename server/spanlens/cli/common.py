@@ -104,21 +104,14 @@ class ProgressBar:
 
 
 def run_index(root: Path, store: Any, show_progress: bool) -> Any:
-    """Index ``root`` into ``store`` with the workspace's settings."""
+    """Index ``root`` into ``store`` with the workspace's settings, drawing a bar."""
     from spanlens.config import load_settings
-    from spanlens.indexing.indexer import index_workspace
+    from spanlens.workspace.index import index_workspace
 
     settings = load_settings(root)
     progress = ProgressBar("indexing", show_progress)
     try:
-        return index_workspace(
-            root,
-            store,
-            exclude=settings.index.exclude,
-            max_size=settings.index.max_file_size,
-            workers=settings.index.workers,
-            progress=progress,
-        )
+        return index_workspace(store, root, settings.index, progress=progress)
     finally:
         progress.close()
 

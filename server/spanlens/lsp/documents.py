@@ -21,18 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from spanlens.indexing.indexer import (
-    FileDiff,
-    forget_recent_parse,
-    index_workspace,
-    remove_paths,
-)
+from spanlens.indexing.indexer import FileDiff, IndexSummary, forget_recent_parse, remove_paths
 from spanlens.indexing.languages import LANGUAGE_BY_EXTENSION
-from spanlens.indexing.walk import walk_workspace
 from spanlens.lsp.progress import WorkDone
 from spanlens.scheduling.queue import Priority
 from spanlens.store.db import Store
 from spanlens.workspace.files import current_text, index_file
+from spanlens.workspace.index import index_workspace, walk_files
 
 if TYPE_CHECKING:
     from spanlens.config import Settings
@@ -301,26 +296,13 @@ class DocumentSync:
             loop.call_soon_threadsafe(self._index_progress, progress, done, total)
             indexer.run_urgent()  # buffers the user opened meanwhile go first
 
-        def work(store: Store) -> Any:
-            return index_workspace(
-                root,
-                store,
-                exclude=settings.index.exclude,
-                max_size=settings.index.max_file_size,
-                workers=settings.index.workers,
-                progress=report,
-                walk=walk,
-            )
+        def work(store: Store) -> IndexSummary:
+            return index_workspace(store, root, settings.index, progress=report, walk=walk)
 
         try:
             # The walk reads only the file system: off the indexer thread, which stays free
             # for opened buffers meanwhile.
-            walk = await asyncio.to_thread(
-                walk_workspace,
-                root,
-                settings.index.exclude,
-                settings.index.max_file_size,
-            )
+            walk = await asyncio.to_thread(walk_files, root, settings.index)
             if self.session.closing:
                 raise IndexCancelled
             summary = await indexer.run(work)

@@ -1,0 +1,41 @@
+"""Indexing the whole workspace under its index settings: the one walk-and-index that the CLI
+(``spanlens index``, and the index before ``enrich`` and ``docgen``) and the language server
+(at start-up) share. The server walks off the store's thread and indexes on it; the CLI does
+both in one call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spanlens.config import IndexSettings
+from spanlens.indexing.indexer import IndexSummary, ProgressFn
+from spanlens.indexing.indexer import index_workspace as index_files
+from spanlens.indexing.walk import WalkResult, walk_workspace
+from spanlens.store.db import Store
+
+
+def walk_files(root: Path, settings: IndexSettings) -> WalkResult:
+    """The files under ``root`` that the index takes (reads only the file system)."""
+    return walk_workspace(root, settings.exclude, settings.max_file_size)
+
+
+def index_workspace(
+    store: Store,
+    root: Path,
+    settings: IndexSettings,
+    *,
+    progress: ProgressFn | None = None,
+    walk: WalkResult | None = None,
+) -> IndexSummary:
+    """Bring ``store`` up to date with the files under ``root`` (``walk`` when the caller
+    walked them already). Runs SQL: call it on the store's writer thread."""
+    return index_files(
+        root,
+        store,
+        exclude=settings.exclude,
+        max_size=settings.max_file_size,
+        workers=settings.workers,
+        progress=progress,
+        walk=walk,
+    )
