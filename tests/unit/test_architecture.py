@@ -42,7 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("spanlens.lsp", "spanlens.cli"),
 )
 
-#: Import cycles found when this test was written (issue 17 §3 and §4): each edge
+#: Import cycles found when this test was written (issue 17 §4 and §2): each edge
 #: ``importer -> imported`` that lies on a cycle (names under ``spanlens.``). Fix one and
 #: delete its line here.
 KNOWN_CYCLE_EDGES = frozenset(
@@ -50,44 +50,12 @@ KNOWN_CYCLE_EDGES = frozenset(
         # §4: db.py and repair.py import each other.
         "store.db -> store.repair",
         "store.repair -> store.db",
-        # §3: lsp/ modules import each other through session.py.
         # Issue 16's contradiction rules read the prompt's instruction text and the span
         # context through function-local imports; one reply-judging folder (§2) ends it.
         "enrichment.contradictions -> enrichment.prompts",
         "enrichment.contradictions -> enrichment.validation",
         "enrichment.prompts -> enrichment.validation",
         "enrichment.validation -> enrichment.contradictions",
-        "lsp.commands -> lsp.session",
-        # spanlens.installModel (issue 16) joined the same session loop; it goes with §3.
-        "lsp.model_install -> lsp.commands",
-        "lsp.model_install -> lsp.docs",
-        "lsp.model_install -> lsp.progress",
-        "lsp.model_install -> lsp.session",
-        "lsp.server -> lsp.model_install",
-        "lsp.session -> lsp.model_install",
-        "lsp.diagnostics -> lsp.session",
-        "lsp.docs -> lsp.commands",
-        "lsp.documents -> lsp.progress",
-        "lsp.documents -> lsp.session",
-        "lsp.hover -> lsp.session",
-        "lsp.lenses -> lsp.session",
-        "lsp.progress -> lsp.session",
-        "lsp.server -> lsp.commands",
-        "lsp.server -> lsp.docs",
-        "lsp.server -> lsp.documents",
-        "lsp.server -> lsp.session",
-        "lsp.session -> lsp.commands",
-        "lsp.session -> lsp.diagnostics",
-        "lsp.session -> lsp.docs",
-        "lsp.session -> lsp.documents",
-        "lsp.session -> lsp.hover",
-        "lsp.session -> lsp.lenses",
-        "lsp.session -> lsp.progress",
-        "lsp.session -> lsp.server",
-        "lsp.session -> lsp.status",
-        "lsp.session -> lsp.symbols",
-        "lsp.status -> lsp.session",
-        "lsp.symbols -> lsp.session",
     }
 )
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from spanlens.lsp.documents import document_root
+from spanlens.lsp.edge import document_root
 
 REPO = Path(__file__).resolve().parents[2]
 

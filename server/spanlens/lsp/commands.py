@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
+from spanlens.lsp.edge import Edge
 from spanlens.presentation.markdown import inline_markdown, render_markdown, render_plaintext
-from spanlens.presentation.state import FRESH
+from spanlens.presentation.state import FRESH, SpanView
 from spanlens.scheduling.queue import Priority
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store.db import SpanRow
@@ -21,7 +22,7 @@ from spanlens.workspace.report import span_counts
 if TYPE_CHECKING:
     from spanlens.config import Settings
     from spanlens.docgen.job import DocgenJob
-    from spanlens.lsp.session import Session
+    from spanlens.lsp.status import StatusReporter
     from spanlens.scheduling.scheduler import Scheduler
     from spanlens.scheduling.store_worker import StoreWorker
     from spanlens.store.db import Store
@@ -70,22 +71,26 @@ class Started:
 
 class Commands:
     """The spanlens.* commands, given what they use (``started`` is None until the workspace
-    opens) and the settings in force."""
+    opens), the settings in force, what a span shows, and the status they report."""
 
     def __init__(
         self,
-        session: Session,
+        edge: Edge,
         started: Callable[[], Started | None],
         settings: Callable[[], Settings],
+        view: Callable[[SpanRow], SpanView],
+        status: StatusReporter,
     ) -> None:
-        self.session = session
+        self.edge = edge
         self.started = started
         self.settings = settings
+        self.view = view
+        self.status = status
 
     def _started(self) -> Started:
         started = self.started()
         if started is None:
-            raise CommandError(self.session.not_ready())
+            raise CommandError(self.edge.not_ready())
         return started
 
     def target_span(self, arg: dict[str, Any]) -> SpanRow:
@@ -100,7 +105,7 @@ class Commands:
             and _is_int(arg.get("line"))
             and (character is None or _is_int(character))
         ):
-            path = self.session.path_of(arg["uri"])
+            path = self.edge.path_of(arg["uri"])
             if path is not None:
                 span = store.span_at(path, arg["line"], character)
         else:
@@ -114,7 +119,7 @@ class Commands:
         work."""
         started = self._started()
         uri = arg.get("uri")
-        path = self.session.path_of(uri) if isinstance(uri, str) else None
+        path = self.edge.path_of(uri) if isinstance(uri, str) else None
         if path is None:
             raise CommandError('expected {"uri": <a file in the workspace>}')
         ids = [
@@ -128,7 +133,7 @@ class Commands:
     def enrich_span(self, arg: dict[str, Any]) -> dict[str, Any]:
         """Queue one span now (even while background work is paused)."""
         span = self.target_span(arg)
-        if self.session.view(span).state == FRESH:
+        if self.view(span).state == FRESH:
             return {"queued": 0, "spanId": span.id}
         self._started().scheduler.push([span.id], Priority.REQUESTED, explicit=True)
         return {"queued": 1, "spanId": span.id}
@@ -141,7 +146,7 @@ class Commands:
         paths = None
         if "uri" in arg:
             uri = arg["uri"]
-            path = self.session.path_of(uri) if isinstance(uri, str) else None
+            path = self.edge.path_of(uri) if isinstance(uri, str) else None
             if path is None:
                 raise CommandError("that file is outside the workspace")
             paths = [path]
@@ -156,23 +161,23 @@ class Commands:
         started = self.started()
         if started is not None:
             started.scheduler.pause("all")
-        self.session.status.mark()
-        return self.session.status.payload()
+        self.status.mark()
+        return self.status.payload()
 
     def resume(self) -> dict[str, Any]:
         """Resume background enrichment."""
         started = self.started()
         if started is not None:
             started.scheduler.resume()
-        self.session.status.mark()
-        return self.session.status.payload()
+        self.status.mark()
+        return self.status.payload()
 
     def show_span(self, arg: dict[str, Any]) -> dict[str, Any]:
         """Everything about one span: Markdown and plain text as the hover, and the raw
         view."""
-        view = self.session.view(self.target_span(arg))
+        view = self.view(self.target_span(arg))
         return {
-            "uri": self.session.uri_of(view.span.path),
+            "uri": self.edge.uri_of(view.span.path),
             "markdown": render_markdown(view),
             "plaintext": render_plaintext(view),
             "span": view.as_json(),
@@ -180,13 +185,12 @@ class Commands:
 
     async def status_report(self) -> dict[str, Any]:
         """The status payload plus workspace-wide enrichment counts and a Markdown summary."""
-        session = self.session
         started = self.started()
-        status = session.status.payload()
+        status = self.status.payload()
         if started is None:
             return {"status": status, "counts": None, "markdown": "spanlens is starting"}
         await started.docgen.refresh_coverage()
-        status = session.status.payload()
+        status = self.status.payload()
         settings = self.settings()
         max_failures = settings.enrichment.max_failures
         counts = await started.queries.run(lambda store: span_counts(store, max_failures))
@@ -194,7 +198,7 @@ class Commands:
             "status": status,
             "counts": counts,
             "docgen": status.get("docgen"),
-            "markdown": report_markdown(status, counts, session.root, settings.sources),
+            "markdown": report_markdown(status, counts, self.edge.root, settings.sources),
         }
 
 

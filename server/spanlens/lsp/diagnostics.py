@@ -2,22 +2,25 @@
 message ending with the model that wrote it.
 
 Only fresh enrichments produce diagnostics, so a span's pitfalls disappear as soon as its code
-changes, and come back when the new enrichment lands. Published for open documents only.
+changes, and come back when the new enrichment lands. Published for open documents only,
+when they are indexed or saved, when enrichments land and when the settings change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from spanlens.presentation.state import FRESH, model_label
+from spanlens.lsp.edge import Edge, name_range
+from spanlens.lsp.events import Listener
+from spanlens.presentation.state import FRESH, SpanView, model_label
 from spanlens.presentation.text import clean_text
+from spanlens.store.db import SpanRow
 
 if TYPE_CHECKING:
     from spanlens.config import Settings
-    from spanlens.lsp.session import Session
     from spanlens.store.db import Store
 
 SOURCE = "spanlens"
@@ -27,18 +30,22 @@ _SEVERITY = {
 }
 
 
-class DiagnosticsPublisher:
+class DiagnosticsPublisher(Listener):
     """Computes and publishes pitfall diagnostics per open document."""
 
     def __init__(
         self,
-        session: Session,
+        edge: Edge,
         store: Callable[[], Store | None],
         settings: Callable[[], Settings],
+        view: Callable[[SpanRow], SpanView],
     ) -> None:
-        self.session = session
+        self.edge = edge
         self.store = store
         self.settings = settings
+        self.view = view
+        #: uri -> workspace-relative path of each open document.
+        self.open: dict[str, str] = {}
 
     def diagnostics_for(self, path: str) -> list[types.Diagnostic]:
         """The pitfall diagnostics of one file under the current setting."""
@@ -48,7 +55,7 @@ class DiagnosticsPublisher:
             return []
         result = []
         for span in store.spans_in_file(path, with_facts=False):
-            view = self.session.view(span)
+            view = self.view(span)
             if view.state != FRESH or not view.enrichment:
                 continue
             model = model_label(view.enrichment)
@@ -56,7 +63,7 @@ class DiagnosticsPublisher:
             for pitfall in view.enrichment["data"].get("pitfalls") or []:
                 result.append(
                     types.Diagnostic(
-                        range=self.session.name_range(span),
+                        range=name_range(span),
                         message=clean_text(f"{span.name}: {pitfall}{by}", one_line=True),
                         severity=severity,
                         source=SOURCE,
@@ -68,24 +75,47 @@ class DiagnosticsPublisher:
 
     def publish(self, uri: str, path: str) -> None:
         """Publish (or clear) one document's diagnostics."""
-        self.session.server.text_document_publish_diagnostics(
+        self.edge.server.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=self.diagnostics_for(path))
         )
 
     def publish_paths(self, paths: list[str]) -> None:
         """Re-publish the open documents among ``paths``."""
         wanted = set(paths)
-        for uri, path in list(self.session.documents.open.items()):
+        for uri, path in list(self.open.items()):
             if path in wanted:
                 self.publish(uri, path)
 
     def publish_open(self) -> None:
         """Re-publish every open document (after a settings change)."""
-        for uri, path in list(self.session.documents.open.items()):
+        for uri, path in list(self.open.items()):
             self.publish(uri, path)
 
     def clear(self, uri: str) -> None:
         """Remove a document's diagnostics (closed)."""
-        self.session.server.text_document_publish_diagnostics(
+        self.edge.server.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
         )
+
+    # ------------------------------------------------------------ events
+
+    def document_opened(self, uri: str, path: str) -> None:
+        self.open[uri] = path
+
+    def document_closed(self, uri: str) -> None:
+        if self.open.pop(uri, None) is not None:
+            self.clear(uri)
+
+    def document_indexed(self, uri: str, path: str, lenses_moved: bool) -> None:
+        self.publish(uri, path)
+
+    def document_saved(self, uri: str, path: str, lenses_moved: bool, is_open: bool) -> None:
+        if is_open:
+            self.publish(uri, path)
+
+    def enriched(self, spans: list[SpanRow], outcomes: list[Any]) -> None:
+        if any(o.status == "enriched" for o in outcomes):
+            self.publish_paths(sorted({s.path for s in spans}))
+
+    def settings_changed(self, engine_replaced: bool) -> None:
+        self.publish_open()

@@ -6,7 +6,8 @@ not parse again). Files changed outside the editor arrive through didChangeWatch
 All parsing and writing runs on the indexer thread; handlers only schedule it. An open
 buffer's index goes ahead of other work there (the workspace walk lets it in between its
 transactions), and each open document has a future that tells code-lens requests when its
-latest text is indexed.
+latest text is indexed. What the index changed goes out as events (:mod:`spanlens.lsp.events`)
+to the features that show it.
 """
 
 from __future__ import annotations
@@ -16,22 +17,22 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from spanlens.indexing.indexer import FileDiff, IndexSummary, forget_recent_parse, remove_paths
 from spanlens.indexing.languages import LANGUAGE_BY_EXTENSION
+from spanlens.lsp.edge import Edge
+from spanlens.lsp.events import Events, Listener
 from spanlens.lsp.progress import WorkDone
 from spanlens.scheduling.queue import Priority
-from spanlens.store.db import Store
+from spanlens.store.db import SpanRow, Store
 from spanlens.workspace.files import current_text, index_file
 from spanlens.workspace.index import index_workspace, walk_files
 
 if TYPE_CHECKING:
     from spanlens.config import Settings
-    from spanlens.lsp.session import Session
     from spanlens.scheduling.scheduler import Scheduler
     from spanlens.scheduling.store_worker import StoreWorker
 
@@ -47,17 +48,22 @@ class IndexCancelled(Exception):
     """Raised from the progress callback to stop a workspace walk at shutdown."""
 
 
-class DocumentSync:
+class DocumentSync(Listener):
     """Open documents, their pending re-index timers and their unsaved changed spans."""
 
     def __init__(
         self,
-        session: Session,
+        edge: Edge,
+        events: Events,
+        ready: asyncio.Event,
         scheduler: Callable[[], Scheduler | None],
         indexer: Callable[[], StoreWorker | None],
         settings: Callable[[], Settings],
     ) -> None:
-        self.session = session
+        self.edge = edge
+        self.events = events
+        #: Set once the services exist.
+        self.ready = ready
         #: None until the workspace is open.
         self.scheduler = scheduler
         self.indexer = indexer
@@ -82,12 +88,13 @@ class DocumentSync:
 
     def did_open(self, uri: str) -> None:
         """Index the buffer, then queue its pending spans as open-document work."""
-        path = self.session.path_of(uri)
+        path = self.edge.path_of(uri)
         if path is None:
             return
         self.open[uri] = path
+        self.events.document_opened(uri, path)
         self._unsettle(uri)
-        self.session.spawn(self._refresh(uri, path, queue_open=True), f"open {path}")
+        self.edge.spawn(self._refresh(uri, path, queue_open=True), f"open {path}")
 
     def did_change(self, uri: str) -> None:
         """An edit: pause background work and re-index after the debounce."""
@@ -103,17 +110,17 @@ class DocumentSync:
 
         def fire() -> None:
             self._timers.pop(uri, None)
-            self.session.spawn(self._refresh(uri, path), f"re-index {path}")
+            self.edge.spawn(self._refresh(uri, path), f"re-index {path}")
 
         self._timers[uri] = loop.call_later(delay, fire)
 
     def did_save(self, uri: str) -> None:
         """Re-index now and put the file's changed spans at the front of the queue."""
-        path = self.open.get(uri) or self.session.path_of(uri)
+        path = self.open.get(uri) or self.edge.path_of(uri)
         if path is None:
             return
         self._cancel_timer(uri)
-        self.session.spawn(self._save(uri, path, time.perf_counter()), f"save {path}")
+        self.edge.spawn(self._save(uri, path, time.perf_counter()), f"save {path}")
 
     def did_close(self, uri: str) -> None:
         """Forget the buffer; its diagnostics go with it."""
@@ -124,7 +131,7 @@ class DocumentSync:
         if settled is not None and not settled.done():
             settled.set_result(None)
         if path is not None:
-            self.session.diagnostics.clear(uri)
+            self.events.document_closed(uri)
             forget_recent_parse(path)
 
     def watched_files_changed(self, changes: list[types.FileEvent]) -> None:
@@ -137,23 +144,23 @@ class DocumentSync:
         for change in changes:
             if change.uri in self.open:
                 continue
-            path = self.session.path_of(change.uri)
+            path = self.edge.path_of(change.uri)
             if path is not None and os.path.splitext(path)[1].lower() in LANGUAGE_BY_EXTENSION:
                 paths[path] = change.type == types.FileChangeType.Deleted
         if paths:
-            self.session.spawn(self.reindex_from_disk(paths), "re-index changed files")
+            self.edge.spawn(self.reindex_from_disk(paths), "re-index changed files")
 
     def buffer_text(self, path: str) -> str | None:
         """The open buffer's raw text of ``path``, or None when it is not open."""
         for uri, open_path in self.open.items():
             if open_path == path:
-                return str(self.session.server.workspace.get_text_document(uri).source)
+                return str(self.edge.server.workspace.get_text_document(uri).source)
         return None
 
     def source_text(self, path: str) -> str | None:
         """A file's current text for the engine: the open buffer, else the disk, read as the
         indexer reads them (see :func:`spanlens.workspace.files.current_text`)."""
-        root = self.session.root
+        root = self.edge.root
         return current_text(root, path, self.buffer_text) if root is not None else None
 
     async def wait_indexed(self, uri: str, timeout: float = INDEX_WAIT_SECONDS) -> None:
@@ -176,6 +183,29 @@ class DocumentSync:
         if settled is not None and not settled.done():
             settled.set_result(None)
 
+    def status_fields(self) -> dict[str, Any]:
+        """The status payload's part about the index: the walk's progress, whether the first
+        walk finished, and the last save."""
+        indexing = None
+        if self.indexing is not None:
+            done, total = self.indexing
+            indexing = {"done": done, "total": total}
+        return {"indexing": indexing, "indexed": self.indexed, "lastSave": self.last_save}
+
+    def enriched(self, spans: list[SpanRow], outcomes: list[Any]) -> None:
+        """A result discarded for a file that is not open means the index is behind that
+        file (it changed without a watcher event): re-index it from disk."""
+        open_paths = set(self.open.values())
+        by_id = {s.id: s for s in spans}
+        behind = {
+            by_id[o.span_id].path: False
+            for o in outcomes
+            if o.status == "discarded" and o.span_id in by_id
+            if by_id[o.span_id].path not in open_paths
+        }
+        if behind:
+            self.edge.spawn(self.reindex_from_disk(behind), "re-index stale files")
+
     # ------------------------------------------------------------ work
 
     async def _refresh(self, uri: str, path: str, queue_open: bool = False) -> FileDiff | None:
@@ -188,7 +218,7 @@ class DocumentSync:
     async def _refresh_now(
         self, uri: str, path: str, queue_open: bool, edits: int | None
     ) -> FileDiff | None:
-        await self.session.ready.wait()
+        await self.ready.wait()
         diff = await self._index_buffer(uri, path)
         self._settle(uri, edits)  # lens requests need the index, not the queueing below
         scheduler = self.scheduler()
@@ -197,10 +227,8 @@ class DocumentSync:
         if diff is not None and diff.touched:
             self.unsaved.setdefault(path, set()).update(diff.touched)
             scheduler.push(diff.touched, Priority.OPEN)
-        if diff is not None:
-            self.session.diagnostics.publish(uri, path)
-            if diff.touched or queue_open:  # new, moved or now stale spans: lenses change
-                self.session.lenses.refresh()
+        if diff is not None:  # new, moved or now stale spans: lenses change
+            self.events.document_indexed(uri, path, bool(diff.touched) or queue_open)
         if queue_open:
             await scheduler.queue_pending_of([path], Priority.OPEN)
         return diff
@@ -213,15 +241,13 @@ class DocumentSync:
             self._settle(uri, edits)
 
     async def _save_now(self, uri: str, path: str, started: float) -> None:
-        await self.session.ready.wait()
+        await self.ready.wait()
         scheduler = self.scheduler()
         if scheduler is None:
             return
         diff = await self._index_buffer(uri, path) if uri in self.open else None
         if diff is None and uri not in self.open:
             diff = await self._index_disk(path)
-        if diff is not None and diff.touched:
-            self.session.lenses.refresh()
         touched = self.unsaved.pop(path, set())
         if diff is not None:
             touched.update(diff.touched)
@@ -230,15 +256,14 @@ class DocumentSync:
         queued_ms = (time.perf_counter() - started) * 1000
         self.last_save = {"path": path, "spans": len(ordered), "queuedMs": round(queued_ms, 3)}
         log.info("saved %s: %d changed spans queued in %.1f ms", path, len(ordered), queued_ms)
-        self.session.status.mark()
-        if uri in self.open:
-            self.session.diagnostics.publish(uri, path)
+        lenses_moved = diff is not None and bool(diff.touched)
+        self.events.document_saved(uri, path, lenses_moved, uri in self.open)
 
     async def _index_buffer(self, uri: str, path: str) -> FileDiff | None:
-        indexer, root = self.indexer(), self.session.root
+        indexer, root = self.indexer(), self.edge.root
         if indexer is None or root is None:
             return None
-        document = self.session.server.workspace.get_text_document(uri)
+        document = self.edge.server.workspace.get_text_document(uri)
         data = document.source.encode("utf-8")
         index = self.settings().index
 
@@ -249,7 +274,7 @@ class DocumentSync:
         return await indexer.run_first(work)
 
     async def _index_disk(self, path: str) -> FileDiff | None:
-        indexer, root = self.indexer(), self.session.root
+        indexer, root = self.indexer(), self.edge.root
         if indexer is None or root is None:
             return None
         index = self.settings().index
@@ -258,7 +283,7 @@ class DocumentSync:
     async def reindex_from_disk(self, paths: dict[str, bool]) -> None:
         """Re-index files from disk (``True`` = deleted); the backlog is asked again only if
         something changed, so an index that was already right causes no more work."""
-        await self.session.ready.wait()
+        await self.ready.wait()
         indexer, scheduler = self.indexer(), self.scheduler()
         if indexer is None or scheduler is None:
             return
@@ -274,23 +299,23 @@ class DocumentSync:
         log.info("%d files changed outside the editor: %d spans to enrich", len(paths), changed)
         if changed or gone:
             scheduler.invalidate_backlog()
-            self.session.lenses.refresh()  # their lenses moved, went stale or vanished
-        self.session.status.mark()
+        # Their lenses moved, went stale or vanished if anything changed.
+        self.events.files_indexed(bool(changed or gone))
 
     async def index_workspace(self) -> None:
         """Bring the index up to date with the disk, with work-done progress, then re-index
         open buffers (the walk read the disk, which may differ from them)."""
-        indexer, scheduler, root = self.indexer(), self.scheduler(), self.session.root
+        indexer, scheduler, root = self.indexer(), self.scheduler(), self.edge.root
         if indexer is None or scheduler is None or root is None:
             return
         self.indexing = (0, 0)
         settings = self.settings()
-        progress = WorkDone(self.session, "spanlens: indexing")
+        progress = WorkDone(self.edge, "spanlens: indexing")
         await progress.begin("walking the workspace")
         loop = asyncio.get_running_loop()
 
         def report(done: int, total: int) -> None:
-            if self.session.closing:
+            if self.edge.closing:
                 raise IndexCancelled
             self.indexing = (done, total)
             loop.call_soon_threadsafe(self._index_progress, progress, done, total)
@@ -303,7 +328,7 @@ class DocumentSync:
             # The walk reads only the file system: off the indexer thread, which stays free
             # for opened buffers meanwhile.
             walk = await asyncio.to_thread(walk_files, root, settings.index)
-            if self.session.closing:
+            if self.edge.closing:
                 raise IndexCancelled
             summary = await indexer.run(work)
         except IndexCancelled:
@@ -327,17 +352,16 @@ class DocumentSync:
             await self._refresh(uri, path)
         self.indexed = True
         scheduler.invalidate_backlog()
-        self.session.lenses.refresh()
-        self.session.status.mark()
+        self.events.files_indexed(True)
 
     def _index_progress(self, progress: WorkDone, done: int, total: int) -> None:
         percentage = done * 100 // total if total else 100
         progress.report(f"{done}/{total} files", percentage)
-        self.session.status.mark()
+        self.events.indexing_progress(done, total)
 
     async def register_watchers(self) -> None:
         """Ask the client to report file changes made outside the editor, if it can."""
-        if not self.session.supports("workspace.did_change_watched_files.dynamic_registration"):
+        if not self.edge.supports("workspace.did_change_watched_files.dynamic_registration"):
             return
         extensions = sorted({ext.lstrip(".") for ext in LANGUAGE_BY_EXTENSION})
         watchers = [types.FileSystemWatcher(glob_pattern=f"**/*.{ext}") for ext in extensions]
@@ -347,7 +371,7 @@ class DocumentSync:
             register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=watchers),
         )
         try:
-            await self.session.server.client_register_capability_async(
+            await self.edge.server.client_register_capability_async(
                 types.RegistrationParams(registrations=[registration])
             )
         except Exception as exc:
@@ -362,20 +386,3 @@ class DocumentSync:
         timer = self._timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
-
-
-def document_root(params: types.InitializeParams) -> Path | None:
-    """The workspace root: the first workspace folder, else rootUri, else rootPath."""
-    from pygls.uris import to_fs_path
-
-    uri = None
-    if params.workspace_folders:
-        uri = params.workspace_folders[0].uri
-    elif params.root_uri:
-        uri = params.root_uri
-    if uri is not None:
-        fs_path = to_fs_path(uri)
-        return Path(fs_path).resolve() if fs_path else None
-    if params.root_path:
-        return Path(params.root_path).resolve()
-    return None

@@ -10,53 +10,56 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from spanlens.lsp.edge import Edge, span_range
 from spanlens.presentation.markdown import render_markdown, render_plaintext
-from spanlens.presentation.state import PENDING, STALE
+from spanlens.presentation.state import PENDING, STALE, SpanView
 from spanlens.scheduling.queue import Priority
+from spanlens.store.db import SpanRow
 
 if TYPE_CHECKING:
-    from spanlens.lsp.session import Session
     from spanlens.scheduling.scheduler import Scheduler
     from spanlens.store.db import Store
 
 
 class Hover:
-    """textDocument/hover, given the store and the scheduler (None until the workspace opens)."""
+    """textDocument/hover, given the store and the scheduler (None until the workspace opens)
+    and what a span shows."""
 
     def __init__(
         self,
-        session: Session,
+        edge: Edge,
         store: Callable[[], Store | None],
         scheduler: Callable[[], Scheduler | None],
+        view: Callable[[SpanRow], SpanView],
     ) -> None:
-        self.session = session
+        self.edge = edge
         self.store = store
         self.scheduler = scheduler
+        self.view = view
 
     def hover(self, params: types.HoverParams) -> types.Hover | None:
         """The hover of the span at ``params.position``, or None outside every span."""
-        session = self.session
         store, scheduler = self.store(), self.scheduler()
-        path = session.path_of(params.text_document.uri)
+        path = self.edge.path_of(params.text_document.uri)
         if store is None or scheduler is None or path is None:
             return None
         position = params.position
         span = store.span_at(path, position.line, position.character)
         if span is None:
             return None
-        view = session.view(span)
+        view = self.view(span)
         if view.state in (PENDING, STALE):
             scheduler.push([span.id], Priority.REQUESTED)
-        if prefers_markdown(session):
+        if prefers_markdown(self.edge):
             content = types.MarkupContent(types.MarkupKind.Markdown, render_markdown(view))
         else:
             content = types.MarkupContent(types.MarkupKind.PlainText, render_plaintext(view))
-        return types.Hover(contents=content, range=session.span_range(span))
+        return types.Hover(contents=content, range=span_range(span))
 
 
-def prefers_markdown(session: Session) -> bool:
+def prefers_markdown(edge: Edge) -> bool:
     """Whether the client lists Markdown before plain text in hover.contentFormat."""
-    caps = session.server.client_capabilities
+    caps = edge.server.client_capabilities
     hover_caps = caps.text_document.hover if caps.text_document else None
     formats = list(hover_caps.content_format or []) if hover_caps else []
     if not formats:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from spanlens.lsp.edge import Edge, name_range
+from spanlens.lsp.events import Listener
 from spanlens.presentation.state import (
     FACTS_ONLY,
     FAILED,
@@ -32,7 +34,6 @@ from spanlens.store.db import SpanRow, Store
 
 if TYPE_CHECKING:
     from spanlens.config import Settings
-    from spanlens.lsp.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -42,30 +43,36 @@ SHOW_SPAN = "spanlens.showSpan"
 TITLE_SUMMARY_CHARS = 60
 #: Refresh requests closer together than this are merged.
 REFRESH_DELAY = 0.15
+#: Sent when enrichments land: the documents and spans whose views changed.
+ENRICHED_METHOD = "spanlens/enriched"
 
 
 class CodeLenses:
-    """textDocument/codeLens and codeLens/resolve, given the store and the settings."""
+    """textDocument/codeLens and codeLens/resolve, given the store, the settings, what a
+    span shows, and how to wait until an open document's latest text is indexed."""
 
     def __init__(
         self,
-        session: Session,
+        edge: Edge,
         store: Callable[[], Store | None],
         settings: Callable[[], Settings],
+        view: Callable[[SpanRow], SpanView],
+        wait_indexed: Callable[[str], Awaitable[None]],
     ) -> None:
-        self.session = session
+        self.edge = edge
         self.store = store
         self.settings = settings
+        self.view = view
+        self.wait_indexed = wait_indexed
 
     async def code_lenses(self, uri: str) -> list[types.CodeLens]:
         """Unresolved lenses for the spans of one document, under the ``lsp.code_lens``
         setting; an open document's pending index is awaited first (briefly, see
         ``wait_indexed``). Empty for documents spanlens does not index (outside the
         workspace, ignored, no root)."""
-        session = self.session
-        await session.documents.wait_indexed(uri)
+        await self.wait_indexed(uri)
         store = self.store()
-        path = session.path_of(uri)
+        path = self.edge.path_of(uri)
         if store is None or path is None:
             return []
         mode = self.settings().lsp.code_lens
@@ -76,7 +83,7 @@ class CodeLenses:
             spans = top_level(spans)
         return [
             types.CodeLens(
-                range=session.name_range(span),
+                range=name_range(span),
                 data={"spanId": span.id, "uri": uri},
             )
             for span in spans
@@ -96,7 +103,7 @@ class CodeLenses:
             lens.command = types.Command(title=title, command="")
             return lens
         lens.command = types.Command(
-            title=clean_text(lens_title(self.session.view(span)), one_line=True),
+            title=clean_text(lens_title(self.view(span)), one_line=True),
             command=SHOW_SPAN,
             arguments=[{"spanId": span.id}],
         )
@@ -141,16 +148,17 @@ def top_level(spans: list[SpanRow]) -> list[SpanRow]:
     return result
 
 
-class LensRefresher:
-    """Merges refresh requests into one workspace/codeLens/refresh, if the client has it."""
+class LensRefresher(Listener):
+    """Merges refresh requests into one workspace/codeLens/refresh, if the client has it, and
+    tells every client which spans were enriched (``spanlens/enriched``)."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
         self._timer: asyncio.TimerHandle | None = None
 
     def supported(self) -> bool:
         """Whether the client advertises ``workspace.codeLens.refreshSupport``."""
-        return self.session.supports("workspace.code_lens.refresh_support")
+        return self.edge.supports("workspace.code_lens.refresh_support")
 
     def refresh(self) -> None:
         """Ask the client to re-request lenses soon."""
@@ -161,11 +169,39 @@ class LensRefresher:
 
     def _fire(self) -> None:
         self._timer = None
-        if not self.session.closing:
-            self.session.spawn(self._send(), "code lens refresh")
+        if not self.edge.closing:
+            self.edge.spawn(self._send(), "code lens refresh")
 
     async def _send(self) -> None:
         try:
-            await self.session.server.workspace_code_lens_refresh_async(None)
+            await self.edge.server.workspace_code_lens_refresh_async(None)
         except Exception as exc:
             log.warning("workspace/codeLens/refresh failed: %s", exc)
+
+    # ------------------------------------------------------------ events
+
+    def document_indexed(self, uri: str, path: str, lenses_moved: bool) -> None:
+        if lenses_moved:
+            self.refresh()
+
+    def document_saved(self, uri: str, path: str, lenses_moved: bool, is_open: bool) -> None:
+        if lenses_moved:
+            self.refresh()
+
+    def files_indexed(self, lenses_moved: bool) -> None:
+        if lenses_moved:
+            self.refresh()
+
+    def enriched(self, spans: list[SpanRow], outcomes: list[Any]) -> None:
+        enriched = [o.span_id for o in outcomes if o.status == "enriched"]
+        if not enriched:
+            return
+        self.refresh()
+        paths = sorted({s.path for s in spans})
+        self.edge.server.protocol.notify(
+            ENRICHED_METHOD,
+            {"uris": [self.edge.uri_of(p) for p in paths], "spanIds": enriched},
+        )
+
+    def settings_changed(self, engine_replaced: bool) -> None:
+        self.refresh()

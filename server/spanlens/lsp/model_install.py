@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -19,37 +19,31 @@ from pygls.exceptions import JsonRpcException
 from spanlens.localmodel.catalog import CatalogError, UnknownModel, default_model, get_model
 from spanlens.localmodel.install import EXIT_USAGE, InstallCancelled, InstallError, install
 from spanlens.lsp.commands import CommandError
-from spanlens.lsp.docs import REQUEST_FAILED
+from spanlens.lsp.edge import Edge
 from spanlens.lsp.progress import WorkDone
-
-if TYPE_CHECKING:
-    from spanlens.lsp.session import Session
 
 log = logging.getLogger(__name__)
 
 INSTALL_MODEL = "spanlens.installModel"
 
-#: LSP's RequestCancelled.
-REQUEST_CANCELLED = -32800
-
 
 class ModelInstallFailed(JsonRpcException):
     """Every source failed, or no disk space: one readable line."""
 
-    CODE = REQUEST_FAILED
+    CODE = int(types.LSPErrorCodes.RequestFailed)
 
 
 class ModelInstallCancelled(JsonRpcException):
     """The user cancelled the install's progress bar."""
 
-    CODE = REQUEST_CANCELLED
+    CODE = int(types.LSPErrorCodes.RequestCancelled)
 
 
 class ModelInstalls:
     """Runs installs for the editor; maps their progress tokens to cancel events."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
         self._cancels: dict[str, threading.Event] = {}
 
     async def install_model(self, arg: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +58,7 @@ class ModelInstalls:
             raise CommandError(str(exc)) from exc
         except CatalogError as exc:
             raise ModelInstallFailed(str(exc)) from exc
-        bar = WorkDone(self.session, f"spanlens: installing {spec.name}", cancellable=True)
+        bar = WorkDone(self.edge, f"spanlens: installing {spec.name}", cancellable=True)
         cancel = threading.Event()
         self._cancels[bar.token] = cancel
         try:

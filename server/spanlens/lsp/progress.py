@@ -11,12 +11,15 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from spanlens.lsp.edge import Edge
+from spanlens.lsp.events import Listener
+from spanlens.store.db import SpanRow
+
 if TYPE_CHECKING:
-    from spanlens.lsp.session import Session
     from spanlens.scheduling.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -32,8 +35,8 @@ _tokens = itertools.count(1)
 class WorkDone:
     """One server-initiated progress bar; every method is a no-op without client support."""
 
-    def __init__(self, session: Session, title: str, cancellable: bool = False) -> None:
-        self.session = session
+    def __init__(self, edge: Edge, title: str, cancellable: bool = False) -> None:
+        self.edge = edge
         self.title = title
         self.cancellable = cancellable
         self.token = f"spanlens-{next(_tokens)}"
@@ -46,9 +49,9 @@ class WorkDone:
         """Create the token and show the bar; False when the client cannot show one, or when
         ``still_running`` says the work ended while the client was creating the token (a bar
         must never begin after its work ended)."""
-        if not self.session.supports("window.work_done_progress"):
+        if not self.edge.supports("window.work_done_progress"):
             return False
-        progress = self.session.server.work_done_progress
+        progress = self.edge.server.work_done_progress
         try:
             await progress.create_async(self.token)
         except Exception as exc:
@@ -72,7 +75,7 @@ class WorkDone:
         if not self.active or (not force and now - self._last_report < REPORT_INTERVAL):
             return
         self._last_report = now
-        self.session.server.work_done_progress.report(
+        self.edge.server.work_done_progress.report(
             self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
         )
 
@@ -81,16 +84,16 @@ class WorkDone:
         if not self.active:
             return
         self.active = False
-        progress = self.session.server.work_done_progress
+        progress = self.edge.server.work_done_progress
         progress.end(self.token, types.WorkDoneProgressEnd(message=message))
         progress.tokens.pop(self.token, None)
 
 
-class QueueProgress:
+class QueueProgress(Listener):
     """A cancellable bar while enrichment calls run: "3 in flight, 120 queued"."""
 
-    def __init__(self, session: Session, scheduler: Callable[[], Scheduler | None]) -> None:
-        self.session = session
+    def __init__(self, edge: Edge, scheduler: Callable[[], Scheduler | None]) -> None:
+        self.edge = edge
         self.scheduler = scheduler
         self.bar: WorkDone | None = None
         self._starting = False
@@ -110,7 +113,7 @@ class QueueProgress:
             self._end_timer = None
         if running and self.bar is None and not self._starting:
             self._starting = True
-            self.session.spawn(self._start(), "queue progress")
+            self.edge.spawn(self._start(), "queue progress")
             return
         if self.bar is None:
             return
@@ -125,6 +128,12 @@ class QueueProgress:
     def count_done(self, spans: int) -> None:
         """Spans finished since the bar began (for the percentage)."""
         self._done += spans
+
+    def enriched(self, spans: list[SpanRow], outcomes: list[Any]) -> None:
+        self.count_done(len(outcomes))
+
+    def queue_changed(self) -> None:
+        self.update()
 
     def cancelled(self, token: types.ProgressToken) -> bool:
         """window/workDoneProgress/cancel: pause the backlog if it was this bar's token."""
@@ -143,12 +152,12 @@ class QueueProgress:
 
     def _running(self) -> bool:
         scheduler = self.scheduler()
-        if scheduler is None or self._closed or self.session.closing:
+        if scheduler is None or self._closed or self.edge.closing:
             return False
         return scheduler.snapshot()["inFlight"] > 0
 
     async def _start(self) -> None:
-        bar = WorkDone(self.session, "spanlens: enriching", cancellable=True)
+        bar = WorkDone(self.edge, "spanlens: enriching", cancellable=True)
         try:
             # The client answers the token's creation when it likes; by then the calls may be
             # over (no bar then: the next call starts a new one) or the server shutting down.

@@ -20,7 +20,7 @@ from pygls.protocol.json_rpc import JsonRPCRequestMessage
 from spanlens import __version__
 from spanlens.lsp import commands, docs, model_install
 from spanlens.lsp.commands import CommandError
-from spanlens.lsp.documents import document_root
+from spanlens.lsp.edge import document_root
 from spanlens.lsp.logs import setup_logging
 from spanlens.lsp.session import Session
 from spanlens.lsp.settings import pushed_section
@@ -217,11 +217,11 @@ def create_server() -> SpanlensServer:
 
     @server.command(docs.DOCGEN_FILE)
     async def docgen_file(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
-        return await ls.require_session().doc_commands().docgen_file(commands.argument(args))
+        return await ls.require_session().docs.docgen_file(commands.argument(args))
 
     @server.command(docs.OPEN_DOC)
     def open_doc(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
-        return ls.require_session().doc_commands().open_doc(commands.argument(args))
+        return ls.require_session().docs.open_doc(commands.argument(args))
 
     @server.command(model_install.INSTALL_MODEL)
     async def install_model(ls: SpanlensServer, *args: Any) -> dict[str, Any]:

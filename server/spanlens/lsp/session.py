@@ -1,20 +1,19 @@
-"""One workspace as the server sees it: its services and the state each feature owns.
+"""One workspace as the server sees it: builds the services and the features, and wires them.
 
-Lifecycle events fan out from here. Every background task is tracked, and its failure is
-logged instead of surfacing as an editor popup.
+Features get an :class:`~spanlens.lsp.edge.Edge`, the services they use and the events they
+hear (:mod:`spanlens.lsp.events`) passed in here; none of them imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from lsprotocol import types
-from pygls.capabilities import get_capability
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.lsp.server import LanguageServer
 
 from spanlens.app import (
     Services,
@@ -30,11 +29,12 @@ from spanlens.enrichment.defaults import (
     backend_source,
     resolve_default_backends,
 )
-from spanlens.indexing.indexer import relative_path
-from spanlens.lsp.commands import CommandError, Commands, Started
+from spanlens.lsp.commands import Commands, Started
 from spanlens.lsp.diagnostics import DiagnosticsPublisher
 from spanlens.lsp.docs import DocCommands
 from spanlens.lsp.documents import DocumentSync
+from spanlens.lsp.edge import Edge
+from spanlens.lsp.events import Events
 from spanlens.lsp.hover import Hover
 from spanlens.lsp.lenses import CodeLenses, LensRefresher
 from spanlens.lsp.model_install import ModelInstalls
@@ -45,9 +45,6 @@ from spanlens.lsp.symbols import SymbolSearch
 from spanlens.presentation.state import SpanView, span_view
 from spanlens.scheduling.scheduler import DRAIN_SECONDS
 from spanlens.store.db import SpanRow
-
-if TYPE_CHECKING:
-    from spanlens.lsp.server import SpanlensServer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +61,7 @@ NO_ROOT_MESSAGE = (
 class Session:
     """The server's state for one workspace root."""
 
-    def __init__(self, server: SpanlensServer, root: Path | None, init_options: Any) -> None:
+    def __init__(self, server: LanguageServer, root: Path | None, init_options: Any) -> None:
         self.server = server
         self.root = root
         self.init_options = init_options if isinstance(init_options, dict) else {}
@@ -72,8 +69,8 @@ class Session:
         self.editor_section: dict[str, Any] | None = None
         self.services: Services | None = None
         self.ready = asyncio.Event()
-        self.closing = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.edge = Edge(server, root)
+        self.events = Events()
         # The one place features get what they use. The services exist only once the
         # workspace is open (and settings and docgen are replaced by a settings change), so
         # each feature gets a small provider per thing it uses: None until then.
@@ -82,17 +79,25 @@ class Session:
         indexer = self._provider(lambda s: s.indexer)
         queries = self._provider(lambda s: s.queries)
         docgen = self._provider(lambda s: s.docgen)
-        settings = self._settings
-        self.documents = DocumentSync(self, scheduler, indexer, settings)
-        self.diagnostics = DiagnosticsPublisher(self, store, settings)
-        self.lenses = LensRefresher(self)
-        self.code_lenses = CodeLenses(self, store, settings)
-        self.hover = Hover(self, store, scheduler)
-        self.symbols = SymbolSearch(self, queries)
-        self.status = StatusReporter(self, scheduler, docgen, settings)
-        self.progress = QueueProgress(self, scheduler)
-        self.commands = Commands(self, self._started, settings)
-        self.model_installs = ModelInstalls(self)
+        settings, view, edge = self._settings, self.view, self.edge
+        self.documents = DocumentSync(edge, self.events, self.ready, scheduler, indexer, settings)
+        self.diagnostics = DiagnosticsPublisher(edge, store, settings, view)
+        self.lenses = LensRefresher(edge)
+        self.code_lenses = CodeLenses(edge, store, settings, view, self.documents.wait_indexed)
+        self.hover = Hover(edge, store, scheduler, view)
+        self.symbols = SymbolSearch(edge, queries)
+        self.status = StatusReporter(
+            edge, scheduler, docgen, settings, self.documents.status_fields
+        )
+        self.progress = QueueProgress(edge, scheduler)
+        self.commands = Commands(edge, self._started, settings, view, self.status)
+        self.docs = DocCommands(edge, docgen)
+        self.model_installs = ModelInstalls(edge)
+        # In this order: the bar counts first, the client hears diagnostics before
+        # ``spanlens/enriched``, and the status goes out last.
+        self.events.subscribe(
+            self.progress, self.diagnostics, self.lenses, self.documents, self.status
+        )
 
     def _provider(self, pick: Callable[[Services], T]) -> Callable[[], T | None]:
         return lambda: pick(self.services) if self.services is not None else None
@@ -118,10 +123,6 @@ class Session:
     def settings(self) -> Settings:
         """The settings in force (defaults until the services exist)."""
         return self.services.settings if self.services else Settings()
-
-    def supports(self, capability: str) -> bool:
-        """Whether the client advertises ``capability`` (a dotted path, snake_case)."""
-        return bool(get_capability(self.server.client_capabilities, capability, False))
 
     async def start(self) -> None:
         """After ``initialized``: read settings, build services, index in the background."""
@@ -155,7 +156,7 @@ class Session:
             log.warning("%s", note)
         self.ready.set()
         await self.documents.register_watchers()
-        self.spawn(self.documents.index_workspace(), "index workspace")
+        self.edge.spawn(self.documents.index_workspace(), "index workspace")
         self.status.mark()
 
     async def reload_settings(self, pushed: dict[str, Any] | None) -> None:
@@ -173,13 +174,13 @@ class Session:
         settings = await resolve_default_backends(settings)
         self.services.settings = settings
         self.services.scheduler.update_settings(settings)
-        if (old.backends, old.enrichment, old.gpu) != (
+        engine_replaced = (old.backends, old.enrichment, old.gpu) != (
             settings.backends,
             settings.enrichment,
             settings.gpu,
-        ):
+        )
+        if engine_replaced:
             replace_engine(self.services, settings, self.documents.source_text)
-            self.status.reset_warnings()
         if (old.backends, old.enrichment, old.docgen) != (
             settings.backends,
             settings.enrichment,
@@ -189,21 +190,19 @@ class Session:
         log.info("settings reloaded from %s", ", ".join(settings.sources))
         for note in settings.notes:
             log.warning("%s", note)
-        self.diagnostics.publish_open()
-        self.lenses.refresh()
-        self.status.mark()
+        self.events.settings_changed(engine_replaced)
 
     def _overrides(self) -> dict[str, Any]:
         return merge_editor_settings(self.init_options, self.editor_section)
 
     async def close(self) -> None:
         """Shutdown: stop indexing, drain the queue, close everything; no task left behind."""
-        self.closing = True
+        self.edge.closing = True
         self.documents.cancel_timers()
         self.progress.close()
         self.model_installs.close()
         self.status.close()
-        tasks = [t for t in self._tasks if not t.done()]
+        tasks = self.edge.running_tasks()
         services = self.services
         if services is not None:
             await close_services_after(services, tasks)
@@ -212,86 +211,19 @@ class Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Run ``coro`` in the background, tracked, with its failure logged."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None and not self.closing:
-            log.error("%s failed: %s", task.get_name(), exc, exc_info=exc)
-
     # ------------------------------------------------------------ events from the scheduler
 
     def on_enriched(self, spans: list[SpanRow], outcomes: list[Any]) -> None:
-        """Results landed: refresh what shows them, warn once when no backend answers."""
-        if self.closing:
-            return
-        self.progress.count_done(len(outcomes))
-        if any(o.status == "enriched" for o in outcomes):
-            paths = sorted({s.path for s in spans})
-            self.diagnostics.publish_paths(paths)
-            self.lenses.refresh()
-            self.server.protocol.notify(
-                "spanlens/enriched",
-                {
-                    "uris": [self.uri_of(p) for p in paths],
-                    "spanIds": [o.span_id for o in outcomes if o.status == "enriched"],
-                },
-            )
-        open_paths = set(self.documents.open.values())
-        by_id = {s.id: s for s in spans}
-        behind = {
-            by_id[o.span_id].path: False
-            for o in outcomes
-            if o.status == "discarded" and o.span_id in by_id
-            if by_id[o.span_id].path not in open_paths
-        }
-        if behind:  # the index is behind these files (changed without a watcher event)
-            self.spawn(self.documents.reindex_from_disk(behind), "re-index stale files")
-        self.status.check_backends()
-        self.status.mark()
+        """Results landed: every feature that shows them hears it."""
+        if not self.edge.closing:
+            self.events.enriched(spans, outcomes)
 
     def on_queue_change(self) -> None:
         """The queue or the calls in flight changed."""
-        if self.closing:
-            return
-        self.progress.update()
-        self.status.mark()
+        if not self.edge.closing:
+            self.events.queue_changed()
 
-    # ------------------------------------------------------------ helpers for features
-
-    def not_ready(self) -> str:
-        """Why there are no services: no workspace folder, or still starting."""
-        if self.root is None:
-            return "spanlens is inactive: no workspace folder (open a folder, or set a root)"
-        return "spanlens is still starting"
-
-    def doc_commands(self) -> DocCommands:
-        """The docgen commands, handed the job they drive."""
-        if self.services is None:
-            raise CommandError(self.not_ready())
-        return DocCommands(self.services.docgen, self.path_of)
-
-    def path_of(self, uri: str) -> str | None:
-        """The workspace-relative path of a document URI, or None outside the workspace."""
-        if self.root is None:
-            return None
-        fs_path = to_fs_path(uri)
-        if fs_path is None:
-            return None
-        return relative_path(self.root, Path(fs_path))
-
-    def uri_of(self, path: str) -> str:
-        """The file URI of a workspace-relative path."""
-        assert self.root is not None
-        return from_fs_path(str(self.root / path)) or ""
+    # ------------------------------------------------------------ given to features
 
     def view(self, span: SpanRow) -> SpanView:
         """What the user is shown about ``span`` (state, enrichment, failure)."""
@@ -303,20 +235,6 @@ class Session:
             span,
             max_failures=settings.enrichment.max_failures,
             models_configured=models,
-        )
-
-    def span_range(self, span: SpanRow) -> types.Range:
-        """The LSP range of the whole span."""
-        return types.Range(
-            start=types.Position(line=span.start_line, character=span.start_col),
-            end=types.Position(line=span.end_line, character=span.end_col),
-        )
-
-    def name_range(self, span: SpanRow) -> types.Range:
-        """The LSP range of the span's name."""
-        return types.Range(
-            start=types.Position(line=span.name_start_line, character=span.name_start_col),
-            end=types.Position(line=span.name_end_line, character=span.name_end_col),
         )
 
 

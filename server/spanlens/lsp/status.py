@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from spanlens.enrichment.defaults import backend_source
+from spanlens.lsp.edge import Edge
+from spanlens.lsp.events import Listener
 from spanlens.scheduling.queue import LANE_NAMES
+from spanlens.store.db import SpanRow
 
 if TYPE_CHECKING:
     from spanlens.config import Settings
     from spanlens.docgen.job import DocgenJob
-    from spanlens.lsp.session import Session
     from spanlens.scheduling.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -45,20 +47,23 @@ IDLE_SNAPSHOT: dict[str, Any] = {
 NO_BACKENDS: dict[str, Any] = {"endpoints": [], "unreachable": False, "misconfigured": []}
 
 
-class StatusReporter:
+class StatusReporter(Listener):
     """Builds and sends the status payload; owns the one-time "unreachable" warning."""
 
     def __init__(
         self,
-        session: Session,
+        edge: Edge,
         scheduler: Callable[[], Scheduler | None],
         docgen: Callable[[], DocgenJob | None],
         settings: Callable[[], Settings],
+        index_fields: Callable[[], dict[str, Any]],
     ) -> None:
-        self.session = session
+        self.edge = edge
         self.scheduler = scheduler
         self.docgen = docgen
         self.settings = settings
+        #: The payload's ``indexing``, ``indexed`` and ``lastSave`` (document sync's).
+        self.index_fields = index_fields
         self._timer: asyncio.TimerHandle | None = None
         self._warned_unreachable = False
         self._setup_hint_shown = False
@@ -81,31 +86,28 @@ class StatusReporter:
         if self._closed:
             return
         try:
-            self.session.server.protocol.notify(STATUS_METHOD, self.payload())
+            self.edge.server.protocol.notify(STATUS_METHOD, self.payload())
         except Exception:
             log.exception("could not send status")
 
     def payload(self) -> dict[str, Any]:
         """The ``spanlens/status`` params (documented in protocol.md)."""
-        session = self.session
+        root = self.edge.root
         scheduler, docgen = self.scheduler(), self.docgen()
-        documents = session.documents
-        indexing = None
-        if documents.indexing is not None:
-            done, total = documents.indexing
-            indexing = {"done": done, "total": total}
+        index = self.index_fields()
+        indexing = index["indexing"]
         base: dict[str, Any] = {
             "version": STATUS_VERSION,
-            "root": str(session.root) if session.root else None,
+            "root": str(root) if root else None,
             "indexing": indexing,
-            "indexed": documents.indexed,
-            "lastSave": documents.last_save,
+            "indexed": index["indexed"],
+            "lastSave": index["lastSave"],
         }
         if scheduler is None or docgen is None:  # the same keys, with nothing going on
             return {
                 **base,
                 "modelSource": None,
-                "state": "starting" if session.root else "no_workspace",
+                "state": "starting" if root else "no_workspace",
                 **IDLE_SNAPSHOT,
                 "queue": dict.fromkeys(LANE_NAMES.values(), 0),
                 "backends": dict(NO_BACKENDS),
@@ -144,14 +146,14 @@ class StatusReporter:
             "meanwhile."
         )
         log.warning(message)
-        self.session.server.window_show_message(
+        self.edge.server.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Warning, message=message)
         )
 
     def start_gpu_sampling(self) -> None:
         """Sample the engine's GPU state every :data:`GPU_SAMPLE_SECONDS` in a thread."""
         if self._gpu_task is None and not self._closed:
-            self._gpu_task = self.session.spawn(self._sample_gpu(), "sample GPU state")
+            self._gpu_task = self.edge.spawn(self._sample_gpu(), "sample GPU state")
 
     async def _sample_gpu(self) -> None:
         while not self._closed:
@@ -172,7 +174,7 @@ class StatusReporter:
             return
         self._setup_hint_shown = True
         log.warning(message)
-        self.session.server.window_show_message(
+        self.edge.server.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Warning, message=f"spanlens: {message}")
         )
 
@@ -183,7 +185,7 @@ class StatusReporter:
         if key in self._errors_shown:
             return
         self._errors_shown.add(key)
-        self.session.server.window_show_message(
+        self.edge.server.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Error, message=message)
         )
 
@@ -199,6 +201,29 @@ class StatusReporter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    # ------------------------------------------------------------ events
+
+    def document_saved(self, uri: str, path: str, lenses_moved: bool, is_open: bool) -> None:
+        self.mark()
+
+    def files_indexed(self, lenses_moved: bool) -> None:
+        self.mark()
+
+    def indexing_progress(self, done: int, total: int) -> None:
+        self.mark()
+
+    def enriched(self, spans: list[SpanRow], outcomes: list[Any]) -> None:
+        self.check_backends()
+        self.mark()
+
+    def queue_changed(self) -> None:
+        self.mark()
+
+    def settings_changed(self, engine_replaced: bool) -> None:
+        if engine_replaced:
+            self.reset_warnings()
+        self.mark()
 
 
 def gpu_state(engine: Any, settings: Any) -> dict[str, Any] | None:

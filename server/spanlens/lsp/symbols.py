@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from spanlens.lsp.edge import Edge, span_range
 from spanlens.store.symbols import search_spans
 
 if TYPE_CHECKING:
-    from spanlens.lsp.session import Session
     from spanlens.scheduling.store_worker import StoreWorker
 
 MAX_SYMBOLS = 100
@@ -30,8 +30,8 @@ _KINDS = {
 class SymbolSearch:
     """workspace/symbol, given the query worker (None until the workspace opens)."""
 
-    def __init__(self, session: Session, queries: Callable[[], StoreWorker | None]) -> None:
-        self.session = session
+    def __init__(self, edge: Edge, queries: Callable[[], StoreWorker | None]) -> None:
+        self.edge = edge
         self.queries = queries
 
     async def workspace_symbols(self, query: str) -> list[types.SymbolInformation]:
@@ -40,7 +40,6 @@ class SymbolSearch:
         Runs on the query worker thread: the first search after a large index fills the
         search index, which must not hold up the event loop.
         """
-        session = self.session
         queries = self.queries()
         if queries is None:
             return []
@@ -53,7 +52,7 @@ class SymbolSearch:
                     name=span.name,
                     kind=_KINDS.get(span.kind, types.SymbolKind.Function),
                     location=types.Location(
-                        uri=session.uri_of(span.path), range=session.span_range(span)
+                        uri=self.edge.uri_of(span.path), range=span_range(span)
                     ),
                     container_name=container or span.path,
                 )
