@@ -31,6 +31,7 @@ COMMANDS = {
     "spanlens.statusReport",
     "spanlens.docgenFile",
     "spanlens.openDoc",
+    "spanlens.installModel",
 }
 #: Top-level fields of the spanlens/status payload (protocol.md).
 STATUS_FIELDS = {
