@@ -259,3 +259,21 @@ def test_a_file_keeps_its_slot_and_a_new_file_takes_the_least_recently_used() ->
     affinity.release(c)
     assert affinity.acquire("a.py", 2) == a  # a.py kept its slot
     assert affinity.acquire("b.py", 2) != a  # b.py lost its slot to c.py
+
+
+def test_a_go_method_is_the_subject_and_its_receiver_type_the_owner(tmp_path: Path) -> None:
+    go = "package store\n\ntype Store struct {\n\troot string\n}\n\n"
+    go += "// Root is where values live.\nfunc (s *Store) Root() string {\n\treturn s.root\n}\n"
+    workspace(tmp_path, {"store.go": go})
+    store = open_store(tmp_path)
+    try:
+        spans = store.spans_in_file("store.go")
+        read = lambda path: (tmp_path / path).read_text()  # noqa: E731
+        sources = {s.name: src for s, src, _ in load_sources(store, read, spans) if src}
+    finally:
+        store.close()
+    [name] = [n for n in sources if n.endswith("Root")]
+    user = build_prompt([sources[name]], 4096).messages[-1]["content"]
+    assert f"Describe the method `{name}`" in user
+    assert "The subject is the method `Root` itself" in user
+    assert "not what its type `Store` is for" in user

@@ -293,11 +293,13 @@ def _subject(source: SpanSource, words: int) -> str:
 
 
 def _owner_kind(source: SpanSource) -> str:
+    """The kind of the span's owner: its enclosing container's, else "type" (a Go method's
+    receiver type sits outside it)."""
     context = source.context
     for kind in sorted(CONTAINER_KINDS):
         if f"\nEnclosing {kind} " in f"\n{context}":
             return kind
-    return "class"
+    return "type"
 
 
 def _request_entry(source: SpanSource) -> dict[str, Any]:
