@@ -28,7 +28,7 @@ from spanlens.enrichment.excerpts import (
 )
 from spanlens.enrichment.grounding import NO_NAMES, Names
 from spanlens.enrichment.schema import SpanBounds, bounded_schema, summary_words
-from spanlens.enrichment.validation import SpanContext, context_for
+from spanlens.enrichment.validation import SpanContext, context_for, enclosing_header
 from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store.db import SpanRow
 
@@ -381,10 +381,7 @@ def enclosing_context(span: SpanRow, file_spans: list[SpanRow], file_lines: list
         owner = max(containers, key=lambda s: s.start_line)
         members = ", ".join(str(m) for m in owner.facts.get("members", [])[:40])
         doc = str(owner.facts.get("docstring") or owner.facts.get("doc") or "").strip()
-        lines = [
-            f"Enclosing {owner.kind} `{owner.name}` (context, not the subject): "
-            f"{owner.facts.get('signature', '')}"
-        ]
+        lines = [f"{enclosing_header(owner.kind, owner.name)}: {owner.facts.get('signature', '')}"]
         if doc:
             lines.append("doc: " + doc.split("\n\n")[0][:300])
         if members:
