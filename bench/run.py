@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench_privacy",
     "bench_docgen",
     "bench_real_model",
+    "bench_prompt_speed",
 ]
 
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Callable, Collection
 from typing import Any
 
 from tests.support.standin import RecordedRequest, Reply
+
+from spanlens.indexing.languages import get_extractor
+from spanlens.indexing.source import normalise_source
 
 _REQUEST = re.compile(r"<spanlens-request>\s*(\{.*?\})\s*</spanlens-request>", re.DOTALL)
 _DOCGEN = re.compile(r"<spanlens-docgen>\s*(\{.*?\})\s*</spanlens-docgen>", re.DOTALL)
@@ -62,18 +66,40 @@ def span_code(request: RecordedRequest, span_id: int) -> list[str]:
     return [line.split(" | ", 1)[1] for line in block.splitlines() if " | " in line]
 
 
+def code_facts(request: RecordedRequest, span_id: int) -> dict[str, Any]:
+    """What a perfect model reads in the code shown for ``span_id`` (the prompt states no
+    facts): the parser's facts of that code on its own, a method's wrapped in a class for the
+    languages whose methods only parse inside one; {} when it does not parse."""
+    content = request.messages[-1].get("content", "")
+    if f"Code of span {span_id}:" not in content:
+        return {}
+    language = content.split(f"Code of span {span_id}:", 1)[1].split("```", 2)[1].split("\n")[0]
+    text = textwrap.dedent("\n".join(span_code(request, span_id)))
+    try:
+        extractor = get_extractor(language.strip())
+    except (KeyError, ValueError):
+        return {}
+    for wrapped, first in ((text, 0), (f"class Wrapper {{\n{text}\n}}", 1)):
+        spans = extractor.extract(normalise_source(wrapped.encode())).spans
+        for span in spans:
+            if span.start_line == first and span.facts is not None:
+                return span.facts
+    return {}
+
+
 def request_span_ids(request: RecordedRequest) -> list[int]:
     """Span ids a chat request asks about (empty when it is no spanlens request)."""
     parsed = parse_request(request)
     return [int(s["span_id"]) for s in parsed["spans"]] if parsed else []
 
 
-def valid_enrichment(span: dict[str, Any]) -> dict[str, Any]:
-    """A schema- and fact-valid enrichment for one span entry of a request."""
+def valid_enrichment(span: dict[str, Any], facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A schema- and fact-valid enrichment for one span entry of a request, given the facts
+    of its code (see :func:`code_facts`)."""
     first, last = span["lines"]
     params = span.get("parameters") or []
     name = span["name"]
-    facts = span.get("facts") or {}
+    facts = facts or span.get("facts") or {}
     # A perfect model says what the parser knows: no output for `-> None`, and the effects
     # the facts show (validation rejects "none" for code that writes, prints or spawns).
     returns_nothing = facts.get("returns") in ("None", "void")
@@ -103,9 +129,12 @@ def valid_reply(request: RecordedRequest) -> Reply:
         return Reply.error(400, {"error": "not a spanlens request"})
     spans = parsed["spans"]
     if parsed.get("mode") == "batch":
-        entries = [{"span_id": s["span_id"], **valid_enrichment(s)} for s in spans]
+        entries = [
+            {"span_id": s["span_id"], **valid_enrichment(s, code_facts(request, s["span_id"]))}
+            for s in spans
+        ]
         return Reply.json({"enrichments": entries})
-    return Reply.json(valid_enrichment(spans[0]))
+    return Reply.json(valid_enrichment(spans[0], code_facts(request, spans[0]["span_id"])))
 
 
 def valid_responder(request: RecordedRequest) -> Reply:
@@ -127,7 +156,10 @@ def batch_responder(
         for span in parsed["spans"]:
             if span["span_id"] in drop:
                 continue
-            entry = {"span_id": span["span_id"], **valid_enrichment(span)}
+            entry = {
+                "span_id": span["span_id"],
+                **valid_enrichment(span, code_facts(request, span["span_id"])),
+            }
             if span["span_id"] in corrupt:
                 entry["inputs"] = ["invented_param: not a real parameter"]
             entries.append(entry)
@@ -142,7 +174,7 @@ def broken(request: RecordedRequest, how: str) -> Reply:
     parsed = parse_request(request)
     assert parsed is not None, "not a spanlens request"
     span = parsed["spans"][0]
-    data = valid_enrichment(span)
+    data = valid_enrichment(span, code_facts(request, span["span_id"]))
     last = span["lines"][1]
     if how == "invented_param":
         data["inputs"] = ["invented_param: not a real parameter"]

@@ -320,6 +320,16 @@ def _rfc3339_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+#: The chat completion parameters OpenAI's API takes (a hosted API refuses any other).
+_OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "temperature", "top_p", "n", "stream", "stop", "max_tokens",
+        "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "user",
+        "response_format", "seed", "tools", "tool_choice", "logprobs", "top_logprobs",
+    }
+)  # fmt: skip
+
+
 class StandinModelServer:
     """A scriptable Ollama + OpenAI-compatible model server on 127.0.0.1 (random free port).
 
@@ -337,6 +347,9 @@ class StandinModelServer:
     refused with HTTP 500 and its validation message, ``json_object`` + ``schema`` taken).
     Their tokenizers count ``chars_per_token`` characters a token; ``probe_latency`` (read per
     request) delays ``/props`` and their tokenizer endpoints, like a server busy with a completion.
+    ``reject_unknown_fields`` makes the OpenAI endpoint refuse a chat body with a field outside
+    OpenAI's own parameters (HTTP 400, "Unrecognized request argument supplied"), as hosted
+    APIs do.
     """
 
     def __init__(
@@ -352,6 +365,7 @@ class StandinModelServer:
         slots: int = 4,
         chars_per_token: float = 2.75,
         probe_latency: float = 0.0,
+        reject_unknown_fields: bool = False,
     ) -> None:
         self.models: tuple[str, ...] = tuple(models)
         self.latency = latency
@@ -364,6 +378,7 @@ class StandinModelServer:
         self.slots = slots
         self.chars_per_token = chars_per_token
         self.probe_latency = probe_latency
+        self.reject_unknown_fields = reject_unknown_fields
 
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
@@ -792,6 +807,9 @@ class StandinModelServer:
             if fmt not in (None, "", "json") and not isinstance(fmt, dict):
                 return bad(400, f"invalid format: {json.dumps(fmt)[:80]}")
             return None
+        unknown = sorted(set(body) - _OPENAI_CHAT_FIELDS) if self.reject_unknown_fields else []
+        if unknown:
+            return bad(400, f"Unrecognized request argument supplied: {unknown[0]}")
         response_format = body.get("response_format")
         if response_format is None:
             return None

@@ -72,7 +72,6 @@ KNOWN_PRIVATE_IMPORTS = frozenset(
         "enrichment.engine: enrichment.outcomes._deferral",
         "enrichment.engine: enrichment.outcomes._gather_outcomes",
         "enrichment.jobs: enrichment.endpoints._scrub",
-        "enrichment.prompts: enrichment.excerpts._numbered",
         "indexing.indexer: indexing.parsing._RecentParses",
         "indexing.indexer: indexing.parsing._Task",
         "indexing.indexer: indexing.parsing._rows",

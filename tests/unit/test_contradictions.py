@@ -256,7 +256,7 @@ def test_a_method_that_returns_self() -> None:
         {"params": [{"name": "self"}], "returns": None},
         code=code,
         name="Lazy.__enter__",
-        context="Inside class Lazy: class Lazy:",
+        context="Enclosing class `Lazy` (context, not the subject): class Lazy:",
     )
     wrong = validate_enrichment(good(inputs=[], outputs=["the underlying file"]), method)
     assert wrong.errors == ["outputs claims 'the underlying file', but the method returns self"]
@@ -265,7 +265,9 @@ def test_a_method_that_returns_self() -> None:
 
 
 def test_a_method_summarised_as_its_class() -> None:
-    method = ctx(name="Lazy.open", context="Inside class Lazy: class Lazy:")
+    method = ctx(
+        name="Lazy.open", context="Enclosing class `Lazy` (context, not the subject): class Lazy:"
+    )
     for summary in ["The `Lazy` class is a lazy file.", "`Lazy` is a lazy file wrapper."]:
         result = validate_enrichment(good(summary=summary), method)
         assert result.errors == ["summary describes the class Lazy, not the method Lazy.open"]
@@ -278,6 +280,27 @@ def test_a_method_summarised_as_its_class() -> None:
     # A nested function is no method: its outer function may be its subject.
     nested = ctx(name="outer.inner", context="")
     assert validate_enrichment(good(summary="The `outer` function is a lazy file."), nested).ok
+
+
+def test_a_method_named_as_the_prompt_names_it_is_its_own_subject(
+    sources: dict[str, SpanSource],
+) -> None:
+    """Prompt version 3 names a method's subject `Class.method`; a reply that does the same
+    is about the method, one that calls it "the class" is not (contexts built by the engine)."""
+    enter = sources["_LazyFile.__enter__"].validation_context()
+    assert enter.owner_class == "_LazyFile"
+    kept = good(summary="`_LazyFile.__enter__` returns self.", inputs=[], outputs=["`self`"])
+    assert validate_enrichment(kept, enter).ok
+    wrong = good(
+        summary="The `_LazyFile` class is a lazy file that opens on first use.",
+        inputs=[],
+        outputs=["`self`"],
+    )
+    assert validate_enrichment(wrong, enter).errors == [
+        "summary describes the class _LazyFile, not the method _LazyFile.__enter__"
+    ]
+    # A method only counts as one when the prompt showed its class: a function is not.
+    assert sources["echo"].validation_context().owner_class is None
 
 
 def test_prompt_echo_follows_the_prompt_text() -> None:
@@ -300,6 +323,20 @@ def test_prompt_echo_follows_the_prompt_text() -> None:
     ]:
         result = validate_enrichment(good(**{field: items}), ctx({"calls": ["a.append"]}))
         assert result.ok, (items, result.errors)
+
+
+def test_prompt_echo_knows_the_current_and_the_earlier_instructions() -> None:
+    """Echoes of the current wording are caught as well as of the wording the issue's model
+    copied (prompt version 2), each a named phrase, not a guess."""
+    assert contradictions.instruction_texts()[0] == fold(SYSTEM_PROMPT)
+    for field, item in [
+        ("side_effects", "what it changes or writes beyond its return value"),
+        ("pitfalls", "an exception it lets escape or an input it mishandles"),
+        ("side_effects", "I/O, mutation of arguments or shared state, network, processes"),
+        ("pitfalls", "ways a caller can misuse it or be surprised (edge cases, exceptions"),
+    ]:
+        result = validate_enrichment(good(**{field: [item]}), ctx({"calls": ["helper"]}))
+        assert any("copies the prompt" in error for error in result.errors), (item, result)
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,14 @@ FACTS: dict[str, Any] = {
 WORKSPACE = frozenset({"Cache", "load_entry", "prune_cache", "render_page"})
 NAMES = names_for_file(FILE, ["Cache", "Cache.load_entry", "prune_cache"], WORKSPACE)
 CTX = context_for(
-    7, 7, 12, FACTS, CODE, name="Cache.load_entry", context="Inside class Cache", names=NAMES
+    7,
+    7,
+    12,
+    FACTS,
+    CODE,
+    name="Cache.load_entry",
+    context="Enclosing class `Cache` (context, not the subject)",
+    names=NAMES,
 )
 OTHER = context_for(
     8, 16, 17, {"params": [{"name": "cache"}, {"name": "limit"}]},

@@ -336,7 +336,9 @@ class Cascade:
         cooldown or an open breaker that began while this call waited for a slot)."""
         if self._halted is not None:
             raise self._halted
-        request = ChatRequest(prompt.messages, prompt.schema, prompt.max_tokens, prompt.schema_name)
+        request = ChatRequest(
+            prompt.messages, prompt.schema, prompt.max_tokens, prompt.schema_name, prompt.cache_key
+        )
         endpoint.in_flight += 1
         started_at = time.time()
         gpu_summary: dict[str, Any] | None = None

@@ -15,7 +15,8 @@ judge (an untyped return, a call into unknown code, a free-form phrase):
   class. ``Any``/``object`` returns, type variables and prose outputs are never judged.
 - **Subject.** A method's summary whose subject is its class ("The ``_LazyFile`` class is ...").
 - **Prompt echo.** Text copied from the prompt's own field instructions (read from
-  :data:`spanlens.enrichment.prompts.SYSTEM_PROMPT`, so the check follows the prompt).
+  :data:`spanlens.enrichment.prompts.SYSTEM_PROMPT`, so the check follows the prompt) or from
+  an earlier prompt version's that models were seen to copy (:data:`EARLIER_INSTRUCTIONS`).
 - **Cut summary.** A summary that ends mid-sentence: an open backtick, quote or bracket, a
   dangling operator or comma, or a trailing function word without closing punctuation.
 """
@@ -294,20 +295,46 @@ def class_subject_errors(summary: str, ctx: SpanContext) -> list[str]:
 # ----------------------------------------------------------------------------- prompt echo
 
 
+#: Field instructions of earlier prompt versions (before version 3) that models were seen to
+#: copy into replies as content (issue 16's review of Qwen2.5-Coder-1.5B): a model or a cached
+#: prompt may still echo them, so they stay recognised after the prompt's wording moved on.
+EARLIER_INSTRUCTIONS = (
+    "I/O, mutation of arguments or shared state, network, processes; empty list if none.",
+    "ways a caller can misuse it or be surprised (edge cases, exceptions, performance); "
+    "empty list if none.",
+    "what the code does and why a caller would use it, plain prose; never repeat the code itself.",
+    "what it returns or yields, short phrases.",
+    "Each list entry is one short sentence, said once.",
+)
+
+
 @functools.cache
 def instruction_text() -> str:
-    """The prompt's field instructions, folded (see :func:`grounding.fold`)."""
+    """The current prompt's instructions, folded (see :func:`grounding.fold`)."""
     # Imported here: prompts imports validation, which imports this module.
     from spanlens.enrichment.prompts import SYSTEM_PROMPT
 
     return grounding.fold(SYSTEM_PROMPT)
 
 
+@functools.cache
+def instruction_texts() -> tuple[str, ...]:
+    """Every instruction text a reply may copy, folded: the current prompt's, then each of
+    :data:`EARLIER_INSTRUCTIONS`."""
+    return (instruction_text(), *(grounding.fold(text) for text in EARLIER_INSTRUCTIONS))
+
+
+def _in_instructions(folded: str) -> str | None:
+    """The instruction text ``folded`` (a folded phrase) is copied from, or None."""
+    return next((t for t in instruction_texts() if f" {folded} " in f" {t} "), None)
+
+
 def echoes_prompt(item: str) -> bool:
-    """Whether ``item`` is copied from the prompt's instructions: four words or more, or a
-    comma list ("mutation of arguments" alone may be a terse true claim)."""
+    """Whether ``item`` is copied from the prompt's instructions (the current ones or an
+    earlier version's): four words or more, or a comma list ("mutation of arguments" alone
+    may be a terse true claim)."""
     folded = grounding.fold(item)
-    if not folded or f" {folded} " not in f" {instruction_text()} ":
+    if not folded or _in_instructions(folded) is None:
         return False
     return len(folded.split()) >= 4 or "," in item
 
@@ -320,11 +347,11 @@ def echo_errors(data: dict[str, Any]) -> list[str]:
         if echoes_prompt(text):
             return [f"{where} copies the prompt's instructions: {text[:40]!a}"]
     for key in ("side_effects", "pitfalls"):
-        items = data[key]
-        if len(items) >= 2 and all(
-            f" {grounding.fold(i)} " in f" {instruction_text()} " for i in items
+        items = [grounding.fold(i) for i in data[key]]
+        if len(items) >= 2 and any(
+            all(f" {i} " in f" {text} " for i in items) for text in instruction_texts()
         ):
-            return [f"{key} lists the prompt's own examples: {', '.join(items)[:60]!a}"]
+            return [f"{key} lists the prompt's own examples: {', '.join(data[key])[:60]!a}"]
     return []
 
 

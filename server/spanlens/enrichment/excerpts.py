@@ -33,7 +33,7 @@ def excerpt_lines(
     for score, index in sorted(scored, key=lambda item: (-item[0], item[1])):
         if score < 0:
             break
-        cost = estimate_tokens(_numbered(*numbered[index])) + 1
+        cost = estimate_tokens(numbered_line(*numbered[index])) + 1
         if used + cost > room and index >= header:
             continue
         keep.add(index)
@@ -101,5 +101,6 @@ def estimate_tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN + 0.999)
 
 
-def _numbered(number: int, line: str) -> str:
+def numbered_line(number: int, line: str) -> str:
+    """A code line as prompts show it: its 1-based number, a bar, the text."""
     return f"{number:>5} | {line}"

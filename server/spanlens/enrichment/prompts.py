@@ -1,11 +1,16 @@
 """Prompts: what a model is told about one span (or a batch of spans) and how to answer.
 
-The user message carries a machine-readable request between ``<spanlens-request>`` tags
-(span ids, paths, 1-based line ranges, parameter names, facts), then each span's code with
-its real line numbers. The model answers with JSON following the schema. A span too long
-for the context window is shown as an excerpt: its skeleton (header, docstring, control-flow
-lines, returns and raises) plus the most relevant lines that fit, with the omitted ranges
-marked — never a blind character cut. Bump ``PROMPT_VERSION`` when this text changes.
+Every prompt is ordered stable-first, so that consecutive requests for one file share the
+longest prefix an engine's prompt cache can reuse: the instructions (:data:`SYSTEM_PROMPT`,
+the same for every span), then the file's context (its path and imports, the same for every
+span of the file; for a method, its class), then the span: its code with its real line
+numbers, what to describe (the span named as the subject), and a machine-readable request
+between ``<spanlens-request>`` tags (span ids, path, 1-based line ranges, parameter names).
+What the code shows (signature, docstring, parameters) is not said again as facts. A span
+too long for the context window is shown as an excerpt: its skeleton (header, docstring,
+control-flow lines, returns and raises) plus the most relevant lines that fit, with the
+omitted ranges marked and what they call and raise listed — never a blind character cut.
+Bump ``PROMPT_VERSION`` when this text changes.
 """
 
 from __future__ import annotations
@@ -17,20 +22,14 @@ from typing import Any
 
 from spanlens.enrichment.excerpts import (
     CHARS_PER_TOKEN,
-    _numbered,
     estimate_tokens,
     excerpt_lines,
+    numbered_line,
 )
 from spanlens.enrichment.grounding import NO_NAMES, Names
-from spanlens.enrichment.schema import (
-    LIST_CAPS,
-    MAX_SNIPPET_LINES,
-    MAX_SUMMARY_WORDS,
-    SpanBounds,
-    bounded_schema,
-)
-from spanlens.enrichment.validation import SpanContext, context_for
-from spanlens.states import PROMPT_VERSION
+from spanlens.enrichment.schema import SpanBounds, bounded_schema, summary_words
+from spanlens.enrichment.validation import SpanContext, context_for, enclosing_header
+from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store.db import SpanRow
 
 __all__ = [
@@ -41,36 +40,37 @@ __all__ = [
 
 REQUEST_OPEN = "<spanlens-request>"
 REQUEST_CLOSE = "</spanlens-request>"
-#: Reply tokens reserved for one span's enrichment when routing (the bound of its schema).
-REPLY_TOKENS_SINGLE = 900
 _MAX_REPLY_TOKENS = 4096
-_FACT_LIST_CAPS = {"calls": 25, "members": 40, "raises": 15, "side_effects": 15}
-_FACTS_LEFT_OUT = ("docstring", "doc", "tokens")
+#: Facts about the lines an excerpt leaves out (the code shown says the rest).
+_EXCERPT_FACTS = {"calls": 25, "raises": 15}
 
-SYSTEM_PROMPT = f"""You document source code for a code-intelligence tool.
-For each span of code you are given, reply with one JSON object and nothing else:
-- "summary": what the code does and why a caller would use it, plain prose, at most \
-{MAX_SUMMARY_WORDS} words; never repeat the code itself.
-- "inputs": one entry per parameter, written "name: meaning", where name is exactly one of \
-the span's "parameters"; an empty list when the span has no parameters.
-- "outputs": what it returns or yields, short phrases (at most {LIST_CAPS["outputs"]}).
-- "side_effects": I/O, mutation of arguments or shared state, network, processes (at most \
-{LIST_CAPS["side_effects"]}); empty list if none.
-- "pitfalls": ways a caller can misuse it or be surprised (edge cases, exceptions, \
-performance; at most {LIST_CAPS["pitfalls"]}); empty list if none.
-- "tags": one to {LIST_CAPS["tags"]} lowercase topic words.
-- "usage_snippet": a short example call (at most {MAX_SNIPPET_LINES} lines), or null.
-- "evidence": entries {{"field": <one of the fields above>, "lines": [first, last]}} citing \
-the line numbers shown next to the code; every cited line lies inside the span's "lines".
-Each list entry is one short sentence, said once. Write a name in backticks only when it \
-appears in the code, exactly as written there.
-State only what the code shows. Do not invent parameters, names, behaviour or lines."""
+#: The instructions every enrichment prompt starts with, word for word (the validator may
+#: import it to recognise a reply that copies them). It never varies by span, so an engine's
+#: prompt cache reuses it; what varies comes after it.
+SYSTEM_PROMPT = """You document source code for a code-intelligence tool. You are shown a \
+file's context, then one span of it (a function, method or class) with its line numbers. \
+Reply with one JSON object and nothing else:
+- "summary": what the span does and why a caller would use it, in plain prose. A method is \
+described as itself, never as its class.
+- "inputs": for each parameter, "name: what the caller passes for it", the meaning and not \
+the type.
+- "outputs": what it returns or yields; [] when it returns nothing.
+- "side_effects": what it changes or writes beyond its return value, naming the file, \
+stream, object or state; [] when the code shows none.
+- "pitfalls": surprises the code shows for a caller, such as an exception it lets escape or \
+an input it mishandles; [] when there are none.
+- "tags": one to three lowercase topic words.
+- "usage_snippet": one short example call, or null.
+- "evidence": {"field": <a field above>, "lines": [first, last]} entries citing the line \
+numbers shown next to the code.
+Never restate the signature, the types or the docstring, and never write "none" as an \
+entry. Write a name in backticks only when it appears in the code, exactly as written there. \
+State only what the code shows; do not invent parameters, names, behaviour or lines."""
 
 _BATCH_INSTRUCTIONS = (
-    'Reply with {"enrichments": [...]}: one object per span of the request, each with its '
-    '"span_id" and the fields described above, judged on that span alone.'
+    'Reply with {"enrichments": [...]}: one object per span above, each with its "span_id" '
+    "and the fields described, judged on that span alone; summaries of at most {words} words."
 )
-_SINGLE_INSTRUCTIONS = "Reply with the JSON object for this span."
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +144,9 @@ class Prompt:
     context_tokens: int | None = None
     #: Whether the enclosing context was left out to make room for the code.
     dropped_context: bool = False
+    #: What prompts sharing a long prefix have in common (the file's path): an engine with
+    #: several slots gets them on one slot, whose cached prompt they reuse.
+    cache_key: str | None = None
 
     @property
     def is_batch(self) -> bool:
@@ -158,7 +161,8 @@ TEMPLATE_TOKENS_PER_MESSAGE = 8
 
 def single_prompt_tokens(source: SpanSource) -> int:
     """Estimated context a single-span prompt with the whole span needs, reply included."""
-    return _SYSTEM_TOKENS + estimate_tokens(_user_message([source], {})) + REPLY_TOKENS_SINGLE
+    _, reply = bounded_schema([span_bounds(source)])
+    return _SYSTEM_TOKENS + estimate_tokens(_user_message([source], {}, 99)) + reply
 
 
 def with_more_reply_room(prompt: Prompt) -> Prompt | None:
@@ -182,17 +186,20 @@ def span_bounds(source: SpanSource) -> SpanBounds:
 def build_prompt(
     sources: list[SpanSource], context_tokens: int | None = None, ratio: float = 1.0
 ) -> Prompt:
-    """The prompt for one span (or a batch), fitted into ``context_tokens`` when given.
+    """The prompt for one span (or a batch of one file's spans), fitted into
+    ``context_tokens`` when given.
 
-    The reply schema is bounded (see :func:`bounded_schema`) and ``max_tokens`` is its bound,
-    sized to the room the prompt leaves. When the prompt with the smallest reply would not fit,
-    the optional enclosing context goes first; then each span is cut to an excerpt (skeleton
-    plus most relevant lines). ``ratio`` calibrates the estimate (server-counted tokens over
+    The reply schema is bounded by the span's size (see :func:`bounded_schema`) and
+    ``max_tokens`` is its bound, shrunk to the room the prompt leaves; the summary's word count
+    asked for follows the schema's. When the prompt with the smallest reply would not fit, the
+    optional enclosing context goes first; then each span is cut to an excerpt (skeleton plus
+    most relevant lines). ``ratio`` calibrates the estimate (server-counted tokens over
     estimated tokens of an earlier build).
     """
     batch = len(sources) > 1
     spans = [span_bounds(s) for s in sources]
-    _, floor = bounded_schema(spans, 0)
+    full, floor = bounded_schema(spans, 0)
+    words = summary_words(full)
 
     def tokens(user: str) -> int:
         return int((_SYSTEM_TOKENS + estimate_tokens(user)) * ratio) + 2 * (
@@ -201,20 +208,22 @@ def build_prompt(
 
     budgets: dict[int, int] = {}
     with_context = True
-    user = _user_message(sources, budgets)
+    user = _user_message(sources, budgets, words)
     total = tokens(user)
     if context_tokens is not None and total + floor > context_tokens:
         with_context = False
-        user = _user_message(sources, budgets, context=False)
+        user = _user_message(sources, budgets, words, context=False)
         total = tokens(user)
     if context_tokens is not None and total + floor > context_tokens:
-        overhead = tokens(_user_message(sources, {}, code=False, context=False))
+        overhead = tokens(_user_message(sources, {}, words, code=False, context=False))
         code_room = max(64, int((context_tokens - floor - overhead) / ratio))
         budgets = {s.span.id: max(32, code_room // len(sources)) for s in sources}
-        user = _user_message(sources, budgets, context=False)
+        user = _user_message(sources, budgets, words, context=False)
         total = tokens(user)
     reply_room = None if context_tokens is None else context_tokens - total
     schema, bound = bounded_schema(spans, reply_room)
+    # The word count asked for follows the schema's summary bound (same digits, same length).
+    user = _user_message(sources, budgets, summary_words(schema), context=with_context)
     return Prompt(
         messages=[
             {"role": "system", "content": SYSTEM_PROMPT},
@@ -228,6 +237,7 @@ def build_prompt(
         excerpted=tuple(budgets),
         context_tokens=context_tokens,
         dropped_context=not with_context and any(s.context for s in sources),
+        cache_key=sources[0].span.path,
     )
 
 
@@ -239,35 +249,65 @@ def prompt_text(prompt: Prompt) -> str:
 def _user_message(
     sources: list[SpanSource],
     budgets: dict[int, int],
+    words: int,
     code: bool = True,
     context: bool = True,
 ) -> str:
+    """Stable first: the file, its context (imports; a method's class), then the span(s)."""
+    first = sources[0].span
+    parts = [f"File `{first.path}` ({first.language})."]
+    if context:
+        shown: list[str] = []
+        for source in sources:
+            if source.context and source.context not in shown:
+                shown.append(source.context)
+        parts += shown
+    if code:
+        parts += [_code_block(source, budgets.get(source.span.id)) for source in sources]
+    if len(sources) > 1:
+        parts.append(_BATCH_INSTRUCTIONS.replace("{words}", str(words)))
+    else:
+        parts.append(_subject(sources[0], words))
     request = {
-        "task": "spanlens.enrich",
-        "prompt_version": PROMPT_VERSION,
         "mode": "batch" if len(sources) > 1 else "single",
-        "spans": [_request_entry(s, s.span.id in budgets) for s in sources],
+        "spans": [_request_entry(s) for s in sources],
     }
-    parts = [
-        "Describe the code below.",
-        f"{REQUEST_OPEN}\n{json.dumps(request, ensure_ascii=False)}\n{REQUEST_CLOSE}",
-    ]
-    for source in sources:
-        if context and source.context:
-            parts.append(f"Context of span {source.span.id}:\n{source.context}")
-        if code:
-            parts.append(_code_block(source, budgets.get(source.span.id)))
-    parts.append(_BATCH_INSTRUCTIONS if len(sources) > 1 else _SINGLE_INSTRUCTIONS)
+    parts.append(f"{REQUEST_OPEN}{json.dumps(request, ensure_ascii=False)}{REQUEST_CLOSE}")
     return "\n\n".join(parts)
 
 
-def _request_entry(source: SpanSource, excerpt: bool) -> dict[str, Any]:
+def _subject(source: SpanSource, words: int) -> str:
+    """What a single-span reply is about: the span itself, named (a method, not its class)."""
+    span = source.span
+    owner, _, own = span.name.rpartition(".")
+    line = (
+        f"Describe the {span.kind} `{span.name}` (lines {source.first_line}-"
+        f"{source.last_line}) in a JSON object; a summary of at most {words} words."
+    )
+    if owner and span.kind not in CONTAINER_KINDS:
+        line += (
+            f" The subject is the {span.kind} `{own}` itself: what calling it does, not what "
+            f"its {_owner_kind(source)} `{owner}` is for."
+        )
+    return line
+
+
+def _owner_kind(source: SpanSource) -> str:
+    """The kind of the span's owner: its enclosing container's, else "type" (a Go method's
+    receiver type sits outside it)."""
+    context = source.context
+    for kind in sorted(CONTAINER_KINDS):
+        if f"\nEnclosing {kind} " in f"\n{context}":
+            return kind
+    return "type"
+
+
+def _request_entry(source: SpanSource) -> dict[str, Any]:
     span = source.span
     params = span.facts.get("params")
     return {
         "span_id": span.id,
         "path": span.path,
-        "language": span.language,
         "kind": span.kind,
         "name": span.name,
         "lines": [source.first_line, source.last_line],
@@ -276,20 +316,18 @@ def _request_entry(source: SpanSource, excerpt: bool) -> dict[str, Any]:
             if isinstance(params, list)
             else None
         ),
-        "facts": prompt_facts(span.facts),
-        "excerpt": excerpt,
     }
 
 
-def prompt_facts(facts: dict[str, Any]) -> dict[str, Any]:
-    """The facts a prompt carries: long lists capped, text the code already shows left out."""
-    out: dict[str, Any] = {}
-    for key, value in facts.items():
-        if key in _FACTS_LEFT_OUT or value in (None, [], ""):
-            continue
-        cap = _FACT_LIST_CAPS.get(key)
-        out[key] = value[:cap] if cap and isinstance(value, list) else value
-    return out
+def excerpt_facts(facts: dict[str, Any]) -> str:
+    """What an excerpt's omitted lines may hold that the lines shown do not say: the calls
+    and raises of the whole span, capped; "" when it has neither."""
+    parts = []
+    for key, cap in _EXCERPT_FACTS.items():
+        value = facts.get(key)
+        if isinstance(value, list) and value:
+            parts.append(f"{key}: " + ", ".join(str(v) for v in value[:cap]))
+    return ("Whole span " + "; ".join(parts) + ".") if parts else ""
 
 
 def _code_block(source: SpanSource, budget: int | None) -> str:
@@ -301,26 +339,36 @@ def _code_block(source: SpanSource, budget: int | None) -> str:
         note = " (excerpt: skeleton and most relevant lines; omitted lines marked)"
     else:
         note = ""
-    body = "\n".join(_numbered(n, line) if line is not None else _gap(n) for n, line in numbered)
+    body = "\n".join(
+        numbered_line(n, line) if line is not None else _gap(n) for n, line in numbered
+    )
     header = (
-        f"Code of span {span.id}: {span.kind} {span.name}, {span.path} lines "
+        f"Code of span {span.id}: {span.kind} {span.name}, lines "
         f"{source.first_line}-{source.last_line}{note}"
     )
-    return f"{header}\n```{span.language}\n{body}\n```"
+    block = f"{header}\n```{span.language}\n{body}\n```"
+    facts = excerpt_facts(span.facts) if budget is not None else ""
+    return f"{block}\n{facts}" if facts else block
 
 
 def _gap(count: int) -> str:
     return f"      ⋮ ({count} lines omitted)"
 
 
-# ----------------------------------------------------------------------------- excerpts
-
-
 # ----------------------------------------------------------------------------- context
 
 
 def enclosing_context(span: SpanRow, file_spans: list[SpanRow], file_lines: list[str]) -> str:
-    """The class a span sits in (header and members), else the module's imports."""
+    """What a span's prompt shows before it: the file's imports (the same for every span of
+    the file, so consecutive prompts share them as a prefix), then the class a span sits in
+    (its header, first doc paragraph and members), marked as context, not the subject."""
+    imports = [
+        line.strip()
+        for line in file_lines
+        if line.startswith(("import ", "from ", "use ", "#include", "using "))
+        or (line.startswith(("const ", "import{")) and "require(" in line)
+    ][:15]
+    parts = ["Module imports:\n" + "\n".join(imports)] if imports else []
     containers = [
         other
         for other in file_spans
@@ -333,16 +381,10 @@ def enclosing_context(span: SpanRow, file_spans: list[SpanRow], file_lines: list
         owner = max(containers, key=lambda s: s.start_line)
         members = ", ".join(str(m) for m in owner.facts.get("members", [])[:40])
         doc = str(owner.facts.get("docstring") or owner.facts.get("doc") or "").strip()
-        parts = [f"Inside {owner.kind} {owner.name}: {owner.facts.get('signature', '')}"]
+        lines = [f"{enclosing_header(owner.kind, owner.name)}: {owner.facts.get('signature', '')}"]
         if doc:
-            parts.append("doc: " + doc.split("\n\n")[0][:300])
+            lines.append("doc: " + doc.split("\n\n")[0][:300])
         if members:
-            parts.append("members: " + members)
-        return "\n".join(parts)
-    imports = [
-        line.strip()
-        for line in file_lines[: span.start_line]
-        if line.startswith(("import ", "from ", "use ", "#include", "using "))
-        or (line.startswith(("const ", "import{")) and "require(" in line)
-    ][:15]
-    return ("Module imports:\n" + "\n".join(imports)) if imports else ""
+            lines.append("members: " + members)
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)

@@ -143,10 +143,53 @@ BOUND_KEYWORDS = frozenset(
 #: Prose and identifiers average 3.5-4.5 with the tokenizers of local models; 3 keeps room
 #: for the repetitive text a small model loops on.
 BOUND_CHARS_PER_TOKEN = 3.0
-#: Bound sizes at scale 1: (summary chars, list items, item chars, snippet chars, evidence).
-_BOUND_SIZES = (600, 4, 160, 360, 6)
-_TAGS = (LIST_CAPS["tags"], MAX_TAG_CHARS)
+#: Characters of summary allowed per word asked for: about twice an average word, so that a
+#: reply keeping to the word count is never cut by the grammar at ``maxLength``.
+SUMMARY_CHARS_PER_WORD = 12
+
+
+@dataclass(frozen=True, slots=True)
+class ReplySizes:
+    """What one span's reply is bounded by at scale 1 (see :func:`reply_sizes`)."""
+
+    #: Summary words the prompt asks for (its ``maxLength`` allows twice an average word).
+    summary_words: int
+    #: Entries per list (outputs, side effects, pitfalls).
+    items: int
+    #: Characters per list entry.
+    item_chars: int
+    #: Characters of the usage snippet.
+    snippet_chars: int
+    #: Evidence entries.
+    evidence: int
+
+
+#: Sizes by span length (at most that many lines; the last row for anything longer). A
+#: 3-line getter has less to say than a 60-line function: its reply is bounded, and paid for
+#: token by token, accordingly.
+_SIZES_BY_LINES: tuple[tuple[int, ReplySizes], ...] = (
+    (5, ReplySizes(30, 2, 120, 160, 1)),
+    (20, ReplySizes(45, 3, 140, 240, 1)),
+    (60, ReplySizes(60, 3, 160, 300, 2)),
+    (1 << 30, ReplySizes(80, 4, MAX_ITEM_CHARS, 360, 3)),
+)
+_TAGS = (3, MAX_TAG_CHARS)
 _SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
+
+
+def reply_sizes(lines: int) -> ReplySizes:
+    """The reply bounds of a span of ``lines`` lines, at scale 1."""
+    return next(sizes for most, sizes in _SIZES_BY_LINES if lines <= most)
+
+
+def summary_words(schema: dict[str, Any]) -> int:
+    """Summary words to ask for under ``schema`` (a one-span schema, or a batch's widest)."""
+    props = schema.get("properties", {})
+    if "enrichments" in props:
+        items = props["enrichments"]["items"]
+        return max(summary_words(entry) for entry in items.get("anyOf", [items]))
+    limit = int(props.get("summary", {}).get("maxLength", 600))
+    return max(10, limit // SUMMARY_CHARS_PER_WORD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,13 +227,17 @@ def bounded_schema(
 
 
 def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
-    summary, items, item_chars, snippet, evidence = (max(1, int(v * scale)) for v in _BOUND_SIZES)
-    item_chars = min(item_chars, MAX_ITEM_CHARS)
-
     def text(limit: int) -> dict[str, Any]:
         return {"type": "string", "minLength": 1, "maxLength": limit}
 
     def entry(span: SpanBounds) -> dict[str, Any]:
+        sizes = reply_sizes(span.last_line - span.first_line + 1)
+        words = max(10, int(sizes.summary_words * scale))
+        summary = words * SUMMARY_CHARS_PER_WORD
+        items, item_chars, snippet, evidence = (
+            max(1, int(v * scale))
+            for v in (sizes.items, sizes.item_chars, sizes.snippet_chars, sizes.evidence)
+        )
         params = [p for p in span.params or () if p]
         inputs_item = text(
             min(MAX_INPUT_CHARS, item_chars + max((len(p) for p in params), default=0))

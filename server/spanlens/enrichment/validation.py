@@ -99,6 +99,12 @@ class Validated:
         return "; ".join(self.errors[:3]) if self.errors else "valid"
 
 
+def enclosing_header(kind: str, name: str) -> str:
+    """How a prompt's context names the container a span sits in (a method's class): the
+    prompt writes it, validation reads it to know the span is a method of that class."""
+    return f"Enclosing {kind} `{name}` (context, not the subject)"
+
+
 def context_for(
     span_id: int,
     first_line: int,
@@ -122,7 +128,7 @@ def context_for(
             if isinstance(p, dict)
         )
     owner, _, _ = name.rpartition(".")
-    is_method = bool(owner) and context.startswith(f"Inside class {owner}:")
+    is_method = bool(owner) and enclosing_header("class", owner) in context
     effects, calls = facts.get("side_effects"), facts.get("calls")
     returns = facts.get("returns")
     known = (

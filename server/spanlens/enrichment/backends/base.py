@@ -70,6 +70,9 @@ class ChatRequest:
     max_tokens: int
     #: Schema name for OpenAI's ``response_format``.
     schema_name: str = "enrichment"
+    #: What requests sharing a long prompt prefix have in common (the file's path): an engine
+    #: with a prompt cache per slot gets them on one slot. None: no affinity.
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

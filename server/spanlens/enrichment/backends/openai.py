@@ -42,6 +42,7 @@ from spanlens.enrichment.backends.capabilities import (
     apply_engine,
     refuses_response_format,
 )
+from spanlens.enrichment.backends.slots import SlotAffinity
 from spanlens.enrichment.schema import BOUND_KEYWORDS, strip_keywords
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class OpenAIBackend:
         self._root = base.removesuffix("/v1")
         #: What the endpoint can do; detected by :meth:`detect`, corrected by refusals.
         self.capabilities = Capabilities(context_per_slot=settings.context_tokens)
+        #: Which llama.cpp slot each file's prompts go to (see :mod:`.slots`).
+        self._affinity = SlotAffinity()
 
     async def chat(self, request: ChatRequest) -> CallResult:
         """POST /v1/chat/completions and type the outcome. A refused ``response_format`` is
@@ -93,16 +96,36 @@ class OpenAIBackend:
     async def _post(
         self, request: ChatRequest, headers: dict[str, str], form: OutputForm
     ) -> CallResult:
-        posted = await post_json(
-            self._client,
-            f"{self._prefix}/chat/completions",
-            self._payload(request, form),
-            headers,
-            deadline=self.settings.timeout,
-        )
+        payload = self._payload(request, form)
+        slot = self._pin_slot(request, payload)
+        try:
+            posted = await post_json(
+                self._client,
+                f"{self._prefix}/chat/completions",
+                payload,
+                headers,
+                deadline=self.settings.timeout,
+            )
+        finally:
+            if slot is not None:
+                self._affinity.release(slot)
         if isinstance(posted, BackendFailure):
             return posted
         return _reply(*posted)
+
+    def _pin_slot(self, request: ChatRequest, payload: dict[str, Any]) -> int | None:
+        """llama.cpp only (other servers may refuse unknown fields): keep the prompt cached
+        (``cache_prompt``) and send one file's requests to one slot (``id_slot``, when the
+        slot count is known). Returns the slot pinned, to release after the call."""
+        caps = self.capabilities
+        if caps.engine != "llama.cpp":
+            return None
+        payload["cache_prompt"] = True
+        if request.cache_key is None or not caps.slots:
+            return None
+        slot = self._affinity.acquire(request.cache_key, caps.slots)
+        payload["id_slot"] = slot
+        return slot
 
     def _payload(self, request: ChatRequest, form: OutputForm) -> dict[str, Any]:
         caps = self.capabilities

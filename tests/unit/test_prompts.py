@@ -1,0 +1,279 @@
+"""Prompts for real models, asserted on what the stand-in server receives (issue 16): ordered
+stable-first, so two spans of one file share their prompt up to the span; nothing the code
+shows is said again; llama.cpp's slot and prompt cache asked for only from llama.cpp; the reply
+bound sized to the span; a method asked about itself with its class as context; and the
+methods of one class never batched together."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.support.replies import request_span_ids, valid_responder
+from tests.support.standin import RecordedRequest, StandinModelServer
+from tests.unit.test_enrichment_engine import (
+    backend,
+    enrich,
+    make_settings,
+    spans_named,
+    workspace,
+)
+
+from spanlens.enrichment.backends.slots import SlotAffinity
+from spanlens.enrichment.batching import BatchCandidate, plan_batches
+from spanlens.enrichment.engine import EnrichmentEngine
+from spanlens.enrichment.prompts import SYSTEM_PROMPT, SpanSource, build_prompt
+from spanlens.enrichment.schema import SUMMARY_CHARS_PER_WORD, reply_token_bound
+from spanlens.enrichment.sources import load_sources
+from spanlens.settings import EnrichmentSettings
+from spanlens.store import open_store
+
+STORE_FILE = '''
+import os
+
+
+class Store:
+    """Keeps values on disk, one file a key."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def path(self, key):
+        return os.path.join(self.root, key)
+
+    def read(self, key):
+        """Read one value."""
+        with open(self.path(key)) as handle:
+            return handle.read()
+
+
+def add(a, b=1):
+    """Add two numbers."""
+    return a + b
+
+
+def neg(x):
+    return -x
+'''
+
+
+def _openai(url: str, **extra: Any) -> dict[str, Any]:
+    return backend(url, provider="openai", model="qwen2.5-coder:7b", **extra)
+
+
+def _text(request: RecordedRequest) -> str:
+    return "\n".join(str(m["content"]) for m in request.messages)
+
+
+def _shared_prefix(a: str, b: str) -> str:
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return a[:index]
+    return a[: min(len(a), len(b))]
+
+
+def _sources(root: Path) -> dict[str, SpanSource]:
+    store = open_store(root)
+    try:
+        spans = store.spans_in_file("store.py")
+        read = lambda path: (root / path).read_text()  # noqa: E731
+        return {span.name: source for span, source, _ in load_sources(store, read, spans) if source}
+    finally:
+        store.close()
+
+
+async def test_two_spans_of_one_file_share_the_prompt_up_to_the_span(tmp_path: Path) -> None:
+    workspace(tmp_path, {"store.py": STORE_FILE})
+    with StandinModelServer(responder=valid_responder, engine="llama.cpp", n_ctx=16384) as server:
+        settings = make_settings(_openai(server.url))
+        for name in ("add", "neg", "Store.path", "Store.read"):
+            outcomes = await enrich(tmp_path, settings, name)
+            assert outcomes[0].status == "enriched"
+        add, neg, path, read = (_text(r) for r in server.chat_requests)
+    # Everything before the span's own code is the same: instructions, file, imports.
+    shared = _shared_prefix(add, neg)
+    assert add.startswith(SYSTEM_PROMPT)
+    assert add.index("Code of span") <= len(shared)
+    assert "Module imports:\nimport os" in shared
+    # Two methods of one class share the class's context as well.
+    shared_methods = _shared_prefix(path, read)
+    assert "Enclosing class `Store` (context, not the subject)" in shared_methods
+    assert path.index("Code of span") <= len(shared_methods)
+
+
+def test_what_the_code_shows_is_not_said_twice(tmp_path: Path) -> None:
+    workspace(tmp_path, {"store.py": STORE_FILE})
+    prompt = build_prompt([_sources(tmp_path)["add"]], 4096)
+    text = "\n".join(m["content"] for m in prompt.messages)
+    assert text.count("Add two numbers.") == 1  # the docstring, in the code shown
+    assert text.count("def add(a, b=1)") == 1  # the signature, in the code shown
+    assert '"facts"' not in text and '"signature"' not in text and '"docstring"' not in text
+
+
+def test_a_method_is_the_subject_and_its_class_the_context(tmp_path: Path) -> None:
+    workspace(tmp_path, {"store.py": STORE_FILE})
+    prompt = build_prompt([_sources(tmp_path)["Store.read"]], 4096)
+    user = prompt.messages[-1]["content"]
+    context = user.index("Enclosing class `Store` (context, not the subject)")
+    code = user.index("Code of span")
+    subject = user.index("Describe the method `Store.read`")
+    assert context < code < subject
+    assert "Keeps values on disk" in user[context:code]  # the class's doc, as context
+    assert "The subject is the method `read` itself" in user[subject:]
+    assert user.count("Read one value.") == 1
+
+
+def _function(name: str, lines: int) -> list[str]:
+    body = [f"    step_{i} = value * {i}" for i in range(lines - 2)]
+    return [f"def {name}(value):", *body, "    return value"]
+
+
+def _source_of(root: Path, name: str, lines: int) -> SpanSource:
+    workspace(root, {"store.py": "\n".join(_function(name, lines)) + "\n"})
+    source = _sources(root)[name]
+    assert len(source.lines) == lines
+    return source
+
+
+def test_the_reply_bound_is_sized_to_the_span(tmp_path: Path) -> None:
+    tiny = build_prompt([_source_of(tmp_path / "a", "getter", 3)], 8192)
+    large = build_prompt([_source_of(tmp_path / "b", "process", 60)], 8192)
+    assert tiny.max_tokens < 0.7 * large.max_tokens
+    small_props, large_props = tiny.schema["properties"], large.schema["properties"]
+    for key in ("outputs", "side_effects", "pitfalls"):
+        assert small_props[key]["maxItems"] < large_props[key]["maxItems"]
+    assert small_props["evidence"]["maxItems"] <= large_props["evidence"]["maxItems"]
+    # The word count asked for fits the summary's bound with room to spare: a reply that
+    # keeps to it is never cut at maxLength.
+    for prompt in (tiny, large):
+        words = int(prompt.messages[-1]["content"].split("a summary of at most ")[1].split()[0])
+        assert words * SUMMARY_CHARS_PER_WORD <= prompt.schema["properties"]["summary"]["maxLength"]
+        assert prompt.max_tokens == reply_token_bound(prompt.schema)
+
+
+def test_a_full_correct_reply_for_a_tiny_span_fits_its_bound(tmp_path: Path) -> None:
+    """Sizing must not cut a correct reply (a cut one is asked again: a loop of paid calls)."""
+    prompt = build_prompt([_source_of(tmp_path, "getter", 3)], 8192)
+    reply = {
+        "summary": "Computes a scaled copy of `value` step by step and returns `value` "
+        "unchanged; the intermediate products are discarded, so calling it has no "
+        "effect beyond returning its argument.",
+        "inputs": ["value: the number the function scales and hands back to the caller"],
+        "outputs": ["the `value` it was given, unchanged"],
+        "side_effects": [],
+        "pitfalls": ["the computed product is thrown away, which looks like a bug"],
+        "tags": ["arithmetic", "identity"],
+        "usage_snippet": "getter(3)",
+        "evidence": [{"field": "summary", "lines": [1, 3]}],
+    }
+    # Local tokenizers average 3.5-4.5 characters a token on such text; 3 is the worst case.
+    assert len(json.dumps(reply)) / 3 < prompt.max_tokens
+
+
+async def test_llama_cpp_alone_gets_one_slot_per_file_and_the_prompt_cache(
+    tmp_path: Path,
+) -> None:
+    workspace(tmp_path, {"store.py": STORE_FILE, "other.py": "def one():\n    return 1\n"})
+    with StandinModelServer(
+        responder=valid_responder, engine="llama.cpp", n_ctx=8192, slots=2
+    ) as server:
+        engine = EnrichmentEngine(tmp_path, make_settings(_openai(server.url)))
+        try:
+            for name in ("add", "neg", "one"):
+                outcomes = await engine.enrich(spans_named(engine.store, name))
+                assert outcomes[0].status == "enriched"
+        finally:
+            await engine.aclose()
+        chats = [r.json for r in server.chat_requests]
+    assert all(c["cache_prompt"] is True for c in chats)
+    add, neg, one = (c["id_slot"] for c in chats)
+    assert add == neg  # one file, one slot: the second reuses the first's cached prefix
+    assert one != add and one in (0, 1)
+
+
+async def test_other_openai_servers_get_no_llama_cpp_fields(tmp_path: Path) -> None:
+    workspace(tmp_path, {"store.py": STORE_FILE})
+    chats: list[dict[str, Any]] = []
+    for engine, strict in (("llama-cpp-python", False), (None, True)):
+        with StandinModelServer(
+            responder=valid_responder, engine=engine, reject_unknown_fields=strict
+        ) as server:
+            settings = make_settings(_openai(server.url))
+            outcomes = await enrich(tmp_path, settings, "add" if engine else "neg")
+            assert outcomes[0].status == "enriched"
+            chats += [r.json for r in server.chat_requests]
+    assert len(chats) == 2
+    assert not any("id_slot" in c or "cache_prompt" in c for c in chats)
+
+
+async def test_methods_of_one_class_are_never_batched_together(tmp_path: Path) -> None:
+    workspace(tmp_path, {"store.py": STORE_FILE})
+    with StandinModelServer(responder=valid_responder, engine="llama.cpp", n_ctx=16384) as server:
+        settings = make_settings(_openai(server.url), batch=True)
+        names = ("Store.__init__", "Store.path", "Store.read", "add", "neg")
+        outcomes = await enrich(tmp_path, settings, *names)
+        asked = [request_span_ids(r) for r in server.chat_requests]
+    assert [o.status for o in outcomes] == ["enriched"] * 5
+    store = open_store(tmp_path)
+    try:
+        ids = {span.id: span.name for span in spans_named(store, *names)}
+    finally:
+        store.close()
+    method_ids = {i for i, name in ids.items() if name.startswith("Store.")}
+    assert all(len(set(call) & method_ids) <= 1 for call in asked)
+    assert any(len(call) == 2 for call in asked)  # the two tiny functions still share a call
+
+
+def test_the_batch_plan_keeps_methods_classes_and_long_functions_single(tmp_path: Path) -> None:
+    workspace(tmp_path, {"store.py": STORE_FILE})
+    sources = _sources(tmp_path)
+    candidates = [BatchCandidate(source, "small") for source in sources.values()]
+    batches, singles = plan_batches(candidates, EnrichmentSettings())
+    assert [[c.source.span.name for c in batch] for batch in batches] == [["add", "neg"]]
+    assert {c.source.span.name for c in singles} == {
+        "Store",
+        "Store.__init__",
+        "Store.path",
+        "Store.read",
+    }
+    long = _source_of(tmp_path / "long", "process", 30)
+    short = _source_of(tmp_path / "short", "getter", 3)
+    batches, _ = plan_batches(
+        [BatchCandidate(long, "small"), BatchCandidate(short, "small")], EnrichmentSettings()
+    )
+    assert batches == []
+
+
+def test_a_file_keeps_its_slot_and_a_new_file_takes_the_least_recently_used() -> None:
+    affinity = SlotAffinity()
+    a = affinity.acquire("a.py", 2)
+    b = affinity.acquire("b.py", 2)  # a.py's call still runs: another slot
+    assert a != b
+    affinity.release(a)
+    affinity.release(b)
+    assert affinity.acquire("a.py", 2) == a
+    affinity.release(a)
+    c = affinity.acquire("c.py", 2)  # b.py's slot was used least recently
+    assert c == b
+    affinity.release(c)
+    assert affinity.acquire("a.py", 2) == a  # a.py kept its slot
+    assert affinity.acquire("b.py", 2) != a  # b.py lost its slot to c.py
+
+
+def test_a_go_method_is_the_subject_and_its_receiver_type_the_owner(tmp_path: Path) -> None:
+    go = "package store\n\ntype Store struct {\n\troot string\n}\n\n"
+    go += "// Root is where values live.\nfunc (s *Store) Root() string {\n\treturn s.root\n}\n"
+    workspace(tmp_path, {"store.go": go})
+    store = open_store(tmp_path)
+    try:
+        spans = store.spans_in_file("store.go")
+        read = lambda path: (tmp_path / path).read_text()  # noqa: E731
+        sources = {s.name: src for s, src, _ in load_sources(store, read, spans) if src}
+    finally:
+        store.close()
+    [name] = [n for n in sources if n.endswith("Root")]
+    user = build_prompt([sources[name]], 4096).messages[-1]["content"]
+    assert f"Describe the method `{name}`" in user
+    assert "The subject is the method `Root` itself" in user
+    assert "not what its type `Store` is for" in user
