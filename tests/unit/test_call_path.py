@@ -209,3 +209,26 @@ async def test_an_overview_after_a_failed_store_write_calls_no_model_and_says_wh
             overview = await writer.write("m.py", "python", SPANS, local_only=False)
     assert overview.data is None and overview.error == "cannot write the index: disk full"
     assert server.chat_requests == []
+
+
+async def test_a_new_engine_gives_docgen_its_call_path(tmp_path: Path) -> None:
+    from spanlens.app import build_services, close_services, replace_docgen, replace_engine
+
+    with StandinModelServer(responder=valid_reply) as server:
+        _workspace(tmp_path)
+        services = build_services(tmp_path, _settings(server.url))
+        try:
+
+            def docgen_calls() -> Any:
+                assert services.docgen.docgen is not None
+                return services.docgen.docgen.writer.calls
+
+            first = docgen_calls()
+            assert first is not None and first is services.calls
+            replace_engine(services, _settings(server.url, retries=1))  # e.g. new settings
+            assert services.calls is not None and services.calls is not first
+            assert docgen_calls() is services.calls
+            replace_docgen(services, _settings(server.url, retries=1))
+            assert docgen_calls() is services.calls
+        finally:
+            await close_services(services)
