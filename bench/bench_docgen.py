@@ -21,6 +21,7 @@ from tests.support.replies import parse_docgen_request, valid_responder
 from tests.support.standin import StandinModelServer
 
 from run import print_table
+from spanlens.app import command_calls
 from spanlens.config import settings_from_dict
 from spanlens.docgen.generate import Docgen, write_docs
 from spanlens.docgen.plan import MISSING, STALE, doc_state
@@ -66,10 +67,9 @@ def _docgen(root: Path, settings: Any) -> tuple[Docgen, list[Any], float, Any]:
     started = time.perf_counter()
 
     async def go() -> list[Any]:
-        try:
+        async with command_calls(root, settings) as calls:
+            docgen.writer.calls = calls
             return await write_docs(docgen, todo)
-        finally:
-            await docgen.aclose()
 
     results = asyncio.run(go())
     return docgen, results, time.perf_counter() - started, graph

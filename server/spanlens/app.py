@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanlens.config import ConfigError, Settings, load_settings
 from spanlens.docgen.job import DocgenJob
-from spanlens.scheduling.scheduler import Enricher, Scheduler
+from spanlens.scheduling.scheduler import Scheduler
 from spanlens.store.db import Store, open_store
 from spanlens.store.worker import StoreWorker
 from spanlens.telemetry.gpu import GpuSampler, sampler_for
+
+if TYPE_CHECKING:
+    from spanlens.enrichment.calls import CallPath
+    from spanlens.enrichment.engine import EnrichmentEngine
 
 #: Reads a workspace-relative file's current text, or None when it cannot.
 SourceText = Callable[[str], "str | None"]
@@ -37,6 +42,8 @@ class Services:
     docgen: DocgenJob
     #: GPU telemetry and limits for the engine (None when ``gpu.enabled`` is off).
     gpu: GpuSampler | None = None
+    #: The engine's call path, which docgen's overviews take too (None: no backend).
+    calls: CallPath | None = None
 
 
 def build_engine(
@@ -45,7 +52,7 @@ def build_engine(
     writer: StoreWorker,
     gpu: GpuSampler | None,
     source_text: SourceText | None = None,
-) -> Enricher | None:
+) -> EnrichmentEngine | None:
     """The enrichment engine, or None when no backend is configured (facts only).
 
     It reads through its own connection on the event loop and writes through ``writer``;
@@ -55,7 +62,7 @@ def build_engine(
         return None
     from spanlens.enrichment.engine import EnrichmentEngine, build_endpoints
 
-    engine: Enricher = EnrichmentEngine(
+    return EnrichmentEngine(
         root,
         settings,
         gpu=gpu,
@@ -64,7 +71,21 @@ def build_engine(
         endpoints=build_endpoints(settings),
         writer=writer,
     )
-    return engine
+
+
+@contextlib.asynccontextmanager
+async def command_calls(root: Path, settings: Settings) -> AsyncIterator[CallPath | None]:
+    """The call path of a command that is no server (``spanlens docgen``): built as the
+    server builds it, recording each call through its own writer thread; None without a
+    backend. Closed (clients, writer) when the block ends."""
+    writer = StoreWorker(root, "calls")
+    engine = build_engine(root, settings, writer, None)
+    try:
+        yield engine.calls if engine is not None else None
+    finally:
+        if engine is not None:
+            await engine.aclose()
+        await writer.aclose()
 
 
 def workspace_settings(
@@ -92,9 +113,12 @@ def build_services(
     gpu = sampler_for(settings.gpu.enabled and bool(settings.backends))
     engine = build_engine(root, settings, indexer, gpu, source_text)
     scheduler = Scheduler(store, queries, engine, settings)
-    docgen = DocgenJob(root, settings, queries, writer=indexer)
+    # Overviews take the engine's call path: one slot limit, breaker and attempt record per
+    # endpoint for every model call.
+    calls = engine.calls if engine is not None else None
+    docgen = DocgenJob(root, settings, queries, writer=indexer, calls=calls)
     scheduler.add_job(docgen)
-    return Services(root, settings, store, indexer, queries, scheduler, docgen, gpu)
+    return Services(root, settings, store, indexer, queries, scheduler, docgen, gpu, calls)
 
 
 def replace_engine(
@@ -107,6 +131,8 @@ def replace_engine(
     gpu = services.gpu if settings.gpu.enabled else None
     engine = build_engine(services.root, settings, services.indexer, gpu, source_text)
     services.scheduler.replace_engine(engine)
+    services.calls = engine.calls if engine is not None else None
+    services.docgen.use(services.calls)
 
 
 def replace_docgen(services: Services, settings: Settings) -> None:
@@ -118,6 +144,7 @@ def replace_docgen(services: Services, settings: Settings) -> None:
         services.queries,
         writer=services.indexer,
         on_change=old.on_change,
+        calls=services.calls,
     )
     services.scheduler.replace_job(old, services.docgen)
 
@@ -130,7 +157,6 @@ async def close_services(services: Services) -> None:
         await engine.aclose()  # gives up its claims through the indexer, still open
     if services.gpu is not None:
         await asyncio.to_thread(services.gpu.close)
-    await services.docgen.aclose()
     await services.indexer.aclose()
     await services.queries.aclose()
     services.store.close()

@@ -65,13 +65,9 @@ KNOWN_CYCLE_EDGES = frozenset(
 KNOWN_PRIVATE_IMPORTS = frozenset(
     {
         "docgen.render: presentation.markdown._bullets",
-        "enrichment.cascade: enrichment.endpoints._scrub",
-        "enrichment.cascade: enrichment.jobs._Call",
-        "enrichment.cascade: enrichment.jobs._roomier_after",
         "enrichment.engine: enrichment.outcomes._HashOutcome",
         "enrichment.engine: enrichment.outcomes._deferral",
         "enrichment.engine: enrichment.outcomes._gather_outcomes",
-        "enrichment.jobs: enrichment.endpoints._scrub",
         "indexing.indexer: indexing.parsing._RecentParses",
         "indexing.indexer: indexing.parsing._Task",
         "indexing.indexer: indexing.parsing._rows",

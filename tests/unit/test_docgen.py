@@ -406,12 +406,30 @@ def test_a_doc_is_whole_after_its_writer_is_killed(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- the server's job
 
 
+class _Services:
+    """What the server's docgen job is built with: a writer thread and the engine whose call
+    path overviews take (as app.build_services wires them)."""
+
+    def __init__(self, engine: Any, worker: Any) -> None:
+        self.engine = engine
+        self.worker = worker
+
+    async def aclose(self) -> None:
+        if self.engine is not None:
+            await self.engine.aclose()
+        await self.worker.aclose()
+
+
 async def _job(root: Path) -> tuple[Any, Any]:
+    from spanlens.app import build_engine
     from spanlens.docgen.job import DocgenJob
     from spanlens.scheduling.store_worker import StoreWorker
 
+    settings = load_settings(root)
     worker = StoreWorker(root, "test")
-    return DocgenJob(root, load_settings(root), worker), worker
+    engine = build_engine(root, settings, worker, None)
+    calls = engine.calls if engine is not None else None
+    return DocgenJob(root, settings, worker, calls=calls), _Services(engine, worker)
 
 
 async def test_the_server_skips_while_another_process_holds_the_docs_lock(
@@ -434,7 +452,6 @@ async def test_the_server_skips_while_another_process_holds_the_docs_lock(
         assert result.written and job.snapshot()["last_error"] is None
         assert job.existing_doc("a.py") == root / ".spanlens/docs/a.py.md"
     finally:
-        await job.aclose()
         await worker.aclose()
 
 
@@ -452,7 +469,6 @@ async def test_the_server_writes_no_doc_without_a_model_and_says_why(tmp_path: P
         units = await job.next_units()  # a failed file backs off: not offered again at once
         assert all(plan.path != "a.py" for plan in units)
     finally:
-        await job.aclose()
         await worker.aclose()
 
 
@@ -475,13 +491,11 @@ async def test_a_failed_doc_backs_off_across_a_server_restart(tmp_path: Path) ->
         result = await job.document_path("a.py")
         assert not result.written and result.error == "connection refused"
     finally:
-        await job.aclose()
         await worker.aclose()
     restarted, worker = await _job(root)  # a new server process: nothing held in memory
     try:
         assert await restarted.next_units() == []  # still backing off
     finally:
-        await restarted.aclose()
         await worker.aclose()
 
 
@@ -513,7 +527,6 @@ async def _server_units(root: Path) -> list[str]:
     try:
         return [plan.path for plan in await job.next_units()]
     finally:
-        await job.aclose()
         await worker.aclose()
 
 
@@ -555,7 +568,6 @@ def test_a_lone_missing_doc_among_fresh_ones_is_found_at_once(
         try:
             return [[plan.path for plan in await job.next_units()] for _ in range(5)]
         finally:
-            await job.aclose()
             await worker.aclose()
 
     # Ten files are sampled per seek; the 39 fresh ones must not hide the one that is not.

@@ -701,9 +701,18 @@ class ExplodingBackend:
     """A backend whose client breaks: ``chat`` raises, or hangs until cancelled."""
 
     def __init__(self, settings: Any, hang: bool = False) -> None:
+        from spanlens.enrichment.backends.capabilities import Capabilities
+
         self.settings = settings
         self.hang = hang
         self.entered = asyncio.Event()
+        self.capabilities = Capabilities(detected=True)
+
+    async def detect(self, timeout: float) -> Any:
+        return self.capabilities
+
+    async def count_tokens(self, text: str, timeout: float) -> int | None:
+        return None
 
     async def chat(self, request: Any) -> Any:
         self.entered.set()
@@ -719,18 +728,19 @@ class ExplodingBackend:
 
 
 def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any], Any]:
+    from spanlens.enrichment.calls import CallPath
     from spanlens.enrichment.cascade import Breaker, Cascade, Endpoint, Job
 
     settings = make_settings(backend("http://user:hunter2@127.0.0.1:9"), retries=0)
     exploding = ExplodingBackend(settings.backends[0], hang=hang)
     breaker = Breaker(threshold=1, reset_after=0.0, failures=1, opened_at=time.monotonic() - 1)
-    endpoint = Endpoint(exploding, breaker, asyncio.Semaphore(1))  # type: ignore[arg-type]
+    endpoint = Endpoint(exploding, breaker, asyncio.Semaphore(1))
     recorded: list[Any] = []
 
     async def record(attempt: Any) -> None:
         recorded.append(attempt)
 
-    cascade = Cascade({"small": [endpoint]}, settings.enrichment, record)
+    cascade = Cascade(CallPath({"small": [endpoint]}, settings.enrichment, record))
     store = open_store(small_ws)
     try:
         [span] = spans_named(store, "add")

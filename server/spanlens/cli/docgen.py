@@ -101,7 +101,7 @@ def cmd_docgen(args: argparse.Namespace) -> int:
     progress = ProgressBar("docs", not args.json, min_total=1)
     try:
         removed = [] if only else docgen.remove_orphans(graph)
-        results = asyncio.run(_write(docgen, todo, progress, write_docs))
+        results = asyncio.run(_write(root, settings, docgen, todo, progress, write_docs))
     finally:
         progress.close()
         lock.release()
@@ -116,11 +116,16 @@ def cmd_docgen(args: argparse.Namespace) -> int:
     return _print_results(args.json, docgen, results, removed, waiting, fresh, sorted(given_up))
 
 
-async def _write(docgen: Any, todo: list[Any], progress: Any, write_docs: Any) -> Any:
-    try:
+async def _write(
+    root: Any, settings: Any, docgen: Any, todo: list[Any], progress: Any, write_docs: Any
+) -> Any:
+    """Write the docs, asking for overviews through the engine's call path (built as the
+    server builds it), so each overview call is recorded in ``attempts`` like a span's."""
+    from spanlens.app import command_calls
+
+    async with command_calls(root, settings) as calls:
+        docgen.writer.calls = calls
         return await write_docs(docgen, todo, progress)
-    finally:
-        await docgen.aclose()
 
 
 def _print_dry_run(

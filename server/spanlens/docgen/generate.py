@@ -16,6 +16,7 @@ from spanlens.docgen.overview import DOCGEN_PROMPT_VERSION, OverviewSpan, Overvi
 from spanlens.docgen.plan import CallGraph, FilePlan, coverage, needs_model_call, signature_of
 from spanlens.docgen.render import render_doc
 from spanlens.docgen.write import doc_path, docs_dir, read_header, remove_orphans, write_atomic
+from spanlens.enrichment.calls import CallPath
 from spanlens.enrichment.privacy import remote_allowed
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store.db import Store
@@ -49,12 +50,14 @@ class DocResult:
 class Docgen:
     """Docs of one workspace: where they go, what is stale, and writing one."""
 
-    def __init__(self, root: Path, settings: Settings, writer: OverviewWriter | None = None):
+    def __init__(self, root: Path, settings: Settings, calls: CallPath | None = None):
+        """Overviews are asked through ``calls``, the process's one call path (None: no
+        overview can be written, e.g. to count docs)."""
         self.root = root
         self.settings = settings
         #: Raises DocPathError when ``docgen.dir`` leaves the workspace or is a link.
         self.folder = docs_dir(root, settings.docgen.dir)
-        self.writer = writer or OverviewWriter(settings)
+        self.writer = OverviewWriter(settings, calls)
         self.prompt_version = DOCGEN_PROMPT_VERSION
 
     @property
@@ -124,10 +127,6 @@ class Docgen:
         result.doc = target
         result.written = True
         return result
-
-    async def aclose(self) -> None:
-        """Close the overview writer's clients."""
-        await self.writer.aclose()
 
 
 async def write_docs(

@@ -22,6 +22,7 @@ from spanlens.config import Settings
 from spanlens.docgen.generate import Docgen, DocResult
 from spanlens.docgen.plan import CallGraph, FilePlan, pick_candidate
 from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
+from spanlens.enrichment.calls import CallPath
 from spanlens.store.db import Store
 from spanlens.store.docs import DocFailure, clear_doc_failure, doc_failures, record_doc_failure
 from spanlens.store.errors import StoreError
@@ -44,9 +45,11 @@ class DocgenJob:
         *,
         writer: StoreWrites | None = None,
         on_change: Callable[[], None] | None = None,
+        calls: CallPath | None = None,
     ) -> None:
         """Read the index through ``queries``; record failures through ``writer`` (the app's
-        writer thread; default: ``queries``)."""
+        writer thread; default: ``queries``); ask for overviews through ``calls`` (the
+        engine's call path, shared with every span call)."""
         self.root = root
         self.settings = settings
         self.queries = queries
@@ -63,7 +66,7 @@ class DocgenJob:
         self._writing: dict[str, asyncio.Task[DocResult]] = {}
         self.docgen: Docgen | None = None
         try:
-            self.docgen = Docgen(root, settings)
+            self.docgen = Docgen(root, settings, calls)
         except DocPathError as exc:
             self.last_error = str(exc)
         if self.docgen is not None and self.docgen.model is None:
@@ -129,10 +132,10 @@ class DocgenJob:
         self.coverage = await asyncio.to_thread(docgen.coverage, graph)
         self._changed()
 
-    async def aclose(self) -> None:
-        """Close the overview writer's clients."""
+    def use(self, calls: CallPath | None) -> None:
+        """Ask for overviews through ``calls`` from now on (a new engine replaced the old)."""
         if self.docgen is not None:
-            await self.docgen.aclose()
+            self.docgen.writer.calls = calls
 
     # ------------------------------------------------------------ work
 

@@ -15,8 +15,10 @@ from typing import Any
 import jsonschema
 
 from spanlens.config import BackendSettings, Settings
-from spanlens.enrichment.backends import ChatReply, ChatRequest, create_backend
+from spanlens.enrichment.backends import BackendFailure, CallResult, ChatRequest, FailureKind
+from spanlens.enrichment.calls import CallPath, CallRequest, Verdict
 from spanlens.enrichment.validation import extract_json, placeholder_reason
+from spanlens.store.enrichments import StoreWriteFailed
 
 #: Bump when the prompt or schema changes: every overview key changes with it.
 DOCGEN_PROMPT_VERSION = "docgen-1"
@@ -106,22 +108,45 @@ class OverviewResult:
     calls: int = 0
 
 
+def judge_overview(
+    reply: CallResult, path: str, names: list[str]
+) -> Verdict[dict[str, Any] | None]:
+    """What an overview reply came to; its ``attempts`` row says ``overview of <path>``."""
+    what = f"overview of {path}"
+    if isinstance(reply, BackendFailure):
+        return Verdict(None, reply, "failed", reply.kind.value, f"{what}: {reply.detail}")
+    data, problems = validate_overview(reply.text, names)
+    if data is not None:
+        return Verdict(data, None, "ok", None, what)
+    failure = BackendFailure(
+        FailureKind.INVALID_OUTPUT,
+        "invalid overview: " + "; ".join(problems[:3]),
+        tokens_in=reply.tokens_in,
+        tokens_out=reply.tokens_out,
+        duration_ms=reply.duration_ms,
+    )
+    return Verdict(None, failure, "failed", failure.kind.value, f"{what}: {failure.detail}")
+
+
 class OverviewWriter:
-    """Calls the docgen tier's endpoints in order (failover) for one overview at a time.
+    """Asks the docgen tier for one overview at a time, through the one call path (the same
+    slots, breakers, retries and attempt records as span calls).
 
     It uses the enrichment tier's model by default, so an Ollama server keeps the model it
     already holds (the backends send ``keep_alive``). Remote endpoints are used only for
-    files that may leave the machine.
+    files that may leave the machine. Without a call path (no backend configured, or a
+    command that only counts docs) no overview is written.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, calls: CallPath | None = None) -> None:
         tier = settings.docgen.tier or next(
             (t for t in settings.enrichment.tiers if any(b.tier == t for b in settings.backends)),
             "small",
         )
         self.tier = tier
         self.endpoints: list[BackendSettings] = [b for b in settings.backends if b.tier == tier]
-        self._backends = [create_backend(b, settings.local) for b in self.endpoints]
+        #: The process's call path (the engine's); set by whoever builds the services.
+        self.calls = calls
 
     @property
     def model(self) -> str | None:
@@ -131,31 +156,32 @@ class OverviewWriter:
     async def write(
         self, path: str, language: str, spans: list[OverviewSpan], *, local_only: bool
     ) -> OverviewResult:
-        """One validated overview of ``path``; the first endpoint that gives one wins."""
-        if not self._backends:
+        """One validated overview of ``path`` from the docgen tier (failover and retries as
+        for any call); only the docgen tier is asked, since its model is part of the key."""
+        if not self.endpoints or self.calls is None:
             return OverviewResult(None, f"no backend in tier {self.tier}")
-        request = ChatRequest(
-            build_messages(path, language, spans), OVERVIEW_SCHEMA, REPLY_TOKENS, "overview"
-        )
         names = [s.name for s in spans]
-        error = "no model reachable"
-        calls = 0
-        for settings, backend in zip(self.endpoints, self._backends, strict=True):
-            if local_only and settings.is_remote:
-                error = "file must not leave this machine and no local backend is configured"
-                continue
-            reply = await backend.chat(request)
-            calls += 1
-            if not isinstance(reply, ChatReply):
-                error = reply.kind.value
-                continue
-            data, problems = validate_overview(reply.text, names)
-            if data is not None:
-                return OverviewResult(data, None, calls)
-            error = "invalid overview: " + "; ".join(problems[:3])
-        return OverviewResult(None, error, calls)
-
-    async def aclose(self) -> None:
-        """Close the HTTP clients."""
-        for backend in self._backends:
-            await backend.aclose()
+        request: CallRequest[dict[str, Any] | None] = CallRequest(
+            ChatRequest(
+                build_messages(path, language, spans), OVERVIEW_SCHEMA, REPLY_TOKENS, "overview"
+            ),
+            lambda reply: judge_overview(reply, path, names),
+        )
+        try:
+            asked = await self.calls.ask(request, [self.tier], local_only=local_only)
+        except StoreWriteFailed as exc:
+            # The call could not be recorded: no more calls until the index takes writes.
+            return OverviewResult(None, str(exc))
+        verdict = asked.verdict
+        if verdict is not None and verdict.failure is None:
+            return OverviewResult(verdict.value, None, asked.calls)
+        if verdict is not None and verdict.failure is not None:
+            failure = verdict.failure
+            error = (
+                failure.detail if failure.kind is FailureKind.INVALID_OUTPUT else failure.kind.value
+            )
+        elif local_only and not self.calls.eligible(self.tier, True):
+            error = "file must not leave this machine and no local backend is configured"
+        else:
+            error = asked.reasons[-1] if asked.reasons else "no model reachable"
+        return OverviewResult(None, error, asked.calls)

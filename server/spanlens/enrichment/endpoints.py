@@ -124,33 +124,28 @@ class Endpoint:
         return self.backend.settings
 
     @property
-    def capabilities(self) -> Capabilities | None:
-        """What the backend detected about the endpoint (None: a backend without detection)."""
-        caps = getattr(self.backend, "capabilities", None)
-        return caps if isinstance(caps, Capabilities) else None
+    def capabilities(self) -> Capabilities:
+        """What the backend detected about the endpoint (defaults until detection ran)."""
+        return self.backend.capabilities
 
     @property
     def parallel(self) -> int:
         """Calls the endpoint takes at once: ``max_parallel``, never more than its slots."""
-        caps = self.capabilities
-        slots = caps.slots if caps is not None and caps.slots else None
+        slots = self.capabilities.slots or None
         return max(1, min(self.settings.max_parallel, slots or self.settings.max_parallel))
 
     @property
     def context_tokens(self) -> int:
         """Context one request may use: the configured window, or less when the server's
         context per slot is smaller (llama.cpp splits its context across its slots)."""
-        caps = self.capabilities
-        per_slot = caps.context_per_slot if caps is not None else None
+        per_slot = self.capabilities.context_per_slot
         return min(self.settings.context_tokens, per_slot or self.settings.context_tokens)
 
     async def detect(self, timeout: float) -> None:
         """Learn the endpoint's capabilities once; the concurrency limit follows its slots."""
-        caps = self.capabilities
-        detect = getattr(self.backend, "detect", None)
-        if caps is None or caps.detected or detect is None:
+        if self.capabilities.detected:
             return
-        await detect(timeout)
+        await self.backend.detect(timeout)
         if self.parallel < self.settings.max_parallel and self.in_flight == 0:
             self.slots = asyncio.Semaphore(self.parallel)
 
@@ -221,7 +216,7 @@ def update_health(
         endpoint.misconfigured = None
         return
     name, url = endpoint.settings.name, endpoint.display_url
-    endpoint.last_error = _scrub(endpoint, f"{failure.kind.value}: {failure.detail}")[:300]
+    endpoint.last_error = scrub_for(endpoint, f"{failure.kind.value}: {failure.detail}")[:300]
     endpoint.last_failure = failure.kind
     log.debug("%s (%s): %s", name, url, endpoint.last_error)
     if failure.retry_after is not None or failure.kind is FailureKind.RATE_LIMITED:
@@ -229,7 +224,7 @@ def update_health(
         pause = failure.retry_after if failure.retry_after is not None else backoff_base
         endpoint.cooldown_until = max(endpoint.cooldown_until, now + pause)
     if failure.kind is FailureKind.MISCONFIGURED:
-        endpoint.misconfigured = _scrub(endpoint, misconfiguration_message(endpoint, failure))
+        endpoint.misconfigured = scrub_for(endpoint, misconfiguration_message(endpoint, failure))
         if endpoint.breaker.opened_at is None:
             log.warning(
                 "backend %s (%s) misconfigured; pausing it for %.0fs: %s",
@@ -258,7 +253,8 @@ def update_health(
         endpoint.misconfigured = None
 
 
-def _scrub(endpoint: Endpoint, text: str) -> str:
+def scrub_for(endpoint: Endpoint, text: str) -> str:
+    """``text`` without the endpoint's credentials (key, URL user and password)."""
     return scrub(text, endpoint_secrets(endpoint.settings))
 
 

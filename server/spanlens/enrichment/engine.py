@@ -26,6 +26,7 @@ from typing import Any
 
 from spanlens.config import Settings
 from spanlens.enrichment.backends import FailureKind, probe_backends
+from spanlens.enrichment.calls import CallPath
 from spanlens.enrichment.cascade import Cascade, Endpoint, GpuProbe, Job, JobResult
 from spanlens.enrichment.claims import Claims, new_owner, settled_elsewhere
 from spanlens.enrichment.endpoints import (
@@ -114,7 +115,8 @@ class EnrichmentEngine:
         #: Every write goes through this thread; the engine closes it only if it made it.
         self._owns_writer = writer is None
         self.writer: StoreWrites = writer if writer is not None else StoreWorker(root, "enrich")
-        self.cascade = Cascade(
+        #: The one path every model call of this engine takes (spans, batches, overviews).
+        self.calls = CallPath(
             self._endpoints,
             settings.enrichment,
             self._record_attempt,
@@ -122,6 +124,7 @@ class EnrichmentEngine:
             gpu_settings=settings.gpu,
             cost=cost_function(),
         )
+        self.cascade = Cascade(self.calls)
         self._in_flight: dict[str, asyncio.Future[_HashOutcome]] = {}
         #: This engine's own calls, for a run's summary.
         self.totals = CallTotals()
@@ -130,7 +133,7 @@ class EnrichmentEngine:
         #: Who holds a claim in the ``claims`` table: host, pid and a random part.
         self.owner = new_owner()
         self._claims = Claims(self.writer, self.owner)
-        self._writes = GuardedWrites(self.writer, self.store.path, self.cascade.halt)
+        self._writes = GuardedWrites(self.writer, self.store.path, self.calls.halt)
 
     # ------------------------------------------------------------------ public API
 
@@ -204,7 +207,7 @@ class EnrichmentEngine:
     def stall(self) -> tuple[float, str]:
         """Why work waits now and for how long: (seconds until some endpoint takes calls
         again, "<backend> <reason>"). (0, "") when an endpoint takes calls now."""
-        return stall_of(self._all_endpoints(), self.cascade._clock())
+        return stall_of(self._all_endpoints(), self.calls.clock())
 
     def settled_elsewhere(self, spans: list[SpanRow]) -> tuple[list[int], list[int]]:
         """Of spans another process claimed: (ids now enriched, failed for good or gone;

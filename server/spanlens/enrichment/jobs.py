@@ -15,7 +15,8 @@ from spanlens.enrichment.backends import (
     display_host,
 )
 from spanlens.enrichment.batching import BatchCandidate, plan_batches
-from spanlens.enrichment.endpoints import Endpoint, _scrub
+from spanlens.enrichment.calls import Verdict
+from spanlens.enrichment.endpoints import Endpoint
 from spanlens.enrichment.prompts import (
     Prompt,
     SpanSource,
@@ -29,7 +30,6 @@ from spanlens.enrichment.validation import (
     validate_reply,
 )
 from spanlens.states import DeferralKind
-from spanlens.store.enrichments import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +84,24 @@ class JobResult:
 
 
 @dataclass(slots=True)
-class _Call:
-    """One call's outcome inside the cascade."""
+class SpanCall:
+    """What one call's reply came to for its spans: validated entries, and the failure when
+    none validated."""
 
     results: dict[int, Validated]
     failure: BackendFailure | None
     reply: ChatReply | BackendFailure
 
 
-def _partial_note(call: _Call) -> str | None:
+def _partial_note(call: SpanCall) -> str | None:
     bad = sum(1 for r in call.results.values() if not r.ok)
     return FailureKind.INVALID_OUTPUT.value if bad else None
 
 
-def judge_reply(reply: ChatReply | BackendFailure, prompt: Prompt) -> _Call:
+def judge_reply(reply: ChatReply | BackendFailure, prompt: Prompt) -> SpanCall:
     """Validate one call's reply: what it enriched, and its failure if nothing validated."""
     if isinstance(reply, BackendFailure):
-        return _Call({}, reply, reply)
+        return SpanCall({}, reply, reply)
     try:
         if prompt.is_batch:
             results = validate_batch_reply(reply.text, prompt.contexts)
@@ -116,13 +117,13 @@ def judge_reply(reply: ChatReply | BackendFailure, prompt: Prompt) -> _Call:
             tokens_out=reply.tokens_out,
             duration_ms=reply.duration_ms,
         )
-        return _Call({}, failure, reply)
+        return SpanCall({}, failure, reply)
     if any(r.ok for r in results.values()):
-        return _Call(results, None, reply)
+        return SpanCall(results, None, reply)
     # One line (it becomes the span's failure and the endpoint's last error); the attempt row
     # gets one line per span (see attempt_row).
     detail = "; ".join(r.describe() for r in results.values())[:300]
-    return _Call(
+    return SpanCall(
         results,
         BackendFailure(
             FailureKind.INVALID_OUTPUT,
@@ -135,7 +136,7 @@ def judge_reply(reply: ChatReply | BackendFailure, prompt: Prompt) -> _Call:
     )
 
 
-def land_call(call: _Call, endpoint: Endpoint, tier: str, result: JobResult) -> bool:
+def land_call(call: SpanCall, endpoint: Endpoint, tier: str, result: JobResult) -> bool:
     """Collect the call's valid enrichments; its tokens and time are split over them."""
     valid = {
         span_id: v.data
@@ -161,18 +162,8 @@ def land_call(call: _Call, endpoint: Endpoint, tier: str, result: JobResult) -> 
     return True
 
 
-def attempt_row(
-    endpoint: Endpoint,
-    tier: str,
-    job: Job,
-    reply: ChatReply | BackendFailure,
-    call: _Call,
-    started_at: float,
-    gpu: dict[str, Any] | None,
-    cost: Callable[[int, int, float, float], float],
-) -> Attempt:
-    """The ``attempts`` row of one call."""
-    s = endpoint.settings
+def span_verdict(call: SpanCall, job: Job) -> Verdict[SpanCall]:
+    """What the call path records of one span call (its ``attempts`` row's outcome)."""
     enriched = sum(1 for r in call.results.values() if r.ok)
     failure = call.failure
     if enriched == len(job.sources):
@@ -181,30 +172,21 @@ def attempt_row(
         outcome = "partial"
     else:
         outcome = "failed"
-    return Attempt(
-        started_at=started_at,
-        span_hashes=[source.span.content_hash for source in job.sources],
-        tier=tier,
-        backend=s.name,
-        host=display_host(s.url),
-        model=s.model,
+    return Verdict(
+        call,
+        failure,
         outcome=outcome,
-        tokens_in=reply.tokens_in,
-        tokens_out=reply.tokens_out,
-        duration_ms=round(reply.duration_ms, 3),
         failure_type=failure.kind.value if failure else _partial_note(call),
         detail=(
             rejection_detail(call.results, {x.span.id: x.span.name for x in job.sources})
             if any(not r.ok for r in call.results.values())
-            else (_scrub(endpoint, failure.detail) if failure else None)
+            else (failure.detail if failure else None)
         ),
-        gpu=gpu,
-        cost=cost(reply.tokens_in, reply.tokens_out, s.price_in, s.price_out),
         enriched=enriched,
     )
 
 
-def _roomier_after(call: _Call | None, prompt: Prompt) -> Prompt | None:
+def roomier_after(call: SpanCall | None, prompt: Prompt) -> Prompt | None:
     """A prompt with more reply room when ``call`` was cut off at the token limit."""
     if call is None or call.failure is None or call.failure.kind is not FailureKind.TRUNCATED:
         return None

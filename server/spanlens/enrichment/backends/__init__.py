@@ -146,9 +146,7 @@ _CHECK_MESSAGES = [
 async def output_check(backend: Backend, timeout: float) -> dict[str, Any]:
     """Detect the endpoint's capabilities, then ask one tiny structured-output question: the
     form found, the context per slot, and whether the reply came back valid JSON."""
-    detect = getattr(backend, "detect", None)
-    if detect is not None:
-        await detect(timeout)
+    await backend.detect(timeout)
     reply = await backend.chat(ChatRequest(_CHECK_MESSAGES, _CHECK_SCHEMA, 16, "spanlens_check"))
     ok, detail = False, ""
     if isinstance(reply, BackendFailure):
@@ -160,12 +158,9 @@ async def output_check(backend: Backend, timeout: float) -> dict[str, Any]:
             detail = "valid" if ok else "reply does not follow the schema"
         except ValueError:
             detail = "reply is not JSON"
-    caps = getattr(backend, "capabilities", None)
-    found: dict[str, Any] = {}
-    if caps is not None:
-        caps.replies_valid = ok
-        found = caps.as_json()
-    return {"ok": ok, "detail": detail, **found}
+    caps = backend.capabilities
+    caps.replies_valid = ok
+    return {"ok": ok, "detail": detail, **caps.as_json()}
 
 
 async def probe_backends(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from spanlens.config import BackendSettings
+from spanlens.enrichment.backends.capabilities import Capabilities
 
 
 class FailureKind(str, enum.Enum):
@@ -116,6 +117,20 @@ class Backend(Protocol):
     """One model endpoint of one provider."""
 
     settings: BackendSettings
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What is known about the endpoint: defaults until :meth:`detect` ran."""
+        ...
+
+    async def detect(self, timeout: float) -> Capabilities:
+        """Learn the endpoint's output form, slots, context per slot and tokenizer (once it
+        answers; a failed probe leaves the defaults)."""
+        ...
+
+    async def count_tokens(self, text: str, timeout: float) -> int | None:
+        """``text``'s tokens by the server's tokenizer; None when it has none or fails."""
+        ...
 
     async def chat(self, request: ChatRequest) -> CallResult:
         """Run one chat call; never raises for network or model problems."""
