@@ -129,3 +129,44 @@ async def test_failures_are_one_readable_error(
         "unknown model 'llama-70b' (known: tiny)",
     )
     assert bad.value.code == -32602
+
+
+async def test_a_client_token_carries_the_progress_and_cancels_the_install(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that shows the install itself (VS Code's notification) sends its own
+    workDoneToken: the progress goes there, no token is created, cancelling it stops."""
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}, delay=0.1) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        models = use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+        token = "client-install-1"
+        editor.client.progress_reports[token] = []  # the client made it: no create request
+        running = asyncio.ensure_future(
+            editor.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(
+                    command="spanlens.installModel", arguments=[{}], work_done_token=token
+                )
+            )
+        )
+
+        def downloading() -> bool:
+            reports = editor.client.progress_reports[token]
+            return any((getattr(r, "percentage", 0) or 0) > 0 for r in reports[1:])
+
+        await wait_for(downloading, what="the download to start")
+        editor.client.window_work_done_progress_cancel(
+            types.WorkDoneProgressCancelParams(token=token)
+        )
+        with pytest.raises(JsonRpcException) as caught:
+            await asyncio.wait_for(running, 15)
+
+    assert caught.value.code == -32800
+    reports = editor.client.progress_reports[token]
+    assert isinstance(reports[0], types.WorkDoneProgressBegin)
+    assert reports[0].title == TITLE and reports[0].cancellable
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+    assert reports[-1].message == "cancelled"
+    titled = [t for t, r in editor.client.progress_reports.items() if r and r[0].title == TITLE]
+    assert titled == [token]
+    assert not (models / "tiny.gguf").exists()

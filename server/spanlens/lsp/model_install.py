@@ -52,9 +52,13 @@ class ModelInstalls:
         self.session = session
         self._cancels: dict[str, threading.Event] = {}
 
-    async def install_model(self, arg: dict[str, Any]) -> dict[str, Any]:
+    async def install_model(
+        self, arg: dict[str, Any], work_done_token: types.ProgressToken | None = None
+    ) -> dict[str, Any]:
         """Install ``{"name"?, "from"?}`` (default: the default model); the result says
-        whether anything was done and where the model is."""
+        whether anything was done and where the model is. The progress goes to the
+        request's ``workDoneToken`` when the client sent one, else to a token the server
+        creates."""
         name, source = arg.get("name"), arg.get("from")
         if not isinstance(name, (str, type(None))) or not isinstance(source, (str, type(None))):
             raise CommandError('expected {"name"?: <model name>, "from"?: <GGUF path or URL>}')
@@ -64,9 +68,10 @@ class ModelInstalls:
             raise CommandError(str(exc)) from exc
         except CatalogError as exc:
             raise ModelInstallFailed(str(exc)) from exc
-        bar = WorkDone(self.session, f"spanlens: installing {spec.name}", cancellable=True)
+        title = f"spanlens: installing {spec.name}"
+        bar = WorkDone(self.session, title, cancellable=True, client_token=work_done_token)
         cancel = threading.Event()
-        self._cancels[bar.token] = cancel
+        self._cancels[str(bar.token)] = cancel
         try:
             await bar.begin("starting")
             progress = _BarProgress(bar, asyncio.get_running_loop())
@@ -87,7 +92,7 @@ class ModelInstalls:
             log.warning("model install failed: %s", exc)
             raise ModelInstallFailed(str(exc)) from exc
         finally:
-            self._cancels.pop(bar.token, None)
+            self._cancels.pop(str(bar.token), None)
         bar.end("installed" if result.installed else "already installed")
         return {
             "name": spec.name,
