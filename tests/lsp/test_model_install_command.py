@@ -170,3 +170,29 @@ async def test_a_client_token_carries_the_progress_and_cancels_the_install(
     titled = [t for t, r in editor.client.progress_reports.items() if r and r[0].title == TITLE]
     assert titled == [token]
     assert not (models / "tiny.gguf").exists()
+
+
+async def test_a_facts_only_workspace_uses_the_model_once_it_is_installed(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first-run action's promise: after the install the server serves the built-in
+    model without a restart (modelSource goes from none to built-in)."""
+    # Nothing configured (and no Ollama here); no backlog run (it would start the engine on
+    # the fake model).
+    (editor.root / "spanlens.toml").write_text(
+        '[local]\nmodel = "tiny"\n\n[lsp]\nidle_seconds = 3600\n'
+    )
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+        assert editor.last_status()["modelSource"] == "none"
+
+        await editor.command("spanlens.installModel", {})
+
+        status = await wait_for(
+            lambda: editor.last_status().get("modelSource") == "built-in" and editor.last_status(),
+            what="the built-in model in the status",
+        )
+    assert status["state"] != "facts_only"
+    assert [e["provider"] for e in status["backends"]["endpoints"]] == ["local"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from spanlens.enrichment.defaults import backend_source
 from spanlens.localmodel.catalog import CatalogError, UnknownModel, default_model, get_model
 from spanlens.localmodel.install import EXIT_USAGE, InstallCancelled, InstallError, install
 from spanlens.lsp.commands import CommandError
@@ -94,6 +95,10 @@ class ModelInstalls:
         finally:
             self._cancels.pop(str(bar.token), None)
         bar.end("installed" if result.installed else "already installed")
+        session = self.session
+        if session.services is not None and backend_source(session.settings) == "none":
+            # Facts only until now: pick the model up at once, no restart needed.
+            await session.reload_settings(session.editor_section)
         return {
             "name": spec.name,
             "label": spec.label,
