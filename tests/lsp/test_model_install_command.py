@@ -196,3 +196,12 @@ async def test_a_facts_only_workspace_uses_the_model_once_it_is_installed(
         )
     assert status["state"] != "facts_only"
     assert [e["provider"] for e in status["backends"]["endpoints"]] == ["local"]
+    # The engine's own line for status items (sampled off the loop within 5 s).
+    engine = await wait_for(
+        lambda: editor.last_status().get("localEngine"), what="the engine in the status"
+    )
+    assert set(engine) == {"model", "state", "memory_mb", "tokens_per_s"}
+    assert engine["model"] == "tiny"
+    assert engine["state"] in {"stopped", "starting", "running", "failed"}
+    facts_only = [s["localEngine"] for s in editor.statuses if s["modelSource"] == "none"]
+    assert facts_only and all(engine is None for engine in facts_only)

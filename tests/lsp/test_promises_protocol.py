@@ -31,6 +31,7 @@ COMMANDS = {
     "spanlens.statusReport",
     "spanlens.docgenFile",
     "spanlens.openDoc",
+    "spanlens.installModel",
 }
 #: Top-level fields of the spanlens/status payload (protocol.md).
 STATUS_FIELDS = {
@@ -49,6 +50,7 @@ STATUS_FIELDS = {
     "backlogEmpty",
     "lastError",
     "modelSource",
+    "localEngine",
     "backends",
     "gpu",
     "docgen",

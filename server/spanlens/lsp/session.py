@@ -150,6 +150,7 @@ class Session:
         self.services.docgen.on_change = self.on_queue_change
         scheduler.start()
         self.status.start_gpu_sampling()
+        self.status.start_engine_sampling()
         log.info("workspace %s; settings from %s", self.root, ", ".join(settings.sources))
         for note in settings.notes:
             log.warning("%s", note)
