@@ -212,6 +212,15 @@ export class Servers implements vscode.Disposable {
     // The extension registers the spanlens.* commands itself, once for all folders' servers.
     const commands = client.getFeature(ExecuteCommandRequest.method) as unknown as { initialize(): void };
     commands.initialize = () => undefined;
+    // The first-run guidance offers the model install itself: no second popup from the server.
+    client.registerFeature({
+      fillClientCapabilities: (capabilities) => {
+        capabilities.experimental = { ...(capabilities.experimental as object | undefined), spanlens: { modelSetup: true } };
+      },
+      initialize: () => undefined,
+      getState: () => ({ kind: "static" }),
+      clear: () => undefined,
+    });
     client.onNotification("spanlens/status", (payload: StatusPayload) => this.hooks.onStatus(folder, payload));
     this.clients.set(folderKey, client);
     try {

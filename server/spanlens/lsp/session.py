@@ -123,6 +123,13 @@ class Session:
         """Whether the client advertises ``capability`` (a dotted path, snake_case)."""
         return bool(get_capability(self.server.client_capabilities, capability, False))
 
+    def offers_model_setup(self) -> bool:
+        """Whether the client shows its own "set up the local model" guidance (client
+        capability ``experimental.spanlens.modelSetup``, protocol.md)."""
+        experimental = self.server.client_capabilities.experimental
+        spanlens = experimental.get("spanlens") if isinstance(experimental, dict) else None
+        return isinstance(spanlens, dict) and spanlens.get("modelSetup") is True
+
     async def start(self) -> None:
         """After ``initialized``: read settings, build services, index in the background."""
         if self.root is None:
@@ -142,7 +149,10 @@ class Session:
             )
         settings = await resolve_default_backends(settings)
         if backend_source(settings) == "none":
-            self.status.show_setup_hint(FACTS_ONLY_NOTE)
+            if self.offers_model_setup():
+                log.warning("%s", FACTS_ONLY_NOTE)  # the client offers the install itself
+            else:
+                self.status.show_setup_hint(FACTS_ONLY_NOTE)
         self.services = build_services(self.root, settings, self.documents.source_text)
         scheduler = self.services.scheduler
         scheduler.on_result = self.on_enriched
