@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ async def test_the_model_installs_with_progress_and_a_second_call_does_nothing(
         again = await editor.command("spanlens.installModel", {"name": "tiny"})
 
     assert result["installed"] is True and result["name"] == "tiny"
+    assert result["note"] is None  # the workspace has its backends
     assert result["path"] == str(models / "tiny.gguf")
     assert result["source"] == server.url("/tiny.gguf")
     assert (models / "tiny.gguf").read_bytes() == DATA
@@ -188,7 +190,8 @@ async def test_a_facts_only_workspace_uses_the_model_once_it_is_installed(
         await editor.start()
         assert editor.last_status()["modelSource"] == "none"
 
-        await editor.command("spanlens.installModel", {})
+        result = await editor.command("spanlens.installModel", {})
+        assert result["note"] is None
 
         status = await wait_for(
             lambda: editor.last_status().get("modelSource") == "built-in" and editor.last_status(),
@@ -205,3 +208,27 @@ async def test_a_facts_only_workspace_uses_the_model_once_it_is_installed(
     assert engine["state"] in {"stopped", "starting", "running", "failed"}
     facts_only = [s["localEngine"] for s in editor.statuses if s["modelSource"] == "none"]
     assert facts_only and all(engine is None for engine in facts_only)
+
+
+async def test_a_server_without_the_engine_says_why_the_model_is_not_used(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without the [local] extra (the one bundled in the VS Code extension) installs
+    the model, stays facts only, and its answer says why, for the editor to show."""
+    hidden = tmp_path / "no-engine"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text("import sys\nsys.modules['xllamacpp'] = None\n")
+    monkeypatch.setenv("PYTHONPATH", f"{hidden}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    (editor.root / "spanlens.toml").write_text('[local]\nmodel = "tiny"\n')
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+        result = await editor.command("spanlens.installModel", {})
+
+    assert result["installed"] is True
+    assert result["note"] == (
+        "the built-in model is installed but not its engine: "
+        "install the [local] extra: pip install 'spanlens[local]'"
+    )
+    assert editor.last_status()["modelSource"] == "none"

@@ -1,7 +1,7 @@
 /** The palette commands (category "spanlens"): each one forwards to the server's command. */
 import * as vscode from "vscode";
 import { ExecuteCommandRequest } from "vscode-languageclient/node";
-import { isCancelled, SETUP_COMMAND } from "./localModel.ts";
+import { installOutcome, isCancelled, SETUP_COMMAND, type InstallResult } from "./localModel.ts";
 import { showMarkdown } from "./preview.ts";
 import type { Servers } from "./servers.ts";
 import type { StatusView } from "./status.ts";
@@ -20,6 +20,11 @@ function fileUri(): vscode.Uri {
 function message(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.split("\n")[0];
+}
+
+function installedMessage(result: InstallResult): Thenable<unknown> {
+  const { text, warning } = installOutcome(result);
+  return warning ? vscode.window.showWarningMessage(text) : vscode.window.showInformationMessage(text);
 }
 
 export function registerCommands(servers: Servers, view: StatusView, log: vscode.LogOutputChannel): vscode.Disposable[] {
@@ -72,8 +77,7 @@ export function registerCommands(servers: Servers, view: StatusView, log: vscode
         const result = await servers.installModel(activeUri());
         // The server that installed it serves it at once; the other folders' servers re-resolve.
         servers.settingsChanged();
-        const label = result.label ?? result.name ?? "the local model";
-        void vscode.window.showInformationMessage(result.installed ? `spanlens: ${label} is installed and enriches from now on.` : `spanlens: ${label} was already installed.`);
+        void installedMessage(result);
       } catch (error) {
         if (isCancelled(error)) {
           void vscode.window.showInformationMessage("spanlens: install cancelled; run Set Up the Local Model again to resume.");

@@ -109,6 +109,15 @@ export interface InstallResult {
   installed?: boolean;
   path?: string;
   source?: string | null;
+  /** Why the server still cannot use the model (e.g. no engine package there), or null. */
+  note?: string | null;
+}
+
+/** The message after an install: a warning when the server says it cannot use the model. */
+export function installOutcome(result: InstallResult): { text: string; warning: boolean } {
+  const label = result.label ?? result.name ?? "the local model";
+  if (result.note) return { text: `spanlens: ${label} is installed, but not in use: ${result.note}`, warning: true };
+  return { text: result.installed ? `spanlens: ${label} is installed.` : `spanlens: ${label} was already installed.`, warning: false };
 }
 
 let tokens = 0;

@@ -5,6 +5,7 @@ import {
   GUIDANCE_ACTION,
   GUIDANCE_MESSAGE,
   installModel,
+  installOutcome,
   isCancelled,
   modelText,
   SETUP_COMMAND,
@@ -163,4 +164,11 @@ test("cancelling the notification cancels the server's progress token, and the c
   assert.deepEqual(recorded.cancels, [recorded.sent[0].workDoneToken]);
   assert.deepEqual(recorded.sent[0].arguments, [{}]);
   assert.equal(isCancelled(Object.assign(new Error("cannot install"), { code: -32803 })), false);
+});
+
+test("after the install the user reads whether the model is in use, and why not", () => {
+  assert.deepEqual(installOutcome({ label: "Tiny", installed: true, note: null }), { text: "spanlens: Tiny is installed.", warning: false });
+  assert.deepEqual(installOutcome({ name: "tiny", installed: false }), { text: "spanlens: tiny was already installed.", warning: false });
+  const note = "the built-in model is installed but not its engine: install the [local] extra: pip install 'spanlens[local]'";
+  assert.deepEqual(installOutcome({ label: "Tiny", installed: true, note }), { text: `spanlens: Tiny is installed, but not in use: ${note}`, warning: true });
 });

@@ -125,7 +125,9 @@ M.subcommands = {
     notify('installing ' .. (name or 'the default model') .. '...')
     execute(bufnr, 'spanlens.installModel', name and { name = name } or vim.empty_dict(), function(result)
       local label = result.label or result.name or 'the model'
-      if result.installed then
+      if type(result.note) == 'string' then
+        notify(label .. ' installed at ' .. tostring(result.path) .. ', but not in use: ' .. result.note, vim.log.levels.WARN)
+      elseif result.installed then
         notify(label .. ' installed: ' .. tostring(result.path))
       else
         notify(label .. ' was already installed: ' .. tostring(result.path))

@@ -96,15 +96,20 @@ class ModelInstalls:
             self._cancels.pop(str(bar.token), None)
         bar.end("installed" if result.installed else "already installed")
         session = self.session
+        note = None
         if session.services is not None and backend_source(session.settings) == "none":
             # Facts only until now: pick the model up at once, no restart needed.
             await session.reload_settings(session.editor_section)
+            if backend_source(session.settings) == "none":  # e.g. no engine package here
+                notes = session.settings.notes
+                note = notes[-1] if notes else "this server cannot use it"
         return {
             "name": spec.name,
             "label": spec.label,
             "installed": result.installed,
             "path": str(result.path),
             "source": result.source,
+            "note": note,
         }
 
     def cancelled(self, token: types.ProgressToken) -> bool:
