@@ -1,6 +1,6 @@
 -- Headless Neovim (0.7.2 or 0.12) loading the real plugin from nvim/, driven by
 -- tests/e2e/test_neovim.py. Environment: SPANLENS_PLUGIN (the nvim/ folder), SPANLENS_ROOT
--- (workspace), SPANLENS_SCENARIO (editor | health), SPANLENS_GO (a file the test creates to let
+-- (workspace), SPANLENS_SCENARIO (editor | health | docgen | model | units), SPANLENS_GO (a file the test creates to let
 -- the script go on). Reports "KEY: value" lines on stdout; `cq 1` on failure, `qa!` at the end.
 -- Every wait is bounded; nothing sleeps to synchronise. SPANLENS_TRACE=1: LSP trace in the log.
 local root = os.getenv('SPANLENS_ROOT')
@@ -257,6 +257,53 @@ elseif scenario == 'docgen' then
   end)
   say('DOC_NAME', vim.api.nvim_buf_get_name(0))
   say('DOC_TEXT', table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), ' | '))
+elseif scenario == 'model' then
+  -- What the user reads: vim.notify messages and the message area (nvim_echo).
+  local messages, echoes = {}, {}
+  vim.notify = function(text)
+    table.insert(messages, text)
+  end
+  local echo = vim.api.nvim_echo
+  vim.api.nvim_echo = function(chunks, history, opts)
+    table.insert(echoes, chunks[1] and chunks[1][1] or '')
+    return echo(chunks, history, opts)
+  end
+  local mod = open(first)
+  wait_for('the first index', 30000, function()
+    local s = spanlens.statuses[spanlens.client_for(mod).id]
+    return s ~= nil and s.indexed == true
+  end)
+  say('HEALTH_BEFORE', table.concat(health_lines(), ' | '))
+  vim.cmd('buffer ' .. mod)
+  say('COMPLETE_MODEL', table.concat(vim.fn.getcompletion('Spanlens model ', 'cmdline'), ','))
+  vim.cmd('Spanlens model install')
+  local function ended()
+    for _, text in ipairs(messages) do
+      if text:find('installed', 1, true) then
+        return text
+      end
+    end
+  end
+  wait_for('the install to end', 60000, ended)
+  say('INSTALL_MESSAGE', ended())
+  local progress = {}
+  for _, text in ipairs(echoes) do
+    if text:find('spanlens: installing', 1, true) then
+      table.insert(progress, text)
+    end
+  end
+  say('INSTALL_PROGRESS', table.concat(progress, ' ; '))
+  messages = {}
+  vim.cmd('Spanlens model install')
+  wait_for('the second install to answer', 30000, ended)
+  say('INSTALL_AGAIN', ended())
+  messages = {}
+  vim.cmd('Spanlens model install no-such-model')
+  wait_for('the unknown model error', 30000, function()
+    return #messages > 1
+  end)
+  say('INSTALL_UNKNOWN', messages[#messages])
+  say('HEALTH_AFTER', table.concat(health_lines(), ' | '))
 elseif scenario == 'units' then
   -- No server: the statusline text for each state, the root rule, a missing executable.
   local payloads = {

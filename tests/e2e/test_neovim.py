@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
 import queue
 import re
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.file_server import HttpsFileServer
 from tests.support.replies import valid_reply
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 
@@ -42,6 +45,7 @@ SUBCOMMANDS = [
     "show",
     "docgen",
     "open_doc",
+    "model",
     "log",
 ]
 MOD = '''\
@@ -315,6 +319,65 @@ def test_docgen_and_open_doc(nvim: tuple[str, str], tmp_path: Path) -> None:
             assert "parse_config" in text and "Test enrichment" in text, text
             ed.finish()
         assert doc.is_file()
+
+
+def test_model_install_and_checkhealth_model_lines(
+    nvim: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`:Spanlens model install` installs the built-in model (a tiny fake, named by a test
+    catalog and served over HTTPS on 127.0.0.1) through the server, with its progress in the
+    message area; `:checkhealth spanlens` lists the model and the engine before and after."""
+    _version, binary = nvim
+    data = bytes(range(256)) * 8 * 1024  # 2 MiB
+    cache = tmp_path / "cache"
+    catalog = tmp_path / "catalog.json"
+    with (
+        StandinModelServer(responder=valid_reply) as standin,
+        HttpsFileServer(tmp_path, {"/tiny.gguf": data}, delay=0.02) as files,
+    ):
+        model = {
+            "name": "tiny",
+            "label": "Tiny test model",
+            "filename": "tiny.gguf",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "urls": [files.url("/tiny.gguf")],
+        }
+        catalog.write_text(json.dumps({"default": "tiny", "models": [model]}))
+        monkeypatch.setenv("SPANLENS_MODEL_CATALOG", str(catalog))
+        monkeypatch.setenv("SPANLENS_CACHE_DIR", str(cache))
+        monkeypatch.setenv("SSL_CERT_FILE", str(files.ca_file))
+        root = workspace(tmp_path, standin.url)
+        with (root / "spanlens.toml").open("a") as toml:
+            toml.write('\n[local]\nmodel = "tiny"\n')
+        installed = cache / "models" / "tiny.gguf"
+        with editor(binary, root, "model", tmp_path / "home") as ed:
+            before = ed.expect("HEALTH_BEFORE")
+            assert health_errors(before) == [], before
+            assert "model in use: the configured backends" in before, before
+            assert "built-in model tiny (default): not installed" in before, before
+            assert "built-in engine (tiny): not installed" in before, before
+            assert ed.expect("COMPLETE_MODEL") == "install"
+            assert (
+                ed.expect("INSTALL_MESSAGE") == f"spanlens: Tiny test model installed: {installed}"
+            )
+            progress = ed.expect("INSTALL_PROGRESS")
+            assert re.search(
+                r"spanlens: installing tiny: downloading tiny: \d+ MiB of 2 MiB \(\d+%\)", progress
+            ), progress
+            assert installed.read_bytes() == data
+            again = ed.expect("INSTALL_AGAIN")
+            assert again == f"spanlens: Tiny test model was already installed: {installed}"
+            assert (
+                ed.expect("INSTALL_UNKNOWN")
+                == "spanlens: unknown model 'no-such-model' (known: tiny)"
+            )
+            after = ed.expect("HEALTH_AFTER")
+            assert health_errors(after) == [], after
+            assert f"built-in model tiny (default): installed, {installed}" in after, after
+            assert "built-in engine (tiny): stopped" in after, after
+            ed.finish()
+    assert len(files.requests) == 1  # the second install downloaded nothing
 
 
 STATUS_TEXTS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ async def test_the_model_installs_with_progress_and_a_second_call_does_nothing(
         again = await editor.command("spanlens.installModel", {"name": "tiny"})
 
     assert result["installed"] is True and result["name"] == "tiny"
+    assert result["note"] is None  # the workspace has its backends
     assert result["path"] == str(models / "tiny.gguf")
     assert result["source"] == server.url("/tiny.gguf")
     assert (models / "tiny.gguf").read_bytes() == DATA
@@ -129,3 +131,104 @@ async def test_failures_are_one_readable_error(
         "unknown model 'llama-70b' (known: tiny)",
     )
     assert bad.value.code == -32602
+
+
+async def test_a_client_token_carries_the_progress_and_cancels_the_install(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that shows the install itself (VS Code's notification) sends its own
+    workDoneToken: the progress goes there, no token is created, cancelling it stops."""
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}, delay=0.1) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        models = use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+        token = "client-install-1"
+        editor.client.progress_reports[token] = []  # the client made it: no create request
+        running = asyncio.ensure_future(
+            editor.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(
+                    command="spanlens.installModel", arguments=[{}], work_done_token=token
+                )
+            )
+        )
+
+        def downloading() -> bool:
+            reports = editor.client.progress_reports[token]
+            return any((getattr(r, "percentage", 0) or 0) > 0 for r in reports[1:])
+
+        await wait_for(downloading, what="the download to start")
+        editor.client.window_work_done_progress_cancel(
+            types.WorkDoneProgressCancelParams(token=token)
+        )
+        with pytest.raises(JsonRpcException) as caught:
+            await asyncio.wait_for(running, 15)
+
+    assert caught.value.code == -32800
+    reports = editor.client.progress_reports[token]
+    assert isinstance(reports[0], types.WorkDoneProgressBegin)
+    assert reports[0].title == TITLE and reports[0].cancellable
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+    assert reports[-1].message == "cancelled"
+    titled = [t for t, r in editor.client.progress_reports.items() if r and r[0].title == TITLE]
+    assert titled == [token]
+    assert not (models / "tiny.gguf").exists()
+
+
+async def test_a_facts_only_workspace_uses_the_model_once_it_is_installed(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first-run action's promise: after the install the server serves the built-in
+    model without a restart (modelSource goes from none to built-in)."""
+    # Nothing configured (and no Ollama here); no backlog run (it would start the engine on
+    # the fake model).
+    (editor.root / "spanlens.toml").write_text(
+        '[local]\nmodel = "tiny"\n\n[lsp]\nidle_seconds = 3600\n'
+    )
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+        assert editor.last_status()["modelSource"] == "none"
+
+        result = await editor.command("spanlens.installModel", {})
+        assert result["note"] is None
+
+        status = await wait_for(
+            lambda: editor.last_status().get("modelSource") == "built-in" and editor.last_status(),
+            what="the built-in model in the status",
+        )
+    assert status["state"] != "facts_only"
+    assert [e["provider"] for e in status["backends"]["endpoints"]] == ["local"]
+    # The engine's own line for status items (sampled off the loop within 5 s).
+    engine = await wait_for(
+        lambda: editor.last_status().get("localEngine"), what="the engine in the status"
+    )
+    assert set(engine) == {"model", "state", "memory_mb", "tokens_per_s"}
+    assert engine["model"] == "tiny"
+    assert engine["state"] in {"stopped", "starting", "running", "failed"}
+    facts_only = [s["localEngine"] for s in editor.statuses if s["modelSource"] == "none"]
+    assert facts_only and all(engine is None for engine in facts_only)
+
+
+async def test_a_server_without_the_engine_says_why_the_model_is_not_used(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without the [local] extra (the one bundled in the VS Code extension) installs
+    the model, stays facts only, and its answer says why, for the editor to show."""
+    hidden = tmp_path / "no-engine"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text("import sys\nsys.modules['xllamacpp'] = None\n")
+    monkeypatch.setenv("PYTHONPATH", f"{hidden}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    (editor.root / "spanlens.toml").write_text('[local]\nmodel = "tiny"\n')
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+        result = await editor.command("spanlens.installModel", {})
+
+    assert result["installed"] is True
+    assert result["note"] == (
+        "the built-in model is installed but not its engine: "
+        "install the [local] extra: pip install 'spanlens[local]'"
+    )
+    assert editor.last_status()["modelSource"] == "none"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from lsprotocol import types
+from pytest_lsp import client_capabilities
 from tests.lsp.conftest import SAMPLE, Editor, requested_names, toml_settings, wait_for
 from tests.support.standin import StandinModelServer
 
@@ -170,3 +171,20 @@ async def test_nothing_configured_nothing_installed_says_once_how_to_set_up(
     hints = [m for m in editor.client.messages if "spanlens model install" in m.message]
     assert len(hints) == 1 and hints[0].type == types.MessageType.Warning
     assert standin.chat_requests == []
+
+
+async def test_a_client_with_its_own_setup_guidance_gets_no_setup_popup(
+    editor: Editor, standin: StandinModelServer
+) -> None:
+    """VS Code offers "Set Up the Local Model" itself (experimental.spanlens.modelSetup): the
+    server's own hint would be a second popup, so it goes to the log only."""
+    unconfigured = toml_settings(standin.url).split("[[backends]]")[0]
+    (editor.root / "spanlens.toml").write_text(unconfigured)
+    capabilities = client_capabilities(editor.profile)
+    capabilities.experimental = {"spanlens": {"modelSetup": True}}
+    await editor.start(capabilities=capabilities)
+    status = editor.last_status()
+    assert status["state"] == "facts_only" and status["modelSource"] == "none"
+    assert [m for m in editor.client.messages if "spanlens model install" in m.message] == []
+    logged = [m for m in editor.client.log_messages if "spanlens model install" in m.message]
+    assert logged, "the hint still reaches the log"

@@ -50,6 +50,7 @@ STATUS_FIELDS = {
     "backlogEmpty",
     "lastError",
     "modelSource",
+    "localEngine",
     "backends",
     "gpu",
     "docgen",

@@ -1,6 +1,7 @@
 /** The palette commands (category "spanlens"): each one forwards to the server's command. */
 import * as vscode from "vscode";
 import { ExecuteCommandRequest } from "vscode-languageclient/node";
+import { installOutcome, isCancelled, SETUP_COMMAND, type InstallResult } from "./localModel.ts";
 import { showMarkdown } from "./preview.ts";
 import type { Servers } from "./servers.ts";
 import type { StatusView } from "./status.ts";
@@ -19,6 +20,11 @@ function fileUri(): vscode.Uri {
 function message(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.split("\n")[0];
+}
+
+function installedMessage(result: InstallResult): Thenable<unknown> {
+  const { text, warning } = installOutcome(result);
+  return warning ? vscode.window.showWarningMessage(text) : vscode.window.showInformationMessage(text);
 }
 
 export function registerCommands(servers: Servers, view: StatusView, log: vscode.LogOutputChannel): vscode.Disposable[] {
@@ -65,6 +71,21 @@ export function registerCommands(servers: Servers, view: StatusView, log: vscode
       const result = (await servers.execute("spanlens.openDoc", { uri: uri.toString() }, uri)) as { uri?: string | null; message?: string };
       if (!result.uri) throw new Error(result.message ?? "no docs for this file yet: run Generate Docs for This File");
       await vscode.commands.executeCommand("markdown.showPreview", vscode.Uri.parse(result.uri));
+    }),
+    vscode.commands.registerCommand(SETUP_COMMAND, async () => {
+      try {
+        const result = await servers.installModel(activeUri());
+        // The server that installed it serves it at once; the other folders' servers re-resolve.
+        servers.settingsChanged();
+        void installedMessage(result);
+      } catch (error) {
+        if (isCancelled(error)) {
+          void vscode.window.showInformationMessage("spanlens: install cancelled; run Set Up the Local Model again to resume.");
+          return;
+        }
+        log.error(`${SETUP_COMMAND}: ${message(error)}`);
+        void vscode.window.showErrorMessage(`spanlens: ${message(error)}`);
+      }
     }),
     vscode.commands.registerCommand("spanlens.client.showSpan", async (folderKey: string, argument: unknown) => {
       try {

@@ -2,6 +2,7 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { registerCommands } from "./commands.ts";
+import { FirstRunGuidance } from "./localModel.ts";
 import { provider, SCHEME } from "./preview.ts";
 import { ApiKeys } from "./secrets.ts";
 import { LANGUAGES, Servers } from "./servers.ts";
@@ -14,11 +15,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const log = vscode.window.createOutputChannel("spanlens", { log: true });
   const view = new StatusView(LANGUAGES.map((language) => ({ scheme: "file", language })));
   const keys = new ApiKeys(context);
+  const guidance = new FirstRunGuidance({
+    state: context.workspaceState,
+    showInformation: (message, ...actions) => vscode.window.showInformationMessage(message, ...actions),
+    runCommand: (command) => vscode.commands.executeCommand(command),
+  });
   servers = new Servers({
     log,
     bundledDir: path.join(context.extensionPath, "bundled"),
     secretEnv: () => keys.environment(),
     onStatus: (folder, payload) => {
+      void guidance.onStatus(payload);
       const active = vscode.window.activeTextEditor?.document.uri;
       const activeFolder = active ? vscode.workspace.getWorkspaceFolder(active) : undefined;
       if (!activeFolder || activeFolder.uri.toString() === folder.uri.toString()) view.update(payload);

@@ -8,9 +8,12 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   RevealOutputChannelOn,
+  WorkDoneProgress,
+  WorkDoneProgressCancelNotification,
   type LanguageClientOptions,
   type ServerOptions,
 } from "vscode-languageclient/node";
+import { installModel, type InstallResult, type WorkDoneValue } from "./localModel.ts";
 import { locateServer, type ImportStrategy, type Probe } from "./locate.ts";
 import { effectiveValue, serverSection } from "./settings.ts";
 import type { StatusPayload } from "./status.ts";
@@ -99,6 +102,23 @@ export class Servers implements vscode.Disposable {
     const client = this.clientFor(uri);
     if (!client) throw new Error("spanlens is not running for this file's folder");
     return client.sendRequest(ExecuteCommandRequest.type, { command, arguments: argument === undefined ? [] : [argument] });
+  }
+
+  /** Install the built-in model through the server of `uri`'s folder (the model is the
+   * machine's: one install serves every folder), in a cancellable notification. */
+  async installModel(uri?: vscode.Uri, name?: string): Promise<InstallResult> {
+    const client = this.clientFor(uri);
+    if (!client?.isRunning()) throw new Error("spanlens is not running for this file's folder");
+    return installModel(
+      {
+        withProgress: (title, task) =>
+          vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, task),
+        execute: (params) => client.sendRequest(ExecuteCommandRequest.type, params),
+        onProgress: (token, handler) => client.onProgress(WorkDoneProgress.type, token, (value) => handler(value as WorkDoneValue)),
+        cancel: (token) => void client.sendNotification(WorkDoneProgressCancelNotification.type, { token }),
+      },
+      name,
+    );
   }
 
   /** Tell every server to pull its settings again. */
@@ -192,6 +212,15 @@ export class Servers implements vscode.Disposable {
     // The extension registers the spanlens.* commands itself, once for all folders' servers.
     const commands = client.getFeature(ExecuteCommandRequest.method) as unknown as { initialize(): void };
     commands.initialize = () => undefined;
+    // The first-run guidance offers the model install itself: no second popup from the server.
+    client.registerFeature({
+      fillClientCapabilities: (capabilities) => {
+        capabilities.experimental = { ...(capabilities.experimental as object | undefined), spanlens: { modelSetup: true } };
+      },
+      initialize: () => undefined,
+      getState: () => ({ kind: "static" }),
+      clear: () => undefined,
+    });
     client.onNotification("spanlens/status", (payload: StatusPayload) => this.hooks.onStatus(folder, payload));
     this.clients.set(folderKey, client);
     try {

@@ -1,8 +1,9 @@
 /** The language status items and the status bar item, fed by `spanlens/status`. */
 import * as vscode from "vscode";
+import { modelText, SETUP_COMMAND, type ModelPayload } from "./localModel.ts";
 
 /** The `spanlens/status` payload (protocol.md), as far as the client reads it. */
-export interface StatusPayload {
+export interface StatusPayload extends ModelPayload {
   state?: string;
   indexing?: { done: number; total: number } | null;
   queue?: Record<string, number>;
@@ -10,7 +11,7 @@ export interface StatusPayload {
   calls?: number;
   paused?: string | null;
   lastError?: string | null;
-  backends?: { endpoints?: Array<{ name?: string; breaker?: string; last_error?: string | null }>; unreachable?: boolean };
+  backends?: { endpoints?: Array<{ name?: string; model?: string; breaker?: string; last_error?: string | null }>; unreachable?: boolean };
   gpu?: { available?: boolean; waiting?: string | null } | null;
   docgen?: Record<string, unknown> | null;
 }
@@ -62,6 +63,7 @@ export function statusLines(payload: StatusPayload): string[] {
 export class StatusView implements vscode.Disposable {
   private readonly main: vscode.LanguageStatusItem;
   private readonly control: vscode.LanguageStatusItem;
+  private readonly model: vscode.LanguageStatusItem;
   private readonly bar: vscode.StatusBarItem;
   private last: StatusPayload = {};
 
@@ -71,6 +73,8 @@ export class StatusView implements vscode.Disposable {
     this.main.command = { title: "Show logs", command: "spanlens.showLogs" };
     this.control = vscode.languages.createLanguageStatusItem("spanlens.control", selector);
     this.control.name = "spanlens background work";
+    this.model = vscode.languages.createLanguageStatusItem("spanlens.model", selector);
+    this.model.name = "spanlens model";
     this.bar = vscode.window.createStatusBarItem("spanlens.statusBar", vscode.StatusBarAlignment.Right, 100);
     this.bar.name = "spanlens";
     this.bar.command = "spanlens.showLogs";
@@ -96,9 +100,12 @@ export class StatusView implements vscode.Disposable {
     this.control.command = paused
       ? { title: "Resume", command: "spanlens.client.resume" }
       : { title: "Pause", command: "spanlens.client.pause" };
+    this.model.text = modelText(payload);
+    this.model.detail = payload.modelSource === "none" ? "hovers show parser facts" : undefined;
+    this.model.command = payload.modelSource === "none" ? { title: "Set Up the Local Model", command: SETUP_COMMAND } : undefined;
     const icon = busy ? "$(sync~spin)" : payload.lastError ? "$(warning)" : paused ? "$(debug-pause)" : "$(check)";
     this.bar.text = `${icon} spanlens ${state}${queued ? ` · ${queued} queued` : ""}${payload.inFlight ? ` · ${payload.inFlight} in flight` : ""}`;
-    this.bar.tooltip = statusLines(payload).join("\n");
+    this.bar.tooltip = [modelText(payload), ...statusLines(payload)].join("\n");
   }
 
   /** A message instead of a payload (server not running, no Python...). */
@@ -118,6 +125,7 @@ export class StatusView implements vscode.Disposable {
   dispose(): void {
     this.main.dispose();
     this.control.dispose();
+    this.model.dispose();
     this.bar.dispose();
   }
 }

@@ -118,6 +118,22 @@ M.subcommands = {
       vim.cmd('edit ' .. vim.fn.fnameescape(vim.uri_to_fname(result.uri)))
     end)
   end,
+  model = function(bufnr, action, name)
+    if action ~= 'install' then
+      return notify('usage: :Spanlens model install [NAME]', vim.log.levels.ERROR)
+    end
+    notify('installing ' .. (name or 'the default model') .. '...')
+    execute(bufnr, 'spanlens.installModel', name and { name = name } or vim.empty_dict(), function(result)
+      local label = result.label or result.name or 'the model'
+      if type(result.note) == 'string' then
+        notify(label .. ' installed at ' .. tostring(result.path) .. ', but not in use: ' .. result.note, vim.log.levels.WARN)
+      elseif result.installed then
+        notify(label .. ' installed: ' .. tostring(result.path))
+      else
+        notify(label .. ' was already installed: ' .. tostring(result.path))
+      end
+    end)
+  end,
   log = function()
     local log = vim.lsp.log and vim.lsp.log.get_filename
     local path = log and log() or vim.lsp.get_log_path() -- get_log_path(): before 0.11
@@ -135,34 +151,44 @@ M.names = {
   'show',
   'docgen',
   'open_doc',
+  'model',
   'log',
 }
 
---- Completion for `:Spanlens `: subcommand names, then `all` for retry.
+--- Model names for `:Spanlens model install `: the catalog the server uses.
+M.model_names = { 'qwen2.5-coder-1.5b', 'qwen2.5-coder-0.5b' }
+
+--- Completion for `:Spanlens `: subcommand names, then `all` for retry, `install` and the
+--- model names for model.
 function M.complete(arglead, cmdline)
   local words = vim.split(cmdline, '%s+', { trimempty = true })
+  local position = #words + (arglead == '' and 1 or 0) -- the word being completed
   local candidates = M.names
-  if (#words == 2 and arglead == '') or #words >= 3 then
-    candidates = words[2] == 'retry' and { 'all' } or {}
+  if position == 3 then
+    candidates = ({ retry = { 'all' }, model = { 'install' } })[words[2]] or {}
+  elseif position == 4 then
+    candidates = (words[2] == 'model' and words[3] == 'install') and M.model_names or {}
+  elseif position > 4 then
+    candidates = {}
   end
   return vim.tbl_filter(function(name)
     return name:sub(1, #arglead) == arglead
   end, candidates)
 end
 
---- Run `:Spanlens {name} [arg]` for buffer `bufnr`.
-function M.run(bufnr, name, arg)
+--- Run `:Spanlens {name} [arg [arg2]]` for buffer `bufnr`.
+function M.run(bufnr, name, arg, arg2)
   local subcommand = M.subcommands[name]
   if not subcommand then
     return notify('unknown command ' .. tostring(name) .. ' (one of: ' .. table.concat(M.names, ', ') .. ')', vim.log.levels.ERROR)
   end
-  subcommand(bufnr, arg)
+  subcommand(bufnr, arg, arg2)
 end
 
 --- Create `:Spanlens` in one buffer.
 function M.create(bufnr)
   vim.api.nvim_buf_create_user_command(bufnr, 'Spanlens', function(opts)
-    M.run(vim.api.nvim_get_current_buf(), opts.fargs[1], opts.fargs[2])
+    M.run(vim.api.nvim_get_current_buf(), opts.fargs[1], opts.fargs[2], opts.fargs[3])
   end, { nargs = '+', complete = M.complete, desc = 'spanlens: status, enrich, show, docgen, ...' })
 end
 

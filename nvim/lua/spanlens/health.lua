@@ -1,5 +1,6 @@
 -- `:checkhealth spanlens`: the executable, the Neovim API path, the client of the buffer in
--- use and its root, each backend and its model (from `spanlens doctor --json`), the index.
+-- use and its root, the model in use, each backend and its model (from `spanlens doctor
+-- --json`), the built-in models (`spanlens model list --json`) and engine, the index.
 local M = {}
 
 local health = vim.health or require('health')
@@ -87,18 +88,87 @@ local function check_client()
         vim.api.nvim_buf_get_name(bufnr),
         tostring(client.config.root_dir)
       ))
-      return client.config.root_dir
+      return client.config.root_dir, client.id
     end
   end
   local clients = spanlens.clients()
   if #clients > 0 then
     ok(string.format('client %d running, root %s', clients[1].id, tostring(clients[1].config.root_dir)))
-    return clients[1].config.root_dir
+    return clients[1].config.root_dir, clients[1].id
   end
   warn('no spanlens client is running', {
     'open a file of an indexed language inside a project (spanlens.toml or .git above it)',
   })
   return nil
+end
+
+local function number_text(x, format)
+  return type(x) == 'number' and string.format(format, x) or nil
+end
+
+--- The built-in engine from doctor's `local_engine`: model, state, memory, tokens/s.
+local function check_engine(engine)
+  if type(engine) ~= 'table' then
+    return
+  end
+  local parts = {}
+  for _, part in ipairs({ { engine.pid, 'pid %d' }, { engine.memory_mb, '%.0f MiB' }, { engine.tokens_per_s, '%.1f tokens/s' } }) do
+    local text = number_text(part[1], part[2])
+    if text then
+      table.insert(parts, text)
+    end
+  end
+  local text = string.format('built-in engine (%s): %s', tostring(engine.model), tostring(engine.state))
+  if #parts > 0 then
+    text = text .. ', ' .. table.concat(parts, ', ')
+  end
+  if engine.state == 'failed' or engine.state == 'unknown model' then
+    error(text .. (type(engine.error) == 'string' and (': ' .. engine.error) or ''))
+  else
+    info(text)
+  end
+end
+
+--- Which model serves, from the client's last `spanlens/status`.
+local function check_model_source(client_id)
+  local status = client_id and require('spanlens').statuses[client_id]
+  local source = type(status) == 'table' and status.modelSource or nil
+  if type(source) ~= 'string' then
+    return nil
+  end
+  local texts = {
+    configured = 'the configured backends',
+    ollama = 'Ollama (nothing configured)',
+    ['built-in'] = 'the built-in model (nothing configured)',
+    none = 'none: hovers show parser facts only',
+  }
+  local text = 'model in use: ' .. (texts[source] or source)
+  if source == 'none' then
+    warn(text, { ':Spanlens model install (or `spanlens model install`) sets up the built-in model' })
+  else
+    ok(text)
+  end
+  return source
+end
+
+--- The built-in models: installed or not (`spanlens model list --json`).
+local function check_models(cmd, source)
+  local code, out = run(cli(cmd, 'model', 'list', '--json'))
+  local decoded, list = pcall(vim.fn.json_decode, out)
+  if code ~= 0 or not decoded or type(list) ~= 'table' or type(list.models) ~= 'table' then
+    warn('spanlens model list failed (exit ' .. tostring(code) .. ')')
+    return
+  end
+  for _, model in ipairs(list.models) do
+    local name = tostring(model.name) .. (model.default == true and ' (default)' or '')
+    if model.installed == true then
+      ok('built-in model ' .. name .. ': installed, ' .. tostring(model.path))
+    elseif model.default == true and source == 'none' then
+      warn('built-in model ' .. name .. ': not installed', { ':Spanlens model install' })
+    else
+      info('built-in model ' .. name .. ': not installed')
+    end
+  end
 end
 
 local function check_doctor(cmd, root)
@@ -141,6 +211,7 @@ local function check_doctor(cmd, root)
       error(where .. ': unreachable' .. (b.error and b.error ~= vim.NIL and (' (' .. b.error .. ')') or ''), advice)
     end
   end
+  check_engine(report.local_engine)
   local db = report.database
   if type(db) == 'table' then
     if db.exists and db.spans then
@@ -164,7 +235,11 @@ function M.check()
   local cmd = require('spanlens').cmd()
   local found = check_executable(cmd)
   check_neovim()
-  local root = check_client()
+  local root, client_id = check_client()
+  local source = check_model_source(client_id)
+  if found then
+    check_models(cmd, source)
+  end
   if found and root then
     check_doctor(cmd, root)
   end

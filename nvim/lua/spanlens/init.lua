@@ -166,8 +166,47 @@ local function fire(pattern)
   end
 end
 
+--- Per progress token: the title of a model install's bar (`:Spanlens model install`).
+M.installs = {}
+
+--- The model install's progress in the message area (Neovim shows no `$/progress` by itself
+--- before 0.12); every `$/progress` also goes to Neovim's own handler (|LspProgress|, 0.10+).
+local function show_install_progress(result)
+  local value = type(result) == 'table' and result.value
+  if type(value) ~= 'table' then
+    return
+  end
+  local token = tostring(result.token)
+  if value.kind == 'begin' and type(value.title) == 'string' and value.title:find('^spanlens: installing ') then
+    M.installs[token] = value.title
+  end
+  local title = M.installs[token]
+  if not title then
+    return
+  end
+  if value.kind == 'end' then
+    M.installs[token] = nil
+    return -- the command's reply says how it ended
+  end
+  local text = title
+  if type(value.message) == 'string' then
+    text = text .. ': ' .. value.message
+  end
+  if type(value.percentage) == 'number' then
+    text = text .. string.format(' (%d%%)', value.percentage)
+  end
+  vim.api.nvim_echo({ { text } }, false, {})
+end
+
 --- Handlers for spanlens's own notifications; every spanlens client gets them.
 M.handlers = {
+  ['$/progress'] = function(err, result, ctx, config)
+    pcall(show_install_progress, result)
+    local default = vim.lsp.handlers['$/progress']
+    if default then
+      return default(err, result, ctx, config)
+    end
+  end,
   ['spanlens/status'] = function(_, result, ctx)
     if type(result) ~= 'table' then
       return

@@ -11,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from spanlens.enrichment.defaults import backend_source
 from spanlens.localmodel.catalog import CatalogError, UnknownModel, default_model, get_model
 from spanlens.localmodel.install import EXIT_USAGE, InstallCancelled, InstallError, install
 from spanlens.lsp.commands import CommandError
 from spanlens.lsp.edge import Edge
 from spanlens.lsp.progress import WorkDone
+
+if TYPE_CHECKING:
+    from spanlens.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +47,28 @@ class ModelInstallCancelled(JsonRpcException):
 class ModelInstalls:
     """Runs installs for the editor; maps their progress tokens to cancel events."""
 
-    def __init__(self, edge: Edge) -> None:
+    def __init__(
+        self,
+        edge: Edge,
+        settings: Callable[[], Settings],
+        started: Callable[[], bool],
+        reload_settings: Callable[[], Awaitable[None]],
+    ) -> None:
         self.edge = edge
+        #: The settings in force, whether the workspace's services exist, and a settings
+        #: reload (after an install into a facts-only workspace: the model is used at once).
+        self.settings = settings
+        self.started = started
+        self.reload_settings = reload_settings
         self._cancels: dict[str, threading.Event] = {}
 
-    async def install_model(self, arg: dict[str, Any]) -> dict[str, Any]:
+    async def install_model(
+        self, arg: dict[str, Any], work_done_token: types.ProgressToken | None = None
+    ) -> dict[str, Any]:
         """Install ``{"name"?, "from"?}`` (default: the default model); the result says
-        whether anything was done and where the model is."""
+        whether anything was done and where the model is. The progress goes to the
+        request's ``workDoneToken`` when the client sent one, else to a token the server
+        creates."""
         name, source = arg.get("name"), arg.get("from")
         if not isinstance(name, (str, type(None))) or not isinstance(source, (str, type(None))):
             raise CommandError('expected {"name"?: <model name>, "from"?: <GGUF path or URL>}')
@@ -58,9 +78,10 @@ class ModelInstalls:
             raise CommandError(str(exc)) from exc
         except CatalogError as exc:
             raise ModelInstallFailed(str(exc)) from exc
-        bar = WorkDone(self.edge, f"spanlens: installing {spec.name}", cancellable=True)
+        title = f"spanlens: installing {spec.name}"
+        bar = WorkDone(self.edge, title, cancellable=True, client_token=work_done_token)
         cancel = threading.Event()
-        self._cancels[bar.token] = cancel
+        self._cancels[str(bar.token)] = cancel
         try:
             await bar.begin("starting")
             progress = _BarProgress(bar, asyncio.get_running_loop())
@@ -81,14 +102,22 @@ class ModelInstalls:
             log.warning("model install failed: %s", exc)
             raise ModelInstallFailed(str(exc)) from exc
         finally:
-            self._cancels.pop(bar.token, None)
+            self._cancels.pop(str(bar.token), None)
         bar.end("installed" if result.installed else "already installed")
+        note = None
+        if self.started() and backend_source(self.settings()) == "none":
+            # Facts only until now: pick the model up at once, no restart needed.
+            await self.reload_settings()
+            if backend_source(self.settings()) == "none":  # e.g. no engine package here
+                notes = self.settings().notes
+                note = notes[-1] if notes else "this server cannot use it"
         return {
             "name": spec.name,
             "label": spec.label,
             "installed": result.installed,
             "path": str(result.path),
             "source": result.source,
+            "note": note,
         }
 
     def cancelled(self, token: types.ProgressToken) -> bool:

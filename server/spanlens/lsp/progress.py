@@ -33,13 +33,26 @@ _tokens = itertools.count(1)
 
 
 class WorkDone:
-    """One server-initiated progress bar; every method is a no-op without client support."""
+    """One progress bar; every method is a no-op without client support.
 
-    def __init__(self, edge: Edge, title: str, cancellable: bool = False) -> None:
+    The server creates its token, unless the request came with the client's own
+    ``workDoneToken`` (``client_token``): the client made that one, so it is used as is.
+    """
+
+    def __init__(
+        self,
+        edge: Edge,
+        title: str,
+        cancellable: bool = False,
+        client_token: types.ProgressToken | None = None,
+    ) -> None:
         self.edge = edge
         self.title = title
         self.cancellable = cancellable
-        self.token = f"spanlens-{next(_tokens)}"
+        self.client_token = client_token is not None
+        self.token: types.ProgressToken = (
+            client_token if client_token is not None else f"spanlens-{next(_tokens)}"
+        )
         self.active = False
         self._last_report = 0.0
 
@@ -49,14 +62,15 @@ class WorkDone:
         """Create the token and show the bar; False when the client cannot show one, or when
         ``still_running`` says the work ended while the client was creating the token (a bar
         must never begin after its work ended)."""
-        if not self.edge.supports("window.work_done_progress"):
-            return False
         progress = self.edge.server.work_done_progress
-        try:
-            await progress.create_async(self.token)
-        except Exception as exc:
-            log.warning("client refused a progress token: %s", exc)
-            return False
+        if not self.client_token:
+            if not self.edge.supports("window.work_done_progress"):
+                return False
+            try:
+                await progress.create_async(self.token)
+            except Exception as exc:
+                log.warning("client refused a progress token: %s", exc)
+                return False
         if still_running is not None and not still_running():
             progress.tokens.pop(self.token, None)
             return False

@@ -73,6 +73,18 @@ class SpanlensProtocol(LanguageServerProtocol):
             error = types.ResponseError(code=error.code, message=_first_line(error.message))
         super()._send_response(msg_id, result, error)
 
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    def lsp_workspace__execute_command(
+        self, params: types.ExecuteCommandParams
+    ) -> Generator[Any, Any, Any]:
+        """pygls's executeCommand, except that ``spanlens.installModel`` also gets the
+        request's ``workDoneToken`` (pygls passes a command its arguments only)."""
+        handler = self.fm.commands.get(params.command)
+        if params.command != model_install.INSTALL_MODEL or handler is None:
+            return (yield from super().lsp_workspace__execute_command(params))
+        arguments = tuple(params.arguments or ())
+        return (yield handler, arguments, {"work_done_token": params.work_done_token})
+
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(
         self, params: types.InitializeParams
@@ -224,8 +236,11 @@ def create_server() -> SpanlensServer:
         return ls.require_session().docs.open_doc(commands.argument(args))
 
     @server.command(model_install.INSTALL_MODEL)
-    async def install_model(ls: SpanlensServer, *args: Any) -> dict[str, Any]:
-        return await ls.require_session().model_installs.install_model(commands.argument(args))
+    async def install_model(
+        ls: SpanlensServer, *args: Any, work_done_token: types.ProgressToken | None = None
+    ) -> dict[str, Any]:
+        installs = ls.require_session().model_installs
+        return await installs.install_model(commands.argument(args), work_done_token)
 
     @server.command(commands.STATUS_REPORT)
     async def status_report(ls: SpanlensServer, *args: Any) -> dict[str, Any]:

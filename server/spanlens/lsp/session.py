@@ -92,7 +92,12 @@ class Session:
         self.progress = QueueProgress(edge, scheduler)
         self.commands = Commands(edge, self._started, settings, view, self.status)
         self.docs = DocCommands(edge, docgen)
-        self.model_installs = ModelInstalls(edge)
+        self.model_installs = ModelInstalls(
+            edge,
+            settings,
+            lambda: self.services is not None,
+            lambda: self.reload_settings(self.editor_section),
+        )
         # In this order: the bar counts first, the client hears diagnostics before
         # ``spanlens/enriched``, and the status goes out last.
         self.events.subscribe(
@@ -124,6 +129,13 @@ class Session:
         """The settings in force (defaults until the services exist)."""
         return self.services.settings if self.services else Settings()
 
+    def offers_model_setup(self) -> bool:
+        """Whether the client shows its own "set up the local model" guidance (client
+        capability ``experimental.spanlens.modelSetup``, protocol.md)."""
+        experimental = self.server.client_capabilities.experimental
+        spanlens = experimental.get("spanlens") if isinstance(experimental, dict) else None
+        return isinstance(spanlens, dict) and spanlens.get("modelSetup") is True
+
     async def start(self) -> None:
         """After ``initialized``: read settings, build services, index in the background."""
         if self.root is None:
@@ -143,7 +155,10 @@ class Session:
             )
         settings = await resolve_default_backends(settings)
         if backend_source(settings) == "none":
-            self.status.show_setup_hint(FACTS_ONLY_NOTE)
+            if self.offers_model_setup():
+                log.warning("%s", FACTS_ONLY_NOTE)  # the client offers the install itself
+            else:
+                self.status.show_setup_hint(FACTS_ONLY_NOTE)
         self.services = build_services(self.root, settings, self.documents.source_text)
         scheduler = self.services.scheduler
         scheduler.on_result = self.on_enriched
@@ -151,6 +166,7 @@ class Session:
         self.services.docgen.on_change = self.on_queue_change
         scheduler.start()
         self.status.start_gpu_sampling()
+        self.status.start_engine_sampling()
         log.info("workspace %s; settings from %s", self.root, ", ".join(settings.sources))
         for note in settings.notes:
             log.warning("%s", note)

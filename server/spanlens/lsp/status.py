@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from spanlens.enrichment.defaults import backend_source
+from spanlens.localmodel.engine import engine_report
 from spanlens.lsp.edge import Edge
 from spanlens.lsp.events import Listener
 from spanlens.scheduling.queue import LANE_NAMES
@@ -33,6 +34,9 @@ STATUS_INTERVAL = 0.1
 STATUS_VERSION = 1
 #: Seconds between GPU samples for the status payload (NVML calls block: never on the loop).
 GPU_SAMPLE_SECONDS = 2.0
+#: Seconds between samples of the built-in engine for ``localEngine`` (engine_report reads
+#: /proc and asks the engine's /metrics: never on the loop).
+ENGINE_SAMPLE_SECONDS = 5.0
 #: The scheduler's part of the payload before a scheduler exists (see Scheduler.snapshot).
 IDLE_SNAPSHOT: dict[str, Any] = {
     "inFlight": 0,
@@ -73,6 +77,9 @@ class StatusReporter(Listener):
         #: The last GPU state sampled off the loop (``gpu`` in the payload).
         self.gpu: dict[str, Any] | None = None
         self._gpu_task: asyncio.Task[None] | None = None
+        #: The built-in engine sampled off the loop (``localEngine``), while it serves.
+        self.local_engine: dict[str, Any] | None = None
+        self._engine_task: asyncio.Task[None] | None = None
 
     def mark(self) -> None:
         """Something changed: send a status notification soon."""
@@ -107,6 +114,7 @@ class StatusReporter(Listener):
             return {
                 **base,
                 "modelSource": None,
+                "localEngine": None,
                 "state": "starting" if root else "no_workspace",
                 **IDLE_SNAPSHOT,
                 "queue": dict.fromkeys(LANE_NAMES.values(), 0),
@@ -119,9 +127,11 @@ class StatusReporter(Listener):
         health = dict(engine.health()) if engine is not None else dict(NO_BACKENDS)
         gpu = self.gpu if engine is not None else None
         state = _state(snapshot, indexing, engine is not None, bool(health.get("unreachable")))
+        source = backend_source(self.settings())
         return {
             **base,
-            "modelSource": backend_source(self.settings()),
+            "modelSource": source,
+            "localEngine": self.local_engine if source == "built-in" else None,
             "state": state,
             **snapshot,
             "backends": health,
@@ -168,6 +178,23 @@ class StatusReporter(Listener):
                 self.mark()
             await asyncio.sleep(GPU_SAMPLE_SECONDS)
 
+    def start_engine_sampling(self) -> None:
+        """Sample the built-in engine every :data:`ENGINE_SAMPLE_SECONDS` in a thread, while
+        it is the model in use."""
+        if self._engine_task is None and not self._closed:
+            self._engine_task = self.edge.spawn(self._sample_engine(), "sample local engine")
+
+    async def _sample_engine(self) -> None:
+        while not self._closed:
+            settings = self.settings()
+            sampled = None
+            if backend_source(settings) == "built-in":
+                sampled = await asyncio.to_thread(local_engine_state, settings.local.model)
+            if sampled != self.local_engine:
+                self.local_engine = sampled
+                self.mark()
+            await asyncio.sleep(ENGINE_SAMPLE_SECONDS)
+
     def show_setup_hint(self, message: str) -> None:
         """Nothing can enrich and nothing is installed: say once how to set up the model."""
         if self._setup_hint_shown:
@@ -196,8 +223,9 @@ class StatusReporter(Listener):
     def close(self) -> None:
         """Stop sending."""
         self._closed = True
-        if self._gpu_task is not None:
-            self._gpu_task.cancel()
+        for task in (self._gpu_task, self._engine_task):
+            if task is not None:
+                task.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -239,6 +267,19 @@ def gpu_state(engine: Any, settings: Any) -> dict[str, Any] | None:
         return {"available": bool(gpu.available), "waiting": waiting}
     except Exception as exc:
         return {"available": False, "waiting": None, "error": type(exc).__name__}
+
+
+def local_engine_state(model: str) -> dict[str, Any]:
+    """``localEngine`` of the status payload: the engine's model, state, memory (MiB, whole)
+    and generation tokens/s (``None`` until known). Blocking: run it in a thread."""
+    report = engine_report(model)
+    memory = report.get("memory_mb")
+    return {
+        "model": report.get("model", model),
+        "state": report.get("state"),
+        "memory_mb": round(memory) if isinstance(memory, (int, float)) else None,
+        "tokens_per_s": report.get("tokens_per_s"),
+    }
 
 
 def _state(snapshot: dict[str, Any], indexing: Any, engine: bool, unreachable: bool) -> str:

@@ -147,6 +147,22 @@ const ops = {
   async notifications() {
     return page.locator(".notifications-toasts .notification-list-item").evaluateAll((ns) => ns.map((n) => n.textContent ?? ""));
   },
+  /** Wait until a notification's text matches `pattern`; answer every notification's text. */
+  async notification({ pattern, timeout = 30_000 }) {
+    const re = new RegExp(pattern, "u");
+    const texts = () => page.locator(".notifications-toasts .notification-list-item").evaluateAll((ns) => ns.map((n) => n.textContent ?? ""));
+    const found = await until(async () => ((await texts()).some((t) => re.test(t)) ? texts() : undefined), timeout);
+    if (found) return found;
+    throw new Error(`no notification matched /${pattern}/: ${JSON.stringify(await texts())}`);
+  },
+  /** Click the button `button` of the notification whose text matches `pattern`. */
+  async notificationButton({ pattern, button, timeout = 30_000 }) {
+    const item = page.locator(".notifications-toasts .notification-list-item", { hasText: new RegExp(pattern, "u") }).first();
+    await item.waitFor({ timeout });
+    await item.hover();
+    await item.locator(".monaco-button, a.monaco-button, .action-label", { hasText: button }).first().click({ timeout });
+    return true;
+  },
   /** Click the first lens whose text matches `pattern`. */
   async clickLens({ pattern, timeout = 30_000 }) {
     const lens = page.locator(".editor-instance .codelens-decoration a", { hasText: new RegExp(pattern, "u") }).first();
