@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from tests.e2e.vscode_session import VSCode, vscode
 from tests.support.replies import (
+    code_facts,
     parse_docgen_request,
     parse_request,
     valid_enrichment,
@@ -51,9 +52,10 @@ function slugify(title) {
 """
 
 
-def enrichment(span: dict[str, Any]) -> dict[str, Any]:
-    """Valid for the span, with model text that tries Markdown: escaped, never a link."""
-    data = valid_enrichment(span)
+def enrichment(request: RecordedRequest, span: dict[str, Any]) -> dict[str, Any]:
+    """Valid for the span (its effects as its code shows them), with model text that tries
+    Markdown: escaped, never a link."""
+    data = valid_enrichment(span, code_facts(request, span["span_id"]))
     name = span["name"].rsplit(".", 1)[-1]
     data["summary"] = (
         f"{name} parses key=value lines into a dict; see https://evil.example/x and *this*."
@@ -75,9 +77,9 @@ def respond(request: RecordedRequest) -> Reply:
     spans = parsed["spans"]
     if parsed.get("mode") == "batch":
         return Reply.json(
-            {"enrichments": [{"span_id": s["span_id"], **enrichment(s)} for s in spans]}
+            {"enrichments": [{"span_id": s["span_id"], **enrichment(request, s)} for s in spans]}
         )
-    return Reply.json(enrichment(spans[0]))
+    return Reply.json(enrichment(request, spans[0]))
 
 
 @pytest.fixture(scope="module")
