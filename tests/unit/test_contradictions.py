@@ -325,6 +325,29 @@ def test_prompt_echo_follows_the_prompt_text() -> None:
         assert result.ok, (items, result.errors)
 
 
+@pytest.mark.parametrize(
+    ("calls", "effect"),
+    [
+        (["console.log", "JSON.stringify"], "printing"),
+        (["fetch", "response.json"], "network"),
+        (["os.Create", "file.Close"], "file_io"),
+        (["exec.Command", "cmd.Output"], "subprocess"),
+    ],
+)
+def test_none_claimed_where_a_well_known_call_has_an_effect(calls: list[str], effect: str) -> None:
+    """Go and TypeScript facts have no side-effect notion: their calls with a certain effect
+    stand in for it (seen: Qwen2.5-Coder-1.5B's `logEvent` and `postJson`, side effects [])."""
+    facts = {"params": [{"name": "a"}, {"name": "b"}], "calls": calls}
+    result = validate_enrichment(good(), context_for(7, 10, 12, facts, CODE))
+    assert result.errors == [f"side_effects claims none, but the code has {effect}"]
+    assert validate_enrichment(
+        good(side_effects=["writes it out"]), context_for(7, 10, 12, facts, CODE)
+    ).ok
+    for harmless in (["fs.readFile", "JSON.parse"], ["os.Open"], ["this.counts.set"], []):
+        quiet = {"params": facts["params"], "calls": harmless}
+        assert validate_enrichment(good(), context_for(7, 10, 12, quiet, CODE)).ok, harmless
+
+
 def test_prompt_echo_knows_the_current_and_the_earlier_instructions() -> None:
     """Echoes of the current wording are caught as well as of the wording the issue's model
     copied (prompt version 2), each a named phrase, not a guess."""

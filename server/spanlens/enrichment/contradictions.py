@@ -4,7 +4,10 @@ Each check judges only what the parser knows for certain and stays silent where 
 judge (an untyped return, a call into unknown code, a free-form phrase):
 
 - **Claimed none.** ``side_effects`` empty (or only "no side effects" entries, which repair
-  drops) while the facts show the code writes, prints, logs, opens, sends or spawns.
+  drops) while the facts show the code writes, prints, logs, opens, sends or spawns; for
+  facts with no side-effect notion (Go, TypeScript), while it calls a function whose effect
+  is certain (``console.log``, ``fetch``, ``os.Create``, ``exec.Command``: see
+  :data:`KNOWN_EFFECT_CALLS`).
 - **Ruled-out effects.** A side effect claimed for code with no call, no assignment to an
   attribute or item and no ``global``/``nonlocal`` write; "mutation of arguments" claimed for
   code that assigns to no parameter's attribute or item and calls no parameter's method.
@@ -126,9 +129,40 @@ def contradiction_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
 # ----------------------------------------------------------------------------- side effects
 
 
+#: Calls whose effect is certain whatever the code around them, for the languages whose facts
+#: have no side-effect notion (Go, TypeScript, JavaScript): printing, writing or removing
+#: files, sending, spawning. A read (``fs.readFile``, ``os.Open``) is left out: the prompt asks
+#: for what the code changes or writes.
+KNOWN_EFFECT_CALLS = {
+    "printing": re.compile(
+        r"^(?:console\.(?:log|error|warn|info|debug|trace)|fmt\.(?:Print|Println|Printf)"
+        r"|process\.(?:stdout|stderr)\.write|println|print)$"
+    ),
+    "file_io": re.compile(
+        r"^(?:fs\.(?:promises\.)?(?:writeFile|appendFile|unlink|rm|rmdir|mkdir|rename|copyFile)"
+        r"(?:Sync)?|os\.(?:Create|WriteFile|Remove|RemoveAll|Mkdir|MkdirAll|Rename|OpenFile))$"
+    ),
+    "network": re.compile(r"^(?:fetch|http\.(?:Get|Post|PostForm|Head)|net\.Dial\w*)$"),
+    "subprocess": re.compile(
+        r"^(?:exec\.Command(?:Context)?|child_process\.\w+|(?:spawn|execFile|execSync))$"
+    ),
+}
+
+
+def call_effects(calls: tuple[str, ...]) -> list[str]:
+    """The certain effects of ``calls`` by :data:`KNOWN_EFFECT_CALLS`, sorted."""
+    return sorted(
+        {kind for call in calls for kind, known in KNOWN_EFFECT_CALLS.items() if known.match(call)}
+    )
+
+
 def effect_errors(side_effects: list[str], ctx: SpanContext) -> list[str]:
-    """Side effects claimed against the facts, and "none" where the facts show some."""
+    """Side effects claimed against the facts, and "none" where the facts show some (or, for
+    facts with no side-effect notion, where a call with a certain effect shows some)."""
     if ctx.effects is None:
+        known = call_effects(ctx.calls or ())
+        if not side_effects and known:
+            return [f"side_effects claims none, but the code has {', '.join(known)}"]
         return []
     certain = sorted(CERTAIN_EFFECTS.intersection(ctx.effects))
     if not side_effects:
