@@ -112,7 +112,12 @@ def test_one_distinct_summary_in_a_batch_is_kept(sources: dict[str, SpanSource])
     contexts = [sources[name].validation_context() for name in names]
     base = {"inputs": [], "outputs": [], "side_effects": [], "pitfalls": [], "tags": []}
     entries = [
-        {**base, "span_id": contexts[0].span_id, "summary": "Returns the wrapped file's repr."},
+        {
+            **base,
+            "span_id": contexts[0].span_id,
+            "summary": "Returns the wrapped file's repr.",
+            "outputs": ["the wrapped file's repr"],
+        },
         {
             **base,
             "span_id": contexts[1].span_id,
@@ -346,6 +351,27 @@ def test_none_claimed_where_a_well_known_call_has_an_effect(calls: list[str], ef
     for harmless in (["fs.readFile", "JSON.parse"], ["os.Open"], ["this.counts.set"], []):
         quiet = {"params": facts["params"], "calls": harmless}
         assert validate_enrichment(good(), context_for(7, 10, 12, quiet, CODE)).ok, harmless
+
+
+@pytest.mark.parametrize(
+    ("declared", "wrong"),
+    [
+        ("() => void", True),  # seen: Qwen2.5-Coder-1.5B on a TypeScript `debounce`
+        ("str", True),
+        ("(int, error)", True),
+        ("None", False),
+        ("void", False),
+        ("Promise<void>", False),
+        ("never", False),
+        (None, False),
+    ],
+)
+def test_outputs_claiming_nothing_against_a_declared_return(
+    declared: str | None, wrong: bool
+) -> None:
+    result = validate_enrichment(good(outputs=[]), ctx({"returns": declared}))
+    expected = [f"outputs claims nothing is returned, but the code declares -> {declared}"]
+    assert result.errors == (expected if wrong else [])
 
 
 def test_prompt_echo_knows_the_current_and_the_earlier_instructions() -> None:

@@ -11,7 +11,9 @@ judge (an untyped return, a call into unknown code, a free-form phrase):
 - **Ruled-out effects.** A side effect claimed for code with no call, no assignment to an
   attribute or item and no ``global``/``nonlocal`` write; "mutation of arguments" claimed for
   code that assigns to no parameter's attribute or item and calls no parameter's method.
-- **Declared return.** An output on a ``-> None`` (TypeScript ``void``) span; an output
+- **Declared return.** No output (``[]``: "returns nothing") on a span that declares a
+  return type other than ``None``/``void``/``never``; an output on a ``-> None``
+  (TypeScript ``void``) span; an output
   written as a type that the declared return type contradicts (``t.Callable[P, R | None]``
   for ``R | None``, a class for ``str``; ``Optional``/``Union`` unwrapped); for a method
   whose every ``return`` is ``return self``, an output that is neither the instance nor its
@@ -57,6 +59,10 @@ _TYPE_EXPR = re.compile(
 _TYPE_PART = re.compile(r"[A-Za-z_][\w.]*")
 #: Declared returns that say the code returns nothing (Python, TypeScript).
 _NOTHING_RETURNED = frozenset({"None", "void"})
+#: Declared returns (without spaces) under which "returns nothing" (``outputs: []``) is true.
+_NOTHING_DECLARED = frozenset(
+    {"None", "void", "Promise<void>", "never", "NoReturn", "Never", "undefined", "()"}
+)
 #: Declared types that say nothing (anything may be returned).
 _ANY_TYPES = frozenset({"Any", "object"})
 #: Type heads that name the same thing (compared lower-cased, last dotted part).
@@ -211,8 +217,12 @@ def _mutates_a_parameter(params: list[str], targets: list[str], calls: tuple[str
 
 
 def output_errors(outputs: list[str], ctx: SpanContext) -> list[str]:
-    """Outputs the declared return type (or ``return self``) contradicts."""
+    """Outputs the declared return type (or ``return self``) contradicts, and "nothing" for
+    a span that declares it returns something."""
     if not outputs:
+        declared = (ctx.returns or "").strip()
+        if declared and _flat(declared) not in _NOTHING_DECLARED:
+            return [f"outputs claims nothing is returned, but the code declares -> {declared}"]
         return []
     if ctx.owner_class and returns_only_self(ctx.code):
         for item in outputs:
