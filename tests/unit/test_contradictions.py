@@ -336,6 +336,8 @@ def test_prompt_echo_follows_the_prompt_text() -> None:
         (["console.log", "JSON.stringify"], "printing"),
         (["fetch", "response.json"], "network"),
         (["os.Create", "file.Close"], "file_io"),
+        (["fs.readFile", "JSON.parse"], "file_io"),  # seen: `loadJson`, side effects []
+        (["os.Open", "bufio.NewScanner"], "file_io"),
         (["exec.Command", "cmd.Output"], "subprocess"),
     ],
 )
@@ -348,7 +350,7 @@ def test_none_claimed_where_a_well_known_call_has_an_effect(calls: list[str], ef
     assert validate_enrichment(
         good(side_effects=["writes it out"]), context_for(7, 10, 12, facts, CODE)
     ).ok
-    for harmless in (["fs.readFile", "JSON.parse"], ["os.Open"], ["this.counts.set"], []):
+    for harmless in (["JSON.parse", "line.split"], ["this.counts.set"], ["fmt.Sprintf"], []):
         quiet = {"params": facts["params"], "calls": harmless}
         assert validate_enrichment(good(), context_for(7, 10, 12, quiet, CODE)).ok, harmless
 
@@ -379,7 +381,7 @@ def test_prompt_echo_knows_the_current_and_the_earlier_instructions() -> None:
     copied (prompt version 2), each a named phrase, not a guess."""
     assert contradictions.instruction_texts()[0] == fold(SYSTEM_PROMPT)
     for field, item in [
-        ("side_effects", "what it changes or writes beyond its return value"),
+        ("side_effects", "what it does beyond computing its return value"),
         ("pitfalls", "an exception it lets escape or an input it mishandles"),
         ("side_effects", "I/O, mutation of arguments or shared state, network, processes"),
         ("pitfalls", "ways a caller can misuse it or be surprised (edge cases, exceptions"),

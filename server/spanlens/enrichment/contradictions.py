@@ -137,16 +137,16 @@ def contradiction_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
 
 #: Calls whose effect is certain whatever the code around them, for the languages whose facts
 #: have no side-effect notion (Go, TypeScript, JavaScript): printing, writing or removing
-#: files, sending, spawning. A read (``fs.readFile``, ``os.Open``) is left out: the prompt asks
-#: for what the code changes or writes.
+#: opening, reading, writing or removing files, sending, spawning (the prompt asks for each).
 KNOWN_EFFECT_CALLS = {
     "printing": re.compile(
         r"^(?:console\.(?:log|error|warn|info|debug|trace)|fmt\.(?:Print|Println|Printf)"
         r"|process\.(?:stdout|stderr)\.write|println|print)$"
     ),
     "file_io": re.compile(
-        r"^(?:fs\.(?:promises\.)?(?:writeFile|appendFile|unlink|rm|rmdir|mkdir|rename|copyFile)"
-        r"(?:Sync)?|os\.(?:Create|WriteFile|Remove|RemoveAll|Mkdir|MkdirAll|Rename|OpenFile))$"
+        r"^(?:fs\.(?:promises\.)?(?:readFile|writeFile|appendFile|open|unlink|rm|rmdir|mkdir"
+        r"|rename|copyFile)(?:Sync)?|os\.(?:Open|ReadFile|Create|WriteFile|Remove|RemoveAll"
+        r"|Mkdir|MkdirAll|Rename|OpenFile))$"
     ),
     "network": re.compile(r"^(?:fetch|http\.(?:Get|Post|PostForm|Head)|net\.Dial\w*)$"),
     "subprocess": re.compile(
