@@ -47,7 +47,6 @@ from spanlens.enrichment.grounding import WorkspaceNames
 from spanlens.enrichment.runner import run_enrich
 from spanlens.enrichment.sources import load_sources
 from spanlens.enrichment.validation import validate_batch_reply, validate_reply
-from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import open_store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,8 +139,7 @@ def measure(root: Path, recorder: Recorder, seconds: float) -> dict[str, Any]:
         loaded = load_sources(store, read, spans, WorkspaceNames())
         sources = {span.id: source for span, source, _ in loaded if source is not None}
         stored = {
-            s.id: (store.enrichment_for(s.content_hash, ENRICHMENT_VERSION) or {}).get("data")
-            for s in spans
+            s.id: (store.latest_enrichment([s.content_hash]) or {}).get("data") for s in spans
         }
     finally:
         store.close()
