@@ -25,6 +25,7 @@ BENCHMARKS = [
     "bench_docgen",
     "bench_real_model",
     "bench_prompt_speed",
+    "bench_quality",  # opt-in: SPANLENS_BENCH_QUALITY=1 (the real model, many minutes)
 ]
 
 

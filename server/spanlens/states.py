@@ -18,7 +18,7 @@ from enum import Enum
 #: Version of the enrichment JSON schema (:mod:`spanlens.enrichment.schema`).
 SCHEMA_VERSION = 3
 #: Version of the prompts that produce it (:mod:`spanlens.enrichment.prompts`).
-PROMPT_VERSION = 3
+PROMPT_VERSION = 4
 #: What the store keys enrichments by, with the content hash.
 ENRICHMENT_VERSION = f"s{SCHEMA_VERSION}.p{PROMPT_VERSION}"
 

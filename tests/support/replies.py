@@ -20,6 +20,7 @@ from typing import Any
 
 from tests.support.standin import RecordedRequest, Reply
 
+from spanlens.enrichment.contradictions import call_effects
 from spanlens.indexing.languages import get_extractor
 from spanlens.indexing.source import normalise_source
 
@@ -103,13 +104,14 @@ def valid_enrichment(span: dict[str, Any], facts: dict[str, Any] | None = None) 
     # A perfect model says what the parser knows: no output for `-> None`, and the effects
     # the facts show (validation rejects "none" for code that writes, prints or spawns).
     returns_nothing = facts.get("returns") in ("None", "void")
+    effects = facts.get("side_effects")
+    if effects is None:  # Go, TypeScript: what their well-known calls certainly do
+        effects = call_effects(tuple(facts.get("calls") or ()))
     return {
         "summary": f"Test enrichment for the {span['kind']} {name} in {span['path']}.",
         "inputs": [f"{p.lstrip('*&.')}: the {p.lstrip('*&.')} argument" for p in params],
         "outputs": [] if returns_nothing else ["whatever it computes"],
-        "side_effects": [
-            f"does {effect}, as the facts say" for effect in facts.get("side_effects", [])
-        ],
+        "side_effects": [f"does {effect}, as the facts say" for effect in effects],
         "pitfalls": ["none known to the stand-in"],
         "tags": ["test"],
         "usage_snippet": f"{name.rsplit('.', 1)[-1]}(...)",

@@ -112,7 +112,12 @@ def test_one_distinct_summary_in_a_batch_is_kept(sources: dict[str, SpanSource])
     contexts = [sources[name].validation_context() for name in names]
     base = {"inputs": [], "outputs": [], "side_effects": [], "pitfalls": [], "tags": []}
     entries = [
-        {**base, "span_id": contexts[0].span_id, "summary": "Returns the wrapped file's repr."},
+        {
+            **base,
+            "span_id": contexts[0].span_id,
+            "summary": "Returns the wrapped file's repr.",
+            "outputs": ["the wrapped file's repr"],
+        },
         {
             **base,
             "span_id": contexts[1].span_id,
@@ -325,12 +330,58 @@ def test_prompt_echo_follows_the_prompt_text() -> None:
         assert result.ok, (items, result.errors)
 
 
+@pytest.mark.parametrize(
+    ("calls", "effect"),
+    [
+        (["console.log", "JSON.stringify"], "printing"),
+        (["fetch", "response.json"], "network"),
+        (["os.Create", "file.Close"], "file_io"),
+        (["fs.readFile", "JSON.parse"], "file_io"),  # seen: `loadJson`, side effects []
+        (["os.Open", "bufio.NewScanner"], "file_io"),
+        (["exec.Command", "cmd.Output"], "subprocess"),
+    ],
+)
+def test_none_claimed_where_a_well_known_call_has_an_effect(calls: list[str], effect: str) -> None:
+    """Go and TypeScript facts have no side-effect notion: their calls with a certain effect
+    stand in for it (seen: Qwen2.5-Coder-1.5B's `logEvent` and `postJson`, side effects [])."""
+    facts = {"params": [{"name": "a"}, {"name": "b"}], "calls": calls}
+    result = validate_enrichment(good(), context_for(7, 10, 12, facts, CODE))
+    assert result.errors == [f"side_effects claims none, but the code has {effect}"]
+    assert validate_enrichment(
+        good(side_effects=["writes it out"]), context_for(7, 10, 12, facts, CODE)
+    ).ok
+    for harmless in (["JSON.parse", "line.split"], ["this.counts.set"], ["fmt.Sprintf"], []):
+        quiet = {"params": facts["params"], "calls": harmless}
+        assert validate_enrichment(good(), context_for(7, 10, 12, quiet, CODE)).ok, harmless
+
+
+@pytest.mark.parametrize(
+    ("declared", "wrong"),
+    [
+        ("() => void", True),  # seen: Qwen2.5-Coder-1.5B on a TypeScript `debounce`
+        ("str", True),
+        ("(int, error)", True),
+        ("None", False),
+        ("void", False),
+        ("Promise<void>", False),
+        ("never", False),
+        (None, False),
+    ],
+)
+def test_outputs_claiming_nothing_against_a_declared_return(
+    declared: str | None, wrong: bool
+) -> None:
+    result = validate_enrichment(good(outputs=[]), ctx({"returns": declared}))
+    expected = [f"outputs claims nothing is returned, but the code declares -> {declared}"]
+    assert result.errors == (expected if wrong else [])
+
+
 def test_prompt_echo_knows_the_current_and_the_earlier_instructions() -> None:
     """Echoes of the current wording are caught as well as of the wording the issue's model
     copied (prompt version 2), each a named phrase, not a guess."""
     assert contradictions.instruction_texts()[0] == fold(SYSTEM_PROMPT)
     for field, item in [
-        ("side_effects", "what it changes or writes beyond its return value"),
+        ("side_effects", "what it does beyond computing its return value"),
         ("pitfalls", "an exception it lets escape or an input it mishandles"),
         ("side_effects", "I/O, mutation of arguments or shared state, network, processes"),
         ("pitfalls", "ways a caller can misuse it or be surprised (edge cases, exceptions"),

@@ -4,11 +4,16 @@ Each check judges only what the parser knows for certain and stays silent where 
 judge (an untyped return, a call into unknown code, a free-form phrase):
 
 - **Claimed none.** ``side_effects`` empty (or only "no side effects" entries, which repair
-  drops) while the facts show the code writes, prints, logs, opens, sends or spawns.
+  drops) while the facts show the code writes, prints, logs, opens, sends or spawns; for
+  facts with no side-effect notion (Go, TypeScript), while it calls a function whose effect
+  is certain (``console.log``, ``fetch``, ``os.Create``, ``exec.Command``: see
+  :data:`KNOWN_EFFECT_CALLS`).
 - **Ruled-out effects.** A side effect claimed for code with no call, no assignment to an
   attribute or item and no ``global``/``nonlocal`` write; "mutation of arguments" claimed for
   code that assigns to no parameter's attribute or item and calls no parameter's method.
-- **Declared return.** An output on a ``-> None`` (TypeScript ``void``) span; an output
+- **Declared return.** No output (``[]``: "returns nothing") on a span that declares a
+  return type other than ``None``/``void``/``never``; an output on a ``-> None``
+  (TypeScript ``void``) span; an output
   written as a type that the declared return type contradicts (``t.Callable[P, R | None]``
   for ``R | None``, a class for ``str``; ``Optional``/``Union`` unwrapped); for a method
   whose every ``return`` is ``return self``, an output that is neither the instance nor its
@@ -54,6 +59,10 @@ _TYPE_EXPR = re.compile(
 _TYPE_PART = re.compile(r"[A-Za-z_][\w.]*")
 #: Declared returns that say the code returns nothing (Python, TypeScript).
 _NOTHING_RETURNED = frozenset({"None", "void"})
+#: Declared returns (without spaces) under which "returns nothing" (``outputs: []``) is true.
+_NOTHING_DECLARED = frozenset(
+    {"None", "void", "Promise<void>", "never", "NoReturn", "Never", "undefined", "()"}
+)
 #: Declared types that say nothing (anything may be returned).
 _ANY_TYPES = frozenset({"Any", "object"})
 #: Type heads that name the same thing (compared lower-cased, last dotted part).
@@ -126,9 +135,40 @@ def contradiction_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
 # ----------------------------------------------------------------------------- side effects
 
 
+#: Calls whose effect is certain whatever the code around them, for the languages whose facts
+#: have no side-effect notion (Go, TypeScript, JavaScript): printing, writing or removing
+#: opening, reading, writing or removing files, sending, spawning (the prompt asks for each).
+KNOWN_EFFECT_CALLS = {
+    "printing": re.compile(
+        r"^(?:console\.(?:log|error|warn|info|debug|trace)|fmt\.(?:Print|Println|Printf)"
+        r"|process\.(?:stdout|stderr)\.write|println|print)$"
+    ),
+    "file_io": re.compile(
+        r"^(?:fs\.(?:promises\.)?(?:readFile|writeFile|appendFile|open|unlink|rm|rmdir|mkdir"
+        r"|rename|copyFile)(?:Sync)?|os\.(?:Open|ReadFile|Create|WriteFile|Remove|RemoveAll"
+        r"|Mkdir|MkdirAll|Rename|OpenFile))$"
+    ),
+    "network": re.compile(r"^(?:fetch|http\.(?:Get|Post|PostForm|Head)|net\.Dial\w*)$"),
+    "subprocess": re.compile(
+        r"^(?:exec\.Command(?:Context)?|child_process\.\w+|(?:spawn|execFile|execSync))$"
+    ),
+}
+
+
+def call_effects(calls: tuple[str, ...]) -> list[str]:
+    """The certain effects of ``calls`` by :data:`KNOWN_EFFECT_CALLS`, sorted."""
+    return sorted(
+        {kind for call in calls for kind, known in KNOWN_EFFECT_CALLS.items() if known.match(call)}
+    )
+
+
 def effect_errors(side_effects: list[str], ctx: SpanContext) -> list[str]:
-    """Side effects claimed against the facts, and "none" where the facts show some."""
+    """Side effects claimed against the facts, and "none" where the facts show some (or, for
+    facts with no side-effect notion, where a call with a certain effect shows some)."""
     if ctx.effects is None:
+        known = call_effects(ctx.calls or ())
+        if not side_effects and known:
+            return [f"side_effects claims none, but the code has {', '.join(known)}"]
         return []
     certain = sorted(CERTAIN_EFFECTS.intersection(ctx.effects))
     if not side_effects:
@@ -177,8 +217,12 @@ def _mutates_a_parameter(params: list[str], targets: list[str], calls: tuple[str
 
 
 def output_errors(outputs: list[str], ctx: SpanContext) -> list[str]:
-    """Outputs the declared return type (or ``return self``) contradicts."""
+    """Outputs the declared return type (or ``return self``) contradicts, and "nothing" for
+    a span that declares it returns something."""
     if not outputs:
+        declared = (ctx.returns or "").strip()
+        if declared and _flat(declared) not in _NOTHING_DECLARED:
+            return [f"outputs claims nothing is returned, but the code declares -> {declared}"]
         return []
     if ctx.owner_class and returns_only_self(ctx.code):
         for item in outputs:

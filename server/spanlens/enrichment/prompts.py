@@ -55,8 +55,9 @@ described as itself, never as its class.
 - "inputs": for each parameter, "name: what the caller passes for it", the meaning and not \
 the type.
 - "outputs": what it returns or yields; [] when it returns nothing.
-- "side_effects": what it changes or writes beyond its return value, naming the file, \
-stream, object or state; [] when the code shows none.
+- "side_effects": what it does beyond computing its return value, naming each file, stream, \
+process, network call, object or state it opens, reads, writes, sends, spawns or changes; [] \
+when the code shows none.
 - "pitfalls": surprises the code shows for a caller, such as an exception it lets escape or \
 an input it mishandles; [] when there are none.
 - "tags": one to three lowercase topic words.
