@@ -55,8 +55,11 @@ class HttpsFileServer:
         self.drops_left = drops if drop_after is not None else 0
         self.honour_range = honour_range
         self.delay = delay
-        self.requests: list[FileRequest] = []
+        self._requests: list[FileRequest] = []
         self._lock = threading.Lock()
+        #: Signalled when a request has been answered (see :attr:`requests`).
+        self._answered = threading.Condition(self._lock)
+        self._answering = 0
         authority = trustme.CA()
         self.ca_file = folder / "test-ca.pem"
         authority.cert_pem.write_to_path(str(self.ca_file))
@@ -79,9 +82,24 @@ class HttpsFileServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _record(self, request: FileRequest) -> None:
+    @property
+    def requests(self) -> list[FileRequest]:
+        """The requests answered so far. Requests still being answered are waited for (10 s
+        at most): a client can have read the last byte before the server's thread records
+        its request, and a test reads this right after its client finished."""
+        with self._answered:
+            self._answered.wait_for(lambda: self._answering == 0, timeout=10)
+            return list(self._requests)
+
+    def _begin(self) -> None:
         with self._lock:
-            self.requests.append(request)
+            self._answering += 1
+
+    def _record(self, request: FileRequest) -> None:
+        with self._answered:
+            self._requests.append(request)
+            self._answering -= 1
+            self._answered.notify_all()
 
     def _take_drop(self) -> int | None:
         with self._lock:
@@ -100,14 +118,21 @@ class HttpsFileServer:
                 pass
 
             def do_GET(self) -> None:
+                owner._begin()  # before any byte is sent: see HttpsFileServer.requests
+                answered = FileRequest(self.path, dict(self.headers.items()), 0, 0)
+                try:
+                    answered = self.answer()
+                finally:  # also when the client went away mid-answer
+                    owner._record(answered)
+
+            def answer(self) -> FileRequest:
                 headers = dict(self.headers.items())
                 data = owner.files.get(self.path)
                 if data is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    owner._record(FileRequest(self.path, headers, 404, 0))
-                    return
+                    return FileRequest(self.path, headers, 404, 0)
                 start = 0
                 wanted = self.headers.get("Range", "")
                 if owner.honour_range and wanted.startswith("bytes=") and wanted.endswith("-"):
@@ -117,8 +142,7 @@ class HttpsFileServer:
                     self.send_header("Content-Range", f"bytes */{len(data)}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    owner._record(FileRequest(self.path, headers, 416, 0))
-                    return
+                    return FileRequest(self.path, headers, 416, 0)
                 status = 206 if start else 200
                 self.send_response(status)
                 if start:
@@ -146,6 +170,6 @@ class HttpsFileServer:
                             time.sleep(owner.delay)
                 except OSError:
                     pass
-                owner._record(FileRequest(self.path, headers, status, sent))
+                return FileRequest(self.path, headers, status, sent)
 
         return Handler

@@ -20,7 +20,7 @@ from typing import Any
 
 from tests.support.standin import RecordedRequest, Reply
 
-from spanlens.enrichment.contradictions import call_effects
+from spanlens.enrichment.contradictions import OWN_STATE_CALL, assigned_targets, call_effects
 from spanlens.indexing.languages import get_extractor
 from spanlens.indexing.source import normalise_source
 
@@ -84,8 +84,23 @@ def code_facts(request: RecordedRequest, span_id: int) -> dict[str, Any]:
         spans = extractor.extract(normalise_source(wrapped.encode())).spans
         for span in spans:
             if span.start_line == first and span.facts is not None:
-                return span.facts
+                changes = changes_own_state(text, span.facts)
+                return {**span.facts, "changes_own_state": changes} if changes else span.facts
     return {}
+
+
+def changes_own_state(code: str, facts: dict[str, Any]) -> bool:
+    """Whether a method's code changes its own object (``self.x = ...``, ``self.items.pop()``,
+    ``this.counts.clear()``), which a perfect model names as a side effect: the rule that
+    rejects "none" for it is :func:`spanlens.enrichment.contradictions.own_state_writes`."""
+    first = code.lstrip().split("\n", 1)[0]
+    if re.match(r"(?:def\s+)?(?:__init__|__new__|__post_init__|__enter__|constructor)\b", first):
+        return False
+    own = re.compile(r"^\(?(?:self|this)\s*[.\[]")
+    if any(own.match(target) for target in assigned_targets(code)):
+        return True
+    calls = [c for c in facts.get("calls") or [] if isinstance(c, str)]
+    return any(OWN_STATE_CALL.match(call) for call in calls)
 
 
 def request_span_ids(request: RecordedRequest) -> list[int]:
@@ -104,6 +119,7 @@ def valid_enrichment(span: dict[str, Any], facts: dict[str, Any] | None = None) 
     # A perfect model says what the parser knows: no output for `-> None`, and the effects
     # the facts show (validation rejects "none" for code that writes, prints or spawns).
     returns_nothing = facts.get("returns") in ("None", "void")
+    changes = bool(facts.get("changes_own_state"))
     effects = facts.get("side_effects")
     if effects is None:  # Go, TypeScript: what their well-known calls certainly do
         effects = call_effects(tuple(facts.get("calls") or ()))
@@ -111,7 +127,8 @@ def valid_enrichment(span: dict[str, Any], facts: dict[str, Any] | None = None) 
         "summary": f"Test enrichment for the {span['kind']} {name} in {span['path']}.",
         "inputs": [f"{p.lstrip('*&.')}: the {p.lstrip('*&.')} argument" for p in params],
         "outputs": [] if returns_nothing else ["whatever it computes"],
-        "side_effects": [f"does {effect}, as the facts say" for effect in effects],
+        "side_effects": [f"does {effect}, as the facts say" for effect in effects]
+        + (["changes the object's own state, as its code shows"] if changes else []),
         "pitfalls": ["none known to the stand-in"],
         "tags": ["test"],
         "usage_snippet": f"{name.rsplit('.', 1)[-1]}(...)",

@@ -422,3 +422,32 @@ def test_safe_repairs_type_names_and_backward_evidence() -> None:
     assert result.ok, result.errors
     assert result.data is not None and result.data["evidence"][0]["lines"] == [10, 12]
     assert "evidence: 1 backward line ranges swapped" in result.repairs
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "calls", "changes"),
+    [
+        ("Inv.add", "def add(self, k):\n    self.items[k] = 1", [], "self.items[k]"),
+        ("Inv.bump", "def bump(self):\n    self.count += 1", [], "self.count"),
+        ("Inv.drop", "def drop(self, k):\n    return self.items.pop(k)", ["self.items.pop"], "pop"),
+        (
+            "Counter.reset",
+            "reset(): void {\n  this.counts.clear();\n}",
+            ["this.counts.clear"],
+            "clear",
+        ),
+    ],
+)
+def test_none_claimed_by_a_method_that_changes_its_object(
+    name: str, code: str, calls: list[str], changes: str
+) -> None:
+    owner = name.split(".")[0]
+    header = f"Enclosing class `{owner}` (context, not the subject): class {owner}:"
+    facts = {"params": [{"name": "self"}, {"name": "k"}], "calls": calls, "returns": None}
+    method = ctx(facts, code=code, name=name, context=header)
+    [error] = validate_enrichment(good(inputs=["k: the key"], outputs=[]), method).errors
+    assert error.startswith("side_effects claims none, but the method changes") and changes in error
+    said = good(inputs=["k: the key"], outputs=[], side_effects=[f"changes the {owner}'s state"])
+    assert validate_enrichment(said, method).ok
+    init = ctx(facts, code=code, name=f"{owner}.__init__", context=header)
+    assert validate_enrichment(good(inputs=["k: the key"], outputs=[]), init).ok  # its own setup

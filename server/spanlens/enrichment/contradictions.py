@@ -162,9 +162,38 @@ def call_effects(calls: tuple[str, ...]) -> list[str]:
     )
 
 
+#: Methods that set up their own new object: assigning to its attributes is no side effect.
+CONSTRUCTORS = frozenset({"__init__", "__new__", "__post_init__", "constructor", "__enter__"})
+#: An assignment target on the method's own object (``self.count``, ``this.items[key]``).
+_OWN_STATE = re.compile(r"^\(?(?:self|this)\s*[.\[]")
+
+
+#: A call that changes a container in place, on the method's own object's state
+#: (``self.items.pop``, ``this.counts.set``, ``this.counts.clear``).
+OWN_STATE_CALL = re.compile(
+    r"^(?:self|this)\.[\w.]+\.(?:append|extend|insert|remove|pop|popitem|clear|update"
+    r"|setdefault|add|discard|set|delete|push|shift|unshift|splice|sort|reverse)$"
+)
+
+
+def own_state_writes(ctx: SpanContext) -> list[str]:
+    """What a method, not a constructor, changes of its own object: assignments (and
+    ``del``) to its attributes or items, and in-place container calls on them. The caller
+    sees that change, so "no side effects" is false."""
+    if ctx.owner_class is None or ctx.name.rsplit(".", 1)[-1] in CONSTRUCTORS:
+        return []
+    writes = [t for t in assigned_targets(ctx.code) if _OWN_STATE.match(t)]
+    return writes + [f"{c}()" for c in ctx.calls or () if OWN_STATE_CALL.match(c)]
+
+
 def effect_errors(side_effects: list[str], ctx: SpanContext) -> list[str]:
     """Side effects claimed against the facts, and "none" where the facts show some (or, for
-    facts with no side-effect notion, where a call with a certain effect shows some)."""
+    facts with no side-effect notion, where a call with a certain effect shows some, or where
+    a method changes its own object's state)."""
+    if not side_effects:
+        writes = own_state_writes(ctx)
+        if writes:
+            return [f"side_effects claims none, but the method changes {writes[0][:40]}"]
     if ctx.effects is None:
         known = call_effects(ctx.calls or ())
         if not side_effects and known:
