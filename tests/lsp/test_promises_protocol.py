@@ -577,7 +577,7 @@ async def test_changing_backends_replaces_the_engine_after_the_call_in_flight(
 
     standin.latency = 1.0
     await editor.start()
-    editor.open("config.py")
+    editor.open("config.py", SAMPLE)
     await wait_for(lambda: standin.in_flight > 0, what="a call in flight")
     with StandinModelServer(responder=valid_responder) as second:
         backends = [
@@ -586,18 +586,25 @@ async def test_changing_backends_replaces_the_engine_after_the_call_in_flight(
         editor.client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings={"spanlens": {"backends": backends}})
         )
-        sent_to_first = await wait_for(
-            lambda: len(standin.chat_requests) if standin.in_flight == 0 else None,
-            what="the call in flight on the old engine to finish",
-        )
         await wait_for(lambda: _fresh_lenses(editor), what="every span enriched")
         status = editor.last_status()
         assert [e["name"] for e in status["backends"]["endpoints"]] == ["second"]
-    assert len(standin.chat_requests) == sent_to_first  # nothing new went to the old backend
+        # The old engine finished the work it had started (its calls may queue behind its
+        # slots); from now on every call goes to the new backend.
+        await wait_for(lambda: standin.in_flight == 0, what="the old engine's calls to end")
+        sent_to_first = len(standin.chat_requests)
+        edited = SAMPLE.replace("splitlines())", "splitlines() if line)")
+        editor.replace("config.py", edited, version=2)
+        editor.save("config.py")
+        await wait_for(
+            lambda: _fresh_lenses(editor) if len(second.chat_requests) else None,
+            what="the edited span enriched by the new backend",
+        )
+        assert len(standin.chat_requests) == sent_to_first  # nothing new went to the old one
     backends_used = set()
     for line in (0, LOAD_LINE, 7, PARSE_LINE):
         at = {"uri": editor.uri("config.py"), "line": line, "character": 6}
         shown = await editor.command("spanlens.showSpan", at)
         backends_used.add(shown["span"]["enrichment"]["backend"])
-    # The old engine's call landed (its spans keep that result); the rest came from the new one.
+    # The old engine's call landed (its spans keep that result); the edit came from the new one.
     assert backends_used == {"standin", "second"}
