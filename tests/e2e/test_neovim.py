@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import os
 import queue
 import re
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.file_server import HttpsFileServer
+from tests.support.localmodel import write_tiny_catalog
 from tests.support.replies import valid_reply
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 
@@ -335,15 +334,7 @@ def test_model_install_and_checkhealth_model_lines(
         StandinModelServer(responder=valid_reply) as standin,
         HttpsFileServer(tmp_path, {"/tiny.gguf": data}, delay=0.02) as files,
     ):
-        model = {
-            "name": "tiny",
-            "label": "Tiny test model",
-            "filename": "tiny.gguf",
-            "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "urls": [files.url("/tiny.gguf")],
-        }
-        catalog.write_text(json.dumps({"default": "tiny", "models": [model]}))
+        write_tiny_catalog(tmp_path, data, [files.url("/tiny.gguf")])
         monkeypatch.setenv("SPANLENS_MODEL_CATALOG", str(catalog))
         monkeypatch.setenv("SPANLENS_CACHE_DIR", str(cache))
         monkeypatch.setenv("SSL_CERT_FILE", str(files.ca_file))

@@ -6,13 +6,12 @@ tests/e2e/artifacts/test_vscode_model/."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pytest
 from tests.e2e.vscode_session import vscode
 from tests.support.file_server import HttpsFileServer
+from tests.support.localmodel import write_tiny_catalog
 
 pytestmark = pytest.mark.e2e
 
@@ -37,16 +36,7 @@ def test_guidance_install_cancel_and_resume(tmp_path: Path) -> None:
         "telemetry.telemetryLevel": "off",
     }
     with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}, delay=0.1) as files:
-        catalog = tmp_path / "catalog.json"
-        model = {
-            "name": "tiny",
-            "label": "Tiny test model",
-            "filename": "tiny.gguf",
-            "size": len(DATA),
-            "sha256": hashlib.sha256(DATA).hexdigest(),
-            "urls": [files.url("/tiny.gguf")],
-        }
-        catalog.write_text(json.dumps({"default": "tiny", "models": [model]}))
+        catalog = write_tiny_catalog(tmp_path, DATA, [files.url("/tiny.gguf")])
         env = {
             "SPANLENS_MODEL_CATALOG": str(catalog),
             "SPANLENS_CACHE_DIR": str(cache),

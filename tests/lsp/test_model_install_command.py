@@ -8,8 +8,6 @@ named by a test catalog (SPANLENS_MODEL_CATALOG); the server's cache is a temp f
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.file_server import HttpsFileServer
+from tests.support.localmodel import write_tiny_catalog
 from tests.support.standin import closed_port_url
 
 DATA = bytes(range(256)) * 16 * 1024  # 4 MiB
@@ -27,16 +26,7 @@ TITLE = "spanlens: installing tiny"
 
 def use_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> Path:
     """Point the server (started after this) at a one-model catalog and a temp cache."""
-    catalog = tmp_path / "catalog.json"
-    model = {
-        "name": "tiny",
-        "label": "Tiny test model",
-        "filename": "tiny.gguf",
-        "size": len(DATA),
-        "sha256": hashlib.sha256(DATA).hexdigest(),
-        "urls": [url],
-    }
-    catalog.write_text(json.dumps({"default": "tiny", "models": [model]}))
+    catalog = write_tiny_catalog(tmp_path, DATA, [url])
     monkeypatch.setenv("SPANLENS_MODEL_CATALOG", str(catalog))
     monkeypatch.setenv("SPANLENS_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache" / "models"

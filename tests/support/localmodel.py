@@ -40,3 +40,19 @@ def install_model_file(
     catalog.write_text(json.dumps({"default": name, "models": [entry]}), encoding="utf-8")
     monkeypatch.setenv("SPANLENS_MODEL_CATALOG", str(catalog))
     return target
+
+
+def write_tiny_catalog(folder: Path, data: bytes, urls: list[str]) -> Path:
+    """A one-model catalog (``SPANLENS_MODEL_CATALOG``) in ``folder``: the default model
+    ``tiny`` is ``data``, fetched from ``urls``; the catalog's path."""
+    path = folder / "catalog.json"
+    model = {
+        "name": "tiny",
+        "label": "Tiny test model",
+        "filename": "tiny.gguf",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "urls": urls,
+    }
+    path.write_text(json.dumps({"default": "tiny", "models": [model]}))
+    return path

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from tests.support.file_server import HttpsFileServer
+from tests.support.localmodel import write_tiny_catalog
 from tests.support.standin import closed_port_url
 
 from spanlens.localmodel.catalog import ModelSpec, PypiPartsSource, Source, UrlSource, pypi_parts
@@ -388,17 +389,7 @@ def test_a_damaged_install_is_not_reported_installed_and_is_replaced(
 
 
 def write_catalog(folder: Path, urls: list[str]) -> Path:
-    path = folder / "catalog.json"
-    model = {
-        "name": "tiny",
-        "label": "Tiny test model",
-        "filename": "tiny.gguf",
-        "size": len(DATA),
-        "sha256": hashlib.sha256(DATA).hexdigest(),
-        "urls": urls,
-    }
-    path.write_text(json.dumps({"default": "tiny", "models": [model]}))
-    return path
+    return write_tiny_catalog(folder, DATA, urls)
 
 
 def spanlens(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
