@@ -37,10 +37,10 @@ from tests.support.standin import StandinModelServer
 
 from run import print_table
 from spanlens.config import Settings, settings_from_dict
-from spanlens.enrichment.grounding import WorkspaceNames
-from spanlens.enrichment.prompts import SpanSource, enclosing_context
+from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
+from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.enrichment.runner import run_enrich
-from spanlens.enrichment.validation import validate_enrichment
 from spanlens.indexing.indexer import index_workspace
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries

@@ -36,7 +36,7 @@ def _workspace(root: Path) -> list[str]:
 
 
 def _per_call_ms(root: Path, paths: list[str], *, reparse: bool) -> list[float]:
-    from spanlens.enrichment.privacy import remote_allowed
+    from spanlens.enrichment.planning.privacy import remote_allowed
     from spanlens.indexing import walk
 
     times = []
@@ -65,7 +65,7 @@ def _stdlib_chunks(limit: int = 600, lines_each: int = 30) -> list[tuple[str, st
 
 def run() -> dict[str, Any]:
     """Measure both checks; print a table; return the figures."""
-    from spanlens.enrichment import privacy
+    from spanlens.enrichment.planning import privacy
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -8,8 +8,8 @@ minutes on a laptop CPU, so ``make bench`` skips it unless ``SPANLENS_BENCH_QUAL
 The corpus (``bench/corpus/quality``: Python, Go and TypeScript; functions with parameters,
 raises/throws/errors, I/O side effects and pure ones, a class's methods) is indexed in a
 temporary workspace and enriched exactly as a user with nothing configured gets it:
-:func:`~spanlens.enrichment.defaults.resolve_default_backends` picks the built-in engine and
-:func:`~spanlens.enrichment.runner.run_enrich` runs the default settings (batching, retries,
+:func:`~spanlens.enrichment.backends.defaults.resolve_default_backends` picks the built-in engine
+and :func:`~spanlens.enrichment.runner.run_enrich` runs the default settings (batching, retries,
 validation). Every reply the model sends is recorded (stored or rejected), with the span's
 code and facts and the validator's verdict, and written to ``bench/results/quality_replies.json``
 (``--save-replies PATH`` elsewhere): the raw material of the hand-reviewed fixture
@@ -39,14 +39,14 @@ from typing import Any
 from bench_enrichment import index
 from run import print_table
 from spanlens.config import load_settings
-from spanlens.enrichment import contradictions
 from spanlens.enrichment.backends import BackendFailure, ChatReply, ChatRequest
+from spanlens.enrichment.backends.defaults import backend_source, resolve_default_backends
 from spanlens.enrichment.backends.openai import OpenAIBackend
-from spanlens.enrichment.defaults import backend_source, resolve_default_backends
-from spanlens.enrichment.grounding import WorkspaceNames
+from spanlens.enrichment.planning.sources import load_sources
+from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.reply import contradictions
+from spanlens.enrichment.reply.validate import validate_batch_reply, validate_reply
 from spanlens.enrichment.runner import run_enrich
-from spanlens.enrichment.sources import load_sources
-from spanlens.enrichment.validation import validate_batch_reply, validate_reply
 from spanlens.store import open_store
 
 REPO = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from typing import Any
 
 from bench_enrichment import check_rows, index
 from bench_real_model import MODEL, _settings, _source_file, _start_engine  # type: ignore[attr-defined]
-from spanlens.enrichment import cascade
+from spanlens.enrichment.call import cascade
 from spanlens.enrichment.runner import run_enrich
 from spanlens.store import open_store
 

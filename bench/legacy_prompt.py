@@ -1,7 +1,7 @@
 """The prompt builder of prompt version 2, kept only so that bench_prompt_speed can measure
 the current prompts against it in the same run (issue 16 §3). Never imported by server code.
 
-A copy of ``spanlens.enrichment.prompts`` and the reply bounds of ``schema`` as they were at
+A copy of ``spanlens.enrichment.prompt.build`` and the reply bounds of ``schema`` as they were at
 prompt version 2: the span-specific request JSON (ids, path, parameters and facts) first, then
 each span's context and code; instructions listing example side effects and pitfalls; reply
 bounds that do not depend on the span's size; class context or imports, never both.
@@ -13,16 +13,15 @@ import json
 import re
 from typing import Any
 
-from spanlens.enrichment.excerpts import estimate_tokens, excerpt_lines, numbered_line
-from spanlens.enrichment.prompts import (
+from spanlens.enrichment.prompt.build import (
     REQUEST_CLOSE,
     REQUEST_OPEN,
     TEMPLATE_TOKENS_PER_MESSAGE,
     Prompt,
-    SpanSource,
     span_bounds,
 )
-from spanlens.enrichment.schema import (
+from spanlens.enrichment.prompt.excerpts import estimate_tokens, excerpt_lines, numbered_line
+from spanlens.enrichment.prompt.schema import (
     BOUND_KEYWORDS,
     EVIDENCE_FIELDS,
     FIELDS,
@@ -37,6 +36,7 @@ from spanlens.enrichment.schema import (
     reply_token_bound,
     strip_keywords,
 )
+from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.store.db import SpanRow
 
 PROMPT_VERSION = 2

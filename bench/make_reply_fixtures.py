@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from spanlens.enrichment.grounding import WorkspaceNames
-from spanlens.enrichment.prompts import SpanSource
-from spanlens.enrichment.sources import load_sources
-from spanlens.enrichment.validation import validate_reply
+from spanlens.enrichment.planning.sources import load_sources
+from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.prompt.source import SpanSource
+from spanlens.enrichment.reply.validate import validate_reply
 from spanlens.indexing.indexer import index_workspace
 from spanlens.indexing.source import read_source_text
 from spanlens.store import open_store

@@ -17,7 +17,7 @@ from spanlens.store.worker import StoreWorker
 from spanlens.telemetry.gpu import GpuSampler, sampler_for
 
 if TYPE_CHECKING:
-    from spanlens.enrichment.calls import CallPath
+    from spanlens.enrichment.call.path import CallPath
     from spanlens.enrichment.engine import EnrichmentEngine
 
 #: Reads a workspace-relative file's current text, or None when it cannot.

@@ -192,7 +192,7 @@ class Settings:
     docgen: DocgenSettings = field(default_factory=DocgenSettings)
     local: LocalSettings = field(default_factory=LocalSettings)
     #: Whether ``backends`` came from the user (a file, the environment, the editor); when
-    #: not, :func:`spanlens.enrichment.defaults.resolve_default_backends` picks them.
+    #: not, :func:`spanlens.enrichment.backends.defaults.resolve_default_backends` picks them.
     backends_configured: bool = False
     #: Where the settings came from, for `spanlens doctor`.
     sources: list[str] = field(default_factory=list)

@@ -15,9 +15,9 @@ from enum import Enum
 # It lives here, not in enrichment/, because it is part of the state rule below (fresh means
 # "enriched at this version"): the store, presentation and every layer above ask for it.
 
-#: Version of the enrichment JSON schema (:mod:`spanlens.enrichment.schema`).
+#: Version of the enrichment JSON schema (:mod:`spanlens.enrichment.prompt.schema`).
 SCHEMA_VERSION = 3
-#: Version of the prompts that produce it (:mod:`spanlens.enrichment.prompts`).
+#: Version of the prompts that produce it (:mod:`spanlens.enrichment.prompt.build`).
 PROMPT_VERSION = 4
 #: What the store keys enrichments by, with the content hash.
 ENRICHMENT_VERSION = f"s{SCHEMA_VERSION}.p{PROMPT_VERSION}"

@@ -20,7 +20,7 @@ from typing import Any
 
 from tests.support.standin import RecordedRequest, Reply
 
-from spanlens.enrichment.contradictions import OWN_STATE_CALL, assigned_targets, call_effects
+from spanlens.enrichment.reply.contradictions import OWN_STATE_CALL, assigned_targets, call_effects
 from spanlens.indexing.languages import get_extractor
 from spanlens.indexing.source import normalise_source
 
@@ -92,7 +92,7 @@ def code_facts(request: RecordedRequest, span_id: int) -> dict[str, Any]:
 def changes_own_state(code: str, facts: dict[str, Any]) -> bool:
     """Whether a method's code changes its own object (``self.x = ...``, ``self.items.pop()``,
     ``this.counts.clear()``), which a perfect model names as a side effect: the rule that
-    rejects "none" for it is :func:`spanlens.enrichment.contradictions.own_state_writes`."""
+    rejects "none" for it is :func:`spanlens.enrichment.reply.contradictions.own_state_writes`."""
     first = code.lstrip().split("\n", 1)[0]
     if re.match(r"(?:def\s+)?(?:__init__|__new__|__post_init__|__enter__|constructor)\b", first):
         return False

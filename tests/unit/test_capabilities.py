@@ -23,8 +23,9 @@ from tests.unit.test_enrichment_engine import (
 )
 
 from spanlens.enrichment.engine import EnrichmentEngine
-from spanlens.enrichment.prompts import SpanSource, build_prompt, with_more_reply_room
-from spanlens.enrichment.schema import SpanBounds, bounded_schema, reply_token_bound
+from spanlens.enrichment.prompt.build import build_prompt, with_more_reply_room
+from spanlens.enrichment.prompt.schema import SpanBounds, bounded_schema, reply_token_bound
+from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.store.db import SpanRow
 
 

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from spanlens.enrichment import contradictions
-from spanlens.enrichment.grounding import WorkspaceNames, fold
-from spanlens.enrichment.prompts import SYSTEM_PROMPT, SpanSource
-from spanlens.enrichment.sources import load_sources
-from spanlens.enrichment.validation import (
-    SpanContext,
+from spanlens.enrichment.planning.sources import load_sources
+from spanlens.enrichment.prompt.build import SYSTEM_PROMPT
+from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.prompt.source import SpanContext, SpanSource, context_for
+from spanlens.enrichment.reply import contradictions
+from spanlens.enrichment.reply.grounding import fold
+from spanlens.enrichment.reply.parse import repair
+from spanlens.enrichment.reply.validate import (
     Validated,
-    context_for,
-    repair,
     validate_batch_reply,
     validate_enrichment,
     validate_reply,

@@ -31,9 +31,9 @@ from tests.support.standin import RecordedRequest, Reply, StandinModelServer, cl
 
 from spanlens.config import Settings, settings_from_dict
 from spanlens.enrichment.engine import EnrichmentEngine, SpanOutcome
-from spanlens.enrichment.grounding import WorkspaceNames
-from spanlens.enrichment.prompts import SpanSource, enclosing_context
-from spanlens.enrichment.validation import validate_enrichment
+from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
+from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.indexing.indexer import index_workspace
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind
 from spanlens.store import enrichments as queries
@@ -728,8 +728,10 @@ class ExplodingBackend:
 
 
 def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any], Any]:
-    from spanlens.enrichment.calls import CallPath
-    from spanlens.enrichment.cascade import Breaker, Cascade, Endpoint, Job
+    from spanlens.enrichment.call.cascade import Cascade
+    from spanlens.enrichment.call.endpoints import Breaker, Endpoint
+    from spanlens.enrichment.call.path import CallPath
+    from spanlens.enrichment.planning.jobs import Job
 
     settings = make_settings(backend("http://user:hunter2@127.0.0.1:9"), retries=0)
     exploding = ExplodingBackend(settings.backends[0], hang=hang)

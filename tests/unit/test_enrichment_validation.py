@@ -10,19 +10,18 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from spanlens.config import EnrichmentSettings, RouterSettings
-from spanlens.enrichment.batching import BatchCandidate, plan_batches
-from spanlens.enrichment.cascade import CLOSED, HALF_OPEN, OPEN, Breaker
-from spanlens.enrichment.privacy import looks_secret
-from spanlens.enrichment.prompts import REQUEST_CLOSE, REQUEST_OPEN, SpanSource, build_prompt
-from spanlens.enrichment.router import choose_route, complexity_level
-from spanlens.enrichment.schema import SpanBounds, bounded_schema
-from spanlens.enrichment.validation import (
+from spanlens.enrichment.call.endpoints import CLOSED, HALF_OPEN, OPEN, Breaker
+from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
+from spanlens.enrichment.planning.privacy import looks_secret
+from spanlens.enrichment.planning.router import choose_route, complexity_level
+from spanlens.enrichment.prompt.build import REQUEST_CLOSE, REQUEST_OPEN, build_prompt
+from spanlens.enrichment.prompt.schema import SpanBounds, bounded_schema
+from spanlens.enrichment.prompt.source import SpanContext, SpanSource, context_for
+from spanlens.enrichment.reply.parse import extract_json
+from spanlens.enrichment.reply.validate import (
     DETAIL_LINE_CHARS,
     DETAIL_LINES,
-    SpanContext,
     Validated,
-    context_for,
-    extract_json,
     rejection_detail,
     validate_batch_reply,
     validate_enrichment,

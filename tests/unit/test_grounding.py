@@ -13,21 +13,17 @@ from tests.support.replies import parse_request, valid_enrichment, valid_respond
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import attempts, backend, enrich, make_settings, workspace
 
-from spanlens.enrichment.grounding import Names, code_names, names_for_file
-from spanlens.enrichment.schema import (
+from spanlens.enrichment.prompt.names import Names, names_for_file
+from spanlens.enrichment.prompt.schema import (
     ENRICHMENT_SCHEMA,
     LIST_CAPS,
     MAX_ITEM_CHARS,
     SpanBounds,
     bounded_schema,
 )
-from spanlens.enrichment.validation import (
-    SpanContext,
-    Validated,
-    context_for,
-    validate_batch_reply,
-    validate_reply,
-)
+from spanlens.enrichment.prompt.source import SpanContext, context_for
+from spanlens.enrichment.reply.grounding import code_names
+from spanlens.enrichment.reply.validate import Validated, validate_batch_reply, validate_reply
 
 FILE = '''import os
 

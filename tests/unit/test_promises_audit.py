@@ -8,7 +8,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from spanlens.enrichment.validation import context_for, validate_enrichment
+from spanlens.enrichment.prompt.source import context_for
+from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.indexing.hashing import content_hash
 from spanlens.indexing.indexer import index_workspace
 from spanlens.states import ENRICHMENT_VERSION

@@ -27,7 +27,8 @@ from tests.unit.test_enrichment_engine import (
 )
 
 from spanlens.enrichment.engine import EnrichmentEngine
-from spanlens.enrichment.validation import SpanContext, validate_enrichment
+from spanlens.enrichment.prompt.source import SpanContext
+from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.scheduling.store_worker import StoreWorker

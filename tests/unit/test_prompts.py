@@ -21,11 +21,12 @@ from tests.unit.test_enrichment_engine import (
 )
 
 from spanlens.enrichment.backends.slots import SlotAffinity
-from spanlens.enrichment.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.engine import EnrichmentEngine
-from spanlens.enrichment.prompts import SYSTEM_PROMPT, SpanSource, build_prompt
-from spanlens.enrichment.schema import SUMMARY_CHARS_PER_WORD, reply_token_bound
-from spanlens.enrichment.sources import load_sources
+from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
+from spanlens.enrichment.planning.sources import load_sources
+from spanlens.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
+from spanlens.enrichment.prompt.schema import SUMMARY_CHARS_PER_WORD, reply_token_bound
+from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.settings import EnrichmentSettings
 from spanlens.store import open_store
 

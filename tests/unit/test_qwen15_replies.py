@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from spanlens.enrichment.grounding import WorkspaceNames
-from spanlens.enrichment.prompts import SpanSource
-from spanlens.enrichment.sources import load_sources
-from spanlens.enrichment.validation import Validated, validate_reply
+from spanlens.enrichment.planning.sources import load_sources
+from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.prompt.source import SpanSource
+from spanlens.enrichment.reply.validate import Validated, validate_reply
 from spanlens.indexing.indexer import index_workspace
 from spanlens.store import open_store
 

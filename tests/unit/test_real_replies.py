@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from spanlens.enrichment.grounding import WorkspaceNames
-from spanlens.enrichment.prompts import SpanSource
-from spanlens.enrichment.sources import load_sources
-from spanlens.enrichment.validation import extract_json, validate_batch_reply, validate_reply
+from spanlens.enrichment.planning.sources import load_sources
+from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.prompt.source import SpanSource
+from spanlens.enrichment.reply.parse import extract_json
+from spanlens.enrichment.reply.validate import validate_batch_reply, validate_reply
 from spanlens.indexing.indexer import index_workspace
 from spanlens.indexing.source import read_source_text
 from spanlens.store import open_store

@@ -30,7 +30,7 @@ def cmd_docgen(args: argparse.Namespace) -> int:
     from spanlens.docgen.job import record_doc_result
     from spanlens.docgen.plan import MISSING, STALE, doc_state, needs_model_call
     from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
-    from spanlens.enrichment.defaults import resolve_default_backends
+    from spanlens.enrichment.backends.defaults import resolve_default_backends
     from spanlens.store.docs import doc_failures
 
     root = workspace_root(args.root)

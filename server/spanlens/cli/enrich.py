@@ -24,7 +24,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
 
     from spanlens.config import load_settings
     from spanlens.enrichment import runner
-    from spanlens.enrichment.defaults import FACTS_ONLY_NOTE, resolve_default_backends
+    from spanlens.enrichment.backends.defaults import FACTS_ONLY_NOTE, resolve_default_backends
     from spanlens.store.enrichments import retry_failed
 
     root = workspace_root(args.root)

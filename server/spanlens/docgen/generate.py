@@ -16,8 +16,8 @@ from spanlens.docgen.overview import DOCGEN_PROMPT_VERSION, OverviewSpan, Overvi
 from spanlens.docgen.plan import CallGraph, FilePlan, coverage, needs_model_call, signature_of
 from spanlens.docgen.render import render_doc
 from spanlens.docgen.write import doc_path, docs_dir, read_header, remove_orphans, write_atomic
-from spanlens.enrichment.calls import CallPath
-from spanlens.enrichment.privacy import remote_allowed
+from spanlens.enrichment.call.path import CallPath
+from spanlens.enrichment.planning.privacy import remote_allowed
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store.db import Store
 from spanlens.store.docs import doc_files

@@ -22,7 +22,7 @@ from spanlens.config import Settings
 from spanlens.docgen.generate import Docgen, DocResult
 from spanlens.docgen.plan import CallGraph, FilePlan, pick_candidate
 from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
-from spanlens.enrichment.calls import CallPath
+from spanlens.enrichment.call.path import CallPath
 from spanlens.store.db import Store
 from spanlens.store.docs import DocFailure, clear_doc_failure, doc_failures, record_doc_failure
 from spanlens.store.errors import StoreError

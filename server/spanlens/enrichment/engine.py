@@ -21,39 +21,43 @@ import functools
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from spanlens.config import Settings
 from spanlens.enrichment.backends import FailureKind, probe_backends
-from spanlens.enrichment.calls import CallPath
-from spanlens.enrichment.cascade import Cascade, Endpoint, GpuProbe, Job, JobResult
-from spanlens.enrichment.claims import Claims, new_owner, settled_elsewhere
-from spanlens.enrichment.endpoints import (
+from spanlens.enrichment.call.cascade import Cascade, JobResult
+from spanlens.enrichment.call.endpoints import (
+    Endpoint,
+    GpuProbe,
     all_misconfigured,
     build_endpoints,
     health_of,
     stall_of,
 )
-from spanlens.enrichment.grounding import WorkspaceNames
-from spanlens.enrichment.jobs import cost_function, plan_jobs
+from spanlens.enrichment.call.path import CallPath
+from spanlens.enrichment.claims import Claims, new_owner, settled_elsewhere
 from spanlens.enrichment.outcomes import (
     DEFERRED,
     DISCARDED,
     ENRICHED,
     FAILED,
     CallTotals,
+    HashOutcome,
     SpanOutcome,
-    _deferral,
-    _gather_outcomes,
-    _HashOutcome,
+    deferral_for,
     deferred_outcome,
+    gather_outcomes,
 )
-from spanlens.enrichment.privacy import remote_allowed
-from spanlens.enrichment.prompts import SpanSource, single_prompt_tokens
-from spanlens.enrichment.router import choose_route, no_route_reason
-from spanlens.enrichment.sources import SourceReader, load_sources, span_text
-from spanlens.enrichment.validation import to_span_lines
+from spanlens.enrichment.planning.jobs import Job, plan_jobs
+from spanlens.enrichment.planning.privacy import remote_allowed
+from spanlens.enrichment.planning.router import choose_route, no_route_reason
+from spanlens.enrichment.planning.sources import SourceReader, load_sources, span_text
+from spanlens.enrichment.prompt.build import single_prompt_tokens
+from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.prompt.source import SpanSource
+from spanlens.enrichment.reply.validate import to_span_lines
 from spanlens.enrichment.writes import GuardedWrites
 from spanlens.indexing.source import read_source_text
 from spanlens.states import ENRICHMENT_VERSION, Deferral, DeferralKind
@@ -122,10 +126,10 @@ class EnrichmentEngine:
             self._record_attempt,
             gpu=self.gpu,
             gpu_settings=settings.gpu,
-            cost=cost_function(),
+            cost=_cost_function(),
         )
         self.cascade = Cascade(self.calls)
-        self._in_flight: dict[str, asyncio.Future[_HashOutcome]] = {}
+        self._in_flight: dict[str, asyncio.Future[HashOutcome]] = {}
         #: This engine's own calls, for a run's summary.
         self.totals = CallTotals()
         #: Hashes whose enrichment this engine's calls stored (not another process's).
@@ -163,7 +167,7 @@ class EnrichmentEngine:
         loop = asyncio.get_running_loop()
         futures = {h: loop.create_future() for h in mine}
         self._in_flight.update(futures)
-        results: dict[str, _HashOutcome] = {}
+        results: dict[str, HashOutcome] = {}
         claimed: set[str] = set()
         try:
             if mine:
@@ -173,7 +177,7 @@ class EnrichmentEngine:
                     results[h] = deferred_outcome(DeferralKind.CLAIMED, CLAIMED_ELSEWHERE)
                 elif self.store.enrichment_for(h, self.version) is not None:
                     # Landed by the process whose claim ended just before ours began.
-                    results[h] = _HashOutcome(ENRICHED)
+                    results[h] = HashOutcome(ENRICHED)
             work = [source for h, source in mine.items() if h in claimed and h not in results]
             results.update(await self._enrich_hashes(work, tier))
         finally:
@@ -191,7 +195,7 @@ class EnrichmentEngine:
             if span.id in outcomes:
                 continue
             outcome = results.get(
-                span.content_hash, _HashOutcome(DEFERRED, "not tried", transient=True)
+                span.content_hash, HashOutcome(DEFERRED, "not tried", transient=True)
             )
             outcomes[span.id] = self._span_outcome(span, outcome)
         return [outcomes[span.id] for span in unique]
@@ -222,7 +226,7 @@ class EnrichmentEngine:
     def health(self) -> dict[str, Any]:
         """Per endpoint: tier, url (without credentials), model, breaker state, last error and
         ``misconfigured`` (what to fix, or None); and ``unreachable`` (see
-        :func:`~spanlens.enrichment.endpoints.health_of`)."""
+        :func:`~spanlens.enrichment.call.endpoints.health_of`)."""
         return health_of(self._all_endpoints())
 
     async def probe(self, timeout: float = 2.0) -> dict[str, Any]:
@@ -283,8 +287,8 @@ class EnrichmentEngine:
 
     async def _enrich_hashes(
         self, sources: list[SpanSource], tier: str | None
-    ) -> dict[str, _HashOutcome]:
-        results: dict[str, _HashOutcome] = {}
+    ) -> dict[str, HashOutcome]:
+        results: dict[str, HashOutcome] = {}
         routed: list[tuple[SpanSource, Job]] = []
         for source in sources:
             # Scan exactly what the prompt would carry: the span's lines and its context.
@@ -304,7 +308,7 @@ class EnrichmentEngine:
             )
             if not route:
                 reason = no_route_reason(tier, local_only)
-                results[source.span.content_hash] = _HashOutcome(
+                results[source.span.content_hash] = HashOutcome(
                     DEFERRED, reason, deferral=Deferral(DeferralKind.NO_ROUTE, reason, True)
                 )
                 continue
@@ -312,16 +316,16 @@ class EnrichmentEngine:
         batches, singles = plan_jobs(
             routed,
             self.settings.enrichment,
-            self._endpoints,
+            {tier: [ep.settings.model for ep in eps] for tier, eps in self._endpoints.items()},
             lambda: queries.batching_off(self.store),
             self.cascade.tier_contexts,
         )
         work = [([j.sources[0] for j in batch], self._run_batch(batch)) for batch in batches]
         work += [(job.sources, self._run_single(job)) for job in singles]
-        results.update(await _gather_outcomes(work))
+        results.update(await gather_outcomes(work))
         return results
 
-    async def _run_batch(self, jobs: list[Job]) -> dict[str, _HashOutcome]:
+    async def _run_batch(self, jobs: list[Job]) -> dict[str, HashOutcome]:
         """One call for the batch; spans whose entry did not validate go single."""
         batch = Job(
             [job.sources[0] for job in jobs],
@@ -331,10 +335,10 @@ class EnrichmentEngine:
         result = await self.cascade.run(batch)
         outcomes = await self._store_landed(result, batch)
         rest = [job for job in jobs if job.sources[0].span.id not in result.landed]
-        outcomes.update(await _gather_outcomes([(j.sources, self._run_single(j)) for j in rest]))
+        outcomes.update(await gather_outcomes([(j.sources, self._run_single(j)) for j in rest]))
         return outcomes
 
-    async def _run_single(self, job: Job) -> dict[str, _HashOutcome]:
+    async def _run_single(self, job: Job) -> dict[str, HashOutcome]:
         result = await self.cascade.run(job)
         outcomes = await self._store_landed(result, job)
         source = job.sources[0]
@@ -344,7 +348,7 @@ class EnrichmentEngine:
         if result.deferred_reason is not None or not result.attempted:
             reason = result.deferred_reason or "not tried"
             return {
-                content: _HashOutcome(
+                content: HashOutcome(
                     DEFERRED,
                     reason,
                     transient=result.transient,
@@ -353,7 +357,7 @@ class EnrichmentEngine:
             }
         error = (result.failure or FailureKind.INVALID_OUTPUT).value
         if not queries.hash_in_use(self.store, content):
-            return {content: _HashOutcome(DISCARDED, "code changed while enriching")}
+            return {content: HashOutcome(DISCARDED, "code changed while enriching")}
         enrichment = self.settings.enrichment
         now = time.time()
         count: int = await self._writes.write(
@@ -366,10 +370,10 @@ class EnrichmentEngine:
                 enrichment.failure_retry_max,
             )
         )
-        return {content: _HashOutcome(FAILED, error, failures=count)}
+        return {content: HashOutcome(FAILED, error, failures=count)}
 
-    async def _store_landed(self, result: JobResult, job: Job) -> dict[str, _HashOutcome]:
-        outcomes: dict[str, _HashOutcome] = {}
+    async def _store_landed(self, result: JobResult, job: Job) -> dict[str, HashOutcome]:
+        outcomes: dict[str, HashOutcome] = {}
         for source in job.sources:
             landing = result.landed.get(source.span.id)
             if landing is None:
@@ -393,19 +397,19 @@ class EnrichmentEngine:
                 tiers = self.totals.by_tier
                 tiers[landing.tier] = tiers.get(landing.tier, 0) + 1
             outcomes[source.span.content_hash] = (
-                _HashOutcome(ENRICHED)
+                HashOutcome(ENRICHED)
                 if written
-                else _HashOutcome(DISCARDED, "code changed while enriching")
+                else HashOutcome(DISCARDED, "code changed while enriching")
             )
         return outcomes
 
-    def _span_outcome(self, span: SpanRow, outcome: _HashOutcome) -> SpanOutcome:
+    def _span_outcome(self, span: SpanRow, outcome: HashOutcome) -> SpanOutcome:
         status, error = outcome.status, outcome.error
         if status == ENRICHED and queries.current_hash(self.store, span.id) != span.content_hash:
             status, error = DISCARDED, "code changed while enriching"
         deferral = None
         if status == DEFERRED:
-            deferral = outcome.deferral or _deferral(error, outcome.transient)
+            deferral = outcome.deferral or deferral_for(error, outcome.transient)
         return SpanOutcome(
             span.id, span.content_hash, status, error, outcome.failures, outcome.transient, deferral
         )
@@ -422,3 +426,12 @@ class EnrichmentEngine:
 
     def _read_disk(self, path: str) -> str | None:
         return read_source_text(self.root / path)  # as the indexer read it
+
+
+def _cost_function() -> Callable[[int, int, float, float], float] | None:
+    """The price of a call (tokens in and out, seconds), when litellm's price table is here."""
+    try:
+        from spanlens.telemetry.cost import call_cost
+    except ImportError:
+        return None
+    return call_cost  # type: ignore[no-any-return]

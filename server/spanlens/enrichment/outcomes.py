@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanlens.enrichment.prompts import SpanSource
+from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.states import Deferral, DeferralKind, Status
 from spanlens.store.enrichments import StoreWriteFailed
 
@@ -51,7 +51,7 @@ class SpanOutcome:
 
 
 @dataclass(slots=True)
-class _HashOutcome:
+class HashOutcome:
     status: Status
     error: str | None = None
     failures: int = 0
@@ -71,13 +71,13 @@ class CallTotals:
     by_tier: dict[str, int] = field(default_factory=dict)
 
 
-async def _gather_outcomes(
-    work: list[tuple[list[SpanSource], Coroutine[Any, Any, dict[str, _HashOutcome]]]],
-) -> dict[str, _HashOutcome]:
+async def gather_outcomes(
+    work: list[tuple[list[SpanSource], Coroutine[Any, Any, dict[str, HashOutcome]]]],
+) -> dict[str, HashOutcome]:
     """Run jobs side by side; one that raises is logged and its spans deferred, while its
     siblings run to the end (none is left orphaned)."""
     done = await asyncio.gather(*(coro for _, coro in work), return_exceptions=True)
-    outcomes: dict[str, _HashOutcome] = {}
+    outcomes: dict[str, HashOutcome] = {}
     for outcome in done:
         if isinstance(outcome, StoreWriteFailed):
             raise outcome  # the whole run stops: nothing more can be recorded
@@ -103,11 +103,11 @@ async def _gather_outcomes(
     return outcomes
 
 
-def deferred_outcome(kind: DeferralKind, detail: str, *, transient: bool = True) -> _HashOutcome:
+def deferred_outcome(kind: DeferralKind, detail: str, *, transient: bool = True) -> HashOutcome:
     """A deferred hash outcome whose kind is known where it is made."""
-    return _HashOutcome(DEFERRED, detail, transient=transient, deferral=Deferral(kind, detail))
+    return HashOutcome(DEFERRED, detail, transient=transient, deferral=Deferral(kind, detail))
 
 
-def _deferral(error: str | None, transient: bool) -> Deferral:
+def deferral_for(error: str | None, transient: bool) -> Deferral:
     """The deferral of an outcome made without one: an endpoint state held it back."""
     return Deferral(DeferralKind.UNAVAILABLE, error or "not tried")

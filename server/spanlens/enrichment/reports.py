@@ -9,7 +9,7 @@ from typing import Any
 
 from spanlens.config import ConfigError, Settings, load_settings
 from spanlens.enrichment.backends import FailureKind, provider_for
-from spanlens.enrichment.defaults import FACTS_ONLY_NOTE, resolve_default_backends
+from spanlens.enrichment.backends.defaults import FACTS_ONLY_NOTE, resolve_default_backends
 from spanlens.enrichment.runner import preflight
 from spanlens.localmodel.engine import engine_report
 from spanlens.states import ENRICHMENT_VERSION

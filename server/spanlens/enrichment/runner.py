@@ -22,6 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from spanlens.config import Settings
+from spanlens.enrichment.call.preflight import (
+    CONFIG_EXAMPLE,
+    PREFLIGHT_TIMEOUT,
+    fix_for,
+    preflight,
+    refusal_message,
+    serves_model,
+    unusable_message,
+)
 from spanlens.enrichment.engine import (
     CLAIMED_ELSEWHERE,
     DEFERRED,
@@ -30,15 +39,6 @@ from spanlens.enrichment.engine import (
     FAILED,
     EnrichmentEngine,
     SpanOutcome,
-)
-from spanlens.enrichment.preflight import (
-    CONFIG_EXAMPLE,
-    PREFLIGHT_TIMEOUT,
-    fix_for,
-    preflight,
-    refusal_message,
-    serves_model,
-    unusable_message,
 )
 from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries

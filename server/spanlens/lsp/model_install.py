@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from spanlens.enrichment.defaults import backend_source
+from spanlens.enrichment.backends.defaults import backend_source
 from spanlens.localmodel.catalog import CatalogError, UnknownModel, default_model, get_model
 from spanlens.localmodel.install import EXIT_USAGE, InstallCancelled, InstallError, install
 from spanlens.lsp.commands import CommandError

@@ -24,7 +24,7 @@ from spanlens.app import (
     workspace_settings,
 )
 from spanlens.config import Settings
-from spanlens.enrichment.defaults import (
+from spanlens.enrichment.backends.defaults import (
     FACTS_ONLY_NOTE,
     backend_source,
     resolve_default_backends,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from spanlens.enrichment.defaults import backend_source
+from spanlens.enrichment.backends.defaults import backend_source
 from spanlens.localmodel.engine import engine_report
 from spanlens.lsp.edge import Edge
 from spanlens.lsp.events import Listener

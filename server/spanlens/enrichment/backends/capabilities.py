@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from spanlens.enrichment.schema import BOUND_KEYWORDS
+from spanlens.enrichment.prompt.schema import BOUND_KEYWORDS
 
 
 class OutputForm(str, enum.Enum):

@@ -25,7 +25,7 @@ from spanlens.enrichment.backends.capabilities import (
     Capabilities,
     OutputForm,
 )
-from spanlens.enrichment.schema import BOUND_KEYWORDS, strip_keywords
+from spanlens.enrichment.prompt.schema import BOUND_KEYWORDS, strip_keywords
 
 
 class OllamaBackend:

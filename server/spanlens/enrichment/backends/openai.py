@@ -43,7 +43,7 @@ from spanlens.enrichment.backends.capabilities import (
     refuses_response_format,
 )
 from spanlens.enrichment.backends.slots import SlotAffinity
-from spanlens.enrichment.schema import BOUND_KEYWORDS, strip_keywords
+from spanlens.enrichment.prompt.schema import BOUND_KEYWORDS, strip_keywords
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ wait while GPU limits are exceeded), GPU sampling, and the ``attempts`` row of e
 :meth:`CallPath.call` is one call on one endpoint; :meth:`CallPath.ask` is the whole policy for
 a request that does not change between tries (retries with bounded exponential backoff and
 jitter, failover to the tier's next endpoint, escalation to the next tier). The span cascade
-(:mod:`spanlens.enrichment.cascade`) keeps its own loop on top of :meth:`CallPath.call`,
+(:mod:`spanlens.enrichment.call.cascade`) keeps its own loop on top of :meth:`CallPath.call`,
 because it re-fits its prompt per tier, grows the reply room of a truncated reply and splits
 batches.
 """
@@ -34,7 +34,13 @@ from spanlens.enrichment.backends import (
     FailureKind,
     display_host,
 )
-from spanlens.enrichment.endpoints import HALF_OPEN, Endpoint, GpuProbe, scrub_for, update_health
+from spanlens.enrichment.call.endpoints import (
+    HALF_OPEN,
+    Endpoint,
+    GpuProbe,
+    scrub_for,
+    update_health,
+)
 from spanlens.store.enrichments import Attempt
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ the process; the breaker counts endpoint health only (refused, timeouts, 5xx, dr
 connections), never the model's output. A job that a transient endpoint state (a rate
 limit's cool-down, an open breaker, GPU limits) kept from running its tiers is deferred, not
 failed: a 429 is never the span's failure. Each call goes through the one call path
-(:class:`~spanlens.enrichment.calls.CallPath`), which holds the endpoint's slot, breaker and
+(:class:`~spanlens.enrichment.call.path.CallPath`), which holds the endpoint's slot, breaker and
 cool-down and records the call; the cascade adds what is particular to spans: fitting the
 prompt to a tier's context, judging the reply against the spans, landing valid entries,
 growing a truncated reply's room and splitting batches.
@@ -19,49 +19,122 @@ growing a truncated reply's room and splitting batches.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
-from spanlens.enrichment.backends import ChatRequest, FailureKind
-from spanlens.enrichment.calls import GPU_BUSY, CallPath, CallRequest
-from spanlens.enrichment.endpoints import (
-    CLOSED,
-    HALF_OPEN,
-    OPEN,
-    Breaker,
-    Endpoint,
-    GpuProbe,
-)
-from spanlens.enrichment.jobs import (
-    Job,
-    JobResult,
-    SpanCall,
-    judge_reply,
-    land_call,
-    roomier_after,
-    span_verdict,
-)
-from spanlens.enrichment.prompts import (
+from spanlens.enrichment.backends import ChatRequest, FailureKind, display_host
+from spanlens.enrichment.call.endpoints import Endpoint
+from spanlens.enrichment.call.path import GPU_BUSY, CallPath, CallRequest, Verdict
+from spanlens.enrichment.planning.jobs import Job
+from spanlens.enrichment.prompt.build import (
     TEMPLATE_TOKENS_PER_MESSAGE,
     Prompt,
-    SpanSource,
     build_prompt,
     prompt_text,
+    with_more_reply_room,
 )
+from spanlens.enrichment.prompt.source import SpanSource
+from spanlens.enrichment.reply.judge import SpanCall, judge_reply
+from spanlens.enrichment.reply.validate import rejection_detail
 from spanlens.states import DeferralKind
 
-__all__ = [
-    "CLOSED",
-    "GPU_BUSY",
-    "HALF_OPEN",
-    "OPEN",
-    "Breaker",
-    "Cascade",
-    "Endpoint",
-    "GpuProbe",
-    "Job",
-    "JobResult",
-]
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Landing:
+    """A validated enrichment for one span and the call that produced it."""
+
+    data: dict[str, Any]
+    tier: str
+    backend: str
+    host: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    duration_ms: float
+
+
+@dataclass(slots=True)
+class JobResult:
+    """What a job produced: valid enrichments by span id, and why the rest did not land."""
+
+    landed: dict[int, Landing] = field(default_factory=dict)
+    #: The last failure seen; None with ``attempted`` False means nothing was tried.
+    failure: FailureKind | None = None
+    attempted: bool = False
+    #: Why the job is deferred rather than failed: nothing was tried, or a transient endpoint
+    #: state (rate limit, open breaker, GPU limits) stopped it before its tiers were spent.
+    deferred_reason: str | None = None
+    #: What kind of state ``deferred_reason`` describes (GPU limits, or an endpoint's).
+    deferred_kind: DeferralKind = DeferralKind.UNAVAILABLE
+    #: The deferral is transient: waiting may let the job run (see ``deferred_reason``).
+    transient: bool = False
+    #: Why endpoints could not take the job for reasons that are not the span's fault
+    #: (misconfigured, or cooling down after a rate limit).
+    endpoint_problems: list[str] = field(default_factory=list)
+
+
+def land_call(call: SpanCall, endpoint: Endpoint, tier: str, result: JobResult) -> bool:
+    """Collect the call's valid enrichments; its tokens and time are split over them."""
+    valid = {
+        span_id: v.data
+        for span_id, v in call.results.items()
+        if v.ok and v.data is not None and span_id not in result.landed
+    }
+    if not valid:
+        return False
+    s = endpoint.settings
+    share = len(valid)
+    reply = call.reply
+    for span_id, data in valid.items():
+        result.landed[span_id] = Landing(
+            data,
+            tier,
+            s.name,
+            display_host(s.url),
+            s.model,
+            reply.tokens_in // share,
+            reply.tokens_out // share,
+            reply.duration_ms / share,
+        )
+    return True
+
+
+def _partial_note(call: SpanCall) -> str | None:
+    bad = sum(1 for r in call.results.values() if not r.ok)
+    return FailureKind.INVALID_OUTPUT.value if bad else None
+
+
+def span_verdict(call: SpanCall, job: Job) -> Verdict[SpanCall]:
+    """What the call path records of one span call (its ``attempts`` row's outcome)."""
+    enriched = sum(1 for r in call.results.values() if r.ok)
+    failure = call.failure
+    if enriched == len(job.sources):
+        outcome = "ok"
+    elif enriched:
+        outcome = "partial"
+    else:
+        outcome = "failed"
+    return Verdict(
+        call,
+        failure,
+        outcome=outcome,
+        failure_type=failure.kind.value if failure else _partial_note(call),
+        detail=(
+            rejection_detail(call.results, {x.span.id: x.span.name for x in job.sources})
+            if any(not r.ok for r in call.results.values())
+            else (failure.detail if failure else None)
+        ),
+        enriched=enriched,
+    )
+
+
+def roomier_after(call: SpanCall | None, prompt: Prompt) -> Prompt | None:
+    """A prompt with more reply room when ``call`` was cut off at the token limit."""
+    if call is None or call.failure is None or call.failure.kind is not FailureKind.TRUNCATED:
+        return None
+    return with_more_reply_room(prompt)
 
 
 # What running one tier of a job came to (see Cascade._run_tier).

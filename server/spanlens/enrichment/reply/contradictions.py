@@ -20,8 +20,8 @@ judge (an untyped return, a call into unknown code, a free-form phrase):
   class. ``Any``/``object`` returns, type variables and prose outputs are never judged.
 - **Subject.** A method's summary whose subject is its class ("The ``_LazyFile`` class is ...").
 - **Prompt echo.** Text copied from the prompt's own field instructions (read from
-  :data:`spanlens.enrichment.prompts.SYSTEM_PROMPT`, so the check follows the prompt) or from
-  an earlier prompt version's that models were seen to copy (:data:`EARLIER_INSTRUCTIONS`).
+  :data:`~spanlens.enrichment.prompt.build.SYSTEM_PROMPT`, so the check follows the prompt) or
+  from an earlier prompt version's that models were seen to copy (:data:`EARLIER_INSTRUCTIONS`).
 - **Cut summary.** A summary that ends mid-sentence: an open backtick, quote or bracket, a
   dangling operator or comma, or a trailing function word without closing punctuation.
 """
@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from spanlens.enrichment import grounding
-
-if TYPE_CHECKING:
-    from spanlens.enrichment.validation import SpanContext
+from spanlens.enrichment.prompt.build import SYSTEM_PROMPT
+from spanlens.enrichment.prompt.source import SpanContext
+from spanlens.enrichment.reply import grounding
 
 #: Fact categories that make "no side effects" false (``environment`` also counts reads).
 CERTAIN_EFFECTS = frozenset(
@@ -384,9 +383,6 @@ EARLIER_INSTRUCTIONS = (
 @functools.cache
 def instruction_text() -> str:
     """The current prompt's instructions, folded (see :func:`grounding.fold`)."""
-    # Imported here: prompts imports validation, which imports this module.
-    from spanlens.enrichment.prompts import SYSTEM_PROMPT
-
     return grounding.fold(SYSTEM_PROMPT)
 
 

@@ -1,16 +1,10 @@
-"""Parse, repair and validate model replies. Nothing that fails here is ever stored.
+"""Validate model replies. Nothing that fails here is ever stored.
 
-A reply goes through three steps:
+A reply is first parsed and repaired (:mod:`.parse`: only repairs that cannot change what
+the model said), then judged:
 
-1. :func:`extract_json` finds the JSON object in the text (a bare object, one inside a
-   Markdown fence, or one surrounded by prose).
-2. :func:`repair` applies only repairs that cannot change what the model said: drop keys the
-   schema does not know, turn a string into a one-item list, drop blank and "none" list
-   items (``No side effects; ...`` included), drop exact and near-duplicate list entries,
-   swap evidence written backwards (``[181, 180]``), turn an empty snippet into null, strip a
-   fence around the snippet and clamp it to 12 lines.
 3. :func:`validate_enrichment` checks the schema (each list at most its cap of
-   :data:`~spanlens.enrichment.schema.LIST_CAPS` entries, each entry sentence-length) and
+   :data:`~spanlens.enrichment.prompt.schema.LIST_CAPS` entries, each entry sentence-length) and
    then the span's facts: evidence lines lie inside the span (1-based, as the prompt
    numbered them), inputs read ``name: meaning``, name real parameters and leave none out,
    the summary is neither empty, too long, nor the code echoed back, no text is a
@@ -26,7 +20,6 @@ per rejected span, its name and the first rule it broke.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,51 +27,17 @@ from typing import Any
 
 import jsonschema
 
-from spanlens.enrichment import grounding
-from spanlens.enrichment.contradictions import contradiction_errors
-from spanlens.enrichment.grounding import NO_NAMES, Names
-from spanlens.enrichment.placeholders import placeholder_errors, placeholder_reason
-from spanlens.enrichment.schema import (
-    ENRICHMENT_SCHEMA,
-    FIELDS,
-    LIST_FIELDS,
-    MAX_SNIPPET_LINES,
-    MAX_SUMMARY_WORDS,
-)
+from spanlens.enrichment.prompt.names import RECEIVERS, identifiers, needs_input
+from spanlens.enrichment.prompt.schema import ENRICHMENT_SCHEMA, LIST_FIELDS, MAX_SUMMARY_WORDS
+from spanlens.enrichment.prompt.source import SpanContext
+from spanlens.enrichment.reply import grounding
+from spanlens.enrichment.reply.contradictions import contradiction_errors
+from spanlens.enrichment.reply.parse import extract_json, repair
+from spanlens.enrichment.reply.placeholders import placeholder_errors, placeholder_reason
 from spanlens.presentation.text import clean_text
 
-_FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
 _LEADING_NAME = re.compile(r"^[\s`*'\"]*([A-Za-z_$][\w$]*)")
-_MAX_OBJECT_STARTS = 64
 _VALIDATOR = jsonschema.Draft202012Validator(ENRICHMENT_SCHEMA)
-
-
-@dataclass(frozen=True, slots=True)
-class SpanContext:
-    """What a reply is checked against: the span exactly as the prompt showed it."""
-
-    span_id: int
-    #: First and last line of the span, 1-based and inclusive (the prompt's numbering).
-    first_line: int
-    last_line: int
-    #: Parameter names from the facts; None when the facts list none (no inputs check).
-    params: tuple[str, ...] | None
-    #: The span's source text, to recognise a summary that only echoes it.
-    code: str
-    #: The span's name (``Class.method`` for a method), for the summary's subject.
-    name: str = ""
-    #: Identifiers of the span's code, facts and enclosing context.
-    known: frozenset[str] = frozenset()
-    #: Identifiers of the span's file and span names of the workspace.
-    names: Names = NO_NAMES
-    #: The declared return type from the facts (None: not declared).
-    returns: str | None = None
-    #: The facts' side-effect categories; None when the facts have no such notion.
-    effects: tuple[str, ...] | None = None
-    #: The facts' calls; None when the facts have no such notion.
-    calls: tuple[str, ...] | None = None
-    #: The class a method belongs to (its last name part); None for other spans.
-    owner_class: str | None = None
 
 
 @dataclass(slots=True)
@@ -97,183 +56,6 @@ class Validated:
     def describe(self) -> str:
         """One line for logs and attempt rows."""
         return "; ".join(self.errors[:3]) if self.errors else "valid"
-
-
-def enclosing_header(kind: str, name: str) -> str:
-    """How a prompt's context names the container a span sits in (a method's class): the
-    prompt writes it, validation reads it to know the span is a method of that class."""
-    return f"Enclosing {kind} `{name}` (context, not the subject)"
-
-
-def context_for(
-    span_id: int,
-    first_line: int,
-    last_line: int,
-    facts: dict[str, Any],
-    code: str,
-    *,
-    name: str = "",
-    context: str = "",
-    names: Names | None = None,
-) -> SpanContext:
-    """Build a :class:`SpanContext` from a span's 1-based line range, facts, name, enclosing
-    ``context`` text and the :class:`~.grounding.Names` of its file and workspace."""
-    params = facts.get("params")
-    param_names: tuple[str, ...] | None = None
-    if isinstance(params, list):
-        param_names = tuple(
-            # ``*args``, ``&self`` (Rust), ``...rest`` (TypeScript): inputs name them bare.
-            str(p.get("name", "")).lstrip("*&.")
-            for p in params
-            if isinstance(p, dict)
-        )
-    owner, _, _ = name.rpartition(".")
-    is_method = bool(owner) and enclosing_header("class", owner) in context
-    effects, calls = facts.get("side_effects"), facts.get("calls")
-    returns = facts.get("returns")
-    known = (
-        grounding.identifiers(code)
-        | grounding.fact_identifiers(facts)
-        | grounding.identifiers(context)
-        | grounding.span_names([name] if name else [])
-    )
-    return SpanContext(
-        span_id,
-        first_line,
-        last_line,
-        param_names,
-        code,
-        name,
-        frozenset(known),
-        names or NO_NAMES,
-        returns=returns if isinstance(returns, str) else None,
-        effects=tuple(str(e) for e in effects) if isinstance(effects, list) else None,
-        calls=tuple(str(c) for c in calls) if isinstance(calls, list) else None,
-        owner_class=owner.rpartition(".")[2] if is_method else None,
-    )
-
-
-# ----------------------------------------------------------------------------- parsing
-
-
-def extract_json(text: str) -> tuple[Any, bool] | None:
-    """The JSON value in ``text`` and whether prose or fences had to be stripped; None if none."""
-    stripped = text.strip()
-    try:
-        return json.loads(stripped), False
-    except ValueError:
-        pass
-    for match in _FENCE.finditer(text):
-        try:
-            return json.loads(match.group(1)), True
-        except ValueError:
-            continue
-    decoder = json.JSONDecoder()
-    start = text.find("{")
-    tries = 0
-    while start != -1 and tries < _MAX_OBJECT_STARTS:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            value = None
-        if isinstance(value, dict):
-            return value, True
-        start = text.find("{", start + 1)
-        tries += 1
-    return None
-
-
-# ----------------------------------------------------------------------------- repair
-
-
-def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """A copy of ``obj`` with only safe repairs applied, and what was repaired."""
-    repairs: list[str] = []
-    data = {k: v for k, v in obj.items() if k in FIELDS}
-    dropped = sorted(set(obj) - set(data) - {"span_id"})
-    if dropped:
-        repairs.append("dropped unknown keys " + ", ".join(dropped))
-    for key in LIST_FIELDS:
-        value = data.get(key)
-        if isinstance(value, str):
-            data[key] = [value.strip()] if value.strip() else []
-            repairs.append(f"{key}: string made a list")
-        elif isinstance(value, list) and any(isinstance(v, str) and not v.strip() for v in value):
-            data[key] = [v for v in value if not (isinstance(v, str) and not v.strip())]
-            repairs.append(f"{key}: blank items dropped")
-        value = data.get(key)
-        if isinstance(value, list) and any(_says_nothing(v) for v in value):
-            # ["None"] as side effects says what [] says (the prompt asks for an empty list).
-            data[key] = [v for v in value if not _says_nothing(v)]
-            repairs.append(f"{key}: 'none' items dropped")
-        value = data.get(key)
-        if isinstance(value, list):
-            # Saying a thing twice adds nothing: keep the first of each (near-)duplicate.
-            data[key], repeats = grounding.dedupe(value)
-            if repeats:
-                repairs.append(f"{key}: {repeats} repeated entries dropped")
-    if isinstance(data.get("summary"), str):
-        data["summary"] = data["summary"].strip()
-    if isinstance(data.get("evidence"), list):
-        data["evidence"] = [dict(i) if isinstance(i, dict) else i for i in data["evidence"]]
-    swapped = _swap_backward_evidence(data.get("evidence"))
-    if swapped:
-        repairs.append(f"evidence: {swapped} backward line ranges swapped")
-    snippet = data.get("usage_snippet")
-    if isinstance(snippet, str):
-        data["usage_snippet"], note = _repair_snippet(snippet)
-        if note:
-            repairs.append(note)
-    return data, repairs
-
-
-def _says_nothing(item: Any) -> bool:
-    if not isinstance(item, str):
-        return False
-    text = item.strip().lower()
-    return text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None
-
-
-#: List items that mean "there are none".
-_NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pitfalls"})
-#: A sentence that says there are none ("No side effects; the method does not modify ...").
-_NONE_SENTENCE = re.compile(
-    r"^(?:none\s*(?:[;:,.(\-\u2013\u2014]|$)|no\s+(?:side[- ]effects?|pitfalls?)\b|"
-    r"(?:it|this \w+|the \w+)\s+(?:has|causes|produces)\s+no\s+side[- ]effects?\b|"
-    r"(?:it|this \w+|the \w+)\s+does\s+not\s+have\s+(?:any\s+)?side[- ]effects?\b)"
-)
-
-
-def _swap_backward_evidence(evidence: Any) -> int:
-    """Swap ``[last, first]`` evidence ranges in place (the same lines, written backwards)."""
-    swapped = 0
-    for item in evidence if isinstance(evidence, list) else []:
-        lines = item.get("lines") if isinstance(item, dict) else None
-        if (
-            isinstance(lines, list)
-            and len(lines) == 2
-            and all(type(n) is int for n in lines)
-            and lines[0] > lines[1]
-        ):
-            item["lines"] = [lines[1], lines[0]]
-            swapped += 1
-    return swapped
-
-
-def _repair_snippet(snippet: str) -> tuple[str | None, str | None]:
-    text = snippet.strip("\n")
-    if not text.strip():
-        return None, "usage_snippet: empty made null"
-    note = None
-    match = _FENCE.fullmatch(text.strip())
-    if match:
-        text = match.group(1)
-        note = "usage_snippet: fence stripped"
-    lines = text.splitlines()
-    if len(lines) > MAX_SNIPPET_LINES:
-        text = "\n".join(lines[:MAX_SNIPPET_LINES])
-        note = f"usage_snippet: clamped to {MAX_SNIPPET_LINES} lines"
-    return text, note
 
 
 # ----------------------------------------------------------------------------- validation
@@ -395,7 +177,7 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
 
 def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
     errors: list[str] = []
-    allowed = set(ctx.params or ()) | grounding.RECEIVERS
+    allowed = set(ctx.params or ()) | RECEIVERS
     described: set[str] = set()
     for item in inputs:
         entry = grounding.parse_input(item)
@@ -412,7 +194,7 @@ def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
         elif entry.name in described:
             errors.append(f"input {entry.name} is described twice")
         described.add(entry.name)
-    missing = [p for p in ctx.params or () if grounding.needs_input(p) and p not in described]
+    missing = [p for p in ctx.params or () if needs_input(p) and p not in described]
     if missing and not errors:
         # The prompt asks for one entry per parameter: a reply that leaves one out is
         # incomplete where the parser is certain what is there.
@@ -422,14 +204,14 @@ def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
 
 def grounding_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
     """Names the reply presents as code that exist nowhere it may draw on, and a summary
-    about another span (see :mod:`spanlens.enrichment.grounding`)."""
+    about another span (see :mod:`spanlens.enrichment.reply.grounding`)."""
     errors: list[str] = []
     prose = [str(data["summary"])]
     for key in ("outputs", "side_effects", "pitfalls"):
         prose += data[key]
     prose += [grounding.parse_input(item).meaning for item in data["inputs"]]
     # A context built by hand (not through context_for) still knows its own code.
-    known = ctx.known or grounding.identifiers(ctx.code)
+    known = ctx.known or identifiers(ctx.code)
     missing = grounding.unknown_names(prose, known, ctx.names)
     if missing:
         shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5})" if len(missing) > 5 else "")

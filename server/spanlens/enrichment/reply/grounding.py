@@ -19,8 +19,7 @@ until its list is full. The checks here catch that without a model of English:
   safe repair; each entry is one or two sentences on one line.
 - **Inputs.** Each entry reads ``name: meaning`` with a meaning that says something.
 
-:class:`Names` is built once per file by the engine (file text identifiers) and shares one
-frozenset of workspace span names, so a check is a few set lookups, never a query.
+The names a reply may use come from :mod:`spanlens.enrichment.prompt.names`.
 """
 
 from __future__ import annotations
@@ -31,13 +30,13 @@ import inspect
 import keyword
 import re
 import sys
-import time
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+from spanlens.enrichment.prompt.names import Names, span_names
+
 #: A dotted name, optionally a call: ``a.b.c`` or ``f()`` / ``f(x, y)``.
 _DOTTED = r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*"
 _BACKTICKED = re.compile(r"`([^`\n]{1,120})`")
@@ -74,86 +73,6 @@ _BUILTINS = (
 )
 _STDLIB = frozenset(sys.stdlib_module_names)
 _BUILTIN_OBJECTS = frozenset(dir(builtins))
-
-
-@dataclass(frozen=True, slots=True)
-class Names:
-    """Names a span's reply may use besides those in the span itself: identifiers of its file
-    and enclosing context, and span names of the workspace (shared across files)."""
-
-    file: frozenset[str] = frozenset()
-    workspace: frozenset[str] = frozenset()
-    #: Names of the spans of the span's file (for the subject check).
-    file_spans: frozenset[str] = frozenset()
-
-    def knows(self, name: str) -> bool:
-        """Whether ``name`` occurs in the file or names a workspace span."""
-        return name in self.file or name in self.workspace
-
-    def is_span(self, name: str) -> bool:
-        """Whether ``name`` is the (last part of the) name of a span in the file or workspace."""
-        return name in self.file_spans or name in self.workspace
-
-
-class WorkspaceNames:
-    """The workspace's span names, read from the store at most every ``refresh_after`` seconds
-    (a name indexed since then is still found in its own file's text)."""
-
-    def __init__(self, refresh_after: float = 30.0) -> None:
-        self.refresh_after = refresh_after
-        self._names: frozenset[str] = frozenset()
-        self._read_at: float | None = None
-
-    def get(self, store: Any) -> frozenset[str]:
-        """The span names (and their last parts) of every indexed file."""
-        now = time.monotonic()
-        if self._read_at is None or now - self._read_at >= self.refresh_after:
-            rows = store.conn.execute("SELECT DISTINCT name FROM spans").fetchall()
-            self._names = span_names(str(row[0]) for row in rows)
-            self._read_at = now
-        return self._names
-
-    def for_file(self, store: Any, text: str, file_spans: Iterable[Any]) -> Names:
-        """The :class:`Names` of one file (its text and spans) in this workspace."""
-        return names_for_file(text, (span.name for span in file_spans), self.get(store))
-
-
-#: No names beyond the span's own (the default of contexts built without a file).
-NO_NAMES = Names()
-
-
-def identifiers(text: str) -> frozenset[str]:
-    """Every identifier-shaped word of ``text``."""
-    return frozenset(_IDENT.findall(text))
-
-
-def span_names(names: Iterable[str]) -> frozenset[str]:
-    """Span names and their last parts (``Class.method`` gives both and ``method``)."""
-    found: set[str] = set()
-    for name in names:
-        found.add(name)
-        found.update(part for part in name.split(".") if part)
-    return frozenset(found)
-
-
-def names_for_file(text: str, file_span_names: Iterable[str], workspace: frozenset[str]) -> Names:
-    """The :class:`Names` of one file's spans."""
-    return Names(identifiers(text), workspace, span_names(file_span_names))
-
-
-def fact_identifiers(facts: Any) -> set[str]:
-    """Identifiers in every string of a span's facts (parameters, calls, raises, decorators)."""
-    found: set[str] = set()
-    stack = [facts]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            found.update(_IDENT.findall(node))
-        elif isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list | tuple):
-            stack.extend(node)
-    return found
 
 
 # ----------------------------------------------------------------------------- names
@@ -315,17 +234,6 @@ class InputEntry:
 
     name: str | None
     meaning: str = field(default="")
-
-
-#: Receivers a reply may leave out of ``inputs`` (extractors list them as parameters).
-RECEIVERS = frozenset({"self", "cls", "this"})
-_PARAM_NAME = re.compile(r"[A-Za-z_$][\w$]*")
-
-
-def needs_input(param: str) -> bool:
-    """Whether a parameter must have an ``inputs`` entry: a named one, not a receiver, not
-    ``_`` and not a destructuring pattern (``{a, b}``) that no ``name: meaning`` can name."""
-    return param not in RECEIVERS and param != "_" and _PARAM_NAME.fullmatch(param) is not None
 
 
 def parse_input(item: str) -> InputEntry:

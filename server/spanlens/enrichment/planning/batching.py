@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spanlens.config import EnrichmentSettings
-from spanlens.enrichment.prompts import SpanSource, estimate_tokens
+from spanlens.enrichment.prompt.excerpts import estimate_tokens
+from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.indexing.spans import CONTAINER_KINDS
 
 #: The longest span a batch may hold (see the module docstring).

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from spanlens.enrichment.schema import LIST_FIELDS
+from spanlens.enrichment.prompt.schema import LIST_FIELDS
 from spanlens.presentation.text import has_unsafe_chars
 
 #: Whole texts that stand in for content instead of being it (compared lower-cased, without

@@ -8,7 +8,7 @@ strict mode) or cannot turn into a grammar.
 Replies cite evidence by file line number (the prompt numbers the code that way); stored
 enrichments hold them relative to the span (1 = its first line), because an enrichment is
 keyed by content hash and stays valid when its span moves or has an identical twin
-(see :func:`spanlens.enrichment.validation.to_span_lines`).
+(see :func:`spanlens.enrichment.reply.validate.to_span_lines`).
 
 Bump ``SCHEMA_VERSION`` in :mod:`spanlens.states` when the shape changes: older enrichments then
 show as stale, not lost.
@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens.enrichment.grounding import needs_input
+from spanlens.enrichment.prompt.names import needs_input
 
 #: Fields of a stored enrichment, in the order prompts and hovers list them.
 FIELDS = (

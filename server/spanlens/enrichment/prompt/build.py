@@ -20,23 +20,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens.enrichment.excerpts import (
-    CHARS_PER_TOKEN,
+from spanlens.enrichment.prompt.excerpts import (
     estimate_tokens,
     excerpt_lines,
     numbered_line,
 )
-from spanlens.enrichment.grounding import NO_NAMES, Names
-from spanlens.enrichment.schema import SpanBounds, bounded_schema, summary_words
-from spanlens.enrichment.validation import SpanContext, context_for, enclosing_header
+from spanlens.enrichment.prompt.schema import SpanBounds, bounded_schema, summary_words
+from spanlens.enrichment.prompt.source import SpanContext, SpanSource
 from spanlens.indexing.spans import CONTAINER_KINDS
-from spanlens.store.db import SpanRow
-
-__all__ = [
-    "CHARS_PER_TOKEN",
-    "estimate_tokens",
-    "excerpt_lines",
-]
 
 REQUEST_OPEN = "<spanlens-request>"
 REQUEST_CLOSE = "</spanlens-request>"
@@ -72,60 +63,6 @@ _BATCH_INSTRUCTIONS = (
     'Reply with {"enrichments": [...]}: one object per span above, each with its "span_id" '
     "and the fields described, judged on that span alone; summaries of at most {words} words."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SpanSource:
-    """A span with the source lines the prompt shows and its enclosing context."""
-
-    span: SpanRow
-    #: The span's full lines, ``span.start_line`` .. ``span.end_line``.
-    lines: list[str]
-    #: Enclosing class (header, members) or module (imports) context; may be empty.
-    context: str = ""
-    #: Names of the span's file and the workspace a reply may mention (see grounding).
-    names: Names = NO_NAMES
-
-    @property
-    def first_line(self) -> int:
-        """1-based number of the span's first line."""
-        return self.span.start_line + 1
-
-    @property
-    def last_line(self) -> int:
-        """1-based number of the span's last line."""
-        return self.span.end_line + 1
-
-    @property
-    def code(self) -> str:
-        """The span's text."""
-        return "\n".join(self.lines)
-
-    def validation_context(self) -> SpanContext:
-        """What a reply for this span is checked against (file line numbers)."""
-        return context_for(
-            self.span.id,
-            self.first_line,
-            self.last_line,
-            self.span.facts,
-            self.code,
-            name=self.span.name,
-            context=self.context,
-            names=self.names,
-        )
-
-    def stored_context(self) -> SpanContext:
-        """What a stored enrichment of this span is checked against (span-relative lines)."""
-        return context_for(
-            self.span.id,
-            1,
-            len(self.lines),
-            self.span.facts,
-            self.code,
-            name=self.span.name,
-            context=self.context,
-            names=self.names,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,38 +291,3 @@ def _code_block(source: SpanSource, budget: int | None) -> str:
 
 def _gap(count: int) -> str:
     return f"      ⋮ ({count} lines omitted)"
-
-
-# ----------------------------------------------------------------------------- context
-
-
-def enclosing_context(span: SpanRow, file_spans: list[SpanRow], file_lines: list[str]) -> str:
-    """What a span's prompt shows before it: the file's imports (the same for every span of
-    the file, so consecutive prompts share them as a prefix), then the class a span sits in
-    (its header, first doc paragraph and members), marked as context, not the subject."""
-    imports = [
-        line.strip()
-        for line in file_lines
-        if line.startswith(("import ", "from ", "use ", "#include", "using "))
-        or (line.startswith(("const ", "import{")) and "require(" in line)
-    ][:15]
-    parts = ["Module imports:\n" + "\n".join(imports)] if imports else []
-    containers = [
-        other
-        for other in file_spans
-        if other.id != span.id
-        and "members" in other.facts
-        and other.start_line <= span.start_line
-        and other.end_line >= span.end_line
-    ]
-    if containers:
-        owner = max(containers, key=lambda s: s.start_line)
-        members = ", ".join(str(m) for m in owner.facts.get("members", [])[:40])
-        doc = str(owner.facts.get("docstring") or owner.facts.get("doc") or "").strip()
-        lines = [f"{enclosing_header(owner.kind, owner.name)}: {owner.facts.get('signature', '')}"]
-        if doc:
-            lines.append("doc: " + doc.split("\n\n")[0][:300])
-        if members:
-            lines.append("members: " + members)
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from spanlens.enrichment.grounding import NO_NAMES, Names, WorkspaceNames
-from spanlens.enrichment.prompts import SpanSource, enclosing_context
+from spanlens.enrichment.prompt.names import NO_NAMES, Names, WorkspaceNames
+from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store import enrichments as queries
