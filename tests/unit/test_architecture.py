@@ -47,9 +47,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: delete its line here.
 KNOWN_CYCLE_EDGES = frozenset(
     {
-        # §4: db.py and repair.py import each other.
-        "store.db -> store.repair",
-        "store.repair -> store.db",
         # Issue 16's contradiction rules read the prompt's instruction text and the span
         # context through function-local imports; one reply-judging folder (§2) ends it.
         "enrichment.contradictions -> enrichment.prompts",
@@ -64,45 +61,9 @@ KNOWN_CYCLE_EDGES = frozenset(
 #: it, and delete its line here. ``importer: module._name``, names under ``spanlens.``.
 KNOWN_PRIVATE_IMPORTS = frozenset(
     {
-        "docgen.render: presentation.markdown._bullets",
         "enrichment.engine: enrichment.outcomes._HashOutcome",
         "enrichment.engine: enrichment.outcomes._deferral",
         "enrichment.engine: enrichment.outcomes._gather_outcomes",
-        "indexing.indexer: indexing.parsing._RecentParses",
-        "indexing.indexer: indexing.parsing._Task",
-        "indexing.indexer: indexing.parsing._rows",
-        "indexing.indexer: indexing.parsing._run_tasks",
-        "indexing.languages.python: indexing.languages.python_effects._has_own_error",
-        "indexing.languages.python: indexing.languages.python_effects._side_effects",
-        "indexing.languages.python: indexing.languages.python_nodes._DOTTED_NAME",
-        "indexing.languages.python: indexing.languages.python_nodes._EXTRAS",
-        "indexing.languages.python: indexing.languages.python_nodes._Frame",
-        "indexing.languages.python: indexing.languages.python_nodes._LANGUAGE",
-        "indexing.languages.python: indexing.languages.python_nodes._class_attributes",
-        "indexing.languages.python: indexing.languages.python_nodes._collapse",
-        "indexing.languages.python: indexing.languages.python_nodes._decorators",
-        "indexing.languages.python: indexing.languages.python_nodes._docstring",
-        "indexing.languages.python: indexing.languages.python_nodes._expression_name",
-        "indexing.languages.python: indexing.languages.python_nodes._first_named",
-        "indexing.languages.python: indexing.languages.python_nodes._params",
-        "indexing.languages.python: indexing.languages.python_nodes._render",
-        "indexing.languages.python_effects: indexing.languages.python_nodes._Frame",
-        "indexing.languages.python_effects: indexing.languages.python_nodes._IDENTIFIER",
-        "indexing.languages.python_effects: indexing.languages.python_nodes._LANGUAGE",
-        "store.db: store.connection._inode",
-        "store.docs: store.rows._SPAN_FIELDS",
-        "store.docs: store.rows._SPAN_SELECT",
-        "store.docs: store.rows._span_row",
-        "store.enrichments: store.rows._SPAN_SELECT",
-        "store.enrichments: store.rows._span_row",
-        "store.handle: store.connection._connect",
-        "store.handle: store.connection._inode",
-        "store.handle: store.rows._SPAN_SELECT",
-        "store.handle: store.rows._contains",
-        "store.handle: store.rows._enrichment",
-        "store.handle: store.rows._span_row",
-        "store.symbols: store.rows._SPAN_SELECT",
-        "store.symbols: store.rows._span_row",
     }
 )
 

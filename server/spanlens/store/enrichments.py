@@ -21,7 +21,7 @@ from spanlens.store.claims import drop_claims_of as drop_claims_of
 from spanlens.store.claims import release_claims as release_claims
 from spanlens.store.errors import StoreError
 from spanlens.store.handle import Store
-from spanlens.store.rows import _SPAN_SELECT, SpanRow, _span_row, stored_json
+from spanlens.store.rows import SPAN_SELECT, SpanRow, span_row, stored_json
 from spanlens.store.states import FAILED_FOR_GOOD, NOT_FRESH
 
 #: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its
@@ -96,7 +96,7 @@ def pending_spans(
     and past the failure record's ``next_retry_at``.
     """
     sql = (
-        _SPAN_SELECT + "WHERE " + _NOT_DONE + "AND NOT EXISTS (SELECT 1 FROM failures fl "
+        SPAN_SELECT + "WHERE " + _NOT_DONE + "AND NOT EXISTS (SELECT 1 FROM failures fl "
         "  WHERE fl.content_hash = s.content_hash AND (fl.count >= ? OR fl.next_retry_at > ?)) "
     )
     params: list[Any] = [version, max_failures, now]
@@ -109,7 +109,7 @@ def pending_spans(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return [_span_row(row, store.conn) for row in store.conn.execute(sql, params).fetchall()]
+    return [span_row(row, store.conn) for row in store.conn.execute(sql, params).fetchall()]
 
 
 def unfinished_count(
