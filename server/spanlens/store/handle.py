@@ -354,6 +354,10 @@ class Store:
         """How many spans the workspace has."""
         return int(self.conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
 
+    def span_names(self) -> list[str]:
+        """Every distinct span name of the workspace (what a reply may name, for grounding)."""
+        return [str(row[0]) for row in self.conn.execute("SELECT DISTINCT name FROM spans")]
+
     # ----------------------------------------------------------- enrichments
 
     def enrichment_for(self, content_hash: str, schema_version: str) -> dict[str, Any] | None:
