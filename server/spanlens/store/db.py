@@ -111,12 +111,10 @@ def scratch_store(source: Store | None = None) -> Store:
                 source.conn.backup(target)
             finally:
                 target.close()
-        store = Store(path)
+        return Store(path, scratch_dir=folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    store._scratch_dir = folder
-    return store
 
 
 def _open_checked(path: Path, *, readonly: bool) -> Store:

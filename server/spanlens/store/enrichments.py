@@ -13,12 +13,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Claims live in spanlens.store.claims; these names stay importable from here.
-from spanlens.store.claims import claim_hashes as claim_hashes
-from spanlens.store.claims import claim_owners as claim_owners
-from spanlens.store.claims import claimed_elsewhere as claimed_elsewhere
-from spanlens.store.claims import drop_claims_of as drop_claims_of
-from spanlens.store.claims import release_claims as release_claims
 from spanlens.store.errors import StoreError
 from spanlens.store.handle import Store
 from spanlens.store.rows import SPAN_SELECT, SpanRow, span_row, stored_json

@@ -53,7 +53,9 @@ rebuilds = _Rebuilds()
 class Store:
     """One connection to a workspace database. Not shared across threads."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool = False, scratch_dir: Path | None = None
+    ) -> None:
         self.path = path
         #: Whether this connection only reads (the file or its folder is not writable).
         self.readonly = readonly
@@ -61,6 +63,8 @@ class Store:
         self.recovered_from: Path | None = None
         #: Rows salvaged from that damaged database, by table.
         self.salvaged: dict[str, int] = {}
+        #: A scratch copy's temporary folder, removed on close (see ``scratch_store``).
+        self._scratch_dir = scratch_dir
         self._generation = rebuilds.count
         self._conn = self._open()
 
@@ -160,8 +164,6 @@ class Store:
         if self._scratch_dir is not None:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
             self._scratch_dir = None
-
-    _scratch_dir: Path | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
