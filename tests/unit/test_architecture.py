@@ -5,9 +5,6 @@ ARCHITECTURE.md: ``lsp, cli → workspace → scheduling → docgen, enrichment 
 store``, and inside enrichment ``engine → call → planning → reply → backends → prompt``;
 vocabulary every layer shares sits at the bottom. Every import counts, the lazy ones inside
 functions and those under ``TYPE_CHECKING`` too: each is a dependency a reader must follow.
-Violations that existed when this test was written are listed by name below (issue 17 says
-how they go away); a new one fails the suite, and so does a listed one once fixed (delete its
-line).
 """
 
 from __future__ import annotations
@@ -49,61 +46,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("spanlens.workspace",),
     ("spanlens.app",),
     ("spanlens.lsp", "spanlens.cli"),
-)
-
-#: Import cycles found when this test was written (issue 17 §4 and §2): each edge
-#: ``importer -> imported`` that lies on a cycle (names under ``spanlens.``). Fix one and
-#: delete its line here.
-KNOWN_CYCLE_EDGES = frozenset(
-    {
-        # §4: db.py and repair.py import each other.
-        "store.db -> store.repair",
-        "store.repair -> store.db",
-    }
-)
-
-#: ``_private`` names imported from another module when this test was written (issue 17 §2:
-#: files split by length, not by concept). Give one a public name where it belongs, or move
-#: it, and delete its line here. ``importer: module._name``, names under ``spanlens.``.
-KNOWN_PRIVATE_IMPORTS = frozenset(
-    {
-        "docgen.render: presentation.markdown._bullets",
-        "indexing.indexer: indexing.parsing._RecentParses",
-        "indexing.indexer: indexing.parsing._Task",
-        "indexing.indexer: indexing.parsing._rows",
-        "indexing.indexer: indexing.parsing._run_tasks",
-        "indexing.languages.python: indexing.languages.python_effects._has_own_error",
-        "indexing.languages.python: indexing.languages.python_effects._side_effects",
-        "indexing.languages.python: indexing.languages.python_nodes._DOTTED_NAME",
-        "indexing.languages.python: indexing.languages.python_nodes._EXTRAS",
-        "indexing.languages.python: indexing.languages.python_nodes._Frame",
-        "indexing.languages.python: indexing.languages.python_nodes._LANGUAGE",
-        "indexing.languages.python: indexing.languages.python_nodes._class_attributes",
-        "indexing.languages.python: indexing.languages.python_nodes._collapse",
-        "indexing.languages.python: indexing.languages.python_nodes._decorators",
-        "indexing.languages.python: indexing.languages.python_nodes._docstring",
-        "indexing.languages.python: indexing.languages.python_nodes._expression_name",
-        "indexing.languages.python: indexing.languages.python_nodes._first_named",
-        "indexing.languages.python: indexing.languages.python_nodes._params",
-        "indexing.languages.python: indexing.languages.python_nodes._render",
-        "indexing.languages.python_effects: indexing.languages.python_nodes._Frame",
-        "indexing.languages.python_effects: indexing.languages.python_nodes._IDENTIFIER",
-        "indexing.languages.python_effects: indexing.languages.python_nodes._LANGUAGE",
-        "store.db: store.connection._inode",
-        "store.docs: store.rows._SPAN_FIELDS",
-        "store.docs: store.rows._SPAN_SELECT",
-        "store.docs: store.rows._span_row",
-        "store.enrichments: store.rows._SPAN_SELECT",
-        "store.enrichments: store.rows._span_row",
-        "store.handle: store.connection._connect",
-        "store.handle: store.connection._inode",
-        "store.handle: store.rows._SPAN_SELECT",
-        "store.handle: store.rows._contains",
-        "store.handle: store.rows._enrichment",
-        "store.handle: store.rows._span_row",
-        "store.symbols: store.rows._SPAN_SELECT",
-        "store.symbols: store.rows._span_row",
-    }
 )
 
 
@@ -245,20 +187,14 @@ def test_no_import_cycle_between_modules(modules: dict[str, Module]) -> None:
         for importer, imported in _edges(modules)
         if _reaches(modules, imported, importer)
     }
-    new = sorted(on_cycles - KNOWN_CYCLE_EDGES)
-    assert new == [], "imports that close a cycle between modules:\n" + "\n".join(new)
-    fixed = sorted(KNOWN_CYCLE_EDGES - on_cycles)
-    assert fixed == [], "no longer on a cycle: delete from KNOWN_CYCLE_EDGES:\n" + "\n".join(fixed)
+    assert sorted(on_cycles) == [], "imports that close a cycle between modules:\n" + "\n".join(
+        sorted(on_cycles)
+    )
 
 
 def test_no_private_name_is_imported_from_another_module(modules: dict[str, Module]) -> None:
     found = {f"{_short(m.name)}: {_short(name)}" for m in modules.values() for name in m.private}
-    new = sorted(found - KNOWN_PRIVATE_IMPORTS)
-    assert new == [], (
+    assert sorted(found) == [], (
         "private names imported from another module (give them a public name where they "
-        "belong):\n" + "\n".join(new)
-    )
-    fixed = sorted(KNOWN_PRIVATE_IMPORTS - found)
-    assert fixed == [], "no longer imported: delete from KNOWN_PRIVATE_IMPORTS:\n" + "\n".join(
-        fixed
+        "belong):\n" + "\n".join(sorted(found))
     )

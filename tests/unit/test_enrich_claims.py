@@ -30,7 +30,7 @@ from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind
-from spanlens.store import enrichments as queries
+from spanlens.store import claims as leases
 from spanlens.store import open_store
 from spanlens.store.db import db_path_for
 
@@ -46,13 +46,13 @@ def server() -> Iterator[StandinModelServer]:
 def test_a_lease_holds_until_it_expires_and_its_owner_may_renew_it(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     try:
-        assert queries.claim_hashes(store, ["h1", "h2"], "a", 100.0, 10.0) == {"h1", "h2"}
-        assert queries.claim_hashes(store, ["h1", "h3"], "b", 105.0, 10.0) == {"h3"}
-        assert queries.claim_hashes(store, ["h1"], "a", 108.0, 10.0) == {"h1"}  # renewed
-        assert queries.claim_hashes(store, ["h1"], "b", 115.0, 10.0) == set()
-        assert queries.claim_hashes(store, ["h1", "h2"], "b", 118.5, 10.0) == {"h1", "h2"}
-        queries.release_claims(store, ["h1"], "b")
-        assert queries.claim_owners(store, ["h1", "h2", "h3"]) == {"h2": "b", "h3": "b"}
+        assert leases.claim_hashes(store, ["h1", "h2"], "a", 100.0, 10.0) == {"h1", "h2"}
+        assert leases.claim_hashes(store, ["h1", "h3"], "b", 105.0, 10.0) == {"h3"}
+        assert leases.claim_hashes(store, ["h1"], "a", 108.0, 10.0) == {"h1"}  # renewed
+        assert leases.claim_hashes(store, ["h1"], "b", 115.0, 10.0) == set()
+        assert leases.claim_hashes(store, ["h1", "h2"], "b", 118.5, 10.0) == {"h1", "h2"}
+        leases.release_claims(store, ["h1"], "b")
+        assert leases.claim_owners(store, ["h1", "h2", "h3"]) == {"h2": "b", "h3": "b"}
     finally:
         store.close()
 
@@ -240,7 +240,7 @@ async def test_the_server_leaves_spans_claimed_by_a_cli_run_and_holds_nothing_ba
     try:
         spans = {s.name: s for s in store.spans_in_file("module_0.py")}
         # A CLI run on another machine sharing the workspace holds f0_0.
-        queries.claim_hashes(store, [spans["f0_0"].content_hash], "elsewhere:1:x", 1e12, 60)
+        leases.claim_hashes(store, [spans["f0_0"].content_hash], "elsewhere:1:x", 1e12, 60)
         scheduler.push([spans["f0_0"].id, spans["f0_1"].id], Priority.SAVED)
         await until(lambda: store.enrichment_for(spans["f0_1"].content_hash, ENRICHMENT_VERSION))
         await asyncio.sleep(0.2)

@@ -13,7 +13,7 @@ from tests.support.replies import parse_request, valid_enrichment, valid_respond
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import attempts, backend, enrich, make_settings, workspace
 
-from spanlens.enrichment.prompt.names import Names, names_for_file
+from spanlens.enrichment.prompt.names import Names, WorkspaceNames, names_for_file
 from spanlens.enrichment.prompt.schema import (
     ENRICHMENT_SCHEMA,
     LIST_CAPS,
@@ -24,6 +24,8 @@ from spanlens.enrichment.prompt.schema import (
 from spanlens.enrichment.prompt.source import SpanContext, context_for
 from spanlens.enrichment.reply.grounding import code_names
 from spanlens.enrichment.reply.validate import Validated, validate_batch_reply, validate_reply
+from spanlens.indexing.indexer import index_workspace
+from spanlens.store.db import open_store
 
 FILE = '''import os
 
@@ -350,3 +352,15 @@ def test_invented_names_lead_the_detail_even_among_many_errors() -> None:
     )
     result = judge("single", data)
     assert "__cabel_load" in result.describe()
+
+
+def test_the_workspace_names_are_every_indexed_span_name(tmp_path: Path) -> None:
+    (tmp_path / "cache.py").write_text("class Cache:\n    def load_entry(self):\n        pass\n")
+    (tmp_path / "pages.py").write_text("def render_page():\n    pass\n")
+    store = open_store(tmp_path)
+    try:
+        index_workspace(tmp_path, store, workers=1)
+        names = WorkspaceNames().get(store)
+    finally:
+        store.close()
+    assert {"Cache", "Cache.load_entry", "load_entry", "render_page"} <= names

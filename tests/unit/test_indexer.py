@@ -13,13 +13,13 @@ import pytest
 
 from spanlens.indexing.indexer import (
     IndexSummary,
-    _RecentParses,
     check_text,
     index_text,
     index_workspace,
 )
 from spanlens.indexing.languages import get_extractor, language_for_path
 from spanlens.indexing.languages import python as python_languages
+from spanlens.indexing.parsing import RecentParses
 from spanlens.indexing.spans import Extraction
 from spanlens.store import Store, open_store
 
@@ -346,7 +346,7 @@ def test_repeated_buffer_edits_leave_the_index_a_fresh_index_would(
 
 def test_kept_parses_are_bounded_in_files_and_bytes() -> None:
     extractor = get_extractor("python")
-    recent = _RecentParses(max_files=2, max_bytes=100)
+    recent = RecentParses(max_files=2, max_bytes=100)
     for name in ("a.py", "b.py", "c.py"):
         recent.put("python", name, extractor.extract(b"x = 1\n").parsed)
     assert recent.take("python", "a.py") is None  # the oldest went

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
+from spanlens.config import Settings
 from spanlens.indexing.indexer import index_workspace
 from spanlens.presentation.state import span_view
+from spanlens.scheduling.enrich_jobs import SpanWork
+from spanlens.scheduling.jobs import Backoff
+from spanlens.scheduling.queue import Priority
 from spanlens.states import ENRICHMENT_VERSION, SpanState, span_state
 from spanlens.store import enrichments as queries
 from spanlens.store.db import open_store
+from spanlens.store.worker import StoreWorker
 
 DATA = {"summary": "Adds one."}
 
@@ -60,3 +66,55 @@ def test_the_python_rule_orders_fresh_above_failed_above_stale() -> None:
         )
         == "facts_only"
     )
+
+
+class _Engine:
+    """Enough of an engine for the scheduler to queue and take spans (none is called)."""
+
+    def capacity(self) -> int:
+        return 8
+
+
+async def test_the_pending_listing_and_the_scheduler_ask_one_rule(tmp_path: Path) -> None:
+    """Whether a span still needs a model is one rule: the pending listing (backlog, CLI
+    runs) and the scheduler's check of each span it takes from its queue give the same
+    answer for a fresh, a stale, a never-tried, a retry-due, a waiting and a failed span."""
+    (tmp_path / "m.py").write_text(
+        "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(6))
+    )
+    store = open_store(tmp_path)
+    index_workspace(tmp_path, store, workers=1)
+    spans = {s.name: s for s in store.spans_in_file("m.py")}
+    settings = Settings()
+    limit = settings.enrichment.max_failures
+    now = time.time()
+    _enrich(store, spans["f0"].content_hash)  # fresh: done
+    _enrich(store, spans["f1"].content_hash, version="old")  # stale: needs the new version
+    queries.record_failure(store, spans["f2"].content_hash, "boom", now - 7200, 60, 60)  # due
+    queries.record_failure(store, spans["f3"].content_hash, "boom", now, 3600, 3600)  # waits
+    for _ in range(limit):  # failed for good, though its retry time has passed
+        queries.record_failure(store, spans["f4"].content_hash, "boom", now - 7200, 1, 1)
+    # f5 was never tried.
+    needs_model = {"f1", "f2", "f5"}
+
+    listed = queries.pending_spans(store, ENRICHMENT_VERSION, limit, time.time())
+    assert {s.name for s in listed} == needs_model
+
+    worker = StoreWorker(tmp_path, "test")
+    work = SpanWork(store, worker, _Engine(), settings, Backoff(), lambda: None)
+
+    def taken(priority: Priority, *, explicit: bool) -> set[str]:
+        work.in_flight.clear()
+        work.push([s.id for s in spans.values()], priority, front=False, explicit=explicit)
+        names: set[str] = set()
+        while (unit := work.take(priority, urgent_only=False)) is not None:
+            names.update(s.name for s in unit)
+        return names
+
+    try:
+        assert taken(Priority.SAVED, explicit=False) == needs_model
+        # Asked for by a command, a span goes unless it is fresh: failures do not hold it.
+        assert taken(Priority.REQUESTED, explicit=True) == set(spans) - {"f0"}
+    finally:
+        await worker.aclose()
+        store.close()

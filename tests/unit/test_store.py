@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spanlens.store import StoreLocked, open_store
-from spanlens.store.db import db_path_for
+from spanlens.store.db import db_path_for, scratch_store
 from spanlens.store.migrations import LATEST_VERSION, MIGRATIONS
 
 
@@ -84,3 +84,18 @@ def test_two_first_time_index_runs_at_once_both_succeed(tmp_path: Path) -> None:
         store.close()
         assert versions == [m[0] for m in MIGRATIONS]
     assert failures == []
+
+
+def test_a_scratch_copy_holds_the_index_and_leaves_nothing_on_close(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.upsert_file("a.py", "python", 1, 1, "00", False)
+    copy = scratch_store(store)
+    folder = copy.path.parent
+    try:
+        assert list(copy.file_rows()) == ["a.py"]
+        copy.upsert_file("b.py", "python", 1, 1, "00", False)
+        assert list(store.file_rows()) == ["a.py"]  # the source is left as it was
+    finally:
+        copy.close()
+        store.close()
+    assert not folder.exists()

@@ -11,7 +11,7 @@ from typing import Any
 
 from spanlens.docgen.plan import FilePlan, SpanRef, anchor_of, signature_of
 from spanlens.docgen.write import header_line
-from spanlens.presentation.markdown import _bullets, fact_lines, fenced, inline_markdown
+from spanlens.presentation.markdown import bullet_list, fact_lines, fenced, inline_markdown
 from spanlens.presentation.state import model_label
 from spanlens.presentation.text import clean_text
 from spanlens.states import SpanState
@@ -46,7 +46,7 @@ def render_doc(plan: FilePlan, overview: dict[str, Any]) -> str:
         header_line(plan.overview_key, plan.render_key, overview),
         f"# {inline_markdown(clean_text(doc.path, one_line=True))}",
         inline_markdown(overview["purpose"]),
-        "**Responsibilities**\n" + _bullets(overview["responsibilities"], ""),
+        "**Responsibilities**\n" + bullet_list(overview["responsibilities"], ""),
         "**How it fits together**\n\n" + inline_markdown(overview["structure"]),
     ]
     for item in doc.spans:
@@ -64,7 +64,7 @@ def render_doc(plan: FilePlan, overview: dict[str, Any]) -> str:
                 values = data.get(key) or []
                 if values:
                     prefix = "⚠ " if key == "pitfalls" else ""
-                    parts.append(f"**{title_text}**\n" + _bullets(values, prefix))
+                    parts.append(f"**{title_text}**\n" + bullet_list(values, prefix))
             snippet = data.get("usage_snippet")
             if snippet:
                 parts.append("**Usage**\n" + fenced(clean_text(snippet), span.language))
@@ -72,7 +72,7 @@ def render_doc(plan: FilePlan, overview: dict[str, Any]) -> str:
             if model:
                 by = inline_markdown(model, at_line_start=False, in_emphasis=True)
                 parts.append(f"*Enriched by {by}.*")
-        parts.append("**Parser facts**\n" + _bullets(fact_lines(span.facts), "", escape=False))
+        parts.append("**Parser facts**\n" + bullet_list(fact_lines(span.facts), "", escape=False))
         calls = plan.calls.get(span.id) or []
         if calls:
             parts.append("**Calls**: " + ", ".join(link(doc.path, r) for r in calls))

@@ -18,11 +18,11 @@ from typing import Any
 from spanlens.indexing.hashing import file_sha256
 from spanlens.indexing.languages import get_extractor, language_for_path
 from spanlens.indexing.parsing import (
-    _RecentParses,
-    _rows,
-    _run_tasks,
-    _Task,
+    ParseTask,
+    RecentParses,
     check_text,
+    extraction_rows,
+    run_parse_tasks,
 )
 from spanlens.indexing.source import normalise_source
 from spanlens.indexing.walk import WalkResult, walk_workspace
@@ -245,7 +245,7 @@ def index_workspace(
     summary.skipped.update(walk.skipped)
     known = store.file_rows()
     seen: set[str] = set()
-    tasks: list[_Task] = []
+    tasks: list[ParseTask] = []
     for cand in walk.candidates:
         seen.add(cand.path)
         row = known.get(cand.path)
@@ -265,7 +265,7 @@ def index_workspace(
         with store.transaction():
             summary.spans_removed += store.delete_files(gone)
         summary.files_removed = len(gone)
-    for done, result in enumerate(_run_tasks(tasks, workers), start=1):
+    for done, result in enumerate(run_parse_tasks(tasks, workers), start=1):
         if result[0] == "skip":
             summary.skipped[result[1]] = result[2]
         else:
@@ -283,7 +283,7 @@ def index_workspace(
     return summary
 
 
-_recent_parses = _RecentParses(_RECENT_PARSES, _RECENT_PARSE_BYTES)
+_recent_parses = RecentParses(_RECENT_PARSES, _RECENT_PARSE_BYTES)
 
 
 def forget_recent_parse(path: str) -> None:
@@ -319,7 +319,7 @@ def index_text(
         known_hashes = {content_hash for _, content_hash in old.values()}
         extraction = extractor.extract(data, _recent_parses.take(language, path), known_hashes)
         _recent_parses.put(language, path, extraction.parsed)
-        has_errors, rows = _rows(extraction)
+        has_errors, rows = extraction_rows(extraction)
         return apply_parsed(
             store,
             path,

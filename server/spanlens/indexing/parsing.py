@@ -35,10 +35,10 @@ Parsed = tuple[bool, list[tuple[Any, ...]]]
 def parse_source(language: str, data: bytes) -> Parsed:
     """Extract spans from ``data`` (normalised: see :mod:`spanlens.indexing.source`) as rows
     ready for the store."""
-    return _rows(get_extractor(language).extract(normalise_source(data)))
+    return extraction_rows(get_extractor(language).extract(normalise_source(data)))
 
 
-def _rows(extraction: Extraction) -> Parsed:
+def extraction_rows(extraction: Extraction) -> Parsed:
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     rows = [
         (
@@ -84,10 +84,10 @@ def check_text(data: bytes) -> str | None:
 
 
 # A task: (path, abspath, language, size, mtime_ns, known sha256 or "").
-_Task = tuple[str, str, str, int, int, str]
+ParseTask = tuple[str, str, str, int, int, str]
 
 
-def _process(task: _Task) -> tuple[Any, ...]:
+def _process(task: ParseTask) -> tuple[Any, ...]:
     path, abspath, language, size, mtime_ns, known_sha = task
     try:
         with open(abspath, "rb") as handle:
@@ -108,7 +108,7 @@ def _process(task: _Task) -> tuple[Any, ...]:
     return ("parsed", path, language, size, mtime_ns, sha, has_errors, rows)
 
 
-def _process_chunk(tasks: list[_Task]) -> list[tuple[Any, ...]]:
+def _process_chunk(tasks: list[ParseTask]) -> list[tuple[Any, ...]]:
     return [_process(task) for task in tasks]
 
 
@@ -146,7 +146,7 @@ def _die_with_parent(parent_pid: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _run_tasks(tasks: list[_Task], workers: int) -> Iterator[tuple[Any, ...]]:
+def run_parse_tasks(tasks: list[ParseTask], workers: int) -> Iterator[tuple[Any, ...]]:
     if workers <= 1 or len(tasks) < _MIN_FILES_FOR_POOL:
         for task in tasks:
             yield _process(task)
@@ -167,7 +167,7 @@ def _run_tasks(tasks: list[_Task], workers: int) -> Iterator[tuple[Any, ...]]:
             yield from results
 
 
-class _RecentParses:
+class RecentParses:
     """The last parse of the few files an editor keeps re-indexing, least recently used out.
 
     Only :func:`index_text` uses it: a workspace index would fill it with trees nobody edits.

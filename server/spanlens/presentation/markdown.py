@@ -214,7 +214,9 @@ def render_markdown(view: SpanView, now: float | None = None) -> str:
         ):
             items = data.get(key) or []
             if items:
-                parts.append(f"**{title}**\n" + _bullets(items, "⚠ " if key == "pitfalls" else ""))
+                parts.append(
+                    f"**{title}**\n" + bullet_list(items, "⚠ " if key == "pitfalls" else "")
+                )
         snippet = data.get("usage_snippet")
         if snippet:
             parts.append("**Usage**\n" + fenced(clean_text(snippet), span.language))
@@ -227,7 +229,7 @@ def render_markdown(view: SpanView, now: float | None = None) -> str:
         doc = facts.get("docstring") or facts.get("doc")
         if doc:
             parts.append(inline_markdown(str(doc).split("\n\n")[0]))
-    parts.append("**Parser facts**\n" + _bullets(fact_lines(facts), "", escape=False))
+    parts.append("**Parser facts**\n" + bullet_list(fact_lines(facts), "", escape=False))
     marker = "✓" if view.state == FRESH else "…"
     state = inline_markdown(describe_state(view, now), at_line_start=False, in_emphasis=True)
     parts.append(f"---\n*{marker} {state}*")
@@ -318,7 +320,7 @@ def _param(param: dict[str, Any]) -> str:
     return kind_prefix + text
 
 
-def _bullets(items: Iterable[Any], prefix: str, escape: bool = True) -> str:
+def bullet_list(items: Iterable[Any], prefix: str, escape: bool = True) -> str:
     return "\n".join(
         f"- {prefix}{inline_markdown(item, at_line_start=not prefix) if escape else item}"
         for item in items

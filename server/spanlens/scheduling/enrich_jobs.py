@@ -23,9 +23,9 @@ from spanlens.scheduling.enricher import Enricher, ResultFn
 from spanlens.scheduling.jobs import Backoff, track
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.store_worker import StoreWorker
-from spanlens.states import ENRICHMENT_VERSION, DeferralKind, Status, failed_for_good
+from spanlens.states import ENRICHMENT_VERSION, DeferralKind, Status
 from spanlens.store.db import SpanRow, Store
-from spanlens.store.enrichments import pending_spans
+from spanlens.store.enrichments import pending_spans, span_to_enrich
 
 log = logging.getLogger(__name__)
 
@@ -238,23 +238,22 @@ class SpanWork:
         )
 
     def _resolve(self, span_id: int) -> SpanRow | None:
-        """The span as it is now, if it still needs a model; None to drop it."""
-        span = self.store.span_by_id(span_id)
-        if span is None:
-            return None
-        if self.store.enrichment_for(span.content_hash, ENRICHMENT_VERSION) is not None:
-            return None
-        if span_id in self.explicit:
+        """The span as it is now, if it still needs a model; None to drop it. Whether it does
+        is the store's pending rule (:func:`~spanlens.store.enrichments.span_to_enrich`)."""
+        asked = span_id in self.explicit
+        span = span_to_enrich(
+            self.store,
+            span_id,
+            ENRICHMENT_VERSION,
+            self.settings.enrichment.max_failures,
+            time.time(),
+            asked=asked,
+        )
+        if span is None or asked:
             return span
         if (span.id, span.content_hash) in self._undeliverable:
             return None
         if self._elsewhere.get((span.id, span.content_hash), 0.0) > time.monotonic():
-            return None
-        failure = self.store.failure_for(span.content_hash)
-        if failure and (
-            failed_for_good(failure["count"], self.settings.enrichment.max_failures)
-            or failure["next_retry_at"] > time.time()
-        ):
             return None
         return span
 

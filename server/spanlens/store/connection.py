@@ -133,7 +133,10 @@ class StoreConnection(sqlite3.Connection):
         return self.cursor().executescript(sql_script)
 
 
-def _inode(path: Path) -> int | None:
+def inode_of(path: Path) -> int | None:
+    """The inode of the file at ``path`` (None when there is none): which database a
+    connection opened, so a rebuild does not set aside a file another process already
+    replaced."""
     try:
         return path.stat().st_ino
     except OSError:
@@ -152,7 +155,9 @@ def _is_corruption(exc: sqlite3.Error) -> bool:
     return any(words in text for words in _CORRUPTION_WORDS)
 
 
-def _connect(target: str | Path, *, uri: bool = False) -> StoreConnection:
+def connect(target: str | Path, *, uri: bool = False) -> StoreConnection:
+    """A :class:`StoreConnection` to ``target`` (a path, or a ``file:`` URI when ``uri``):
+    in autocommit mode, waiting up to :data:`BUSY_TIMEOUT_MS` for a busy database."""
     conn = sqlite3.connect(
         target,
         timeout=BUSY_TIMEOUT_MS / 1000,

@@ -2,7 +2,9 @@
 
 The connection wrapper is in :mod:`~spanlens.store.connection`, the typed rows in
 :mod:`~spanlens.store.rows`, the :class:`Store` and its queries in
-:mod:`~spanlens.store.handle`; this module re-exports what callers import from it.
+:mod:`~spanlens.store.handle`, which files passed the check on open in
+:mod:`~spanlens.store.checks`, the rebuild in :mod:`~spanlens.store.repair`; this module
+re-exports what callers import from it.
 Every SQL statement spanlens runs lives in this package. Hot paths (indexing, hovers) use the
 standard ``sqlite3`` connection directly with ``executemany``; reporting uses sqlite-utils.
 """
@@ -13,13 +15,13 @@ import os
 import shutil
 import sqlite3
 import tempfile
-import threading
 from pathlib import Path
 
+from spanlens.store.checks import check_key, found_sound, mark_sound
 from spanlens.store.connection import (
     DB_DIRNAME,
     DB_FILENAME,
-    _inode,
+    inode_of,
     read_only_message,
 )
 from spanlens.store.errors import (
@@ -30,6 +32,7 @@ from spanlens.store.errors import (
     StoreTooNew,
 )
 from spanlens.store.handle import Store
+from spanlens.store.repair import recover
 from spanlens.store.rows import SPAN_INSERT_FIELDS, FileRow, SpanRow
 
 __all__ = [
@@ -48,12 +51,6 @@ __all__ = [
 def db_path_for(root: Path) -> Path:
     """Where the database of the workspace at ``root`` lives."""
     return root / DB_DIRNAME / DB_FILENAME
-
-
-#: (path, inode, device, size, mtime) of database files this process found sound, so the
-#: connections a server opens at start check the file once (WAL writes leave it unchanged).
-_checked: set[tuple[str, int, int, int, int]] = set()
-_checked_lock = threading.Lock()
 
 
 def open_store(root: Path, *, readonly: bool = False) -> Store:
@@ -84,7 +81,7 @@ def open_store(root: Path, *, readonly: bool = False) -> Store:
         raise StoreReadOnly(read_only_message(path))
     if writable:
         _make_private_dir(path.parent)
-    damaged = _inode(path)
+    damaged = inode_of(path)
     try:
         return _open_checked(path, readonly=not writable)
     except StoreCorrupt as exc:
@@ -94,8 +91,6 @@ def open_store(root: Path, *, readonly: bool = False) -> Store:
                 "or delete it and run `spanlens index`",
                 path,
             ) from exc
-        from spanlens.store.repair import recover
-
         recovery = recover(path, exc.inode or damaged)
         store = _open_checked(path, readonly=False)
         store.recovered_from = recovery.aside
@@ -116,71 +111,27 @@ def scratch_store(source: Store | None = None) -> Store:
                 source.conn.backup(target)
             finally:
                 target.close()
-        store = Store(path)
+        return Store(path, scratch_dir=folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    store._scratch_dir = folder
-    return store
 
 
 def _open_checked(path: Path, *, readonly: bool) -> Store:
     store = Store(path, readonly=readonly)
     try:
-        key = _check_key(path)
-        if key is not None and (key in _checked or _stamp_matches(path, key)):
+        key = check_key(path)
+        if key is not None and found_sound(path, key):
             return store
         problem = store.integrity_problem()
         if problem is not None:
             raise StoreCorrupt(f"{path} fails SQLite's integrity check ({problem})", path)
         if key is not None:
-            with _checked_lock:
-                _checked.add(key)
-            if not readonly:
-                _write_stamp(path, key)
+            mark_sound(path, key, stamp=not readonly)
         return store
     except BaseException:
         store.close()
         raise
-
-
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".checked")
-
-
-def _stamp_matches(path: Path, key: tuple[str, int, int, int, int]) -> bool:
-    """Whether the file is exactly as it was when a check last passed (same inode, size and
-    mtime, nothing pending in the WAL): a warm `spanlens index` then pays no check."""
-    try:
-        if Path(str(path) + "-wal").stat().st_size:
-            return False
-    except OSError:
-        pass
-    try:
-        return _stamp_path(path).read_text() == " ".join(map(str, key[1:]))
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def _write_stamp(path: Path, key: tuple[str, int, int, int, int]) -> None:
-    try:
-        _stamp_path(path).write_text(" ".join(map(str, key[1:])))
-    except OSError:
-        pass  # no stamp: the next open checks again
-
-
-def _check_key(path: Path) -> tuple[str, int, int, int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (str(path), info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns)
-
-
-def forget_checked(path: Path) -> None:
-    """Make the next open of ``path`` in this process check it again (after a rebuild)."""
-    with _checked_lock:
-        _checked.difference_update({key for key in _checked if key[0] == str(path)})
 
 
 def _writable(path: Path) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spanlens.store.handle import Store
-from spanlens.store.rows import _SPAN_FIELDS, _SPAN_SELECT, SpanRow, _span_row, stored_json
+from spanlens.store.rows import SPAN_FIELDS, SPAN_SELECT, SpanRow, span_row, stored_json
 from spanlens.store.states import STATE_CASE
 
 
@@ -37,7 +37,7 @@ class DocFile:
 
 def doc_files(store: Store, version: str, max_failures: int) -> dict[str, DocFile]:
     """Every indexed file with spans, by path, each with its spans' states and enrichments."""
-    select = _SPAN_SELECT.replace(
+    select = SPAN_SELECT.replace(
         " FROM spans s",
         ", f.sha256, " + STATE_CASE + ", en.data, fl.last_error, en.model FROM spans s",
         1,
@@ -50,8 +50,8 @@ def doc_files(store: Store, version: str, max_failures: int) -> dict[str, DocFil
     )
     files: dict[str, DocFile] = {}
     for row in store.conn.execute(sql, (version, max_failures, version)).fetchall():
-        span = _span_row(row[: len(_SPAN_FIELDS)], store.conn)
-        sha, state, data, error, model = row[len(_SPAN_FIELDS) :]
+        span = span_row(row[: len(SPAN_FIELDS)], store.conn)
+        sha, state, data, error, model = row[len(SPAN_FIELDS) :]
         doc = files.get(span.path)
         if doc is None:
             doc = files[span.path] = DocFile(span.path, span.language, sha, [])

@@ -13,16 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Claims live in spanlens.store.claims; these names stay importable from here.
-from spanlens.store.claims import claim_hashes as claim_hashes
-from spanlens.store.claims import claim_owners as claim_owners
-from spanlens.store.claims import claimed_elsewhere as claimed_elsewhere
-from spanlens.store.claims import drop_claims_of as drop_claims_of
-from spanlens.store.claims import release_claims as release_claims
 from spanlens.store.errors import StoreError
 from spanlens.store.handle import Store
-from spanlens.store.rows import _SPAN_SELECT, SpanRow, _span_row, stored_json
-from spanlens.store.states import FAILED_FOR_GOOD, NOT_FRESH
+from spanlens.store.rows import SPAN_SELECT, SpanRow, span_row, stored_json
+from spanlens.store.states import FAILED_FOR_GOOD, NEEDS_MODEL, NOT_FRESH
 
 #: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its
 #: claim. Shared by the engine (which defers such spans) and the scheduler.
@@ -79,9 +73,6 @@ class BackendStats:
     failures: dict[str, int] = field(default_factory=dict)
 
 
-_NOT_DONE = NOT_FRESH
-
-
 def pending_spans(
     store: Store,
     version: str,
@@ -93,12 +84,9 @@ def pending_spans(
     """Spans to enrich now, ordered by path then line.
 
     Pending = no enrichment for (content_hash, version), fewer than ``max_failures`` failures,
-    and past the failure record's ``next_retry_at``.
+    and past the failure record's ``next_retry_at`` (:data:`~spanlens.store.states.NEEDS_MODEL`).
     """
-    sql = (
-        _SPAN_SELECT + "WHERE " + _NOT_DONE + "AND NOT EXISTS (SELECT 1 FROM failures fl "
-        "  WHERE fl.content_hash = s.content_hash AND (fl.count >= ? OR fl.next_retry_at > ?)) "
-    )
+    sql = SPAN_SELECT + "WHERE " + NEEDS_MODEL
     params: list[Any] = [version, max_failures, now]
     if paths is not None:
         if not paths:
@@ -109,7 +97,29 @@ def pending_spans(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return [_span_row(row, store.conn) for row in store.conn.execute(sql, params).fetchall()]
+    return [span_row(row, store.conn) for row in store.conn.execute(sql, params).fetchall()]
+
+
+def span_to_enrich(
+    store: Store,
+    span_id: int,
+    version: str,
+    max_failures: int,
+    now: float,
+    *,
+    asked: bool = False,
+) -> SpanRow | None:
+    """Span ``span_id`` as it is now if it still needs a model, else None (gone, enriched,
+    failed for good or waiting to retry): the rule of :func:`pending_spans`, for one span.
+
+    A span ``asked`` for by a command needs only to lack an enrichment at ``version``: the
+    user's request overrides its failure record.
+    """
+    rule, params = (NOT_FRESH, [version]) if asked else (NEEDS_MODEL, [version, max_failures, now])
+    row = store.conn.execute(
+        SPAN_SELECT + "WHERE s.id = ? AND " + rule, [span_id, *params]
+    ).fetchone()
+    return span_row(row, store.conn) if row else None
 
 
 def unfinished_count(
@@ -117,7 +127,7 @@ def unfinished_count(
 ) -> int:
     """Spans without an enrichment at ``version`` that are not failed (waiting ones included);
     only those of ``paths`` when given."""
-    sql = "SELECT COUNT(*) FROM spans s WHERE " + _NOT_DONE + "AND NOT " + FAILED_FOR_GOOD
+    sql = "SELECT COUNT(*) FROM spans s WHERE " + NOT_FRESH + "AND NOT " + FAILED_FOR_GOOD
     params: list[Any] = [version, max_failures]
     if paths is not None:
         marks = ",".join("?" * len(paths)) or "NULL"

@@ -16,8 +16,8 @@ from filelock import FileLock, Timeout
 from spanlens.store.connection import (
     BUSY_TIMEOUT_MS,
     StoreConnection,
-    _connect,
-    _inode,
+    connect,
+    inode_of,
     read_only_message,
 )
 from spanlens.store.errors import (
@@ -28,16 +28,15 @@ from spanlens.store.errors import (
 )
 from spanlens.store.migrations import LATEST_VERSION, current_version, migrate
 from spanlens.store.rows import (
-    _SPAN_SELECT,
     ENRICHMENT_COLUMNS,
     FILE_COLUMNS,
     SPAN_INSERT_FIELDS,
+    SPAN_SELECT,
     FileRow,
     SpanRow,
-    _contains,
-    _enrichment,
-    _span_row,
+    enrichment_record,
     file_row,
+    span_row,
 )
 from spanlens.store.states import STATE_CASE
 
@@ -54,7 +53,9 @@ rebuilds = _Rebuilds()
 class Store:
     """One connection to a workspace database. Not shared across threads."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool = False, scratch_dir: Path | None = None
+    ) -> None:
         self.path = path
         #: Whether this connection only reads (the file or its folder is not writable).
         self.readonly = readonly
@@ -62,6 +63,8 @@ class Store:
         self.recovered_from: Path | None = None
         #: Rows salvaged from that damaged database, by table.
         self.salvaged: dict[str, int] = {}
+        #: A scratch copy's temporary folder, removed on close (see ``scratch_store``).
+        self._scratch_dir = scratch_dir
         self._generation = rebuilds.count
         self._conn = self._open()
 
@@ -86,12 +89,12 @@ class Store:
         path = self.path
         readonly = self.readonly
         try:
-            conn = self._connect_readonly() if readonly else _connect(path)
+            conn = self._connect_readonly() if readonly else connect(path)
         except sqlite3.OperationalError as exc:
             why = "it is a directory" if path.is_dir() else str(exc)
             raise StoreError(f"cannot open {path}: {why}") from exc
         conn.db_path = path
-        conn.db_inode = _inode(path)
+        conn.db_inode = inode_of(path)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if readonly:
@@ -139,9 +142,9 @@ class Store:
         """A read-only connection; ``immutable`` when SQLite cannot even make the WAL index
         (a read-only folder): nothing can write such a database meanwhile anyway."""
         base = f"file:{quote(str(self.path))}?mode=ro"
-        conn = _connect(base, uri=True)
+        conn = connect(base, uri=True)
         conn.db_path = self.path
-        conn.db_inode = _inode(self.path)
+        conn.db_inode = inode_of(self.path)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             return conn
@@ -150,7 +153,7 @@ class Store:
             raise
         except sqlite3.OperationalError:  # StoreReadOnly included: SQLITE_READONLY_CANTINIT
             conn.close()
-        return _connect(base + "&immutable=1", uri=True)
+        return connect(base + "&immutable=1", uri=True)
 
     def close(self) -> None:
         """Close the connection (idempotent); a scratch copy's files go with it."""
@@ -161,8 +164,6 @@ class Store:
         if self._scratch_dir is not None:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
             self._scratch_dir = None
-
-    _scratch_dir: Path | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -287,12 +288,12 @@ class Store:
     def span_at(self, path: str, line: int, character: int | None = None) -> SpanRow | None:
         """The innermost span of ``path`` that encloses 0-based ``line`` (and column)."""
         rows = self.conn.execute(
-            _SPAN_SELECT + "WHERE f.path = ? AND s.start_line <= ? AND s.end_line >= ? "
+            SPAN_SELECT + "WHERE f.path = ? AND s.start_line <= ? AND s.end_line >= ? "
             "ORDER BY (s.end_line - s.start_line) ASC, s.start_line DESC",
             (path, line, line),
         ).fetchall()
         for row in rows:
-            span = _span_row(row, self.conn)
+            span = span_row(row, self.conn)
             if character is None or _contains(span, line, character):
                 return span
         return None
@@ -304,14 +305,14 @@ class Store:
         lenses and diagnostics only need names, positions and hashes.
         """
         rows = self.conn.execute(
-            _SPAN_SELECT + "WHERE f.path = ? ORDER BY s.start_line, s.start_col", (path,)
+            SPAN_SELECT + "WHERE f.path = ? ORDER BY s.start_line, s.start_col", (path,)
         ).fetchall()
-        return [_span_row(r, self.conn, with_facts) for r in rows]
+        return [span_row(r, self.conn, with_facts) for r in rows]
 
     def span_by_id(self, span_id: int) -> SpanRow | None:
         """One span by id."""
-        row = self.conn.execute(_SPAN_SELECT + "WHERE s.id = ?", (span_id,)).fetchone()
-        return _span_row(row, self.conn) if row else None
+        row = self.conn.execute(SPAN_SELECT + "WHERE s.id = ?", (span_id,)).fetchone()
+        return span_row(row, self.conn) if row else None
 
     def table_counts(self) -> dict[str, int]:
         """Rows per table, for `spanlens doctor` (through sqlite-utils: not a hot path)."""
@@ -342,11 +343,11 @@ class Store:
             "AND name NOT IN ('files', 'spans', 'enrichments') AND name NOT LIKE 'span_search%'"
         ).fetchall()
         _decode_all(conn, f"SELECT {FILE_COLUMNS} FROM files", lambda row: file_row(row, conn))
-        _decode_all(conn, _SPAN_SELECT, lambda row: _span_row(row, conn))
+        _decode_all(conn, SPAN_SELECT, lambda row: span_row(row, conn))
         _decode_all(
             conn,
             f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments",
-            lambda row: _enrichment(row, conn),
+            lambda row: enrichment_record(row, conn),
         )
         for (table,) in tables:
             _decode_all(conn, f'SELECT * FROM "{table}"', lambda row: None)
@@ -354,6 +355,10 @@ class Store:
     def span_count(self) -> int:
         """How many spans the workspace has."""
         return int(self.conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+
+    def span_names(self) -> list[str]:
+        """Every distinct span name of the workspace (what a reply may name, for grounding)."""
+        return [str(row[0]) for row in self.conn.execute("SELECT DISTINCT name FROM spans")]
 
     # ----------------------------------------------------------- enrichments
 
@@ -364,7 +369,7 @@ class Store:
             "WHERE content_hash = ? AND schema_version = ?",
             (content_hash, schema_version),
         ).fetchone()
-        return _enrichment(row, self.conn) if row else None
+        return enrichment_record(row, self.conn) if row else None
 
     def latest_enrichment(self, hashes: Sequence[str]) -> dict[str, Any] | None:
         """The newest enrichment of any of ``hashes`` at any schema version (for stale display)."""
@@ -377,7 +382,7 @@ class Store:
             f"WHERE content_hash IN ({marks}) ORDER BY created_at DESC LIMIT 1",
             hashes,
         ).fetchone()
-        return _enrichment(row, self.conn) if row else None
+        return enrichment_record(row, self.conn) if row else None
 
     def failure_for(self, content_hash: str) -> dict[str, Any] | None:
         """The failure record of a hash: count, last error, next retry time."""
@@ -412,6 +417,12 @@ class Store:
             "SELECT language, COUNT(*), SUM(parse_errors) FROM files GROUP BY language "
             "ORDER BY language"
         ).fetchall()
+
+
+def _contains(span: SpanRow, line: int, character: int) -> bool:
+    if line == span.start_line and character < span.start_col:
+        return False
+    return not (line == span.end_line and character > span.end_col)
 
 
 def _decode_all(conn: StoreConnection, sql: str, decode: Callable[[Any], object]) -> None:

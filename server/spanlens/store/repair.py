@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spanlens.store.checks import forget_checked
+from spanlens.store.connection import inode_of
+from spanlens.store.handle import Store, rebuilds
+
 log = logging.getLogger(__name__)
 
 #: Tables worth salvaging, and a check per row that it is not garbage read from a bad page.
@@ -66,12 +70,9 @@ def recover(path: Path, damaged_inode: int | None = None) -> Recovery:
     Two processes that find the same damage do not both move files: under a lock, a file
     that was replaced meanwhile (another inode than ``damaged_inode``) is left alone.
     """
-    from spanlens.store.db import forget_checked
-    from spanlens.store.handle import Store, rebuilds
-
     with _recovery_lock(path):
         rebuilds.count += 1  # every connection of this process moves to the new file
-        if damaged_inode is not None and _inode(path) not in (damaged_inode, None):
+        if damaged_inode is not None and inode_of(path) not in (damaged_inode, None):
             earlier = corrupt_files(path.parent)
             return Recovery(earlier[-1] if earlier else path)
         aside = _aside_name(path)
@@ -99,13 +100,6 @@ def _aside_name(path: Path) -> Path:
         number += 1
         aside = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
     return aside
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return path.stat().st_ino
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager

@@ -50,22 +50,22 @@ _FILE_FIELDS = ("path", "language")
 
 
 #: Every SpanRow field, in order: the one description the SQL below is generated from.
-_SPAN_FIELDS = tuple(SpanRow.__dataclass_fields__)
+SPAN_FIELDS = tuple(SpanRow.__dataclass_fields__)
 
 
 #: The fields indexing writes for a new span, in the order of the rows it produces (every
 #: field but the row id, the file's columns and ``enriched_hash``, which enrichment sets).
 SPAN_INSERT_FIELDS = tuple(
-    f for f in _SPAN_FIELDS if f not in ("id", "enriched_hash", *_FILE_FIELDS)
+    f for f in SPAN_FIELDS if f not in ("id", "enriched_hash", *_FILE_FIELDS)
 )
 
 
-_FACTS_INDEX = _SPAN_FIELDS.index("facts")
+_FACTS_INDEX = SPAN_FIELDS.index("facts")
 
 #: The columns a :class:`FileRow` is read from, in order.
 FILE_COLUMNS = ", ".join(f.name for f in fields(FileRow))
 
-#: The columns an enrichment with its provenance is read from (see :func:`_enrichment`).
+#: The columns an enrichment with its provenance is read from (see :func:`enrichment_record`).
 ENRICHMENT_COLUMNS = "data, model, tier, backend, host, created_at"
 
 
@@ -85,9 +85,11 @@ _FILE_TYPES = _column_types(FileRow)
 _SPAN_TYPES = _column_types(SpanRow)
 
 
-_SPAN_SELECT = (
+#: ``SELECT`` of every :class:`SpanRow` field over ``spans s JOIN files f``: add the
+#: ``WHERE`` and read each row with :func:`span_row`.
+SPAN_SELECT = (
     "SELECT "
-    + ", ".join(("f." if f in _FILE_FIELDS else "s.") + f for f in _SPAN_FIELDS)
+    + ", ".join(("f." if f in _FILE_FIELDS else "s.") + f for f in SPAN_FIELDS)
     + " FROM spans s JOIN files f ON f.id = s.file_id "
 )
 
@@ -112,7 +114,10 @@ def file_row(row: Sequence[Any], conn: StoreConnection) -> FileRow:
     return FileRow(*row)
 
 
-def _span_row(row: Sequence[Any], conn: StoreConnection, with_facts: bool = True) -> SpanRow:
+def span_row(row: Sequence[Any], conn: StoreConnection, with_facts: bool = True) -> SpanRow:
+    """A :class:`SpanRow` from a row read with :data:`SPAN_SELECT` (``facts`` left empty
+    unless ``with_facts``); a value of the wrong type raises
+    :class:`~spanlens.store.errors.StoreCorrupt`."""
     values = list(row)
     if not all(map(isinstance, values, _SPAN_TYPES)):
         raise conn.damaged(f"span row {values[0]!r} holds a value of the wrong type")
@@ -122,7 +127,8 @@ def _span_row(row: Sequence[Any], conn: StoreConnection, with_facts: bool = True
     return SpanRow(*values)
 
 
-def _enrichment(row: Sequence[Any], conn: StoreConnection) -> dict[str, Any]:
+def enrichment_record(row: Sequence[Any], conn: StoreConnection) -> dict[str, Any]:
+    """An enrichment with its provenance, from a row read as :data:`ENRICHMENT_COLUMNS`."""
     return {
         "data": stored_json(conn, row[0], "enrichments.data"),
         "model": row[1],
@@ -131,9 +137,3 @@ def _enrichment(row: Sequence[Any], conn: StoreConnection) -> dict[str, Any]:
         "host": row[4],
         "created_at": row[5],
     }
-
-
-def _contains(span: SpanRow, line: int, character: int) -> bool:
-    if line == span.start_line and character < span.start_col:
-        return False
-    return not (line == span.end_line and character > span.end_col)

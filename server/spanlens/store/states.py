@@ -17,6 +17,18 @@ FAILED_FOR_GOOD = (
     "EXISTS (SELECT 1 FROM failures fl WHERE fl.content_hash = s.content_hash AND fl.count >= ?) "
 )
 
+#: Held back by its failure record: failed for good, or waiting for its retry time
+#: (parameters: max_failures, now).
+HELD_BACK = (
+    "EXISTS (SELECT 1 FROM failures fl "
+    "  WHERE fl.content_hash = s.content_hash AND (fl.count >= ? OR fl.next_retry_at > ?)) "
+)
+
+#: Needs a model now: no enrichment at the version and not held back (parameters: version,
+#: max_failures, now). The one pending rule: the pending listing and the scheduler's check
+#: of a queued span both use it (:mod:`spanlens.store.enrichments`).
+NEEDS_MODEL = NOT_FRESH + "AND NOT " + HELD_BACK
+
 #: An earlier enrichment describes this span (its previous hash, or the hash at another version).
 HAS_PREVIOUS = (
     "(s.enriched_hash IS NOT NULL OR EXISTS (SELECT 1 FROM enrichments o "

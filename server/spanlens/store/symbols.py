@@ -10,7 +10,7 @@ name or the summary; names weigh ten times more than summaries.
 from __future__ import annotations
 
 from spanlens.store.handle import Store
-from spanlens.store.rows import _SPAN_SELECT, SpanRow, _span_row
+from spanlens.store.rows import SPAN_SELECT, SpanRow, span_row
 
 #: bm25 weights of the (name, summary) columns.
 _NAME_WEIGHT = 10.0
@@ -51,18 +51,18 @@ def search_spans(store: Store, query: str, limit: int = 100) -> list[SpanRow]:
     long_words = [w for w in words if len(w) >= 3]
     if not long_words:
         rows = store.conn.execute(
-            _SPAN_SELECT + "WHERE s.name LIKE ? ESCAPE '\\' ORDER BY length(s.name) LIMIT ?",
+            SPAN_SELECT + "WHERE s.name LIKE ? ESCAPE '\\' ORDER BY length(s.name) LIMIT ?",
             (_like_prefix(words[0]), limit),
         ).fetchall()
-        return [_span_row(r, store.conn) for r in rows]
+        return [span_row(r, store.conn) for r in rows]
     match = " AND ".join(f'"{w}"' for w in long_words)
     rows = store.conn.execute(
-        _SPAN_SELECT + "JOIN (SELECT rowid AS id, bm25(span_search, ?, ?) AS rank "
+        SPAN_SELECT + "JOIN (SELECT rowid AS id, bm25(span_search, ?, ?) AS rank "
         "FROM span_search WHERE span_search MATCH ? ORDER BY rank LIMIT ?) hit "
         "ON hit.id = s.id ORDER BY hit.rank",
         (_NAME_WEIGHT, _SUMMARY_WEIGHT, match, limit),
     ).fetchall()
-    return [_span_row(r, store.conn) for r in rows]
+    return [span_row(r, store.conn) for r in rows]
 
 
 def _like_prefix(word: str) -> str:

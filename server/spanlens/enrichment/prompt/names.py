@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from spanlens.store.db import Store
+
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 
 
@@ -44,16 +46,15 @@ class WorkspaceNames:
         self._names: frozenset[str] = frozenset()
         self._read_at: float | None = None
 
-    def get(self, store: Any) -> frozenset[str]:
+    def get(self, store: Store) -> frozenset[str]:
         """The span names (and their last parts) of every indexed file."""
         now = time.monotonic()
         if self._read_at is None or now - self._read_at >= self.refresh_after:
-            rows = store.conn.execute("SELECT DISTINCT name FROM spans").fetchall()
-            self._names = span_names(str(row[0]) for row in rows)
+            self._names = span_names(store.span_names())
             self._read_at = now
         return self._names
 
-    def for_file(self, store: Any, text: str, file_spans: Iterable[Any]) -> Names:
+    def for_file(self, store: Store, text: str, file_spans: Iterable[Any]) -> Names:
         """The :class:`Names` of one file (its text and spans) in this workspace."""
         return names_for_file(text, (span.name for span in file_spans), self.get(store))
 

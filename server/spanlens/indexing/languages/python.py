@@ -57,27 +57,27 @@ from spanlens.indexing.languages.common import (
     skeleton_text,
     text_of,
 )
-from spanlens.indexing.languages.python_effects import _has_own_error, _side_effects
+from spanlens.indexing.languages.python_effects import has_own_error, side_effects_of
 from spanlens.indexing.languages.python_nodes import (
-    _DOTTED_NAME,
-    _EXTRAS,
-    _LANGUAGE,
-    _class_attributes,
-    _collapse,
-    _decorators,
-    _docstring,
-    _expression_name,
-    _first_named,
-    _Frame,
-    _params,
-    _render,
+    DOTTED_NAME,
+    EXTRAS,
+    PYTHON_LANGUAGE,
+    Frame,
+    class_attributes,
+    collapse_spaces,
+    decorator_texts,
+    docstring_of,
+    expression_name,
+    first_named,
+    parameter_facts,
+    render_node,
 )
 from spanlens.indexing.spans import Extraction, ParsedSource, Span, assign_ordinals
 
 # One pattern per thing a span's facts need. ``matches`` come back in source order (by the
 # node each pattern captures), which lets one sweep hand every match to its enclosing span.
 _FILE_QUERY = Query(
-    _LANGUAGE,
+    PYTHON_LANGUAGE,
     """
     [(function_definition) (class_definition)] @def
     (call function: (_) @callee)
@@ -103,7 +103,7 @@ class PythonExtractor:
     def _parser(self) -> Parser:
         parser: Parser | None = getattr(self._local, "parser", None)
         if parser is None:
-            parser = Parser(_LANGUAGE)
+            parser = Parser(PYTHON_LANGUAGE)
             self._local.parser = parser
         return parser
 
@@ -138,7 +138,7 @@ class PythonExtractor:
                 parent if parent is not None and parent.type == "decorated_definition" else node
             )
             if span_node.has_error or frame.name_node is None:
-                frame.suspect = _has_own_error(node)
+                frame.suspect = has_own_error(node)
                 continue
             if frame.is_class:
                 spans.append(_class_span(source, frame, span_node, known_hashes))
@@ -164,16 +164,16 @@ def _match_start(match: tuple[int, dict[str, list[Node]]]) -> int:
     return nodes[0].start_byte
 
 
-def _sweep(source: bytes, matches: list[tuple[int, dict[str, list[Node]]]]) -> list[_Frame] | None:
+def _sweep(source: bytes, matches: list[tuple[int, dict[str, list[Node]]]]) -> list[Frame] | None:
     """Frames for every def/class, with the calls, raises and control flow of their bodies.
 
     ``matches`` must be in source order; None when they are not.
     """
-    frames: list[_Frame] = []
-    stack: list[_Frame] = []  # the defs/classes enclosing the current position
+    frames: list[Frame] = []
+    stack: list[Frame] = []  # the defs/classes enclosing the current position
     top_end = -1  # where the innermost open frame ends (-1: none open)
     last = 0
-    dotted = _DOTTED_NAME.fullmatch
+    dotted = DOTTED_NAME.fullmatch
     for index, captures in matches:
         (nodes,) = captures.values()
         node = nodes[0]
@@ -188,7 +188,7 @@ def _sweep(source: bytes, matches: list[tuple[int, dict[str, list[Node]]]]) -> l
             top_end = stack[-1].end if stack else -1
         if index == _DEF:
             parent = stack[-1] if stack else None
-            frame = _Frame(source, node, parent)
+            frame = Frame(source, node, parent)
             if parent is not None:
                 parent.children.append(frame)
             frames.append(frame)
@@ -205,12 +205,12 @@ def _sweep(source: bytes, matches: list[tuple[int, dict[str, list[Node]]]]) -> l
         if owner.is_class:
             continue  # class bodies have no call/flow facts
         if index == _CALL:
-            # Inline fast path of _expression_name: most callees are plain dotted names.
+            # Inline fast path of expression_name: most callees are plain dotted names.
             raw = source[pos : node.end_byte]
             if dotted(raw):
                 owner.calls[raw.decode("ascii")] = None
             else:
-                owner.calls[_render(source, node, 0)] = None
+                owner.calls[render_node(source, node, 0)] = None
         elif index == _BRANCH:
             owner.branches += 1
         elif index in (_NEST, _NEST_BRANCH):
@@ -223,12 +223,12 @@ def _sweep(source: bytes, matches: list[tuple[int, dict[str, list[Node]]]]) -> l
             if len(ends) > owner.nesting:
                 owner.nesting = len(ends)
         elif index == _RAISE:
-            exc = _first_named(node)
+            exc = first_named(node)
             if exc is None:
                 continue  # a bare ``raise`` re-raises what is being handled
             if exc.type == "call":
                 exc = exc.child_by_field_name("function") or exc
-            owner.raises[_expression_name(source, exc)] = None
+            owner.raises[expression_name(source, exc)] = None
         else:
             names = [text_of(source, c) for c in node.named_children if c.type == "identifier"]
             if node.type == "global_statement":
@@ -242,7 +242,7 @@ def _sweep(source: bytes, matches: list[tuple[int, dict[str, list[Node]]]]) -> l
 
 
 def _function_span(
-    source: bytes, frame: _Frame, span_node: Node, known_hashes: Container[str]
+    source: bytes, frame: Frame, span_node: Node, known_hashes: Container[str]
 ) -> Span:
     kind = "method" if frame.parent is not None and frame.parent.is_class else "function"
     name_node = frame.name_node
@@ -254,15 +254,15 @@ def _function_span(
     first = node.child(0)
     is_async = first is not None and first.type == "async"
     params_node = node.child_by_field_name("parameters")
-    params, params_text = _params(source, params_node)
+    params, params_text = parameter_facts(source, params_node)
     returns_node = node.child_by_field_name("return_type")
-    returns = _collapse(text_of(source, returns_node)) if returns_node is not None else None
+    returns = collapse_spaces(text_of(source, returns_node)) if returns_node is not None else None
     type_params = node.child_by_field_name("type_parameters")
     signature = "".join(
         [
             "async def " if is_async else "def ",
             frame.name,
-            _collapse(text_of(source, type_params)) if type_params is not None else "",
+            collapse_spaces(text_of(source, type_params)) if type_params is not None else "",
             params_text,
             f" -> {returns}" if returns is not None else "",
         ]
@@ -272,11 +272,11 @@ def _function_span(
         "signature": signature,
         "params": params,
         "returns": returns,
-        "decorators": _decorators(source, span_node),
-        "docstring": _docstring(source, node.child_by_field_name("body")),
+        "decorators": decorator_texts(source, span_node),
+        "docstring": docstring_of(source, node.child_by_field_name("body")),
         "raises": list(frame.raises),
         "calls": calls[:MAX_CALLS],
-        "side_effects": _side_effects(source, frame, calls),
+        "side_effects": side_effects_of(source, frame, calls),
         "is_async": is_async,
         "lines": line_count(span_node),
         "nesting": frame.nesting,
@@ -286,9 +286,7 @@ def _function_span(
     return make_span(source, span_node, name_node, frame.qualname, kind, facts, digest)
 
 
-def _class_span(
-    source: bytes, frame: _Frame, span_node: Node, known_hashes: Container[str]
-) -> Span:
+def _class_span(source: bytes, frame: Frame, span_node: Node, known_hashes: Container[str]) -> Span:
     member_bodies = [
         b for b in (c.def_node.child_by_field_name("body") for c in frame.children) if b is not None
     ]
@@ -304,9 +302,9 @@ def _class_span(
     bases: list[str] = []
     if superclasses is not None:
         for arg in superclasses.named_children:
-            if arg.type in _EXTRAS:
+            if arg.type in EXTRAS:
                 continue
-            arg_text = _collapse(text_of(source, arg))
+            arg_text = collapse_spaces(text_of(source, arg))
             arguments.append(arg_text)
             if arg.type not in ("keyword_argument", "dictionary_splat"):
                 bases.append(arg_text)
@@ -314,7 +312,7 @@ def _class_span(
         [
             "class ",
             frame.name,
-            _collapse(text_of(source, type_params)) if type_params is not None else "",
+            collapse_spaces(text_of(source, type_params)) if type_params is not None else "",
             f"({', '.join(arguments)})" if superclasses is not None else "",
             ":",
         ]
@@ -322,10 +320,10 @@ def _class_span(
     facts: dict[str, Any] = {
         "signature": signature,
         "bases": bases,
-        "decorators": _decorators(source, span_node),
-        "docstring": _docstring(source, body),
+        "decorators": decorator_texts(source, span_node),
+        "docstring": docstring_of(source, body),
         "members": list(dict.fromkeys(c.name for c in frame.children)),
-        "attributes": _class_attributes(source, body),
+        "attributes": class_attributes(source, body),
         "lines": line_count(span_node),
         "tokens": approx_tokens(skeleton),
     }

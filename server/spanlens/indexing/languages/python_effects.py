@@ -6,11 +6,11 @@ from __future__ import annotations
 from tree_sitter import Node, Query, QueryCursor
 
 from spanlens.indexing.languages.common import text_of
-from spanlens.indexing.languages.python_nodes import _IDENTIFIER, _LANGUAGE, _Frame
+from spanlens.indexing.languages.python_nodes import IDENTIFIER, PYTHON_LANGUAGE, Frame
 
 # Run only over the few bodies that declare ``global``/``nonlocal`` names.
 _TARGET_QUERY = Query(
-    _LANGUAGE,
+    PYTHON_LANGUAGE,
     """
     (assignment left: (_) @target)
     (augmented_assignment left: (_) @target)
@@ -22,7 +22,7 @@ _TARGET_QUERY = Query(
 )
 
 # Run only over the few bodies whose text mentions ``environ``.
-_ENVIRON_QUERY = Query(_LANGUAGE, '((attribute) @environ (#eq? @environ "os.environ"))')
+_ENVIRON_QUERY = Query(PYTHON_LANGUAGE, '((attribute) @environ (#eq? @environ "os.environ"))')
 
 # Fixed call names and prefixes per side-effect category. A prefix ends with ".", so
 # ``socket.`` matches ``socket.create_connection`` but not ``socketserver.x``.
@@ -156,7 +156,7 @@ def _is_logger_name(name: str) -> bool:
     return name in ("log", "logger", "logging") or name.endswith(("logger", "_log"))
 
 
-def _side_effects(source: bytes, frame: _Frame, calls: list[str]) -> list[str]:
+def side_effects_of(source: bytes, frame: Frame, calls: list[str]) -> list[str]:
     found: set[str] = set()
     cache = _effects_cache
     for callee in calls:
@@ -176,7 +176,7 @@ def _side_effects(source: bytes, frame: _Frame, calls: list[str]) -> list[str]:
         written: set[str] = set()
         for target in QueryCursor(_TARGET_QUERY).captures(body).get("target", []):
             if _owned_directly(frame, target):
-                written.update(_IDENTIFIER.findall(text_of(source, target)))
+                written.update(IDENTIFIER.findall(text_of(source, target)))
         if written.intersection(frame.globals):
             found.add("global_write")
         if written.intersection(frame.nonlocals):
@@ -184,14 +184,14 @@ def _side_effects(source: bytes, frame: _Frame, calls: list[str]) -> list[str]:
     return sorted(found)
 
 
-def _owned_directly(frame: _Frame, node: Node) -> bool:
+def _owned_directly(frame: Frame, node: Node) -> bool:
     """True when ``node`` is in ``frame``'s body and not in the body of a nested def/class."""
     pos = node.start_byte
     # Direct children suffice: their bodies contain all deeper definitions.
     return not any(child.start <= pos < child.end for child in frame.children)
 
 
-def _has_own_error(def_node: Node) -> bool:
+def has_own_error(def_node: Node) -> bool:
     """True when the error is in the definition itself, not only inside a nested span."""
     body = def_node.child_by_field_name("body")
     children = def_node.children + (body.children if body is not None else [])

@@ -13,17 +13,17 @@ from tree_sitter import Language, Node
 
 from spanlens.indexing.languages.common import text_of
 
-_LANGUAGE = Language(tree_sitter_python.language())
+PYTHON_LANGUAGE = Language(tree_sitter_python.language())
 
-_DOTTED_NAME = re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
-_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+DOTTED_NAME = re.compile(rb"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+IDENTIFIER = re.compile(r"[^\W\d]\w*")
 _STRING_PREFIX = re.compile(r"[A-Za-z]*")
 
-_EXTRAS = frozenset({"comment", "line_continuation"})
+EXTRAS = frozenset({"comment", "line_continuation"})
 _PARAM_WRAPPERS = frozenset({"typed_parameter", "typed_default_parameter", "default_parameter"})
 
 
-class _Frame:
+class Frame:
     """One ``def`` or ``class`` while its file is being extracted."""
 
     __slots__ = (
@@ -46,7 +46,7 @@ class _Frame:
         "suspect",
     )
 
-    def __init__(self, source: bytes, def_node: Node, parent: _Frame | None) -> None:
+    def __init__(self, source: bytes, def_node: Node, parent: Frame | None) -> None:
         self.def_node = def_node
         self.parent = parent
         self.is_class = def_node.type == "class_definition"
@@ -64,7 +64,7 @@ class _Frame:
         # without a body (a syntax error) owns its whole node.
         self.start = body.start_byte if body is not None else def_node.start_byte
         self.end = def_node.end_byte
-        self.children: list[_Frame] = []
+        self.children: list[Frame] = []
         self.calls: dict[str, None] = {}
         self.raises: dict[str, None] = {}
         self.globals: list[str] = []
@@ -80,29 +80,29 @@ class _Frame:
 # --- small node helpers --------------------------------------------------------------------
 
 
-def _first_named(node: Node) -> Node | None:
+def first_named(node: Node) -> Node | None:
     """The first named child that is not a comment or line continuation."""
     if not node.named_child_count:
         return None
     child: Node | None = node.named_child(0)
-    while child is not None and child.type in _EXTRAS:
+    while child is not None and child.type in EXTRAS:
         child = child.next_named_sibling
     return child
 
 
-def _collapse(text: str) -> str:
+def collapse_spaces(text: str) -> str:
     return " ".join(text.split())
 
 
-def _expression_name(source: bytes, node: Node) -> str:
+def expression_name(source: bytes, node: Node) -> str:
     """A short name for a callee or exception: ``os.path.join``, ``super().__init__``."""
     raw = source[node.start_byte : node.end_byte]
-    if _DOTTED_NAME.fullmatch(raw):
+    if DOTTED_NAME.fullmatch(raw):
         return raw.decode("ascii")
-    return _render(source, node, 0)
+    return render_node(source, node, 0)
 
 
-def _render(source: bytes, node: Node, depth: int) -> str:
+def render_node(source: bytes, node: Node, depth: int) -> str:
     """Render an expression with call arguments and subscripts elided."""
     kind = node.type
     if kind == "identifier":
@@ -112,36 +112,38 @@ def _render(source: bytes, node: Node, depth: int) -> str:
     if kind == "attribute":
         obj = node.child_by_field_name("object")
         attr = node.child_by_field_name("attribute")
-        head = _render(source, obj, depth + 1) if obj is not None else "(...)"
+        head = render_node(source, obj, depth + 1) if obj is not None else "(...)"
         return f"{head}.{text_of(source, attr) if attr is not None else ''}"
     if kind == "call":
         function = node.child_by_field_name("function")
-        return (_render(source, function, depth + 1) if function is not None else "(...)") + "()"
+        return (
+            render_node(source, function, depth + 1) if function is not None else "(...)"
+        ) + "()"
     if kind == "subscript":
         value = node.child_by_field_name("value")
-        return (_render(source, value, depth + 1) if value is not None else "(...)") + "[]"
+        return (render_node(source, value, depth + 1) if value is not None else "(...)") + "[]"
     if kind in ("string", "concatenated_string"):
         return "str"
     if kind == "parenthesized_expression":
-        inner = _first_named(node)
-        return _render(source, inner, depth + 1) if inner is not None else "(...)"
+        inner = first_named(node)
+        return render_node(source, inner, depth + 1) if inner is not None else "(...)"
     return "(...)"
 
 
 # --- facts ---------------------------------------------------------------------------------
 
 
-def _params(source: bytes, params_node: Node | None) -> tuple[list[dict[str, Any]], str]:
+def parameter_facts(source: bytes, params_node: Node | None) -> tuple[list[dict[str, Any]], str]:
     """The parameters as fact dicts, and the parameter list as the signature shows it."""
     if params_node is None:
         return [], "()"
-    items = [c for c in params_node.named_children if c.type not in _EXTRAS]
+    items = [c for c in params_node.named_children if c.type not in EXTRAS]
     text = text_of(source, params_node)
     if "\n" in text or "#" in text:
         # Laid out over lines (perhaps with comments): rebuild it from the parameters.
-        text = f"({', '.join(_collapse(text_of(source, c)) for c in items)})"
+        text = f"({', '.join(collapse_spaces(text_of(source, c)) for c in items)})"
     else:
-        text = _collapse(text)
+        text = collapse_spaces(text)
     kind = (
         "positional_only" if any(c.type == "positional_separator" for c in items) else "positional"
     )
@@ -160,10 +162,10 @@ def _params(source: bytes, params_node: Node | None) -> tuple[list[dict[str, Any
             type_node = item.child_by_field_name("type")
             value_node = item.child_by_field_name("value")
             if type_node is not None:
-                annotation = _collapse(text_of(source, type_node))
+                annotation = collapse_spaces(text_of(source, type_node))
             if value_node is not None:
-                default = _collapse(text_of(source, value_node))
-            target = item.child_by_field_name("name") or _first_named(item) or item
+                default = collapse_spaces(text_of(source, value_node))
+            target = item.child_by_field_name("name") or first_named(item) or item
         param_kind = kind
         if target.type == "list_splat_pattern":
             param_kind = "var_positional"
@@ -171,7 +173,7 @@ def _params(source: bytes, params_node: Node | None) -> tuple[list[dict[str, Any
         elif target.type == "dictionary_splat_pattern":
             param_kind = "var_keyword"
         if target.type in ("list_splat_pattern", "dictionary_splat_pattern"):
-            target = _first_named(target) or target
+            target = first_named(target) or target
         params.append(
             {
                 "name": text_of(source, target),
@@ -183,23 +185,23 @@ def _params(source: bytes, params_node: Node | None) -> tuple[list[dict[str, Any
     return params, text
 
 
-def _decorators(source: bytes, span_node: Node) -> list[str]:
+def decorator_texts(source: bytes, span_node: Node) -> list[str]:
     if span_node.type != "decorated_definition":
         return []
     out: list[str] = []
     for child in span_node.named_children:
         if child.type == "decorator":
-            expr = _first_named(child)
+            expr = first_named(child)
             if expr is not None:
-                out.append(_collapse(text_of(source, expr)))
+                out.append(collapse_spaces(text_of(source, expr)))
     return out
 
 
-def _docstring(source: bytes, body: Node | None) -> str | None:
+def docstring_of(source: bytes, body: Node | None) -> str | None:
     """The cleaned docstring, as ``ast.get_docstring`` would give it, or None."""
     if body is None:
         return None
-    stmt = _first_named(body)
+    stmt = first_named(body)
     if stmt is None or stmt.type != "expression_statement" or stmt.named_child_count != 1:
         return None
     expr = stmt.named_child(0)
@@ -230,7 +232,7 @@ def _string_value(text: str, single: bool) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _class_attributes(source: bytes, body: Node | None) -> list[str]:
+def class_attributes(source: bytes, body: Node | None) -> list[str]:
     """Names assigned directly in a class body (``x = 1``, ``x: int``, ``a, b = ...``)."""
     if body is None:
         return []
@@ -238,7 +240,7 @@ def _class_attributes(source: bytes, body: Node | None) -> list[str]:
     for stmt in body.named_children:
         if stmt.type != "expression_statement":
             continue
-        expr = _first_named(stmt)
+        expr = first_named(stmt)
         while expr is not None and expr.type == "assignment":
             left = expr.child_by_field_name("left")
             if left is not None:
