@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.replies import valid_reply
+from tests.support.standin import RecordedRequest
 
 from spanlens.enrichment import contradictions
 from spanlens.enrichment.grounding import WorkspaceNames, fold
-from spanlens.enrichment.prompts import SYSTEM_PROMPT, SpanSource
+from spanlens.enrichment.prompts import SYSTEM_PROMPT, SpanSource, build_prompt
 from spanlens.enrichment.sources import load_sources
 from spanlens.enrichment.validation import (
     SpanContext,
@@ -451,3 +453,69 @@ def test_none_claimed_by_a_method_that_changes_its_object(
     assert validate_enrichment(said, method).ok
     init = ctx(facts, code=code, name=f"{owner}.__init__", context=header)
     assert validate_enrichment(good(inputs=["k: the key"], outputs=[]), init).ok  # its own setup
+
+
+OWN_STATE_FILE = """
+class Cache:
+    @staticmethod
+    def __new__(cls):
+        return object.__new__(cls)
+
+    @typing.override
+    def __init__(self, size):
+        self.size = size
+
+    def put(self, key):
+        self.items[key] = 1
+
+    def drop(self, key):
+        self.items.pop(key)
+
+    def peek(self, key):
+        def remember():
+            self.last = key
+        return remember
+
+
+def reset(self):
+    self.count = 0
+"""
+
+
+def test_the_perfect_model_stand_in_names_own_state_changes_where_the_rule_sees_them(
+    tmp_path: Path,
+) -> None:
+    """The stand-in (tests/support/replies.py) says "changes its own object" exactly where
+    the product's rule would reject "none" (a decorated constructor sets itself up; a
+    function outside a class has no own object), and its reply passes validation."""
+    (tmp_path / "cache.py").write_text(OWN_STATE_FILE.lstrip("\n"), encoding="utf-8")
+    store = open_store(tmp_path)
+    index_workspace(tmp_path, store, workers=1)
+    try:
+        loaded = load_sources(
+            store, lambda path: read_source_text(tmp_path / path), store.spans_in_file("cache.py")
+        )
+    finally:
+        store.close()
+    said = {}
+    for span, source, _ in loaded:
+        assert source is not None
+        prompt = build_prompt([source], 8192)
+        body = {"model": "m", "messages": prompt.messages}
+        request = RecordedRequest("POST", "/v1/chat/completions", {}, body, "openai")
+        reply = valid_reply(request).text
+        context = source.validation_context()
+        assert validate_reply(reply, context).ok, (span.name, reply)
+        changes = "changes the object's own state" in reply
+        assert changes == bool(contradictions.own_state_writes(context)), span.name
+        said[span.name] = changes
+    assert said == {
+        "Cache": False,
+        "Cache.__new__": False,
+        "Cache.__init__": False,
+        "Cache.put": True,
+        "Cache.drop": True,
+        "Cache.peek": True,  # its closure writes self.last
+        "Cache.peek.remember": False,
+        "reset": False,
+    }
