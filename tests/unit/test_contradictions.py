@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.support.replies import valid_reply
+from tests.support.sources import indexed_sources
 from tests.support.standin import RecordedRequest
 
 from spanlens.enrichment import contradictions
-from spanlens.enrichment.grounding import WorkspaceNames, fold
+from spanlens.enrichment.grounding import fold
 from spanlens.enrichment.prompts import SYSTEM_PROMPT, SpanSource, build_prompt
-from spanlens.enrichment.sources import load_sources
 from spanlens.enrichment.validation import (
     SpanContext,
     Validated,
@@ -29,9 +28,6 @@ from spanlens.enrichment.validation import (
     validate_enrichment,
     validate_reply,
 )
-from spanlens.indexing.indexer import index_workspace
-from spanlens.indexing.source import read_source_text
-from spanlens.store import open_store
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 FIXTURE = json.loads((FIXTURES / "issue16_replies.json").read_text(encoding="utf-8"))
@@ -40,22 +36,11 @@ REAL = json.loads((FIXTURES / "real_replies.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SpanSource]]:
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SpanSource]:
     """Each span of click's utils.py by name, loaded by the engine as for a real call."""
     root = tmp_path_factory.mktemp("click")
     (root / "utils.py").write_text(FIXTURE["file_text"], encoding="utf-8")
-    store = open_store(root)
-    index_workspace(root, store, workers=1)
-    try:
-        loaded = load_sources(
-            store,
-            lambda path: read_source_text(root / path),
-            store.spans_in_file("utils.py"),
-            WorkspaceNames(),
-        )
-        yield {span.name: source for span, source, _ in loaded if source is not None}
-    finally:
-        store.close()
+    return {source.span.name: source for source in indexed_sources(root)}
 
 
 def judge(reply: dict[str, Any], sources: dict[str, SpanSource]) -> Validated:
@@ -489,17 +474,9 @@ def test_the_perfect_model_stand_in_names_own_state_changes_where_the_rule_sees_
     the product's rule would reject "none" (a decorated constructor sets itself up; a
     function outside a class has no own object), and its reply passes validation."""
     (tmp_path / "cache.py").write_text(OWN_STATE_FILE.lstrip("\n"), encoding="utf-8")
-    store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
-    try:
-        loaded = load_sources(
-            store, lambda path: read_source_text(tmp_path / path), store.spans_in_file("cache.py")
-        )
-    finally:
-        store.close()
     said = {}
-    for span, source, _ in loaded:
-        assert source is not None
+    for source in indexed_sources(tmp_path):
+        span = source.span
         prompt = build_prompt([source], 8192)
         body = {"model": "m", "messages": prompt.messages}
         request = RecordedRequest("POST", "/v1/chat/completions", {}, body, "openai")
