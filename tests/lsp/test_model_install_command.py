@@ -267,4 +267,5 @@ async def test_cancelling_the_request_stops_the_install_and_a_later_one_resumes(
 
     assert result["installed"] is True
     assert (models / "tiny.gguf").read_bytes() == DATA
-    assert server.requests[-1].headers.get("Range") == f"bytes={kept}-"
+    resumed = server.requests[-1].headers.get("Range", "")
+    assert resumed.startswith("bytes=") and int(resumed[6:-1]) >= kept  # not from the start
