@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,8 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-from tests.support.llama_engine import free_port, llama_server_command
+from tests.support.llama_engine import running_llama_server
 
 import legacy_prompt
 from bench_enrichment import index
@@ -200,34 +198,6 @@ async def _run_variant(
     return variant
 
 
-def _start_engine(model: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            llama_server_command(model, port, N_CTX), stdout=log, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("llama_cpp.server did not start")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the engine (a SIGTERM may wait for the generation in progress: then SIGKILL)."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 async def _measure(url: str, sources: dict[str, list[SpanSource]], log: EngineLog) -> list[Variant]:
     settings = settings_from_dict(
         {
@@ -281,11 +251,11 @@ def run(model: Path | None = None, spans: int | None = None) -> dict[str, Any]:
             "current": _sources(root, legacy=False)[:spans],
         }
         log_path = Path(tmp) / "engine.log"
-        process, url = _start_engine(model, log_path)
-        try:
+        with (
+            log_path.open("wb") as log,
+            running_llama_server(model, N_CTX, log=log, timeout=180) as url,
+        ):
             previous, current = asyncio.run(_measure(url, sources, EngineLog(log_path)))
-        finally:
-            _stop(process)
     before, after = previous.figures(), current.figures()
     speedup = after["spans_per_minute"] / max(before["spans_per_minute"], 1e-9)
     print(f"model: {model.name}; engine: llama-cpp-python server, 2 threads, n_ctx {N_CTX}")

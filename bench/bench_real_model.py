@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from tests.support.llama_engine import free_port, llama_server_command
+from tests.support.llama_engine import running_llama_server
 from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
@@ -38,13 +36,13 @@ N_CTX = 2048
 SPANS = int(os.environ.get("SPANLENS_BENCH_REAL_SPANS", "0")) or None
 
 
-def _source_file() -> Path:
+def source_file() -> Path:
     import click.utils
 
     return Path(click.utils.__file__)
 
 
-def _settings(url: str, provider: str, model: str) -> Settings:
+def settings_for(url: str, provider: str, model: str) -> Settings:
     return settings_from_dict(
         {
             "enrichment": {"batch": False},
@@ -62,25 +60,6 @@ def _settings(url: str, provider: str, model: str) -> Settings:
             ],
         }
     )
-
-
-def _start_engine() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        llama_server_command(MODEL, port, N_CTX),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("llama_cpp.server did not start")
 
 
 def _truncations(root: Path) -> tuple[int, int]:
@@ -147,7 +126,7 @@ def run() -> dict[str, Any]:
     if not MODEL.is_file():
         print(f"skipped: {MODEL.relative_to(REPO)} is missing (run `make engine-deps`)")
         return {"skipped": "model missing"}
-    source = _source_file()
+    source = source_file()
     figures: dict[str, Any] = {"file": f"click/{source.name}"}
     with tempfile.TemporaryDirectory(prefix="spanlens-bench-real-") as tmp:
         for name in ("standin", "smollm2"):
@@ -157,15 +136,11 @@ def run() -> dict[str, Any]:
             if name == "standin":
                 with StandinModelServer(responder=valid_responder) as server:
                     figures[name] = _measure(
-                        root, _settings(server.url, "ollama", "qwen2.5-coder:7b")
+                        root, settings_for(server.url, "ollama", "qwen2.5-coder:7b")
                     )
                 continue
-            process, url = _start_engine()
-            try:
-                figures[name] = _measure(root, _settings(url, "openai", "smollm2"))
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
+            with running_llama_server(MODEL, N_CTX) as url:
+                figures[name] = _measure(root, settings_for(url, "openai", "smollm2"))
     real, stand = figures["smollm2"], figures["standin"]
     if real["interrupted"]:
         tried = f"{real['spans_tried']} of {real['spans']} spans tried"

@@ -22,8 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.llama_engine import running_llama_server
+
 from bench_enrichment import check_rows, index
-from bench_real_model import MODEL, _settings, _source_file, _start_engine  # type: ignore[attr-defined]
+from bench_real_model import MODEL, N_CTX, settings_for, source_file
 from spanlens.enrichment.call import cascade
 from spanlens.enrichment.runner import run_enrich
 from spanlens.store import open_store
@@ -31,7 +33,7 @@ from spanlens.store import open_store
 
 def main(out: Path) -> None:
     assert MODEL.is_file(), "run `make engine-deps`"
-    source = _source_file()
+    source = source_file()
     records: list[dict[str, Any]] = []
     original = cascade.Cascade._judge
 
@@ -63,13 +65,9 @@ def main(out: Path) -> None:
         root = Path(tmp)
         shutil.copy(source, root / source.name)
         spans = index(root)
-        process, url = _start_engine()
         started = time.monotonic()
-        try:
-            run = asyncio.run(run_enrich(root, _settings(url, "openai", "smollm2")))
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        with running_llama_server(MODEL, N_CTX) as url:
+            run = asyncio.run(run_enrich(root, settings_for(url, "openai", "smollm2")))
         valid, invalid = check_rows(root)
         store = open_store(root)
         try:

@@ -14,36 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from spanlens.enrichment.planning.sources import load_sources
-from spanlens.enrichment.prompt.names import WorkspaceNames
-from spanlens.enrichment.prompt.source import SpanSource
+from tests.support.sources import indexed_sources
+
 from spanlens.enrichment.reply.validate import validate_reply
-from spanlens.indexing.indexer import index_workspace
-from spanlens.indexing.source import read_source_text
-from spanlens.store import open_store
 
 FILE_NAME = "utils.py"
-
-
-def sources_by_name(root: Path, text: str) -> dict[str, SpanSource]:
-    """Index ``text`` as ``utils.py`` under ``root``; each span's source as the engine builds
-    it (code, facts, enclosing context, file and workspace names), by span name."""
-    return {name: source for name, (_, source) in indexed_sources(root, text).items()}
-
-
-def indexed_sources(root: Path, text: str) -> dict[str, tuple[int, SpanSource]]:
-    """Span name -> (span id, source) of ``text`` indexed as ``utils.py`` under ``root``."""
-    (root / FILE_NAME).write_text(text, encoding="utf-8")
-    store = open_store(root)
-    index_workspace(root, store, workers=1)
-    try:
-        spans = store.spans_in_file(FILE_NAME)
-        loaded = load_sources(
-            store, lambda path: read_source_text(root / path), spans, WorkspaceNames()
-        )
-        return {span.name: (span.id, source) for span, source, _ in loaded if source is not None}
-    finally:
-        store.close()
 
 
 def main(run: Path, out: Path) -> None:
@@ -52,9 +27,10 @@ def main(run: Path, out: Path) -> None:
     file_text = Path(click.utils.__file__).read_text(encoding="utf-8")
     replies: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        indexed = indexed_sources(Path(tmp), file_text)
-        sources = {name: source for name, (_, source) in indexed.items()}
-        names = {span_id: name for name, (span_id, _) in indexed.items()}
+        (Path(tmp) / FILE_NAME).write_text(file_text, encoding="utf-8")
+        indexed = indexed_sources(Path(tmp))
+        sources = {source.span.name: source for source in indexed}
+        names = {source.span.id: source.span.name for source in indexed}
         for line in run.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             if record["reply"] is None:

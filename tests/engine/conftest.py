@@ -7,15 +7,13 @@ that fixes it, never skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from tests.support.llama_engine import free_port, llama_server_command
+from tests.support.llama_engine import EngineDidNotStart, running_llama_server
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = Path(
@@ -34,33 +32,12 @@ def llama_server() -> Iterator[str]:
         pytest.fail("llama-cpp-python is not installed: run `make engine-deps`")
     if not MODEL.is_file():
         pytest.fail(f"{MODEL} is missing: run `make engine-deps`")
-    port = free_port()
-    log = open(ROOT / ".cache" / f"llama-server-{port}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        llama_server_command(MODEL, port, N_CTX, "--n_batch", "256"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {process.returncode}; see {log.name}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer within 120 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
+    log_path = ROOT / ".cache" / f"llama-server-{os.getpid()}.log"
+    with log_path.open("wb") as log, contextlib.ExitStack() as stack:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            url = stack.enter_context(
+                running_llama_server(MODEL, N_CTX, "--n_batch", "256", log=log)
+            )
+        except EngineDidNotStart as exc:
+            pytest.fail(f"{exc}; see {log_path}")
+        yield url

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.llama_engine import free_port
 from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrichment_engine import SMALL_FILE, assert_every_row_valid, attempts, stored
+
+from spanlens.localmodel.engine import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LITELLM = Path(os.environ.get("SPANLENS_TEST_LITELLM", ROOT / ".cache/litellm/bin/litellm"))

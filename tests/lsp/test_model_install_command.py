@@ -222,3 +222,50 @@ async def test_a_server_without_the_engine_says_why_the_model_is_not_used(
         "install the [local] extra: pip install 'spanlens[local]'"
     )
     assert editor.last_status()["modelSource"] == "none"
+
+
+async def test_cancelling_the_request_stops_the_install_and_a_later_one_resumes(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$/cancelRequest`` on the command (what an editor sends when the user gives up on
+    it) ends the request as cancelled and stops the download: no model is installed behind
+    the user's back, and the next install resumes from the bytes already fetched."""
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA}, delay=0.1) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        models = use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        await editor.start()
+        params = types.ExecuteCommandParams(command="spanlens.installModel", arguments=[{}])
+        # A raw request: pygls's client cannot take a late answer to a request it cancelled.
+        future = editor.client.protocol.send_request(
+            types.WORKSPACE_EXECUTE_COMMAND, params, msg_id="install-1"
+        )
+
+        def downloading() -> bool:
+            return any((r.percentage or 0) > 0 for r in install_reports(editor)[1:])
+
+        await wait_for(downloading, what="the download to start")
+        editor.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="install-1"))
+        with pytest.raises(JsonRpcException) as caught:
+            await asyncio.wait_for(asyncio.wrap_future(future), 15)
+        assert caught.value.code == -32800
+        ended = await wait_for(
+            lambda: (
+                isinstance(install_reports(editor)[-1], types.WorkDoneProgressEnd)
+                and install_reports(editor)[-1]
+            ),
+            what="the install's progress to end",
+        )
+        assert ended.message == "cancelled"
+        await wait_for(lambda: server.requests, what="the download to stop")
+        assert not (models / "tiny.gguf").exists()
+        kept = (models / "tiny.gguf.partial").stat().st_size
+        assert 0 < kept < len(DATA)
+        assert server.requests[0].sent < len(DATA)
+
+        server.delay = 0
+        result = await editor.command("spanlens.installModel", {})
+
+    assert result["installed"] is True
+    assert (models / "tiny.gguf").read_bytes() == DATA
+    resumed = server.requests[-1].headers.get("Range", "")
+    assert resumed.startswith("bytes=") and int(resumed[6:-1]) >= kept  # not from the start

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import socket
+import contextlib
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
+
+import httpx
+
+from spanlens.localmodel.engine import free_port
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class EngineDidNotStart(RuntimeError):
+    """The server exited, or did not answer in time: one line saying which."""
 
 
 def llama_server_command(model: Path, port: int, n_ctx: int, *extra: str) -> list[str]:
@@ -35,3 +40,40 @@ def llama_server_command(model: Path, port: int, n_ctx: int, *extra: str) -> lis
         "2",
         *extra,
     ]
+
+
+@contextlib.contextmanager
+def running_llama_server(
+    model: Path, n_ctx: int, *extra: str, log: IO[bytes] | None = None, timeout: float = 120
+) -> Iterator[str]:
+    """A llama-cpp-python server (:func:`llama_server_command`) on a free port, its base URL
+    once ``/v1/models`` answers; always stopped on exit (a SIGTERM may wait for the generation
+    in progress: then SIGKILL). Its output goes to ``log`` (default: nowhere). Raises
+    :class:`EngineDidNotStart`."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    output = log if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(
+        llama_server_command(model, port, n_ctx, *extra), stdout=output, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise EngineDidNotStart(f"llama_cpp.server exited with {process.returncode}")
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise EngineDidNotStart(f"llama_cpp.server did not answer within {timeout:.0f} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -20,7 +20,8 @@ from typing import Any
 
 from tests.support.standin import RecordedRequest, Reply
 
-from spanlens.enrichment.reply.contradictions import OWN_STATE_CALL, assigned_targets, call_effects
+from spanlens.enrichment.prompt.source import context_for
+from spanlens.enrichment.reply.contradictions import call_effects, own_state_writes
 from spanlens.indexing.languages import get_extractor
 from spanlens.indexing.source import normalise_source
 
@@ -84,23 +85,22 @@ def code_facts(request: RecordedRequest, span_id: int) -> dict[str, Any]:
         spans = extractor.extract(normalise_source(wrapped.encode())).spans
         for span in spans:
             if span.start_line == first and span.facts is not None:
-                changes = changes_own_state(text, span.facts)
+                changes = changes_own_state(request, span_id, span.facts)
                 return {**span.facts, "changes_own_state": changes} if changes else span.facts
     return {}
 
 
-def changes_own_state(code: str, facts: dict[str, Any]) -> bool:
-    """Whether a method's code changes its own object (``self.x = ...``, ``self.items.pop()``,
-    ``this.counts.clear()``), which a perfect model names as a side effect: the rule that
-    rejects "none" for it is :func:`spanlens.enrichment.reply.contradictions.own_state_writes`."""
-    first = code.lstrip().split("\n", 1)[0]
-    if re.match(r"(?:def\s+)?(?:__init__|__new__|__post_init__|__enter__|constructor)\b", first):
-        return False
-    own = re.compile(r"^\(?(?:self|this)\s*[.\[]")
-    if any(own.match(target) for target in assigned_targets(code)):
-        return True
-    calls = [c for c in facts.get("calls") or [] if isinstance(c, str)]
-    return any(OWN_STATE_CALL.match(call) for call in calls)
+def changes_own_state(request: RecordedRequest, span_id: int, facts: dict[str, Any]) -> bool:
+    """Whether the code shown for ``span_id`` changes its own object (``self.x = ...``,
+    ``self.items.pop()``, ``this.counts.clear()`` in a method, not a constructor), which a
+    perfect model names as a side effect. The product's own rule decides, on what the prompt
+    shows (the span's name, its class as context, its code)."""
+    content = request.messages[-1].get("content", "")
+    parsed = parse_request(request) or {"spans": []}
+    name = next((s["name"] for s in parsed["spans"] if s["span_id"] == span_id), "")
+    code = "\n".join(span_code(request, span_id))
+    ctx = context_for(span_id, 1, code.count("\n") + 1, facts, code, name=name, context=content)
+    return bool(own_state_writes(ctx))
 
 
 def request_span_ids(request: RecordedRequest) -> list[int]:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.replies import valid_reply
+from tests.support.sources import indexed_sources
+from tests.support.standin import RecordedRequest
 
-from spanlens.enrichment.planning.sources import load_sources
-from spanlens.enrichment.prompt.build import SYSTEM_PROMPT
-from spanlens.enrichment.prompt.names import WorkspaceNames
+from spanlens.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
 from spanlens.enrichment.prompt.source import SpanContext, SpanSource, context_for
 from spanlens.enrichment.reply import contradictions
 from spanlens.enrichment.reply.grounding import fold
@@ -27,9 +27,6 @@ from spanlens.enrichment.reply.validate import (
     validate_enrichment,
     validate_reply,
 )
-from spanlens.indexing.indexer import index_workspace
-from spanlens.indexing.source import read_source_text
-from spanlens.store import open_store
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 FIXTURE = json.loads((FIXTURES / "issue16_replies.json").read_text(encoding="utf-8"))
@@ -38,22 +35,11 @@ REAL = json.loads((FIXTURES / "real_replies.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SpanSource]]:
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SpanSource]:
     """Each span of click's utils.py by name, loaded by the engine as for a real call."""
     root = tmp_path_factory.mktemp("click")
     (root / "utils.py").write_text(FIXTURE["file_text"], encoding="utf-8")
-    store = open_store(root)
-    index_workspace(root, store, workers=1)
-    try:
-        loaded = load_sources(
-            store,
-            lambda path: read_source_text(root / path),
-            store.spans_in_file("utils.py"),
-            WorkspaceNames(),
-        )
-        yield {span.name: source for span, source, _ in loaded if source is not None}
-    finally:
-        store.close()
+    return {source.span.name: source for source in indexed_sources(root)}
 
 
 def judge(reply: dict[str, Any], sources: dict[str, SpanSource]) -> Validated:
@@ -451,3 +437,61 @@ def test_none_claimed_by_a_method_that_changes_its_object(
     assert validate_enrichment(said, method).ok
     init = ctx(facts, code=code, name=f"{owner}.__init__", context=header)
     assert validate_enrichment(good(inputs=["k: the key"], outputs=[]), init).ok  # its own setup
+
+
+OWN_STATE_FILE = """
+class Cache:
+    @staticmethod
+    def __new__(cls):
+        return object.__new__(cls)
+
+    @typing.override
+    def __init__(self, size):
+        self.size = size
+
+    def put(self, key):
+        self.items[key] = 1
+
+    def drop(self, key):
+        self.items.pop(key)
+
+    def peek(self, key):
+        def remember():
+            self.last = key
+        return remember
+
+
+def reset(self):
+    self.count = 0
+"""
+
+
+def test_the_perfect_model_stand_in_names_own_state_changes_where_the_rule_sees_them(
+    tmp_path: Path,
+) -> None:
+    """The stand-in (tests/support/replies.py) says "changes its own object" exactly where
+    the product's rule would reject "none" (a decorated constructor sets itself up; a
+    function outside a class has no own object), and its reply passes validation."""
+    (tmp_path / "cache.py").write_text(OWN_STATE_FILE.lstrip("\n"), encoding="utf-8")
+    said = {}
+    for source in indexed_sources(tmp_path):
+        span = source.span
+        prompt = build_prompt([source], 8192)
+        body = {"model": "m", "messages": prompt.messages}
+        request = RecordedRequest("POST", "/v1/chat/completions", {}, body, "openai")
+        reply = valid_reply(request).text
+        context = source.validation_context()
+        assert validate_reply(reply, context).ok, (span.name, reply)
+        changes = "changes the object's own state" in reply
+        assert changes == bool(contradictions.own_state_writes(context)), span.name
+        said[span.name] = changes
+    assert said == {
+        "Cache": False,
+        "Cache.__new__": False,
+        "Cache.__init__": False,
+        "Cache.put": True,
+        "Cache.drop": True,
+        "Cache.peek": True,  # its closure writes self.last
+        "Cache.peek.remember": False,
+        "reset": False,
+    }

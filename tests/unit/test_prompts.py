@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.replies import request_span_ids, valid_responder
+from tests.support.sources import indexed_sources
 from tests.support.standin import RecordedRequest, StandinModelServer
 from tests.unit.test_enrichment_engine import (
     backend,
@@ -23,7 +24,6 @@ from tests.unit.test_enrichment_engine import (
 from spanlens.enrichment.backends.slots import SlotAffinity
 from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
-from spanlens.enrichment.planning.sources import load_sources
 from spanlens.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
 from spanlens.enrichment.prompt.schema import SUMMARY_CHARS_PER_WORD, reply_token_bound
 from spanlens.enrichment.prompt.source import SpanSource
@@ -75,13 +75,7 @@ def _shared_prefix(a: str, b: str) -> str:
 
 
 def _sources(root: Path) -> dict[str, SpanSource]:
-    store = open_store(root)
-    try:
-        spans = store.spans_in_file("store.py")
-        read = lambda path: (root / path).read_text()  # noqa: E731
-        return {span.name: source for span, source, _ in load_sources(store, read, spans) if source}
-    finally:
-        store.close()
+    return {source.span.name: source for source in indexed_sources(root)}
 
 
 async def test_two_spans_of_one_file_share_the_prompt_up_to_the_span(tmp_path: Path) -> None:
@@ -266,13 +260,7 @@ def test_a_go_method_is_the_subject_and_its_receiver_type_the_owner(tmp_path: Pa
     go = "package store\n\ntype Store struct {\n\troot string\n}\n\n"
     go += "// Root is where values live.\nfunc (s *Store) Root() string {\n\treturn s.root\n}\n"
     workspace(tmp_path, {"store.go": go})
-    store = open_store(tmp_path)
-    try:
-        spans = store.spans_in_file("store.go")
-        read = lambda path: (tmp_path / path).read_text()  # noqa: E731
-        sources = {s.name: src for s, src, _ in load_sources(store, read, spans) if src}
-    finally:
-        store.close()
+    sources = _sources(tmp_path)
     [name] = [n for n in sources if n.endswith("Root")]
     user = build_prompt([sources[name]], 4096).messages[-1]["content"]
     assert f"Describe the method `{name}`" in user

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.sources import indexed_sources
 
-from spanlens.enrichment.planning.sources import load_sources
-from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.enrichment.reply.validate import Validated, validate_reply
-from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CORPUS = REPO / "bench" / "corpus" / "quality"
@@ -36,19 +32,11 @@ FIELDS = ("summary", "inputs", "outputs", "side_effects", "pitfalls")
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SpanSource]]:
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SpanSource]:
     """Each span of the corpus by ``path:name``, loaded by the engine as for a real call."""
     root = tmp_path_factory.mktemp("quality") / "corpus"
     shutil.copytree(CORPUS, root)
-    store = open_store(root)
-    index_workspace(root, store, workers=1)
-    try:
-        spans = [s for path in sorted(store.file_rows()) for s in store.spans_in_file(path)]
-        read = lambda path: (root / path).read_text(encoding="utf-8")  # noqa: E731
-        loaded = load_sources(store, read, spans, WorkspaceNames())
-        yield {f"{s.path}:{s.name}": source for s, source, _ in loaded if source is not None}
-    finally:
-        store.close()
+    return {f"{s.span.path}:{s.span.name}": s for s in indexed_sources(root)}
 
 
 def judge(reply: dict[str, Any], sources: dict[str, SpanSource]) -> Validated:

@@ -6,20 +6,15 @@ alone and as an entry of a batch reply."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.sources import indexed_sources
 
-from spanlens.enrichment.planning.sources import load_sources
-from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.enrichment.reply.parse import extract_json
 from spanlens.enrichment.reply.validate import validate_batch_reply, validate_reply
-from spanlens.indexing.indexer import index_workspace
-from spanlens.indexing.source import read_source_text
-from spanlens.store import open_store
 
 FIXTURE = json.loads(
     (Path(__file__).parent.parent / "fixtures" / "real_replies.json").read_text(encoding="utf-8")
@@ -28,22 +23,11 @@ REPLIES: list[dict[str, Any]] = FIXTURE["replies"]
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SpanSource]]:
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SpanSource]:
     """Each span of the fixture's file by name, loaded by the engine as for a real call."""
     root = tmp_path_factory.mktemp("click")
     (root / "utils.py").write_text(FIXTURE["file_text"], encoding="utf-8")
-    store = open_store(root)
-    index_workspace(root, store, workers=1)
-    try:
-        loaded = load_sources(
-            store,
-            lambda path: read_source_text(root / path),
-            store.spans_in_file("utils.py"),
-            WorkspaceNames(),
-        )
-        yield {span.name: source for span, source, _ in loaded if source is not None}
-    finally:
-        store.close()
+    return {source.span.name: source for source in indexed_sources(root)}
 
 
 def _ids(reply: dict[str, Any]) -> str:

@@ -51,14 +51,40 @@ def serve(path: str, alias: str, port: int, threads: int, context: int) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m spanlens.localmodel.serve")
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """The server's options but its alias: the supervisor takes them too, to pass them on
+    (:func:`server_command`)."""
     parser.add_argument("--path", required=True)
-    parser.add_argument("--alias", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--context", type=int, required=True)
+
+
+def server_command(options: argparse.Namespace, alias: str) -> list[str]:
+    """The command line of a server with ``options`` (those of :func:`add_server_options`)
+    that serves its model as ``alias``."""
+    return [
+        sys.executable,
+        "-m",
+        "spanlens.localmodel.serve",
+        "--alias",
+        alias,
+        "--path",
+        options.path,
+        "--port",
+        str(options.port),
+        "--threads",
+        str(options.threads),
+        "--context",
+        str(options.context),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m spanlens.localmodel.serve")
+    parser.add_argument("--alias", required=True)
+    add_server_options(parser)
     args = parser.parse_args(argv)
     return serve(args.path, args.alias, args.port, args.threads, args.context)
 

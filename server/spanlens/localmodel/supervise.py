@@ -31,6 +31,7 @@ from spanlens.localmodel.engine import (
     used_path,
     write_state,
 )
+from spanlens.localmodel.serve import add_server_options, server_command
 
 #: Restarts allowed within :data:`RESTART_WINDOW` seconds before the supervisor gives up.
 MAX_RESTARTS = 5
@@ -62,24 +63,8 @@ class Supervisor:
 
     def start_child(self) -> None:
         """Start the server and record its pid."""
-        a = self.args
         self.child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "spanlens.localmodel.serve",
-                "--path",
-                a.path,
-                "--alias",
-                self.model,
-                "--port",
-                str(a.port),
-                "--threads",
-                str(a.threads),
-                "--context",
-                str(a.context),
-            ],
-            stdin=subprocess.DEVNULL,
+            server_command(self.args, self.model), stdin=subprocess.DEVNULL
         )
         self.update(server_pid=self.child.pid, status="starting")
 
@@ -180,10 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="python -m spanlens.localmodel.supervise")
     parser.add_argument("--model", required=True)
-    parser.add_argument("--path", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--context", type=int, required=True)
+    add_server_options(parser)
     parser.add_argument("--idle-minutes", type=float, required=True)
     supervisor = Supervisor(parser.parse_args(argv))
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stopping.set())

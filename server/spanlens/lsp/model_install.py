@@ -1,9 +1,9 @@
 """``spanlens.installModel``: install the built-in model from the editor (protocol.md).
 
 The install (spanlens.localmodel.install) runs in a thread; its progress becomes a
-cancellable work-done progress bar. Cancelling the bar stops the download at its next chunk
-and keeps what was fetched for the next try. (``$/cancelRequest`` cannot: pygls answers it
-for ``workspace/executeCommand`` without cancelling the command's own task.)
+cancellable work-done progress bar. Cancelling the bar, or the request (``$/cancelRequest``:
+the protocol cancels this command's task, see spanlens.lsp.server), stops the download at its
+next chunk and keeps what was fetched for the next try.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ class ModelInstalls:
                 install, spec, source, progress=progress, cancel=cancel
             )
         except asyncio.CancelledError:
-            cancel.set()  # the task was cancelled (shutdown): the thread stops at its next chunk
+            # $/cancelRequest or shutdown cancelled the task: the thread stops at its next chunk
+            cancel.set()
             bar.end("cancelled")
             raise
         except InstallCancelled as exc:

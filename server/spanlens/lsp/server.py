@@ -42,6 +42,11 @@ class SpanlensProtocol(LanguageServerProtocol):
     whose params do not deserialise with InvalidParams (pygls logs them and never answers),
     and keeps every error reply to one line without a traceback."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The tasks of ``spanlens.installModel`` requests under way, by request id.
+        self.running_installs: dict[Any, asyncio.Task[Any]] = {}
+
     def structure_message(self, data: dict[str, Any]) -> Any:
         """pygls's deserialisation, except that a request with bad params becomes an
         :class:`UnreadableRequest` instead of an exception that leaves it unanswered."""
@@ -57,12 +62,18 @@ class SpanlensProtocol(LanguageServerProtocol):
             return UnreadableRequest(data["id"], method, reason)
 
     def handle_message(self, message: Any) -> None:
-        """Answer unreadable requests at once; everything else goes to pygls."""
+        """Answer unreadable requests at once; everything else goes to pygls, and
+        ``$/cancelRequest`` for a running install also cancels the install's task (pygls
+        only answers the request as cancelled: a command runs on once it has started)."""
         if isinstance(message, UnreadableRequest):
             error = JsonRpcInvalidParams(message.reason).to_response_error()
             self._send_response(message.id, None, error)
             return
         super().handle_message(message)
+        if getattr(message, "method", None) == types.CANCEL_REQUEST:
+            task = self.running_installs.pop(message.params.id, None)
+            if task is not None:
+                task.cancel()
 
     def _send_response(
         self, msg_id: Any, result: Any | None = None, error: types.ResponseError | None = None
@@ -78,12 +89,25 @@ class SpanlensProtocol(LanguageServerProtocol):
         self, params: types.ExecuteCommandParams
     ) -> Generator[Any, Any, Any]:
         """pygls's executeCommand, except that ``spanlens.installModel`` also gets the
-        request's ``workDoneToken`` (pygls passes a command its arguments only)."""
+        request's ``workDoneToken`` (pygls passes a command its arguments only) and can be
+        stopped with ``$/cancelRequest``."""
         handler = self.fm.commands.get(params.command)
         if params.command != model_install.INSTALL_MODEL or handler is None:
             return (yield from super().lsp_workspace__execute_command(params))
         arguments = tuple(params.arguments or ())
-        return (yield handler, arguments, {"work_done_token": params.work_done_token})
+        msg_id = self.msg_id
+
+        async def install(*args: Any, **kwargs: Any) -> Any:
+            # Found by the request's id, for $/cancelRequest (see handle_message).
+            task = asyncio.current_task()
+            if msg_id is not None and task is not None:
+                self.running_installs[msg_id] = task
+            try:
+                return await handler(*args, **kwargs)
+            finally:
+                self.running_installs.pop(msg_id, None)
+
+        return (yield install, arguments, {"work_done_token": params.work_done_token})
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(
