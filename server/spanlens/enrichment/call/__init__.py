@@ -1,7 +1,8 @@
 """The call: every structured model request goes one way.
 
-``path`` owns the endpoint's slot, deadline, breaker, cool-down, GPU gate, retries and the
-``attempts`` record; ``endpoints`` holds each endpoint's health; ``cascade`` runs a span job
-over tiers (fitting prompts, escalation, batch splitting) through the path; ``preflight``
-checks the configured backends before a run.
+``path`` owns the endpoint's slot, deadline, breaker, cool-down, GPU gate and the
+``attempts`` record, and carries out ``retry``, the one retry policy (retry, more reply room,
+fail over, escalate, defer); ``endpoints`` holds each endpoint's health; ``cascade`` runs a
+span job over tiers (fitting prompts, landing spans, batch splitting) through the path;
+``preflight`` checks the configured backends before a run.
 """

@@ -1,19 +1,14 @@
 """The cascade: call a job's tiers in order until a reply validates.
 
-Within a tier, the least-busy healthy endpoint is called; transport failures are retried with
-bounded exponential backoff and jitter (a 429's Retry-After is honoured, or the endpoint is
-cooled down and the next one tried), then the call fails over to the tier's next endpoint,
-then escalates to the next tier. Invalid replies are retried too, but
-``max_invalid_per_tier`` of them escalate early; a truncated reply or a context overflow moves
-on at once. Each endpoint has one circuit breaker and one concurrency limit for the life of
-the process; the breaker counts endpoint health only (refused, timeouts, 5xx, dropped
-connections), never the model's output. A job that a transient endpoint state (a rate
-limit's cool-down, an open breaker, GPU limits) kept from running its tiers is deferred, not
-failed: a 429 is never the span's failure. Each call goes through the one call path
-(:class:`~spanlens.enrichment.call.path.CallPath`), which holds the endpoint's slot, breaker and
-cool-down and records the call; the cascade adds what is particular to spans: fitting the
-prompt to a tier's context, judging the reply against the spans, landing valid entries,
-growing a truncated reply's room and splitting batches.
+Each tier's endpoints are called through the one call path
+(:meth:`~spanlens.enrichment.call.path.CallPath.ask_tier`), retried, failed over and escalated
+as the one retry policy (:mod:`spanlens.enrichment.call.retry`) decides, exactly as a file
+overview is; the path holds the endpoint's slot, breaker and cool-down and records the call.
+The cascade adds what is particular to spans: fitting the prompt to a tier's context, judging
+the reply against the spans, landing valid entries, letting a single span's truncated reply
+grow its room and a truncated batch escalate (to be split). A job that a transient endpoint
+state (a rate limit's cool-down, an open breaker, GPU limits) kept from running its tiers is
+deferred, not failed: a 429 is never the span's failure.
 """
 
 from __future__ import annotations
@@ -24,7 +19,8 @@ from typing import Any
 
 from spanlens.enrichment.backends import ChatRequest, FailureKind, display_host
 from spanlens.enrichment.call.endpoints import Endpoint
-from spanlens.enrichment.call.path import GPU_BUSY, CallPath, CallRequest, Verdict
+from spanlens.enrichment.call.path import GPU_BUSY, Asked, CallPath, CallRequest, Verdict
+from spanlens.enrichment.call.retry import Step
 from spanlens.enrichment.planning.jobs import Job
 from spanlens.enrichment.prompt.build import (
     TEMPLATE_TOKENS_PER_MESSAGE,
@@ -130,19 +126,6 @@ def span_verdict(call: SpanCall, job: Job) -> Verdict[SpanCall]:
     )
 
 
-def roomier_after(call: SpanCall | None, prompt: Prompt) -> Prompt | None:
-    """A prompt with more reply room when ``call`` was cut off at the token limit."""
-    if call is None or call.failure is None or call.failure.kind is not FailureKind.TRUNCATED:
-        return None
-    return with_more_reply_room(prompt)
-
-
-# What running one tier of a job came to (see Cascade._run_tier).
-_DONE = "done"
-_ESCALATE = "escalate"
-_UNAVAILABLE = "unavailable"
-
-
 class Cascade:
     """Runs jobs over the configured endpoints; see the module docstring."""
 
@@ -201,10 +184,10 @@ class Cascade:
                 result.attempted = True
                 result.failure = FailureKind.CONTEXT_OVERFLOW
                 continue
-            verdict = await self._run_tier(tier, endpoints, prompt, job, result)
-            if verdict == _UNAVAILABLE:
+            step = await self._run_tier(tier, endpoints, prompt, job, result)
+            if step is Step.DEFER:
                 result.transient = True
-            if verdict == _DONE or job.is_batch:
+            if step is Step.DONE or job.is_batch:
                 break
         if not result.landed and (result.transient or not result.attempted):
             problems = result.endpoint_problems or reasons
@@ -243,84 +226,30 @@ class Cascade:
 
     async def _run_tier(
         self, tier: str, endpoints: list[Endpoint], prompt: Prompt, job: Job, result: JobResult
-    ) -> str:
-        """_DONE (something landed), _ESCALATE (the tier is spent on the span's merits), or
-        _UNAVAILABLE (a transient endpoint state stopped it: not the span's fault)."""
-        invalid = 0
-        grew = False
-        tried: set[int] = set()
-        interrupted = False
-        while True:
-            endpoint = self.calls.pick(endpoints, tried)
-            if endpoint is None:
-                untried = any(id(ep) not in tried for ep in endpoints)
-                return _UNAVAILABLE if interrupted or untried else _ESCALATE
-            tried.add(id(endpoint))
-            for attempt_number in range(self.calls.settings.retries + 1):
-                if not await self.calls.wait_for_cooldown(endpoint):
-                    interrupted = True
-                    result.endpoint_problems.append(
-                        f"backend {endpoint.settings.name} rate limited"
-                    )
-                    break
-                call = await self._call(endpoint, tier, prompt, job)
-                roomier = None if grew or job.is_batch else roomier_after(call, prompt)
-                if roomier is not None:
-                    # The reply ran out of room, not out of sense: once, with twice the room.
-                    prompt, grew = roomier, True
-                    call = await self._call(endpoint, tier, prompt, job)
-                if call is None:  # the endpoint cooled down or its breaker opened meanwhile
-                    interrupted = True
-                    why = endpoint.blocked_reason(self.calls.clock())
-                    result.endpoint_problems.append(f"backend {endpoint.settings.name} {why}")
-                    break
-                failure = call.failure
-                if failure is not None and failure.kind is FailureKind.MISCONFIGURED:
-                    # Not the span's fault: fail over without counting it against the span.
-                    interrupted = True
-                    result.endpoint_problems.append(endpoint.misconfigured or failure.kind.value)
-                    break
-                if land_call(call, endpoint, tier, result):
-                    return _DONE
-                assert failure is not None
-                if failure.kind is FailureKind.RATE_LIMITED:
-                    # The endpoint's state, not the span's failure.
-                    if attempt_number == self.calls.settings.retries:
-                        interrupted = True
-                        result.endpoint_problems.append(
-                            f"backend {endpoint.settings.name} rate limited"
-                        )
-                        break
-                else:
-                    result.attempted = True
-                    result.failure = failure.kind
-                if failure.kind in (FailureKind.INVALID_OUTPUT, FailureKind.TRUNCATED):
-                    invalid += 1
-                    # A batch cut off at the token limit is too big for one reply: split it
-                    # at once. A garbled one is asked again first, like a single span:
-                    # splitting costs a call per span.
-                    too_long = job.is_batch and failure.kind is FailureKind.TRUNCATED
-                    if too_long or invalid >= self.calls.settings.max_invalid_per_tier:
-                        return _ESCALATE
-                if failure.kind is FailureKind.CONTEXT_OVERFLOW:
-                    return _ESCALATE
-                if not failure.kind.retryable or attempt_number == self.calls.settings.retries:
-                    break
-                if failure.kind is FailureKind.INVALID_OUTPUT:
-                    continue  # the endpoint is fine; ask again at once
-                delay = self.calls.backoff(attempt_number, failure.retry_after)
-                if delay is None:
-                    # The endpoint cools down (see update_health); try the next one.
-                    interrupted = interrupted or failure.kind is FailureKind.RATE_LIMITED
-                    break
-                await self.calls.sleep(delay)
+    ) -> Step:
+        """The job's calls in one tier, retried as the call path's retry policy decides: DONE
+        (something landed), ESCALATE (the tier is spent on the span's merits) or DEFER (a
+        transient endpoint state stopped it: not the span's fault)."""
+        asked: Asked[SpanCall] = Asked()
+        step = await self.calls.ask_tier(tier, endpoints, self._request(prompt, job), asked)
+        result.endpoint_problems.extend(asked.reasons)
+        if asked.failure is not None:
+            result.attempted = True
+            result.failure = asked.failure
+        if step is Step.DONE:
+            assert asked.verdict is not None and asked.endpoint is not None
+            land_call(asked.verdict.value, asked.endpoint, tier, result)
+        return step
 
-    async def _call(
-        self, endpoint: Endpoint, tier: str, prompt: Prompt, job: Job
-    ) -> SpanCall | None:
-        """One call through the call path; None when the endpoint may not be called any more
-        (a cooldown or an open breaker that began while this call waited for a slot)."""
-        request = CallRequest(
+    def _request(self, prompt: Prompt, job: Job) -> CallRequest[SpanCall]:
+        """The call for ``prompt``; a single span's may grow its reply room once a tier, a
+        batch cut off at the token limit escalates (to be split)."""
+
+        def roomier() -> CallRequest[SpanCall] | None:
+            grown = with_more_reply_room(prompt)
+            return None if grown is None else self._request(grown, job)
+
+        return CallRequest(
             ChatRequest(
                 prompt.messages,
                 prompt.schema,
@@ -330,6 +259,6 @@ class Cascade:
             ),
             lambda reply: span_verdict(judge_reply(reply, prompt), job),
             tuple(source.span.content_hash for source in job.sources),
+            roomier=None if job.is_batch else roomier,
+            truncated_escalates=job.is_batch,
         )
-        verdict = await self.calls.call(endpoint, tier, request)
-        return None if verdict is None else verdict.value

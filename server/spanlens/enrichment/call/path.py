@@ -6,13 +6,14 @@ span or a file overview is. It owns, per endpoint and for the life of the proces
 call must respect: the concurrency limit (``max_parallel``, never more than the server's
 slots), the cool-down after a rate limit, the circuit breaker, the GPU gate (local endpoints
 wait while GPU limits are exceeded), GPU sampling, and the ``attempts`` row of each call.
+Endpoint health is updated here, once after every call (``update_health``).
 
-:meth:`CallPath.call` is one call on one endpoint; :meth:`CallPath.ask` is the whole policy for
-a request that does not change between tries (retries with bounded exponential backoff and
-jitter, failover to the tier's next endpoint, escalation to the next tier). The span cascade
-(:mod:`spanlens.enrichment.call.cascade`) keeps its own loop on top of :meth:`CallPath.call`,
-because it re-fits its prompt per tier, grows the reply room of a truncated reply and splits
-batches.
+:meth:`CallPath.call` is one call on one endpoint; :meth:`CallPath.ask_tier` calls one tier's
+endpoints as the retry policy (:mod:`spanlens.enrichment.call.retry`) decides, and
+:meth:`CallPath.ask` does so tier after tier. The span cascade
+(:mod:`spanlens.enrichment.call.cascade`) calls :meth:`CallPath.ask_tier` itself, because it
+re-fits its prompt to each tier and splits batches; a truncated reply's more room and a
+batch's escalation are fields of the request, so spans and overviews are retried alike.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ from spanlens.enrichment.call.endpoints import (
     scrub_for,
     update_health,
 )
+from spanlens.enrichment.call.retry import Decision, RetryPolicy, Step
 from spanlens.store.enrichments import Attempt
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,11 @@ class CallRequest(Generic[T]):
     judge: Callable[[CallResult], Verdict[T]]
     #: The content hashes of the spans the call is about (none for a file's overview).
     span_hashes: tuple[str, ...] = ()
+    #: The same request with more reply room, for a reply cut off at the token limit (None
+    #: when it is at its ceiling); None for a request that cannot grow.
+    roomier: Callable[[], CallRequest[T] | None] | None = None
+    #: A reply cut off at the token limit ends the tier at once (a batch: split instead).
+    truncated_escalates: bool = False
 
 
 @dataclass(slots=True)
@@ -95,6 +101,11 @@ class Asked(Generic[T]):
     #: Why nothing usable came back when that was no reply's fault (no endpoint, an open
     #: breaker, GPU limits, misconfiguration).
     reasons: list[str] = field(default_factory=list)
+    #: The endpoint that gave ``verdict``.
+    endpoint: Endpoint | None = None
+    #: The last failure that counts against the request (not a rate limit or a
+    #: misconfiguration); None when none did.
+    failure: FailureKind | None = None
 
 
 class CallPath:
@@ -111,9 +122,12 @@ class CallPath:
         cost: CostFunction | None = None,
         sleep: Sleeper = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.settings = settings
+        #: When to retry, fail over, escalate or defer (from ``settings`` unless given).
+        self.retry = retry or RetryPolicy.from_settings(settings)
         self._record = record
         self._gpu = gpu
         self._gpu_settings = gpu_settings or GpuSettings()
@@ -170,32 +184,10 @@ class CallPath:
             return None
         return min(candidates, key=lambda ep: (ep.load, ep.calls))
 
-    def backoff(self, attempt_number: int, retry_after: float | None) -> float | None:
-        """Seconds to wait before retrying; None when a Retry-After is longer than we wait."""
-        base = min(self.settings.backoff_max, self.settings.backoff_base * 2**attempt_number)
-        delay = base * (0.5 + random.random() / 2)
-        if retry_after is not None:
-            if retry_after > self.settings.backoff_max:
-                return None
-            delay = max(delay, retry_after)
-        return delay
-
-    async def wait_for_cooldown(self, endpoint: Endpoint) -> bool:
-        """Wait out a short cooldown; False when it is longer than we are willing to wait."""
-        remaining = endpoint.cooldown_until - self.clock()
-        if remaining <= 0:
-            return True
-        if remaining > self.settings.backoff_max:
-            return False
-        await self.sleep(remaining)
-        return True
-
     async def ask(
         self, request: CallRequest[T], tiers: list[str], *, local_only: bool = False
     ) -> Asked[T]:
-        """Call ``tiers`` in order until a reply is usable: within a tier, the least-busy
-        healthy endpoint, retried on transient failures, then the next endpoint; invalid or
-        truncated replies (``max_invalid_per_tier`` of them) and context overflows escalate."""
+        """Call ``tiers`` in order until a reply is usable, each as :meth:`ask_tier` does."""
         asked: Asked[T] = Asked()
         for tier in tiers:
             endpoints = self.eligible(tier, local_only)
@@ -204,50 +196,54 @@ class CallPath:
                 asked.reasons.append(reason)
                 continue
             await self.detect(endpoints)
-            if await self._ask_tier(tier, endpoints, request, asked):
+            if await self.ask_tier(tier, endpoints, request, asked) is Step.DONE:
                 return asked
         return asked
 
-    async def _ask_tier(
+    async def ask_tier(
         self, tier: str, endpoints: list[Endpoint], request: CallRequest[T], asked: Asked[T]
-    ) -> bool:
-        """True when a usable reply came back; False when the tier is spent."""
-        invalid = 0
-        tried: set[int] = set()
-        while (endpoint := self.pick(endpoints, tried)) is not None:
-            tried.add(id(endpoint))
-            name = endpoint.settings.name
-            for attempt_number in range(self.settings.retries + 1):
-                if not await self.wait_for_cooldown(endpoint):
-                    asked.reasons.append(f"backend {name} rate limited")
-                    break
-                verdict = await self.call(endpoint, tier, request)
-                if verdict is None:
-                    asked.reasons.append(f"backend {name} {endpoint.blocked_reason(self.clock())}")
-                    break
-                asked.calls += 1
-                asked.verdict = verdict
-                failure = verdict.failure
-                if failure is None:
-                    return True
-                if failure.kind is FailureKind.MISCONFIGURED:
-                    asked.reasons.append(endpoint.misconfigured or failure.kind.value)
-                    break
-                if failure.kind in (FailureKind.INVALID_OUTPUT, FailureKind.TRUNCATED):
-                    invalid += 1
-                    if invalid >= self.settings.max_invalid_per_tier:
-                        return False
-                if failure.kind is FailureKind.CONTEXT_OVERFLOW:
-                    return False
-                if not failure.kind.retryable or attempt_number == self.settings.retries:
-                    break
-                if failure.kind is FailureKind.INVALID_OUTPUT:
-                    continue  # the endpoint is fine; ask again at once
-                delay = self.backoff(attempt_number, failure.retry_after)
-                if delay is None:
-                    break  # the endpoint cools down (see update_health); try the next one
-                await self.sleep(delay)
-        return False
+    ) -> Step:
+        """Call one tier's ``endpoints`` as the retry policy decides (see
+        :mod:`spanlens.enrichment.call.retry`): the least-busy usable endpoint, retried, then
+        the next one. Returns DONE (a usable reply: ``asked.verdict``), ESCALATE (the tier is
+        spent on the replies' merits) or DEFER (endpoint state stopped it); what was called,
+        why and what counted against the request are added to ``asked``."""
+        tries = self.retry.tier(truncated_escalates=request.truncated_escalates)
+        try:
+            while (endpoint := self.pick(endpoints, tries.tried)) is not None:
+                tries.begin(endpoint)
+                while (wait := tries.wait_before_call(endpoint, self.clock())) is not None:
+                    if wait > 0:
+                        await self.sleep(wait)
+                    verdict = await self._asked(endpoint, tier, request, asked)
+                    roomier = tries.roomier(verdict, request.roomier)
+                    if roomier is not None and roomier.request is not None:
+                        request = roomier.request
+                        verdict = await self._asked(endpoint, tier, request, asked)
+                    decision: Decision[CallRequest[T]] = tries.after_call(
+                        endpoint, verdict, self.clock()
+                    )
+                    if decision.step in (Step.DONE, Step.ESCALATE):
+                        return decision.step
+                    if decision.step is not Step.RETRY:
+                        break
+                    if decision.delay > 0:
+                        await self.sleep(decision.delay)
+            return tries.end(endpoints)
+        finally:
+            asked.reasons.extend(tries.problems)
+            asked.failure = tries.failure or asked.failure
+
+    async def _asked(
+        self, endpoint: Endpoint, tier: str, request: CallRequest[T], asked: Asked[T]
+    ) -> Verdict[T] | None:
+        """:meth:`call`, counted in ``asked``."""
+        verdict = await self.call(endpoint, tier, request)
+        if verdict is not None:
+            asked.calls += 1
+            asked.verdict = verdict
+            asked.endpoint = endpoint
+        return verdict
 
     async def call(
         self, endpoint: Endpoint, tier: str, request: CallRequest[T]
