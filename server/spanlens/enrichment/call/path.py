@@ -41,7 +41,7 @@ from spanlens.enrichment.call.endpoints import (
     scrub_for,
     update_health,
 )
-from spanlens.enrichment.call.retry import Decision, RetryPolicy, Step
+from spanlens.enrichment.call.retry import RetryPolicy, Step
 from spanlens.store.enrichments import Attempt
 
 log = logging.getLogger(__name__)
@@ -220,9 +220,7 @@ class CallPath:
                     if roomier is not None and roomier.request is not None:
                         request = roomier.request
                         verdict = await self._asked(endpoint, tier, request, asked)
-                    decision: Decision[CallRequest[T]] = tries.after_call(
-                        endpoint, verdict, self.clock()
-                    )
+                    decision = tries.after_call(endpoint, verdict, self.clock())
                     if decision.step in (Step.DONE, Step.ESCALATE):
                         return decision.step
                     if decision.step is not Step.RETRY:

@@ -51,7 +51,7 @@ import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from spanlens.config import EnrichmentSettings
 from spanlens.enrichment.backends import BackendFailure, FailureKind
@@ -192,7 +192,7 @@ class TierTries:
         self.grew = True
         return Decision(Step.MORE_ROOM, request=grown)
 
-    def after_call(self, endpoint: Endpoint, verdict: Judged | None, now: float) -> Decision[R]:
+    def after_call(self, endpoint: Endpoint, verdict: Judged | None, now: float) -> Decision[Any]:
         """What to do after one call to ``endpoint``; ``verdict`` None means the call was
         not made (a cool-down or an open breaker began while it waited for a slot)."""
         name = endpoint.settings.name
@@ -239,7 +239,7 @@ class TierTries:
         untried = any(id(ep) not in self.tried for ep in endpoints)
         return Step.DEFER if self.interrupted or untried else Step.ESCALATE
 
-    def _stopped_by(self, problem: str) -> Decision[R]:
+    def _stopped_by(self, problem: str) -> Decision[Any]:
         self.interrupted = True
         self.problems.append(problem)
         return Decision(Step.FAIL_OVER, problem=problem)
