@@ -278,8 +278,9 @@ class _Run:
         return wait_reason
 
     async def _wait_out(self, deferral: Deferral) -> None:
-        """Wait until an endpoint takes calls again, showing why; give up after
-        ``give_up_after`` seconds without progress."""
+        """Wait until an endpoint takes calls again (by the endpoints' own clocks, not the
+        call retry policy's delays: see :mod:`spanlens.enrichment.call.retry`), showing why;
+        give up after ``give_up_after`` seconds without progress."""
         first = True
         while self.run.stopped is None:
             seconds, reason = self.engine.stall()

@@ -69,7 +69,10 @@ class Lane(Job, Protocol):
 
 
 class Backoff:
-    """The runner's global back-off: deferred work waits, doubling up to a limit."""
+    """The runner's global back-off: deferred work waits, doubling up to a limit.
+
+    When deferred spans are tried again, not how a call is retried: that is the retry policy
+    (:mod:`spanlens.enrichment.call.retry`), whose docstring says why the two differ."""
 
     def __init__(self) -> None:
         self.until = 0.0

@@ -8,9 +8,9 @@ endpoint is called; after each call :meth:`TierTries.after_call` says what comes
 - ``DONE``: the reply is usable.
 - ``RETRY``: call the same endpoint again after ``delay`` seconds. Transport failures and
   server errors back off exponentially with jitter (``backoff_base · 2ⁿ``, capped at
-  ``backoff_max``, halved at random); a Retry-After is honoured when it is not longer than
-  ``backoff_max``; an invalid reply is asked again at once (the endpoint is fine). At most
-  ``retries`` retries an endpoint.
+  ``backoff_max``, times a random factor from ½ to 1); a Retry-After is honoured when it is
+  not longer than ``backoff_max``; an invalid reply is asked again at once (the endpoint is
+  fine). At most ``retries`` retries an endpoint.
 - ``MORE_ROOM``: the reply was cut off at the token limit: ask the same endpoint again at
   once with twice the reply room — once a tier, and only for a request that can grow.
 - ``FAIL_OVER``: the tier's next endpoint. Either the endpoint's retries are spent, or the
@@ -31,18 +31,24 @@ Endpoint health is not kept here: :func:`~spanlens.enrichment.call.endpoints.upd
 updates each endpoint's breaker and cool-down after every call, in the call path, and this
 policy reads it (``cooldown_until``, ``blocked_reason``).
 
-What this policy does not answer is when a request that ended deferred or failed is tried
-again *later*. That is another question with other state and other clocks: this policy waits
-while a worker holds the request, so each wait is bounded by ``backoff_max`` (seconds) and
-counted per endpoint within one request. A span tried again later holds nothing: a failed
-span waits on its failure record (``failure_retry_base · 2ⁿ⁻¹`` up to
-``failure_retry_max``, minutes to an hour, per content hash, kept in the store across
-processes); a deferred span waits on the endpoints' own clocks (the cool-down a Retry-After
-set, the breaker's reset: :func:`~spanlens.enrichment.call.endpoints.stall_of`), which
-`spanlens enrich` polls, and in the server on the scheduler's one global back-off (1 s
-doubling to 30 s, reset by any enriched span), which keeps many lanes from spinning while
-nothing can be called. Taking this policy's delays there would tie a queue's pacing to the
-in-call retry settings (tests set ``backoff_base`` to milliseconds) and change both.
+What this policy does not answer is when a span whose job ended deferred or failed is tried
+again *later*. That is another question, with other state and other clocks. This policy
+waits while a worker holds the request, so each wait is bounded by ``backoff_max`` and the
+count of tries lives only as long as one request in one tier. A span tried again later holds
+nothing while it waits:
+
+- a failed span waits on its failure record in the store (``failure_retry_base`` doubling
+  to ``failure_retry_max``: minutes to an hour, per content hash, across processes), and
+  `spanlens enrich` puts it back at the end of its queue until it is failed for good;
+- a deferred span is not to blame, so it waits on the endpoints' own clocks (the cool-down a
+  Retry-After set, the breaker's reset: :func:`~spanlens.enrichment.call.endpoints.stall_of`),
+  which `spanlens enrich` polls; the server's scheduler gates all deferred work behind one
+  global back-off (1 s doubling to 30 s, cleared when a span is enriched or the engine
+  changes) so that its lanes do not spin while nothing can be called.
+
+Taking this policy's delays there would tie a queue's pacing to the in-call retry settings
+(tests set ``backoff_base`` to milliseconds; a GPU-limited deferral has no endpoint clock at
+all) and change both.
 """
 
 from __future__ import annotations
