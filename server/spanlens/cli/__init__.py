@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from spanlens.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
+from spanlens.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ROOT_RULE, CliError
 from spanlens.cli.docgen import cmd_docgen
 from spanlens.cli.doctor import cmd_doctor
 from spanlens.cli.enrich import cmd_enrich
@@ -140,6 +140,9 @@ def _debug() -> bool:
     return os.environ.get("SPANLENS_DEBUG", "") not in {"", "0"}
 
 
+ROOT_HELP = "workspace root (default: the project around the current folder; see spanlens --help)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from spanlens import __version__
@@ -147,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spanlens",
         description="Know what every function in your repository does.",
+        epilog=f"{ROOT_RULE}.",
     )
     parser.add_argument("--version", action="version", version=f"spanlens {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -157,12 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("index", "index the workspace: spans and parser facts", cmd_index)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("root", nargs="?", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("show", "show the span at PATH:LINE as its hover does", cmd_show)
-    p.add_argument("location", metavar="PATH:LINE", help="file and 1-based line number")
-    p.add_argument("--root", help="workspace root (default: nearest indexed ancestor, or .)")
+    p.add_argument(
+        "location", metavar="PATH:LINE", help="file (from the current folder) and 1-based line"
+    )
+    p.add_argument("--root", help=ROOT_HELP)
     output = p.add_mutually_exclusive_group()
     output.add_argument(
         "--markdown", action="store_true", help="print the hover's Markdown source as is"
@@ -174,11 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP address instead")
 
     p = command("status", "files and spans by language and kind, enrichment states", cmd_status)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("root", nargs="?", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("enrich", "index, then enrich pending spans through the model backends", cmd_enrich)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("root", nargs="?", help=ROOT_HELP)
     p.add_argument("--limit", type=int, metavar="N", help="enrich at most N pending spans")
     p.add_argument("--tier", metavar="T", help="start every span at tier T")
     p.add_argument("--retry-failed", action="store_true", help="retry spans marked failed")
@@ -186,17 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         metavar="PATH",
-        help="enrich only spans of this file (repeatable; relative to ROOT or absolute)",
+        help="enrich only spans of this file (repeatable; relative to the current folder)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("docgen", "write per-file docs for files whose spans are all enriched", cmd_docgen)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("root", nargs="?", help=ROOT_HELP)
     p.add_argument(
         "--file",
         action="append",
         metavar="PATH",
-        help="only this file's doc (repeatable; relative to ROOT or absolute)",
+        help="only this file's doc (repeatable; relative to the current folder)",
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
@@ -206,11 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("stats", "model calls per tier and backend: success, tokens, cost", cmd_stats)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("root", nargs="?", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("doctor", "check config, backends, GPU and database; say how to fix", cmd_doctor)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p.add_argument("root", nargs="?", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     add_model_parser(sub)
