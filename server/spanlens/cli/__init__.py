@@ -1,4 +1,5 @@
-"""`spanlens` command line: index, enrich, docgen, show, status, stats, doctor, serve, model.
+"""`spanlens` command line: index, enrich, docgen, show, status, stats, doctor, serve, model,
+completion.
 
 Imports are lazy, per command: `spanlens index` must not pay for the LSP or HTTP stacks.
 Every failure a user can cause ends in one clear line on stderr and a non-zero exit.
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from spanlens.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ROOT_RULE, CliError
+from spanlens.cli.completion import add_completion_parser
 from spanlens.cli.docgen import cmd_docgen
 from spanlens.cli.doctor import cmd_doctor
 from spanlens.cli.enrich import cmd_enrich
@@ -220,4 +222,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     add_model_parser(sub)
+    add_completion_parser(sub, parser)
     return parser
