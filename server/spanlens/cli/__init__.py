@@ -11,10 +11,18 @@ import argparse
 import contextlib
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from spanlens.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ROOT_RULE, CliError
+from spanlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    ROOT_RULE,
+    CliError,
+    help_options,
+)
 from spanlens.cli.completion import add_completion_parser
 from spanlens.cli.docgen import cmd_docgen
 from spanlens.cli.doctor import cmd_doctor
@@ -142,7 +150,21 @@ def _debug() -> bool:
     return os.environ.get("SPANLENS_DEBUG", "") not in {"", "0"}
 
 
-ROOT_HELP = "workspace root (default: the project around the current folder; see spanlens --help)"
+ROOT_HELP = "workspace root (default: the project around the current folder; see below)"
+
+#: The end of `spanlens --help`: how ROOT is found, output conventions, examples.
+MAIN_EPILOG = f"""\
+{textwrap.fill(ROOT_RULE + ".", 79)}
+
+--json (index, show, status, enrich, docgen, stats, doctor, model list) prints JSON
+on stdout and draws no progress bar. Progress bars and rendered Markdown appear only
+on a terminal; NO_COLOR=1 keeps them free of colour. `spanlens COMMAND --help` shows
+each command's examples; `spanlens completion bash|zsh|fish` prints a completion
+script.
+
+examples:
+  spanlens index && spanlens status
+  spanlens show src/app/cli.py:42"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,21 +174,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spanlens",
         description="Know what every function in your repository does.",
-        epilog=f"{ROOT_RULE}.",
+        epilog=MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"spanlens {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> Any:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def command(
+        name: str,
+        help_text: str,
+        handler: Callable[[argparse.Namespace], int],
+        *examples: str,
+        root: bool = True,
+    ) -> Any:
+        options = help_options(*examples, root=root)
+        p = sub.add_parser(name, help=help_text, description=help_text, **options)
         p.set_defaults(handler=handler)
         return p
 
-    p = command("index", "index the workspace: spans and parser facts", cmd_index)
-    p.add_argument("root", nargs="?", help=ROOT_HELP)
+    p = command(
+        "index",
+        "index the workspace: spans and parser facts",
+        cmd_index,
+        "spanlens index                  # the project around the current folder",
+        "spanlens index ~/src/app --json",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("show", "show the span at PATH:LINE as its hover does", cmd_show)
+    p = command(
+        "show",
+        "show the span at PATH:LINE as its hover does",
+        cmd_show,
+        "spanlens show src/app/cli.py:42",
+        "spanlens show cli.py:42 --json  # in src/app/",
+    )
     p.add_argument(
         "location", metavar="PATH:LINE", help="file (from the current folder) and 1-based line"
     )
@@ -177,16 +219,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output.add_argument("--json", action="store_true", help="print JSON")
 
-    p = command("serve", "run the language server (stdio unless --tcp is given)", cmd_serve)
+    p = command(
+        "serve",
+        "run the language server (stdio unless --tcp is given)",
+        cmd_serve,
+        "spanlens serve                  # over stdio, as editors start it",
+        "spanlens serve --tcp 127.0.0.1:2087",
+        root=False,
+    )
     p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP address instead")
 
-    p = command("status", "files and spans by language and kind, enrichment states", cmd_status)
-    p.add_argument("root", nargs="?", help=ROOT_HELP)
+    p = command(
+        "status",
+        "files and spans by language and kind, enrichment states",
+        cmd_status,
+        "spanlens status",
+        "spanlens status --json | jq .pending",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("enrich", "index, then enrich pending spans through the model backends", cmd_enrich)
-    p.add_argument("root", nargs="?", help=ROOT_HELP)
+    p = command(
+        "enrich",
+        "index, then enrich pending spans through the model backends",
+        cmd_enrich,
+        "spanlens enrich --limit 20",
+        "spanlens enrich --only src/app/cli.py --json",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--limit", type=int, metavar="N", help="enrich at most N pending spans")
     p.add_argument("--tier", metavar="T", help="start every span at tier T")
     p.add_argument("--retry-failed", action="store_true", help="retry spans marked failed")
@@ -198,8 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("docgen", "write per-file docs for files whose spans are all enriched", cmd_docgen)
-    p.add_argument("root", nargs="?", help=ROOT_HELP)
+    p = command(
+        "docgen",
+        "write per-file docs for files whose spans are all enriched",
+        cmd_docgen,
+        "spanlens docgen --dry-run       # the docs and model calls it would make",
+        "spanlens docgen --file src/app/cli.py",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument(
         "--file",
         action="append",
@@ -213,12 +280,24 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--status", action="store_true", help="doc coverage only; writes nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("stats", "model calls per tier and backend: success, tokens, cost", cmd_stats)
-    p.add_argument("root", nargs="?", help=ROOT_HELP)
+    p = command(
+        "stats",
+        "model calls per tier and backend: success, tokens, cost",
+        cmd_stats,
+        "spanlens stats",
+        "spanlens stats --json",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("doctor", "check config, backends, GPU and database; say how to fix", cmd_doctor)
-    p.add_argument("root", nargs="?", help=ROOT_HELP)
+    p = command(
+        "doctor",
+        "check config, backends, GPU and database; say how to fix",
+        cmd_doctor,
+        "spanlens doctor",
+        "spanlens doctor ~/src/app --json",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     add_model_parser(sub)

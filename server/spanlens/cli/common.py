@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,15 @@ ROOT_RULE = (
     "spanlens.toml or a pyproject.toml with [tool.spanlens]; else the repository root (the "
     "nearest .git); else the current folder"
 )
+
+
+def help_options(*examples: str, root: bool = False) -> dict[str, Any]:
+    """``add_parser`` options for a command whose ``--help`` ends with ``examples`` (one a
+    line, kept as written), after how ROOT is found for a command that takes one."""
+    text = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    if root:
+        text = textwrap.fill(f"{ROOT_RULE}.", 79) + "\n\n" + text
+    return {"epilog": text, "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
 def find_project(start: Path) -> Path:

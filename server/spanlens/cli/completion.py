@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spanlens.cli.common import EXIT_OK, CliError
+from spanlens.cli.common import EXIT_OK, CliError, help_options
 
 #: The shells `spanlens completion` writes a script for.
 SHELLS = ("bash", "zsh", "fish")
@@ -15,12 +15,12 @@ SHELLS = ("bash", "zsh", "fish")
 _FOLDERS = {"root"}
 _FILES = {"location", "only", "file", "source"}
 
-EXAMPLES = """\
-examples (install once; new shells then complete spanlens):
-  bash  spanlens completion bash > ~/.local/share/bash-completion/completions/spanlens
-  zsh   spanlens completion zsh > ~/.zfunc/_spanlens
-        (with fpath=(~/.zfunc $fpath) before compinit in ~/.zshrc)
-  fish  spanlens completion fish > ~/.config/fish/completions/spanlens.fish"""
+#: Where each shell looks for the script: printed by `spanlens completion --help`.
+EXAMPLES = (
+    "spanlens completion bash > ~/.local/share/bash-completion/completions/spanlens",
+    "spanlens completion zsh > ~/.zfunc/_spanlens  # fpath=(~/.zfunc $fpath) before compinit",
+    "spanlens completion fish > ~/.config/fish/completions/spanlens.fish",
+)
 
 
 def add_completion_parser(sub: Any, parser: argparse.ArgumentParser) -> None:
@@ -30,8 +30,7 @@ def add_completion_parser(sub: Any, parser: argparse.ArgumentParser) -> None:
         "completion",
         help=text,
         description=text,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **help_options(*EXAMPLES),
     )
     p.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     p.set_defaults(handler=cmd_completion, parser=parser)
