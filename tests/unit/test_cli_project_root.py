@@ -143,3 +143,28 @@ def test_show_reads_its_path_from_the_current_folder_and_refuses_one_outside(
     assert err.startswith("spanlens: ") and "outside the workspace" in err
     assert len(err.strip().splitlines()) == 1
     assert indexes_in(tmp_path) == {"repo"}
+
+
+def test_markers_that_do_not_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process, for the cases a subprocess adds nothing to: a worktree's `.git` file counts,
+    a pyproject.toml that cannot be parsed or has no `[tool.spanlens]` does not, a `.spanlens`
+    file (not a folder) does not; and a current folder that was deleted is one plain line."""
+    from spanlens.cli.common import CliError, find_project, workspace_root
+
+    top = tmp_path / "worktree"
+    deep = top / "a" / "b"
+    deep.mkdir(parents=True)
+    (top / ".git").write_text("gitdir: /elsewhere/.git/worktrees/x\n")
+    (top / "a" / "pyproject.toml").write_text("[tool.spanlens\nbroken")
+    (deep / "pyproject.toml").write_text("[tool.ruff]\nline-length = 100\n")
+    (deep / ".spanlens").write_text("")
+    assert find_project(deep) == top
+    (top / "a" / "pyproject.toml").write_text("[tool.spanlens.index]\nexclude = []\n")
+    assert find_project(deep) == top / "a"
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(CliError, match="the current folder no longer exists"):
+        workspace_root(None)

@@ -63,7 +63,10 @@ def workspace_root(value: str | None) -> Path:
     """Resolve and check a workspace root argument; none given, find the project from the
     current folder (:func:`find_project`)."""
     if value is None:
-        return find_project(Path.cwd())
+        try:
+            return find_project(Path.cwd())
+        except FileNotFoundError as exc:
+            raise CliError("the current folder no longer exists: cd to one, or give ROOT") from exc
     root = Path(value).expanduser()
     if not root.exists():
         raise CliError(f"workspace root {value!r} does not exist")
