@@ -50,6 +50,7 @@ __all__ = [
     "RouterSettings",
     "Settings",
     "deep_merge",
+    "has_settings_file",
     "load_settings",
     "settings_from_dict",
     "url_is_local",
@@ -68,6 +69,22 @@ _CHOICES = {
     ("backends", "provider"): {"ollama", "openai", "local"},
     ("backends", "engine"): {"llama.cpp", "llama-cpp-python", "openai-compatible"},
 }
+
+
+def has_settings_file(folder: Path) -> bool:
+    """Whether ``folder`` holds a settings file :func:`load_settings` reads: ``spanlens.toml``,
+    or a ``pyproject.toml`` with a ``[tool.spanlens]`` table (one that cannot be read has none).
+    """
+    if (folder / "spanlens.toml").is_file():
+        return True
+    pyproject = folder / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    try:
+        tool = _read_toml(pyproject).get("tool")
+    except ConfigError:
+        return False
+    return isinstance(tool, dict) and isinstance(tool.get("spanlens"), dict)
 
 
 def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settings:

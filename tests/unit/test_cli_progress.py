@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import pty
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,14 +27,19 @@ def project(tmp_path: Path) -> Path:
 
 
 def run(
-    args: list[str], *, stdout_tty: bool, stderr_tty: bool, cwd: Path | None = None
+    args: list[str],
+    *,
+    stdout_tty: bool,
+    stderr_tty: bool,
+    cwd: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[int, str, str]:
     """Run ``python ARGS`` with stdout / stderr on a pseudo-terminal or a pipe.
 
     Returns (status, what the terminal got, what the pipes got).
     """
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
-    env.update(TERM="xterm-256color", COLUMNS="120")
+    env.update(TERM="xterm-256color", COLUMNS="120", **(extra_env or {}))
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, *args],
@@ -65,6 +72,29 @@ def test_index_draws_a_bar_on_a_terminal(project: Path) -> None:
     assert "indexing" in terminal and "60/60" in terminal  # rich's bar, on stderr
     assert "━" in terminal  # a drawn bar, not the old '#' one
     assert "indexing" not in piped and piped.startswith("files: 60 indexed")
+
+
+def colours(terminal: str) -> set[str]:
+    """The SGR parameters that set a colour (foreground or background) in ``terminal``."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", terminal):
+        for code in params.split(";"):
+            value = int(code or 0)
+            if (30 <= value <= 48 or 90 <= value <= 107) and value not in (39, 49):
+                found.add(code)
+    return found
+
+
+def test_no_color_draws_the_bar_without_colour(project: Path) -> None:
+    args = ["-m", "spanlens.cli", "index", str(project)]
+    code, terminal, _ = run(args, stdout_tty=False, stderr_tty=True)
+    assert code == 0 and colours(terminal)  # rich colours the bar by default
+    shutil.rmtree(project / ".spanlens")  # index again, drawing the bar again
+    code, terminal, piped = run(
+        args, stdout_tty=False, stderr_tty=True, extra_env={"NO_COLOR": "1"}
+    )
+    assert code == 0 and "60/60" in terminal and "━" in terminal, terminal + piped
+    assert colours(terminal) == set(), ascii(terminal)
 
 
 def test_no_bar_with_json_or_when_stderr_is_no_terminal(project: Path, cli: Cli) -> None:

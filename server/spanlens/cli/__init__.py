@@ -1,4 +1,5 @@
-"""`spanlens` command line: index, enrich, docgen, show, status, stats, doctor, serve, model.
+"""`spanlens` command line: index, enrich, docgen, show, status, stats, doctor, serve, model,
+completion.
 
 Imports are lazy, per command: `spanlens index` must not pay for the LSP or HTTP stacks.
 Every failure a user can cause ends in one clear line on stderr and a non-zero exit.
@@ -10,10 +11,19 @@ import argparse
 import contextlib
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from spanlens.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
+from spanlens.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    ROOT_RULE,
+    CliError,
+    help_options,
+)
+from spanlens.cli.completion import add_completion_parser
 from spanlens.cli.docgen import cmd_docgen
 from spanlens.cli.doctor import cmd_doctor
 from spanlens.cli.enrich import cmd_enrich
@@ -140,6 +150,23 @@ def _debug() -> bool:
     return os.environ.get("SPANLENS_DEBUG", "") not in {"", "0"}
 
 
+ROOT_HELP = "workspace root (default: the project around the current folder; see below)"
+
+#: The end of `spanlens --help`: how ROOT is found, output conventions, examples.
+MAIN_EPILOG = f"""\
+{textwrap.fill(ROOT_RULE + ".", 79)}
+
+--json (index, show, status, enrich, docgen, stats, doctor, model list) prints JSON
+on stdout and draws no progress bar. Progress bars and rendered Markdown appear only
+on a terminal; NO_COLOR=1 keeps them free of colour. `spanlens COMMAND --help` shows
+each command's examples; `spanlens completion bash|zsh|fish` prints a completion
+script.
+
+examples:
+  spanlens index && spanlens status
+  spanlens show src/app/cli.py:42"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from spanlens import __version__
@@ -147,38 +174,80 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spanlens",
         description="Know what every function in your repository does.",
+        epilog=MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"spanlens {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> Any:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def command(
+        name: str,
+        help_text: str,
+        handler: Callable[[argparse.Namespace], int],
+        *examples: str,
+        root: bool = True,
+    ) -> Any:
+        options = help_options(*examples, root=root)
+        p = sub.add_parser(name, help=help_text, description=help_text, **options)
         p.set_defaults(handler=handler)
         return p
 
-    p = command("index", "index the workspace: spans and parser facts", cmd_index)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p = command(
+        "index",
+        "index the workspace: spans and parser facts",
+        cmd_index,
+        "spanlens index                  # the project around the current folder",
+        "spanlens index ~/src/app --json",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("show", "show the span at PATH:LINE as its hover does", cmd_show)
-    p.add_argument("location", metavar="PATH:LINE", help="file and 1-based line number")
-    p.add_argument("--root", help="workspace root (default: nearest indexed ancestor, or .)")
+    p = command(
+        "show",
+        "show the span at PATH:LINE as its hover does",
+        cmd_show,
+        "spanlens show src/app/cli.py:42",
+        "spanlens show cli.py:42 --json  # in src/app/",
+    )
+    p.add_argument(
+        "location", metavar="PATH:LINE", help="file (from the current folder) and 1-based line"
+    )
+    p.add_argument("--root", help=ROOT_HELP)
     output = p.add_mutually_exclusive_group()
     output.add_argument(
         "--markdown", action="store_true", help="print the hover's Markdown source as is"
     )
     output.add_argument("--json", action="store_true", help="print JSON")
 
-    p = command("serve", "run the language server (stdio unless --tcp is given)", cmd_serve)
+    p = command(
+        "serve",
+        "run the language server (stdio unless --tcp is given)",
+        cmd_serve,
+        "spanlens serve                  # over stdio, as editors start it",
+        "spanlens serve --tcp 127.0.0.1:2087",
+        root=False,
+    )
     p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP address instead")
 
-    p = command("status", "files and spans by language and kind, enrichment states", cmd_status)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p = command(
+        "status",
+        "files and spans by language and kind, enrichment states",
+        cmd_status,
+        "spanlens status",
+        "spanlens status --json | jq .pending",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("enrich", "index, then enrich pending spans through the model backends", cmd_enrich)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p = command(
+        "enrich",
+        "index, then enrich pending spans through the model backends",
+        cmd_enrich,
+        "spanlens enrich --limit 20",
+        "spanlens enrich --only src/app/cli.py --json",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--limit", type=int, metavar="N", help="enrich at most N pending spans")
     p.add_argument("--tier", metavar="T", help="start every span at tier T")
     p.add_argument("--retry-failed", action="store_true", help="retry spans marked failed")
@@ -186,17 +255,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         metavar="PATH",
-        help="enrich only spans of this file (repeatable; relative to ROOT or absolute)",
+        help="enrich only spans of this file (repeatable; relative to the current folder)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("docgen", "write per-file docs for files whose spans are all enriched", cmd_docgen)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p = command(
+        "docgen",
+        "write per-file docs for files whose spans are all enriched",
+        cmd_docgen,
+        "spanlens docgen --dry-run       # the docs and model calls it would make",
+        "spanlens docgen --file src/app/cli.py",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument(
         "--file",
         action="append",
         metavar="PATH",
-        help="only this file's doc (repeatable; relative to ROOT or absolute)",
+        help="only this file's doc (repeatable; relative to the current folder)",
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
@@ -205,13 +280,26 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--status", action="store_true", help="doc coverage only; writes nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("stats", "model calls per tier and backend: success, tokens, cost", cmd_stats)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p = command(
+        "stats",
+        "model calls per tier and backend: success, tokens, cost",
+        cmd_stats,
+        "spanlens stats",
+        "spanlens stats --json",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command("doctor", "check config, backends, GPU and database; say how to fix", cmd_doctor)
-    p.add_argument("root", nargs="?", default=".", help="workspace root (default: .)")
+    p = command(
+        "doctor",
+        "check config, backends, GPU and database; say how to fix",
+        cmd_doctor,
+        "spanlens doctor",
+        "spanlens doctor ~/src/app --json",
+    )
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     add_model_parser(sub)
+    add_completion_parser(sub, parser)
     return parser

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,50 @@ class CliError(Exception):
         self.code = code
 
 
-def workspace_root(value: str) -> Path:
-    """Resolve and check a workspace root argument."""
+#: How a command finds its workspace when no ROOT is given (README "Command line", --help).
+ROOT_RULE = (
+    "ROOT defaults to the nearest folder at or above the current one that holds .spanlens/, "
+    "spanlens.toml or a pyproject.toml with [tool.spanlens]; else the repository root (the "
+    "nearest .git); else the current folder"
+)
+
+
+def help_options(*examples: str, root: bool = False) -> dict[str, Any]:
+    """``add_parser`` options for a command whose ``--help`` ends with ``examples`` (one a
+    line, kept as written), after how ROOT is found for a command that takes one."""
+    text = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    if root:
+        text = textwrap.fill(f"{ROOT_RULE}.", 79) + "\n\n" + text
+    return {"epilog": text, "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def find_project(start: Path) -> Path:
+    """The workspace of a command run in ``start`` without ROOT, as git, ruff and uv find
+    theirs: the nearest folder at or above ``start`` holding ``.spanlens/`` or a settings file
+    (:func:`~spanlens.config.has_settings_file`), else the nearest holding ``.git`` (a folder, or
+    the file of a worktree or submodule), else ``start``."""
+    from spanlens.config import has_settings_file
+    from spanlens.store.connection import DB_DIRNAME
+
+    start = start.resolve()
+    folders = (start, *start.parents)
+    for folder in folders:
+        if (folder / DB_DIRNAME).is_dir() or has_settings_file(folder):
+            return folder
+    for folder in folders:
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def workspace_root(value: str | None) -> Path:
+    """Resolve and check a workspace root argument; none given, find the project from the
+    current folder (:func:`find_project`)."""
+    if value is None:
+        try:
+            return find_project(Path.cwd())
+        except FileNotFoundError as exc:
+            raise CliError("the current folder no longer exists: cd to one, or give ROOT") from exc
     root = Path(value).expanduser()
     if not root.exists():
         raise CliError(f"workspace root {value!r} does not exist")
@@ -116,12 +160,25 @@ def run_index(root: Path, store: Any, show_progress: bool) -> Any:
         progress.close()
 
 
+def user_path(root: Path, value: str) -> Path:
+    """A path the user typed: absolute, or relative to the current folder when that lies in
+    the workspace (as git reads paths), else relative to ROOT; either way, the other folder
+    when the path is not found in the first."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    cwd = Path.cwd().resolve()
+    candidates = [cwd / path, root / path]
+    if not cwd.is_relative_to(root.resolve()):
+        candidates.reverse()
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
 def workspace_file(root: Path, value: str, flag: str = "--only") -> str:
-    """A file argument (relative to ROOT, or absolute) as a workspace-relative path."""
+    """A file argument (see :func:`user_path`) as a workspace-relative path."""
     from spanlens.indexing.indexer import relative_path
 
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else root / path
+    path = user_path(root, value)
     if not path.is_file():
         raise CliError(f"{flag} {value}: no such file", EXIT_USAGE)
     rel = relative_path(root, path)

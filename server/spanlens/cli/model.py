@@ -13,20 +13,40 @@ import sys
 import time
 from typing import Any
 
-from spanlens.cli.common import EXIT_OK, EXIT_USAGE, CliError
+from spanlens.cli.common import EXIT_OK, EXIT_USAGE, CliError, help_options
 
 
 def add_model_parser(sub: Any) -> None:
     """Add ``model`` and its subcommands to the ``spanlens`` parser's subparsers."""
     text = "list, install or remove the built-in local models"
-    p = sub.add_parser("model", help=text, description=text)
+    p = sub.add_parser(
+        "model",
+        help=text,
+        description=text,
+        **help_options("spanlens model list", "spanlens model install  # the default model"),
+    )
     p.set_defaults(handler=cmd_model)
     actions = p.add_subparsers(dest="model_command", metavar="ACTION")
 
-    q = actions.add_parser("list", help="the models, their sizes, which are installed and where")
+    text = "the models, their sizes, which are installed and where"
+    q = actions.add_parser(
+        "list",
+        help=text,
+        description=text,
+        **help_options("spanlens model list", "spanlens model list --json"),
+    )
     q.add_argument("--json", action="store_true", help="print one JSON object")
 
-    q = actions.add_parser("install", help="download and verify a model (default: the default)")
+    text = "download and verify a model (default: the default)"
+    q = actions.add_parser(
+        "install",
+        help=text,
+        description=text,
+        **help_options(
+            "spanlens model install qwen2.5-coder-0.5b",
+            "spanlens model install --from ~/Downloads/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        ),
+    )
     q.add_argument("name", nargs="?", metavar="NAME", help="the model (see `spanlens model list`)")
     q.add_argument(
         "--from",
@@ -35,7 +55,13 @@ def add_model_parser(sub: Any) -> None:
         help="install from this GGUF file or http(s) URL instead of the usual sources",
     )
 
-    q = actions.add_parser("remove", help="delete an installed model")
+    text = "delete an installed model"
+    q = actions.add_parser(
+        "remove",
+        help=text,
+        description=text,
+        **help_options("spanlens model remove qwen2.5-coder-0.5b"),
+    )
     q.add_argument("name", metavar="NAME")
 
 

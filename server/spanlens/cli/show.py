@@ -15,6 +15,7 @@ from spanlens.cli.common import (
     CliError,
     file_sha,
     open_workspace_store,
+    user_path,
     workspace_root,
 )
 
@@ -55,22 +56,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     from spanlens.indexing.indexer import check_text, relative_path
     from spanlens.indexing.source import normalise_source
     from spanlens.indexing.walk import ignore_rule_for, skip_reason
-    from spanlens.store.db import workspace_root_of
 
     file_path, line = parse_location(args.location)
-    if args.root:
-        root = workspace_root(args.root)
-        # A relative PATH is relative to ROOT, as `enrich --only` reads it; one that only
-        # exists relative to the current directory is still found there.
-        if not file_path.is_absolute() and (root / file_path).exists():
-            file_path = root / file_path
-        _check_file(file_path)
-    else:
-        _check_file(file_path)
-        root = workspace_root_of(file_path.parent) or Path.cwd().resolve()
+    root = workspace_root(args.root)
+    # A relative PATH is read from the current folder (from ROOT when not found there and
+    # the current folder lies outside ROOT), as `enrich --only` reads it.
+    file_path = user_path(root, str(file_path))
+    _check_file(file_path)
     rel = relative_path(root, file_path)
     if rel is None:
-        raise CliError(f"{file_path} is outside the workspace {root}")
+        how = "" if args.root else " (found from the current folder; give --root ROOT)"
+        raise CliError(f"{file_path} is outside the workspace {root}{how}")
     settings = load_settings(root)
     index = settings.index
     why = skip_reason(root, rel, index.exclude, index.max_file_size)
