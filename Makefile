@@ -48,6 +48,16 @@ system-deps:
 	    echo "error: nvim is required by the Neovim end-to-end test and could not be installed" >&2; \
 	    echo "       install Debian's neovim (apt-get install neovim) or put nvim on PATH" >&2; \
 	    exit 1; }; }
+	@missing=""; for shell in zsh fish; do command -v $$shell >/dev/null 2>&1 || missing="$$missing $$shell"; done; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing$$missing (apt-get: the completion tests run them)"; \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || { \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; \
+	    fi; \
+	    command -v zsh >/dev/null 2>&1 && command -v fish >/dev/null 2>&1 || { \
+	      echo "error: the shell-completion tests need zsh and fish (apt-get install zsh fish)" >&2; exit 1; }; \
+	  fi
 
 # Debian packages for the VS Code end-to-end test: chromium (the browser that drives it) and
 # libkrb5-dev (code-server builds a native module against it). Installed as root when missing.

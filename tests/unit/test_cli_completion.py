@@ -7,12 +7,9 @@ script registers itself under compinit; fish: `complete -C`), else only the scri
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 SPANLENS = str(Path(sys.executable).parent / "spanlens")
 
@@ -66,7 +63,6 @@ def test_bash_completes_commands_options_choices_and_folders(tmp_path: Path) -> 
     assert complete("index", "pro") == ["project"]  # ROOT completes as a folder
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_fish_completes_commands_and_options(tmp_path: Path) -> None:
     path = script("fish", tmp_path)
 
@@ -78,7 +74,6 @@ def test_fish_completes_commands_and_options(tmp_path: Path) -> None:
     assert complete("spanlens status --j") == ["--json"]
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 def test_zsh_script_registers_under_compinit(tmp_path: Path) -> None:
     path = script("zsh", tmp_path)
     assert path.read_text().startswith("#compdef spanlens")
