@@ -1,9 +1,11 @@
--- Loaded at startup: wires every spanlens client to its buffers (the LspAttach event exists
--- from Neovim 0.8; setup() on 0.7 passes on_attach itself).
+-- Loaded at startup: the code lens command, and wires every spanlens client to its buffers (the
+-- LspAttach event exists from Neovim 0.8; setup() on 0.7 passes on_attach itself).
 if vim.g.loaded_spanlens then
   return
 end
 vim.g.loaded_spanlens = true
+
+require('spanlens').register_commands()
 
 if vim.fn.has('nvim-0.8') == 1 then
   vim.api.nvim_create_autocmd('LspAttach', {

@@ -96,6 +96,19 @@ local function float_text()
   return text
 end
 
+--- Run the code lens of line 1 as a user does (`vim.lsp.codelens.run()`): the float's lines,
+--- once the lens is shown again (Neovim hides it while running it).
+local function run_lens(bufnr)
+  vim.cmd('buffer ' .. bufnr)
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.lsp.codelens.run()
+  local text = float_text()
+  wait_for('the lens to come back after running it', 10000, function()
+    return #lens_marks(bufnr) > 0
+  end)
+  return text
+end
+
 local function statusline()
   return vim.api.nvim_eval_statusline(vim.o.statusline, {}).str
 end
@@ -129,6 +142,9 @@ if scenario == 'editor' then
     return #pending > 0
   end)
   say('LENSES_BEFORE', table.concat(pending, ' ; '))
+  -- Running the pending lens shows the span's parser facts in a float, then the lens again.
+  say('LENS_PENDING', table.concat(run_lens(mod), ' | '))
+  say('LENS_BACK', table.concat(lens_marks(mod), ' ; '))
   -- A model call is in flight (the test holds its reply): the statusline shows the work.
   local line = ''
   wait_for('the statusline to show a call in flight', 30000, function()
@@ -177,7 +193,12 @@ if scenario == 'editor' then
   vim.cmd('normal K')
   say('HOVER', table.concat(float_text(), ' | '))
   vim.cmd('Spanlens show')
-  say('SHOW', table.concat(float_text(), ' | '))
+  local show = table.concat(float_text(), ' | ')
+  say('SHOW', show)
+  -- The enriched lens, run: the same float as :Spanlens show.
+  local ran = table.concat(run_lens(mod), ' | ')
+  say('LENS_RUN', ran == show and 'same as show' or ran)
+  say('LENS_AFTER_RUN', table.concat(lens_marks(mod), ' ; '))
   say('COMPLETE', table.concat(vim.fn.getcompletion('Spanlens ', 'cmdline'), ','))
   vim.cmd('Spanlens log')
   say('LOG', vim.fn.fnamemodify(vim.api.nvim_buf_get_name(0), ':t'))

@@ -217,6 +217,14 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 # Lenses on the first file opened, nothing typed: pending while the model waits.
                 before = ed.expect("LENSES_BEFORE")
                 assert before == "1=… pending enrichment", ed.output()
+                # Running that lens (vim.lsp.codelens.run()): the span's parser facts,
+                # labelled, in a float; then the lens is back.
+                pending = ed.expect("LENS_PENDING")
+                assert "def parse_config(text) | " in pending, pending
+                assert "Parser facts** | - params: `text` | " in pending, pending
+                assert "pending: waiting for a model" in pending, pending
+                assert "Test enrichment" not in pending, pending
+                assert ed.expect("LENS_BACK") == before
                 # The statusline component while a call runs: queued ↑, in flight ⟳.
                 working = ed.expect("STATUSLINE_WORKING")
                 assert re.fullmatch(r"spanlens \d+↑ [1-9]\d*⟳", working), working
@@ -246,6 +254,9 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 show = ed.expect("SHOW")
                 assert "Test enrichment for the function parse_config" in show, show
                 assert "enriched by qwen2.5-coder:7b (small)" in show, show
+                # The enriched lens, run: the float of `:Spanlens show`, and the lens stays.
+                assert ed.expect("LENS_RUN") == "same as show"
+                assert ed.expect("LENS_AFTER_RUN") == f"1={title}"
                 assert ed.expect("COMPLETE") == ",".join(SUBCOMMANDS)
                 assert ed.expect("LOG") == "lsp.log"
                 assert ed.expect("COMPLETE_RETRY") == "all"

@@ -234,6 +234,15 @@ M.handlers = {
   end,
 }
 
+--- Client-side commands of spanlens's code lenses, for every spanlens client however it was
+--- started (setup(), `vim.lsp.enable`, nvim-lspconfig): Neovim runs these instead of sending
+--- `workspace/executeCommand` itself, whose reply it would drop.
+function M.register_commands()
+  vim.lsp.commands['spanlens.showSpan'] = function(command, ctx)
+    require('spanlens.commands').run_lens(command, ctx)
+  end
+end
+
 -- ------------------------------------------------------------------------ statusline
 
 local function shorten(text, limit)
@@ -439,6 +448,7 @@ end
 --- section), filetypes, root_markers, on_attach, capabilities, init_options.
 function M.setup(opts)
   M.options = opts or {}
+  M.register_commands()
   if vim.lsp.config and vim.lsp.enable then
     local config = M.config()
     config.name = nil
