@@ -1,6 +1,6 @@
 -- Headless Neovim (0.7.2 or 0.12) loading the real plugin from nvim/, driven by
 -- tests/e2e/test_neovim.py. Environment: SPANLENS_PLUGIN (the nvim/ folder), SPANLENS_ROOT
--- (workspace), SPANLENS_SCENARIO (editor | health | docgen | model | units), SPANLENS_GO (a file the test creates to let
+-- (workspace), SPANLENS_SCENARIO (editor | health | docgen | model | units | config), SPANLENS_GO (a file the test creates to let
 -- the script go on). Reports "KEY: value" lines on stdout; `cq 1` on failure, `qa!` at the end.
 -- Every wait is bounded; nothing sleeps to synchronise. SPANLENS_TRACE=1: LSP trace in the log.
 local root = os.getenv('SPANLENS_ROOT')
@@ -34,6 +34,39 @@ local function wait_go(step)
 end
 
 vim.opt.runtimepath:prepend(os.getenv('SPANLENS_PLUGIN'))
+
+if scenario == 'config' then
+  -- SPANLENS_PLUGIN holds lsp/spanlens.lua alone, as nvim-lspconfig would ship it: no plugin.
+  vim.cmd('filetype on')
+  vim.lsp.enable('spanlens')
+  vim.cmd('edit ' .. vim.fn.fnameescape(root .. '/src/pkg/mod.py'))
+  local client
+  wait_for('a spanlens client', 30000, function()
+    client = vim.lsp.get_clients({ bufnr = 0, name = 'spanlens' })[1]
+    return client ~= nil and client.initialized == true
+  end)
+  say('PLUGIN', #vim.api.nvim_get_runtime_file('lua/spanlens/*.lua', true) .. ' plugin files, '
+    .. (package.loaded['spanlens'] and 'loaded' or 'not loaded'))
+  say('ATTACHED', table.concat(client.config.cmd, ' ') .. ', root ' .. client.config.root_dir)
+  local reply -- null until the opened file is indexed
+  wait_for('a hover', 30000, function()
+    local replies = vim.lsp.buf_request_sync(0, 'textDocument/hover', {
+      textDocument = { uri = vim.uri_from_bufnr(0) },
+      position = { line = 0, character = 6 },
+    }, 5000)
+    reply = replies and replies[client.id] and replies[client.id].result
+    return reply ~= nil
+  end)
+  say('HOVER', reply.contents.value)
+  client:stop()
+  vim.wait(5000, function()
+    return #vim.lsp.get_clients({ name = 'spanlens' }) == 0
+  end, 20)
+  say('DONE', 'ok')
+  vim.cmd('qa!')
+  do return end
+end
+
 vim.cmd('runtime plugin/spanlens.lua')
 vim.cmd('filetype on')
 vim.o.updatetime = 100000 -- no CursorHold refresh behind the test's back

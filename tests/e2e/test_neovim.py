@@ -116,7 +116,13 @@ class Editor:
     """One headless Neovim running the script; its "KEY: value" lines read as they come."""
 
     def __init__(
-        self, binary: str, root: Path, scenario: str, home: Path, api: str = "enable"
+        self,
+        binary: str,
+        root: Path,
+        scenario: str,
+        home: Path,
+        api: str = "enable",
+        plugin: Path = PLUGIN,
     ) -> None:
         self.go = home / "go"
         env = {
@@ -127,7 +133,7 @@ class Editor:
             "XDG_DATA_HOME": str(home / "data"),
             "XDG_STATE_HOME": str(home / "state"),
             "XDG_CACHE_HOME": str(home / "cache"),
-            "SPANLENS_PLUGIN": str(PLUGIN),
+            "SPANLENS_PLUGIN": str(plugin),
             "SPANLENS_ROOT": str(root),
             "SPANLENS_SCENARIO": scenario,
             "SPANLENS_GO": str(self.go),
@@ -195,9 +201,9 @@ class Editor:
 
 @contextlib.contextmanager
 def editor(
-    binary: str, root: Path, scenario: str, home: Path, api: str = "enable"
+    binary: str, root: Path, scenario: str, home: Path, api: str = "enable", plugin: Path = PLUGIN
 ) -> Iterator[Editor]:
-    running = Editor(binary, root, scenario, home, api)
+    running = Editor(binary, root, scenario, home, api, plugin)
     try:
         yield running
     finally:
@@ -380,6 +386,28 @@ def test_model_install_and_checkhealth_model_lines(
             assert "built-in engine (tiny): stopped" in after, after
             ed.finish()
     assert len(files.requests) == 1  # the second install downloaded nothing
+
+
+def test_lsp_config_alone_as_nvim_lspconfig_would_ship_it(tmp_path: Path) -> None:
+    """nvim/lsp/spanlens.lua stands alone, in nvim-lspconfig's format: on a runtimepath with
+    nothing else of spanlens, `vim.lsp.enable('spanlens')` in Neovim 0.12 attaches its client
+    to a buffer of the project, at the project's root, and the server answers."""
+    config = PLUGIN / "lsp" / "spanlens.lua"
+    text = config.read_text(encoding="utf-8")
+    assert text.startswith("---@brief\n---\n"), text[:40]
+    assert "\n---@type vim.lsp.Config\nreturn {\n" in text
+    assert "require(" not in text  # nothing from the plugin
+    alone = tmp_path / "lspconfig"
+    (alone / "lsp").mkdir(parents=True)
+    shutil.copy(config, alone / "lsp" / "spanlens.lua")
+    with StandinModelServer(responder=valid_reply) as standin:
+        root = workspace(tmp_path, standin.url)
+        with editor(current_nvim(), root, "config", tmp_path / "home", plugin=alone) as ed:
+            assert ed.expect("PLUGIN") == "0 plugin files, not loaded"
+            assert ed.expect("ATTACHED") == f"spanlens serve, root {root}"
+            hover = ed.expect("HOVER")
+            assert "def parse_config(text)" in hover, hover
+            ed.finish()
 
 
 STATUS_TEXTS = {

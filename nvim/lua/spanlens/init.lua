@@ -386,6 +386,16 @@ function M.config(opts)
   }
 end
 
+--- What the plugin adds to lsp/spanlens.lua on Neovim 0.11+ (`vim.lsp.config`): its handlers,
+--- and the command when `vim.g.spanlens_cmd` is set (before the plugin loads).
+function M.plugin_config()
+  local config = { handlers = M.handlers }
+  if vim.g.spanlens_cmd ~= nil then
+    config.cmd = M.cmd()
+  end
+  return config
+end
+
 --- Neovim before 0.8 does not answer `workspace/configuration` (it does not advertise it):
 --- push the `spanlens` section once the server is up, as protocol.md allows.
 function M.push_settings(client)
@@ -452,7 +462,6 @@ function M.setup(opts)
   if vim.lsp.config and vim.lsp.enable then
     local config = M.config()
     config.name = nil
-    config.handlers = nil -- lsp/spanlens.lua has them
     config.workspace_required = true
     vim.lsp.config('spanlens', config)
     vim.lsp.enable('spanlens')
