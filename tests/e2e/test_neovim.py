@@ -439,5 +439,7 @@ def test_statusline_texts_root_rule_and_missing_executable(
         missing = ed.expect("HEALTH_MISSING")
         [error] = health_errors(missing)
         assert f"spanlens executable not found: {root}/no-such-spanlens" in error, missing
+        # The fix names the PyPI distribution (`spanlens` there is someone else's package).
+        assert "pip install spanlens-lsp (or pipx)" in missing, missing
         assert "no spanlens client is running" in missing, missing
         ed.finish()
