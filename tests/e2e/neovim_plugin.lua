@@ -1,6 +1,6 @@
 -- Headless Neovim (0.7.2 or 0.12) loading the real plugin from nvim/, driven by
 -- tests/e2e/test_neovim.py. Environment: SPANLENS_PLUGIN (the nvim/ folder), SPANLENS_ROOT
--- (workspace), SPANLENS_SCENARIO (editor | health | docgen | model | units), SPANLENS_GO (a file the test creates to let
+-- (workspace), SPANLENS_SCENARIO (editor | health | docgen | model | units | config), SPANLENS_GO (a file the test creates to let
 -- the script go on). Reports "KEY: value" lines on stdout; `cq 1` on failure, `qa!` at the end.
 -- Every wait is bounded; nothing sleeps to synchronise. SPANLENS_TRACE=1: LSP trace in the log.
 local root = os.getenv('SPANLENS_ROOT')
@@ -34,6 +34,39 @@ local function wait_go(step)
 end
 
 vim.opt.runtimepath:prepend(os.getenv('SPANLENS_PLUGIN'))
+
+if scenario == 'config' then
+  -- SPANLENS_PLUGIN holds lsp/spanlens.lua alone, as nvim-lspconfig would ship it: no plugin.
+  vim.cmd('filetype on')
+  vim.lsp.enable('spanlens')
+  vim.cmd('edit ' .. vim.fn.fnameescape(root .. '/src/pkg/mod.py'))
+  local client
+  wait_for('a spanlens client', 30000, function()
+    client = vim.lsp.get_clients({ bufnr = 0, name = 'spanlens' })[1]
+    return client ~= nil and client.initialized == true
+  end)
+  say('PLUGIN', #vim.api.nvim_get_runtime_file('lua/spanlens/*.lua', true) .. ' plugin files, '
+    .. (package.loaded['spanlens'] and 'loaded' or 'not loaded'))
+  say('ATTACHED', table.concat(client.config.cmd, ' ') .. ', root ' .. client.config.root_dir)
+  local reply -- null until the opened file is indexed
+  wait_for('a hover', 30000, function()
+    local replies = vim.lsp.buf_request_sync(0, 'textDocument/hover', {
+      textDocument = { uri = vim.uri_from_bufnr(0) },
+      position = { line = 0, character = 6 },
+    }, 5000)
+    reply = replies and replies[client.id] and replies[client.id].result
+    return reply ~= nil
+  end)
+  say('HOVER', reply.contents.value)
+  client:stop()
+  vim.wait(5000, function()
+    return #vim.lsp.get_clients({ name = 'spanlens' }) == 0
+  end, 20)
+  say('DONE', 'ok')
+  vim.cmd('qa!')
+  do return end
+end
+
 vim.cmd('runtime plugin/spanlens.lua')
 vim.cmd('filetype on')
 vim.o.updatetime = 100000 -- no CursorHold refresh behind the test's back
@@ -96,6 +129,19 @@ local function float_text()
   return text
 end
 
+--- Run the code lens of line 1 as a user does (`vim.lsp.codelens.run()`): the float's lines,
+--- once the lens is shown again (Neovim hides it while running it).
+local function run_lens(bufnr)
+  vim.cmd('buffer ' .. bufnr)
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.lsp.codelens.run()
+  local text = float_text()
+  wait_for('the lens to come back after running it', 10000, function()
+    return #lens_marks(bufnr) > 0
+  end)
+  return text
+end
+
 local function statusline()
   return vim.api.nvim_eval_statusline(vim.o.statusline, {}).str
 end
@@ -129,6 +175,9 @@ if scenario == 'editor' then
     return #pending > 0
   end)
   say('LENSES_BEFORE', table.concat(pending, ' ; '))
+  -- Running the pending lens shows the span's parser facts in a float, then the lens again.
+  say('LENS_PENDING', table.concat(run_lens(mod), ' | '))
+  say('LENS_BACK', table.concat(lens_marks(mod), ' ; '))
   -- A model call is in flight (the test holds its reply): the statusline shows the work.
   local line = ''
   wait_for('the statusline to show a call in flight', 30000, function()
@@ -177,7 +226,12 @@ if scenario == 'editor' then
   vim.cmd('normal K')
   say('HOVER', table.concat(float_text(), ' | '))
   vim.cmd('Spanlens show')
-  say('SHOW', table.concat(float_text(), ' | '))
+  local show = table.concat(float_text(), ' | ')
+  say('SHOW', show)
+  -- The enriched lens, run: the same float as :Spanlens show.
+  local ran = table.concat(run_lens(mod), ' | ')
+  say('LENS_RUN', ran == show and 'same as show' or ran)
+  say('LENS_AFTER_RUN', table.concat(lens_marks(mod), ' ; '))
   say('COMPLETE', table.concat(vim.fn.getcompletion('Spanlens ', 'cmdline'), ','))
   vim.cmd('Spanlens log')
   say('LOG', vim.fn.fnamemodify(vim.api.nvim_buf_get_name(0), ':t'))

@@ -116,7 +116,13 @@ class Editor:
     """One headless Neovim running the script; its "KEY: value" lines read as they come."""
 
     def __init__(
-        self, binary: str, root: Path, scenario: str, home: Path, api: str = "enable"
+        self,
+        binary: str,
+        root: Path,
+        scenario: str,
+        home: Path,
+        api: str = "enable",
+        plugin: Path = PLUGIN,
     ) -> None:
         self.go = home / "go"
         env = {
@@ -127,7 +133,7 @@ class Editor:
             "XDG_DATA_HOME": str(home / "data"),
             "XDG_STATE_HOME": str(home / "state"),
             "XDG_CACHE_HOME": str(home / "cache"),
-            "SPANLENS_PLUGIN": str(PLUGIN),
+            "SPANLENS_PLUGIN": str(plugin),
             "SPANLENS_ROOT": str(root),
             "SPANLENS_SCENARIO": scenario,
             "SPANLENS_GO": str(self.go),
@@ -195,9 +201,9 @@ class Editor:
 
 @contextlib.contextmanager
 def editor(
-    binary: str, root: Path, scenario: str, home: Path, api: str = "enable"
+    binary: str, root: Path, scenario: str, home: Path, api: str = "enable", plugin: Path = PLUGIN
 ) -> Iterator[Editor]:
-    running = Editor(binary, root, scenario, home, api)
+    running = Editor(binary, root, scenario, home, api, plugin)
     try:
         yield running
     finally:
@@ -217,6 +223,14 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 # Lenses on the first file opened, nothing typed: pending while the model waits.
                 before = ed.expect("LENSES_BEFORE")
                 assert before == "1=… pending enrichment", ed.output()
+                # Running that lens (vim.lsp.codelens.run()): the span's parser facts,
+                # labelled, in a float; then the lens is back.
+                pending = ed.expect("LENS_PENDING")
+                assert "def parse_config(text) | " in pending, pending
+                assert "Parser facts** | - params: `text` | " in pending, pending
+                assert "pending: waiting for a model" in pending, pending
+                assert "Test enrichment" not in pending, pending
+                assert ed.expect("LENS_BACK") == before
                 # The statusline component while a call runs: queued ↑, in flight ⟳.
                 working = ed.expect("STATUSLINE_WORKING")
                 assert re.fullmatch(r"spanlens \d+↑ [1-9]\d*⟳", working), working
@@ -246,6 +260,9 @@ def test_lenses_root_clients_status_and_statusline(nvim: tuple[str, str], tmp_pa
                 show = ed.expect("SHOW")
                 assert "Test enrichment for the function parse_config" in show, show
                 assert "enriched by qwen2.5-coder:7b (small)" in show, show
+                # The enriched lens, run: the float of `:Spanlens show`, and the lens stays.
+                assert ed.expect("LENS_RUN") == "same as show"
+                assert ed.expect("LENS_AFTER_RUN") == f"1={title}"
                 assert ed.expect("COMPLETE") == ",".join(SUBCOMMANDS)
                 assert ed.expect("LOG") == "lsp.log"
                 assert ed.expect("COMPLETE_RETRY") == "all"
@@ -371,6 +388,28 @@ def test_model_install_and_checkhealth_model_lines(
     assert len(files.requests) == 1  # the second install downloaded nothing
 
 
+def test_lsp_config_alone_as_nvim_lspconfig_would_ship_it(tmp_path: Path) -> None:
+    """nvim/lsp/spanlens.lua stands alone, in nvim-lspconfig's format: on a runtimepath with
+    nothing else of spanlens, `vim.lsp.enable('spanlens')` in Neovim 0.12 attaches its client
+    to a buffer of the project, at the project's root, and the server answers."""
+    config = PLUGIN / "lsp" / "spanlens.lua"
+    text = config.read_text(encoding="utf-8")
+    assert text.startswith("---@brief\n---\n"), text[:40]
+    assert "\n---@type vim.lsp.Config\nreturn {\n" in text
+    assert "require(" not in text  # nothing from the plugin
+    alone = tmp_path / "lspconfig"
+    (alone / "lsp").mkdir(parents=True)
+    shutil.copy(config, alone / "lsp" / "spanlens.lua")
+    with StandinModelServer(responder=valid_reply) as standin:
+        root = workspace(tmp_path, standin.url)
+        with editor(current_nvim(), root, "config", tmp_path / "home", plugin=alone) as ed:
+            assert ed.expect("PLUGIN") == "0 plugin files, not loaded"
+            assert ed.expect("ATTACHED") == f"spanlens serve, root {root}"
+            hover = ed.expect("HOVER")
+            assert "def parse_config(text)" in hover, hover
+            ed.finish()
+
+
 STATUS_TEXTS = {
     "indexing": "spanlens indexing 120/800",
     "facts_only": "spanlens facts only",
@@ -400,5 +439,7 @@ def test_statusline_texts_root_rule_and_missing_executable(
         missing = ed.expect("HEALTH_MISSING")
         [error] = health_errors(missing)
         assert f"spanlens executable not found: {root}/no-such-spanlens" in error, missing
+        # The fix names the PyPI distribution (`spanlens` there is someone else's package).
+        assert "pip install spanlens-lsp (or pipx)" in missing, missing
         assert "no spanlens client is running" in missing, missing
         ed.finish()

@@ -6,22 +6,48 @@ local function notify(text, level)
   vim.notify('spanlens: ' .. text, level or vim.log.levels.INFO)
 end
 
---- Run a server command for `bufnr`; `on_result(result, client)` gets its reply.
-local function execute(bufnr, command, argument, on_result)
-  local spanlens = require('spanlens')
-  local client = spanlens.client_for(bufnr)
-  if not client then
-    notify('no spanlens server serves this buffer', vim.log.levels.ERROR)
-    return
-  end
-  local params = { command = command, arguments = argument and { argument } or {} }
-  spanlens.request(client, 'workspace/executeCommand', params, function(err, result)
+--- Send `workspace/executeCommand` through `client`; `on_result(result, client)` gets its reply,
+--- an error is one line in the message area.
+local function send(client, bufnr, params, on_result)
+  require('spanlens').request(client, 'workspace/executeCommand', params, function(err, result)
     if err then
-      notify(err.message or (command .. ' failed'), vim.log.levels.ERROR)
+      notify(err.message or (params.command .. ' failed'), vim.log.levels.ERROR)
       return
     end
     on_result(result or {}, client)
   end, bufnr)
+end
+
+--- Run a server command for `bufnr`; `on_result(result, client)` gets its reply.
+local function execute(bufnr, command, argument, on_result)
+  local client = require('spanlens').client_for(bufnr)
+  if not client then
+    notify('no spanlens server serves this buffer', vim.log.levels.ERROR)
+    return
+  end
+  send(client, bufnr, { command = command, arguments = argument and { argument } or {} }, on_result)
+end
+
+--- The float of `:Spanlens show` and of a code lens run: a `spanlens.showSpan` reply's Markdown,
+--- the span's enrichment or its parser facts (labelled "Parser facts") and its state, as the
+--- hover shows them. The server renders it: model text arrives escaped, with control, terminal
+--- escape and bidi characters dropped (protocol.md, "Hover").
+function M.show_span(result)
+  local lines = vim.split(result.markdown or '', '\n', { plain = true })
+  vim.lsp.util.open_floating_preview(lines, 'markdown', { border = 'rounded', focus_id = 'spanlens' })
+end
+
+--- Client side of the `spanlens.showSpan` command of a code lens (`vim.lsp.codelens.run()`):
+--- Neovim hands it here instead of sending it, since Neovim would drop the server's reply. The
+--- float opens; the lens, which Neovim hides on its line while running it, is asked for again.
+function M.run_lens(command, ctx)
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if not client then
+    return notify('the server of this code lens has stopped', vim.log.levels.ERROR)
+  end
+  local params = { command = command.command, arguments = command.arguments or {} }
+  send(client, ctx.bufnr, params, M.show_span)
+  require('spanlens').refresh_lenses(ctx.bufnr)
 end
 
 local function uri_of(bufnr)
@@ -92,10 +118,7 @@ M.subcommands = {
     if not client then
       return notify('no spanlens server serves this buffer', vim.log.levels.ERROR)
     end
-    execute(bufnr, 'spanlens.showSpan', position_of(bufnr, client), function(result)
-      local lines = vim.split(result.markdown or '', '\n', { plain = true })
-      vim.lsp.util.open_floating_preview(lines, 'markdown', { border = 'rounded', focus_id = 'spanlens' })
-    end)
+    execute(bufnr, 'spanlens.showSpan', position_of(bufnr, client), M.show_span)
   end,
   docgen = function(bufnr)
     execute(bufnr, 'spanlens.docgenFile', { uri = uri_of(bufnr) }, function(result, client)

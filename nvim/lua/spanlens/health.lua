@@ -51,7 +51,7 @@ local function check_executable(cmd)
   if vim.fn.executable(cmd[1]) ~= 1 then
     error(
       'spanlens executable not found: ' .. cmd[1],
-      { 'pip install spanlens (or pipx), or set vim.g.spanlens_cmd = { "/path/to/spanlens", "serve" }' }
+      { 'pip install spanlens-lsp (or pipx), or set vim.g.spanlens_cmd = { "/path/to/spanlens", "serve" }' }
     )
     return false
   end

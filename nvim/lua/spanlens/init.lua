@@ -234,6 +234,15 @@ M.handlers = {
   end,
 }
 
+--- Client-side commands of spanlens's code lenses, for every spanlens client however it was
+--- started (setup(), `vim.lsp.enable`, nvim-lspconfig): Neovim runs these instead of sending
+--- `workspace/executeCommand` itself, whose reply it would drop.
+function M.register_commands()
+  vim.lsp.commands['spanlens.showSpan'] = function(command, ctx)
+    require('spanlens.commands').run_lens(command, ctx)
+  end
+end
+
 -- ------------------------------------------------------------------------ statusline
 
 local function shorten(text, limit)
@@ -377,6 +386,16 @@ function M.config(opts)
   }
 end
 
+--- What the plugin adds to lsp/spanlens.lua on Neovim 0.11+ (`vim.lsp.config`): its handlers,
+--- and the command when `vim.g.spanlens_cmd` is set (before the plugin loads).
+function M.plugin_config()
+  local config = { handlers = M.handlers }
+  if vim.g.spanlens_cmd ~= nil then
+    config.cmd = M.cmd()
+  end
+  return config
+end
+
 --- Neovim before 0.8 does not answer `workspace/configuration` (it does not advertise it):
 --- push the `spanlens` section once the server is up, as protocol.md allows.
 function M.push_settings(client)
@@ -439,10 +458,10 @@ end
 --- section), filetypes, root_markers, on_attach, capabilities, init_options.
 function M.setup(opts)
   M.options = opts or {}
+  M.register_commands()
   if vim.lsp.config and vim.lsp.enable then
     local config = M.config()
     config.name = nil
-    config.handlers = nil -- lsp/spanlens.lua has them
     config.workspace_required = true
     vim.lsp.config('spanlens', config)
     vim.lsp.enable('spanlens')
