@@ -320,15 +320,19 @@ def test_checkhealth_backend_up_then_down(nvim: tuple[str, str], tmp_path: Path)
         standin.stop()
 
 
-# Enable when issue 9 (docgen: spanlens.docgenFile, spanlens.openDoc) is merged: rename to
-# test_docgen_and_open_doc. Until then the server has neither command and this cannot pass.
 def test_docgen_and_open_doc(nvim: tuple[str, str], tmp_path: Path) -> None:
     _version, binary = nvim
     with StandinModelServer(responder=valid_reply) as standin:
         root = workspace(tmp_path, standin.url)
         with editor(binary, root, "docgen", tmp_path / "home") as ed:
             message = ed.expect("DOCGEN_MESSAGE")
-            assert message == "spanlens: .spanlens/docs/src/pkg/mod.py.md written (1 model call)"
+            # The idle queue may have written the doc already (idle_seconds = 0.2): then the
+            # command re-renders it without a model call.
+            assert re.fullmatch(
+                r"spanlens: \.spanlens/docs/src/pkg/mod\.py\.md written "
+                r"\((1 model call|0 model calls)\)",
+                message,
+            ), message
             doc = root / ".spanlens" / "docs" / "src" / "pkg" / "mod.py.md"
             assert ed.expect("DOC_NAME") == str(doc)
             text = ed.expect("DOC_TEXT")
