@@ -51,13 +51,19 @@ local function check_executable(cmd)
   if vim.fn.executable(cmd[1]) ~= 1 then
     error(
       'spanlens executable not found: ' .. cmd[1],
-      { 'pip install spanlens (or pipx), or set vim.g.spanlens_cmd = { "/path/to/spanlens", "serve" }' }
+      { 'pipx install spanlens-lsp (or pip), or set vim.g.spanlens_cmd = { "/path/to/spanlens", "serve" }' }
     )
     return false
   end
   local code, version = run(cli(cmd, '--version'))
   if code == 0 then
     ok(vim.fn.exepath(cmd[1]) .. ': ' .. vim.trim(version))
+    local plugin = require('spanlens.version')
+    if vim.trim(version) ~= 'spanlens ' .. plugin then
+      warn('this plugin is spanlens ' .. plugin .. ', the server ' .. vim.trim(version), {
+        'install the same version of both',
+      })
+    end
   else
     warn(cmd[1] .. ' --version failed (exit ' .. tostring(code) .. ')')
   end
