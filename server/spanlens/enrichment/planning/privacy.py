@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fnmatch
 import hashlib
 import math
+import os
 import re
+import shutil
+import tempfile
 import threading
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -96,6 +101,9 @@ _CANDIDATE_LINE = re.compile(
     r"|[^\s\"'`()\[\]{},;]{16,}"
 )
 
+#: A file extension safe to give the scanner's temporary file.
+_SUFFIX = re.compile(r"\.[A-Za-z0-9_+-]{1,16}")
+
 _detector_lock = threading.Lock()
 _detector_ready = False
 
@@ -142,30 +150,63 @@ def names_a_variable(secret: str) -> bool:
 
 
 def _detect_secrets_finds(text: str, filename: str) -> bool:
-    """Whether any detect-secrets plugin (through its default filters) flags a line."""
-    global _detector_ready
-    from detect_secrets.core.scan import _process_line_based_plugins
-    from detect_secrets.settings import (
-        cache_bust,
-        configure_settings_from_baseline,
-        get_filters,
-    )
+    """Whether any detect-secrets plugin (through its default filters) flags a line.
 
-    if not _detector_ready:
-        with _detector_lock:
-            if not _detector_ready:
-                # Process-wide settings of detect-secrets (nothing else here uses it):
-                # cache_bust() starts them afresh, with its default filters.
-                cache_bust()
-                settings = configure_settings_from_baseline(
-                    {"plugins_used": [{"name": name} for name in DETECTOR_PLUGINS]}
-                )
-                settings.filters[f"{__name__}.names_a_variable"] = {}
-                get_filters.cache_clear()
-                _detector_ready = True
+    Through its public file scanner: the candidate lines go to a file with the extension of
+    ``filename`` (its plugins read the file type from it) in a private temporary folder,
+    deleted at once.
+    """
+    _configure_detect_secrets()
+    from detect_secrets.core.scan import scan_file
+
     candidates = [line for line in text.splitlines() if _CANDIDATE_LINE.search(line)]
-    lines = list(enumerate(candidates, start=1))  # numbered as the list it is handed
-    return next(iter(_process_line_based_plugins(lines, filename)), None) is not None
+    if not candidates:
+        return False
+    suffix = os.path.splitext(filename)[1]
+    name = f"span-{threading.get_ident()}{suffix if _SUFFIX.fullmatch(suffix) else ''}"
+    path = os.path.join(_scan_folder(), name)
+    try:
+        # The encoding detect-secrets opens it with (open() without one).
+        with open(path, "w", encoding="locale", errors="replace") as file:
+            file.write("\n".join(candidates) + "\n")
+        return next(iter(scan_file(path)), None) is not None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _scan_folder() -> str:
+    """The process's private temporary folder for :func:`_detect_secrets_finds` (one file per
+    thread, deleted after each scan), removed at exit; removing a folder per scan cost more
+    than the scan."""
+    global _scan_folder_path
+    with _detector_lock:
+        if _scan_folder_path is None or not os.path.isdir(_scan_folder_path):
+            _scan_folder_path = tempfile.mkdtemp(prefix="spanlens-scan-")
+            atexit.register(shutil.rmtree, _scan_folder_path, ignore_errors=True)
+        return _scan_folder_path
+
+
+_scan_folder_path: str | None = None
+
+
+def _configure_detect_secrets() -> None:
+    """Process-wide settings of detect-secrets, once (nothing else here uses it): the plugins
+    above, its default filters and :func:`names_a_variable`."""
+    global _detector_ready
+    if _detector_ready:
+        return
+    from detect_secrets.settings import cache_bust, configure_settings_from_baseline, get_filters
+
+    with _detector_lock:
+        if not _detector_ready:
+            cache_bust()  # settings afresh, with the default filters
+            settings = configure_settings_from_baseline(
+                {"plugins_used": [{"name": name} for name in DETECTOR_PLUGINS]}
+            )
+            settings.filters[f"{__name__}.names_a_variable"] = {}
+            get_filters.cache_clear()
+            _detector_ready = True
 
 
 def looks_secret(path: str) -> bool:
