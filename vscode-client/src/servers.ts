@@ -1,7 +1,7 @@
 /** One language client per workspace folder; starts, restarts (serialized) and stops them. */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs";
-import * as path from "node:path";
+import { promisify } from "node:util";
 import * as vscode from "vscode";
 import {
   DidChangeConfigurationNotification,
@@ -14,9 +14,11 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import { installModel, type InstallResult, type WorkDoneValue } from "./localModel.ts";
-import { locateServer, type ImportStrategy, type Probe } from "./locate.ts";
+import { locateServer, type ImportStrategy, type Machine } from "./locate.ts";
 import { effectiveValue, serverSection } from "./settings.ts";
 import type { StatusPayload } from "./status.ts";
+
+const run = promisify(execFile);
 
 /** Editor language ids spanlens indexes: the server's table (spanlens.indexing.languages) is
  * the one list; tests/unit/test_client_languages.py checks this one and package.json against it. */
@@ -44,34 +46,32 @@ function selectedInterpreter(folder: vscode.WorkspaceFolder): string | undefined
   }
 }
 
-function machineProbe(folder: vscode.WorkspaceFolder): Probe {
+/** This machine, for the locator: the interpreter probe runs asynchronously (10 s at most). */
+function thisMachine(folder: vscode.WorkspaceFolder): Machine {
+  const stat = (p: string) => {
+    try {
+      return fs.statSync(p);
+    } catch {
+      return undefined;
+    }
+  };
   return {
     platform: process.platform,
+    env: process.env,
     selectedInterpreter: () => selectedInterpreter(folder),
-    isFile: (p) => {
+    isFile: (p) => stat(p)?.isFile() ?? false,
+    isExecutable: (p) => {
+      if (!stat(p)?.isFile()) return false;
       try {
-        return fs.statSync(p).isFile();
+        fs.accessSync(p, fs.constants.X_OK);
+        return true;
       } catch {
         return false;
       }
     },
-    which: (name) => {
-      for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-        const candidate = path.join(dir, name);
-        try {
-          fs.accessSync(candidate, fs.constants.X_OK);
-          if (fs.statSync(candidate).isFile()) return candidate;
-        } catch {
-          /* not here */
-        }
-      }
-      return undefined;
-    },
-    pythonVersion: (python) => {
+    exec: async (file, args) => {
       try {
-        const out = execFileSync(python, ["-c", "import sys; print(*sys.version_info[:2])"], { timeout: 10_000, encoding: "utf8" });
-        const [major, minor] = out.trim().split(" ").map(Number);
-        return Number.isFinite(major) && Number.isFinite(minor) ? [major, minor] : undefined;
+        return (await run(file, args, { timeout: 10_000, encoding: "utf8", windowsHide: true })).stdout;
       } catch {
         return undefined;
       }
@@ -161,14 +161,14 @@ export class Servers implements vscode.Disposable {
     const trusted = vscode.workspace.isTrusted;
     const config = vscode.workspace.getConfiguration("spanlens", folder.uri);
     const inspect = (key: string) => config.inspect(key);
-    const located = locateServer(
+    const located = await locateServer(
       {
         serverPath: String(effectiveValue("server.path", inspect, trusted) ?? ""),
         interpreter: String(effectiveValue("interpreter", inspect, trusted) ?? ""),
         importStrategy: trusted ? ((config.get<string>("importStrategy") ?? "useBundled") as ImportStrategy) : "useBundled",
       },
       this.hooks.bundledDir,
-      machineProbe(folder),
+      thisMachine(folder),
     );
     if ("error" in located) {
       log.error(located.error);
