@@ -81,6 +81,8 @@ function thisMachine(folder: vscode.WorkspaceFolder): Machine {
 
 export class Servers implements vscode.Disposable {
   private readonly clients = new Map<string, LanguageClient>();
+  /** Where each folder's server came from (locateServer's `source`). */
+  private readonly located = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
 
@@ -178,6 +180,7 @@ export class Servers implements vscode.Disposable {
       });
       return;
     }
+    this.located.set(folder.uri.toString(), located.source);
     log.info(`starting the ${located.source} server for ${folder.name}${trusted ? "" : " (untrusted workspace)"}: ${located.command} ${located.args.join(" ")}`);
     const env = { ...process.env, ...(await this.hooks.secretEnv()) };
     const serverOptions: ServerOptions = { command: located.command, args: located.args, options: { cwd: folder.uri.fsPath, env } };
@@ -230,6 +233,11 @@ export class Servers implements vscode.Disposable {
       log.error(text);
       this.hooks.onProblem(folder, text);
     }
+  }
+
+  /** Where the running servers came from: "bundled", "environment", "spanlens.server.path"... */
+  sources(): string[] {
+    return [...this.clients.keys()].map((key) => this.located.get(key)).filter((s): s is string => s !== undefined);
   }
 
   /** The client of a folder by its URI string (lens arguments carry it). */
