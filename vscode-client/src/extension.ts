@@ -58,7 +58,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       useOllama({
         url: ollamaUrl(process.env),
         ollamaModels: () => ollamaModels(fetch, ollamaUrl(process.env)),
-        pick: async (items, placeHolder) => (await vscode.window.showQuickPick(items, { placeHolder }))?.label,
+        pick: async (items, placeHolder) => (await vscode.window.showQuickPick(items, { title: "spanlens: Use Ollama", placeHolder }))?.label,
         setBackends: (backends) => vscode.workspace.getConfiguration("spanlens").update("backends", backends, vscode.ConfigurationTarget.Global),
         showInformation: (message, ...actions) => vscode.window.showInformationMessage(message, ...actions),
         copy: (text) => vscode.env.clipboard.writeText(text),

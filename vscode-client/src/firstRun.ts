@@ -145,7 +145,7 @@ export async function useOllama(host: OllamaHost): Promise<string | undefined> {
   }
   const ordered = [...models].sort((a, b) => Number(b === OLLAMA_MODEL) - Number(a === OLLAMA_MODEL));
   const items: PickItem[] = ordered.map((model) => ({ label: model, description: model === OLLAMA_MODEL ? "suggested" : undefined }));
-  if (!models.includes(OLLAMA_MODEL)) items.push({ label: PULL_LABEL, description: PULL_COMMAND, detail: "a code model that fits a 8 GB GPU" });
+  if (!models.includes(OLLAMA_MODEL)) items.push({ label: PULL_LABEL, description: PULL_COMMAND, detail: "a code model that fits an 8 GB GPU" });
   const picked = await host.pick(items, "The Ollama model spanlens enriches with");
   if (picked === undefined) return undefined;
   if (picked === PULL_LABEL) {

@@ -178,6 +178,16 @@ const ops = {
     if (found) return found;
     throw new Error(`no tab matched /${pattern}/: ${JSON.stringify(await titles())}`);
   },
+  /** Wait until the page's visible text matches `pattern` (a walkthrough, a settings page). */
+  async pageText({ pattern, timeout = 30_000 }) {
+    const re = new RegExp(pattern, "u");
+    const text = await until(async () => {
+      const t = await page.locator("body").innerText();
+      return re.test(t) ? t : undefined;
+    }, timeout);
+    if (text) return text;
+    throw new Error(`the page never showed /${pattern}/`);
+  },
   async screenshot({ name }) {
     const path = `${artifacts}/${name}.png`;
     await page.screenshot({ path });
