@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.vscode_session import vscode
-from tests.support.replies import code_facts, parse_request, valid_enrichment
+from tests.support.replies import (
+    code_facts,
+    parse_docgen_request,
+    parse_request,
+    valid_enrichment,
+    valid_overview,
+)
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 
 pytestmark = pytest.mark.e2e
@@ -23,6 +29,9 @@ PICKED = "llama3.2:latest"
 def respond(request: RecordedRequest) -> Reply:
     parsed = parse_request(request)
     if parsed is None:
+        docgen = parse_docgen_request(request)
+        if docgen is not None:  # a file overview for docgen
+            return Reply.json(valid_overview(docgen))
         return Reply.error(400, {"error": "not a spanlens request"})
     spans = parsed["spans"]
     data = [
@@ -80,6 +89,13 @@ def test_first_run_guidance_walkthrough_and_use_ollama(tmp_path: Path) -> None:
             assert {r.model for r in chats} == {PICKED}, [r.model for r in chats]
             editor.call("lenses", pattern=f"· {PICKED}", timeout=90_000)
             editor.screenshot("enriched")
+
+            # Clicking the status item opens its menu; its status report names the model.
+            editor.call("clickStatusBar", pattern=r"^\s*spanlens (idle|waiting|enriching)")
+            editor.call("input", expect="Pause background work", text="Show status report")
+            editor.call("tabs", pattern="spanlens_status")
+            editor.screenshot("menu-status-report")
+            editor.call("open", name="config.py")
 
             # The walkthrough has the same steps (not the built-in model's: the bundled
             # server has no engine to run it).

@@ -21,15 +21,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   // [local] extra, or a bundle that carries it (the default .vsix does not).
   const builtInAvailable = () =>
     servers?.sources().some((source) => !source.startsWith("bundled")) || fs.existsSync(path.join(bundledDir, "libs", "xllamacpp"));
+  // The walkthrough's built-in step shows where the engine is (its `when` context key).
+  let shownBuiltIn: boolean | undefined;
+  const builtInContext = () => {
+    const available = builtInAvailable();
+    if (available !== shownBuiltIn) void vscode.commands.executeCommand("setContext", "spanlens.builtInModel", available);
+    shownBuiltIn = available;
+    return available;
+  };
   const guidance = new FirstRunGuidance({
     state: context.workspaceState,
     showInformation: (message, ...actions) => vscode.window.showInformationMessage(message, ...actions),
     runCommand: (command) => vscode.commands.executeCommand(command),
-    builtInAvailable: () => {
-      const available = builtInAvailable();
-      void vscode.commands.executeCommand("setContext", "spanlens.builtInModel", available);
-      return available;
-    },
+    builtInAvailable: builtInContext,
     ollamaModels: () => ollamaModels(fetch, ollamaUrl(process.env)),
   });
   servers = new Servers({
@@ -37,6 +41,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     bundledDir,
     secretEnv: () => keys.environment(),
     onStatus: (folder, payload) => {
+      builtInContext();
       void guidance.onStatus(payload);
       const active = vscode.window.activeTextEditor?.document.uri;
       const activeFolder = active ? vscode.workspace.getWorkspaceFolder(active) : undefined;
