@@ -14,6 +14,9 @@ CLIENT := vscode-client
 VSIX_TARGET ?= linux-x64
 VSIX_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",/\1/p' $(CLIENT)/package.json)
 VSIX := $(CLIENT)/spanlens-$(VSIX_VERSION)-$(VSIX_TARGET).vsix
+# The README's images and links, made absolute in the .vsix (the Marketplace needs that): the
+# repository's URL from package.json, whose raw files are at .../raw/HEAD/... (GitHub, GitLab).
+VSIX_REPO := $(shell sed -n 's/^    "url": "\(.*\)\.git",\{0,1\}$$/\1/p' $(CLIENT)/package.json | head -1)
 E2E_NODE := tests/e2e/vscode
 
 setup: $(STAMP)
@@ -102,10 +105,12 @@ $(E2E_NODE)/node_modules/.package-lock.json: $(E2E_NODE)/package.json $(E2E_NODE
 vsix: $(VSIX)
 
 $(VSIX): $(STAMP) $(CLIENT)/node_modules/.package-lock.json $(wildcard $(CLIENT)/src/*.ts) $(CLIENT)/bundled-src/spanlens_server.py \
-         $(CLIENT)/scripts/bundle-server.sh pyproject.toml $(shell find server -name '*.py')
+         $(CLIENT)/scripts/bundle-server.sh pyproject.toml $(shell find server -name '*.py') \
+         $(CLIENT)/package.json $(CLIENT)/.vscodeignore $(wildcard $(CLIENT)/*.md $(CLIENT)/images/*)
 	cd $(CLIENT) && $(NODE_ENV) node esbuild.mjs
 	cd $(CLIENT) && sh scripts/bundle-server.sh $(VSIX_TARGET) "$(CURDIR)/$(BIN)/python -m pip"
-	cd $(CLIENT) && $(NODE_ENV) npx vsce package --no-dependencies --target $(VSIX_TARGET) -o $(notdir $(VSIX))
+	cd $(CLIENT) && $(NODE_ENV) npx vsce package --no-dependencies --target $(VSIX_TARGET) -o $(notdir $(VSIX)) \
+	  --baseContentUrl $(VSIX_REPO)/blob/HEAD/$(CLIENT) --baseImagesUrl $(VSIX_REPO)/raw/HEAD/$(CLIENT)
 	@echo "$(VSIX): $$(du -k $(VSIX) | cut -f1) KiB"
 
 # The client's unit tests (Node's test runner: server locating, settings mapping).

@@ -1,15 +1,10 @@
-/** The built-in local model in the editor: which model serves (status text), the first-run
- * guidance, and the install with its cancellable notification. No runtime `vscode` import:
- * the editor is passed in, so Node's test runner exercises this file as is. */
+/** The built-in local model in the editor: which model serves (status text) and the install
+ * with its cancellable notification (the first-run guidance is in firstRun.ts). No runtime
+ * `vscode` import: the editor is passed in, so Node's test runner exercises this file as is. */
 import type { Disposable } from "vscode";
 
 /** The palette command that installs the model ("spanlens: Set up the Local Model"). */
 export const SETUP_COMMAND = "spanlens.setupLocalModel";
-/** workspaceState key: the guidance was shown in this workspace. */
-export const GUIDANCE_KEY = "spanlens.localModelGuidanceShown";
-export const GUIDANCE_ACTION = "Set Up the Local Model";
-export const GUIDANCE_MESSAGE =
-  "spanlens: no model is set up, so nothing is enriched yet. Hovers show parser facts. Set up the built-in local model (a one-time download, about 1 GB)?";
 
 /** The `localEngine` object of the status payload (protocol.md). */
 export interface LocalEngine {
@@ -47,33 +42,6 @@ export function modelText(payload: ModelPayload): string {
       return "model: none (facts only)";
     default:
       return "model: not known yet";
-  }
-}
-
-/** The slice of the editor the guidance needs. */
-export interface GuidanceHost {
-  /** The workspace's memento (`context.workspaceState`). */
-  state: { get<T>(key: string): T | undefined; update(key: string, value: unknown): PromiseLike<void> };
-  showInformation(message: string, ...actions: string[]): PromiseLike<string | undefined>;
-  runCommand(command: string): PromiseLike<unknown>;
-}
-
-/** Offers the model install once per workspace when a status says nothing can enrich. */
-export class FirstRunGuidance {
-  private readonly host: GuidanceHost;
-  private offered = false;
-
-  constructor(host: GuidanceHost) {
-    this.host = host;
-  }
-
-  /** Called with every status payload; resolves when the user answered (or at once). */
-  async onStatus(payload: ModelPayload): Promise<void> {
-    if (payload.modelSource !== "none" || this.offered || this.host.state.get<boolean>(GUIDANCE_KEY)) return;
-    this.offered = true; // before any await: the next payload must not offer it again
-    await this.host.state.update(GUIDANCE_KEY, true);
-    const pick = await this.host.showInformation(GUIDANCE_MESSAGE, GUIDANCE_ACTION);
-    if (pick === GUIDANCE_ACTION) await this.host.runCommand(SETUP_COMMAND);
   }
 }
 

@@ -1,7 +1,7 @@
 /** One language client per workspace folder; starts, restarts (serialized) and stops them. */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs";
-import * as path from "node:path";
+import { promisify } from "node:util";
 import * as vscode from "vscode";
 import {
   DidChangeConfigurationNotification,
@@ -14,9 +14,11 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import { installModel, type InstallResult, type WorkDoneValue } from "./localModel.ts";
-import { locateServer, type ImportStrategy, type Probe } from "./locate.ts";
+import { locateServer, type ImportStrategy, type Machine } from "./locate.ts";
 import { effectiveValue, serverSection } from "./settings.ts";
 import type { StatusPayload } from "./status.ts";
+
+const run = promisify(execFile);
 
 /** Editor language ids spanlens indexes: the server's table (spanlens.indexing.languages) is
  * the one list; tests/unit/test_client_languages.py checks this one and package.json against it. */
@@ -44,34 +46,32 @@ function selectedInterpreter(folder: vscode.WorkspaceFolder): string | undefined
   }
 }
 
-function machineProbe(folder: vscode.WorkspaceFolder): Probe {
+/** This machine, for the locator: the interpreter probe runs asynchronously (10 s at most). */
+function thisMachine(folder: vscode.WorkspaceFolder): Machine {
+  const stat = (p: string) => {
+    try {
+      return fs.statSync(p);
+    } catch {
+      return undefined;
+    }
+  };
   return {
     platform: process.platform,
+    env: process.env,
     selectedInterpreter: () => selectedInterpreter(folder),
-    isFile: (p) => {
+    isFile: (p) => stat(p)?.isFile() ?? false,
+    isExecutable: (p) => {
+      if (!stat(p)?.isFile()) return false;
       try {
-        return fs.statSync(p).isFile();
+        fs.accessSync(p, fs.constants.X_OK);
+        return true;
       } catch {
         return false;
       }
     },
-    which: (name) => {
-      for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-        const candidate = path.join(dir, name);
-        try {
-          fs.accessSync(candidate, fs.constants.X_OK);
-          if (fs.statSync(candidate).isFile()) return candidate;
-        } catch {
-          /* not here */
-        }
-      }
-      return undefined;
-    },
-    pythonVersion: (python) => {
+    exec: async (file, args) => {
       try {
-        const out = execFileSync(python, ["-c", "import sys; print(*sys.version_info[:2])"], { timeout: 10_000, encoding: "utf8" });
-        const [major, minor] = out.trim().split(" ").map(Number);
-        return Number.isFinite(major) && Number.isFinite(minor) ? [major, minor] : undefined;
+        return (await run(file, args, { timeout: 10_000, encoding: "utf8", windowsHide: true })).stdout;
       } catch {
         return undefined;
       }
@@ -81,6 +81,8 @@ function machineProbe(folder: vscode.WorkspaceFolder): Probe {
 
 export class Servers implements vscode.Disposable {
   private readonly clients = new Map<string, LanguageClient>();
+  /** Where each folder's server came from (locateServer's `source`). */
+  private readonly located = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
 
@@ -161,14 +163,14 @@ export class Servers implements vscode.Disposable {
     const trusted = vscode.workspace.isTrusted;
     const config = vscode.workspace.getConfiguration("spanlens", folder.uri);
     const inspect = (key: string) => config.inspect(key);
-    const located = locateServer(
+    const located = await locateServer(
       {
         serverPath: String(effectiveValue("server.path", inspect, trusted) ?? ""),
         interpreter: String(effectiveValue("interpreter", inspect, trusted) ?? ""),
         importStrategy: trusted ? ((config.get<string>("importStrategy") ?? "useBundled") as ImportStrategy) : "useBundled",
       },
       this.hooks.bundledDir,
-      machineProbe(folder),
+      thisMachine(folder),
     );
     if ("error" in located) {
       log.error(located.error);
@@ -178,6 +180,7 @@ export class Servers implements vscode.Disposable {
       });
       return;
     }
+    this.located.set(folder.uri.toString(), located.source);
     log.info(`starting the ${located.source} server for ${folder.name}${trusted ? "" : " (untrusted workspace)"}: ${located.command} ${located.args.join(" ")}`);
     const env = { ...process.env, ...(await this.hooks.secretEnv()) };
     const serverOptions: ServerOptions = { command: located.command, args: located.args, options: { cwd: folder.uri.fsPath, env } };
@@ -230,6 +233,11 @@ export class Servers implements vscode.Disposable {
       log.error(text);
       this.hooks.onProblem(folder, text);
     }
+  }
+
+  /** Where the running servers came from: "bundled", "environment", "spanlens.server.path"... */
+  sources(): string[] {
+    return [...this.clients.keys()].map((key) => this.located.get(key)).filter((s): s is string => s !== undefined);
   }
 
   /** The client of a folder by its URI string (lens arguments carry it). */

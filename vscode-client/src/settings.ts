@@ -6,7 +6,8 @@
 /** Settings the client uses to find and start the server; changing one restarts it. */
 export const LOCATING_KEYS = ["server.path", "importStrategy", "interpreter"] as const;
 
-/** Settings sent to the server, by their dotted spanlens.toml key. */
+/** Settings sent to the server, by their dotted spanlens.toml key (the setting is named
+ * `spanlens.` + settingName(key)). */
 export const SERVER_KEYS = [
   "lsp.code_lens",
   "lsp.diagnostics",
@@ -30,18 +31,35 @@ export interface Inspected {
 
 export type Inspect = (key: string) => Inspected | undefined;
 
+/** The VS Code setting name of a spanlens.toml key: camelCase, as VS Code's convention
+ * (`lsp.code_lens` -> `lsp.codeLens`). */
+export function settingName(key: string): string {
+  return key.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** Setting names read as deprecated aliases for one release: the spanlens.toml spellings
+ * (`spanlens.lsp.code_lens`) that were the settings' names before they followed VS Code's. */
+export const DEPRECATED_NAMES: Record<string, string> = Object.fromEntries(
+  SERVER_KEYS.filter((key) => settingName(key) !== key).map((key) => [key, settingName(key)]),
+);
+
 /**
- * The value the user set for `key` (folder > workspace > user), or undefined when only the
- * default applies. In an untrusted workspace, restricted keys take the user's value only.
+ * The value the user set for the spanlens.toml key `key` (folder > workspace > user), or
+ * undefined when only the default applies. At each level the camelCase setting wins over its
+ * deprecated snake_case alias. In an untrusted workspace, restricted keys take the user's
+ * value only.
  */
 export function effectiveValue(key: string, inspect: Inspect, trusted: boolean): unknown {
-  const found = inspect(key);
-  if (!found) return undefined;
-  const layers = trusted || !RESTRICTED_KEYS.has(key)
-    ? [found.workspaceFolderValue, found.workspaceValue, found.globalValue]
-    : [found.globalValue];
-  for (const value of layers) {
-    if (value !== undefined && value !== null) return value;
+  const names = settingName(key) === key ? [key] : [settingName(key), key];
+  const found = names.map((name) => inspect(name));
+  const levels: Array<keyof Inspected> = trusted || !RESTRICTED_KEYS.has(key)
+    ? ["workspaceFolderValue", "workspaceValue", "globalValue"]
+    : ["globalValue"];
+  for (const level of levels) {
+    for (const inspected of found) {
+      const value = inspected?.[level];
+      if (value !== undefined && value !== null) return value;
+    }
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 /** The language status items and the status bar item, fed by `spanlens/status`. */
 import * as vscode from "vscode";
-import { modelText, SETUP_COMMAND, type ModelPayload } from "./localModel.ts";
+import { modelText, type ModelPayload } from "./localModel.ts";
 
 /** The `spanlens/status` payload (protocol.md), as far as the client reads it. */
 export interface StatusPayload extends ModelPayload {
@@ -70,14 +70,14 @@ export class StatusView implements vscode.Disposable {
   constructor(selector: vscode.DocumentSelector) {
     this.main = vscode.languages.createLanguageStatusItem("spanlens.status", selector);
     this.main.name = "spanlens";
-    this.main.command = { title: "Show logs", command: "spanlens.showLogs" };
+    this.main.command = { title: "Menu", command: "spanlens.showMenu" };
     this.control = vscode.languages.createLanguageStatusItem("spanlens.control", selector);
     this.control.name = "spanlens background work";
     this.model = vscode.languages.createLanguageStatusItem("spanlens.model", selector);
     this.model.name = "spanlens model";
     this.bar = vscode.window.createStatusBarItem("spanlens.statusBar", vscode.StatusBarAlignment.Right, 100);
     this.bar.name = "spanlens";
-    this.bar.command = "spanlens.showLogs";
+    this.bar.command = "spanlens.showMenu";
     this.update({ state: "starting" });
     this.bar.show();
   }
@@ -102,7 +102,7 @@ export class StatusView implements vscode.Disposable {
       : { title: "Pause", command: "spanlens.client.pause" };
     this.model.text = modelText(payload);
     this.model.detail = payload.modelSource === "none" ? "hovers show parser facts" : undefined;
-    this.model.command = payload.modelSource === "none" ? { title: "Set Up the Local Model", command: SETUP_COMMAND } : undefined;
+    this.model.command = payload.modelSource === "none" ? { title: "Set up a model", command: "spanlens.openWalkthrough" } : undefined;
     const icon = busy ? "$(sync~spin)" : payload.lastError ? "$(warning)" : paused ? "$(debug-pause)" : "$(check)";
     this.bar.text = `${icon} spanlens ${state}${queued ? ` · ${queued} queued` : ""}${payload.inFlight ? ` · ${payload.inFlight} in flight` : ""}`;
     this.bar.tooltip = [modelText(payload), ...statusLines(payload)].join("\n");

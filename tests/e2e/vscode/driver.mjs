@@ -178,6 +178,23 @@ const ops = {
     if (found) return found;
     throw new Error(`no tab matched /${pattern}/: ${JSON.stringify(await titles())}`);
   },
+  /** Click spanlens's status bar item (the one whose text matches `pattern`). */
+  async clickStatusBar({ pattern = "spanlens", timeout = 30_000 }) {
+    const item = page.locator(".statusbar-item", { hasText: new RegExp(pattern, "u") }).first();
+    await item.waitFor({ timeout });
+    await item.click();
+    return true;
+  },
+  /** Wait until the page's visible text matches `pattern` (a walkthrough, a settings page). */
+  async pageText({ pattern, timeout = 30_000 }) {
+    const re = new RegExp(pattern, "u");
+    const text = await until(async () => {
+      const t = await page.locator("body").innerText();
+      return re.test(t) ? t : undefined;
+    }, timeout);
+    if (text) return text;
+    throw new Error(`the page never showed /${pattern}/`);
+  },
   async screenshot({ name }) {
     const path = `${artifacts}/${name}.png`;
     await page.screenshot({ path });
