@@ -27,7 +27,7 @@ from spanlens.docgen.generate import Docgen, write_docs
 from spanlens.docgen.plan import MISSING, STALE, doc_state
 from spanlens.enrichment.runner import run_enrich
 from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 FILES = 120
 MAX_BYTES = 60_000

@@ -22,7 +22,7 @@ from typing import Any
 from run import print_table
 from spanlens.indexing.indexer import index_text, index_workspace
 from spanlens.indexing.languages import language_for_path
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 GENERATED_FILES_PER_LANGUAGE = 40
 

@@ -21,13 +21,6 @@ from spanlens.presentation.text import clean_text
 from spanlens.settings import (
     BackendSettings,
     ConfigError,
-    DocgenSettings,
-    EnrichmentSettings,
-    GpuSettings,
-    IndexSettings,
-    LocalSettings,
-    LspSettings,
-    RouterSettings,
     Settings,
     url_is_local,
 )
@@ -37,23 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = [
-    "ALLOW_WORKSPACE_REMOTE",
-    "BackendSettings",
-    "ConfigError",
-    "DocgenSettings",
-    "EnrichmentSettings",
-    "GpuSettings",
-    "IndexSettings",
-    "LocalSettings",
-    "LspSettings",
-    "RouterSettings",
-    "Settings",
-    "deep_merge",
-    "load_settings",
-    "settings_from_dict",
-    "url_is_local",
-]
+__all__ = ["ALLOW_WORKSPACE_REMOTE", "deep_merge", "load_settings", "settings_from_dict"]
 
 
 #: Environment variable with which a user lets workspace files configure remote backends.

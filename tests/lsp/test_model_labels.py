@@ -11,7 +11,8 @@ from tests.support.standin import Reply, StandinModelServer
 
 from spanlens.indexing.indexer import index_workspace
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments, open_store
+from spanlens.store import enrichments
+from spanlens.store.db import open_store
 
 PARSE_LINE = 12  # "def parse_config(text):"
 LOAD_LINE = 3  # "    def load(self, path):"

@@ -13,7 +13,8 @@ from tests.support.standin import Reply, StandinModelServer
 from spanlens.indexing.indexer import index_workspace
 from spanlens.presentation.text import has_unsafe_chars
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments, open_store
+from spanlens.store import enrichments
+from spanlens.store.db import open_store
 
 PARSE_LINE = 12  # "def parse_config(text):"
 HOSTILE = "Parses\x00 lines\x1b[2J\x1b]0;pwned\x07 \u202eof key\u2066=value\u2069\r text.\x9b"

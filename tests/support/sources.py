@@ -10,7 +10,7 @@ from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.indexing.indexer import index_workspace
 from spanlens.indexing.source import read_source_text
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 
 def indexed_sources(root: Path) -> list[SpanSource]:

@@ -22,7 +22,7 @@ import pytest
 from spanlens.indexing.indexer import index_workspace
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 

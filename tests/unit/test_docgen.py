@@ -22,7 +22,7 @@ from tests.support.replies import parse_docgen_request, valid_reply
 from tests.support.standin import Reply, StandinModelServer
 
 from spanlens.cli import main
-from spanlens.config import ConfigError, load_settings
+from spanlens.config import load_settings
 from spanlens.docgen.overview import validate_overview
 from spanlens.docgen.write import (
     DocPathError,
@@ -34,6 +34,7 @@ from spanlens.docgen.write import (
     write_atomic,
 )
 from spanlens.indexing.indexer import index_workspace
+from spanlens.settings import ConfigError
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store.db import open_store
@@ -423,7 +424,7 @@ class _Services:
 async def _job(root: Path) -> tuple[Any, Any]:
     from spanlens.app import build_engine
     from spanlens.docgen.job import DocgenJob
-    from spanlens.scheduling.store_worker import StoreWorker
+    from spanlens.store.worker import StoreWorker
 
     settings = load_settings(root)
     worker = StoreWorker(root, "test")

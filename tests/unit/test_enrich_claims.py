@@ -24,15 +24,15 @@ from tests.support.replies import request_span_ids, valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrich_faults import functions_workspace, settings_for, state_counts
 
-from spanlens.enrichment.engine import CLAIMED_ELSEWHERE, EnrichmentEngine
+from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
-from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind
 from spanlens.store import claims as leases
-from spanlens.store import open_store
-from spanlens.store.db import db_path_for
+from spanlens.store.db import db_path_for, open_store
+from spanlens.store.enrichments import CLAIMED_ELSEWHERE
+from spanlens.store.worker import StoreWorker
 
 REPO = Path(__file__).resolve().parents[2]
 

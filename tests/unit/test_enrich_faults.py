@@ -21,13 +21,14 @@ from tests.support.replies import request_span_ids, valid_reply, valid_responder
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import assert_every_row_valid, workspace
 
-from spanlens.config import ConfigError, Settings, load_settings, settings_from_dict
+from spanlens.config import load_settings, settings_from_dict
 from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich, summary_lines
+from spanlens.settings import ConfigError, Settings
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import open_store
-from spanlens.store.db import Store, db_path_for
+from spanlens.store.db import db_path_for, open_store
 from spanlens.store.enrichments import StoreWriteFailed
+from spanlens.store.handle import Store
 from spanlens.store.worker import StoreWorker
 
 T = TypeVar("T")

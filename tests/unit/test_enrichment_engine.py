@@ -29,16 +29,19 @@ from tests.support.replies import (
 )
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer, closed_port_url
 
-from spanlens.config import Settings, settings_from_dict
-from spanlens.enrichment.engine import EnrichmentEngine, SpanOutcome
+from spanlens.config import settings_from_dict
+from spanlens.enrichment.engine import EnrichmentEngine
+from spanlens.enrichment.outcomes import SpanOutcome
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.indexing.indexer import index_workspace
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
-from spanlens.store.db import SpanRow, Store
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 
 SMALL_FILE = '''
 def add(a, b=1):

@@ -11,17 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.indexer import (
-    IndexSummary,
-    check_text,
-    index_text,
-    index_workspace,
-)
+from spanlens.indexing.indexer import IndexSummary, index_text, index_workspace
 from spanlens.indexing.languages import get_extractor, language_for_path
 from spanlens.indexing.languages import python as python_languages
-from spanlens.indexing.parsing import RecentParses
+from spanlens.indexing.parsing import RecentParses, check_text
 from spanlens.indexing.spans import Extraction
-from spanlens.store import Store, open_store
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
 
 SERVICE = '''
 class Service:

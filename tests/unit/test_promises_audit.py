@@ -13,7 +13,7 @@ from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.indexing.hashing import content_hash
 from spanlens.indexing.indexer import index_workspace
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 
 def test_inputs_may_name_star_parameters_without_their_stars() -> None:

@@ -31,10 +31,10 @@ from spanlens.enrichment.prompt.source import SpanContext
 from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
-from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
+from spanlens.store.db import open_store
+from spanlens.store.worker import StoreWorker
 
 #: An AWS access key id (the credential check's oldest rule); split so no scanner flags this file.
 AWS_KEY = "AKIA" + "QWERTYUIOPASDFGH"
@@ -229,7 +229,7 @@ class _RecordingEngine:
         self.calls: list[list[tuple[str, str]]] = []
 
     async def enrich(self, spans: list[Any], *, tier: str | None = None) -> list[Any]:
-        from spanlens.enrichment.engine import SpanOutcome
+        from spanlens.enrichment.outcomes import SpanOutcome
 
         self.calls.append([(s.path, s.name) for s in spans])
         return [SpanOutcome(s.id, s.content_hash, "discarded", "test") for s in spans]

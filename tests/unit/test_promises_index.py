@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from spanlens.indexing.indexer import index_workspace
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
-from spanlens.store.db import Store
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
 from spanlens.store.symbols import search_spans
 
 FILES = {

@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from spanlens.config import Settings
 from spanlens.indexing.indexer import index_workspace
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.scheduler import Scheduler
-from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.settings import Settings
 from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store, open_store
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
+from spanlens.store.worker import StoreWorker
 
 SOURCE = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(6))
 

@@ -6,12 +6,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from spanlens.config import Settings
 from spanlens.indexing.indexer import index_workspace
 from spanlens.presentation.state import span_view
 from spanlens.scheduling.enrich_jobs import SpanWork
 from spanlens.scheduling.jobs import Backoff
 from spanlens.scheduling.queue import Priority
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, SpanState, span_state
 from spanlens.store import enrichments as queries
 from spanlens.store.db import open_store

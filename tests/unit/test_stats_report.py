@@ -15,7 +15,7 @@ from tests.support.replies import batch_responder, parse_request, valid_enrichme
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 
 from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 from spanlens.store.symbols import search_spans
 
 

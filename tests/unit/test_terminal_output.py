@@ -11,7 +11,8 @@ import pytest
 from spanlens.indexing.indexer import index_workspace
 from spanlens.presentation.text import has_unsafe_chars
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments, open_store
+from spanlens.store import enrichments
+from spanlens.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 HOSTILE = "Adds\x00 two\x1b[2J\x1b]0;pwned\x07 \u202enumbers\r and\u2066 returns\x9b the sum."

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spanlens.config import IndexSettings
 from spanlens.indexing.indexer import index_workspace
+from spanlens.settings import IndexSettings
 from spanlens.store.db import open_store
 from spanlens.workspace.files import current_text, index_file
 

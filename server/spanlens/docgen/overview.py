@@ -14,11 +14,11 @@ from typing import Any
 
 import jsonschema
 
-from spanlens.config import BackendSettings, Settings
-from spanlens.enrichment.backends import BackendFailure, CallResult, ChatRequest, FailureKind
+from spanlens.enrichment.backends.base import BackendFailure, CallResult, ChatRequest, FailureKind
 from spanlens.enrichment.call.path import CallPath, CallRequest, Verdict
 from spanlens.enrichment.reply.parse import extract_json
 from spanlens.enrichment.reply.placeholders import placeholder_reason
+from spanlens.settings import BackendSettings, Settings
 from spanlens.store.enrichments import StoreWriteFailed
 
 #: Bump when the prompt or schema changes: every overview key changes with it.

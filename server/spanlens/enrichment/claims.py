@@ -20,7 +20,9 @@ import uuid
 from spanlens.states import failed_for_good
 from spanlens.store import claims as leases
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store, StoreError
+from spanlens.store.errors import StoreError
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 from spanlens.store.worker import StoreWrites
 
 log = logging.getLogger(__name__)

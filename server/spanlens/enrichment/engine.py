@@ -25,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spanlens.config import Settings
-from spanlens.enrichment.backends import FailureKind, probe_backends
+from spanlens.enrichment.backends import probe_backends
+from spanlens.enrichment.backends.base import FailureKind
 from spanlens.enrichment.call.cascade import Cascade, JobResult
 from spanlens.enrichment.call.endpoints import (
     Endpoint,
@@ -53,32 +53,26 @@ from spanlens.enrichment.outcomes import (
 from spanlens.enrichment.planning.jobs import Job, plan_jobs
 from spanlens.enrichment.planning.privacy import remote_allowed
 from spanlens.enrichment.planning.router import choose_route, no_route_reason
-from spanlens.enrichment.planning.sources import SourceReader, load_sources, span_text
+from spanlens.enrichment.planning.sources import SourceReader, load_sources
 from spanlens.enrichment.prompt.build import single_prompt_tokens
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.enrichment.reply.validate import to_span_lines
 from spanlens.enrichment.writes import GuardedWrites
 from spanlens.indexing.source import read_source_text
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, Deferral, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store, StoreError, open_store
+from spanlens.store.db import open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
+from spanlens.store.errors import StoreError
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 from spanlens.store.worker import StoreWorker, StoreWrites
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "CLAIMED_ELSEWHERE",
-    "DEFERRED",
-    "DISCARDED",
-    "ENRICHED",
-    "FAILED",
-    "EnrichmentEngine",
-    "SpanOutcome",
-    "build_endpoints",
-    "span_text",
-]
+__all__ = ["EnrichmentEngine"]
 
 
 class EnrichmentEngine:

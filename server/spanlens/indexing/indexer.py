@@ -26,7 +26,8 @@ from spanlens.indexing.parsing import (
 )
 from spanlens.indexing.source import normalise_source
 from spanlens.indexing.walk import WalkResult, walk_workspace
-from spanlens.store.db import SPAN_INSERT_FIELDS, FileRow, Store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SPAN_INSERT_FIELDS, FileRow
 
 #: Results written per transaction, and the longest a result waits to be written. The write
 #: lock is taken only to write (never while workers parse), for a few tens of milliseconds,

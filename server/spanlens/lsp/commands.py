@@ -16,16 +16,16 @@ from spanlens.presentation.markdown import inline_markdown, render_markdown, ren
 from spanlens.presentation.state import FRESH, SpanView
 from spanlens.scheduling.queue import Priority
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 from spanlens.workspace.report import span_counts
 
 if TYPE_CHECKING:
-    from spanlens.config import Settings
     from spanlens.docgen.job import DocgenJob
     from spanlens.lsp.status import StatusReporter
     from spanlens.scheduling.scheduler import Scheduler
-    from spanlens.scheduling.store_worker import StoreWorker
-    from spanlens.store.db import Store
+    from spanlens.settings import Settings
+    from spanlens.store.handle import Store
+    from spanlens.store.worker import StoreWorker
 
 ENRICH_FILE = "spanlens.enrichFile"
 ENRICH_SPAN = "spanlens.enrichSpan"

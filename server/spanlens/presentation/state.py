@@ -8,7 +8,8 @@ from typing import Any
 
 from spanlens.presentation.text import clean_text
 from spanlens.states import ENRICHMENT_VERSION, SpanState, span_state
-from spanlens.store.db import SpanRow, Store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 
 FRESH = SpanState.FRESH
 STALE = SpanState.STALE

@@ -27,25 +27,10 @@ from spanlens.store.connection import (
 from spanlens.store.errors import (
     StoreCorrupt,
     StoreError,
-    StoreLocked,
     StoreReadOnly,
-    StoreTooNew,
 )
 from spanlens.store.handle import Store
 from spanlens.store.repair import recover
-from spanlens.store.rows import SPAN_INSERT_FIELDS, FileRow, SpanRow
-
-__all__ = [
-    "SPAN_INSERT_FIELDS",
-    "FileRow",
-    "SpanRow",
-    "Store",
-    "StoreCorrupt",
-    "StoreError",
-    "StoreLocked",
-    "StoreReadOnly",
-    "StoreTooNew",
-]
 
 
 def db_path_for(root: Path) -> Path:

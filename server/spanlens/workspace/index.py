@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spanlens.config import IndexSettings
 from spanlens.indexing.indexer import IndexSummary, ProgressFn
 from spanlens.indexing.indexer import index_workspace as index_files
 from spanlens.indexing.walk import WalkResult, walk_workspace
-from spanlens.store.db import Store
+from spanlens.settings import IndexSettings
+from spanlens.store.handle import Store
 
 
 def walk_files(root: Path, settings: IndexSettings) -> WalkResult:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store.db import Store
+from spanlens.store.handle import Store
 
 
 def span_counts(store: Store, max_failures: int) -> dict[str, int]:

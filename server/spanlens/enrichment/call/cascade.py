@@ -22,7 +22,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanlens.enrichment.backends import ChatRequest, FailureKind, display_host
+from spanlens.enrichment.backends.base import ChatRequest, FailureKind
+from spanlens.enrichment.backends.urls import display_host
 from spanlens.enrichment.call.endpoints import Endpoint
 from spanlens.enrichment.call.path import GPU_BUSY, CallPath, CallRequest, Verdict
 from spanlens.enrichment.planning.jobs import Job

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from spanlens.config import EnrichmentSettings
 from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.prompt.build import single_prompt_tokens
 from spanlens.enrichment.prompt.source import SpanSource
+from spanlens.settings import EnrichmentSettings
 
 
 @dataclass(slots=True)

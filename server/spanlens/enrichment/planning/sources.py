@@ -9,7 +9,8 @@ from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.spans import CONTAINER_KINDS
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 
 #: Reads a workspace-relative file's current text (an open editor buffer, or the disk).
 SourceReader = Callable[[str], "str | None"]
