@@ -48,6 +48,7 @@ from spanlens.enrichment.reply import contradictions
 from spanlens.enrichment.reply.validate import validate_batch_reply, validate_reply
 from spanlens.enrichment.runner import run_enrich
 from spanlens.store.db import open_store
+from spanlens.store.enrichments import latest_enrichment
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus" / "quality"
@@ -139,7 +140,7 @@ def measure(root: Path, recorder: Recorder, seconds: float) -> dict[str, Any]:
         loaded = load_sources(store, read, spans, WorkspaceNames())
         sources = {span.id: source for span, source, _ in loaded if source is not None}
         stored = {
-            s.id: (store.latest_enrichment([s.content_hash]) or {}).get("data") for s in spans
+            s.id: (latest_enrichment(store, [s.content_hash]) or {}).get("data") for s in spans
         }
     finally:
         store.close()

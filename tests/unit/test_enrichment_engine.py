@@ -151,7 +151,7 @@ def attempts(root: Path) -> list[dict[str, Any]]:
 def failure(root: Path, content_hash: str) -> dict[str, Any] | None:
     store = open_store(root)
     try:
-        return store.failure_for(content_hash)
+        return queries.failure_for(store, content_hash)
     finally:
         store.close()
 
@@ -403,7 +403,7 @@ async def test_escalation_to_the_next_tier(
     assert len(server.chat_requests) == 2  # repeated invalid replies escalate early
     store = open_store(small_ws)
     try:
-        enrichment = store.enrichment_for(outcome.content_hash, ENRICHMENT_VERSION)
+        enrichment = queries.enrichment_for(store, outcome.content_hash, ENRICHMENT_VERSION)
     finally:
         store.close()
     assert enrichment is not None and enrichment["tier"] == "large"
@@ -541,7 +541,7 @@ async def test_failed_span_waits_for_its_retry_time_then_is_failed_for_good(
         assert span.id not in [
             s.id for s in queries.pending_spans(store, ENRICHMENT_VERSION, 2, now + 1e6)
         ]
-        assert store.state_counts(ENRICHMENT_VERSION, 2)["failed"] == 1
+        assert queries.state_counts(store, ENRICHMENT_VERSION, 2)["failed"] == 1
         assert queries.retry_failed(store) == 1
         assert span.id in [s.id for s in engine.pending()]
     finally:

@@ -14,6 +14,7 @@ from spanlens.indexing.hashing import content_hash
 from spanlens.indexing.indexer import index_workspace
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store.db import open_store
+from spanlens.store.enrichments import enrichment_for
 
 
 def test_inputs_may_name_star_parameters_without_their_stars() -> None:
@@ -164,7 +165,7 @@ async def test_a_result_for_a_hash_still_used_elsewhere_is_discarded_for_the_cha
         [in_b] = store.spans_in_file("b.py")
         [new_a] = store.spans_in_file("a.py")
         # The result is kept for b.py's identical code; a.py's changed span stays pending.
-        assert store.enrichment_for(in_b.content_hash, ENRICHMENT_VERSION) is not None
-        assert store.enrichment_for(new_a.content_hash, ENRICHMENT_VERSION) is None
+        assert enrichment_for(store, in_b.content_hash, ENRICHMENT_VERSION) is not None
+        assert enrichment_for(store, new_a.content_hash, ENRICHMENT_VERSION) is None
     finally:
         store.close()

@@ -273,9 +273,9 @@ async def test_a_cancelled_call_leaves_its_span_pending_after_a_restart(
     restarted = EnrichmentEngine(tmp_path, settings)
     try:
         assert two.id in [s.id for s in restarted.pending()]
-        assert fresh.failure_for(two.content_hash) is None
-        assert fresh.enrichment_for(two.content_hash, ENRICHMENT_VERSION) is None
-        assert fresh.state_counts(ENRICHMENT_VERSION, 3)["failed"] == 0
+        assert queries.failure_for(fresh, two.content_hash) is None
+        assert queries.enrichment_for(fresh, two.content_hash, ENRICHMENT_VERSION) is None
+        assert queries.state_counts(fresh, ENRICHMENT_VERSION, 3)["failed"] == 0
         assert queries.pending_spans(fresh, ENRICHMENT_VERSION, 3, time.time() + 1e6)
     finally:
         await restarted.aclose()

@@ -46,7 +46,7 @@ def test_sql_counts_and_python_views_agree_on_every_state(tmp_path: Path) -> Non
         "f3": SpanState.PENDING,
         "f4": SpanState.PENDING,
     }
-    counts = store.state_counts(ENRICHMENT_VERSION, 3)
+    counts = queries.state_counts(store, ENRICHMENT_VERSION, 3)
     assert counts == {str(k): v for k, v in Counter(views.values()).items()} | {
         "fresh": 1,
         "stale": 1,

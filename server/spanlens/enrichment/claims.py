@@ -141,11 +141,11 @@ def settled_elsewhere(
     finished: list[int] = []
     open_spans: list[SpanRow] = []
     for span in spans:
-        failure = store.failure_for(span.content_hash)
+        failure = queries.failure_for(store, span.content_hash)
         if (
-            store.enrichment_for(span.content_hash, version) is not None
+            queries.enrichment_for(store, span.content_hash, version) is not None
             or (failure is not None and failed_for_good(failure["count"], max_failures))
-            or queries.current_hash(store, span.id) != span.content_hash
+            or store.current_hash(span.id) != span.content_hash
         ):
             finished.append(span.id)
         else:

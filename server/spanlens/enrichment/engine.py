@@ -151,7 +151,7 @@ class EnrichmentEngine:
         ):
             if problem is not None or source is None:
                 outcomes[span.id] = SpanOutcome(span.id, span.content_hash, DISCARDED, problem)
-            elif self.store.enrichment_for(span.content_hash, self.version) is not None:
+            elif queries.enrichment_for(self.store, span.content_hash, self.version) is not None:
                 outcomes[span.id] = SpanOutcome(span.id, span.content_hash, ENRICHED)
             else:
                 sources.setdefault(span.content_hash, source)
@@ -169,7 +169,7 @@ class EnrichmentEngine:
             for h in mine:
                 if h not in claimed:
                     results[h] = deferred_outcome(DeferralKind.CLAIMED, CLAIMED_ELSEWHERE)
-                elif self.store.enrichment_for(h, self.version) is not None:
+                elif queries.enrichment_for(self.store, h, self.version) is not None:
                     # Landed by the process whose claim ended just before ours began.
                     results[h] = HashOutcome(ENRICHED)
             work = [source for h, source in mine.items() if h in claimed and h not in results]
@@ -350,7 +350,7 @@ class EnrichmentEngine:
                 )
             }
         error = (result.failure or FailureKind.INVALID_OUTPUT).value
-        if not queries.hash_in_use(self.store, content):
+        if not self.store.hash_in_use(content):
             return {content: HashOutcome(DISCARDED, "code changed while enriching")}
         enrichment = self.settings.enrichment
         now = time.time()
@@ -399,7 +399,7 @@ class EnrichmentEngine:
 
     def _span_outcome(self, span: SpanRow, outcome: HashOutcome) -> SpanOutcome:
         status, error = outcome.status, outcome.error
-        if status == ENRICHED and queries.current_hash(self.store, span.id) != span.content_hash:
+        if status == ENRICHED and self.store.current_hash(span.id) != span.content_hash:
             status, error = DISCARDED, "code changed while enriching"
         deferral = None
         if status == DEFERRED:

@@ -201,7 +201,7 @@ def _database_check(root: Path, settings: Settings, problems: list[str]) -> dict
         problems.append(f"database: {exc}")
         return {"path": str(path), "exists": True, "error": str(exc)}
     try:
-        states = store.state_counts(ENRICHMENT_VERSION, settings.enrichment.max_failures)
+        states = queries.state_counts(store, ENRICHMENT_VERSION, settings.enrichment.max_failures)
         info = {
             "path": str(path),
             "exists": True,

@@ -16,6 +16,7 @@ from spanlens.presentation.markdown import inline_markdown, render_markdown, ren
 from spanlens.presentation.state import FRESH, SpanView
 from spanlens.scheduling.queue import Priority
 from spanlens.states import ENRICHMENT_VERSION
+from spanlens.store.enrichments import enrichment_for
 from spanlens.store.rows import SpanRow
 from spanlens.workspace.report import span_counts
 
@@ -125,7 +126,7 @@ class Commands:
         ids = [
             span.id
             for span in started.store.spans_in_file(path)
-            if started.store.enrichment_for(span.content_hash, ENRICHMENT_VERSION) is None
+            if enrichment_for(started.store, span.content_hash, ENRICHMENT_VERSION) is None
         ]
         started.scheduler.push(ids, Priority.REQUESTED, explicit=True)
         return {"queued": len(ids)}

@@ -15,8 +15,15 @@ from typing import Any
 
 from spanlens.store.errors import StoreError
 from spanlens.store.handle import Store
-from spanlens.store.rows import SPAN_SELECT, SpanRow, span_row, stored_json
-from spanlens.store.states import FAILED_FOR_GOOD, NEEDS_MODEL, NOT_FRESH
+from spanlens.store.rows import (
+    ENRICHMENT_COLUMNS,
+    SPAN_SELECT,
+    SpanRow,
+    enrichment_record,
+    span_row,
+    stored_json,
+)
+from spanlens.store.states import FAILED_FOR_GOOD, NEEDS_MODEL, NOT_FRESH, STATE_CASE
 
 #: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its
 #: claim. Shared by the engine (which defers such spans) and the scheduler.
@@ -137,24 +144,50 @@ def unfinished_count(
     return int(row[0])
 
 
-def current_hash(store: Store, span_id: int) -> str | None:
-    """The content hash span ``span_id`` has now (None once it is gone)."""
-    row = store.conn.execute("SELECT content_hash FROM spans WHERE id = ?", (span_id,)).fetchone()
-    return str(row[0]) if row else None
-
-
-def indexed_file_sha256(store: Store, path: str) -> str | None:
-    """The sha256 of ``path``'s bytes when it was last indexed (None: not indexed)."""
-    row = store.conn.execute("SELECT sha256 FROM files WHERE path = ?", (path,)).fetchone()
-    return str(row[0]) if row else None
-
-
-def hash_in_use(store: Store, content_hash: str) -> bool:
-    """Whether any span still has ``content_hash``."""
+def enrichment_for(store: Store, content_hash: str, version: str) -> dict[str, Any] | None:
+    """The enrichment of exactly this hash and schema version, with its provenance."""
     row = store.conn.execute(
-        "SELECT 1 FROM spans WHERE content_hash = ? LIMIT 1", (content_hash,)
+        f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments "
+        "WHERE content_hash = ? AND schema_version = ?",
+        (content_hash, version),
     ).fetchone()
-    return row is not None
+    return enrichment_record(row, store.conn) if row else None
+
+
+def latest_enrichment(store: Store, hashes: Sequence[str]) -> dict[str, Any] | None:
+    """The newest enrichment of any of ``hashes`` at any schema version (for stale display)."""
+    hashes = [h for h in hashes if h]
+    if not hashes:
+        return None
+    marks = ",".join("?" * len(hashes))
+    row = store.conn.execute(
+        f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments "
+        f"WHERE content_hash IN ({marks}) ORDER BY created_at DESC LIMIT 1",
+        hashes,
+    ).fetchone()
+    return enrichment_record(row, store.conn) if row else None
+
+
+def failure_for(store: Store, content_hash: str) -> dict[str, Any] | None:
+    """The failure record of a hash: count, last error, next retry time."""
+    row = store.conn.execute(
+        "SELECT count, last_error, next_retry_at FROM failures WHERE content_hash = ?",
+        (content_hash,),
+    ).fetchone()
+    if not row:
+        return None
+    return {"count": row[0], "last_error": row[1], "next_retry_at": row[2]}
+
+
+def state_counts(store: Store, version: str, max_failures: int) -> dict[str, int]:
+    """Spans by state: fresh, stale, pending, failed (each span in exactly one)."""
+    rows = store.conn.execute(
+        "SELECT " + STATE_CASE + " AS state, COUNT(*) FROM spans s GROUP BY state",
+        (version, max_failures),
+    ).fetchall()
+    counts = {"fresh": 0, "stale": 0, "pending": 0, "failed": 0}
+    counts.update({state: n for state, n in rows})
+    return counts
 
 
 def put_enrichment(
