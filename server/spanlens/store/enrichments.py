@@ -23,7 +23,7 @@ from spanlens.store.rows import (
     span_row,
     stored_json,
 )
-from spanlens.store.states import FAILED_FOR_GOOD, NEEDS_MODEL, NOT_FRESH, STATE_CASE
+from spanlens.store.states import NEEDS_MODEL, NOT_FRESH, STATE_CASE, UNFINISHED
 
 #: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its
 #: claim. Shared by the engine (which defers such spans) and the scheduler.
@@ -115,14 +115,22 @@ def span_to_enrich(
     now: float,
     *,
     asked: bool = False,
+    waiting_too: bool = False,
 ) -> SpanRow | None:
     """Span ``span_id`` as it is now if it still needs a model, else None (gone, enriched,
     failed for good or waiting to retry): the rule of :func:`pending_spans`, for one span.
 
     A span ``asked`` for by a command needs only to lack an enrichment at ``version``: the
-    user's request overrides its failure record.
+    user's request overrides its failure record. With ``waiting_too``, a span waiting for
+    its retry time still counts (:data:`~spanlens.store.states.UNFINISHED`): it is not done.
     """
-    rule, params = (NOT_FRESH, [version]) if asked else (NEEDS_MODEL, [version, max_failures, now])
+    params: list[Any]
+    if asked:
+        rule, params = NOT_FRESH, [version]
+    elif waiting_too:
+        rule, params = UNFINISHED, [version, max_failures]
+    else:
+        rule, params = NEEDS_MODEL, [version, max_failures, now]
     row = store.conn.execute(
         SPAN_SELECT + "WHERE s.id = ? AND " + rule, [span_id, *params]
     ).fetchone()
@@ -134,7 +142,7 @@ def unfinished_count(
 ) -> int:
     """Spans without an enrichment at ``version`` that are not failed (waiting ones included);
     only those of ``paths`` when given."""
-    sql = "SELECT COUNT(*) FROM spans s WHERE " + NOT_FRESH + "AND NOT " + FAILED_FOR_GOOD
+    sql = "SELECT COUNT(*) FROM spans s WHERE " + UNFINISHED
     params: list[Any] = [version, max_failures]
     if paths is not None:
         marks = ",".join("?" * len(paths)) or "NULL"
