@@ -41,7 +41,7 @@ from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.enrichment.runner import run_enrich
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
@@ -79,7 +79,7 @@ def index(root: Path) -> int:
     """Index ``root``; returns the number of spans."""
     store = open_store(root)
     try:
-        return index_workspace(root, store).spans_total
+        return index_files(root, store).spans_total
     finally:
         store.close()
 

@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.presentation.text import has_unsafe_chars
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments
@@ -25,7 +25,7 @@ def store_hostile_enrichments(root: Path) -> None:
     """Enrichments as an older spanlens (or another tool) may have stored them, unchecked."""
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
         for span in store.spans_in_file("config.py", with_facts=False):
             data = {
                 "summary": HOSTILE,

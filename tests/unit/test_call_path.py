@@ -20,7 +20,7 @@ from spanlens.app import build_engine
 from spanlens.cli import main
 from spanlens.config import settings_from_dict
 from spanlens.docgen.overview import OverviewSpan, OverviewWriter
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
@@ -67,7 +67,7 @@ def _workspace(root: Path) -> list[SpanRow]:
     (root / "m.py").write_text(SOURCE)
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
         return queries.pending_spans(store, ENRICHMENT_VERSION, 99, 1e12)
     finally:
         store.close()

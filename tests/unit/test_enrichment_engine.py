@@ -35,7 +35,7 @@ from spanlens.enrichment.outcomes import SpanOutcome
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.enrichment.reply.validate import validate_enrichment
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind
 from spanlens.store import enrichments as queries
@@ -88,7 +88,7 @@ def workspace(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
     finally:
         store.close()
 
@@ -734,7 +734,7 @@ def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any],
     from spanlens.enrichment.call.cascade import Cascade
     from spanlens.enrichment.call.endpoints import Breaker, Endpoint
     from spanlens.enrichment.call.path import CallPath
-    from spanlens.enrichment.planning.jobs import Job
+    from spanlens.enrichment.planning.calls import CallPlan
 
     settings = make_settings(backend("http://user:hunter2@127.0.0.1:9"), retries=0)
     exploding = ExplodingBackend(settings.backends[0], hang=hang)
@@ -752,7 +752,7 @@ def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any],
     finally:
         store.close()
     lines = (small_ws / span.path).read_text().split("\n")[span.start_line : span.end_line + 1]
-    job = Job([SpanSource(span, lines)], ["small"])
+    job = CallPlan([SpanSource(span, lines)], ["small"])
     return cascade, job, recorded, exploding
 
 

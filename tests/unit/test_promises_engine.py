@@ -201,9 +201,9 @@ async def test_background_calls_never_join_spans_of_different_files(tmp_path: Pa
     for name in ("a.py", "b.py", "c.py"):
         (tmp_path / name).write_text(SMALL.lstrip())
     store = open_store(tmp_path)
-    from spanlens.indexing.indexer import index_workspace
+    from spanlens.indexing.indexer import index_files
 
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     engine = _RecordingEngine()
     settings = make_settings(backend("http://127.0.0.1:9"), batch=True)
     worker = StoreWorker(tmp_path, "test")

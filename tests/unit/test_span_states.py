@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from spanlens.enrichment.claims import settled_elsewhere
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.presentation.state import span_view
 from spanlens.scheduling.enrich_jobs import SpanWork
 from spanlens.scheduling.jobs import Backoff
@@ -35,7 +35,7 @@ def test_sql_counts_and_python_views_agree_on_every_state(tmp_path: Path) -> Non
         "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(5))
     )
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     spans = {s.name: s for s in store.spans_in_file("m.py")}
     _enrich(store, spans["f0"].content_hash)  # fresh
     _enrich(store, spans["f1"].content_hash, version="old")  # stale: an earlier version
@@ -87,7 +87,7 @@ async def test_the_pending_listing_and_the_scheduler_ask_one_rule(tmp_path: Path
         "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(6))
     )
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     spans = {s.name: s for s in store.spans_in_file("m.py")}
     settings = Settings()
     limit = settings.enrichment.max_failures
@@ -133,7 +133,7 @@ def test_a_span_another_process_held_is_done_by_the_pending_rule(tmp_path: Path)
         "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(7))
     )
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     spans = {s.name: s for s in store.spans_in_file("m.py")}
     limit = Settings().enrichment.max_failures
     now = time.time()

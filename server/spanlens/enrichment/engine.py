@@ -27,7 +27,7 @@ from typing import Any
 
 from spanlens.enrichment.backends import probe_backends
 from spanlens.enrichment.backends.base import FailureKind
-from spanlens.enrichment.call.cascade import Cascade, JobResult
+from spanlens.enrichment.call.cascade import Cascade, PlanResult
 from spanlens.enrichment.call.endpoints import (
     Endpoint,
     GpuProbe,
@@ -50,7 +50,7 @@ from spanlens.enrichment.outcomes import (
     deferred_outcome,
     gather_outcomes,
 )
-from spanlens.enrichment.planning.jobs import Job, plan_jobs
+from spanlens.enrichment.planning.calls import CallPlan, plan_calls
 from spanlens.enrichment.planning.privacy import remote_allowed
 from spanlens.enrichment.planning.router import choose_route, no_route_reason
 from spanlens.enrichment.planning.sources import SourceReader, load_sources
@@ -283,7 +283,7 @@ class EnrichmentEngine:
         self, sources: list[SpanSource], tier: str | None
     ) -> dict[str, HashOutcome]:
         results: dict[str, HashOutcome] = {}
-        routed: list[tuple[SpanSource, Job]] = []
+        routed: list[tuple[SpanSource, CallPlan]] = []
         for source in sources:
             # Scan exactly what the prompt would carry: the span's lines and its context.
             local_only = self._has_remote and not remote_allowed(
@@ -306,8 +306,8 @@ class EnrichmentEngine:
                     DEFERRED, reason, deferral=Deferral(DeferralKind.NO_ROUTE, reason, True)
                 )
                 continue
-            routed.append((source, Job([source], route, local_only)))
-        batches, singles = plan_jobs(
+            routed.append((source, CallPlan([source], route, local_only)))
+        batches, singles = plan_calls(
             routed,
             self.settings.enrichment,
             {tier: [ep.settings.model for ep in eps] for tier, eps in self._endpoints.items()},
@@ -319,9 +319,9 @@ class EnrichmentEngine:
         results.update(await gather_outcomes(work))
         return results
 
-    async def _run_batch(self, jobs: list[Job]) -> dict[str, HashOutcome]:
+    async def _run_batch(self, jobs: list[CallPlan]) -> dict[str, HashOutcome]:
         """One call for the batch; spans whose entry did not validate go single."""
-        batch = Job(
+        batch = CallPlan(
             [job.sources[0] for job in jobs],
             jobs[0].tiers[:1],
             any(job.local_only for job in jobs),
@@ -332,7 +332,7 @@ class EnrichmentEngine:
         outcomes.update(await gather_outcomes([(j.sources, self._run_single(j)) for j in rest]))
         return outcomes
 
-    async def _run_single(self, job: Job) -> dict[str, HashOutcome]:
+    async def _run_single(self, job: CallPlan) -> dict[str, HashOutcome]:
         result = await self.cascade.run(job)
         outcomes = await self._store_landed(result, job)
         source = job.sources[0]
@@ -366,7 +366,7 @@ class EnrichmentEngine:
         )
         return {content: HashOutcome(FAILED, error, failures=count)}
 
-    async def _store_landed(self, result: JobResult, job: Job) -> dict[str, HashOutcome]:
+    async def _store_landed(self, result: PlanResult, job: CallPlan) -> dict[str, HashOutcome]:
         outcomes: dict[str, HashOutcome] = {}
         for source in job.sources:
             landing = result.landed.get(source.span.id)

@@ -39,7 +39,7 @@ _WRITE_DELAY = 0.05
 _RECENT_PARSES = 32
 _RECENT_PARSE_BYTES = 4 << 20
 
-ProgressFn = Callable[[int, int], None]
+IndexProgressFn = Callable[[int, int], None]
 
 
 @dataclass(slots=True)
@@ -225,14 +225,14 @@ def _write_results(
             store.touch_files(touched)
 
 
-def index_workspace(
+def index_files(
     root: Path,
     store: Store,
     *,
     exclude: list[str] | None = None,
     max_size: int = 1 << 20,
     workers: int = 0,
-    progress: ProgressFn | None = None,
+    progress: IndexProgressFn | None = None,
     walk: WalkResult | None = None,
 ) -> IndexSummary:
     """Bring the store up to date with the files under ``root``; see the module docstring.

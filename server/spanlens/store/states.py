@@ -22,7 +22,7 @@ FAILED_FOR_GOOD = (
 UNFINISHED = NOT_FRESH + "AND NOT " + FAILED_FOR_GOOD
 
 #: Its failure record asks to wait until its retry time (parameter 1: now).
-WAITING = (
+BEFORE_RETRY = (
     "EXISTS (SELECT 1 FROM failures fw "
     "  WHERE fw.content_hash = s.content_hash AND fw.next_retry_at > ?) "
 )
@@ -31,7 +31,7 @@ WAITING = (
 #: The one pending rule: the pending listing, the scheduler's check of a queued span and
 #: the engine's check of a span another process had claimed all use it
 #: (:mod:`spanlens.store.enrichments`).
-NEEDS_MODEL = UNFINISHED + "AND NOT " + WAITING
+NEEDS_MODEL = UNFINISHED + "AND NOT " + BEFORE_RETRY
 
 #: An earlier enrichment describes this span (its previous hash, or the hash at another version).
 HAS_PREVIOUS = (

@@ -26,7 +26,7 @@ from spanlens.enrichment.backends.base import ChatRequest, FailureKind
 from spanlens.enrichment.backends.urls import display_host
 from spanlens.enrichment.call.endpoints import Endpoint
 from spanlens.enrichment.call.path import GPU_BUSY, CallPath, CallRequest, Verdict
-from spanlens.enrichment.planning.jobs import Job
+from spanlens.enrichment.planning.calls import CallPlan
 from spanlens.enrichment.prompt.build import (
     TEMPLATE_TOKENS_PER_MESSAGE,
     Prompt,
@@ -57,8 +57,8 @@ class Landing:
 
 
 @dataclass(slots=True)
-class JobResult:
-    """What a job produced: valid enrichments by span id, and why the rest did not land."""
+class PlanResult:
+    """What a call plan produced: valid enrichments by span id, and why the rest did not land."""
 
     landed: dict[int, Landing] = field(default_factory=dict)
     #: The last failure seen; None with ``attempted`` False means nothing was tried.
@@ -76,7 +76,7 @@ class JobResult:
     endpoint_problems: list[str] = field(default_factory=list)
 
 
-def land_call(call: SpanCall, endpoint: Endpoint, tier: str, result: JobResult) -> bool:
+def land_call(call: SpanCall, endpoint: Endpoint, tier: str, result: PlanResult) -> bool:
     """Collect the call's valid enrichments; its tokens and time are split over them."""
     valid = {
         span_id: v.data
@@ -107,7 +107,7 @@ def _partial_note(call: SpanCall) -> str | None:
     return FailureKind.INVALID_OUTPUT.value if bad else None
 
 
-def span_verdict(call: SpanCall, job: Job) -> Verdict[SpanCall]:
+def span_verdict(call: SpanCall, job: CallPlan) -> Verdict[SpanCall]:
     """What the call path records of one span call (its ``attempts`` row's outcome)."""
     enriched = sum(1 for r in call.results.values() if r.ok)
     failure = call.failure
@@ -169,14 +169,14 @@ class Cascade:
                 contexts[tier] = min(ep.context_tokens for ep in endpoints)
         return contexts
 
-    async def run(self, job: Job) -> JobResult:
+    async def run(self, job: CallPlan) -> PlanResult:
         """Try the job's tiers in order until every span landed or all tiers are spent.
 
         A tier skipped or cut short by a transient endpoint state (a rate limit's cool-down,
         an open breaker, GPU limits) defers the job instead of failing it: the span is not to
         blame, and a later try may land it.
         """
-        result = JobResult()
+        result = PlanResult()
         reasons: list[str] = []
         gpu_busy = False
         for tier in job.tiers:
@@ -243,7 +243,12 @@ class Cascade:
         return None
 
     async def _run_tier(
-        self, tier: str, endpoints: list[Endpoint], prompt: Prompt, job: Job, result: JobResult
+        self,
+        tier: str,
+        endpoints: list[Endpoint],
+        prompt: Prompt,
+        job: CallPlan,
+        result: PlanResult,
     ) -> str:
         """_DONE (something landed), _ESCALATE (the tier is spent on the span's merits), or
         _UNAVAILABLE (a transient endpoint state stopped it: not the span's fault)."""
@@ -317,7 +322,7 @@ class Cascade:
                 await self.calls.sleep(delay)
 
     async def _call(
-        self, endpoint: Endpoint, tier: str, prompt: Prompt, job: Job
+        self, endpoint: Endpoint, tier: str, prompt: Prompt, job: CallPlan
     ) -> SpanCall | None:
         """One call through the call path; None when the endpoint may not be called any more
         (a cooldown or an open breaker that began while this call waited for a slot)."""
