@@ -27,7 +27,7 @@ AUDITED_WARM_INDEX = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from spanlens.indexing.indexer import index_files
-    from spanlens.store import open_store
+    from spanlens.store.db import open_store
 
     root = Path(sys.argv[1])
     workers = int(sys.argv[2])
