@@ -24,10 +24,10 @@ from run import print_table
 from spanlens.app import command_calls
 from spanlens.config import settings_from_dict
 from spanlens.docgen.generate import Docgen, write_docs
-from spanlens.docgen.plan import MISSING, STALE, doc_state
+from spanlens.docgen.plan import DOC_MISSING, DOC_STALE, doc_state
 from spanlens.enrichment.runner import run_enrich
-from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
+from spanlens.indexing.indexer import index_files
+from spanlens.store.db import open_store
 
 FILES = 120
 MAX_BYTES = 60_000
@@ -50,7 +50,7 @@ def _copy_stdlib(dest: Path) -> int:
 def _index(root: Path) -> None:
     store = open_store(root)
     try:
-        index_workspace(root, store)
+        index_files(root, store)
     finally:
         store.close()
 
@@ -63,7 +63,7 @@ def _docgen(root: Path, settings: Any) -> tuple[Docgen, list[Any], float, Any]:
     finally:
         store.close()
     plans = [docgen.plan(graph, p) for p in sorted(graph.files)]
-    todo = [p for p in plans if doc_state(p, docgen.header(p.path)) in (MISSING, STALE)]
+    todo = [p for p in plans if doc_state(p, docgen.header(p.path)) in (DOC_MISSING, DOC_STALE)]
     started = time.perf_counter()
 
     async def go() -> list[Any]:

@@ -36,15 +36,16 @@ from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
 from run import print_table
-from spanlens.config import Settings, settings_from_dict
+from spanlens.config import settings_from_dict
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.enrichment.runner import run_enrich
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 #: Seconds per model call. Real calls take seconds; 200 ms keeps the run short while the
 #: transport's own cost per call (several ms for Python HTTP on both ends, measured as the
@@ -78,7 +79,7 @@ def index(root: Path) -> int:
     """Index ``root``; returns the number of spans."""
     store = open_store(root)
     try:
-        return index_workspace(root, store).spans_total
+        return index_files(root, store).spans_total
     finally:
         store.close()
 

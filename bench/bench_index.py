@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from run import print_table
-from spanlens.indexing.indexer import index_text, index_workspace
+from spanlens.indexing.indexer import index_files, index_text
 from spanlens.indexing.languages import language_for_path
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 GENERATED_FILES_PER_LANGUAGE = 40
 
@@ -192,7 +192,7 @@ def edit_timings(tmp: Path) -> list[float]:
     path.write_text(text)
     assert 990 <= text.count("\n") <= 1010, text.count("\n")
     store = open_store(root)
-    index_workspace(root, store, workers=1)
+    index_files(root, store, workers=1)
     times = []
     for i in range(60):
         edited = text.replace("total = a + b", f"total = a + b + {i}", 1)
@@ -244,8 +244,8 @@ def run() -> dict:
         parse_s = parse_only_seconds(corpus)
 
         store = open_store(corpus)
-        cold = index_workspace(corpus, store)
-        warm = index_workspace(corpus, store)
+        cold = index_files(corpus, store)
+        warm = index_files(corpus, store)
         store.close()
         spans = cold.spans_total
         warm_process_s, _ = whole_process_seconds(corpus)

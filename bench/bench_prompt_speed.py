@@ -41,13 +41,13 @@ import legacy_prompt
 from bench_enrichment import index
 from run import print_table
 from spanlens.config import settings_from_dict
-from spanlens.enrichment.backends import BackendFailure, ChatRequest, FailureKind
+from spanlens.enrichment.backends.base import BackendFailure, ChatRequest, FailureKind
 from spanlens.enrichment.backends.openai import OpenAIBackend
 from spanlens.enrichment.planning.sources import load_sources
 from spanlens.enrichment.prompt.build import Prompt, build_prompt, with_more_reply_room
 from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.enrichment.reply.validate import validate_reply
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus" / "speed"

@@ -39,7 +39,7 @@ from typing import Any
 from bench_enrichment import index
 from run import print_table
 from spanlens.config import load_settings
-from spanlens.enrichment.backends import BackendFailure, ChatReply, ChatRequest
+from spanlens.enrichment.backends.base import BackendFailure, ChatReply, ChatRequest
 from spanlens.enrichment.backends.defaults import backend_source, resolve_default_backends
 from spanlens.enrichment.backends.openai import OpenAIBackend
 from spanlens.enrichment.planning.sources import load_sources
@@ -47,7 +47,8 @@ from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.reply import contradictions
 from spanlens.enrichment.reply.validate import validate_batch_reply, validate_reply
 from spanlens.enrichment.runner import run_enrich
-from spanlens.store import open_store
+from spanlens.store.db import open_store
+from spanlens.store.enrichments import latest_enrichment
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus" / "quality"
@@ -139,7 +140,7 @@ def measure(root: Path, recorder: Recorder, seconds: float) -> dict[str, Any]:
         loaded = load_sources(store, read, spans, WorkspaceNames())
         sources = {span.id: source for span, source, _ in loaded if source is not None}
         stored = {
-            s.id: (store.latest_enrichment([s.content_hash]) or {}).get("data") for s in spans
+            s.id: (latest_enrichment(store, [s.content_hash]) or {}).get("data") for s in spans
         }
     finally:
         store.close()

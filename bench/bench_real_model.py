@@ -25,9 +25,10 @@ from tests.support.standin import StandinModelServer
 
 from bench_enrichment import check_rows, index
 from run import print_table
-from spanlens.config import Settings, settings_from_dict
+from spanlens.config import settings_from_dict
 from spanlens.enrichment.runner import run_enrich
-from spanlens.store import open_store
+from spanlens.settings import Settings
+from spanlens.store.db import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"

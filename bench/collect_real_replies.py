@@ -28,7 +28,7 @@ from bench_enrichment import check_rows, index
 from bench_real_model import MODEL, N_CTX, settings_for, source_file
 from spanlens.enrichment.call import cascade
 from spanlens.enrichment.runner import run_enrich
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 
 def main(out: Path) -> None:

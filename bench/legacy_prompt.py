@@ -37,7 +37,7 @@ from spanlens.enrichment.prompt.schema import (
     strip_keywords,
 )
 from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 PROMPT_VERSION = 2
 _MAX_REPLY_TOKENS = 4096

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spanlens.config import ConfigError, Settings, load_settings
+from spanlens.config import load_settings
 from spanlens.docgen.job import DocgenJob
 from spanlens.scheduling.scheduler import Scheduler
-from spanlens.store.db import Store, open_store
+from spanlens.settings import ConfigError, Settings
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
 from spanlens.store.worker import StoreWorker
 from spanlens.telemetry.gpu import GpuSampler, sampler_for
 
@@ -60,7 +62,8 @@ def build_engine(
     """
     if not settings.backends:
         return None
-    from spanlens.enrichment.engine import EnrichmentEngine, build_endpoints
+    from spanlens.enrichment.call.endpoints import build_endpoints
+    from spanlens.enrichment.engine import EnrichmentEngine
 
     return EnrichmentEngine(
         root,

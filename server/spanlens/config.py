@@ -21,13 +21,6 @@ from spanlens.presentation.text import clean_text
 from spanlens.settings import (
     BackendSettings,
     ConfigError,
-    DocgenSettings,
-    EnrichmentSettings,
-    GpuSettings,
-    IndexSettings,
-    LocalSettings,
-    LspSettings,
-    RouterSettings,
     Settings,
     url_is_local,
 )
@@ -39,21 +32,10 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 __all__ = [
     "ALLOW_WORKSPACE_REMOTE",
-    "BackendSettings",
-    "ConfigError",
-    "DocgenSettings",
-    "EnrichmentSettings",
-    "GpuSettings",
-    "IndexSettings",
-    "LocalSettings",
-    "LspSettings",
-    "RouterSettings",
-    "Settings",
     "deep_merge",
     "has_settings_file",
     "load_settings",
     "settings_from_dict",
-    "url_is_local",
 ]
 
 

@@ -17,11 +17,11 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
-from spanlens.config import BackendSettings
-from spanlens.enrichment.backends import ChatRequest, FailureKind
+from spanlens.enrichment.backends.base import ChatRequest, FailureKind
 from spanlens.enrichment.backends.capabilities import OutputForm
 from spanlens.enrichment.backends.openai import OpenAIBackend
 from spanlens.enrichment.engine import EnrichmentEngine
+from spanlens.settings import BackendSettings
 
 from .conftest import N_CTX
 

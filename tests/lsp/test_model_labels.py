@@ -9,9 +9,10 @@ from pathlib import Path
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments, open_store
+from spanlens.store import enrichments
+from spanlens.store.db import open_store
 
 PARSE_LINE = 12  # "def parse_config(text):"
 LOAD_LINE = 3  # "    def load(self, path):"
@@ -26,7 +27,7 @@ def store_enrichments(root: Path) -> None:
     """parse_config written by the tiny model, every other span by another one."""
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
         for span in store.spans_in_file("config.py", with_facts=False):
             tiny = span.name == "parse_config"
             data = {

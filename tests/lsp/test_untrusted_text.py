@@ -10,10 +10,11 @@ from markdown_it import MarkdownIt
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.presentation.text import has_unsafe_chars
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments, open_store
+from spanlens.store import enrichments
+from spanlens.store.db import open_store
 
 PARSE_LINE = 12  # "def parse_config(text):"
 HOSTILE = "Parses\x00 lines\x1b[2J\x1b]0;pwned\x07 \u202eof key\u2066=value\u2069\r text.\x9b"
@@ -24,7 +25,7 @@ def store_hostile_enrichments(root: Path) -> None:
     """Enrichments as an older spanlens (or another tool) may have stored them, unchecked."""
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
         for span in store.spans_in_file("config.py", with_facts=False):
             data = {
                 "summary": HOSTILE,

@@ -8,9 +8,9 @@ from pathlib import Path
 from spanlens.enrichment.planning.sources import load_sources
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.indexing.source import read_source_text
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 
 def indexed_sources(root: Path) -> list[SpanSource]:
@@ -19,7 +19,7 @@ def indexed_sources(root: Path) -> list[SpanSource]:
     may mention; file by file, in line order (spans whose text cannot be loaded are left out)."""
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
         spans = [s for path in sorted(store.file_rows()) for s in store.spans_in_file(path)]
         spans.sort(key=lambda s: (s.path, s.start_line))
         read = lambda path: read_source_text(root / path)  # noqa: E731

@@ -198,3 +198,42 @@ def test_no_private_name_is_imported_from_another_module(modules: dict[str, Modu
         "private names imported from another module (give them a public name where they "
         "belong):\n" + "\n".join(sorted(found))
     )
+
+
+def _imported_only(path: Path) -> set[str]:
+    """Names a module binds only by importing them at its top level (``if``/``try`` too)."""
+    imported: set[str] = set()
+    body = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.ImportFrom):
+            imported.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, (ast.If, ast.Try)):
+            body.extend([*node.body, *node.orelse, *getattr(node, "finalbody", [])])
+            body.extend(stmt for handler in getattr(node, "handlers", []) for stmt in handler.body)
+    return imported
+
+
+def test_no_name_is_imported_through_a_module_that_only_imports_it(
+    modules: dict[str, Module],
+) -> None:
+    """No re-export shims (issue 17 §2): a name is imported from the module that defines it,
+    by the server, the tests and the benchmarks alike."""
+    imported_only = {name: _imported_only(m.path) for name, m in modules.items()}
+    root = PACKAGE.parents[1]
+    found = set()
+    for folder in ("server", "tests", "bench"):
+        for path in sorted((root / folder).rglob("*.py")):
+            if "node_modules" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.ImportFrom) or node.module not in modules:
+                    continue
+                for alias in node.names:
+                    through = f"{node.module}.{alias.name}"
+                    if through not in modules and alias.name in imported_only[node.module]:
+                        found.add(f"{path.relative_to(root)}: {through}")
+    assert sorted(found) == [], (
+        "names imported through a module that only imports them (import them from the "
+        "module that defines them):\n" + "\n".join(sorted(found))
+    )

@@ -18,13 +18,14 @@ from tests.support.standin import Reply, StandinModelServer
 
 from spanlens.app import build_engine
 from spanlens.cli import main
-from spanlens.config import Settings, settings_from_dict
+from spanlens.config import settings_from_dict
 from spanlens.docgen.overview import OverviewSpan, OverviewWriter
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
-from spanlens.store.db import SpanRow
+from spanlens.store.db import open_store
+from spanlens.store.rows import SpanRow
 from spanlens.store.worker import StoreWorker
 
 SOURCE = "def add(a, b=1):\n    return a + b\n\n\ndef neg(x):\n    return -x\n"
@@ -66,7 +67,7 @@ def _workspace(root: Path) -> list[SpanRow]:
     (root / "m.py").write_text(SOURCE)
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
         return queries.pending_spans(store, ENRICHMENT_VERSION, 99, 1e12)
     finally:
         store.close()

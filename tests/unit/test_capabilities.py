@@ -26,7 +26,7 @@ from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.prompt.build import build_prompt, with_more_reply_room
 from spanlens.enrichment.prompt.schema import SpanBounds, bounded_schema, reply_token_bound
 from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 
 def _openai(url: str, **extra: Any) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -55,7 +55,7 @@ def project(write: Callable[[str, str], Path], tmp_path: Path) -> Path:
     write("fmt.py", SOURCE)
     store = open_store(tmp_path)
     try:
-        index_workspace(tmp_path, store, workers=1)
+        index_files(tmp_path, store, workers=1)
         span = store.span_at("fmt.py", 0)
         assert span is not None
         stored = queries.put_enrichment(

@@ -17,9 +17,10 @@ import pytest
 from tests.support.localmodel import install_model_file
 from tests.support.standin import StandinModelServer, closed_port_url
 
-from spanlens.config import BackendSettings, Settings, load_settings
+from spanlens.config import load_settings
 from spanlens.enrichment.backends.defaults import resolve_default_backends
 from spanlens.localmodel.engine import state_path
+from spanlens.settings import BackendSettings, Settings
 
 
 @pytest.fixture

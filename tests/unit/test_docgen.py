@@ -22,7 +22,7 @@ from tests.support.replies import parse_docgen_request, valid_reply
 from tests.support.standin import Reply, StandinModelServer
 
 from spanlens.cli import main
-from spanlens.config import ConfigError, load_settings
+from spanlens.config import load_settings
 from spanlens.docgen.overview import validate_overview
 from spanlens.docgen.write import (
     DocPathError,
@@ -33,7 +33,8 @@ from spanlens.docgen.write import (
     remove_orphans,
     write_atomic,
 )
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
+from spanlens.settings import ConfigError
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store.db import open_store
@@ -62,7 +63,7 @@ def _workspace(root: Path, url: str, **files: str) -> Path:
 def _enrich_all(root: Path, summary: str = "Does its job.") -> None:
     """Store a valid enrichment for every pending span (what `spanlens enrich` would do)."""
     store = open_store(root)
-    index_workspace(root, store, workers=1)
+    index_files(root, store, workers=1)
     for span in queries.pending_spans(store, ENRICHMENT_VERSION, 3, time.time()):
         data = {"summary": f"{summary} ({span.name})", "inputs": [], "outputs": ["a value"]}
         queries.put_enrichment(
@@ -188,7 +189,7 @@ def test_a_failed_span_is_documented_with_its_facts_marked_failed(
 ) -> None:
     root = _workspace(tmp_path / "ws", standin.url, **{"a.py": A})
     store = open_store(root)
-    index_workspace(root, store, workers=1)
+    index_files(root, store, workers=1)
     span = store.spans_in_file("a.py")[0]
     for _ in range(3):
         queries.record_failure(store, span.content_hash, "model timeout", 0.0, 1.0, 1.0)
@@ -423,7 +424,7 @@ class _Services:
 async def _job(root: Path) -> tuple[Any, Any]:
     from spanlens.app import build_engine
     from spanlens.docgen.job import DocgenJob
-    from spanlens.scheduling.store_worker import StoreWorker
+    from spanlens.store.worker import StoreWorker
 
     settings = load_settings(root)
     worker = StoreWorker(root, "test")

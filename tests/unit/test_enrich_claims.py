@@ -24,15 +24,15 @@ from tests.support.replies import request_span_ids, valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrich_faults import functions_workspace, settings_for, state_counts
 
-from spanlens.enrichment.engine import CLAIMED_ELSEWHERE, EnrichmentEngine
+from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
-from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind
 from spanlens.store import claims as leases
-from spanlens.store import open_store
-from spanlens.store.db import db_path_for
+from spanlens.store.db import db_path_for, open_store
+from spanlens.store.enrichments import CLAIMED_ELSEWHERE, enrichment_for
+from spanlens.store.worker import StoreWorker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -242,13 +242,13 @@ async def test_the_server_leaves_spans_claimed_by_a_cli_run_and_holds_nothing_ba
         # A CLI run on another machine sharing the workspace holds f0_0.
         leases.claim_hashes(store, [spans["f0_0"].content_hash], "elsewhere:1:x", 1e12, 60)
         scheduler.push([spans["f0_0"].id, spans["f0_1"].id], Priority.SAVED)
-        await until(lambda: store.enrichment_for(spans["f0_1"].content_hash, ENRICHMENT_VERSION))
+        await until(lambda: enrichment_for(store, spans["f0_1"].content_hash, ENRICHMENT_VERSION))
         await asyncio.sleep(0.2)
         assert [request_span_ids(r) for r in server.chat_requests] == [[spans["f0_1"].id]]
         # Nothing else waits for the claimed span: no back-off, a later save goes at once.
         assert scheduler.snapshot()["deferredSeconds"] == 0
         scheduler.push([spans["f0_2"].id], Priority.SAVED)
-        await until(lambda: store.enrichment_for(spans["f0_2"].content_hash, ENRICHMENT_VERSION))
+        await until(lambda: enrichment_for(store, spans["f0_2"].content_hash, ENRICHMENT_VERSION))
         assert len(server.chat_requests) == 2
     finally:
         await scheduler.aclose(drain_seconds=0.5)

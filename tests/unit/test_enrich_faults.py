@@ -21,13 +21,15 @@ from tests.support.replies import request_span_ids, valid_reply, valid_responder
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import assert_every_row_valid, workspace
 
-from spanlens.config import ConfigError, Settings, load_settings, settings_from_dict
+from spanlens.config import load_settings, settings_from_dict
 from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich, summary_lines
+from spanlens.settings import ConfigError, Settings
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import open_store
-from spanlens.store.db import Store, db_path_for
+from spanlens.store import enrichments
+from spanlens.store.db import db_path_for, open_store
 from spanlens.store.enrichments import StoreWriteFailed
+from spanlens.store.handle import Store
 from spanlens.store.worker import StoreWorker
 
 T = TypeVar("T")
@@ -70,7 +72,7 @@ def failure_rows(root: Path) -> list[tuple[str, int, str]]:
 def state_counts(root: Path, max_failures: int) -> dict[str, int]:
     store = open_store(root)
     try:
-        return store.state_counts(ENRICHMENT_VERSION, max_failures)
+        return enrichments.state_counts(store, ENRICHMENT_VERSION, max_failures)
     finally:
         store.close()
 
@@ -313,11 +315,13 @@ async def test_a_write_lock_held_by_another_process_never_stalls_the_event_loop(
         # test, and reads (what a hover or the status does) answer while the lock is held.
         assert not enriching.done()
         assert [s.id for s in engine.pending()] == [span.id]
-        assert engine.store.enrichment_for(span.content_hash, engine.version) is None
+        assert enrichments.enrichment_for(engine.store, span.content_hash, engine.version) is None
         holder[0].rollback()  # the other process is done
         [outcome] = await enriching
         assert outcome.status == "enriched"
-        assert engine.store.enrichment_for(span.content_hash, engine.version) is not None
+        assert (
+            enrichments.enrichment_for(engine.store, span.content_hash, engine.version) is not None
+        )
         assert len(server.chat_requests) == 1  # the reply waited for the lock, was not lost
     finally:
         for conn in holder:

@@ -29,16 +29,19 @@ from tests.support.replies import (
 )
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer, closed_port_url
 
-from spanlens.config import Settings, settings_from_dict
-from spanlens.enrichment.engine import EnrichmentEngine, SpanOutcome
+from spanlens.config import settings_from_dict
+from spanlens.enrichment.engine import EnrichmentEngine
+from spanlens.enrichment.outcomes import SpanOutcome
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.enrichment.reply.validate import validate_enrichment
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
-from spanlens.store.db import SpanRow, Store
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 
 SMALL_FILE = '''
 def add(a, b=1):
@@ -85,7 +88,7 @@ def workspace(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
     finally:
         store.close()
 
@@ -148,7 +151,7 @@ def attempts(root: Path) -> list[dict[str, Any]]:
 def failure(root: Path, content_hash: str) -> dict[str, Any] | None:
     store = open_store(root)
     try:
-        return store.failure_for(content_hash)
+        return queries.failure_for(store, content_hash)
     finally:
         store.close()
 
@@ -400,7 +403,7 @@ async def test_escalation_to_the_next_tier(
     assert len(server.chat_requests) == 2  # repeated invalid replies escalate early
     store = open_store(small_ws)
     try:
-        enrichment = store.enrichment_for(outcome.content_hash, ENRICHMENT_VERSION)
+        enrichment = queries.enrichment_for(store, outcome.content_hash, ENRICHMENT_VERSION)
     finally:
         store.close()
     assert enrichment is not None and enrichment["tier"] == "large"
@@ -538,7 +541,7 @@ async def test_failed_span_waits_for_its_retry_time_then_is_failed_for_good(
         assert span.id not in [
             s.id for s in queries.pending_spans(store, ENRICHMENT_VERSION, 2, now + 1e6)
         ]
-        assert store.state_counts(ENRICHMENT_VERSION, 2)["failed"] == 1
+        assert queries.state_counts(store, ENRICHMENT_VERSION, 2)["failed"] == 1
         assert queries.retry_failed(store) == 1
         assert span.id in [s.id for s in engine.pending()]
     finally:
@@ -731,7 +734,7 @@ def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any],
     from spanlens.enrichment.call.cascade import Cascade
     from spanlens.enrichment.call.endpoints import Breaker, Endpoint
     from spanlens.enrichment.call.path import CallPath
-    from spanlens.enrichment.planning.jobs import Job
+    from spanlens.enrichment.planning.calls import CallPlan
 
     settings = make_settings(backend("http://user:hunter2@127.0.0.1:9"), retries=0)
     exploding = ExplodingBackend(settings.backends[0], hang=hang)
@@ -749,7 +752,7 @@ def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any],
     finally:
         store.close()
     lines = (small_ws / span.path).read_text().split("\n")[span.start_line : span.end_line + 1]
-    job = Job([SpanSource(span, lines)], ["small"])
+    job = CallPlan([SpanSource(span, lines)], ["small"])
     return cascade, job, recorded, exploding
 
 

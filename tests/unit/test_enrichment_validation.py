@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from spanlens.config import EnrichmentSettings, RouterSettings
 from spanlens.enrichment.call.endpoints import CLOSED, HALF_OPEN, OPEN, Breaker
 from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.planning.privacy import looks_secret
@@ -27,7 +26,8 @@ from spanlens.enrichment.reply.validate import (
     validate_enrichment,
     validate_reply,
 )
-from spanlens.store.db import SpanRow
+from spanlens.settings import EnrichmentSettings, RouterSettings
+from spanlens.store.rows import SpanRow
 
 CODE = "def add(a, b=1):\n    total = a + b\n    return total"
 CTX = SpanContext(7, 10, 12, ("a", "b"), CODE)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from spanlens.telemetry import GpuReading, GpuSampler, call_cost, summarize
+from spanlens.telemetry.cost import call_cost
+from spanlens.telemetry.gpu import GpuReading, GpuSampler, summarize
 
 MIB = 1024 * 1024
 

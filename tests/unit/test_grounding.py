@@ -24,7 +24,7 @@ from spanlens.enrichment.prompt.schema import (
 from spanlens.enrichment.prompt.source import SpanContext, context_for
 from spanlens.enrichment.reply.grounding import code_names
 from spanlens.enrichment.reply.validate import Validated, validate_batch_reply, validate_reply
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.store.db import open_store
 
 FILE = '''import os
@@ -359,7 +359,7 @@ def test_the_workspace_names_are_every_indexed_span_name(tmp_path: Path) -> None
     (tmp_path / "pages.py").write_text("def render_page():\n    pass\n")
     store = open_store(tmp_path)
     try:
-        index_workspace(tmp_path, store, workers=1)
+        index_files(tmp_path, store, workers=1)
         names = WorkspaceNames().get(store)
     finally:
         store.close()

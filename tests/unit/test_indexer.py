@@ -11,17 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.indexer import (
-    IndexSummary,
-    check_text,
-    index_text,
-    index_workspace,
-)
+from spanlens.indexing.indexer import IndexSummary, index_files, index_text
 from spanlens.indexing.languages import get_extractor, language_for_path
 from spanlens.indexing.languages import python as python_languages
-from spanlens.indexing.parsing import RecentParses
+from spanlens.indexing.parsing import RecentParses, check_text
 from spanlens.indexing.spans import Extraction
-from spanlens.store import Store, open_store
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
 
 SERVICE = '''
 class Service:
@@ -41,7 +37,7 @@ def helper(x):
 
 def index(root: Path) -> tuple[Store, IndexSummary]:
     store = open_store(root)
-    return store, index_workspace(root, store, workers=1)
+    return store, index_files(root, store, workers=1)
 
 
 def spans_by_name(store: Store, path: str) -> dict[str, object]:
@@ -59,7 +55,7 @@ def test_cold_then_warm_index_reads_nothing_unchanged(tmp_path: Path, write: Cal
         "Service.stop",
         "helper",
     ]
-    second = index_workspace(tmp_path, store, workers=1)
+    second = index_files(tmp_path, store, workers=1)
     assert second.files_indexed == 0 and second.files_unchanged == 1
     assert second.spans_added == second.spans_changed == second.spans_removed == 0
     assert second.spans_total == 4
@@ -73,7 +69,7 @@ def test_inserting_lines_above_keeps_keys_and_hashes_and_moves_positions(
     before = spans_by_name(store, "service.py")
     path.write_text("import os\nimport sys\n\n" + path.read_text())
     os.utime(path, ns=(1, 1))  # a different mtime for certain
-    summary = index_workspace(tmp_path, store, workers=1)
+    summary = index_files(tmp_path, store, workers=1)
     after = spans_by_name(store, "service.py")
     assert summary.spans_changed == 0 and summary.spans_added == 0
     assert summary.spans_moved == 4
@@ -89,7 +85,7 @@ def test_editing_a_method_body_changes_only_that_method(tmp_path: Path, write: C
     before = spans_by_name(store, "service.py")
     path.write_text(path.read_text().replace("self.port = port", "self.port = port + 1"))
     os.utime(path, ns=(2, 2))
-    summary = index_workspace(tmp_path, store, workers=1)
+    summary = index_files(tmp_path, store, workers=1)
     after = spans_by_name(store, "service.py")
     changed = {n for n in after if after[n].content_hash != before[n].content_hash}
     assert changed == {"Service.start"}
@@ -114,7 +110,7 @@ def test_syntax_error_keeps_spans_that_no_longer_parse(tmp_path: Path, write: Ca
     broken = SERVICE.replace("def stop(self) -> None:", "def stop(self) -> None\n        ((")
     path.write_text(broken)
     os.utime(path, ns=(3, 3))
-    summary = index_workspace(tmp_path, store, workers=1)
+    summary = index_files(tmp_path, store, workers=1)
     assert summary.files_with_errors == 1
     assert summary.spans_removed == 0
     names = set(spans_by_name(store, "service.py"))
@@ -128,7 +124,7 @@ def test_file_that_fails_to_parse_entirely_does_not_wipe_its_spans(
     store, _ = index(tmp_path)
     path.write_text("}}}} ((( this is not python at all :::\n")
     os.utime(path, ns=(4, 4))
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     assert len(store.spans_in_file("service.py")) == 4
 
 
@@ -137,7 +133,7 @@ def test_deleted_file_loses_its_spans(tmp_path: Path, write: Callable) -> None:
     write("other.py", "def keep():\n    pass\n")
     store, _ = index(tmp_path)
     path.unlink()
-    summary = index_workspace(tmp_path, store, workers=1)
+    summary = index_files(tmp_path, store, workers=1)
     assert summary.files_removed == 1 and summary.spans_removed == 4
     assert store.span_count() == 1
 
@@ -196,7 +192,7 @@ def test_index_text_reindexes_an_editor_buffer(tmp_path: Path, write: Callable) 
     added = {store.span_by_id(i).name for i in diff.added}
     assert changed == {"helper"} and added == {"added"}
     # The buffer was never saved: the next walk re-reads the disk and goes back.
-    summary = index_workspace(tmp_path, store, workers=1)
+    summary = index_files(tmp_path, store, workers=1)
     assert summary.spans_removed == 1 and summary.spans_changed == 1
 
 
@@ -211,8 +207,8 @@ def test_parallel_index_matches_serial(tmp_path: Path) -> None:
             shutil.copy(stdlib / name, src / name)
     serial_root = tmp_path / "serial"
     shutil.copytree(src, serial_root)
-    serial = index_workspace(serial_root, open_store(serial_root), workers=1)
-    parallel = index_workspace(src, open_store(src), workers=2)
+    serial = index_files(serial_root, open_store(serial_root), workers=1)
+    parallel = index_files(src, open_store(src), workers=2)
     assert serial.files_indexed == parallel.files_indexed > 64
     assert serial.spans_total == parallel.spans_total > 0
 
@@ -375,7 +371,7 @@ def test_the_write_lock_is_free_while_files_are_parsed(tmp_path: Path, write: Ca
         except sqlite3.OperationalError:
             blocked.append(done)
 
-    summary = index_workspace(tmp_path, store, workers=1, progress=progress)
+    summary = index_files(tmp_path, store, workers=1, progress=progress)
     other.close()
     assert summary.files_indexed == 80
     assert blocked == []

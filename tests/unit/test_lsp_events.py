@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from spanlens.lsp.events import Events, Listener
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 
 class Recorder(Listener):

@@ -11,9 +11,10 @@ from pathlib import Path
 from spanlens.enrichment.prompt.source import context_for
 from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.indexing.hashing import content_hash
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import open_store
+from spanlens.store.db import open_store
+from spanlens.store.enrichments import enrichment_for
 
 
 def test_inputs_may_name_star_parameters_without_their_stars() -> None:
@@ -46,11 +47,11 @@ def test_a_blank_line_inside_a_function_keeps_its_enrichment_key_and_hash(tmp_pa
     path.write_text("def f(a):\n    b = a + 1\n    return b\n")
     store = open_store(tmp_path)
     try:
-        index_workspace(tmp_path, store, workers=1)
+        index_files(tmp_path, store, workers=1)
         [before] = store.spans_in_file("m.py")
         path.write_text("def f(a):\n    b = a + 1\n\n    return b\n")
         os.utime(path, ns=(10**18, 10**18))
-        summary = index_workspace(tmp_path, store, workers=1)
+        summary = index_files(tmp_path, store, workers=1)
         [after] = store.spans_in_file("m.py")
     finally:
         store.close()
@@ -64,12 +65,12 @@ def test_equal_names_are_told_apart_by_ordinal(tmp_path: Path) -> None:
     path.write_text("def dup():\n    return 1\n\n\ndef dup():\n    return 2\n")
     store = open_store(tmp_path)
     try:
-        index_workspace(tmp_path, store, workers=1)
+        index_files(tmp_path, store, workers=1)
         first, second = store.spans_in_file("dup.py")
         assert (first.ordinal, second.ordinal) == (0, 1) and first.id != second.id
         path.write_text("def dup():\n    return 1\n\n\ndef dup():\n    return 22\n")
         os.utime(path, ns=(10**18, 10**18))
-        summary = index_workspace(tmp_path, store, workers=1)
+        summary = index_files(tmp_path, store, workers=1)
         new_first, new_second = store.spans_in_file("dup.py")
     finally:
         store.close()
@@ -164,7 +165,7 @@ async def test_a_result_for_a_hash_still_used_elsewhere_is_discarded_for_the_cha
         [in_b] = store.spans_in_file("b.py")
         [new_a] = store.spans_in_file("a.py")
         # The result is kept for b.py's identical code; a.py's changed span stays pending.
-        assert store.enrichment_for(in_b.content_hash, ENRICHMENT_VERSION) is not None
-        assert store.enrichment_for(new_a.content_hash, ENRICHMENT_VERSION) is None
+        assert enrichment_for(store, in_b.content_hash, ENRICHMENT_VERSION) is not None
+        assert enrichment_for(store, new_a.content_hash, ENRICHMENT_VERSION) is None
     finally:
         store.close()

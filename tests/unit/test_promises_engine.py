@@ -31,10 +31,10 @@ from spanlens.enrichment.prompt.source import SpanContext
 from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
-from spanlens.scheduling.store_worker import StoreWorker
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
+from spanlens.store.db import open_store
+from spanlens.store.worker import StoreWorker
 
 #: An AWS access key id (the credential check's oldest rule); split so no scanner flags this file.
 AWS_KEY = "AKIA" + "QWERTYUIOPASDFGH"
@@ -201,9 +201,9 @@ async def test_background_calls_never_join_spans_of_different_files(tmp_path: Pa
     for name in ("a.py", "b.py", "c.py"):
         (tmp_path / name).write_text(SMALL.lstrip())
     store = open_store(tmp_path)
-    from spanlens.indexing.indexer import index_workspace
+    from spanlens.indexing.indexer import index_files
 
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     engine = _RecordingEngine()
     settings = make_settings(backend("http://127.0.0.1:9"), batch=True)
     worker = StoreWorker(tmp_path, "test")
@@ -229,7 +229,7 @@ class _RecordingEngine:
         self.calls: list[list[tuple[str, str]]] = []
 
     async def enrich(self, spans: list[Any], *, tier: str | None = None) -> list[Any]:
-        from spanlens.enrichment.engine import SpanOutcome
+        from spanlens.enrichment.outcomes import SpanOutcome
 
         self.calls.append([(s.path, s.name) for s in spans])
         return [SpanOutcome(s.id, s.content_hash, "discarded", "test") for s in spans]
@@ -273,9 +273,9 @@ async def test_a_cancelled_call_leaves_its_span_pending_after_a_restart(
     restarted = EnrichmentEngine(tmp_path, settings)
     try:
         assert two.id in [s.id for s in restarted.pending()]
-        assert fresh.failure_for(two.content_hash) is None
-        assert fresh.enrichment_for(two.content_hash, ENRICHMENT_VERSION) is None
-        assert fresh.state_counts(ENRICHMENT_VERSION, 3)["failed"] == 0
+        assert queries.failure_for(fresh, two.content_hash) is None
+        assert queries.enrichment_for(fresh, two.content_hash, ENRICHMENT_VERSION) is None
+        assert queries.state_counts(fresh, ENRICHMENT_VERSION, 3)["failed"] == 0
         assert queries.pending_spans(fresh, ENRICHMENT_VERSION, 3, time.time() + 1e6)
     finally:
         await restarted.aclose()

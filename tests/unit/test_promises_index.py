@@ -16,8 +16,8 @@ import sysconfig
 import textwrap
 from pathlib import Path
 
-from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
+from spanlens.indexing.indexer import index_files
+from spanlens.store.db import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,13 +26,13 @@ AUDITED_WARM_INDEX = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from spanlens.indexing.indexer import index_workspace
-    from spanlens.store import open_store
+    from spanlens.indexing.indexer import index_files
+    from spanlens.store.db import open_store
 
     root = Path(sys.argv[1])
     workers = int(sys.argv[2])
     store = open_store(root)
-    cold = index_workspace(root, store, workers=workers)
+    cold = index_files(root, store, workers=workers)
     opened = []
 
     def hook(event, args):
@@ -40,7 +40,7 @@ AUDITED_WARM_INDEX = textwrap.dedent(
             opened.append(args[0] if isinstance(args[0], str) else args[0].decode())
 
     sys.addaudithook(hook)
-    warm = index_workspace(root, store, workers=workers)
+    warm = index_files(root, store, workers=workers)
     store.close()
     print(json.dumps({"cold": cold.files_indexed, "warm": warm.files_indexed,
                       "unchanged": warm.files_unchanged, "opened": opened}))
@@ -90,7 +90,7 @@ def test_a_parallel_index_equals_a_serial_one_row_for_row(tmp_path: Path) -> Non
     for root, workers in ((serial_root, 1), (src, 2)):
         store = open_store(root)
         try:
-            index_workspace(root, store, workers=workers)
+            index_files(root, store, workers=workers)
         finally:
             store.close()
     serial_files, serial_spans = _rows(serial_root)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
-from spanlens.store.db import Store
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
 from spanlens.store.symbols import search_spans
 
 FILES = {
@@ -26,7 +26,7 @@ def _store(tmp_path: Path, write: Callable[[str, str], Path]) -> Store:
     for rel, text in FILES.items():
         write(rel, text)
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     summaries = {
         # A summary that says "widget" three times, against one name that holds it once.
         "helper": "Builds the widget cache: widget parts, widget layout and widget colours.",

@@ -28,7 +28,7 @@ from spanlens.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
 from spanlens.enrichment.prompt.schema import SUMMARY_CHARS_PER_WORD, reply_token_bound
 from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.settings import EnrichmentSettings
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 STORE_FILE = '''
 import os

@@ -16,19 +16,20 @@ import pytest
 from tests.support.replies import valid_reply
 from tests.support.standin import Reply, StandinModelServer, closed_port_url
 
-from spanlens.config import Settings, settings_from_dict
+from spanlens.config import settings_from_dict
 from spanlens.docgen.overview import OverviewSpan, OverviewWriter
-from spanlens.enrichment.backends import BackendFailure, FailureKind
+from spanlens.enrichment.backends.base import BackendFailure, FailureKind
 from spanlens.enrichment.call.cascade import Cascade
 from spanlens.enrichment.call.endpoints import Endpoint, build_endpoints
 from spanlens.enrichment.call.path import CallPath, Verdict
 from spanlens.enrichment.call.retry import RetryPolicy, Step, TierTries
-from spanlens.enrichment.planning.jobs import Job
+from spanlens.enrichment.planning.calls import CallPlan
 from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 from spanlens.store.enrichments import Attempt
 
 POLICY = RetryPolicy(retries=2, backoff_base=0.5, backoff_max=30.0, max_invalid_per_tier=2)
@@ -287,7 +288,7 @@ async def _span_call(root: Path) -> tuple[Trace, bool, list[int]]:
     (root / "m.py").write_text(SOURCE)
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
         [span] = queries.pending_spans(store, ENRICHMENT_VERSION, 99, 1e12)
     finally:
         store.close()
@@ -296,7 +297,7 @@ async def _span_call(root: Path) -> tuple[Trace, bool, list[int]]:
         settings = _settings(*(s.url for s in servers), backoff_base=0.02, backoff_max=0.5)
         lines = SOURCE.split("\n")[span.start_line : span.end_line + 1]
         result = await Cascade(_call_path(settings, trace)).run(
-            Job([SpanSource(span, lines)], ["small"])
+            CallPlan([SpanSource(span, lines)], ["small"])
         )
         return trace, span.id in result.landed, [len(s.chat_requests) for s in servers]
 

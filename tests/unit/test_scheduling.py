@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from spanlens.config import Settings
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.scheduling.queue import Priority, WorkQueue
 from spanlens.scheduling.scheduler import Scheduler
-from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.settings import Settings
 from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store, open_store
+from spanlens.store.db import open_store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
+from spanlens.store.worker import StoreWorker
 
 SOURCE = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(6))
 
@@ -70,7 +72,7 @@ class ScriptedEngine:
 def store(tmp_path: Path) -> Store:
     (tmp_path / "m.py").write_text(SOURCE)
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     return store
 
 
@@ -214,7 +216,7 @@ async def test_spans_that_cannot_be_sent_do_not_starve_other_files(
 ) -> None:
     # More undeliverable spans than one backlog page, in a file that sorts first.
     (tmp_path / "a_secret.py").write_text(SOURCE * 12)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     engine = LocalOnlyEngine()
     scheduler = make(engine)
     scheduler.resume()

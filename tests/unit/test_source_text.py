@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.enrichment.engine import span_text
+from spanlens.enrichment.planning.sources import span_text
 from spanlens.indexing.hashing import content_hash, file_sha256
-from spanlens.indexing.indexer import index_text, index_workspace
+from spanlens.indexing.indexer import index_files, index_text
 from spanlens.indexing.source import buffer_source_text, read_source_text
-from spanlens.store import open_store
+from spanlens.store.db import open_store
 
 PY = (
     "import os\n\n\nclass Box:\n    def size(self, n):\n        return n\n\n\n"
@@ -41,7 +41,7 @@ CASES = [
 def _positions(root: Path, name: str) -> dict[str, tuple[int, int]]:
     store = open_store(root)
     try:
-        index_workspace(root, store, workers=1)
+        index_files(root, store, workers=1)
         return {s.name: (s.start_line, s.name_start_col) for s in store.spans_in_file(name)}
     finally:
         store.close()
@@ -80,7 +80,7 @@ def test_the_engine_reads_a_file_as_the_indexer_hashed_it(tmp_path: Path) -> Non
         (tmp_path / name).write_bytes(data)
     store = open_store(tmp_path)
     try:
-        index_workspace(tmp_path, store, workers=1)
+        index_files(tmp_path, store, workers=1)
         for name, data in variants.items():
             text = read_source_text(tmp_path / name)
             assert text is not None
@@ -104,7 +104,7 @@ def test_columns_on_one_long_line_with_wide_characters_are_utf16(tmp_path: Path)
     (tmp_path / "one.js").write_text(line + "\n", encoding="utf-8")
     store = open_store(tmp_path)
     try:
-        index_workspace(tmp_path, store, workers=1)
+        index_files(tmp_path, store, workers=1)
         spans = {s.name: s for s in store.spans_in_file("one.js")}
     finally:
         store.close()

@@ -1,17 +1,21 @@
-"""The span state rule is written once in SQL and once in Python: both agree on every state."""
+"""The span state rule is written once in SQL and once in Python: both agree on every state,
+and every question "does this span still need a model" asks the one SQL rule."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
-from spanlens.config import Settings
-from spanlens.indexing.indexer import index_workspace
+from spanlens.enrichment.claims import settled_elsewhere
+from spanlens.indexing.indexer import index_files
 from spanlens.presentation.state import span_view
 from spanlens.scheduling.enrich_jobs import SpanWork
 from spanlens.scheduling.jobs import Backoff
 from spanlens.scheduling.queue import Priority
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, SpanState, span_state
 from spanlens.store import enrichments as queries
 from spanlens.store.db import open_store
@@ -31,7 +35,7 @@ def test_sql_counts_and_python_views_agree_on_every_state(tmp_path: Path) -> Non
         "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(5))
     )
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     spans = {s.name: s for s in store.spans_in_file("m.py")}
     _enrich(store, spans["f0"].content_hash)  # fresh
     _enrich(store, spans["f1"].content_hash, version="old")  # stale: an earlier version
@@ -46,7 +50,7 @@ def test_sql_counts_and_python_views_agree_on_every_state(tmp_path: Path) -> Non
         "f3": SpanState.PENDING,
         "f4": SpanState.PENDING,
     }
-    counts = store.state_counts(ENRICHMENT_VERSION, 3)
+    counts = queries.state_counts(store, ENRICHMENT_VERSION, 3)
     assert counts == {str(k): v for k, v in Counter(views.values()).items()} | {
         "fresh": 1,
         "stale": 1,
@@ -83,7 +87,7 @@ async def test_the_pending_listing_and_the_scheduler_ask_one_rule(tmp_path: Path
         "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(6))
     )
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     spans = {s.name: s for s in store.spans_in_file("m.py")}
     settings = Settings()
     limit = settings.enrichment.max_failures
@@ -117,4 +121,43 @@ async def test_the_pending_listing_and_the_scheduler_ask_one_rule(tmp_path: Path
         assert taken(Priority.REQUESTED, explicit=True) == set(spans) - {"f0"}
     finally:
         await worker.aclose()
+        store.close()
+
+
+def test_a_span_another_process_held_is_done_by_the_pending_rule(tmp_path: Path) -> None:
+    """When another process lets go of a span, the engine decides whether it is done with
+    the store's pending rule: it is open exactly when the pending listing, retry times
+    aside, still lists it at the hash it had. A span waiting for its retry time is open
+    (it only waits); an enriched, failed, changed or deleted one is done."""
+    (tmp_path / "m.py").write_text(
+        "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(7))
+    )
+    store = open_store(tmp_path)
+    index_files(tmp_path, store, workers=1)
+    spans = {s.name: s for s in store.spans_in_file("m.py")}
+    limit = Settings().enrichment.max_failures
+    now = time.time()
+    _enrich(store, spans["f0"].content_hash)  # fresh: done
+    _enrich(store, spans["f1"].content_hash, version="old")  # stale: open
+    queries.record_failure(store, spans["f2"].content_hash, "boom", now - 7200, 60, 60)  # due
+    queries.record_failure(store, spans["f3"].content_hash, "boom", now, 3600, 3600)  # waits
+    for _ in range(limit):  # failed for good
+        queries.record_failure(store, spans["f4"].content_hash, "boom", now - 7200, 1, 1)
+    held = dict(spans)
+    held["f5"] = replace(spans["f5"], content_hash="0" * 64)  # changed since it was claimed
+    held["gone"] = replace(spans["f6"], id=10**6)  # deleted since it was claimed
+    by_id = {span.id: name for name, span in held.items()}
+    try:
+        finished, free = settled_elsewhere(
+            store, list(held.values()), ENRICHMENT_VERSION, limit, "me"
+        )
+        listed = queries.pending_spans(store, ENRICHMENT_VERSION, limit, math.inf)
+        still_pending = {
+            name
+            for name, span in held.items()
+            if any(s.id == span.id and s.content_hash == span.content_hash for s in listed)
+        }
+        assert {by_id[i] for i in free} == still_pending == {"f1", "f2", "f3", "f6"}
+        assert {by_id[i] for i in finished} == set(held) - still_pending
+    finally:
         store.close()

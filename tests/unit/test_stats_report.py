@@ -14,8 +14,8 @@ import pytest
 from tests.support.replies import batch_responder, parse_request, valid_enrichment, valid_reply
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 
-from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
+from spanlens.indexing.indexer import index_files
+from spanlens.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -102,7 +102,7 @@ def test_a_partly_valid_batch_saves_one_call_per_extra_span_it_stored(
 ) -> None:
     store = open_store(project)
     try:
-        index_workspace(project, store, workers=1)
+        index_files(project, store, workers=1)
         ids = sorted(s.id for s in store.spans_in_file("calc.py"))
     finally:
         store.close()

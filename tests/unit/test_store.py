@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.store import StoreLocked, open_store
-from spanlens.store.db import db_path_for, scratch_store
+from spanlens.store.db import db_path_for, open_store, scratch_store
+from spanlens.store.errors import StoreLocked
 from spanlens.store.migrations import LATEST_VERSION, MIGRATIONS
 
 

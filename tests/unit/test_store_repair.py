@@ -22,8 +22,7 @@ from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import open_store
-from spanlens.store.db import db_path_for
+from spanlens.store.db import db_path_for, open_store
 from spanlens.store.enrichments import put_enrichment
 from spanlens.store.migrations import LATEST_VERSION
 
@@ -210,8 +209,8 @@ async def test_a_server_worker_rebuilds_on_damage_and_every_connection_follows(
     """In the server, damage found by a query (not by the check on open) rebuilds the
     database in the worker thread, and the other connections of the process (the server
     holds several) move to the new file instead of reading on in the damaged one."""
-    from spanlens.scheduling.store_worker import StoreWorker
     from spanlens.store.enrichments import unfinished_count
+    from spanlens.store.worker import StoreWorker
 
     db = db_path_for(workspace)
     other = open_store(workspace)  # checked, and remembered as sound

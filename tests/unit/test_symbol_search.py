@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from spanlens.indexing.indexer import index_workspace
-from spanlens.store import open_store
+from spanlens.indexing.indexer import index_files
+from spanlens.store.db import open_store
 from spanlens.store.symbols import search_spans
 
 
@@ -15,12 +15,12 @@ def test_search_finds_new_spans_and_forgets_deleted_ones(tmp_path: Path, write: 
     path = write("config.py", "def parse_config(text):\n    return text\n")
     write("other.py", "def loadSettings():\n    pass\n")
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     assert [s.name for s in search_spans(store, "parse config")] == ["parse_config"]
     assert [s.name for s in search_spans(store, "settings")] == ["loadSettings"]
 
     path.write_text("def read_config(text):\n    return text\n")
     os.utime(path, ns=(5, 5))
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     assert search_spans(store, "parse config") == []
     assert [s.name for s in search_spans(store, "config")] == ["read_config"]

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
 from spanlens.presentation.text import has_unsafe_chars
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments, open_store
+from spanlens.store import enrichments
+from spanlens.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 HOSTILE = "Adds\x00 two\x1b[2J\x1b]0;pwned\x07 \u202enumbers\r and\u2066 returns\x9b the sum."
@@ -23,7 +24,7 @@ def test_show_prints_model_text_without_control_characters(
     source = write("calc.py", "def add(a, b):\n    return a + b\n")
     store = open_store(tmp_path)
     try:
-        index_workspace(tmp_path, store, workers=1)
+        index_files(tmp_path, store, workers=1)
         [span] = store.spans_in_file("calc.py", with_facts=False)
         empty: list[str] = []
         data = {"summary": HOSTILE, "inputs": empty, "outputs": empty, "side_effects": empty,

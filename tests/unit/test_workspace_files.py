@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spanlens.config import IndexSettings
-from spanlens.indexing.indexer import index_workspace
+from spanlens.indexing.indexer import index_files
+from spanlens.settings import IndexSettings
 from spanlens.store.db import open_store
 from spanlens.workspace.files import current_text, index_file
 
@@ -38,7 +38,7 @@ def test_index_file_applies_the_walks_skip_rules_to_a_single_file(tmp_path: Path
 def test_index_file_forgets_a_deleted_file(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("def f():\n    pass\n")
     store = open_store(tmp_path)
-    index_workspace(tmp_path, store, workers=1)
+    index_files(tmp_path, store, workers=1)
     (tmp_path / "a.py").unlink()
     assert index_file(store, tmp_path, "a.py", IndexSettings()) is None
     assert store.file_row("a.py") is None

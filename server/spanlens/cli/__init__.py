@@ -34,7 +34,7 @@ from spanlens.cli.show import cmd_show
 from spanlens.cli.stats import cmd_stats
 from spanlens.cli.status import cmd_status
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_rebuilding(args: argparse.Namespace) -> int:
     """Run the command; when SQLite finds the database damaged part-way (after the check on
     open passed), set it aside, rebuild it with what can be salvaged, and run again once."""
-    from spanlens.store import StoreCorrupt
+    from spanlens.store.errors import StoreCorrupt
 
     try:
         return int(args.handler(args) or EXIT_OK)
@@ -119,8 +119,8 @@ def _plain_line(exc: BaseException) -> str | None:
     """One line for failures a user can act on (bad config, database, files), else None."""
     import sqlite3
 
-    from spanlens.config import ConfigError
-    from spanlens.store import StoreError
+    from spanlens.settings import ConfigError
+    from spanlens.store.errors import StoreError
 
     if isinstance(exc, (ConfigError, StoreError)):
         return f"spanlens: {exc}"

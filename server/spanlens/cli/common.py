@@ -83,7 +83,7 @@ def open_workspace_store(root: Path, *, readonly: bool = False) -> Any:
     :class:`~spanlens.store.StoreReadOnly` error for writing commands (``readonly=False``)
     and is opened read-only for the others.
     """
-    from spanlens.store import open_store
+    from spanlens.store.db import open_store
 
     return open_store(root, readonly=readonly)
 

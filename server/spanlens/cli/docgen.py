@@ -28,7 +28,7 @@ def cmd_docgen(args: argparse.Namespace) -> int:
     from spanlens.config import load_settings
     from spanlens.docgen.generate import Docgen, write_docs
     from spanlens.docgen.job import record_doc_result
-    from spanlens.docgen.plan import MISSING, STALE, doc_state, needs_model_call
+    from spanlens.docgen.plan import DOC_MISSING, DOC_STALE, doc_state, needs_model_call
     from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
     from spanlens.enrichment.backends.defaults import resolve_default_backends
     from spanlens.store.docs import doc_failures
@@ -70,7 +70,7 @@ def cmd_docgen(args: argparse.Namespace) -> int:
     plans = [docgen.plan(graph, path) for path in (only or sorted(graph.files))]
     headers = {p.path: docgen.header(p.path) for p in plans}
     states = {p.path: doc_state(p, headers[p.path]) for p in plans}
-    todo = [p for p in plans if states[p.path] in (MISSING, STALE)]
+    todo = [p for p in plans if states[p.path] in (DOC_MISSING, DOC_STALE)]
     # A doc that failed max_failures times for its current overview key is left alone, like
     # a span failed for good, until the file or its spans change; one still backing off is
     # tried again now (an explicit run), and every result is kept for the server's backoff.

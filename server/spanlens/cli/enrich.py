@@ -25,6 +25,12 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     from spanlens.config import load_settings
     from spanlens.enrichment import runner
     from spanlens.enrichment.backends.defaults import FACTS_ONLY_NOTE, resolve_default_backends
+    from spanlens.enrichment.call.preflight import (
+        preflight,
+        refusal_message,
+        serves_model,
+        unusable_message,
+    )
     from spanlens.store.enrichments import retry_failed
 
     root = workspace_root(args.root)
@@ -37,11 +43,11 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     if args.tier is not None and args.tier not in tiers:
         raise CliError(f"--tier {args.tier}: no backend has that tier (tiers: {tiers})", EXIT_USAGE)
     only = [workspace_file(root, value) for value in args.only] if args.only else None
-    probes = asyncio.run(runner.preflight(settings))
+    probes = asyncio.run(preflight(settings))
     if not any(p["reachable"] for p in probes):
-        raise CliError(runner.refusal_message(probes))
-    if not any(runner.serves_model(p) for p in probes):
-        raise CliError(runner.unusable_message(probes))
+        raise CliError(refusal_message(probes))
+    if not any(serves_model(p) for p in probes):
+        raise CliError(unusable_message(probes))
     store = open_workspace_store(root)
     try:
         run_index(root, store, show_progress=not args.json)

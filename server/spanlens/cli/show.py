@@ -53,7 +53,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     private copy, and the index is left as it is.
     """
     from spanlens.config import load_settings
-    from spanlens.indexing.indexer import check_text, relative_path
+    from spanlens.indexing.indexer import relative_path
+    from spanlens.indexing.parsing import check_text
     from spanlens.indexing.source import normalise_source
     from spanlens.indexing.walk import ignore_rule_for, skip_reason
 
@@ -95,8 +96,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _view(root: Path, rel: str, line: int, data: bytes, settings: Any) -> tuple[Any, Any]:
     from spanlens.presentation.state import span_view
-    from spanlens.store import StoreError, StoreReadOnly
     from spanlens.store.db import db_path_for, scratch_store
+    from spanlens.store.errors import StoreError, StoreReadOnly
     from spanlens.workspace.files import index_file
 
     try:

@@ -15,7 +15,7 @@ from spanlens.presentation.text import clean_text
 def cmd_stats(args: argparse.Namespace) -> int:
     """`spanlens stats [ROOT] [--json]`."""
     from spanlens.enrichment.reports import stats_report
-    from spanlens.store import open_store
+    from spanlens.store.db import open_store
     from spanlens.store.enrichments import BATCH_FAILURES_BEFORE_FALLBACK
 
     root = workspace_root(args.root)

@@ -16,7 +16,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """`spanlens status [ROOT] [--json]`."""
     from spanlens.config import load_settings
     from spanlens.localmodel.engine import engine_report
-    from spanlens.store import open_store
+    from spanlens.store.db import open_store
     from spanlens.workspace.report import workspace_status
 
     root = workspace_root(args.root)

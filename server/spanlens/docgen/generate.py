@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spanlens.config import Settings
 from spanlens.docgen.overview import DOCGEN_PROMPT_VERSION, OverviewSpan, OverviewWriter
 from spanlens.docgen.plan import CallGraph, FilePlan, coverage, needs_model_call, signature_of
 from spanlens.docgen.render import render_doc
 from spanlens.docgen.write import doc_path, docs_dir, read_header, remove_orphans, write_atomic
 from spanlens.enrichment.call.path import CallPath
 from spanlens.enrichment.planning.privacy import remote_allowed
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store.db import Store
 from spanlens.store.docs import doc_files
+from spanlens.store.handle import Store
 
 
 @dataclass(slots=True)

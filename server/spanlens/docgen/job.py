@@ -18,14 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spanlens.config import Settings
 from spanlens.docgen.generate import Docgen, DocResult
 from spanlens.docgen.plan import CallGraph, FilePlan, pick_candidate
 from spanlens.docgen.write import DocPathError, DocsLocked, acquire, docs_lock
 from spanlens.enrichment.call.path import CallPath
-from spanlens.store.db import Store
+from spanlens.settings import Settings
 from spanlens.store.docs import DocFailure, clear_doc_failure, doc_failures, record_doc_failure
 from spanlens.store.errors import StoreError
+from spanlens.store.handle import Store
 from spanlens.store.worker import StoreWorker, StoreWrites
 
 log = logging.getLogger(__name__)

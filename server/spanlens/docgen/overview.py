@@ -14,11 +14,11 @@ from typing import Any
 
 import jsonschema
 
-from spanlens.config import BackendSettings, Settings
-from spanlens.enrichment.backends import BackendFailure, CallResult, ChatRequest, FailureKind
+from spanlens.enrichment.backends.base import BackendFailure, CallResult, ChatRequest, FailureKind
 from spanlens.enrichment.call.path import CallPath, CallRequest, Verdict
 from spanlens.enrichment.reply.parse import extract_json
 from spanlens.enrichment.reply.placeholders import placeholder_reason
+from spanlens.settings import BackendSettings, Settings
 from spanlens.store.enrichments import StoreWriteFailed
 
 #: Bump when the prompt or schema changes: every overview key changes with it.
@@ -45,7 +45,7 @@ OVERVIEW_SCHEMA: dict[str, Any] = {
 _VALIDATOR = jsonschema.Draft202012Validator(OVERVIEW_SCHEMA)
 _MENTION = re.compile(r"`([^`\n]{1,120})`")
 
-SYSTEM_PROMPT = (
+OVERVIEW_SYSTEM_PROMPT = (
     "You write the overview of one source file for its reference documentation. "
     "From the file's spans (their signatures and summaries) say what the module is for, its "
     "main responsibilities, and how its parts fit together. Write span names in backticks and "
@@ -72,7 +72,7 @@ def build_messages(path: str, language: str, spans: list[OverviewSpan]) -> list[
         summary = span.summary or "(no summary: enrichment failed)"
         lines.append(f"- `{span.name}` ({span.kind}): {span.signature} :: {summary}")
     return [
-        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": OVERVIEW_SYSTEM_PROMPT},
         {"role": "user", "content": "\n".join(lines)},
     ]
 

@@ -27,10 +27,10 @@ FULL_SCAN_FILES = 5000
 #: A call name matching more spans than this elsewhere in the workspace is not linked.
 MAX_LINKS_PER_CALL = 3
 
-FRESH = "fresh"
-STALE = "stale"  # the render key changed; a model call only if the overview key did too
-MISSING = "missing"
-WAITING = "waiting"  # some span is still pending enrichment
+DOC_FRESH = "fresh"
+DOC_STALE = "stale"  # the render key changed; a model call only if the overview key did too
+DOC_MISSING = "missing"
+DOC_WAITING = "waiting"  # some span is still pending enrichment
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +171,10 @@ HeaderReader = Callable[[str], "tuple[str, str] | None"]
 def doc_state(plan: FilePlan, header: tuple[str, str] | None) -> str:
     """``fresh``, ``stale``, ``missing`` or ``waiting`` for ``plan`` given its doc's header."""
     if not plan.ready:
-        return WAITING
+        return DOC_WAITING
     if header is None:
-        return MISSING
-    return FRESH if header == (plan.overview_key, plan.render_key) else STALE
+        return DOC_MISSING
+    return DOC_FRESH if header == (plan.overview_key, plan.render_key) else DOC_STALE
 
 
 def needs_model_call(plan: FilePlan, header: tuple[str, str] | None) -> bool:
@@ -206,7 +206,7 @@ def pick_candidate(
     seen = paths[:sample] if len(paths) > scan_all_up_to else paths
     for path in seen:
         plan = graph.plan(path, prompt_version, model)
-        if doc_state(plan, read_header(path)) in (MISSING, STALE) and not skip(plan):
+        if doc_state(plan, read_header(path)) in (DOC_MISSING, DOC_STALE) and not skip(plan):
             return plan
     return None
 
@@ -215,7 +215,7 @@ def coverage(
     graph: CallGraph, read_header: HeaderReader, prompt_version: str, model: str | None
 ) -> dict[str, int]:
     """Files by doc state: fresh, stale, missing, waiting."""
-    counts = {FRESH: 0, STALE: 0, MISSING: 0, WAITING: 0}
+    counts = {DOC_FRESH: 0, DOC_STALE: 0, DOC_MISSING: 0, DOC_WAITING: 0}
     for path in graph.files:
         plan = graph.plan(path, prompt_version, model)
         counts[doc_state(plan, read_header(path))] += 1

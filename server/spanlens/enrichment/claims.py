@@ -17,10 +17,11 @@ import sqlite3
 import time
 import uuid
 
-from spanlens.states import failed_for_good
 from spanlens.store import claims as leases
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store, StoreError
+from spanlens.store.errors import StoreError
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 from spanlens.store.worker import StoreWrites
 
 log = logging.getLogger(__name__)
@@ -135,20 +136,22 @@ def settled_elsewhere(
     store: Store, spans: list[SpanRow], version: str, max_failures: int, owner: str
 ) -> tuple[list[int], list[int]]:
     """Of spans another process claimed: (ids now enriched, failed for good or gone;
-    ids nobody holds any more, free to take)."""
+    ids nobody holds any more, free to take).
+
+    Done is the store's pending rule (:func:`~spanlens.store.enrichments.span_to_enrich`),
+    waiting for a retry time aside: such a span is not done, it only waits."""
     finished: list[int] = []
     open_spans: list[SpanRow] = []
+    now = time.time()
     for span in spans:
-        failure = store.failure_for(span.content_hash)
-        if (
-            store.enrichment_for(span.content_hash, version) is not None
-            or (failure is not None and failed_for_good(failure["count"], max_failures))
-            or queries.current_hash(store, span.id) != span.content_hash
-        ):
+        current = queries.span_to_enrich(
+            store, span.id, version, max_failures, now, waiting_too=True
+        )
+        if current is None or current.content_hash != span.content_hash:
             finished.append(span.id)
         else:
             open_spans.append(span)
-    held = leases.claimed_elsewhere(store, [s.content_hash for s in open_spans], owner, time.time())
+    held = leases.claimed_elsewhere(store, [s.content_hash for s in open_spans], owner, now)
     if held:
         owners = leases.claim_owners(store, list(held))
         held = {h for h, owner in owners.items() if not owner_is_dead(owner)}

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spanlens.config import Settings
-from spanlens.enrichment.backends import FailureKind, probe_backends
-from spanlens.enrichment.call.cascade import Cascade, JobResult
+from spanlens.enrichment.backends import probe_backends
+from spanlens.enrichment.backends.base import FailureKind
+from spanlens.enrichment.call.cascade import Cascade, PlanResult
 from spanlens.enrichment.call.endpoints import (
     Endpoint,
     GpuProbe,
@@ -50,35 +50,29 @@ from spanlens.enrichment.outcomes import (
     deferred_outcome,
     gather_outcomes,
 )
-from spanlens.enrichment.planning.jobs import Job, plan_jobs
+from spanlens.enrichment.planning.calls import CallPlan, plan_calls
 from spanlens.enrichment.planning.privacy import remote_allowed
 from spanlens.enrichment.planning.router import choose_route, no_route_reason
-from spanlens.enrichment.planning.sources import SourceReader, load_sources, span_text
+from spanlens.enrichment.planning.sources import SourceReader, load_sources
 from spanlens.enrichment.prompt.build import single_prompt_tokens
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.enrichment.reply.validate import to_span_lines
 from spanlens.enrichment.writes import GuardedWrites
 from spanlens.indexing.source import read_source_text
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, Deferral, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store, StoreError, open_store
+from spanlens.store.db import open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
+from spanlens.store.errors import StoreError
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 from spanlens.store.worker import StoreWorker, StoreWrites
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "CLAIMED_ELSEWHERE",
-    "DEFERRED",
-    "DISCARDED",
-    "ENRICHED",
-    "FAILED",
-    "EnrichmentEngine",
-    "SpanOutcome",
-    "build_endpoints",
-    "span_text",
-]
+__all__ = ["EnrichmentEngine"]
 
 
 class EnrichmentEngine:
@@ -157,7 +151,7 @@ class EnrichmentEngine:
         ):
             if problem is not None or source is None:
                 outcomes[span.id] = SpanOutcome(span.id, span.content_hash, DISCARDED, problem)
-            elif self.store.enrichment_for(span.content_hash, self.version) is not None:
+            elif queries.enrichment_for(self.store, span.content_hash, self.version) is not None:
                 outcomes[span.id] = SpanOutcome(span.id, span.content_hash, ENRICHED)
             else:
                 sources.setdefault(span.content_hash, source)
@@ -175,7 +169,7 @@ class EnrichmentEngine:
             for h in mine:
                 if h not in claimed:
                     results[h] = deferred_outcome(DeferralKind.CLAIMED, CLAIMED_ELSEWHERE)
-                elif self.store.enrichment_for(h, self.version) is not None:
+                elif queries.enrichment_for(self.store, h, self.version) is not None:
                     # Landed by the process whose claim ended just before ours began.
                     results[h] = HashOutcome(ENRICHED)
             work = [source for h, source in mine.items() if h in claimed and h not in results]
@@ -289,7 +283,7 @@ class EnrichmentEngine:
         self, sources: list[SpanSource], tier: str | None
     ) -> dict[str, HashOutcome]:
         results: dict[str, HashOutcome] = {}
-        routed: list[tuple[SpanSource, Job]] = []
+        routed: list[tuple[SpanSource, CallPlan]] = []
         for source in sources:
             # Scan exactly what the prompt would carry: the span's lines and its context.
             local_only = self._has_remote and not remote_allowed(
@@ -312,8 +306,8 @@ class EnrichmentEngine:
                     DEFERRED, reason, deferral=Deferral(DeferralKind.NO_ROUTE, reason, True)
                 )
                 continue
-            routed.append((source, Job([source], route, local_only)))
-        batches, singles = plan_jobs(
+            routed.append((source, CallPlan([source], route, local_only)))
+        batches, singles = plan_calls(
             routed,
             self.settings.enrichment,
             {tier: [ep.settings.model for ep in eps] for tier, eps in self._endpoints.items()},
@@ -325,9 +319,9 @@ class EnrichmentEngine:
         results.update(await gather_outcomes(work))
         return results
 
-    async def _run_batch(self, jobs: list[Job]) -> dict[str, HashOutcome]:
+    async def _run_batch(self, jobs: list[CallPlan]) -> dict[str, HashOutcome]:
         """One call for the batch; spans whose entry did not validate go single."""
-        batch = Job(
+        batch = CallPlan(
             [job.sources[0] for job in jobs],
             jobs[0].tiers[:1],
             any(job.local_only for job in jobs),
@@ -338,7 +332,7 @@ class EnrichmentEngine:
         outcomes.update(await gather_outcomes([(j.sources, self._run_single(j)) for j in rest]))
         return outcomes
 
-    async def _run_single(self, job: Job) -> dict[str, HashOutcome]:
+    async def _run_single(self, job: CallPlan) -> dict[str, HashOutcome]:
         result = await self.cascade.run(job)
         outcomes = await self._store_landed(result, job)
         source = job.sources[0]
@@ -356,7 +350,7 @@ class EnrichmentEngine:
                 )
             }
         error = (result.failure or FailureKind.INVALID_OUTPUT).value
-        if not queries.hash_in_use(self.store, content):
+        if not self.store.hash_in_use(content):
             return {content: HashOutcome(DISCARDED, "code changed while enriching")}
         enrichment = self.settings.enrichment
         now = time.time()
@@ -372,7 +366,7 @@ class EnrichmentEngine:
         )
         return {content: HashOutcome(FAILED, error, failures=count)}
 
-    async def _store_landed(self, result: JobResult, job: Job) -> dict[str, HashOutcome]:
+    async def _store_landed(self, result: PlanResult, job: CallPlan) -> dict[str, HashOutcome]:
         outcomes: dict[str, HashOutcome] = {}
         for source in job.sources:
             landing = result.landed.get(source.span.id)
@@ -405,7 +399,7 @@ class EnrichmentEngine:
 
     def _span_outcome(self, span: SpanRow, outcome: HashOutcome) -> SpanOutcome:
         status, error = outcome.status, outcome.error
-        if status == ENRICHED and queries.current_hash(self.store, span.id) != span.content_hash:
+        if status == ENRICHED and self.store.current_hash(span.id) != span.content_hash:
             status, error = DISCARDED, "code changed while enriching"
         deferral = None
         if status == DEFERRED:

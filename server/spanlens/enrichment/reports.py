@@ -7,14 +7,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from spanlens.config import ConfigError, Settings, load_settings
-from spanlens.enrichment.backends import FailureKind, provider_for
+from spanlens.config import load_settings
+from spanlens.enrichment.backends import provider_for
+from spanlens.enrichment.backends.base import FailureKind
 from spanlens.enrichment.backends.defaults import FACTS_ONLY_NOTE, resolve_default_backends
-from spanlens.enrichment.runner import preflight
+from spanlens.enrichment.call.preflight import preflight
 from spanlens.localmodel.engine import engine_report
+from spanlens.settings import ConfigError, Settings
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
-from spanlens.store.db import Store, db_path_for
+from spanlens.store.db import db_path_for
+from spanlens.store.handle import Store
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -188,7 +191,8 @@ def _database_check(root: Path, settings: Settings, problems: list[str]) -> dict
             "exists": False,
             "note": f"not indexed yet: run `spanlens index {root}`",
         }
-    from spanlens.store import StoreError, open_store
+    from spanlens.store.db import open_store
+    from spanlens.store.errors import StoreError
     from spanlens.store.migrations import current_version
 
     try:
@@ -197,7 +201,7 @@ def _database_check(root: Path, settings: Settings, problems: list[str]) -> dict
         problems.append(f"database: {exc}")
         return {"path": str(path), "exists": True, "error": str(exc)}
     try:
-        states = store.state_counts(ENRICHMENT_VERSION, settings.enrichment.max_failures)
+        states = queries.state_counts(store, ENRICHMENT_VERSION, settings.enrichment.max_failures)
         info = {
             "path": str(path),
             "exists": True,

@@ -21,43 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spanlens.config import Settings
-from spanlens.enrichment.call.preflight import (
-    CONFIG_EXAMPLE,
-    PREFLIGHT_TIMEOUT,
-    fix_for,
-    preflight,
-    refusal_message,
-    serves_model,
-    unusable_message,
-)
-from spanlens.enrichment.engine import (
-    CLAIMED_ELSEWHERE,
-    DEFERRED,
-    DISCARDED,
-    ENRICHED,
-    FAILED,
-    EnrichmentEngine,
-    SpanOutcome,
-)
+from spanlens.enrichment.engine import EnrichmentEngine
+from spanlens.enrichment.outcomes import DEFERRED, DISCARDED, ENRICHED, FAILED, SpanOutcome
+from spanlens.settings import Settings
 from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow
+from spanlens.store.enrichments import CLAIMED_ELSEWHERE
+from spanlens.store.rows import SpanRow
 from spanlens.telemetry.gpu import sampler_for
 
 #: Spans handed to one ``enrich`` call: one file's pending spans, at most this many.
-__all__ = [
-    "CONFIG_EXAMPLE",
-    "PREFLIGHT_TIMEOUT",
-    "EnrichRun",
-    "fix_for",
-    "preflight",
-    "refusal_message",
-    "run_enrich",
-    "serves_model",
-    "summary_lines",
-    "unusable_message",
-]
+__all__ = ["EnrichRun", "run_enrich", "summary_lines"]
 
 CHUNK_SPANS = 48
 

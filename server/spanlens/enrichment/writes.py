@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spanlens.store.db import Store, StoreError
 from spanlens.store.enrichments import StoreWriteFailed
-from spanlens.store.errors import is_lock_timeout
+from spanlens.store.errors import StoreError, is_lock_timeout
+from spanlens.store.handle import Store
 from spanlens.store.worker import StoreWrites
 
 

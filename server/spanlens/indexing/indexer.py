@@ -26,7 +26,8 @@ from spanlens.indexing.parsing import (
 )
 from spanlens.indexing.source import normalise_source
 from spanlens.indexing.walk import WalkResult, walk_workspace
-from spanlens.store.db import SPAN_INSERT_FIELDS, FileRow, Store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SPAN_INSERT_FIELDS, FileRow
 
 #: Results written per transaction, and the longest a result waits to be written. The write
 #: lock is taken only to write (never while workers parse), for a few tens of milliseconds,
@@ -38,7 +39,7 @@ _WRITE_DELAY = 0.05
 _RECENT_PARSES = 32
 _RECENT_PARSE_BYTES = 4 << 20
 
-ProgressFn = Callable[[int, int], None]
+IndexProgressFn = Callable[[int, int], None]
 
 
 @dataclass(slots=True)
@@ -224,14 +225,14 @@ def _write_results(
             store.touch_files(touched)
 
 
-def index_workspace(
+def index_files(
     root: Path,
     store: Store,
     *,
     exclude: list[str] | None = None,
     max_size: int = 1 << 20,
     workers: int = 0,
-    progress: ProgressFn | None = None,
+    progress: IndexProgressFn | None = None,
     walk: WalkResult | None = None,
 ) -> IndexSummary:
     """Bring the store up to date with the files under ``root``; see the module docstring.

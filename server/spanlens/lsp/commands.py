@@ -16,16 +16,17 @@ from spanlens.presentation.markdown import inline_markdown, render_markdown, ren
 from spanlens.presentation.state import FRESH, SpanView
 from spanlens.scheduling.queue import Priority
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store.db import SpanRow
+from spanlens.store.enrichments import enrichment_for
+from spanlens.store.rows import SpanRow
 from spanlens.workspace.report import span_counts
 
 if TYPE_CHECKING:
-    from spanlens.config import Settings
     from spanlens.docgen.job import DocgenJob
     from spanlens.lsp.status import StatusReporter
     from spanlens.scheduling.scheduler import Scheduler
-    from spanlens.scheduling.store_worker import StoreWorker
-    from spanlens.store.db import Store
+    from spanlens.settings import Settings
+    from spanlens.store.handle import Store
+    from spanlens.store.worker import StoreWorker
 
 ENRICH_FILE = "spanlens.enrichFile"
 ENRICH_SPAN = "spanlens.enrichSpan"
@@ -125,7 +126,7 @@ class Commands:
         ids = [
             span.id
             for span in started.store.spans_in_file(path)
-            if started.store.enrichment_for(span.content_hash, ENRICHMENT_VERSION) is None
+            if enrichment_for(started.store, span.content_hash, ENRICHMENT_VERSION) is None
         ]
         started.scheduler.push(ids, Priority.REQUESTED, explicit=True)
         return {"queued": len(ids)}

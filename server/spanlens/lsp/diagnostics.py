@@ -17,11 +17,11 @@ from spanlens.lsp.edge import Edge, name_range
 from spanlens.lsp.events import Listener
 from spanlens.presentation.state import FRESH, SpanView, model_label
 from spanlens.presentation.text import clean_text
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 if TYPE_CHECKING:
-    from spanlens.config import Settings
-    from spanlens.store.db import Store
+    from spanlens.settings import Settings
+    from spanlens.store.handle import Store
 
 SOURCE = "spanlens"
 _SEVERITY = {

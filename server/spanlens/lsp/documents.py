@@ -27,14 +27,15 @@ from spanlens.lsp.edge import Edge
 from spanlens.lsp.events import Events, Listener
 from spanlens.lsp.progress import WorkDone
 from spanlens.scheduling.queue import Priority
-from spanlens.store.db import SpanRow, Store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 from spanlens.workspace.files import current_text, index_file
 from spanlens.workspace.index import index_workspace, walk_files
 
 if TYPE_CHECKING:
-    from spanlens.config import Settings
     from spanlens.scheduling.scheduler import Scheduler
-    from spanlens.scheduling.store_worker import StoreWorker
+    from spanlens.settings import Settings
+    from spanlens.store.worker import StoreWorker
 
 log = logging.getLogger(__name__)
 

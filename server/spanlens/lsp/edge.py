@@ -20,7 +20,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from spanlens.indexing.indexer import relative_path
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from spanlens.lsp.edge import Edge, span_range
 from spanlens.presentation.markdown import render_markdown, render_plaintext
 from spanlens.presentation.state import PENDING, STALE, SpanView
 from spanlens.scheduling.queue import Priority
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 if TYPE_CHECKING:
     from spanlens.scheduling.scheduler import Scheduler
-    from spanlens.store.db import Store
+    from spanlens.store.handle import Store
 
 
 class Hover:

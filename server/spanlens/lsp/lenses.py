@@ -30,10 +30,11 @@ from spanlens.presentation.state import (
     model_label,
 )
 from spanlens.presentation.text import clean_text
-from spanlens.store.db import SpanRow, Store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 
 if TYPE_CHECKING:
-    from spanlens.config import Settings
+    from spanlens.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from spanlens.lsp.edge import Edge
 from spanlens.lsp.progress import WorkDone
 
 if TYPE_CHECKING:
-    from spanlens.config import Settings
+    from spanlens.settings import Settings
 
 log = logging.getLogger(__name__)
 

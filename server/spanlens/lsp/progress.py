@@ -17,7 +17,7 @@ from lsprotocol import types
 
 from spanlens.lsp.edge import Edge
 from spanlens.lsp.events import Listener
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 if TYPE_CHECKING:
     from spanlens.scheduling.scheduler import Scheduler

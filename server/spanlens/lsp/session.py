@@ -23,7 +23,6 @@ from spanlens.app import (
     replace_engine,
     workspace_settings,
 )
-from spanlens.config import Settings
 from spanlens.enrichment.backends.defaults import (
     FACTS_ONLY_NOTE,
     backend_source,
@@ -44,7 +43,8 @@ from spanlens.lsp.status import StatusReporter
 from spanlens.lsp.symbols import SymbolSearch
 from spanlens.presentation.state import SpanView, span_view
 from spanlens.scheduling.scheduler import DRAIN_SECONDS
-from spanlens.store.db import SpanRow
+from spanlens.settings import Settings
+from spanlens.store.rows import SpanRow
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from spanlens.localmodel.engine import engine_report
 from spanlens.lsp.edge import Edge
 from spanlens.lsp.events import Listener
 from spanlens.scheduling.queue import LANE_NAMES
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 if TYPE_CHECKING:
-    from spanlens.config import Settings
     from spanlens.docgen.job import DocgenJob
     from spanlens.scheduling.scheduler import Scheduler
+    from spanlens.settings import Settings
 
 log = logging.getLogger(__name__)
 

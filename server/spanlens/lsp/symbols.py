@@ -11,7 +11,7 @@ from spanlens.lsp.edge import Edge, span_range
 from spanlens.store.symbols import search_spans
 
 if TYPE_CHECKING:
-    from spanlens.scheduling.store_worker import StoreWorker
+    from spanlens.store.worker import StoreWorker
 
 MAX_SYMBOLS = 100
 _KINDS = {

@@ -8,7 +8,9 @@ from typing import Any
 
 from spanlens.presentation.text import clean_text
 from spanlens.states import ENRICHMENT_VERSION, SpanState, span_state
-from spanlens.store.db import SpanRow, Store
+from spanlens.store.enrichments import enrichment_for, failure_for, latest_enrichment
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 
 FRESH = SpanState.FRESH
 STALE = SpanState.STALE
@@ -53,14 +55,14 @@ def span_view(
     version: str = ENRICHMENT_VERSION,
 ) -> SpanView:
     """Resolve the state of ``span``: what the user is shown and why."""
-    fresh = store.enrichment_for(span.content_hash, version)
+    fresh = enrichment_for(store, span.content_hash, version)
     if fresh is not None:
         return SpanView(span, FRESH, fresh, None)
     if not models_configured:
         # Nothing will re-enrich it: an older summary describes code that is gone.
         return SpanView(span, FACTS_ONLY, None, None)
-    previous = store.latest_enrichment([span.content_hash, span.enriched_hash or ""])
-    failure = store.failure_for(span.content_hash)
+    previous = latest_enrichment(store, [span.content_hash, span.enriched_hash or ""])
+    failure = failure_for(store, span.content_hash)
     state = span_state(
         fresh=False,
         failures=failure["count"] if failure else 0,

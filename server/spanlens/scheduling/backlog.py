@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store.db import SpanRow, Store
 from spanlens.store.enrichments import pending_spans
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 
 #: Spans fetched from the store per backlog page.
 BACKLOG_PAGE = 64

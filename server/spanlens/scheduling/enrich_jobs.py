@@ -17,15 +17,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from spanlens.config import Settings
 from spanlens.scheduling.backlog import backlog_page
 from spanlens.scheduling.enricher import Enricher, ResultFn
 from spanlens.scheduling.jobs import Backoff, track
 from spanlens.scheduling.queue import Priority, WorkQueue
-from spanlens.scheduling.store_worker import StoreWorker
+from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind, Status
-from spanlens.store.db import SpanRow, Store
 from spanlens.store.enrichments import pending_spans, span_to_enrich
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
+from spanlens.store.worker import StoreWorker
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from spanlens.states import Deferral, Status
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 
 class Outcome(Protocol):

@@ -17,16 +17,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from spanlens.config import Settings
 from spanlens.scheduling.enrich_jobs import SpanWork
 from spanlens.scheduling.enricher import Enricher, ResultFn
 from spanlens.scheduling.idle import IdleClock
 from spanlens.scheduling.jobs import FIRST_JOB_LANE, JOB_RECHECK_SECONDS, Backoff, Job, Lane, track
 from spanlens.scheduling.queue import Priority, WorkQueue
-from spanlens.scheduling.store_worker import StoreWorker
-from spanlens.store.db import Store
+from spanlens.settings import Settings
+from spanlens.store.handle import Store
+from spanlens.store.worker import StoreWorker
 
-__all__ = ["DRAIN_SECONDS", "Enricher", "Scheduler"]
+__all__ = ["DRAIN_SECONDS", "Scheduler"]
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,9 @@
-"""The workspace database: opening, checking and corruption recovery; the names callers use.
+"""The workspace database: where it lives, opening, checking and corruption recovery.
 
 The connection wrapper is in :mod:`~spanlens.store.connection`, the typed rows in
 :mod:`~spanlens.store.rows`, the :class:`Store` and its queries in
 :mod:`~spanlens.store.handle`, which files passed the check on open in
-:mod:`~spanlens.store.checks`, the rebuild in :mod:`~spanlens.store.repair`; this module
-re-exports what callers import from it.
+:mod:`~spanlens.store.checks`, the rebuild in :mod:`~spanlens.store.repair`.
 Every SQL statement spanlens runs lives in this package. Hot paths (indexing, hovers) use the
 standard ``sqlite3`` connection directly with ``executemany``; reporting uses sqlite-utils.
 """
@@ -27,25 +26,10 @@ from spanlens.store.connection import (
 from spanlens.store.errors import (
     StoreCorrupt,
     StoreError,
-    StoreLocked,
     StoreReadOnly,
-    StoreTooNew,
 )
 from spanlens.store.handle import Store
 from spanlens.store.repair import recover
-from spanlens.store.rows import SPAN_INSERT_FIELDS, FileRow, SpanRow
-
-__all__ = [
-    "SPAN_INSERT_FIELDS",
-    "FileRow",
-    "SpanRow",
-    "Store",
-    "StoreCorrupt",
-    "StoreError",
-    "StoreLocked",
-    "StoreReadOnly",
-    "StoreTooNew",
-]
 
 
 def db_path_for(root: Path) -> Path:

@@ -15,8 +15,15 @@ from typing import Any
 
 from spanlens.store.errors import StoreError
 from spanlens.store.handle import Store
-from spanlens.store.rows import SPAN_SELECT, SpanRow, span_row, stored_json
-from spanlens.store.states import FAILED_FOR_GOOD, NEEDS_MODEL, NOT_FRESH
+from spanlens.store.rows import (
+    ENRICHMENT_COLUMNS,
+    SPAN_SELECT,
+    SpanRow,
+    enrichment_record,
+    span_row,
+    stored_json,
+)
+from spanlens.store.states import NEEDS_MODEL, NOT_FRESH, STATE_CASE, UNFINISHED
 
 #: Why a span is not enriched now: another spanlens process (a CLI run, an editor) holds its
 #: claim. Shared by the engine (which defers such spans) and the scheduler.
@@ -108,14 +115,22 @@ def span_to_enrich(
     now: float,
     *,
     asked: bool = False,
+    waiting_too: bool = False,
 ) -> SpanRow | None:
     """Span ``span_id`` as it is now if it still needs a model, else None (gone, enriched,
     failed for good or waiting to retry): the rule of :func:`pending_spans`, for one span.
 
     A span ``asked`` for by a command needs only to lack an enrichment at ``version``: the
-    user's request overrides its failure record.
+    user's request overrides its failure record. With ``waiting_too``, a span waiting for
+    its retry time still counts (:data:`~spanlens.store.states.UNFINISHED`): it is not done.
     """
-    rule, params = (NOT_FRESH, [version]) if asked else (NEEDS_MODEL, [version, max_failures, now])
+    params: list[Any]
+    if asked:
+        rule, params = NOT_FRESH, [version]
+    elif waiting_too:
+        rule, params = UNFINISHED, [version, max_failures]
+    else:
+        rule, params = NEEDS_MODEL, [version, max_failures, now]
     row = store.conn.execute(
         SPAN_SELECT + "WHERE s.id = ? AND " + rule, [span_id, *params]
     ).fetchone()
@@ -127,7 +142,7 @@ def unfinished_count(
 ) -> int:
     """Spans without an enrichment at ``version`` that are not failed (waiting ones included);
     only those of ``paths`` when given."""
-    sql = "SELECT COUNT(*) FROM spans s WHERE " + NOT_FRESH + "AND NOT " + FAILED_FOR_GOOD
+    sql = "SELECT COUNT(*) FROM spans s WHERE " + UNFINISHED
     params: list[Any] = [version, max_failures]
     if paths is not None:
         marks = ",".join("?" * len(paths)) or "NULL"
@@ -137,24 +152,50 @@ def unfinished_count(
     return int(row[0])
 
 
-def current_hash(store: Store, span_id: int) -> str | None:
-    """The content hash span ``span_id`` has now (None once it is gone)."""
-    row = store.conn.execute("SELECT content_hash FROM spans WHERE id = ?", (span_id,)).fetchone()
-    return str(row[0]) if row else None
-
-
-def indexed_file_sha256(store: Store, path: str) -> str | None:
-    """The sha256 of ``path``'s bytes when it was last indexed (None: not indexed)."""
-    row = store.conn.execute("SELECT sha256 FROM files WHERE path = ?", (path,)).fetchone()
-    return str(row[0]) if row else None
-
-
-def hash_in_use(store: Store, content_hash: str) -> bool:
-    """Whether any span still has ``content_hash``."""
+def enrichment_for(store: Store, content_hash: str, version: str) -> dict[str, Any] | None:
+    """The enrichment of exactly this hash and schema version, with its provenance."""
     row = store.conn.execute(
-        "SELECT 1 FROM spans WHERE content_hash = ? LIMIT 1", (content_hash,)
+        f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments "
+        "WHERE content_hash = ? AND schema_version = ?",
+        (content_hash, version),
     ).fetchone()
-    return row is not None
+    return enrichment_record(row, store.conn) if row else None
+
+
+def latest_enrichment(store: Store, hashes: Sequence[str]) -> dict[str, Any] | None:
+    """The newest enrichment of any of ``hashes`` at any schema version (for stale display)."""
+    hashes = [h for h in hashes if h]
+    if not hashes:
+        return None
+    marks = ",".join("?" * len(hashes))
+    row = store.conn.execute(
+        f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments "
+        f"WHERE content_hash IN ({marks}) ORDER BY created_at DESC LIMIT 1",
+        hashes,
+    ).fetchone()
+    return enrichment_record(row, store.conn) if row else None
+
+
+def failure_for(store: Store, content_hash: str) -> dict[str, Any] | None:
+    """The failure record of a hash: count, last error, next retry time."""
+    row = store.conn.execute(
+        "SELECT count, last_error, next_retry_at FROM failures WHERE content_hash = ?",
+        (content_hash,),
+    ).fetchone()
+    if not row:
+        return None
+    return {"count": row[0], "last_error": row[1], "next_retry_at": row[2]}
+
+
+def state_counts(store: Store, version: str, max_failures: int) -> dict[str, int]:
+    """Spans by state: fresh, stale, pending, failed (each span in exactly one)."""
+    rows = store.conn.execute(
+        "SELECT " + STATE_CASE + " AS state, COUNT(*) FROM spans s GROUP BY state",
+        (version, max_failures),
+    ).fetchall()
+    counts = {"fresh": 0, "stale": 0, "pending": 0, "failed": 0}
+    counts.update({state: n for state, n in rows})
+    return counts
 
 
 def put_enrichment(

@@ -1,4 +1,5 @@
-"""Store: one connection to a workspace database and its named queries."""
+"""Store: one connection to a workspace database, and the queries of its ``files`` and
+``spans`` tables (the other tables have modules of free functions: see :mod:`spanlens.store`)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,6 @@ from spanlens.store.rows import (
     file_row,
     span_row,
 )
-from spanlens.store.states import STATE_CASE
 
 
 class _Rebuilds:
@@ -314,6 +314,25 @@ class Store:
         row = self.conn.execute(SPAN_SELECT + "WHERE s.id = ?", (span_id,)).fetchone()
         return span_row(row, self.conn) if row else None
 
+    def current_hash(self, span_id: int) -> str | None:
+        """The content hash span ``span_id`` has now (None once it is gone)."""
+        row = self.conn.execute(
+            "SELECT content_hash FROM spans WHERE id = ?", (span_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def indexed_sha256(self, path: str) -> str | None:
+        """The sha256 of ``path``'s bytes when it was last indexed (None: not indexed)."""
+        row = self.conn.execute("SELECT sha256 FROM files WHERE path = ?", (path,)).fetchone()
+        return str(row[0]) if row else None
+
+    def hash_in_use(self, content_hash: str) -> bool:
+        """Whether any span still has ``content_hash``."""
+        row = self.conn.execute(
+            "SELECT 1 FROM spans WHERE content_hash = ? LIMIT 1", (content_hash,)
+        ).fetchone()
+        return row is not None
+
     def table_counts(self) -> dict[str, int]:
         """Rows per table, for `spanlens doctor` (through sqlite-utils: not a hot path)."""
         import sqlite_utils
@@ -359,50 +378,6 @@ class Store:
     def span_names(self) -> list[str]:
         """Every distinct span name of the workspace (what a reply may name, for grounding)."""
         return [str(row[0]) for row in self.conn.execute("SELECT DISTINCT name FROM spans")]
-
-    # ----------------------------------------------------------- enrichments
-
-    def enrichment_for(self, content_hash: str, schema_version: str) -> dict[str, Any] | None:
-        """The enrichment of exactly this hash and schema version, with its provenance."""
-        row = self.conn.execute(
-            f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments "
-            "WHERE content_hash = ? AND schema_version = ?",
-            (content_hash, schema_version),
-        ).fetchone()
-        return enrichment_record(row, self.conn) if row else None
-
-    def latest_enrichment(self, hashes: Sequence[str]) -> dict[str, Any] | None:
-        """The newest enrichment of any of ``hashes`` at any schema version (for stale display)."""
-        hashes = [h for h in hashes if h]
-        if not hashes:
-            return None
-        marks = ",".join("?" * len(hashes))
-        row = self.conn.execute(
-            f"SELECT {ENRICHMENT_COLUMNS} FROM enrichments "
-            f"WHERE content_hash IN ({marks}) ORDER BY created_at DESC LIMIT 1",
-            hashes,
-        ).fetchone()
-        return enrichment_record(row, self.conn) if row else None
-
-    def failure_for(self, content_hash: str) -> dict[str, Any] | None:
-        """The failure record of a hash: count, last error, next retry time."""
-        row = self.conn.execute(
-            "SELECT count, last_error, next_retry_at FROM failures WHERE content_hash = ?",
-            (content_hash,),
-        ).fetchone()
-        if not row:
-            return None
-        return {"count": row[0], "last_error": row[1], "next_retry_at": row[2]}
-
-    def state_counts(self, schema_version: str, max_failures: int) -> dict[str, int]:
-        """Spans by state: fresh, stale, pending, failed (each span in exactly one)."""
-        rows = self.conn.execute(
-            "SELECT " + STATE_CASE + " AS state, COUNT(*) FROM spans s GROUP BY state",
-            (schema_version, max_failures),
-        ).fetchall()
-        counts = {"fresh": 0, "stale": 0, "pending": 0, "failed": 0}
-        counts.update({state: n for state, n in rows})
-        return counts
 
     def counts_by_language_and_kind(self) -> list[tuple[str, str, int]]:
         """(language, kind, spans) for the status report."""

@@ -17,17 +17,21 @@ FAILED_FOR_GOOD = (
     "EXISTS (SELECT 1 FROM failures fl WHERE fl.content_hash = s.content_hash AND fl.count >= ?) "
 )
 
-#: Held back by its failure record: failed for good, or waiting for its retry time
-#: (parameters: max_failures, now).
-HELD_BACK = (
-    "EXISTS (SELECT 1 FROM failures fl "
-    "  WHERE fl.content_hash = s.content_hash AND (fl.count >= ? OR fl.next_retry_at > ?)) "
+#: Still to enrich some time: no enrichment at the version and not failed for good
+#: (parameters: version, max_failures). Spans waiting for their retry time are included.
+UNFINISHED = NOT_FRESH + "AND NOT " + FAILED_FOR_GOOD
+
+#: Its failure record asks to wait until its retry time (parameter 1: now).
+BEFORE_RETRY = (
+    "EXISTS (SELECT 1 FROM failures fw "
+    "  WHERE fw.content_hash = s.content_hash AND fw.next_retry_at > ?) "
 )
 
-#: Needs a model now: no enrichment at the version and not held back (parameters: version,
-#: max_failures, now). The one pending rule: the pending listing and the scheduler's check
-#: of a queued span both use it (:mod:`spanlens.store.enrichments`).
-NEEDS_MODEL = NOT_FRESH + "AND NOT " + HELD_BACK
+#: Needs a model now: unfinished and not waiting (parameters: version, max_failures, now).
+#: The one pending rule: the pending listing, the scheduler's check of a queued span and
+#: the engine's check of a span another process had claimed all use it
+#: (:mod:`spanlens.store.enrichments`).
+NEEDS_MODEL = UNFINISHED + "AND NOT " + BEFORE_RETRY
 
 #: An earlier enrichment describes this span (its previous hash, or the hash at another version).
 HAS_PREVIOUS = (

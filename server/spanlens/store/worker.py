@@ -13,8 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from spanlens.store.db import Store, open_store
+from spanlens.store.db import open_store
 from spanlens.store.errors import StoreCorrupt
+from spanlens.store.handle import Store
 from spanlens.store.repair import recover
 
 T = TypeVar("T")

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from spanlens.config import IndexSettings
 from spanlens.indexing.indexer import FileDiff, index_text, remove_paths
 from spanlens.indexing.source import buffer_source_text, read_source_text
 from spanlens.indexing.walk import skip_reason
-from spanlens.store.db import Store
+from spanlens.settings import IndexSettings
+from spanlens.store.handle import Store
 
 #: The editor's unsaved text of a workspace-relative path, or None when it is not open.
 Buffers = Callable[[str], "str | None"]

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spanlens.config import IndexSettings
-from spanlens.indexing.indexer import IndexSummary, ProgressFn
-from spanlens.indexing.indexer import index_workspace as index_files
+from spanlens.indexing.indexer import IndexProgressFn, IndexSummary, index_files
 from spanlens.indexing.walk import WalkResult, walk_workspace
-from spanlens.store.db import Store
+from spanlens.settings import IndexSettings
+from spanlens.store.handle import Store
 
 
 def walk_files(root: Path, settings: IndexSettings) -> WalkResult:
@@ -25,7 +24,7 @@ def index_workspace(
     root: Path,
     settings: IndexSettings,
     *,
-    progress: ProgressFn | None = None,
+    progress: IndexProgressFn | None = None,
     walk: WalkResult | None = None,
 ) -> IndexSummary:
     """Bring ``store`` up to date with the files under ``root`` (``walk`` when the caller

@@ -13,61 +13,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens.config import BackendSettings, LocalSettings
-from spanlens.enrichment.backends.base import (
-    Backend,
-    BackendFailure,
-    CallResult,
-    ChatReply,
-    ChatRequest,
-    FailureKind,
-    ProbeResult,
-)
-from spanlens.enrichment.backends.http import (
-    as_dict,
-    body_failure,
-    list_models,
-    make_client,
-    post_json,
-    status_failure,
-    token_count,
-    transport_failure,
-)
-from spanlens.enrichment.backends.urls import (
-    display_host,
-    display_url,
-    endpoint_secrets,
-    scrub,
-    url_without_credentials,
-)
+from spanlens.enrichment.backends.base import Backend, BackendFailure, ChatRequest
+from spanlens.enrichment.backends.urls import display_url, endpoint_secrets, scrub
+from spanlens.settings import BackendSettings, LocalSettings
 
-__all__ = [
-    "PROVIDERS",
-    "Backend",
-    "BackendFailure",
-    "CallResult",
-    "ChatReply",
-    "ChatRequest",
-    "FailureKind",
-    "ProbeResult",
-    "Provider",
-    "as_dict",
-    "body_failure",
-    "create_backend",
-    "display_host",
-    "display_url",
-    "endpoint_secrets",
-    "list_models",
-    "make_client",
-    "post_json",
-    "probe_backends",
-    "provider_for",
-    "scrub",
-    "status_failure",
-    "token_count",
-    "transport_failure",
-    "url_without_credentials",
-]
+__all__ = ["PROVIDERS", "Provider", "create_backend", "probe_backends", "provider_for"]
 
 
 @dataclass(frozen=True, slots=True)

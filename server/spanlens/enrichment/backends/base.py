@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from spanlens.config import BackendSettings
 from spanlens.enrichment.backends.capabilities import Capabilities
+from spanlens.settings import BackendSettings
 
 
 class FailureKind(str, enum.Enum):

@@ -6,11 +6,11 @@ import asyncio
 import dataclasses
 import logging
 
-from spanlens.config import BackendSettings, Settings
 from spanlens.enrichment.backends import create_backend
 from spanlens.enrichment.backends.local import local_backend_settings
 from spanlens.localmodel.engine import INSTALL_HINT, LOCAL_EXTRA_HINT, engine_installed
 from spanlens.localmodel.paths import installed_model_path
+from spanlens.settings import BackendSettings, Settings
 
 log = logging.getLogger(__name__)
 

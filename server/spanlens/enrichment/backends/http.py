@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from spanlens.config import BackendSettings
 from spanlens.enrichment.backends.base import BackendFailure, FailureKind, ProbeResult
 from spanlens.enrichment.backends.urls import url_without_credentials
+from spanlens.settings import BackendSettings
 
 
 def make_client(settings: BackendSettings) -> httpx.AsyncClient:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from spanlens.config import BackendSettings, LocalSettings, Settings
-from spanlens.enrichment.backends import (
+from spanlens.enrichment.backends.base import (
     BackendFailure,
     CallResult,
     ChatRequest,
@@ -23,6 +22,7 @@ from spanlens.enrichment.backends import (
 from spanlens.enrichment.backends.capabilities import Capabilities
 from spanlens.enrichment.backends.openai import OpenAIBackend
 from spanlens.localmodel.engine import EngineOptions, EngineUnavailable, ensure_engine
+from spanlens.settings import BackendSettings, LocalSettings, Settings
 
 #: The name of the built-in engine's backend when spanlens picks it.
 BUILT_IN_NAME = "built-in"

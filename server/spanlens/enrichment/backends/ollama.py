@@ -5,14 +5,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from spanlens.config import BackendSettings
-from spanlens.enrichment.backends import (
+from spanlens.enrichment.backends.base import (
     BackendFailure,
     CallResult,
     ChatReply,
     ChatRequest,
     FailureKind,
     ProbeResult,
+)
+from spanlens.enrichment.backends.capabilities import (
+    LLAMA_CPP_PYTHON_BOUNDS,
+    Capabilities,
+    OutputForm,
+)
+from spanlens.enrichment.backends.http import (
     as_dict,
     body_failure,
     list_models,
@@ -20,12 +26,8 @@ from spanlens.enrichment.backends import (
     post_json,
     token_count,
 )
-from spanlens.enrichment.backends.capabilities import (
-    LLAMA_CPP_PYTHON_BOUNDS,
-    Capabilities,
-    OutputForm,
-)
 from spanlens.enrichment.prompt.schema import BOUND_KEYWORDS, strip_keywords
+from spanlens.settings import BackendSettings
 
 
 class OllamaBackend:

@@ -20,21 +20,13 @@ from urllib.parse import urlparse
 
 import httpx
 
-from spanlens.config import BackendSettings
-from spanlens.enrichment.backends import (
+from spanlens.enrichment.backends.base import (
     BackendFailure,
     CallResult,
     ChatReply,
     ChatRequest,
     FailureKind,
     ProbeResult,
-    as_dict,
-    body_failure,
-    list_models,
-    make_client,
-    post_json,
-    token_count,
-    url_without_credentials,
 )
 from spanlens.enrichment.backends.capabilities import (
     Capabilities,
@@ -42,8 +34,18 @@ from spanlens.enrichment.backends.capabilities import (
     apply_engine,
     refuses_response_format,
 )
+from spanlens.enrichment.backends.http import (
+    as_dict,
+    body_failure,
+    list_models,
+    make_client,
+    post_json,
+    token_count,
+)
 from spanlens.enrichment.backends.slots import SlotAffinity
+from spanlens.enrichment.backends.urls import url_without_credentials
 from spanlens.enrichment.prompt.schema import BOUND_KEYWORDS, strip_keywords
+from spanlens.settings import BackendSettings
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import base64
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from spanlens.config import BackendSettings
 from spanlens.presentation.text import clean_text
+from spanlens.settings import BackendSettings
 
 
 def display_url(url: str) -> str:

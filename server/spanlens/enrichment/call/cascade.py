@@ -17,11 +17,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanlens.enrichment.backends import ChatRequest, FailureKind, display_host
+from spanlens.enrichment.backends.base import ChatRequest, FailureKind
+from spanlens.enrichment.backends.urls import display_host
 from spanlens.enrichment.call.endpoints import Endpoint
 from spanlens.enrichment.call.path import GPU_BUSY, Asked, CallPath, CallRequest, Verdict
 from spanlens.enrichment.call.retry import Step
-from spanlens.enrichment.planning.jobs import Job
+from spanlens.enrichment.planning.calls import CallPlan
 from spanlens.enrichment.prompt.build import (
     TEMPLATE_TOKENS_PER_MESSAGE,
     Prompt,
@@ -52,8 +53,8 @@ class Landing:
 
 
 @dataclass(slots=True)
-class JobResult:
-    """What a job produced: valid enrichments by span id, and why the rest did not land."""
+class PlanResult:
+    """What a call plan produced: valid enrichments by span id, and why the rest did not land."""
 
     landed: dict[int, Landing] = field(default_factory=dict)
     #: The last failure seen; None with ``attempted`` False means nothing was tried.
@@ -71,7 +72,7 @@ class JobResult:
     endpoint_problems: list[str] = field(default_factory=list)
 
 
-def land_call(call: SpanCall, endpoint: Endpoint, tier: str, result: JobResult) -> bool:
+def land_call(call: SpanCall, endpoint: Endpoint, tier: str, result: PlanResult) -> bool:
     """Collect the call's valid enrichments; its tokens and time are split over them."""
     valid = {
         span_id: v.data
@@ -102,7 +103,7 @@ def _partial_note(call: SpanCall) -> str | None:
     return FailureKind.INVALID_OUTPUT.value if bad else None
 
 
-def span_verdict(call: SpanCall, job: Job) -> Verdict[SpanCall]:
+def span_verdict(call: SpanCall, job: CallPlan) -> Verdict[SpanCall]:
     """What the call path records of one span call (its ``attempts`` row's outcome)."""
     enriched = sum(1 for r in call.results.values() if r.ok)
     failure = call.failure
@@ -151,14 +152,14 @@ class Cascade:
                 contexts[tier] = min(ep.context_tokens for ep in endpoints)
         return contexts
 
-    async def run(self, job: Job) -> JobResult:
+    async def run(self, job: CallPlan) -> PlanResult:
         """Try the job's tiers in order until every span landed or all tiers are spent.
 
         A tier skipped or cut short by a transient endpoint state (a rate limit's cool-down,
         an open breaker, GPU limits) defers the job instead of failing it: the span is not to
         blame, and a later try may land it.
         """
-        result = JobResult()
+        result = PlanResult()
         reasons: list[str] = []
         gpu_busy = False
         for tier in job.tiers:
@@ -225,7 +226,12 @@ class Cascade:
         return None
 
     async def _run_tier(
-        self, tier: str, endpoints: list[Endpoint], prompt: Prompt, job: Job, result: JobResult
+        self,
+        tier: str,
+        endpoints: list[Endpoint],
+        prompt: Prompt,
+        job: CallPlan,
+        result: PlanResult,
     ) -> Step:
         """The job's calls in one tier, retried as the call path's retry policy decides: DONE
         (something landed), ESCALATE (the tier is spent on the span's merits) or DEFER (a
@@ -241,7 +247,7 @@ class Cascade:
             land_call(asked.verdict.value, asked.endpoint, tier, result)
         return step
 
-    def _request(self, prompt: Prompt, job: Job) -> CallRequest[SpanCall]:
+    def _request(self, prompt: Prompt, job: CallPlan) -> CallRequest[SpanCall]:
         """The call for ``prompt``; a single span's may grow its reply room once a tier, a
         batch cut off at the token limit escalates (to be split)."""
 

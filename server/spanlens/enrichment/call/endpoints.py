@@ -9,18 +9,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from spanlens.config import BackendSettings, Settings
-from spanlens.enrichment.backends import (
-    Backend,
-    BackendFailure,
-    FailureKind,
-    create_backend,
-    display_url,
-    endpoint_secrets,
-    provider_for,
-    scrub,
-)
+from spanlens.enrichment.backends import create_backend, provider_for
+from spanlens.enrichment.backends.base import Backend, BackendFailure, FailureKind
 from spanlens.enrichment.backends.capabilities import Capabilities
+from spanlens.enrichment.backends.urls import display_url, endpoint_secrets, scrub
+from spanlens.settings import BackendSettings, Settings
 
 log = logging.getLogger(__name__)
 

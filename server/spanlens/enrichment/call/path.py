@@ -26,14 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from spanlens.config import EnrichmentSettings, GpuSettings
-from spanlens.enrichment.backends import (
-    BackendFailure,
-    CallResult,
-    ChatRequest,
-    FailureKind,
-    display_host,
-)
+from spanlens.enrichment.backends.base import BackendFailure, CallResult, ChatRequest, FailureKind
+from spanlens.enrichment.backends.urls import display_host
 from spanlens.enrichment.call.endpoints import (
     HALF_OPEN,
     Endpoint,
@@ -42,6 +36,7 @@ from spanlens.enrichment.call.endpoints import (
     update_health,
 )
 from spanlens.enrichment.call.retry import RetryPolicy, Step
+from spanlens.settings import EnrichmentSettings, GpuSettings
 from spanlens.store.enrichments import Attempt
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from spanlens.config import Settings
 from spanlens.enrichment.backends import create_backend, probe_backends, provider_for
+from spanlens.settings import Settings
 
 PREFLIGHT_TIMEOUT = 2.0
 

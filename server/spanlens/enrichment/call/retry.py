@@ -59,9 +59,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from spanlens.config import EnrichmentSettings
-from spanlens.enrichment.backends import BackendFailure, FailureKind
+from spanlens.enrichment.backends.base import BackendFailure, FailureKind
 from spanlens.enrichment.call.endpoints import Endpoint
+from spanlens.settings import EnrichmentSettings
 
 R = TypeVar("R")
 

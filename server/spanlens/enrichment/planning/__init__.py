@@ -2,5 +2,5 @@
 
 ``sources`` reads a span's lines and context, ``router`` picks its tiers by complexity,
 ``privacy`` keeps secret-looking and ignored files on this machine, ``batching`` groups small
-related spans and ``jobs`` turns routed spans into the jobs the call path runs.
+related spans and ``calls`` turns routed spans into the call plans the call path runs.
 """

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spanlens.config import EnrichmentSettings
 from spanlens.enrichment.prompt.excerpts import estimate_tokens
 from spanlens.enrichment.prompt.source import SpanSource
 from spanlens.indexing.spans import CONTAINER_KINDS
+from spanlens.settings import EnrichmentSettings
 
 #: The longest span a batch may hold (see the module docstring).
 BATCH_MAX_LINES = 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from spanlens.config import RouterSettings
+from spanlens.settings import RouterSettings
 
 
 def complexity_level(facts: Mapping[str, Any], router: RouterSettings) -> int:

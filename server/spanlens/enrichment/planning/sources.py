@@ -8,8 +8,8 @@ from spanlens.enrichment.prompt.names import NO_NAMES, Names, WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.indexing.hashing import content_hash, file_sha256
 from spanlens.indexing.spans import CONTAINER_KINDS
-from spanlens.store import enrichments as queries
-from spanlens.store.db import SpanRow, Store
+from spanlens.store.handle import Store
+from spanlens.store.rows import SpanRow
 
 #: Reads a workspace-relative file's current text (an open editor buffer, or the disk).
 SourceReader = Callable[[str], "str | None"]
@@ -41,7 +41,7 @@ def load_sources(
         names = workspace_names.for_file(store, text, file_spans) if workspace_names else NO_NAMES
         # A container's hash covers only its skeleton, so its text can change under the
         # same hash: only a file identical to the indexed one vouches for it.
-        indexed = queries.indexed_file_sha256(store, path)
+        indexed = store.indexed_sha256(path)
         file_current = indexed == file_sha256(text.encode("utf-8"))
         for span in group:
             if span.kind in CONTAINER_KINDS and not file_current:

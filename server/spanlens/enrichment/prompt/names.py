@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens.store.db import Store
+from spanlens.store.handle import Store
 
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 

@@ -18,7 +18,7 @@ from spanlens.enrichment.prompt.names import (
     identifiers,
     span_names,
 )
-from spanlens.store.db import SpanRow
+from spanlens.store.rows import SpanRow
 
 
 @dataclass(frozen=True, slots=True)

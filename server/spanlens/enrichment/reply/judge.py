@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from spanlens.enrichment.backends import BackendFailure, ChatReply, FailureKind
+from spanlens.enrichment.backends.base import BackendFailure, ChatReply, FailureKind
 from spanlens.enrichment.prompt.build import Prompt
 from spanlens.enrichment.reply.validate import Validated, validate_batch_reply, validate_reply
 

@@ -1,19 +1,21 @@
-"""Jobs: the spans to enrich in one call and the tiers to try, and how routed spans are
-grouped into batch jobs and single jobs (the grouping itself is :mod:`.batching`)."""
+"""Call plans: the spans to enrich in one call and the tiers to try, and how routed spans
+are grouped into batch calls and single calls (the grouping itself is :mod:`.batching`).
+
+(A *job*, in spanlens, is the scheduler's: :class:`spanlens.scheduling.jobs.Job`.)"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from spanlens.config import EnrichmentSettings
 from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.prompt.build import single_prompt_tokens
 from spanlens.enrichment.prompt.source import SpanSource
+from spanlens.settings import EnrichmentSettings
 
 
 @dataclass(slots=True)
-class Job:
+class CallPlan:
     """Spans to enrich in one call (one span, or a batch) and the tiers to try."""
 
     sources: list[SpanSource]
@@ -27,17 +29,17 @@ class Job:
         return len(self.sources) > 1
 
 
-def plan_jobs(
-    routed: list[tuple[SpanSource, Job]],
+def plan_calls(
+    routed: list[tuple[SpanSource, CallPlan]],
     enrichment: EnrichmentSettings,
     tier_models: dict[str, list[str]],
     batching_off: Callable[[], list[tuple[str, str]]],
     tier_contexts: Callable[[bool], dict[str, int]],
-) -> tuple[list[list[Job]], list[Job]]:
-    """Split routed jobs into batches (lists of single jobs) and single jobs."""
+) -> tuple[list[list[CallPlan]], list[CallPlan]]:
+    """Split routed plans into batches (lists of single-span plans) and single plans."""
     if not enrichment.batch or len(routed) < 2:
-        return [], [job for _, job in routed]
-    by_id = {source.span.id: job for source, job in routed}
+        return [], [plan for _, plan in routed]
+    by_id = {source.span.id: plan for source, plan in routed}
     # A tier whose model keeps failing batches enriches one span a call (stats says so).
     off = set(batching_off())
     single_tiers = {
@@ -46,14 +48,14 @@ def plan_jobs(
         if any((tier, model) in off for model in models)
     }
     candidates = [
-        BatchCandidate(source, job.tiers[0])
-        for source, job in routed
-        if job.tiers[0] not in single_tiers
-        and tier_contexts(job.local_only)[job.tiers[0]] >= single_prompt_tokens(source)
+        BatchCandidate(source, plan.tiers[0])
+        for source, plan in routed
+        if plan.tiers[0] not in single_tiers
+        and tier_contexts(plan.local_only)[plan.tiers[0]] >= single_prompt_tokens(source)
     ]
     batchable = {c.source.span.id for c in candidates}
     planned, leftover = plan_batches(candidates, enrichment)
     batches = [[by_id[c.source.span.id] for c in batch] for batch in planned]
     singles = [by_id[c.source.span.id] for c in leftover]
-    singles += [job for source, job in routed if source.span.id not in batchable]
+    singles += [plan for source, plan in routed if source.span.id not in batchable]
     return batches, singles
