@@ -21,11 +21,10 @@ from tests.support.replies import parse_docgen_request, valid_responder
 from tests.support.standin import StandinModelServer
 
 from run import print_table
-from spanlens.app import command_calls
+from spanlens.app import command_calls, enrich_workspace
 from spanlens.config import settings_from_dict
 from spanlens.docgen.generate import Docgen, write_docs
 from spanlens.docgen.plan import DOC_MISSING, DOC_STALE, doc_state
-from spanlens.enrichment.runner import run_enrich
 from spanlens.indexing.indexer import index_files
 from spanlens.store.db import open_store
 
@@ -112,13 +111,13 @@ def run() -> dict[str, Any]:
         _index(root)
         with StandinModelServer(responder=valid_responder) as server:
             settings = _settings(server.url)
-            asyncio.run(run_enrich(root, settings))
+            asyncio.run(enrich_workspace(root, settings))
             server.reset()
             _, first, first_seconds, graph = _docgen(root, settings)
             first_calls = _calls(server)
             path, name, linkers = _edit_one_function(root, graph)
             _index(root)
-            asyncio.run(run_enrich(root, settings))
+            asyncio.run(enrich_workspace(root, settings))
             server.reset()
             _, second, second_seconds, _ = _docgen(root, settings)
             second_calls = _calls(server)

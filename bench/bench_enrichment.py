@@ -36,11 +36,11 @@ from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
 from run import print_table
+from spanlens.app import enrich_workspace
 from spanlens.config import settings_from_dict
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
 from spanlens.enrichment.reply.validate import validate_enrichment
-from spanlens.enrichment.runner import run_enrich
 from spanlens.indexing.indexer import index_files
 from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION
@@ -148,8 +148,8 @@ def overhead(workdir: Path) -> dict[str, Any]:
     spans = write_functions(root, OVERHEAD_FILES, FUNCTIONS_PER_FILE)
     with standin_process(LATENCY, PARALLEL) as url:
         settings = settings_for(url, batch=False, parallel=PARALLEL)
-        asyncio.run(run_enrich(warmup, settings))  # imports and first connections
-        run = asyncio.run(run_enrich(root, settings))
+        asyncio.run(enrich_workspace(warmup, settings))  # imports and first connections
+        run = asyncio.run(enrich_workspace(root, settings))
         transport = asyncio.run(transport_baseline(url, run.calls))
     ideal = PARALLEL / LATENCY
     throughput = run.calls / run.seconds
@@ -212,7 +212,7 @@ def batching(workdir: Path) -> dict[str, Any]:
     spans = index(root)
     with StandinModelServer(responder=valid_responder) as server:
         settings = settings_for(server.url, batch=True, parallel=PARALLEL)
-        run = asyncio.run(run_enrich(root, settings))
+        run = asyncio.run(enrich_workspace(root, settings))
     valid, invalid = check_rows(root)
     return {
         "files": files,
@@ -265,7 +265,7 @@ def faults(workdir: Path) -> dict[str, Any]:
         )
         with StandinModelServer(latency=FAULT_LATENCY, responder=responder) as server:
             settings = settings_for(server.url, batch=True, parallel=FAULT_PARALLEL)
-            run = asyncio.run(run_enrich(root, settings))
+            run = asyncio.run(enrich_workspace(root, settings))
             requests = len(server.chat_requests)
         valid, invalid = check_rows(root)
         figures[name] = {

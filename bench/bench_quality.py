@@ -9,7 +9,7 @@ The corpus (``bench/corpus/quality``: Python, Go and TypeScript; functions with 
 raises/throws/errors, I/O side effects and pure ones, a class's methods) is indexed in a
 temporary workspace and enriched exactly as a user with nothing configured gets it:
 :func:`~spanlens.enrichment.backends.defaults.resolve_default_backends` picks the built-in engine
-and :func:`~spanlens.enrichment.runner.run_enrich` runs the default settings (batching, retries,
+and :func:`~spanlens.app.enrich_workspace` runs the default settings (batching, retries,
 validation). Every reply the model sends is recorded (stored or rejected), with the span's
 code and facts and the validator's verdict, and written to ``bench/results/quality_replies.json``
 (``--save-replies PATH`` elsewhere): the raw material of the hand-reviewed fixture
@@ -38,6 +38,7 @@ from typing import Any
 
 from bench_enrichment import index
 from run import print_table
+from spanlens.app import enrich_workspace
 from spanlens.config import load_settings
 from spanlens.enrichment.backends.base import BackendFailure, ChatReply, ChatRequest
 from spanlens.enrichment.backends.defaults import backend_source, resolve_default_backends
@@ -46,7 +47,6 @@ from spanlens.enrichment.planning.sources import load_sources
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.reply import contradictions
 from spanlens.enrichment.reply.validate import validate_batch_reply, validate_reply
-from spanlens.enrichment.runner import run_enrich
 from spanlens.store.db import open_store
 from spanlens.store.enrichments import latest_enrichment
 
@@ -243,7 +243,7 @@ async def _enrich(root: Path, batch: bool, threads: int) -> tuple[float, str]:
             settings, enrichment=dataclasses.replace(settings.enrichment, batch=False)
         )
     started = time.perf_counter()
-    await run_enrich(root, settings)
+    await enrich_workspace(root, settings)
     return time.perf_counter() - started, str(settings.backends[0].model)
 
 

@@ -25,8 +25,8 @@ from tests.support.standin import StandinModelServer
 
 from bench_enrichment import check_rows, index
 from run import print_table
+from spanlens.app import enrich_workspace
 from spanlens.config import settings_from_dict
-from spanlens.enrichment.runner import run_enrich
 from spanlens.settings import Settings
 from spanlens.store.db import open_store
 
@@ -92,7 +92,7 @@ def _measure(root: Path, settings: Settings) -> dict[str, Any]:
     started = time.perf_counter()
     interrupted = False
     try:
-        asyncio.run(run_enrich(root, settings, limit=SPANS))
+        asyncio.run(enrich_workspace(root, settings, limit=SPANS))
     except KeyboardInterrupt:
         # Stopped by its bound (`timeout -s INT`): report what was done, not nothing.
         interrupted = True

@@ -26,8 +26,8 @@ from tests.support.llama_engine import running_llama_server
 
 from bench_enrichment import check_rows, index
 from bench_real_model import MODEL, N_CTX, settings_for, source_file
+from spanlens.app import enrich_workspace
 from spanlens.enrichment.call import cascade
-from spanlens.enrichment.runner import run_enrich
 from spanlens.store.db import open_store
 
 
@@ -67,7 +67,7 @@ def main(out: Path) -> None:
         spans = index(root)
         started = time.monotonic()
         with running_llama_server(MODEL, N_CTX) as url:
-            run = asyncio.run(run_enrich(root, settings_for(url, "openai", "smollm2")))
+            run = asyncio.run(enrich_workspace(root, settings_for(url, "openai", "smollm2")))
         valid, invalid = check_rows(root)
         store = open_store(root)
         try:

@@ -1,4 +1,5 @@
-"""Composition root: builds the store, settings, engine and scheduler of one workspace."""
+"""Composition root: builds the store, settings, endpoints, engine and scheduler of one
+workspace, for the server and for the commands (`spanlens enrich`, `docgen`, `doctor`)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from spanlens.scheduling.scheduler import Scheduler
 from spanlens.settings import ConfigError, Settings
 from spanlens.store.db import open_store
 from spanlens.store.handle import Store
-from spanlens.store.worker import StoreWorker
+from spanlens.store.worker import StoreWorker, StoreWrites
 from spanlens.telemetry.gpu import GpuSampler, sampler_for
 
 if TYPE_CHECKING:
+    from spanlens.enrichment.call.endpoints import Endpoint, GpuProbe
     from spanlens.enrichment.call.path import CallPath
     from spanlens.enrichment.engine import EnrichmentEngine
+    from spanlens.enrichment.runner import EnrichRun, ProgressFn
+    from spanlens.store.enrichments import Attempt
 
 #: Reads a workspace-relative file's current text, or None when it cannot.
 SourceText = Callable[[str], "str | None"]
@@ -62,33 +66,118 @@ def build_engine(
     """
     if not settings.backends:
         return None
+    return open_engine(root, settings, writer=writer, gpu=gpu, source_text=source_text)
+
+
+def open_engine(
+    root: Path,
+    settings: Settings,
+    *,
+    gpu: GpuProbe | None = None,
+    writer: StoreWrites | None = None,
+    endpoints: dict[str, list[Endpoint]] | None = None,
+    source_text: SourceText | None = None,
+) -> EnrichmentEngine:
+    """An enrichment engine with everything it needs: its own read connection, the
+    ``endpoints`` (built from ``settings`` when not given; the engine closes them) and
+    ``writer`` (without one, a writer thread of its own that the engine closes). ``gpu`` stays
+    the caller's to close."""
     from spanlens.enrichment.call.endpoints import build_endpoints
     from spanlens.enrichment.engine import EnrichmentEngine
 
     return EnrichmentEngine(
         root,
         settings,
+        store=open_store(root),
+        endpoints=endpoints if endpoints is not None else build_endpoints(settings),
+        writer=writer if writer is not None else StoreWorker(root, "enrich"),
+        owns_writer=writer is None,
         gpu=gpu,
         source_text=source_text,
-        store=open_store(root),
-        endpoints=build_endpoints(settings),
-        writer=writer,
     )
 
 
 @contextlib.asynccontextmanager
-async def command_calls(root: Path, settings: Settings) -> AsyncIterator[CallPath | None]:
-    """The call path of a command that is no server (``spanlens docgen``): built as the
-    server builds it, recording each call through its own writer thread; None without a
-    backend. Closed (clients, writer) when the block ends."""
-    writer = StoreWorker(root, "calls")
-    engine = build_engine(root, settings, writer, None)
+async def command_endpoints(settings: Settings) -> AsyncIterator[CallPath]:
+    """The endpoints of a command that is no server, built once from ``settings``, as a call
+    path that records no attempt: the enrich pre-flight and doctor probe through it (doctor
+    writes nothing to the index), and :func:`command_engine` takes over its endpoints.
+    Their clients are closed when the block ends."""
+    from spanlens.enrichment.call.endpoints import build_endpoints, close_endpoints
+    from spanlens.enrichment.call.path import CallPath
+
+    calls = CallPath(
+        build_endpoints(settings), settings.enrichment, _record_nothing, gpu_settings=settings.gpu
+    )
     try:
-        yield engine.calls if engine is not None else None
+        yield calls
     finally:
-        if engine is not None:
-            await engine.aclose()
-        await writer.aclose()
+        await close_endpoints(calls.all_endpoints())
+
+
+async def _record_nothing(attempt: Attempt) -> None:
+    """A probe's call is not written to the index (doctor and the pre-flight write nothing)."""
+
+
+@contextlib.asynccontextmanager
+async def command_engine(
+    root: Path,
+    settings: Settings,
+    *,
+    endpoints: dict[str, list[Endpoint]] | None = None,
+    gpu: bool = True,
+) -> AsyncIterator[EnrichmentEngine]:
+    """The engine of a command that is no server, built as the server builds it, with its own
+    writer thread and (when ``gpu`` and ``gpu.enabled``) a GPU sampler; it calls
+    ``endpoints`` when given (those the pre-flight probed). Closed when the block ends."""
+    sampler = sampler_for(gpu and settings.gpu.enabled)
+    engine = open_engine(root, settings, gpu=sampler, endpoints=endpoints)
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
+        if sampler is not None:
+            await asyncio.to_thread(sampler.close)
+
+
+@contextlib.asynccontextmanager
+async def command_calls(root: Path, settings: Settings) -> AsyncIterator[CallPath | None]:
+    """The call path of a command that is no server (``spanlens docgen``): the engine's,
+    built as the server builds it, recording each call through its own writer thread; None
+    without a backend. Closed (clients, writer) when the block ends."""
+    if not settings.backends:
+        yield None
+        return
+    async with command_engine(root, settings, gpu=False) as engine:
+        yield engine.calls
+
+
+async def enrich_workspace(
+    root: Path,
+    settings: Settings,
+    *,
+    endpoints: dict[str, list[Endpoint]] | None = None,
+    limit: int | None = None,
+    tier: str | None = None,
+    paths: list[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> EnrichRun:
+    """`spanlens enrich`'s run (see :func:`spanlens.enrichment.runner.run_enrich`) through
+    an engine of :func:`command_engine`."""
+    from spanlens.enrichment.runner import run_enrich
+
+    async with command_engine(root, settings, endpoints=endpoints) as engine:
+        return await run_enrich(engine, limit=limit, tier=tier, paths=paths, progress=progress)
+
+
+async def probe_backends(settings: Settings, check_output: bool = False) -> list[dict[str, Any]]:
+    """Doctor's probe of every configured backend (see
+    :func:`spanlens.enrichment.call.preflight.preflight`), through endpoints built as a run
+    builds them."""
+    from spanlens.enrichment.call.preflight import preflight
+
+    async with command_endpoints(settings) as calls:
+        return await preflight(calls, check_output=check_output)
 
 
 def workspace_settings(

@@ -17,10 +17,10 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
+from spanlens.app import open_engine
 from spanlens.enrichment.backends.base import ChatRequest, FailureKind
 from spanlens.enrichment.backends.capabilities import OutputForm
 from spanlens.enrichment.backends.openai import OpenAIBackend
-from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.settings import BackendSettings
 
 from .conftest import N_CTX
@@ -59,7 +59,7 @@ def _settings(url: str, context: int = N_CTX):  # type: ignore[no-untyped-def]
 
 async def test_real_engine_end_to_end(tmp_path: Path, llama_server: str) -> None:
     workspace(tmp_path, {"tools.py": CODE, "big.py": long_function(600)})
-    engine = EnrichmentEngine(tmp_path, _settings(llama_server))
+    engine = open_engine(tmp_path, _settings(llama_server))
     try:
         outcomes = await engine.enrich(spans_named(engine.store, "clamp", "read_lines", "is_even"))
         [endpoint] = engine.cascade.endpoints["small"]
@@ -85,7 +85,7 @@ async def test_real_engine_refuses_an_oversized_prompt_before_sending(
 ) -> None:
     workspace(tmp_path, {"big.py": long_function(600)})
     # Less context than the system prompt and the smallest bounded reply need.
-    engine = EnrichmentEngine(tmp_path, _settings(llama_server, context=400))
+    engine = open_engine(tmp_path, _settings(llama_server, context=400))
     try:
         [outcome] = await engine.enrich(spans_named(engine.store, "long_sum"))
     finally:

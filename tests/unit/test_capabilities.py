@@ -22,6 +22,7 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
+from spanlens.app import open_engine
 from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.prompt.build import build_prompt, with_more_reply_room
 from spanlens.enrichment.prompt.schema import SpanBounds, bounded_schema, reply_token_bound
@@ -34,7 +35,7 @@ def _openai(url: str, **extra: Any) -> dict[str, Any]:
 
 
 async def _enrich(root: Path, settings: Any, *names: str) -> tuple[list[Any], EnrichmentEngine]:
-    engine = EnrichmentEngine(root, settings)
+    engine = open_engine(root, settings)
     try:
         outcomes = await engine.enrich(spans_named(engine.store, *names))
     finally:
@@ -49,7 +50,7 @@ async def test_llama_cpp_python_refusal_is_a_capability_not_a_server_fault(
     with StandinModelServer(responder=valid_responder, engine="llama-cpp-python") as server:
         # A breaker that opens on the first server fault: a refused format must not count.
         settings = make_settings(_openai(server.url), breaker_threshold=1)
-        engine = EnrichmentEngine(tmp_path, settings)
+        engine = open_engine(tmp_path, settings)
         try:
             first = await engine.enrich(spans_named(engine.store, "add"))
             second = await engine.enrich(spans_named(engine.store, "greet"))
@@ -79,7 +80,7 @@ async def test_a_500_refusing_json_schema_steps_down_without_failing_the_span(
     workspace(tmp_path, {"calc.py": SMALL_FILE})
     with StandinModelServer(responder=valid_responder, engine="llama-cpp-python") as server:
         settings = make_settings(_openai(server.url), breaker_threshold=1)
-        engine = EnrichmentEngine(tmp_path, settings)
+        engine = open_engine(tmp_path, settings)
         [endpoint] = engine.cascade.endpoints["small"]
         caps = endpoint.capabilities
         assert caps is not None
@@ -104,7 +105,7 @@ async def test_llama_cpp_slots_cap_concurrency_and_split_the_context(tmp_path: P
         responder=valid_responder, engine="llama.cpp", n_ctx=8192, slots=2, latency=0.05
     ) as server:
         settings = make_settings(_openai(server.url, max_parallel=4, context_tokens=8192))
-        engine = EnrichmentEngine(tmp_path, settings)
+        engine = open_engine(tmp_path, settings)
         try:
             names = ("add", "neg", "greet", "ping")
             outcomes = await asyncio.gather(
@@ -318,7 +319,7 @@ async def _enrich_while_the_probe_is_slow_then_quick(
     """Enrich ``add`` while the server's probes answer after the 1 s detection timeout, then
     ``greet`` once they answer at once: (detected while slow, outcomes, caps, chat forms)."""
     workspace(tmp_path, {"calc.py": SMALL_FILE})
-    engine = EnrichmentEngine(tmp_path, make_settings(_openai(server.url, timeout=1)))
+    engine = open_engine(tmp_path, make_settings(_openai(server.url, timeout=1)))
     try:
         first = await engine.enrich(spans_named(engine.store, "add"))
         [endpoint] = engine.cascade.endpoints["small"]

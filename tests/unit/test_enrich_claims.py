@@ -24,8 +24,7 @@ from tests.support.replies import request_span_ids, valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrich_faults import functions_workspace, settings_for, state_counts
 
-from spanlens.enrichment.engine import EnrichmentEngine
-from spanlens.enrichment.runner import run_enrich
+from spanlens.app import enrich_workspace, open_engine
 from spanlens.scheduling.queue import Priority
 from spanlens.scheduling.scheduler import Scheduler
 from spanlens.states import ENRICHMENT_VERSION, DeferralKind
@@ -64,7 +63,7 @@ async def test_two_runs_on_one_workspace_do_the_work_once(
     server.latency = 0.02
     settings = settings_for(server.url, batch=False)
     first, second = await asyncio.gather(
-        run_enrich(tmp_path, settings), run_enrich(tmp_path, settings)
+        enrich_workspace(tmp_path, settings), enrich_workspace(tmp_path, settings)
     )
     assert len(server.chat_requests) == spans  # one call per span, none twice
     assert first.calls + second.calls == spans  # each summary counts only its own calls
@@ -124,7 +123,7 @@ def test_a_run_killed_with_9_frees_its_claims_for_the_next_run_at_once(
     before = len(server.chat_requests)
     # Its claims are free at once (its pid is gone), not after the lease of a minute.
     settings = settings_for(server.url, batch=False, give_up_after=5)
-    run = asyncio.run(run_enrich(tmp_path, settings))
+    run = asyncio.run(enrich_workspace(tmp_path, settings))
     assert run.succeeded == spans and run.pending == 0 and run.elsewhere == 0
     assert len(server.chat_requests) - before == spans
 
@@ -136,8 +135,8 @@ async def test_the_engine_a_server_uses_leaves_a_claimed_span_alone(
     server.latency = 0.5
     settings = settings_for(server.url, batch=False)
     cli_engine, editor_engine = (
-        EnrichmentEngine(tmp_path, settings),
-        EnrichmentEngine(tmp_path, settings),
+        open_engine(tmp_path, settings),
+        open_engine(tmp_path, settings),
     )
     try:
         span = cli_engine.pending()[0]
@@ -164,7 +163,7 @@ async def test_claiming_never_blocks_the_event_loop_on_the_write_lock(
     tmp_path: Path, server: StandinModelServer
 ) -> None:
     functions_workspace(tmp_path, 1, 1)
-    engine = EnrichmentEngine(tmp_path, settings_for(server.url))
+    engine = open_engine(tmp_path, settings_for(server.url))
     holder = sqlite3.connect(db_path_for(tmp_path), isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another process is writing
@@ -233,7 +232,7 @@ async def test_the_server_leaves_spans_claimed_by_a_cli_run_and_holds_nothing_ba
     settings.lsp.idle_seconds = 0
     store = open_store(tmp_path)
     worker = StoreWorker(tmp_path, "test")
-    engine = EnrichmentEngine(tmp_path, settings)
+    engine = open_engine(tmp_path, settings)
     scheduler = Scheduler(store, worker, engine, settings)
     scheduler.paused = "backlog"
     scheduler.start()

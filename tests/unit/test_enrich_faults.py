@@ -21,6 +21,7 @@ from tests.support.replies import request_span_ids, valid_reply, valid_responder
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import assert_every_row_valid, workspace
 
+from spanlens.app import enrich_workspace, open_engine
 from spanlens.config import load_settings, settings_from_dict
 from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.runner import run_enrich, summary_lines
@@ -89,7 +90,7 @@ async def test_one_run_rides_out_thirty_percent_mixed_faults(
     spans = functions_workspace(tmp_path, 5, 40)
     faults = FaultyResponder(0.3, retry_after=0.2)
     server.responder = faults
-    run = await run_enrich(tmp_path, settings_for(server.url))
+    run = await enrich_workspace(tmp_path, settings_for(server.url))
     counts = state_counts(tmp_path, 3)
     assert faults.counts["rate_limited"] > 0 and faults.counts["valid"] > 0
     assert run.deferred == 0 and run.stopped is None
@@ -109,7 +110,7 @@ async def test_a_rate_limit_makes_the_run_wait_and_shows_it(
     server.script(Reply.rate_limited(3))
     server.responder = valid_responder
     shown: list[str] = []
-    run = await run_enrich(
+    run = await enrich_workspace(
         tmp_path,
         settings_for(server.url, batch=False),
         progress=lambda done, total, extra="": shown.append(extra),
@@ -124,7 +125,7 @@ async def test_a_run_gives_up_after_give_up_after_without_progress_and_says_why(
 ) -> None:
     spans = functions_workspace(tmp_path, 1, 6)
     server.responder = lambda request: Reply.rate_limited(0.2)
-    run = await run_enrich(tmp_path, settings_for(server.url, give_up_after=1))
+    run = await enrich_workspace(tmp_path, settings_for(server.url, give_up_after=1))
     assert run.stopped == "no progress for 1 s: local rate limited"
     assert run.succeeded == run.failed == run.deferred == 0 and run.pending == spans
     assert failure_rows(tmp_path) == []
@@ -138,7 +139,7 @@ async def test_a_run_stops_at_once_when_every_backend_is_misconfigured(
 ) -> None:
     functions_workspace(tmp_path, 1, 6)
     server.models = ("other:1b",)  # the model went away after the pre-flight
-    run = await run_enrich(tmp_path, settings_for(server.url, give_up_after=600))
+    run = await enrich_workspace(tmp_path, settings_for(server.url, give_up_after=600))
     assert run.stopped is not None and "does not serve model qwen2.5-coder:7b" in run.stopped
     assert len(server.chat_requests) <= 4  # one per worker, not one per retry
     assert failure_rows(tmp_path) == []
@@ -159,7 +160,7 @@ async def test_malformed_or_invalid_output_never_opens_the_breaker(
         max_invalid_per_tier=3,
         max_failures=1,
     )
-    engine = EnrichmentEngine(tmp_path, settings)
+    engine = open_engine(tmp_path, settings)
     try:
         outcomes = await engine.enrich(engine.pending())
         health = engine.health()["endpoints"][0]
@@ -182,7 +183,7 @@ async def test_a_server_that_drips_a_byte_at_a_time_times_out_at_the_backend_tim
         "gpu": {"enabled": False},
         "backends": [{"name": "local", "url": server.url, "timeout": 1}],
     }
-    engine = EnrichmentEngine(tmp_path, settings_from_dict(raw))
+    engine = open_engine(tmp_path, settings_from_dict(raw))
     try:
         [outcome] = await asyncio.wait_for(engine.enrich(engine.pending()), 15)
     finally:
@@ -227,11 +228,14 @@ async def test_a_failing_store_write_stops_the_run_at_once(
 ) -> None:
     functions_workspace(tmp_path, 5, 40)
     server.responder = valid_responder
-    engine = EnrichmentEngine(tmp_path, settings_for(server.url, batch=False))
+    engine = open_engine(tmp_path, settings_for(server.url, batch=False))
     # SQLite refuses every write on the engine's writer connection, as on a read-only database.
     await pragma(engine, "query_only = 1")
-    with pytest.raises(StoreWriteFailed) as raised:
-        await run_enrich(tmp_path, engine.settings, engine=engine)
+    try:
+        with pytest.raises(StoreWriteFailed) as raised:
+            await run_enrich(engine)
+    finally:
+        await engine.aclose()
     message = str(raised.value)
     assert "\n" not in message and "cannot write the index" in message
     assert "the index is read-only" in message
@@ -254,7 +258,7 @@ async def test_a_lock_held_too_long_fails_one_enrich_but_a_read_only_store_stops
         return valid_reply(request)
 
     server.responder = lock_then_answer
-    engine = EnrichmentEngine(tmp_path, settings_for(server.url, batch=False))
+    engine = open_engine(tmp_path, settings_for(server.url, batch=False))
     await pragma(engine, "busy_timeout = 100")
     try:
         first, second, third = engine.pending()
@@ -303,7 +307,7 @@ async def test_a_write_lock_held_by_another_process_never_stalls_the_event_loop(
 
     server.responder = lock_then_answer
     writer = WatchedWriter(tmp_path, holder)
-    engine = EnrichmentEngine(tmp_path, settings_for(server.url, batch=False), writer=writer)
+    engine = open_engine(tmp_path, settings_for(server.url, batch=False), writer=writer)
     # The writer waits for the lock as long as this test may take: it must not give up here.
     await writer.run_first(lambda store: store.conn.execute("PRAGMA busy_timeout = 600000"))
     try:
@@ -336,7 +340,7 @@ async def test_a_garbled_batch_reply_is_asked_again_before_the_batch_is_split(
     spans = functions_workspace(tmp_path, 1, 6)
     server.script(Reply.content("Sure! These functions add and subtract numbers."))
     server.responder = valid_responder
-    run = await run_enrich(tmp_path, settings_for(server.url))
+    run = await enrich_workspace(tmp_path, settings_for(server.url))
     assert run.succeeded == spans
     # The batch again, not one call per span.
     assert [len(request_span_ids(r)) for r in server.chat_requests] == [spans, spans]

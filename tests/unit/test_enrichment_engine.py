@@ -29,8 +29,8 @@ from tests.support.replies import (
 )
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer, closed_port_url
 
+from spanlens.app import open_engine
 from spanlens.config import settings_from_dict
-from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.outcomes import SpanOutcome
 from spanlens.enrichment.prompt.names import WorkspaceNames
 from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
@@ -123,7 +123,7 @@ def _paths(store: Store) -> list[str]:
 
 
 async def enrich(root: Path, settings: Settings, *names: str) -> list[SpanOutcome]:
-    engine = EnrichmentEngine(root, settings)
+    engine = open_engine(root, settings)
     try:
         return await engine.enrich(spans_named(engine.store, *names))
     finally:
@@ -311,7 +311,7 @@ async def test_timeout_is_retried(small_ws: Path, server: StandinModelServer) ->
 
 
 async def test_connection_refused_fails_and_reports_unreachable(small_ws: Path) -> None:
-    engine = EnrichmentEngine(small_ws, make_settings(backend(closed_port_url())))
+    engine = open_engine(small_ws, make_settings(backend(closed_port_url())))
     try:
         [outcome] = await engine.enrich(spans_named(engine.store, "add"))
         health = engine.health()
@@ -423,7 +423,7 @@ async def test_context_overflow_escalates(
 async def test_breaker_opens_and_recovers(small_ws: Path, server: StandinModelServer) -> None:
     server.responder = lambda r: Reply.error(500)
     settings = make_settings(backend(server.url), retries=0, breaker_threshold=2)
-    engine = EnrichmentEngine(small_ws, settings)
+    engine = open_engine(small_ws, settings)
     try:
         for name in ("add", "neg"):
             [outcome] = await engine.enrich(spans_named(engine.store, name))
@@ -469,7 +469,7 @@ async def test_batching_with_partial_fallback(small_ws: Path, server: StandinMod
 async def test_stale_result_is_discarded(small_ws: Path, server: StandinModelServer) -> None:
     server.latency = 0.3
     server.responder = valid_responder
-    engine = EnrichmentEngine(small_ws, make_settings(backend(server.url)))
+    engine = open_engine(small_ws, make_settings(backend(server.url)))
     try:
         [span] = spans_named(engine.store, "neg")
         task = asyncio.create_task(engine.enrich([span]))
@@ -503,7 +503,7 @@ async def test_pending_is_derived_so_a_restart_resumes_the_same_set(
 ) -> None:
     server.responder = valid_responder
     settings = make_settings(backend(server.url))
-    engine = EnrichmentEngine(small_ws, settings)
+    engine = open_engine(small_ws, settings)
     before = [s.id for s in engine.pending()]
     [first] = engine.pending(limit=1)
     await engine.enrich([first])
@@ -515,7 +515,7 @@ async def test_pending_is_derived_so_a_restart_resumes_the_same_set(
     await asyncio.to_thread(server.wait_for_requests, 2)
     task.cancel()
     await engine.aclose()
-    restarted = EnrichmentEngine(small_ws, settings)
+    restarted = open_engine(small_ws, settings)
     try:
         assert [s.id for s in restarted.pending()] == expected
     finally:
@@ -527,7 +527,7 @@ async def test_failed_span_waits_for_its_retry_time_then_is_failed_for_good(
 ) -> None:
     server.responder = lambda r: Reply.content("no json here")
     settings = make_settings(backend(server.url), max_failures=2, failure_retry_base=60)
-    engine = EnrichmentEngine(small_ws, settings)
+    engine = open_engine(small_ws, settings)
     try:
         [span] = spans_named(engine.store, "ping")
         await engine.enrich([span])
@@ -553,7 +553,7 @@ async def test_concurrent_requests_for_one_hash_make_one_call(
 ) -> None:
     server.latency = 0.1
     server.responder = valid_responder
-    engine = EnrichmentEngine(small_ws, make_settings(backend(server.url)))
+    engine = open_engine(small_ws, make_settings(backend(server.url)))
     try:
         [span] = spans_named(engine.store, "add")
         first, again = await asyncio.gather(engine.enrich([span]), engine.enrich([span]))
@@ -576,7 +576,7 @@ async def test_openai_json_schema_refusal_falls_back_to_json_object(
         settings = make_settings(
             backend(server.url, provider="openai", api_key_env="TEST_SPANLENS_KEY")
         )
-        engine = EnrichmentEngine(small_ws, settings)
+        engine = open_engine(small_ws, settings)
         try:
             outcomes = await engine.enrich(spans_named(engine.store, "add"))
             outcomes += await engine.enrich(spans_named(engine.store, "neg"))
@@ -645,7 +645,7 @@ async def test_gpu_samples_are_stored_and_limits_defer_local_work(
     settings = make_settings(backend(server.url))
     settings.gpu.enabled = True
     settings.gpu.max_temperature_c = 85
-    hot = EnrichmentEngine(small_ws, settings, gpu=FakeGpu(too_hot=True))
+    hot = open_engine(small_ws, settings, gpu=FakeGpu(too_hot=True))
     try:
         [outcome] = await hot.enrich(spans_named(hot.store, "add"))
     finally:
@@ -654,7 +654,7 @@ async def test_gpu_samples_are_stored_and_limits_defer_local_work(
     # Typed, so that waiting is chosen by kind, never by the wording of a sentence.
     assert outcome.deferral is not None and outcome.deferral.kind is DeferralKind.GPU
     assert server.chat_requests == [] and attempts(small_ws) == []
-    cool = EnrichmentEngine(small_ws, settings, gpu=FakeGpu(too_hot=False))
+    cool = open_engine(small_ws, settings, gpu=FakeGpu(too_hot=False))
     try:
         [outcome] = await cool.enrich(spans_named(cool.store, "add"))
     finally:
@@ -835,7 +835,7 @@ async def test_url_credentials_and_api_key_never_reach_store_health_or_log(
         breaker_threshold=1,  # so that the failure is logged at WARNING too
         breaker_reset=0.0,
     )
-    engine = EnrichmentEngine(small_ws, settings)
+    engine = open_engine(small_ws, settings)
     try:
         [outcome] = await engine.enrich(spans_named(engine.store, "add"))
         health = engine.health()
@@ -866,7 +866,7 @@ async def test_wrong_api_key_is_an_endpoint_problem_not_a_span_failure(
         settings = make_settings(
             backend(server.url, provider="openai", api_key_env="SPANLENS_TEST_KEY", max_parallel=1)
         )
-        engine = EnrichmentEngine(small_ws, settings)
+        engine = open_engine(small_ws, settings)
         try:
             outcomes = await engine.enrich(spans_named(engine.store, "add", "neg"))
             health = engine.health()
@@ -902,7 +902,7 @@ async def test_missing_model_fails_over_and_is_reported_once(
     with StandinModelServer(models=("other:1b",), responder=valid_responder) as server:
         second.responder = valid_responder
         settings = make_settings(backend(server.url, "a"), backend(second.url, "b"))
-        engine = EnrichmentEngine(small_ws, settings)
+        engine = open_engine(small_ws, settings)
         try:
             [outcome] = await engine.enrich(spans_named(engine.store, "add"))
             health = engine.health()
@@ -920,7 +920,7 @@ async def test_rate_limit_cools_the_endpoint_down_for_every_job(
     server.script(Reply.rate_limited(60))
     server.responder = valid_responder
     settings = make_settings(backend(server.url, max_parallel=1), retries=0)
-    engine = EnrichmentEngine(small_ws, settings)
+    engine = open_engine(small_ws, settings)
     try:
         outcomes = await engine.enrich(spans_named(engine.store, "add", "neg"))
         health = engine.health()

@@ -13,7 +13,7 @@ from tests.support.replies import parse_request, valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrichment_engine import backend, make_settings, spans_named, workspace
 
-from spanlens.enrichment.engine import EnrichmentEngine
+from spanlens.app import open_engine
 from spanlens.enrichment.planning import privacy
 from spanlens.enrichment.planning.privacy import remote_allowed, text_looks_secret
 
@@ -231,7 +231,7 @@ async def test_remote_tiers_never_see_secret_looking_files_in_capitals(tmp_path:
     workspace(tmp_path, {**files, "app/plain.py": source("app/plain.py", "visible")})
     with StandinModelServer(responder=valid_responder) as server:
         settings = make_settings(backend(server.url, "cloud", tier="remote", remote=True))
-        engine = EnrichmentEngine(tmp_path, settings)
+        engine = open_engine(tmp_path, settings)
         try:
             spans = spans_named(engine.store, "visible", *names.values())
             assert [s.path for s in spans[1:]] == list(names)  # every one was indexed

@@ -144,12 +144,12 @@ async def test_a_result_for_a_hash_still_used_elsewhere_is_discarded_for_the_cha
     from tests.support.standin import StandinModelServer
     from tests.unit.test_enrichment_engine import backend, make_settings, workspace
 
-    from spanlens.enrichment.engine import EnrichmentEngine
+    from spanlens.app import open_engine
 
     same = "def twin(x):\n    return x * 2\n"
     workspace(tmp_path, {"a.py": same, "b.py": same})
     with StandinModelServer(responder=valid_responder, latency=0.3) as server:
-        engine = EnrichmentEngine(tmp_path, make_settings(backend(server.url)))
+        engine = open_engine(tmp_path, make_settings(backend(server.url)))
         try:
             [in_a] = engine.store.spans_in_file("a.py")
             task = asyncio.create_task(engine.enrich([in_a]))

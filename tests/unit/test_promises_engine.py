@@ -26,7 +26,7 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
-from spanlens.enrichment.engine import EnrichmentEngine
+from spanlens.app import open_engine
 from spanlens.enrichment.prompt.source import SpanContext
 from spanlens.enrichment.reply.validate import validate_enrichment
 from spanlens.scheduling.queue import Priority
@@ -120,7 +120,7 @@ async def test_a_span_changed_on_disk_since_indexing_is_neither_sent_nor_stored(
     # The file changes after indexing and nobody re-indexes it: the index still has the old
     # hash of `two`, whose text on disk is now different.
     path.write_text(path.read_text().replace("return y + 2", "return y - 2"))
-    engine = EnrichmentEngine(tmp_path, make_settings(backend(server.url)))
+    engine = open_engine(tmp_path, make_settings(backend(server.url)))
     try:
         old_two, unchanged = spans_named(engine.store, "two", "three")
         outcomes = await engine.enrich([old_two, unchanged])
@@ -143,7 +143,7 @@ async def test_a_credential_batched_with_clean_neighbours_never_reaches_a_remote
 ) -> None:
     workspace(tmp_path, {"mixed.py": NEIGHBOURS})
     settings = make_settings(backend(server.url, "cloud", tier="remote", remote=True), batch=True)
-    engine = EnrichmentEngine(tmp_path, settings)
+    engine = open_engine(tmp_path, settings)
     try:
         spans = spans_named(engine.store, "first", "leaky", "third")
         outcomes = await engine.enrich(spans)
@@ -171,7 +171,7 @@ async def test_a_model_request_never_mixes_files(
     settings = make_settings(backend(server.url, max_parallel=4), batch=True)
     store = open_store(tmp_path)
     worker = StoreWorker(tmp_path, "test")
-    engine = EnrichmentEngine(tmp_path, settings)
+    engine = open_engine(tmp_path, settings)
     scheduler = Scheduler(store, worker, engine, settings)
     done: list[int] = []
     scheduler.on_result = lambda spans, outcomes: done.extend(o.span_id for o in outcomes)
@@ -255,7 +255,7 @@ async def test_a_cancelled_call_leaves_its_span_pending_after_a_restart(
     settings = make_settings(backend(server.url, timeout=60))
     store = open_store(tmp_path)
     worker = StoreWorker(tmp_path, "test")
-    engine = EnrichmentEngine(tmp_path, settings)
+    engine = open_engine(tmp_path, settings)
     scheduler = Scheduler(store, worker, engine, settings)
     scheduler.paused = "backlog"
     scheduler.start()
@@ -270,7 +270,7 @@ async def test_a_cancelled_call_leaves_its_span_pending_after_a_restart(
         store.close()
 
     fresh = open_store(tmp_path)  # a restart: a new store, a new engine
-    restarted = EnrichmentEngine(tmp_path, settings)
+    restarted = open_engine(tmp_path, settings)
     try:
         assert two.id in [s.id for s in restarted.pending()]
         assert queries.failure_for(fresh, two.content_hash) is None

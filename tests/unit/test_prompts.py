@@ -21,8 +21,8 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
+from spanlens.app import open_engine
 from spanlens.enrichment.backends.slots import SlotAffinity
-from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
 from spanlens.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
 from spanlens.enrichment.prompt.schema import SUMMARY_CHARS_PER_WORD, reply_token_bound
@@ -173,7 +173,7 @@ async def test_llama_cpp_alone_gets_one_slot_per_file_and_the_prompt_cache(
     with StandinModelServer(
         responder=valid_responder, engine="llama.cpp", n_ctx=8192, slots=2
     ) as server:
-        engine = EnrichmentEngine(tmp_path, make_settings(_openai(server.url)))
+        engine = open_engine(tmp_path, make_settings(_openai(server.url)))
         try:
             for name in ("add", "neg", "one"):
                 outcomes = await engine.enrich(spans_named(engine.store, name))

@@ -11,8 +11,8 @@ from tests.support.replies import parse_request, valid_reply
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import backend, make_settings, workspace
 
+from spanlens.app import open_engine
 from spanlens.cli import main
-from spanlens.enrichment.engine import EnrichmentEngine
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 
@@ -29,7 +29,7 @@ def _batches_fail(request: RecordedRequest) -> Reply:
 
 
 async def _enrich_file(root: Path, settings: Any, path: str) -> None:
-    engine = EnrichmentEngine(root, settings)
+    engine = open_engine(root, settings)
     try:
         pending = queries.pending_spans(engine.store, ENRICHMENT_VERSION, 9, 1e12, paths=[path])
         outcomes = await engine.enrich(pending)

@@ -17,10 +17,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """`spanlens doctor [ROOT] [--json]`: exit 1 when something needs fixing."""
     import asyncio
 
+    from spanlens.app import probe_backends
     from spanlens.enrichment.reports import doctor_report
 
     root = workspace_root(args.root)
-    report = asyncio.run(doctor_report(root))
+    report = asyncio.run(doctor_report(root, probe_backends))
     if args.json:
         print(json.dumps(report))
         return EXIT_ERROR if report["problems"] else EXIT_OK

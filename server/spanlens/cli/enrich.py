@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
 from spanlens.cli.common import (
     EXIT_ERROR,
@@ -25,13 +27,6 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     from spanlens.config import load_settings
     from spanlens.enrichment import runner
     from spanlens.enrichment.backends.defaults import FACTS_ONLY_NOTE, resolve_default_backends
-    from spanlens.enrichment.call.preflight import (
-        preflight,
-        refusal_message,
-        serves_model,
-        unusable_message,
-    )
-    from spanlens.store.enrichments import retry_failed
 
     root = workspace_root(args.root)
     settings = asyncio.run(resolve_default_backends(load_settings(root)))
@@ -43,30 +38,50 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     if args.tier is not None and args.tier not in tiers:
         raise CliError(f"--tier {args.tier}: no backend has that tier (tiers: {tiers})", EXIT_USAGE)
     only = [workspace_file(root, value) for value in args.only] if args.only else None
-    probes = asyncio.run(preflight(settings))
-    if not any(p["reachable"] for p in probes):
-        raise CliError(refusal_message(probes))
-    if not any(serves_model(p) for p in probes):
-        raise CliError(unusable_message(probes))
-    store = open_workspace_store(root)
-    try:
-        run_index(root, store, show_progress=not args.json)
-        if args.retry_failed:
-            retry_failed(store)
-    finally:
-        store.close()
-    # Every enrichment takes a while: draw the bar (and its "waiting ..." text) for any job.
-    progress = ProgressBar("enriching", not args.json, min_total=1)
-    try:
-        run = asyncio.run(
-            runner.run_enrich(
-                root, settings, limit=args.limit, tier=args.tier, paths=only, progress=progress
-            )
-        )
-    finally:
-        progress.close()
+    run = asyncio.run(_enrich(root, settings, args, only))
     if args.json:
         print(json.dumps(run.as_json()))
     else:
         print("\n".join(runner.summary_lines(run)))
     return EXIT_ERROR if run.stopped else EXIT_OK
+
+
+async def _enrich(root: Path, settings: Any, args: argparse.Namespace, only: Any) -> Any:
+    """Pre-flight, index, then the run: one event loop, so that the run calls the very
+    endpoints (clients, breakers) the pre-flight probed."""
+    from spanlens.app import command_endpoints, enrich_workspace
+    from spanlens.enrichment.call.preflight import (
+        preflight,
+        refusal_message,
+        serves_model,
+        unusable_message,
+    )
+    from spanlens.store.enrichments import retry_failed
+
+    async with command_endpoints(settings) as calls:
+        probes = await preflight(calls)
+        if not any(p["reachable"] for p in probes):
+            raise CliError(refusal_message(probes))
+        if not any(serves_model(p) for p in probes):
+            raise CliError(unusable_message(probes))
+        store = open_workspace_store(root)
+        try:
+            run_index(root, store, show_progress=not args.json)
+            if args.retry_failed:
+                retry_failed(store)
+        finally:
+            store.close()
+        # Every enrichment takes a while: draw the bar (and its "waiting ..." text) for any job.
+        progress = ProgressBar("enriching", not args.json, min_total=1)
+        try:
+            return await enrich_workspace(
+                root,
+                settings,
+                endpoints=calls.endpoints,
+                limit=args.limit,
+                tier=args.tier,
+                paths=only,
+                progress=progress,
+            )
+        finally:
+            progress.close()

@@ -25,18 +25,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spanlens.enrichment.backends import probe_backends
 from spanlens.enrichment.backends.base import FailureKind
 from spanlens.enrichment.call.cascade import Cascade, PlanResult
 from spanlens.enrichment.call.endpoints import (
     Endpoint,
     GpuProbe,
     all_misconfigured,
-    build_endpoints,
+    close_endpoints,
     health_of,
     stall_of,
 )
 from spanlens.enrichment.call.path import CallPath
+from spanlens.enrichment.call.preflight import preflight
 from spanlens.enrichment.claims import Claims, new_owner, settled_elsewhere
 from spanlens.enrichment.outcomes import (
     DEFERRED,
@@ -63,12 +63,11 @@ from spanlens.indexing.source import read_source_text
 from spanlens.settings import Settings
 from spanlens.states import ENRICHMENT_VERSION, Deferral, DeferralKind
 from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE, StoreWriteFailed
 from spanlens.store.errors import StoreError
 from spanlens.store.handle import Store
 from spanlens.store.rows import SpanRow
-from spanlens.store.worker import StoreWorker, StoreWrites
+from spanlens.store.worker import StoreWrites
 
 log = logging.getLogger(__name__)
 
@@ -83,36 +82,36 @@ class EnrichmentEngine:
         root: Path,
         settings: Settings,
         *,
-        gpu: GpuProbe | None = None,
+        store: Store,
+        endpoints: dict[str, list[Endpoint]],
+        writer: StoreWrites,
+        gpu: GpuProbe | None,
         source_text: SourceReader | None = None,
-        store: Store | None = None,
-        endpoints: dict[str, list[Endpoint]] | None = None,
-        writer: StoreWrites | None = None,
+        owns_writer: bool = False,
     ) -> None:
         """Enrich through ``endpoints`` (by tier), reading ``store`` on the event loop and
-        writing through ``writer``; the engine closes the store and the endpoints, not the
-        writer it was given.
+        writing through ``writer``; the engine closes the store and the endpoints, and the
+        writer only when ``owns_writer``. The composition root (:mod:`spanlens.app`) builds
+        them all.
 
-        Without them it opens the workspace store, builds one endpoint per configured backend
-        (:func:`build_endpoints`) and starts its own writer thread. ``gpu`` is the GPU sampler
-        the caller built (and closes), or None for no GPU telemetry or limits;
-        ``source_text`` reads a file's current text (default: the disk) so that an editor can
-        hand in unsaved buffers.
+        ``gpu`` is the GPU sampler the caller built (and closes), or None for no GPU
+        telemetry or limits; ``source_text`` reads a file's current text (default: the disk)
+        so that an editor can hand in unsaved buffers.
         """
         self.root = root
         self.settings = settings
         self.version = ENRICHMENT_VERSION
-        self.store = store if store is not None else open_store(root)
+        self.store = store
         self._read = source_text or self._read_disk
         #: Span names of the workspace, for grounding replies (one query per refresh).
         self.workspace_names = WorkspaceNames()
-        self._endpoints = endpoints if endpoints is not None else build_endpoints(settings)
+        self._endpoints = endpoints
         #: Whether any endpoint is remote: only then is the privacy rule worth checking.
         self._has_remote = any(backend.is_remote for backend in settings.backends)
         self.gpu = gpu
-        #: Every write goes through this thread; the engine closes it only if it made it.
-        self._owns_writer = writer is None
-        self.writer: StoreWrites = writer if writer is not None else StoreWorker(root, "enrich")
+        #: Every write goes through this thread; the engine closes it only if it owns it.
+        self._owns_writer = owns_writer
+        self.writer: StoreWrites = writer
         #: The one path every model call of this engine takes (spans, batches, overviews).
         self.calls = CallPath(
             self._endpoints,
@@ -224,12 +223,13 @@ class EnrichmentEngine:
         return health_of(self._all_endpoints())
 
     async def probe(self, timeout: float = 2.0) -> dict[str, Any]:
-        """For `spanlens doctor` and the enrich pre-flight: is each backend reachable, and
-        does it serve its model (Ollama ``/api/tags``, OpenAI ``/v1/models``)?
+        """Is each endpoint reachable, and does it serve its model (Ollama ``/api/tags``,
+        OpenAI ``/v1/models``)? Probed through the engine's own endpoints (see
+        :func:`~spanlens.enrichment.call.preflight.preflight`).
 
         Returns ``{"reachable": bool (any backend), "backends": [...]}``.
         """
-        backends = await probe_backends([ep.backend for ep in self._all_endpoints()], timeout)
+        backends = await preflight(self.calls, timeout)
         return {"reachable": any(b["reachable"] for b in backends), "backends": backends}
 
     def pending(self, limit: int | None = None, paths: list[str] | None = None) -> list[SpanRow]:
@@ -247,9 +247,7 @@ class EnrichmentEngine:
         """Close every HTTP client, the writer it made, and the store (its claims are given
         up, so another process can take those spans at once). The GPU sampler is the
         caller's to close."""
-        await asyncio.gather(
-            *(ep.backend.aclose() for ep in self._all_endpoints()), return_exceptions=True
-        )
+        await close_endpoints(self._all_endpoints())
         await self._claims.close(release=self.write_failure is None)
         if self._owns_writer:
             await self.writer.aclose()

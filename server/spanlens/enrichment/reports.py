@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,17 @@ from spanlens.config import load_settings
 from spanlens.enrichment.backends import provider_for
 from spanlens.enrichment.backends.base import FailureKind
 from spanlens.enrichment.backends.defaults import FACTS_ONLY_NOTE, resolve_default_backends
-from spanlens.enrichment.call.preflight import preflight
 from spanlens.localmodel.engine import engine_report
 from spanlens.settings import ConfigError, Settings
 from spanlens.states import ENRICHMENT_VERSION
 from spanlens.store import enrichments as queries
 from spanlens.store.db import db_path_for
 from spanlens.store.handle import Store
+
+#: Probes every configured backend of the settings (``check_output``: ask each one tiny
+#: structured question); one dict per backend (see
+#: :func:`spanlens.enrichment.call.preflight.preflight`).
+BackendProbe = Callable[[Settings, bool], Awaitable[list[dict[str, Any]]]]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -96,8 +101,10 @@ def gpu_peaks(summaries: list[dict[str, Any]]) -> dict[str, float]:
     return peaks
 
 
-async def doctor_report(root: Path) -> dict[str, Any]:
-    """Config, each backend, GPU and database, with a list of problems and how to fix each."""
+async def doctor_report(root: Path, probe: BackendProbe) -> dict[str, Any]:
+    """Config, each backend, GPU and database, with a list of problems and how to fix each.
+    ``probe`` reaches the backends through endpoints the composition root builds
+    (:func:`spanlens.app.probe_backends`)."""
     problems: list[str] = []
     report: dict[str, Any] = {"root": str(root)}
     try:
@@ -115,7 +122,7 @@ async def doctor_report(root: Path) -> dict[str, Any]:
         "notes": notes,
         "backends_configured": settings.backends_configured,
     }
-    report["backends"] = await _backend_checks(settings, problems)
+    report["backends"] = await _backend_checks(settings, probe, problems)
     report["local_engine"] = await asyncio.to_thread(engine_report, settings.local.model)
     report["gpu"] = _gpu_check(settings, problems)
     report["database"] = _database_check(root, settings, problems)
@@ -123,7 +130,9 @@ async def doctor_report(root: Path) -> dict[str, Any]:
     return report
 
 
-async def _backend_checks(settings: Settings, problems: list[str]) -> list[dict[str, Any]]:
+async def _backend_checks(
+    settings: Settings, probe_backends: BackendProbe, problems: list[str]
+) -> list[dict[str, Any]]:
     if not settings.backends:
         problems.append(
             "no backend configured — add a [[backends]] table to spanlens.toml"
@@ -131,7 +140,7 @@ async def _backend_checks(settings: Settings, problems: list[str]) -> list[dict[
             else FACTS_ONLY_NOTE
         )
         return []
-    probes = await preflight(settings, check_output=True)
+    probes = await probe_backends(settings, True)
     for probe in probes:
         where = f"backend {probe['name']} ({probe['provider']}) at {probe['url']}"
         output = probe.get("output_check")

@@ -1,8 +1,7 @@
-"""`spanlens enrich`: pre-flight, then enrich the pending spans with a bounded worker pool.
+"""`spanlens enrich`: enrich the pending spans with a bounded worker pool.
 
-The pre-flight probes every backend with a short timeout before anything is written: with no
-backend reachable the command refuses with one message naming what it tried and how to
-configure a backend. The loop feeds the engine one file's pending spans at a time (so related
+The command's pre-flight (:mod:`spanlens.enrichment.call.preflight`) has already probed the
+endpoints the engine calls. The loop feeds the engine one file's pending spans at a time (so related
 spans can share batched calls), as many files at once as the starting tier can serve. It
 waits out transient endpoint states instead of draining the queue as deferred, retries a
 failed span until it is failed for good, leaves spans another process claimed to it, and
@@ -18,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from spanlens.enrichment.engine import EnrichmentEngine
@@ -28,11 +26,10 @@ from spanlens.states import Deferral, DeferralKind
 from spanlens.store import enrichments as queries
 from spanlens.store.enrichments import CLAIMED_ELSEWHERE
 from spanlens.store.rows import SpanRow
-from spanlens.telemetry.gpu import sampler_for
 
-#: Spans handed to one ``enrich`` call: one file's pending spans, at most this many.
 __all__ = ["EnrichRun", "run_enrich", "summary_lines"]
 
+#: Spans handed to one ``enrich`` call: one file's pending spans, at most this many.
 CHUNK_SPANS = 48
 
 ProgressFn = Callable[[int, int, str], None]
@@ -95,46 +92,37 @@ class EnrichRun:
 
 
 async def run_enrich(
-    root: Path,
-    settings: Settings,
+    engine: EnrichmentEngine,
     *,
     limit: int | None = None,
     tier: str | None = None,
     paths: list[str] | None = None,
     progress: ProgressFn | None = None,
-    engine: EnrichmentEngine | None = None,
 ) -> EnrichRun:
-    """Enrich the workspace's pending spans (at most ``limit``, of ``paths`` when given) and
-    summarise the run.
+    """Enrich the pending spans of ``engine``'s workspace (at most ``limit``, of ``paths``
+    when given) and summarise the run.
 
     The run waits out transient endpoint states (a rate limit's cool-down, an open breaker,
     GPU limits) and retries a failed span until it is failed for good (``max_failures``); it
     ends when every span is enriched or failed, or when nothing could make progress for
     ``enrichment.give_up_after`` seconds (``stopped`` then says which endpoint and why).
-    Spans another process has claimed are left to it and waited for. ``engine`` (closed by
-    the run) replaces the one built from ``settings``. Raises
-    :class:`~spanlens.store.enrichments.StoreWriteFailed` when the index cannot be written.
+    Spans another process has claimed are left to it and waited for. The engine (built by
+    the composition root, :func:`spanlens.app.command_engine`) stays open: its owner closes
+    it. Raises :class:`~spanlens.store.enrichments.StoreWriteFailed` when the index cannot
+    be written.
     """
     started = time.perf_counter()
-    gpu = None
-    if engine is None:
-        gpu = sampler_for(settings.gpu.enabled)
-        engine = EnrichmentEngine(root, settings, gpu=gpu)
-    try:
-        pending = engine.pending(limit=limit, paths=paths)
-        run = await _Run(engine, settings, pending, tier, progress, started).execute()
-        totals = engine.totals
-        run.calls = totals.calls
-        run.tokens_in = totals.tokens_in
-        run.tokens_out = totals.tokens_out
-        run.by_tier = dict(sorted(totals.by_tier.items()))
-        run.pending = queries.unfinished_count(
-            engine.store, engine.version, settings.enrichment.max_failures, paths
-        )
-    finally:
-        await engine.aclose()
-        if gpu is not None:
-            await asyncio.to_thread(gpu.close)
+    settings = engine.settings
+    pending = engine.pending(limit=limit, paths=paths)
+    run = await _Run(engine, settings, pending, tier, progress, started).execute()
+    totals = engine.totals
+    run.calls = totals.calls
+    run.tokens_in = totals.tokens_in
+    run.tokens_out = totals.tokens_out
+    run.by_tier = dict(sorted(totals.by_tier.items()))
+    run.pending = queries.unfinished_count(
+        engine.store, engine.version, settings.enrichment.max_failures, paths
+    )
     run.seconds = time.perf_counter() - started
     return run
 

@@ -8,16 +8,12 @@ breaker).
 
 from __future__ import annotations
 
-import asyncio
-import json
 from dataclasses import dataclass
-from typing import Any
 
-from spanlens.enrichment.backends.base import Backend, BackendFailure, ChatRequest
-from spanlens.enrichment.backends.urls import display_url, endpoint_secrets, scrub
+from spanlens.enrichment.backends.base import Backend
 from spanlens.settings import BackendSettings, LocalSettings
 
-__all__ = ["PROVIDERS", "Provider", "create_backend", "probe_backends", "provider_for"]
+__all__ = ["PROVIDERS", "Provider", "create_backend", "provider_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,71 +75,3 @@ def create_backend(settings: BackendSettings, local: LocalSettings | None = None
     args = (settings, local) if settings.provider == "local" else (settings,)
     backend: Backend = factory(*args)
     return backend
-
-
-#: Doctor's tiny structured-output request: one enum answer, a few tokens.
-_CHECK_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["answer"],
-    "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
-}
-_CHECK_MESSAGES = [
-    {"role": "user", "content": 'Is 2 greater than 1? Reply with JSON: {"answer": "yes"} or no.'}
-]
-
-
-async def output_check(backend: Backend, timeout: float) -> dict[str, Any]:
-    """Detect the endpoint's capabilities, then ask one tiny structured-output question: the
-    form found, the context per slot, and whether the reply came back valid JSON."""
-    await backend.detect(timeout)
-    reply = await backend.chat(ChatRequest(_CHECK_MESSAGES, _CHECK_SCHEMA, 16, "spanlens_check"))
-    ok, detail = False, ""
-    if isinstance(reply, BackendFailure):
-        detail = reply.kind.value
-    else:
-        try:
-            value = json.loads(reply.text)
-            ok = isinstance(value, dict) and value.get("answer") in ("yes", "no")
-            detail = "valid" if ok else "reply does not follow the schema"
-        except ValueError:
-            detail = "reply is not JSON"
-    caps = backend.capabilities
-    caps.replies_valid = ok
-    return {"ok": ok, "detail": detail, **caps.as_json()}
-
-
-async def probe_backends(
-    backends: list[Backend], timeout: float, *, check_output: bool = False
-) -> list[dict[str, Any]]:
-    """Probe each backend at once; one JSON-ready dict each, its URL and error scrubbed.
-    ``check_output`` adds :func:`output_check` for each endpoint that serves its model."""
-    results = await asyncio.gather(*(b.probe(timeout) for b in backends))
-    checks: list[dict[str, Any] | None] = [None] * len(backends)
-    if check_output:
-        wanted = [
-            i
-            for i, r in enumerate(results)
-            if r.reachable and not r.error and r.model_present is not False
-        ]
-        done = await asyncio.gather(
-            *(output_check(backends[i], max(timeout, 30.0)) for i in wanted)
-        )
-        for i, check in zip(wanted, done, strict=True):
-            checks[i] = check
-    return [
-        {
-            "name": b.settings.name,
-            "tier": b.settings.tier,
-            "provider": b.settings.provider,
-            "url": display_url(b.settings.url),
-            "model": b.settings.model,
-            "remote": b.settings.is_remote,
-            "reachable": result.reachable,
-            "model_present": result.model_present,
-            "models": result.models,
-            "error": scrub(result.error, endpoint_secrets(b.settings)) if result.error else None,
-            **({"output_check": check} if check is not None else {}),
-        }
-        for b, result, check in zip(backends, results, checks, strict=True)
-    ]

@@ -4,5 +4,6 @@
 ``attempts`` record, and carries out ``retry``, the one retry policy (retry, more reply room,
 fail over, escalate, defer); ``endpoints`` holds each endpoint's health; ``cascade`` runs a
 span job over tiers (fitting prompts, landing spans, batch splitting) through the path;
-``preflight`` checks the configured backends before a run.
+``preflight`` probes the endpoints (the enrich pre-flight, doctor) through their own
+clients and health.
 """

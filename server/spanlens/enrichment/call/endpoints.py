@@ -266,6 +266,11 @@ def build_endpoints(settings: Settings) -> dict[str, list[Endpoint]]:
     return endpoints
 
 
+async def close_endpoints(endpoints: list[Endpoint]) -> None:
+    """Close every endpoint's HTTP client (closing one twice is harmless)."""
+    await asyncio.gather(*(ep.backend.aclose() for ep in endpoints), return_exceptions=True)
+
+
 def stall_of(endpoints: list[Endpoint], now: float) -> tuple[float, str]:
     """Why work waits now and for how long: (seconds until some endpoint takes calls
     again, "<backend> <reason>"). (0, "") when an endpoint takes calls now."""
@@ -283,6 +288,20 @@ def all_misconfigured(endpoints: list[Endpoint]) -> bool:
     return bool(endpoints) and all(ep.misconfigured for ep in endpoints)
 
 
+def identity_of(endpoint: Endpoint) -> dict[str, Any]:
+    """Which endpoint a report is about: name, tier, provider, url (without credentials),
+    model and whether it is remote."""
+    s = endpoint.settings
+    return {
+        "name": s.name,
+        "tier": s.tier,
+        "provider": s.provider,
+        "url": endpoint.display_url,
+        "model": s.model,
+        "remote": s.is_remote,
+    }
+
+
 def health_of(endpoints: list[Endpoint]) -> dict[str, Any]:
     """Per endpoint: tier, url (without credentials), model, breaker state, last error and
     ``misconfigured`` (what to fix, or None); and ``unreachable``.
@@ -293,15 +312,9 @@ def health_of(endpoints: list[Endpoint]) -> dict[str, Any]:
     now = time.monotonic()
     entries = []
     for endpoint in endpoints:
-        s = endpoint.settings
         entries.append(
             {
-                "name": s.name,
-                "tier": s.tier,
-                "provider": s.provider,
-                "url": endpoint.display_url,
-                "model": s.model,
-                "remote": s.is_remote,
+                **identity_of(endpoint),
                 "breaker": endpoint.breaker.state(now),
                 "in_flight": endpoint.in_flight,
                 "calls": endpoint.calls,
