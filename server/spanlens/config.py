@@ -230,7 +230,8 @@ def _apply(target: Any, value: Any, path: str) -> None:
             continue
         coerced = _coerce(item, hints[key], f"{path}.{key}")
         choices = _CHOICES.get((section, key))
-        if choices and coerced not in choices:
+        # None passed _coerce only where the setting may be unset (``engine = null``: detect).
+        if choices and coerced is not None and coerced not in choices:
             raise ConfigError(
                 f"{path}.{key}: '{coerced}' is not one of {', '.join(sorted(choices))}"
             )

@@ -264,3 +264,13 @@ def test_an_environment_variable_naming_no_key_is_one_clear_error(
     monkeypatch.setenv("SPANLENS_ENRICHMENT_ROUTER_SMALL_MAX_LINEZ", "3")
     with pytest.raises(ConfigError, match="SPANLENS_ENRICHMENT_ROUTER_SMALL_MAX_LINEZ"):
         load_settings(tmp_path)
+
+
+def test_an_editor_may_leave_a_backends_engine_unset_with_null(tmp_path: Path) -> None:
+    """VS Code's settings.json writes ``"engine": null`` for "detect it" (the schema's default);
+    a wrong engine name is still one clear error."""
+    backend = {"name": "m", "url": "http://127.0.0.1:8080", "model": "x", "engine": None}
+    settings = load_settings(tmp_path, {"backends": [backend]})
+    assert settings.backends[0].engine is None
+    with pytest.raises(ConfigError, match=r"backends\[0\]\.engine: 'vllm' is not one of"):
+        load_settings(tmp_path, {"backends": [{**backend, "engine": "vllm"}]})
