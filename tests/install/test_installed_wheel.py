@@ -2,6 +2,8 @@
 runs the three commands a new user runs first: ``spanlens --version``, ``spanlens index`` and
 ``spanlens serve`` (initialize + hover over stdio).
 
+The README's ``pipx install`` and ``uv tool install`` of the wheel run here too.
+
 The wheel and sdist come from ``make dist`` (python -m build, then twine check), once per test
 session; the venv installs the wheel with pip (its dependencies from the configured index,
 pip's cache makes that quick after the first time). A file of the package left out of the
@@ -146,6 +148,23 @@ def test_the_installed_package_is_the_wheels(bin_dir: Path) -> None:
 
 
 def test_version(bin_dir: Path, tmp_path: Path) -> None:
+    done = run(bin_dir / "spanlens", "--version", env=clean_env(), cwd=tmp_path)
+    assert done.stdout.strip() == f"spanlens {spanlens.__version__}"
+
+
+@pytest.mark.parametrize("tool", ["pipx", "uv"])
+def test_the_readmes_tool_installs_work(tool: str, wheel: Path, tmp_path: Path) -> None:
+    """The README's other two ways, ``pipx install`` and ``uv tool install`` of the wheel, each
+    into an environment of its own, give a working ``spanlens`` command."""
+    tools = Path(sys.executable).parent
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    if tool == "pipx":
+        env = clean_env(PIPX_HOME=str(home), PIPX_BIN_DIR=str(bin_dir))
+        command = [tools / "pipx", "install", "--python", sys.executable, wheel]
+    else:
+        env = clean_env(UV_TOOL_DIR=str(home), UV_TOOL_BIN_DIR=str(bin_dir))
+        command = [tools / "uv", "tool", "install", "--python", sys.executable, wheel]
+    run(*command, env=env, cwd=tmp_path)
     done = run(bin_dir / "spanlens", "--version", env=clean_env(), cwd=tmp_path)
     assert done.stdout.strip() == f"spanlens {spanlens.__version__}"
 
