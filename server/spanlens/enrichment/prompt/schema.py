@@ -76,20 +76,24 @@ def _short_list(key: str) -> dict[str, Any]:
     }
 
 
-_EVIDENCE: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["field", "lines"],
-    "properties": {
-        "field": {"type": "string", "enum": list(EVIDENCE_FIELDS)},
-        "lines": {
-            "type": "array",
-            "items": {"type": "integer", "minimum": 1},
-            "minItems": 2,
-            "maxItems": 2,
+def _evidence(first_line: int = 1, last_line: int | None = None) -> dict[str, Any]:
+    """One evidence entry: a field and the [first, last] lines that show it (within the span's
+    lines when they are given)."""
+    line: dict[str, Any] = {"type": "integer", "minimum": first_line}
+    if last_line is not None:
+        line["maximum"] = last_line
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["field", "lines"],
+        "properties": {
+            "field": {"type": "string", "enum": list(EVIDENCE_FIELDS)},
+            "lines": {"type": "array", "items": line, "minItems": 2, "maxItems": 2},
         },
-    },
-}
+    }
+
+
+_EVIDENCE = _evidence()
 
 _PROPERTIES: dict[str, Any] = {
     "summary": {"type": "string", "minLength": 1, "maxLength": 1200},
@@ -270,24 +274,7 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
             "evidence": {
                 "type": "array",
                 "maxItems": evidence,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["field", "lines"],
-                    "properties": {
-                        "field": {"type": "string", "enum": list(EVIDENCE_FIELDS)},
-                        "lines": {
-                            "type": "array",
-                            "items": {
-                                "type": "integer",
-                                "minimum": span.first_line,
-                                "maximum": span.last_line,
-                            },
-                            "minItems": 2,
-                            "maxItems": 2,
-                        },
-                    },
-                },
+                "items": _evidence(span.first_line, span.last_line),
             },
         }
         return {
