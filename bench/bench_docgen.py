@@ -21,12 +21,12 @@ from tests.support.replies import parse_docgen_request, valid_responder
 from tests.support.standin import StandinModelServer
 
 from run import print_table
-from spanlens.app import command_calls, enrich_workspace
-from spanlens.config import settings_from_dict
-from spanlens.docgen.generate import Docgen, write_docs
-from spanlens.docgen.plan import DOC_MISSING, DOC_STALE, doc_state
-from spanlens.indexing.indexer import index_files
-from spanlens.store.db import open_store
+from spanlens_lsp.app import command_calls, enrich_workspace
+from spanlens_lsp.config import settings_from_dict
+from spanlens_lsp.docgen.generate import Docgen, write_docs
+from spanlens_lsp.docgen.plan import DOC_MISSING, DOC_STALE, doc_state
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.store.db import open_store
 
 FILES = 120
 MAX_BYTES = 60_000

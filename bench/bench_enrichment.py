@@ -36,16 +36,16 @@ from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
 from run import print_table
-from spanlens.app import enrich_workspace
-from spanlens.config import settings_from_dict
-from spanlens.enrichment.prompt.names import WorkspaceNames
-from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
-from spanlens.enrichment.reply.validate import validate_enrichment
-from spanlens.indexing.indexer import index_files
-from spanlens.settings import Settings
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
+from spanlens_lsp.app import enrich_workspace
+from spanlens_lsp.config import settings_from_dict
+from spanlens_lsp.enrichment.prompt.names import WorkspaceNames
+from spanlens_lsp.enrichment.prompt.source import SpanSource, enclosing_context
+from spanlens_lsp.enrichment.reply.validate import validate_enrichment
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.settings import Settings
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
 
 #: Seconds per model call. Real calls take seconds; 200 ms keeps the run short while the
 #: transport's own cost per call (several ms for Python HTTP on both ends, measured as the

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from run import print_table
-from spanlens.indexing.indexer import index_files, index_text
-from spanlens.indexing.languages import language_for_path
-from spanlens.store.db import open_store
+from spanlens_lsp.indexing.indexer import index_files, index_text
+from spanlens_lsp.indexing.languages import language_for_path
+from spanlens_lsp.store.db import open_store
 
 GENERATED_FILES_PER_LANGUAGE = 40
 
@@ -222,7 +222,7 @@ def _long_line_js(size: int, separator: str) -> bytes:
 def long_line_timings() -> dict[str, float]:
     """Extracting spans from 1 MB and 5 MB of JavaScript on one line against the same code
     with a line break between definitions (indexing was quadratic on long lines)."""
-    from spanlens.indexing.parsing import parse_source
+    from spanlens_lsp.indexing.parsing import parse_source
 
     figures: dict[str, float] = {}
     for megabytes in (1, 5):

@@ -98,7 +98,7 @@ async def _measure(root: Path, big_file: Path, model_url: str | None) -> dict[st
     def on_enriched(params: Any) -> None:
         pass
 
-    await client.start_io(sys.executable, "-m", "spanlens.cli", "serve", "--stdio")
+    await client.start_io(sys.executable, "-m", "spanlens_lsp.cli", "serve", "--stdio")
     started = time.perf_counter()
     await client.initialize_session(
         types.InitializeParams(

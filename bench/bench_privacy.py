@@ -36,8 +36,8 @@ def _workspace(root: Path) -> list[str]:
 
 
 def _per_call_ms(root: Path, paths: list[str], *, reparse: bool) -> list[float]:
-    from spanlens.enrichment.planning.privacy import remote_allowed
-    from spanlens.indexing import walk
+    from spanlens_lsp.enrichment.planning.privacy import remote_allowed
+    from spanlens_lsp.indexing import walk
 
     times = []
     for path in paths:
@@ -65,7 +65,7 @@ def _stdlib_chunks(limit: int = 600, lines_each: int = 30) -> list[tuple[str, st
 
 def run() -> dict[str, Any]:
     """Measure both checks; print a table; return the figures."""
-    from spanlens.enrichment.planning import privacy
+    from spanlens_lsp.enrichment.planning import privacy
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

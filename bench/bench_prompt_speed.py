@@ -40,14 +40,14 @@ from tests.support.llama_engine import running_llama_server
 import legacy_prompt
 from bench_enrichment import index
 from run import print_table
-from spanlens.config import settings_from_dict
-from spanlens.enrichment.backends.base import BackendFailure, ChatRequest, FailureKind
-from spanlens.enrichment.backends.openai import OpenAIBackend
-from spanlens.enrichment.planning.sources import load_sources
-from spanlens.enrichment.prompt.build import Prompt, build_prompt, with_more_reply_room
-from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.enrichment.reply.validate import validate_reply
-from spanlens.store.db import open_store
+from spanlens_lsp.config import settings_from_dict
+from spanlens_lsp.enrichment.backends.base import BackendFailure, ChatRequest, FailureKind
+from spanlens_lsp.enrichment.backends.openai import OpenAIBackend
+from spanlens_lsp.enrichment.planning.sources import load_sources
+from spanlens_lsp.enrichment.prompt.build import Prompt, build_prompt, with_more_reply_room
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.enrichment.reply.validate import validate_reply
+from spanlens_lsp.store.db import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus" / "speed"

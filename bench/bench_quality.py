@@ -8,8 +8,8 @@ minutes on a laptop CPU, so ``make bench`` skips it unless ``SPANLENS_BENCH_QUAL
 The corpus (``bench/corpus/quality``: Python, Go and TypeScript; functions with parameters,
 raises/throws/errors, I/O side effects and pure ones, a class's methods) is indexed in a
 temporary workspace and enriched exactly as a user with nothing configured gets it:
-:func:`~spanlens.enrichment.backends.defaults.resolve_default_backends` picks the built-in engine
-and :func:`~spanlens.app.enrich_workspace` runs the default settings (batching, retries,
+:func:`~spanlens_lsp.enrichment.backends.defaults.resolve_default_backends` picks the built-in
+engine and :func:`~spanlens_lsp.app.enrich_workspace` runs the default settings (batching, retries,
 validation). Every reply the model sends is recorded (stored or rejected), with the span's
 code and facts and the validator's verdict, and written to ``bench/results/quality_replies.json``
 (``--save-replies PATH`` elsewhere): the raw material of the hand-reviewed fixture
@@ -38,17 +38,18 @@ from typing import Any
 
 from bench_enrichment import index
 from run import print_table
-from spanlens.app import enrich_workspace
-from spanlens.config import load_settings
-from spanlens.enrichment.backends.base import BackendFailure, ChatReply, ChatRequest
-from spanlens.enrichment.backends.defaults import backend_source, resolve_default_backends
-from spanlens.enrichment.backends.openai import OpenAIBackend
-from spanlens.enrichment.planning.sources import load_sources
-from spanlens.enrichment.prompt.names import WorkspaceNames
-from spanlens.enrichment.reply import contradictions
-from spanlens.enrichment.reply.validate import validate_batch_reply, validate_reply
-from spanlens.store.db import open_store
-from spanlens.store.enrichments import latest_enrichment
+from spanlens_lsp.app import enrich_workspace
+from spanlens_lsp.config import load_settings
+from spanlens_lsp.enrichment.backends.base import BackendFailure, ChatReply, ChatRequest
+from spanlens_lsp.enrichment.backends.defaults import backend_source, resolve_default_backends
+from spanlens_lsp.enrichment.backends.openai import OpenAIBackend
+from spanlens_lsp.enrichment.planning.sources import load_sources
+from spanlens_lsp.enrichment.prompt.certain import CERTAIN_EFFECTS
+from spanlens_lsp.enrichment.prompt.names import WorkspaceNames
+from spanlens_lsp.enrichment.reply import contradictions
+from spanlens_lsp.enrichment.reply.validate import validate_batch_reply, validate_reply
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.enrichments import latest_enrichment
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus" / "quality"
@@ -195,7 +196,7 @@ def measure(root: Path, recorder: Recorder, seconds: float) -> dict[str, Any]:
         raises += len(errors)
         named += sum(e in text for e in errors)
         effects = facts.get("side_effects")
-        certain = bool(contradictions.CERTAIN_EFFECTS.intersection(effects or []))
+        certain = bool(CERTAIN_EFFECTS.intersection(effects or []))
         agree += certain == bool(data["side_effects"])
         echoes += bool(contradictions.echo_errors(data))
     summaries = Counter(d["summary"].strip().lower() for d in kept.values())

@@ -25,10 +25,10 @@ from tests.support.standin import StandinModelServer
 
 from bench_enrichment import check_rows, index
 from run import print_table
-from spanlens.app import enrich_workspace
-from spanlens.config import settings_from_dict
-from spanlens.settings import Settings
-from spanlens.store.db import open_store
+from spanlens_lsp.app import enrich_workspace
+from spanlens_lsp.config import settings_from_dict
+from spanlens_lsp.settings import Settings
+from spanlens_lsp.store.db import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -26,9 +26,9 @@ from tests.support.llama_engine import running_llama_server
 
 from bench_enrichment import check_rows, index
 from bench_real_model import MODEL, N_CTX, settings_for, source_file
-from spanlens.app import enrich_workspace
-from spanlens.enrichment.call import cascade
-from spanlens.store.db import open_store
+from spanlens_lsp.app import enrich_workspace
+from spanlens_lsp.enrichment.call import cascade
+from spanlens_lsp.store.db import open_store
 
 
 def main(out: Path) -> None:

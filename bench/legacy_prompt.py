@@ -1,8 +1,8 @@
 """The prompt builder of prompt version 2, kept only so that bench_prompt_speed can measure
 the current prompts against it in the same run (issue 16 §3). Never imported by server code.
 
-A copy of ``spanlens.enrichment.prompt.build`` and the reply bounds of ``schema`` as they were at
-prompt version 2: the span-specific request JSON (ids, path, parameters and facts) first, then
+A copy of ``spanlens_lsp.enrichment.prompt.build`` and the reply bounds of ``schema`` as they were
+at prompt version 2: the span-specific request JSON (ids, path, parameters and facts) first, then
 each span's context and code; instructions listing example side effects and pitfalls; reply
 bounds that do not depend on the span's size; class context or imports, never both.
 """
@@ -13,15 +13,15 @@ import json
 import re
 from typing import Any
 
-from spanlens.enrichment.prompt.build import (
+from spanlens_lsp.enrichment.prompt.build import (
     REQUEST_CLOSE,
     REQUEST_OPEN,
     TEMPLATE_TOKENS_PER_MESSAGE,
     Prompt,
     span_bounds,
 )
-from spanlens.enrichment.prompt.excerpts import estimate_tokens, excerpt_lines, numbered_line
-from spanlens.enrichment.prompt.schema import (
+from spanlens_lsp.enrichment.prompt.excerpts import estimate_tokens, excerpt_lines, numbered_line
+from spanlens_lsp.enrichment.prompt.schema import (
     BOUND_KEYWORDS,
     EVIDENCE_FIELDS,
     FIELDS,
@@ -36,8 +36,8 @@ from spanlens.enrichment.prompt.schema import (
     reply_token_bound,
     strip_keywords,
 )
-from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.store.rows import SpanRow
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.store.rows import SpanRow
 
 PROMPT_VERSION = 2
 _MAX_REPLY_TOKENS = 4096

@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.support.sources import indexed_sources
 
-from spanlens.enrichment.reply.validate import validate_reply
+from spanlens_lsp.enrichment.reply.validate import validate_reply
 
 FILE_NAME = "utils.py"
 

@@ -25,7 +25,10 @@ BENCHMARKS = [
     "bench_docgen",
     "bench_real_model",
     "bench_prompt_speed",
+    "bench_search",
+    "bench_embed_idle",
     "bench_quality",  # opt-in: SPANLENS_BENCH_QUALITY=1 (the real model, many minutes)
+    "bench_retrieval",  # its model rows opt-in: SPANLENS_BENCH_RETRIEVAL=1
 ]
 
 

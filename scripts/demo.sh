@@ -25,9 +25,9 @@ show() {  # show FILE PATTERN: the span whose definition line matches PATTERN
   "$SPANLENS" show "$1:$line"
 }
 SHOWN=(  # spans in small files: the demo enriches every span of each file (6 model calls)
-  "server/spanlens/indexing/hashing.py|^def content_hash"
-  "server/spanlens/presentation/text.py|^def clean_text"
-  "server/spanlens/telemetry/cost.py|^def call_cost"
+  "server/spanlens_lsp/indexing/hashing.py|^def content_hash"
+  "server/spanlens_lsp/presentation/text.py|^def clean_text"
+  "server/spanlens_lsp/telemetry/cost.py|^def call_cost"
 )
 show_all() {
   for item in "${SHOWN[@]}"; do show "${item%%|*}" "${item#*|}"; done

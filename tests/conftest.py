@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.cli import main
+from spanlens_lsp.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 -- Headless Neovim (0.7.2 or 0.12) loading the real plugin from nvim/, driven by
 -- tests/e2e/test_neovim.py. Environment: SPANLENS_PLUGIN (the nvim/ folder), SPANLENS_ROOT
--- (workspace), SPANLENS_SCENARIO (editor | health | docgen | model | units | config), SPANLENS_GO (a file the test creates to let
+-- (workspace), SPANLENS_SCENARIO (editor | health | docgen | search | model | units | config), SPANLENS_GO (a file the test creates to let
 -- the script go on). Reports "KEY: value" lines on stdout; `cq 1` on failure, `qa!` at the end.
 -- Every wait is bounded; nothing sleeps to synchronise. SPANLENS_TRACE=1: LSP trace in the log.
 local root = os.getenv('SPANLENS_ROOT')
@@ -338,8 +338,17 @@ elseif scenario == 'model' then
       end
     end
   end
+  local function embedded()
+    for _, text in ipairs(messages) do
+      if text:find('(search by meaning)', 1, true) then
+        return text
+      end
+    end
+  end
   wait_for('the install to end', 60000, ended)
   say('INSTALL_MESSAGE', ended())
+  wait_for('the embedding model install to end', 60000, embedded)
+  say('INSTALL_EMBEDDING', embedded())
   local progress = {}
   for _, text in ipairs(echoes) do
     if text:find('spanlens: installing', 1, true) then
@@ -351,6 +360,8 @@ elseif scenario == 'model' then
   vim.cmd('Spanlens model install')
   wait_for('the second install to answer', 30000, ended)
   say('INSTALL_AGAIN', ended())
+  wait_for('the second embedding install to answer', 30000, embedded)
+  say('INSTALL_EMBEDDING_AGAIN', embedded())
   messages = {}
   vim.cmd('Spanlens model install no-such-model')
   wait_for('the unknown model error', 30000, function()
@@ -358,6 +369,42 @@ elseif scenario == 'model' then
   end)
   say('INSTALL_UNKNOWN', messages[#messages])
   say('HEALTH_AFTER', table.concat(health_lines(), ' | '))
+elseif scenario == 'search' then
+  -- :Spanlens search into the quickfix list, against the real server's spanlens.search.
+  local messages = {}
+  vim.notify = function(text)
+    table.insert(messages, text)
+  end
+  local function relative(name)
+    return name:sub(1, #root + 1) == root .. '/' and name:sub(#root + 2) or name
+  end
+  local mod = open(first)
+  wait_for('the enrichment', 30000, function()
+    return table.concat(lens_marks(mod), ' '):find('Test enrichment', 1, true) ~= nil
+  end)
+  vim.cmd('Spanlens search parse config')
+  local info
+  wait_for('the quickfix list', 30000, function()
+    info = vim.fn.getqflist({ title = 1, items = 1, winid = 1 })
+    return info.title:find('spanlens', 1, true) ~= nil
+  end)
+  say('QF_TITLE', info.title)
+  say('QF_WINDOW', info.winid ~= 0 and vim.api.nvim_get_current_win() == info.winid and 'open, focused' or 'not open')
+  say('QF_COUNT', #info.items)
+  for _, item in ipairs(info.items) do
+    local name = relative(vim.api.nvim_buf_get_name(item.bufnr))
+    say('QF_ITEM', string.format('%s:%d:%d:%s', name, item.lnum, item.col, item.text))
+  end
+  say('QF_MESSAGES', table.concat(messages, ' ; '))
+  vim.cmd('cfirst')
+  local cursor = vim.api.nvim_win_get_cursor(0)
+  say('QF_JUMP', relative(vim.api.nvim_buf_get_name(0)) .. ':' .. cursor[1] .. ':' .. (cursor[2] + 1))
+  messages = {}
+  vim.cmd('Spanlens search zqxjv wqzk')
+  wait_for('the nothing-found message', 30000, function()
+    return #messages > 0
+  end)
+  say('QF_NOTHING', table.concat(messages, ' ; '))
 elseif scenario == 'units' then
   -- No server: the statusline text for each state, the root rule, a missing executable.
   local payloads = {
@@ -381,6 +428,39 @@ elseif scenario == 'units' then
   end
   vim.g.spanlens_cmd = { root .. '/no-such-spanlens', 'serve' }
   say('HEALTH_MISSING', table.concat(health_lines(), ' | '))
+  -- :Spanlens search with no query asks for one; with no server the answer is one message.
+  local commands = require('spanlens.commands')
+  local messages, prompts = {}, {}
+  local notify, input = vim.notify, vim.ui.input
+  vim.notify = function(text)
+    table.insert(messages, text)
+  end
+  vim.ui.input = function(opts, on_confirm)
+    table.insert(prompts, opts.prompt)
+    on_confirm(#prompts == 1 and 'read settings from disk' or nil)
+  end
+  vim.cmd('enew')
+  commands.create(0)
+  vim.cmd('Spanlens search')
+  vim.cmd('Spanlens search   ') -- dismissed: nothing more
+  vim.notify, vim.ui.input = notify, input
+  say('SEARCH_PROMPTS', table.concat(prompts, ','))
+  say('SEARCH_NO_CLIENT', table.concat(messages, ' ; '))
+  -- Model text in a quickfix line: one plain line, control and bidi characters gone.
+  local file = root .. '/src/pkg/wide.py'
+  vim.fn.writefile({ 'x = 1', 'def  \195\164\226\130\172(a):', '    pass' }, file)
+  local evil = 'Reads\tthe\r\nfile\7 \27[31mred\27[0m \226\128\174gnp.exe\226\128\172 zero\226\128\139width \194\133next\226\128\168line'
+  local items = commands.search_items({
+    { uri = vim.uri_from_fname(file), range = { start = { line = 1, character = 6 }, ['end'] = { line = 2, character = 8 } },
+      name = 'f\nx', summary = evil, why = { 'name', 'meaning' } },
+    { uri = vim.uri_from_fname(file), name = 'no_range' },
+    { name = 'no_uri', range = { start = { line = 0, character = 0 } } },
+  }, 'utf-16')
+  say('SEARCH_ITEMS', #items)
+  for _, item in ipairs(items) do
+    say('SEARCH_ITEM', string.format('%s:%d:%d:%s', vim.fn.fnamemodify(item.filename, ':t'), item.lnum, item.col, item.text))
+  end
+  say('SEARCH_LONG', #commands.plain_line(string.rep('\195\169', 150)) .. ' bytes')
 else
   fail('unknown scenario ' .. tostring(scenario))
 end

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
 import queue
 import re
@@ -42,6 +44,7 @@ SUBCOMMANDS = [
     "pause",
     "resume",
     "show",
+    "search",
     "docgen",
     "open_doc",
     "model",
@@ -341,6 +344,31 @@ def test_docgen_and_open_doc(nvim: tuple[str, str], tmp_path: Path) -> None:
         assert doc.is_file()
 
 
+def test_search_into_quickfix(nvim: tuple[str, str], tmp_path: Path) -> None:
+    """`:Spanlens search QUERY` against the real server: the ranked spans in the quickfix list,
+    titled with the query and open, the first jumps to its span; nothing found is a message."""
+    _version, binary = nvim
+    with StandinModelServer(responder=valid_reply) as standin:
+        root = workspace(tmp_path, standin.url)
+        with editor(binary, root, "search", tmp_path / "home") as ed:
+            assert ed.expect("QF_TITLE") == "spanlens search: parse config"
+            assert ed.expect("QF_WINDOW") == "open, focused"
+            assert ed.expect("QF_COUNT") == "1"  # top_level matches neither word
+            assert ed.expect("QF_ITEM") == (
+                "src/pkg/mod.py:1:1:parse_config — Test enrichment for the function parse_config"
+                " in src/pkg/mod.py. [name · keywords]"
+            )
+            # No embedding endpoint: the server's note is a message.
+            keywords_only = "no embedding endpoint configured: keywords only"
+            assert ed.expect("QF_MESSAGES") == f"spanlens: {keywords_only}"
+            assert ed.expect("QF_JUMP") == "src/pkg/mod.py:1:1"
+            assert (
+                ed.expect("QF_NOTHING")
+                == f'spanlens: nothing found for "zqxjv wqzk" ({keywords_only})'
+            )
+            ed.finish()
+
+
 def test_model_install_and_checkhealth_model_lines(
     nvim: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -356,40 +384,76 @@ def test_model_install_and_checkhealth_model_lines(
         HttpsFileServer(tmp_path, {"/tiny.gguf": data}, delay=0.02) as files,
     ):
         write_tiny_catalog(tmp_path, data, [files.url("/tiny.gguf")])
+        # Setup's second model: a fake of the built-in embedding model, by its real name.
+        raw = json.loads(catalog.read_text())
+        raw["models"].append(
+            {
+                "name": "all-minilm-l6-v2",
+                "label": "all-MiniLM-L6-v2",
+                "kind": "embedding",
+                "filename": "all-minilm-l6-v2-f32.gguf",
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "urls": [files.url("/tiny.gguf")],
+            }
+        )
+        catalog.write_text(json.dumps(raw))
         monkeypatch.setenv("SPANLENS_MODEL_CATALOG", str(catalog))
         monkeypatch.setenv("SPANLENS_CACHE_DIR", str(cache))
         monkeypatch.setenv("SSL_CERT_FILE", str(files.ca_file))
         root = workspace(tmp_path, standin.url)
-        with (root / "spanlens.toml").open("a") as toml:
-            toml.write('\n[local]\nmodel = "tiny"\n')
+        # `embeddings = []`: the fake embedding model is installed but never started (doctor
+        # would wait on an engine that cannot load it); the install says so in its note.
+        toml_path = root / "spanlens.toml"
+        toml_path.write_text(
+            "embeddings = []\n" + toml_path.read_text() + '\n[local]\nmodel = "tiny"\n'
+        )
         installed = cache / "models" / "tiny.gguf"
+        unused = (
+            "but not in use: embeddings = [] in the settings: this workspace searches by "
+            "keywords only"
+        )
         with editor(binary, root, "model", tmp_path / "home") as ed:
             before = ed.expect("HEALTH_BEFORE")
             assert health_errors(before) == [], before
             assert "model in use: the configured backends" in before, before
             assert "built-in model tiny (default): not installed" in before, before
             assert "built-in engine (tiny): not installed" in before, before
+            assert "search: keywords only (no embedding model)" in before, before
             assert ed.expect("COMPLETE_MODEL") == "install"
             assert (
                 ed.expect("INSTALL_MESSAGE") == f"spanlens: Tiny test model installed: {installed}"
+            )
+            assert installed.read_bytes() == data
+            embedding = cache / "models" / "all-minilm-l6-v2-f32.gguf"
+            assert ed.expect("INSTALL_EMBEDDING") == (
+                f"spanlens: all-MiniLM-L6-v2 (search by meaning) installed at {embedding}, {unused}"
             )
             progress = ed.expect("INSTALL_PROGRESS")
             assert re.search(
                 r"spanlens: installing tiny: downloading tiny: \d+ MiB of 2 MiB \(\d+%\)", progress
             ), progress
-            assert installed.read_bytes() == data
+            assert re.search(
+                r"spanlens: installing all-minilm-l6-v2: downloading all-minilm-l6-v2: "
+                r"\d+ MiB of 2 MiB \(\d+%\)",
+                progress,
+            ), progress
             again = ed.expect("INSTALL_AGAIN")
             assert again == f"spanlens: Tiny test model was already installed: {installed}"
+            assert ed.expect("INSTALL_EMBEDDING_AGAIN") == (
+                f"spanlens: all-MiniLM-L6-v2 (search by meaning) installed at {embedding}, {unused}"
+            )
             assert (
                 ed.expect("INSTALL_UNKNOWN")
-                == "spanlens: unknown model 'no-such-model' (known: tiny)"
+                == "spanlens: unknown model 'no-such-model' (known: all-minilm-l6-v2, tiny)"
             )
             after = ed.expect("HEALTH_AFTER")
             assert health_errors(after) == [], after
             assert f"built-in model tiny (default): installed, {installed}" in after, after
             assert "built-in engine (tiny): stopped" in after, after
+            assert f"built-in model all-minilm-l6-v2: installed, {embedding}" in after, after
             ed.finish()
-    assert len(files.requests) == 1  # the second install downloaded nothing
+    assert len(files.requests) == 2  # one per model: the second setup downloaded nothing
 
 
 def test_lsp_config_alone_as_nvim_lspconfig_would_ship_it(tmp_path: Path) -> None:
@@ -446,4 +510,16 @@ def test_statusline_texts_root_rule_and_missing_executable(
         # The fix names the PyPI distribution (`spanlens` there is someone else's package).
         assert "pip install spanlens-lsp (or pipx)" in missing, missing
         assert "no spanlens client is running" in missing, missing
+        # `:Spanlens search` alone asks for the query (once more: dismissed, nothing more).
+        assert ed.expect("SEARCH_PROMPTS") == "spanlens search: ,spanlens search: "
+        assert ed.expect("SEARCH_NO_CLIENT") == "spanlens: no spanlens server serves this buffer"
+        # A result's quickfix line: its start as a byte column (UTF-16 character 6 of
+        # "def  ä€(a):" is byte 8), `name — summary [why]` as one plain line; entries that
+        # are not spans are left out.
+        assert ed.expect("SEARCH_ITEMS") == "1"
+        assert ed.expect("SEARCH_ITEM") == (
+            "wide.py:2:8:f x — Reads the file [31mred [0m gnp.exe zerowidth next line"
+            " [name · meaning]"
+        )
+        assert ed.expect("SEARCH_LONG") == "203 bytes"  # 100 é (2 bytes each) and "…"
         ed.finish()

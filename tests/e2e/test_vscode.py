@@ -205,7 +205,7 @@ def test_set_api_key_reaches_the_backend_and_no_file(
     editor.screenshot("07-key-set")
     # The server restarts with the key in its environment; then it is up again.
     editor.wait_for_log("starting the bundled server", count=starts + 1)
-    editor.wait_for_log("INFO spanlens.lsp.session: workspace", count=starts + 1)
+    editor.wait_for_log("INFO spanlens_lsp.lsp.session: workspace", count=starts + 1)
     editor.call("statusBar", pattern="spanlens (idle|waiting)")
     before = len(standin.chat_requests)
     editor.call("typeAfter", line="return value + 4", text=" - 1")

@@ -20,7 +20,7 @@ import pytest
 from tests.support.localmodel import install_model_file
 from tests.unit.test_enrichment_engine import attempts
 
-from spanlens.localmodel.engine import (
+from spanlens_lsp.localmodel.engine import (
     EngineOptions,
     EngineState,
     engine_report,
@@ -63,7 +63,7 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineOptions]:
 
 def test_two_processes_asking_at_once_share_one_engine(installed: EngineOptions) -> None:
     script = (
-        "import json; from spanlens.localmodel.engine import EngineOptions, ensure_engine; "
+        "import json; from spanlens_lsp.localmodel.engine import EngineOptions, ensure_engine; "
         f"s = ensure_engine(EngineOptions({NAME!r}, threads=1, context_tokens=2048)); "
         "print(json.dumps([s.pid, s.port]))"
     )

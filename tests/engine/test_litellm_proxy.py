@@ -22,7 +22,8 @@ from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrichment_engine import SMALL_FILE, assert_every_row_valid, attempts, stored
 
-from spanlens.localmodel.engine import free_port
+from spanlens_lsp.localmodel.engine import free_port
+from spanlens_lsp.localmodel.supervise import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 LITELLM = Path(os.environ.get("SPANLENS_TEST_LITELLM", ROOT / ".cache/litellm/bin/litellm"))
@@ -110,12 +111,7 @@ def litellm_proxy(
                 time.sleep(0.5)
             yield url, first, second
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, grace=15)
             log.close()
 
 

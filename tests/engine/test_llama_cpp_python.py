@@ -17,11 +17,11 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
-from spanlens.app import open_engine
-from spanlens.enrichment.backends.base import ChatRequest, FailureKind
-from spanlens.enrichment.backends.capabilities import OutputForm
-from spanlens.enrichment.backends.openai import OpenAIBackend
-from spanlens.settings import BackendSettings
+from spanlens_lsp.app import open_engine
+from spanlens_lsp.enrichment.backends.base import ChatRequest, FailureKind
+from spanlens_lsp.enrichment.backends.capabilities import OutputForm
+from spanlens_lsp.enrichment.backends.openai import OpenAIBackend
+from spanlens_lsp.settings import BackendSettings
 
 from .conftest import N_CTX
 

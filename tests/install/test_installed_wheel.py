@@ -28,10 +28,10 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
-import spanlens
+import spanlens_lsp
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCE = REPO / "server" / "spanlens"
+SOURCE = REPO / "server" / "spanlens_lsp"
 
 #: One file per indexed language: each one's grammar comes from its own tree-sitter wheel.
 SOURCES = {
@@ -110,7 +110,7 @@ def bin_dir(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_dist_holds_a_wheel_and_an_sdist_of_spanlens_lsp(dist: Path) -> None:
-    version = spanlens.__version__
+    version = spanlens_lsp.__version__
     assert sorted(p.name for p in dist.iterdir()) == [
         f"spanlens_lsp-{version}-py3-none-any.whl",
         f"spanlens_lsp-{version}.tar.gz",
@@ -118,29 +118,45 @@ def test_dist_holds_a_wheel_and_an_sdist_of_spanlens_lsp(dist: Path) -> None:
 
 
 def test_the_wheel_carries_every_package_file_and_nothing_else(wheel: Path) -> None:
-    """Every file under server/spanlens (data files included) is in the wheel; nothing is
-    installed outside the ``spanlens`` package and its dist-info."""
+    """Every file under server/spanlens_lsp (data files included) is in the wheel; nothing is
+    installed outside the ``spanlens_lsp`` package and its dist-info."""
     source = {
-        "spanlens/" + p.relative_to(SOURCE).as_posix()
+        "spanlens_lsp/" + p.relative_to(SOURCE).as_posix()
         for p in SOURCE.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
     names = set(zipfile.ZipFile(wheel).namelist())
-    info = f"spanlens_lsp-{spanlens.__version__}.dist-info/"
+    info = f"spanlens_lsp-{spanlens_lsp.__version__}.dist-info/"
     assert source - names == set(), "left out of the wheel"
     assert {n for n in names if not n.startswith(info)} == source
-    assert "spanlens/py.typed" in names
+    assert "spanlens_lsp/py.typed" in names
     assert info + "licenses/LICENSE" in names
     metadata = zipfile.ZipFile(wheel).read(info + "METADATA").decode()
     assert "Name: spanlens-lsp" in metadata
     assert "# spanlens" in metadata  # the README, as the long description
 
 
+def test_the_wheel_installs_no_top_level_spanlens(wheel: Path, bin_dir: Path) -> None:
+    """PyPI's unrelated ``spanlens`` (an agent-tracing SDK) is imported as ``spanlens``: this
+    wheel installs ``spanlens_lsp`` alone, so the two never write over each other's files."""
+    names = zipfile.ZipFile(wheel).namelist()
+    info = f"spanlens_lsp-{spanlens_lsp.__version__}.dist-info"
+    assert {name.split("/")[0] for name in names} == {"spanlens_lsp", info}
+    found = run(
+        bin_dir / "python",
+        "-c",
+        "import importlib.util; print(importlib.util.find_spec('spanlens'))",
+        env=clean_env(),
+        cwd=bin_dir,
+    ).stdout.strip()
+    assert found == "None", found
+
+
 def test_the_installed_package_is_the_wheels(bin_dir: Path) -> None:
     where = run(
         bin_dir / "python",
         "-c",
-        "import spanlens; print(spanlens.__file__)",
+        "import spanlens_lsp; print(spanlens_lsp.__file__)",
         env=clean_env(),
         cwd=bin_dir,
     ).stdout.strip()
@@ -149,7 +165,7 @@ def test_the_installed_package_is_the_wheels(bin_dir: Path) -> None:
 
 def test_version(bin_dir: Path, tmp_path: Path) -> None:
     done = run(bin_dir / "spanlens", "--version", env=clean_env(), cwd=tmp_path)
-    assert done.stdout.strip() == f"spanlens {spanlens.__version__}"
+    assert done.stdout.strip() == f"spanlens {spanlens_lsp.__version__}"
 
 
 @pytest.mark.parametrize("tool", ["pipx", "uv"])
@@ -166,7 +182,7 @@ def test_the_readmes_tool_installs_work(tool: str, wheel: Path, tmp_path: Path) 
         command = [tools / "uv", "tool", "install", "--python", sys.executable, wheel]
     run(*command, env=env, cwd=tmp_path)
     done = run(bin_dir / "spanlens", "--version", env=clean_env(), cwd=tmp_path)
-    assert done.stdout.strip() == f"spanlens {spanlens.__version__}"
+    assert done.stdout.strip() == f"spanlens {spanlens_lsp.__version__}"
 
 
 @pytest.fixture
@@ -213,7 +229,7 @@ async def test_serve_answers_a_hover_over_stdio(client: LanguageClient, workspac
         )
     )
     assert result.server_info is not None
-    assert result.server_info.version == spanlens.__version__
+    assert result.server_info.version == spanlens_lsp.__version__
     await asyncio.wait_for(indexed(client), timeout=60)
 
     path = workspace / "calc.py"

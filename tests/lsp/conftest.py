@@ -151,7 +151,7 @@ class Editor:
 
         if configuration is not None:
             client.set_configuration(configuration, section="spanlens")
-        await client.start_io(sys.executable, "-m", "spanlens.cli", "serve", "--stdio")
+        await client.start_io(sys.executable, "-m", "spanlens_lsp.cli", "serve", "--stdio")
         self.started = True
         self.init_result = await client.initialize_session(
             types.InitializeParams(

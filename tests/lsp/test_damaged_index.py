@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tests.lsp.conftest import SAMPLE, Editor, wait_for
 
-from spanlens.cli import main
-from spanlens.store.db import db_path_for
+from spanlens_lsp.cli import main
+from spanlens_lsp.store.db import db_path_for
 
 
 def _damage_spans(db: Path) -> None:

@@ -11,7 +11,7 @@ import sqlite3
 
 from tests.lsp.conftest import Editor, wait_for
 
-from spanlens.store.db import db_path_for
+from spanlens_lsp.store.db import db_path_for
 
 CLASS_FILE = (
     'class Ledger:\n    """Money in, money out."""\n\n    def add(self, amount):\n'

@@ -8,6 +8,8 @@ named by a test catalog (SPANLENS_MODEL_CATALOG); the server's cache is a temp f
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -269,3 +271,53 @@ async def test_cancelling_the_request_stops_the_install_and_a_later_one_resumes(
     assert (models / "tiny.gguf").read_bytes() == DATA
     resumed = server.requests[-1].headers.get("Range", "")
     assert resumed.startswith("bytes=") and int(resumed[6:-1]) >= kept  # not from the start
+
+
+async def test_the_embedding_model_installs_by_name_and_serves_search_at_once(
+    editor: Editor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setup's second step: ``{"name": "all-minilm-l6-v2"}`` installs the built-in embedding
+    model (kind ``embedding``), the workspace's status names it at once, no restart, and a
+    second install is a no-op."""
+    vectors = bytes(range(256)) * 1024
+    (editor.root / "spanlens.toml").write_text(
+        '[local]\nmodel = "tiny"\n\n[lsp]\nidle_seconds = 3600\n'
+    )
+    with HttpsFileServer(tmp_path, {"/tiny.gguf": DATA, "/minilm.gguf": vectors}) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        models = use_catalog(tmp_path, monkeypatch, server.url("/tiny.gguf"))
+        path = tmp_path / "catalog.json"
+        raw = json.loads(path.read_text())
+        raw["models"].append(
+            {
+                "name": "all-minilm-l6-v2",
+                "label": "all-MiniLM-L6-v2",
+                "kind": "embedding",
+                "filename": "all-minilm-l6-v2-f32.gguf",
+                "size": len(vectors),
+                "sha256": hashlib.sha256(vectors).hexdigest(),
+                "urls": [server.url("/minilm.gguf")],
+            }
+        )
+        path.write_text(json.dumps(raw))
+        await editor.start()
+        assert editor.last_status()["embeddings"] is None
+
+        result = await editor.command("spanlens.installModel", {"name": "all-minilm-l6-v2"})
+        again = await editor.command("spanlens.installModel", {"name": "all-minilm-l6-v2"})
+        chat = await editor.command("spanlens.installModel", {})
+
+    assert (result["kind"], result["installed"], result["note"]) == ("embedding", True, None)
+    assert (again["installed"], again["source"]) == (False, None)
+    assert (models / "all-minilm-l6-v2-f32.gguf").read_bytes() == vectors
+    assert chat["kind"] == "chat"
+    embeddings = (
+        await wait_for(
+            lambda: (editor.last_status().get("embeddings") or {}).get("engine"),
+            what="the embedding model and its engine in the status",
+        )
+        and editor.last_status()["embeddings"]
+    )
+    assert (embeddings["model"], embeddings["source"]) == ("all-minilm-l6-v2", "built-in")
+    assert embeddings["engine"]["model"] == "all-minilm-l6-v2"
+    assert set(embeddings["engine"]) == {"model", "state", "memory_mb", "tokens_per_s"}

@@ -9,10 +9,10 @@ from pathlib import Path
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.indexing.indexer import index_files
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments
-from spanlens.store.db import open_store
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments
+from spanlens_lsp.store.db import open_store
 
 PARSE_LINE = 12  # "def parse_config(text):"
 LOAD_LINE = 3  # "    def load(self, path):"

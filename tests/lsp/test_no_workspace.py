@@ -37,7 +37,7 @@ async def lone_file(
     def on_status(params: Any) -> None:
         statuses.append(_plain(params))
 
-    await client.start_io(sys.executable, "-m", "spanlens.cli", "serve", "--stdio", cwd=cwd)
+    await client.start_io(sys.executable, "-m", "spanlens_lsp.cli", "serve", "--stdio", cwd=cwd)
     try:
         await client.initialize_session(
             types.InitializeParams(

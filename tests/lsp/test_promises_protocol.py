@@ -32,6 +32,7 @@ COMMANDS = {
     "spanlens.docgenFile",
     "spanlens.openDoc",
     "spanlens.installModel",
+    "spanlens.search",
 }
 #: Top-level fields of the spanlens/status payload (protocol.md).
 STATUS_FIELDS = {
@@ -51,6 +52,7 @@ STATUS_FIELDS = {
     "lastError",
     "modelSource",
     "localEngine",
+    "embeddings",
     "backends",
     "gpu",
     "docgen",
@@ -308,6 +310,7 @@ async def test_hover_and_command_results_have_the_documented_shapes(
     assert report["counts"] == {"spans": 4, "fresh": 4, "stale": 0, "pending": 0, "failed": 0}
     assert set(report["status"]) == STATUS_FIELDS
     assert "- spans: 4 (4 enriched, 0 stale, 0 pending, 0 failed)" in report["markdown"]
+    assert "- embeddings: none (search by keywords)" in report["markdown"].splitlines()
     assert editor.root.as_posix() in report["markdown"]
 
     resumed = await editor.command("spanlens.resume")
@@ -394,6 +397,10 @@ BAD_ARGUMENTS: list[tuple[str, list[Any]]] = [
     ("spanlens.enrichFile", [{"uri": "file:///elsewhere/x.py"}]),
     ("spanlens.enrichSpan", [{"line": 3}]),
     ("spanlens.retryFailed", [{"uri": "file:///elsewhere/x.py"}]),
+    ("spanlens.search", [{}]),
+    ("spanlens.search", [{"query": "  "}]),
+    ("spanlens.search", [{"query": "config", "limit": 0}]),
+    ("spanlens.search", [{"query": "config", "limit": True}]),
 ]
 
 

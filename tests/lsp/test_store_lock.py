@@ -12,7 +12,7 @@ from tests.lsp.conftest import SUMMARY, Editor, requested_names, wait_for
 from tests.support.replies import valid_reply
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 
-from spanlens.store.db import db_path_for
+from spanlens_lsp.store.db import db_path_for
 
 PARSE_LINE = 12  # "def parse_config(text):"
 

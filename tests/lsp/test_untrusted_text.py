@@ -10,11 +10,11 @@ from markdown_it import MarkdownIt
 from tests.lsp.conftest import Editor, wait_for
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.indexing.indexer import index_files
-from spanlens.presentation.text import has_unsafe_chars
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments
-from spanlens.store.db import open_store
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.presentation.text import has_unsafe_chars
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments
+from spanlens_lsp.store.db import open_store
 
 PARSE_LINE = 12  # "def parse_config(text):"
 HOSTILE = "Parses\x00 lines\x1b[2J\x1b]0;pwned\x07 \u202eof key\u2066=value\u2069\r text.\x9b"

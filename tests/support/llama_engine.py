@@ -12,7 +12,8 @@ from typing import IO
 
 import httpx
 
-from spanlens.localmodel.engine import free_port
+from spanlens_lsp.localmodel.engine import free_port
+from spanlens_lsp.localmodel.supervise import stop_process
 
 
 class EngineDidNotStart(RuntimeError):
@@ -71,9 +72,4 @@ def running_llama_server(
             time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

@@ -20,10 +20,10 @@ from typing import Any
 
 from tests.support.standin import RecordedRequest, Reply
 
-from spanlens.enrichment.prompt.source import context_for
-from spanlens.enrichment.reply.contradictions import call_effects, own_state_writes
-from spanlens.indexing.languages import get_extractor
-from spanlens.indexing.source import normalise_source
+from spanlens_lsp.enrichment.prompt.certain import call_effects, own_state_writes
+from spanlens_lsp.enrichment.prompt.source import context_for
+from spanlens_lsp.indexing.languages import get_extractor
+from spanlens_lsp.indexing.source import normalise_source
 
 _REQUEST = re.compile(r"<spanlens-request>\s*(\{.*?\})\s*</spanlens-request>", re.DOTALL)
 _DOCGEN = re.compile(r"<spanlens-docgen>\s*(\{.*?\})\s*</spanlens-docgen>", re.DOTALL)

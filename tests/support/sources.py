@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spanlens.enrichment.planning.sources import load_sources
-from spanlens.enrichment.prompt.names import WorkspaceNames
-from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.indexing.indexer import index_files
-from spanlens.indexing.source import read_source_text
-from spanlens.store.db import open_store
+from spanlens_lsp.enrichment.planning.sources import load_sources
+from spanlens_lsp.enrichment.prompt.names import WorkspaceNames
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.indexing.source import read_source_text
+from spanlens_lsp.store.db import open_store
 
 
 def indexed_sources(root: Path) -> list[SpanSource]:

@@ -9,6 +9,10 @@ language server in a subprocess and benchmarks can all talk to it::
         ...  # point a backend at server.url
         assert server.chat_requests[0].json["format"]["type"] == "object"
 
+Embedding requests (``POST /api/embed``, ``POST /v1/embeddings``) take the replies of
+:meth:`StandinModelServer.script_embeddings` (``Reply.vectors`` for a reply of your own, or any
+fault), and otherwise get :func:`standin_vector` of each input: the same text, the same vector.
+
 Chat requests (``POST /api/chat``, ``POST /v1/chat/completions``) take scripted replies in
 order; when the script is empty the ``responder`` is asked, and without one the server answers
 500 "no scripted reply" so that a test notices. Each :class:`Reply` is rendered in the shape of
@@ -41,6 +45,7 @@ __all__ = [
     "Responder",
     "StandinModelServer",
     "closed_port_url",
+    "standin_vector",
 ]
 
 Provider = Literal["ollama", "openai"]
@@ -48,6 +53,12 @@ Provider = Literal["ollama", "openai"]
 OLLAMA_CHAT = "/api/chat"
 OPENAI_CHAT = "/v1/chat/completions"
 CHAT_PATHS = frozenset({OLLAMA_CHAT, OPENAI_CHAT})
+OLLAMA_EMBED = "/api/embed"
+#: llama.cpp's refusal (HTTP 400) of an embedding input longer than the model's context.
+LLAMA_CPP_TOO_LONG = "the request exceeds the available context size, try increasing it"
+#: llama.cpp's refusal (HTTP 500) of one longer than its batch (``-ub``).
+LLAMA_CPP_TOO_LARGE = "input is too large to process. increase the physical batch size"
+OPENAI_EMBED = "/v1/embeddings"
 
 #: What ``GET /api/version`` reports: a real Ollama release, so version checks pass.
 OLLAMA_VERSION = "0.12.6"
@@ -101,7 +112,7 @@ class RecordedRequest:
 class Reply:
     """What the stand-in does with one chat request. Build one with the class methods."""
 
-    kind: Literal["content", "error", "disconnect", "disconnect_mid_body", "drip"]
+    kind: Literal["content", "error", "disconnect", "disconnect_mid_body", "drip", "vectors"]
     text: str = ""
     tokens_in: int = 100
     tokens_out: int = 50
@@ -116,6 +127,14 @@ class Reply:
     delay: float = 0.0
     #: For ``drip``: seconds between two body bytes.
     interval: float = 0.0
+    #: For ``vectors``: the embeddings sent as they are (NaN included).
+    vectors: Any = None
+
+    @classmethod
+    def vectors_of(cls, vectors: Any, *, tokens_in: int = 10, body: Any = None) -> Reply:
+        """An embedding reply carrying ``vectors`` verbatim, whatever their count or shape;
+        with ``body``, that JSON body instead."""
+        return cls("vectors", vectors=vectors, tokens_in=tokens_in, body=body)
 
     @classmethod
     def content(
@@ -366,8 +385,18 @@ class StandinModelServer:
         chars_per_token: float = 2.75,
         probe_latency: float = 0.0,
         reject_unknown_fields: bool = False,
+        embedding_dims: int = 8,
+        embedding_max_chars: int | None = None,
+        embedding_refusal: tuple[int, str] = (400, LLAMA_CPP_TOO_LONG),
     ) -> None:
         self.models: tuple[str, ...] = tuple(models)
+        self.embedding_dims = embedding_dims
+        #: An embedding request with a text longer than this is refused whole, with
+        #: ``embedding_refusal`` (status, message), as llama.cpp refuses one longer than its
+        #: model's context.
+        self.embedding_max_chars = embedding_max_chars
+        self.embedding_refusal = embedding_refusal
+        self._embed_script: collections.deque[Reply] = collections.deque()
         self.latency = latency
         self.max_concurrency = max_concurrency
         self.responder = responder
@@ -405,6 +434,8 @@ class StandinModelServer:
             "/props": {"GET": self._llama_props},
             "/tokenize": {"POST": self._llama_tokenize},
             "/extras/tokenize/count": {"POST": self._llama_python_count},
+            OLLAMA_EMBED: {"POST": self._embed},
+            OPENAI_EMBED: {"POST": self._embed},
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -471,6 +502,22 @@ class StandinModelServer:
         with self._lock:
             self._script.extend(replies)
 
+    def script_embeddings(self, *replies: Reply) -> None:
+        """Queue replies for the next embedding requests, in order of arrival."""
+        with self._lock:
+            self._embed_script.extend(replies)
+
+    @property
+    def embed_requests(self) -> list[RecordedRequest]:
+        """The embedding requests received so far, whatever their outcome."""
+        with self._lock:
+            return [r for r in self._requests if r.path in (OLLAMA_EMBED, OPENAI_EMBED)]
+
+    @property
+    def embedded_texts(self) -> list[str]:
+        """Every text the embedding requests carried, in order."""
+        return [t for r in self.embed_requests for t in as_json_dict(r.json).get("input", [])]
+
     @property
     def unused_replies(self) -> int:
         """How many scripted replies no request has consumed yet."""
@@ -500,10 +547,12 @@ class StandinModelServer:
         return self._max_in_flight
 
     def reset(self) -> None:
-        """Forget recorded requests, unused scripted replies and the in-flight maximum."""
+        """Forget recorded requests, unused scripted replies (embeddings' too) and the
+        in-flight maximum."""
         with self._lock:
             self._requests.clear()
             self._script.clear()
+            self._embed_script.clear()
             self._max_in_flight = self._in_flight
 
     def wait_for_requests(
@@ -761,6 +810,44 @@ class StandinModelServer:
             elapsed = time.monotonic() - started
         return self._render(reply, request, elapsed)
 
+    async def _embed(self, request: RecordedRequest) -> _Response:
+        provider, body = request.provider, as_json_dict(request.json)
+        texts = body.get("input")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _json_response(400, _error_body(provider, 400, "input must be a list"))
+        if not self._knows_model(str(body.get("model"))):
+            return _json_response(404, _error_body(provider, 404, "model not found"))
+        limit = self.embedding_max_chars
+        if limit is not None and any(len(t) > limit for t in texts):
+            status, message = self.embedding_refusal
+            return _json_response(status, _error_body(provider, status, message))
+        with self._lock:
+            reply = self._embed_script.popleft() if self._embed_script else None
+        reply = reply or Reply.vectors_of(
+            [standin_vector(t, self.embedding_dims) for t in texts], tokens_in=len(texts) * 5
+        )
+        async with self._in_flight_slot():
+            if self.latency + reply.delay > 0:
+                await asyncio.sleep(self.latency + reply.delay)
+        if reply.kind != "vectors":
+            return self._render(reply, request, 0.0)
+        if reply.body is not None:
+            return _json_response(200, reply.body)
+        if provider == "ollama":
+            reply_body: Any = {
+                "model": request.model,
+                "embeddings": reply.vectors,
+                "prompt_eval_count": reply.tokens_in,
+            }
+        else:
+            data = [
+                {"object": "embedding", "index": i, "embedding": v}
+                for i, v in enumerate(reply.vectors or [])
+            ]
+            usage = {"prompt_tokens": reply.tokens_in, "total_tokens": reply.tokens_in}
+            reply_body = {"object": "list", "data": data, "model": request.model, "usage": usage}
+        return _json_response(200, reply_body)
+
     @asynccontextmanager
     async def _in_flight_slot(self) -> AsyncIterator[None]:
         """Hold one of ``max_concurrency`` slots (if limited) and count the request in flight."""
@@ -936,6 +1023,13 @@ def closed_port_url() -> str:
     sock.bind(("127.0.0.1", 0))
     _RESERVED_PORTS.append(sock)
     return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def standin_vector(text: str, dims: int = 8) -> list[float]:
+    """The stand-in's embedding of ``text``: ``dims`` numbers from its SHA-256 (not normalised,
+    so a client must normalise it)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [digest[i % len(digest)] - 127.5 for i in range(dims)]
 
 
 def as_json_dict(value: Any) -> dict[str, Any]:

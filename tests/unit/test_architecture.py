@@ -1,4 +1,4 @@
-"""The shape of server/spanlens, read from its source with ``ast``: imports point down the
+"""The shape of server/spanlens_lsp, read from its source with ``ast``: imports point down the
 layer order, no module imports another's ``_private`` name, and no modules import each other.
 
 ARCHITECTURE.md: ``lsp, cli → workspace → scheduling → docgen, enrichment → indexing →
@@ -17,35 +17,37 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "server" / "spanlens"
+PACKAGE = Path(__file__).resolve().parents[2] / "server" / "spanlens_lsp"
 
 #: Layers, lowest first: a module may import its own layer or a lower one. The first entry
 #: is the vocabulary every layer shares (each module there imports only the others).
 #: A module's layer is that of the longest name here that is it or its package.
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
-        "spanlens",  # the package itself: only ``__version__``
-        "spanlens.states",
-        "spanlens.settings",
-        "spanlens.config",
-        "spanlens.presentation.text",  # the one sanitiser: imports nothing
+        "spanlens_lsp",  # the package itself: only ``__version__``
+        "spanlens_lsp.states",
+        "spanlens_lsp.settings",
+        "spanlens_lsp.config",
+        "spanlens_lsp.presentation.text",  # the one sanitiser: imports nothing
     ),
-    ("spanlens.store",),
-    ("spanlens.indexing", "spanlens.telemetry", "spanlens.localmodel"),
-    ("spanlens.presentation",),
+    ("spanlens_lsp.store",),
+    ("spanlens_lsp.indexing", "spanlens_lsp.telemetry", "spanlens_lsp.localmodel"),
+    ("spanlens_lsp.presentation",),
     # enrichment/, one folder a concept (issue 17 §2): what the model is shown, the
     # providers, what a reply is judged against, which spans go in which job, the one call
     # path; the engine and the runner on top of them.
-    ("spanlens.enrichment.prompt",),
-    ("spanlens.enrichment.backends",),
-    ("spanlens.enrichment.reply",),
-    ("spanlens.enrichment.planning",),
-    ("spanlens.enrichment.call",),
-    ("spanlens.enrichment", "spanlens.docgen"),
-    ("spanlens.scheduling",),
-    ("spanlens.workspace",),
-    ("spanlens.app",),
-    ("spanlens.lsp", "spanlens.cli"),
+    ("spanlens_lsp.enrichment.prompt",),
+    ("spanlens_lsp.enrichment.backends",),
+    ("spanlens_lsp.enrichment.reply",),
+    ("spanlens_lsp.enrichment.planning",),
+    ("spanlens_lsp.enrichment.call",),
+    ("spanlens_lsp.enrichment", "spanlens_lsp.docgen", "spanlens_lsp.embedding"),
+    # search by meaning (issue 19): keyword and vector results ranked together.
+    ("spanlens_lsp.search",),
+    ("spanlens_lsp.scheduling",),
+    ("spanlens_lsp.workspace",),
+    ("spanlens_lsp.app",),
+    ("spanlens_lsp.lsp", "spanlens_lsp.cli"),
 )
 
 
@@ -93,7 +95,7 @@ def _read_imports(module: Module, modules: dict[str, Module]) -> None:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] == "spanlens":
+                if alias.name.split(".")[0] == "spanlens_lsp":
                     module.imports.add(_owner(alias.name, modules))
                     bound = alias.name if alias.asname else alias.name.split(".")[0]
                     aliases[alias.asname or bound] = bound
@@ -102,7 +104,7 @@ def _read_imports(module: Module, modules: dict[str, Module]) -> None:
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*up, base] if base else up)
-            if base.split(".")[0] != "spanlens":
+            if base.split(".")[0] != "spanlens_lsp":
                 continue
             for alias in node.names:
                 full = f"{base}.{alias.name}"
@@ -130,7 +132,7 @@ def _read_imports(module: Module, modules: dict[str, Module]) -> None:
 @pytest.fixture(scope="module")
 def modules() -> dict[str, Module]:
     found = _modules()
-    assert len(found) > 50 and "spanlens.store.db" in found  # the right tree was read
+    assert len(found) > 50 and "spanlens_lsp.store.db" in found  # the right tree was read
     return found
 
 
@@ -138,7 +140,7 @@ def _layer(name: str) -> int | None:
     best: tuple[int, int] | None = None  # (length of the matching entry, layer)
     for level, entries in enumerate(LAYERS):
         for entry in entries:
-            matches = name == entry or (entry != "spanlens" and name.startswith(entry + "."))
+            matches = name == entry or (entry != "spanlens_lsp" and name.startswith(entry + "."))
             if matches and (best is None or len(entry) > best[0]):
                 best = (len(entry), level)
     return None if best is None else best[1]

@@ -14,52 +14,25 @@ from typing import Any
 
 import pytest
 from tests.support.replies import parse_docgen_request, valid_reply
+from tests.support.settings import one_backend_settings
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.app import build_engine
-from spanlens.cli import main
-from spanlens.config import settings_from_dict
-from spanlens.docgen.overview import OverviewSpan, OverviewWriter
-from spanlens.indexing.indexer import index_files
-from spanlens.settings import Settings
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
-from spanlens.store.rows import SpanRow
-from spanlens.store.worker import StoreWorker
+from spanlens_lsp.app import build_engine
+from spanlens_lsp.cli import main
+from spanlens_lsp.docgen.overview import OverviewSpan, OverviewWriter
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.settings import Settings
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.rows import SpanRow
+from spanlens_lsp.store.worker import StoreWorker
 
 SOURCE = "def add(a, b=1):\n    return a + b\n\n\ndef neg(x):\n    return -x\n"
 SPANS = [
     OverviewSpan("add", "function", "def add(a, b=1)", "Adds two numbers."),
     OverviewSpan("neg", "function", "def neg(x)", "Negates a number."),
 ]
-
-
-def _settings(url: str, **enrichment: Any) -> Settings:
-    return settings_from_dict(
-        {
-            "enrichment": {
-                "backoff_base": 0.005,
-                "backoff_max": 0.05,
-                "batch": False,
-                "retries": 0,
-                **enrichment,
-            },
-            "gpu": {"enabled": False},
-            "docgen": {"enabled": True},
-            "backends": [
-                {
-                    "name": "local",
-                    "tier": "small",
-                    "url": url,
-                    "timeout": 5,
-                    "max_parallel": 1,
-                    "price_in": 1.0,
-                    "price_out": 2.0,
-                }
-            ],
-        }
-    )
 
 
 def _workspace(root: Path) -> list[SpanRow]:
@@ -93,7 +66,7 @@ async def test_an_overview_on_a_one_slot_endpoint_waits_for_the_span_call_in_fli
     tmp_path: Path,
 ) -> None:
     with StandinModelServer(responder=valid_reply, latency=0.3) as server:
-        settings = _settings(server.url)
+        settings = one_backend_settings(server.url)
         spans = _workspace(tmp_path)
         async with _engine(tmp_path, settings) as engine:
             writer = OverviewWriter(settings, engine.calls)
@@ -115,7 +88,7 @@ def test_an_overview_call_is_an_attempt_and_counted_by_stats(
     with StandinModelServer(responder=valid_reply) as server:
         root = tmp_path / "ws"
         spans = _workspace(root)
-        settings = _settings(server.url)
+        settings = one_backend_settings(server.url)
         (root / "spanlens.toml").write_text(
             "[docgen]\nenabled = true\n\n[enrichment]\nretries = 0\n\n[gpu]\nenabled = false\n\n"
             f'[[backends]]\nname = "local"\ntier = "small"\nurl = "{server.url}"\n'
@@ -167,7 +140,7 @@ def _down(request: Any) -> Reply:
 
 async def test_span_failures_open_the_breaker_that_overviews_respect(tmp_path: Path) -> None:
     with StandinModelServer(responder=_down) as server:
-        settings = _settings(server.url, breaker_threshold=2, breaker_reset=60.0)
+        settings = one_backend_settings(server.url, breaker_threshold=2, breaker_reset=60.0)
         spans = _workspace(tmp_path)
         async with _engine(tmp_path, settings) as engine:
             outcomes = await engine.enrich(spans)  # two span calls, two server errors
@@ -183,7 +156,7 @@ async def test_span_failures_open_the_breaker_that_overviews_respect(tmp_path: P
 
 async def test_overview_failures_open_the_breaker_that_spans_respect(tmp_path: Path) -> None:
     with StandinModelServer(responder=_down) as server:
-        settings = _settings(server.url, breaker_threshold=2, breaker_reset=60.0)
+        settings = one_backend_settings(server.url, breaker_threshold=2, breaker_reset=60.0)
         spans = _workspace(tmp_path)
         async with _engine(tmp_path, settings) as engine:
             writer = OverviewWriter(settings, engine.calls)
@@ -199,10 +172,10 @@ async def test_overview_failures_open_the_breaker_that_spans_respect(tmp_path: P
 async def test_an_overview_after_a_failed_store_write_calls_no_model_and_says_why(
     tmp_path: Path,
 ) -> None:
-    from spanlens.store.enrichments import StoreWriteFailed
+    from spanlens_lsp.store.enrichments import StoreWriteFailed
 
     with StandinModelServer(responder=valid_reply) as server:
-        settings = _settings(server.url)
+        settings = one_backend_settings(server.url)
         _workspace(tmp_path)
         async with _engine(tmp_path, settings) as engine:
             engine.calls.halt(StoreWriteFailed("cannot write the index: disk full"))
@@ -213,11 +186,11 @@ async def test_an_overview_after_a_failed_store_write_calls_no_model_and_says_wh
 
 
 async def test_a_new_engine_gives_docgen_its_call_path(tmp_path: Path) -> None:
-    from spanlens.app import build_services, close_services, replace_docgen, replace_engine
+    from spanlens_lsp.app import build_services, close_services, replace_docgen, replace_engine
 
     with StandinModelServer(responder=valid_reply) as server:
         _workspace(tmp_path)
-        services = build_services(tmp_path, _settings(server.url))
+        services = build_services(tmp_path, one_backend_settings(server.url))
         try:
 
             def docgen_calls() -> Any:
@@ -226,10 +199,12 @@ async def test_a_new_engine_gives_docgen_its_call_path(tmp_path: Path) -> None:
 
             first = docgen_calls()
             assert first is not None and first is services.calls
-            replace_engine(services, _settings(server.url, retries=1))  # e.g. new settings
+            replace_engine(
+                services, one_backend_settings(server.url, retries=1)
+            )  # e.g. new settings
             assert services.calls is not None and services.calls is not first
             assert docgen_calls() is services.calls
-            replace_docgen(services, _settings(server.url, retries=1))
+            replace_docgen(services, one_backend_settings(server.url, retries=1))
             assert docgen_calls() is services.calls
         finally:
             await close_services(services)

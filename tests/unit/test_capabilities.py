@@ -22,12 +22,12 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
-from spanlens.app import open_engine
-from spanlens.enrichment.engine import EnrichmentEngine
-from spanlens.enrichment.prompt.build import build_prompt, with_more_reply_room
-from spanlens.enrichment.prompt.schema import SpanBounds, bounded_schema, reply_token_bound
-from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.store.rows import SpanRow
+from spanlens_lsp.app import open_engine
+from spanlens_lsp.enrichment.engine import EnrichmentEngine
+from spanlens_lsp.enrichment.prompt.build import build_prompt, with_more_reply_room
+from spanlens_lsp.enrichment.prompt.schema import SpanBounds, bounded_schema, reply_token_bound
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.store.rows import SpanRow
 
 
 def _openai(url: str, **extra: Any) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def test_a_retry_with_more_room_is_not_made_when_it_cannot_fit() -> None:
 def test_doctor_reports_the_form_it_found_and_whether_replies_are_valid(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
-    from spanlens.cli import main
+    from spanlens_lsp.cli import main
 
     (tmp_path / "a.py").write_text("def f(x):\n    return x\n")
     with StandinModelServer(responder=valid_responder, engine="llama-cpp-python") as server:
@@ -223,7 +223,7 @@ def test_doctor_reports_the_form_it_found_and_whether_replies_are_valid(
 def test_doctor_text_names_form_context_and_validity(
     tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
-    from spanlens.cli import main
+    from spanlens_lsp.cli import main
 
     (tmp_path / "a.py").write_text("def f(x):\n    return x\n")
     with StandinModelServer(

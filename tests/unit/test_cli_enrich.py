@@ -11,7 +11,7 @@ import pytest
 from tests.support.replies import valid_responder
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer, closed_port_url
 
-from spanlens.store.db import db_path_for
+from spanlens_lsp.store.db import db_path_for
 
 Cli = Callable[..., tuple[int, str, str]]
 

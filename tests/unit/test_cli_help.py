@@ -11,8 +11,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from spanlens.cli import build_parser
-from spanlens.cli.common import ROOT_RULE
+from spanlens_lsp.cli import build_parser
+from spanlens_lsp.cli.common import ROOT_RULE
 
 SPANLENS = str(Path(sys.executable).parent / "spanlens")
 

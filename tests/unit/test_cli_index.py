@@ -198,7 +198,7 @@ def test_the_last_line_of_defence_names_database_and_file_failures_plainly() -> 
     import errno
     import sqlite3
 
-    from spanlens.cli import _plain_line
+    from spanlens_lsp.cli import _plain_line
 
     cases = [
         (sqlite3.OperationalError("database or disk is full"), "the disk is full"),

@@ -66,7 +66,7 @@ def run(
 
 def test_index_draws_a_bar_on_a_terminal(project: Path) -> None:
     code, terminal, piped = run(
-        ["-m", "spanlens.cli", "index", str(project)], stdout_tty=False, stderr_tty=True
+        ["-m", "spanlens_lsp.cli", "index", str(project)], stdout_tty=False, stderr_tty=True
     )
     assert code == 0, terminal + piped
     assert "indexing" in terminal and "60/60" in terminal  # rich's bar, on stderr
@@ -86,7 +86,7 @@ def colours(terminal: str) -> set[str]:
 
 
 def test_no_color_draws_the_bar_without_colour(project: Path) -> None:
-    args = ["-m", "spanlens.cli", "index", str(project)]
+    args = ["-m", "spanlens_lsp.cli", "index", str(project)]
     code, terminal, _ = run(args, stdout_tty=False, stderr_tty=True)
     assert code == 0 and colours(terminal)  # rich colours the bar by default
     shutil.rmtree(project / ".spanlens")  # index again, drawing the bar again
@@ -99,20 +99,22 @@ def test_no_color_draws_the_bar_without_colour(project: Path) -> None:
 
 def test_no_bar_with_json_or_when_stderr_is_no_terminal(project: Path, cli: Cli) -> None:
     code, terminal, piped = run(
-        ["-m", "spanlens.cli", "index", str(project), "--json"], stdout_tty=False, stderr_tty=True
+        ["-m", "spanlens_lsp.cli", "index", str(project), "--json"],
+        stdout_tty=False,
+        stderr_tty=True,
     )
     assert code == 0 and terminal == ""  # nothing at all on the terminal
     assert piped.startswith("{")
     (project / "mod_0.py").write_text("def changed():\n    return 1\n")
     code, terminal, piped = run(
-        ["-m", "spanlens.cli", "index", str(project)], stdout_tty=True, stderr_tty=False
+        ["-m", "spanlens_lsp.cli", "index", str(project)], stdout_tty=True, stderr_tty=False
     )
     assert code == 0 and "files:" in terminal and "indexing" not in terminal + piped
 
 
 def test_extra_text_shows_beside_the_count_and_is_never_markup() -> None:
     script = (
-        "from spanlens.cli.common import ProgressBar\n"
+        "from spanlens_lsp.cli.common import ProgressBar\n"
         "bar = ProgressBar('enriching', min_total=1)\n"
         "bar(3, 10, 'waiting 4 s: local rate limited')\n"
         "bar(5, 10, '[bold]b0[/bold] \\x1b[2J cleared')\n"
@@ -128,7 +130,7 @@ def test_extra_text_shows_beside_the_count_and_is_never_markup() -> None:
 def test_a_piped_index_never_imports_rich(project: Path) -> None:
     script = (
         "import sys\n"
-        "from spanlens.cli import main\n"
+        "from spanlens_lsp.cli import main\n"
         f"code = main(['index', {str(project)!r}])\n"
         "print('rich loaded' if 'rich' in sys.modules else 'rich not loaded', code)\n"
     )

@@ -149,7 +149,7 @@ def test_markers_that_do_not_count(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """In-process, for the cases a subprocess adds nothing to: a worktree's `.git` file counts,
     a pyproject.toml that cannot be parsed or has no `[tool.spanlens]` does not, a `.spanlens`
     file (not a folder) does not; and a current folder that was deleted is one plain line."""
-    from spanlens.cli.common import CliError, find_project, workspace_root
+    from spanlens_lsp.cli.common import CliError, find_project, workspace_root
 
     top = tmp_path / "worktree"
     deep = top / "a" / "b"

@@ -20,7 +20,7 @@ import pytest
 from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
-from spanlens.cli import main
+from spanlens_lsp.cli import main
 
 NOBODY = 65534
 CODE = '''def parse(text):
@@ -40,7 +40,7 @@ def as_nobody(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
     assert setpriv is not None, "setpriv (util-linux) is needed to drop root for this test"
     command = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     run = subprocess.run(
-        [*command, sys.executable, "-m", "spanlens.cli", *args],
+        [*command, sys.executable, "-m", "spanlens_lsp.cli", *args],
         capture_output=True,
         text=True,
         cwd="/",

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.indexer import index_files
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -134,7 +134,7 @@ def run_in_terminal(*args: str) -> tuple[int, str]:
     env.update(TERM="xterm-256color", COLUMNS="100", LINES="40")
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spanlens.cli", *args],
+        [sys.executable, "-m", "spanlens_lsp.cli", *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,

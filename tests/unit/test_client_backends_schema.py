@@ -3,8 +3,8 @@ exactly the fields the server accepts for a ``[[backends]]`` table: the same nam
 defaults and choices, so settings.json completes and checks what the server will take and the
 two cannot drift apart.
 
-The server's side is read from :class:`spanlens.settings.BackendSettings` and, for choices,
-from what :func:`spanlens.config.settings_from_dict` accepts and rejects.
+The server's side is read from :class:`spanlens_lsp.settings.BackendSettings` and, for choices,
+from what :func:`spanlens_lsp.config.settings_from_dict` accepts and rejects.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from spanlens.config import settings_from_dict
-from spanlens.settings import BackendSettings, ConfigError, EnrichmentSettings
+from spanlens_lsp.config import settings_from_dict
+from spanlens_lsp.settings import BackendSettings, ConfigError, EnrichmentSettings
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_A_CHOICE = "zz-not-a-choice"

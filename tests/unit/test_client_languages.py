@@ -1,7 +1,7 @@
 """The languages spanlens indexes are listed once, in the server's table; every client's list
 is checked against it, so adding a language without updating a client fails here.
 
-The server's table: ``spanlens.indexing.languages`` (:func:`editor_languages`, VS Code's
+The server's table: ``spanlens_lsp.indexing.languages`` (:func:`editor_languages`, VS Code's
 language ids, which are Neovim's filetypes too). The clients' lists are read as text or JSON:
 the VS Code extension's ``LANGUAGES`` (its document selector and language status items use
 it) and activation events, the Neovim plugin's filetypes and its ``lsp/spanlens.lua``, and the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.languages import (
+from spanlens_lsp.indexing.languages import (
     EDITOR_LANGUAGE_BY_EXTENSION,
     LANGUAGE_BY_EXTENSION,
     editor_languages,
@@ -81,7 +81,7 @@ def test_every_client_lists_exactly_the_languages_the_server_indexes(where: str)
     missing = [language for language in server if language not in listed]
     extra = [language for language in listed if language not in server]
     assert not missing and not extra, (
-        f"{where} differs from spanlens.indexing.languages: missing {missing}, extra {extra}"
+        f"{where} differs from spanlens_lsp.indexing.languages: missing {missing}, extra {extra}"
     )
     assert len(listed) == len(set(listed)), f"{where} lists a language twice: {listed}"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.config import ALLOW_WORKSPACE_REMOTE, load_settings
-from spanlens.settings import BackendSettings, ConfigError, Settings, url_is_local
+from spanlens_lsp.config import ALLOW_WORKSPACE_REMOTE, load_settings
+from spanlens_lsp.settings import BackendSettings, ConfigError, Settings, url_is_local
 
 REMOTE_TOML = """
 [[backends]]

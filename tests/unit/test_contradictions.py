@@ -16,12 +16,13 @@ from tests.support.replies import valid_reply
 from tests.support.sources import indexed_sources
 from tests.support.standin import RecordedRequest
 
-from spanlens.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
-from spanlens.enrichment.prompt.source import SpanContext, SpanSource, context_for
-from spanlens.enrichment.reply import contradictions
-from spanlens.enrichment.reply.grounding import fold
-from spanlens.enrichment.reply.parse import repair
-from spanlens.enrichment.reply.validate import (
+from spanlens_lsp.enrichment.prompt import certain
+from spanlens_lsp.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
+from spanlens_lsp.enrichment.prompt.source import SpanContext, SpanSource, context_for
+from spanlens_lsp.enrichment.reply import contradictions
+from spanlens_lsp.enrichment.reply.grounding import fold
+from spanlens_lsp.enrichment.reply.parse import repair
+from spanlens_lsp.enrichment.reply.validate import (
     Validated,
     validate_batch_reply,
     validate_enrichment,
@@ -73,10 +74,11 @@ def test_false_rejects_and_misses_on_the_reviewed_replies(
 
 
 def test_the_real_small_model_replies_the_validator_keeps() -> None:
-    """Of the SmolLM2 replies of real_replies.json, the two kept are the only ones the rules
-    cannot fault; the rest break a rule (reviewed by hand: none is correct)."""
+    """Of the SmolLM2 replies of real_replies.json, the one kept is the only one the rules
+    cannot fault; the rest break a rule (reviewed by hand: none is correct). The other one
+    once kept, `_LazyFile.close_intelligently`, has a pitfall cut mid-word ("using a `f")."""
     kept = [r["span"] for r in REAL["replies"] if r["expected_ok"]]
-    assert kept == ["_LazyFile.close_intelligently", "_get_binary_stream"]
+    assert kept == ["_get_binary_stream"]
 
 
 @pytest.mark.parametrize("batch", FIXTURE["batches"], ids=lambda b: b["why"][:30])
@@ -181,7 +183,9 @@ def test_effects_are_ruled_out_only_without_calls_and_attribute_writes() -> None
     assert "calls nothing" in validate_enrichment(claim, ctx()).errors[0]
     assert validate_enrichment(claim, ctx({"calls": ["helper"]})).ok  # helper may write
     stores = "def set(self, v):\n    self.value = v"
-    assert validate_enrichment(claim, ctx(code=stores)).ok
+    assert validate_enrichment(good(side_effects=["Updates the value."]), ctx(code=stores)).ok
+    # An attribute write may be any effect, but no file I/O without a call that can reach it.
+    assert "no file I/O: it calls nothing" in validate_enrichment(claim, ctx(code=stores)).errors[0]
 
 
 def test_mutation_of_arguments_needs_a_write_to_a_parameter() -> None:
@@ -312,7 +316,8 @@ def test_prompt_echo_follows_the_prompt_text() -> None:
         ("side_effects", ["Writes to the network socket."]),
         ("pitfalls", ["Raises on edge cases such as an empty list."]),
     ]:
-        result = validate_enrichment(good(**{field: items}), ctx({"calls": ["a.append"]}))
+        facts = {"calls": ["a.append", "helper"]}  # helper may write to a socket
+        result = validate_enrichment(good(**{field: items}), ctx(facts))
         assert result.ok, (items, result.errors)
 
 
@@ -351,7 +356,6 @@ def test_none_claimed_where_a_well_known_call_has_an_effect(calls: list[str], ef
         ("void", False),
         ("Promise<void>", False),
         ("never", False),
-        (None, False),
     ],
 )
 def test_outputs_claiming_nothing_against_a_declared_return(
@@ -360,6 +364,27 @@ def test_outputs_claiming_nothing_against_a_declared_return(
     result = validate_enrichment(good(outputs=[]), ctx({"returns": declared}))
     expected = [f"outputs claims nothing is returned, but the code declares -> {declared}"]
     assert result.errors == (expected if wrong else [])
+
+
+@pytest.mark.parametrize(
+    ("code", "returned"),
+    [
+        # Seen: Qwen2.5-Coder-1.5B on `load_config` (no annotation): outputs [] was stored.
+        (CODE, "total"),
+        (
+            "def load(path):\n    with open(path) as f:\n        data = f.read()\n    return data",
+            "data",
+        ),
+        ("def add(a, b=1):\n    if a:\n        return\n    return a + b", "a + b"),
+        ("def add(a, b=1):\n    print(a)\n    return None", None),
+        ("def add(a, b=1):\n    def inner():\n        return a\n    run(inner)", None),
+        ("def add(a, b=1):\n    return sorted(b, key=lambda x: x)", None),  # cannot tell
+    ],
+)
+def test_outputs_claiming_nothing_against_a_returned_value(code: str, returned: str | None) -> None:
+    result = validate_enrichment(good(outputs=[]), ctx({"returns": None, "calls": ["run"]}, code))
+    wrong = f"outputs claims nothing is returned, but the code returns {returned}"
+    assert result.errors == ([wrong] if returned else [])
 
 
 def test_prompt_echo_knows_the_current_and_the_earlier_instructions() -> None:
@@ -431,12 +456,12 @@ def test_none_claimed_by_a_method_that_changes_its_object(
     header = f"Enclosing class `{owner}` (context, not the subject): class {owner}:"
     facts = {"params": [{"name": "self"}, {"name": "k"}], "calls": calls, "returns": None}
     method = ctx(facts, code=code, name=name, context=header)
-    [error] = validate_enrichment(good(inputs=["k: the key"], outputs=[]), method).errors
+    [error] = validate_enrichment(good(inputs=["k: the key"]), method).errors
     assert error.startswith("side_effects claims none, but the method changes") and changes in error
-    said = good(inputs=["k: the key"], outputs=[], side_effects=[f"changes the {owner}'s state"])
+    said = good(inputs=["k: the key"], side_effects=[f"changes the {owner}'s state"])
     assert validate_enrichment(said, method).ok
     init = ctx(facts, code=code, name=f"{owner}.__init__", context=header)
-    assert validate_enrichment(good(inputs=["k: the key"], outputs=[]), init).ok  # its own setup
+    assert validate_enrichment(good(inputs=["k: the key"]), init).ok  # its own setup
 
 
 OWN_STATE_FILE = """
@@ -483,7 +508,7 @@ def test_the_perfect_model_stand_in_names_own_state_changes_where_the_rule_sees_
         context = source.validation_context()
         assert validate_reply(reply, context).ok, (span.name, reply)
         changes = "changes the object's own state" in reply
-        assert changes == bool(contradictions.own_state_writes(context)), span.name
+        assert changes == bool(certain.own_state_writes(context)), span.name
         said[span.name] = changes
     assert said == {
         "Cache": False,
@@ -495,3 +520,112 @@ def test_the_perfect_model_stand_in_names_own_state_changes_where_the_rule_sees_
         "Cache.peek.remember": False,
         "reset": False,
     }
+
+
+# Seen in the quality run of the built-in Qwen2.5-Coder-1.5B after the schema began demanding a
+# side effect where "none" is false (tests/fixtures/qwen15_replies.json, run 3).
+ADD = (
+    "def add(self, name, count=1):\n"
+    "    if count <= 0:\n"
+    '        raise ValueError("count must be positive")\n'
+    "    self.items[name] = self.items.get(name, 0) + count"
+)
+
+
+def test_a_file_network_process_or_print_claim_needs_a_call_that_can_reach_it() -> None:
+    invented = "Opens a file named 'inventory.json' for writing if it doesn't exist."
+    facts = {"calls": ["ValueError", "self.items.get"]}
+    result = validate_enrichment(good(side_effects=[invented]), ctx(facts, code=ADD))
+    assert result.errors == [
+        "side_effects claims \"Opens a file named 'inventory.json' for \", but the code has no "
+        "file I/O: it calls only ValueError, self.items.get"
+    ]
+    for claim, calls in [
+        ("Sends an HTTP request to the server.", ["len", "s.strip"]),
+        ("Spawns a subprocess to run the command.", ["strconv.Atoi", "fmt.Errorf"]),
+        ("Prints the total to stdout.", ["sum", "self.items.values"]),
+        ("file creation and writing", ["Math.max", "JSON.stringify"]),
+    ]:
+        result = validate_enrichment(good(side_effects=[claim]), ctx({"calls": calls}))
+        assert not result.ok and "but the code has no" in result.errors[0], (claim, calls)
+    # What the check cannot judge is kept: a call into unknown code or a client, a claim that
+    # is not of that kind, a negated one.
+    for claim, calls in [
+        (invented, ["self.store.write"]),
+        (invented, ["helper"]),
+        ("Sends an HTTP request to the server.", ["requests.get"]),
+        ("Sends an HTTP request to the server.", ["self.session.get"]),
+        ("Prints the total to stdout.", ["fmt.Println"]),
+        ("Stores the file on the instance.", []),
+        ("Processes each line in turn.", []),
+        ("Does not touch the network.", ["len"]),
+    ]:
+        facts = {"calls": calls, "side_effects": None}  # Go/TypeScript: no effect notion
+        result = validate_enrichment(good(side_effects=[claim]), ctx(facts, code=ADD))
+        assert not any("but the code has no" in e for e in result.errors), (claim, result.errors)
+
+
+@pytest.mark.parametrize(
+    ("declared", "output", "rejected"),
+    [
+        # Seen: WriteLines (-> error) in a batch beside RunGit, the same output text.
+        ("error", "string: the output from the command, or an error", True),
+        ("str", "int: the number of lines", True),
+        ("(string, error)", "string: the output from the command, or an error", False),
+        ("(int, error)", "int: the parsed integer, or 0", False),
+        ("number", "number - The count associated with the key", False),
+        ("Optional[str]", "str: the name, or None", False),
+        ("Promise<unknown>", "string: the parsed text", False),
+        ("T", "string: the first item", False),
+        ("int", "total: the sum of the counts", False),  # a name, not a type
+    ],
+)
+def test_an_output_labelled_with_a_basic_type_agrees_with_the_declared_return(
+    declared: str, output: str, rejected: bool
+) -> None:
+    result = validate_enrichment(good(outputs=[output]), ctx({"returns": declared}))
+    assert (f"but the code declares -> {declared}" in " ".join(result.errors)) == rejected
+
+
+@pytest.mark.parametrize(
+    ("changes", "cut"),
+    [
+        # Seen in a batch of eight Go spans whose bounds were scaled down to fit.
+        ({"outputs": ["*Cache: a pointer to the newly created and"]}, "ends with 'and'"),
+        ({"outputs": ["[]string: the list of strings read from the file,"]}, "ends with ','"),
+        ({"outputs": ["string: the hexadecimal representation of"]}, "ends with 'of'"),
+        ({"side_effects": ["fs.readFile(path, "]}, "an open bracket"),
+        ({"pitfalls": ["closed.  This can happen when using a `f"]}, "an open backtick"),
+        ({"usage_snippet": "err := c.Put("}, "usage_snippet is cut"),
+    ],
+)
+def test_a_list_entry_or_snippet_cut_at_its_bound_is_rejected(
+    changes: dict[str, Any], cut: str
+) -> None:
+    result = validate_enrichment(good(**changes), ctx({"calls": ["helper"]}))
+    assert any(cut in error and "cut" in error for error in result.errors), result.errors
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"inputs": ["a: the file to read from", "b: the value to add to"]},
+        {"outputs": ["the sum (an int)"]},
+        {"pitfalls": ["Raises ValueError if b is negative: check it first"]},
+        {"usage_snippet": "total = add(1, 2)\nprint(f'{total}')"},
+        {"outputs": ["the sum, as an int"]},
+    ],
+)
+def test_an_entry_that_ends_like_a_phrase_is_not_cut(changes: dict[str, Any]) -> None:
+    result = validate_enrichment(good(**changes), ctx({"calls": ["helper"]}))
+    assert result.ok, result.errors
+
+
+def test_text_in_a_script_the_code_does_not_use_is_rejected() -> None:
+    # Seen: ParsePort's output "int: the parsed integer, or 0 if the conversion失败".
+    mixed = good(outputs=["the sum, or 0 if the conversion失败"])
+    result = validate_enrichment(mixed, ctx())
+    assert result.errors == ["outputs switches to another script: '\\u5931\\u8d25'"]
+    # Code that uses the script may be described in it.
+    code = CODE + "  # 失败 means failure"
+    assert validate_enrichment(mixed, ctx(code=code)).ok

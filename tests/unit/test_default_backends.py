@@ -17,10 +17,10 @@ import pytest
 from tests.support.localmodel import install_model_file
 from tests.support.standin import StandinModelServer, closed_port_url
 
-from spanlens.config import load_settings
-from spanlens.enrichment.backends.defaults import resolve_default_backends
-from spanlens.localmodel.engine import state_path
-from spanlens.settings import BackendSettings, Settings
+from spanlens_lsp.config import load_settings
+from spanlens_lsp.enrichment.backends.defaults import resolve_default_backends
+from spanlens_lsp.localmodel.engine import state_path
+from spanlens_lsp.settings import BackendSettings, Settings
 
 
 @pytest.fixture
@@ -138,7 +138,9 @@ def test_status_and_doctor_show_the_built_in_engine(
     code, out, _ = cli("doctor", str(tmp_path))
     assert code == 1
     assert "built-in engine: qwen2.5-coder-1.5b not installed" in out
-    assert out.count("spanlens model install") == 2  # the engine's line and the one problem
+    assert out.count("spanlens model install`") == 2  # the engine's line and the one problem
+    # and one line for search by meaning, naming the embedding model
+    assert out.count("spanlens model install all-minilm-l6-v2`") == 1
 
     install_model_file(monkeypatch, b"GGUF fake", "qwen2.5-coder-1.5b")
     code, out, _ = cli("status", str(tmp_path))

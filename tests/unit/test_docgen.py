@@ -21,10 +21,10 @@ from tests.lsp.conftest import toml_settings
 from tests.support.replies import parse_docgen_request, valid_reply
 from tests.support.standin import Reply, StandinModelServer
 
-from spanlens.cli import main
-from spanlens.config import load_settings
-from spanlens.docgen.overview import validate_overview
-from spanlens.docgen.write import (
+from spanlens_lsp.cli import main
+from spanlens_lsp.config import load_settings
+from spanlens_lsp.docgen.overview import validate_overview
+from spanlens_lsp.docgen.write import (
     DocPathError,
     doc_path,
     docs_dir,
@@ -33,11 +33,11 @@ from spanlens.docgen.write import (
     remove_orphans,
     write_atomic,
 )
-from spanlens.indexing.indexer import index_files
-from spanlens.settings import ConfigError
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.settings import ConfigError
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
 
 A = "def helper(y):\n    return y + 1\n"
 B = "from a import helper\n\n\ndef main(x):\n    return helper(x)\n"
@@ -309,7 +309,7 @@ def test_docs_of_deleted_files_go_and_nothing_else_is_touched(
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from spanlens.docgen.write import docs_lock
+from spanlens_lsp.docgen.write import docs_lock
 lock = docs_lock(Path(sys.argv[1]))
 lock.acquire()
 print("held", flush=True)
@@ -329,7 +329,7 @@ def test_a_second_writer_waits_for_the_lock_says_so_and_loses_nothing(
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     run = subprocess.Popen(
-        [sys.executable, "-m", "spanlens.cli", "docgen", str(root)],
+        [sys.executable, "-m", "spanlens_lsp.cli", "docgen", str(root)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
@@ -369,7 +369,7 @@ def test_the_lock_of_a_killed_holder_is_free_again(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from spanlens.docgen.write import write_atomic
+from spanlens_lsp.docgen.write import write_atomic
 target = Path(sys.argv[1])
 i = 0
 while True:
@@ -422,9 +422,9 @@ class _Services:
 
 
 async def _job(root: Path) -> tuple[Any, Any]:
-    from spanlens.app import build_engine
-    from spanlens.docgen.job import DocgenJob
-    from spanlens.store.worker import StoreWorker
+    from spanlens_lsp.app import build_engine
+    from spanlens_lsp.docgen.job import DocgenJob
+    from spanlens_lsp.store.worker import StoreWorker
 
     settings = load_settings(root)
     worker = StoreWorker(root, "test")

@@ -24,14 +24,14 @@ from tests.support.replies import request_span_ids, valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrich_faults import functions_workspace, settings_for, state_counts
 
-from spanlens.app import enrich_workspace, open_engine
-from spanlens.scheduling.queue import Priority
-from spanlens.scheduling.scheduler import Scheduler
-from spanlens.states import ENRICHMENT_VERSION, DeferralKind
-from spanlens.store import claims as leases
-from spanlens.store.db import db_path_for, open_store
-from spanlens.store.enrichments import CLAIMED_ELSEWHERE, enrichment_for
-from spanlens.store.worker import StoreWorker
+from spanlens_lsp.app import enrich_workspace, open_engine
+from spanlens_lsp.scheduling.queue import Priority
+from spanlens_lsp.scheduling.scheduler import Scheduler
+from spanlens_lsp.states import ENRICHMENT_VERSION, DeferralKind
+from spanlens_lsp.store import claims as leases
+from spanlens_lsp.store.db import db_path_for, open_store
+from spanlens_lsp.store.enrichments import CLAIMED_ELSEWHERE, enrichment_for
+from spanlens_lsp.store.worker import StoreWorker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,7 @@ def test_two_enrich_processes_do_the_work_once(tmp_path: Path, server: StandinMo
     env = cli_env(server.url)
     runs = [
         subprocess.Popen(
-            [sys.executable, "-m", "spanlens.cli", "enrich", str(tmp_path), "--json"],
+            [sys.executable, "-m", "spanlens_lsp.cli", "enrich", str(tmp_path), "--json"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -103,7 +103,7 @@ def test_a_run_killed_with_9_frees_its_claims_for_the_next_run_at_once(
     spans = functions_workspace(tmp_path, 1, 8)
     server.latency = 30  # every call hangs: the run is killed with calls in flight
     process = subprocess.Popen(
-        [sys.executable, "-m", "spanlens.cli", "enrich", str(tmp_path)],
+        [sys.executable, "-m", "spanlens_lsp.cli", "enrich", str(tmp_path)],
         env=cli_env(server.url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -200,7 +200,7 @@ def test_ctrl_c_stops_a_run_cleanly_and_frees_its_claims(
     spans = functions_workspace(tmp_path, 1, 8)
     server.latency = 30
     process = subprocess.Popen(
-        [sys.executable, "-m", "spanlens.cli", "enrich", str(tmp_path)],
+        [sys.executable, "-m", "spanlens_lsp.cli", "enrich", str(tmp_path)],
         env=cli_env(server.url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

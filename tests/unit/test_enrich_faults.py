@@ -21,17 +21,17 @@ from tests.support.replies import request_span_ids, valid_reply, valid_responder
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import assert_every_row_valid, workspace
 
-from spanlens.app import enrich_workspace, open_engine
-from spanlens.config import load_settings, settings_from_dict
-from spanlens.enrichment.engine import EnrichmentEngine
-from spanlens.enrichment.runner import run_enrich, summary_lines
-from spanlens.settings import ConfigError, Settings
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments
-from spanlens.store.db import db_path_for, open_store
-from spanlens.store.enrichments import StoreWriteFailed
-from spanlens.store.handle import Store
-from spanlens.store.worker import StoreWorker
+from spanlens_lsp.app import enrich_workspace, open_engine
+from spanlens_lsp.config import load_settings, settings_from_dict
+from spanlens_lsp.enrichment.engine import EnrichmentEngine
+from spanlens_lsp.enrichment.runner import run_enrich, summary_lines
+from spanlens_lsp.settings import ConfigError, Settings
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments
+from spanlens_lsp.store.db import db_path_for, open_store
+from spanlens_lsp.store.enrichments import StoreWriteFailed
+from spanlens_lsp.store.handle import Store
+from spanlens_lsp.store.worker import StoreWorker
 
 T = TypeVar("T")
 

@@ -29,19 +29,19 @@ from tests.support.replies import (
 )
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer, closed_port_url
 
-from spanlens.app import open_engine
-from spanlens.config import settings_from_dict
-from spanlens.enrichment.outcomes import SpanOutcome
-from spanlens.enrichment.prompt.names import WorkspaceNames
-from spanlens.enrichment.prompt.source import SpanSource, enclosing_context
-from spanlens.enrichment.reply.validate import validate_enrichment
-from spanlens.indexing.indexer import index_files
-from spanlens.settings import Settings
-from spanlens.states import ENRICHMENT_VERSION, DeferralKind
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
-from spanlens.store.handle import Store
-from spanlens.store.rows import SpanRow
+from spanlens_lsp.app import open_engine
+from spanlens_lsp.config import settings_from_dict
+from spanlens_lsp.enrichment.outcomes import SpanOutcome
+from spanlens_lsp.enrichment.prompt.names import WorkspaceNames
+from spanlens_lsp.enrichment.prompt.source import SpanSource, enclosing_context
+from spanlens_lsp.enrichment.reply.validate import validate_enrichment
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.settings import Settings
+from spanlens_lsp.states import ENRICHMENT_VERSION, DeferralKind
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.handle import Store
+from spanlens_lsp.store.rows import SpanRow
 
 SMALL_FILE = '''
 def add(a, b=1):
@@ -278,6 +278,35 @@ async def test_server_error_is_retried(small_ws: Path, server: StandinModelServe
     [outcome] = await enrich(small_ws, make_settings(backend(server.url)), "add")
     assert outcome.status == "enriched"
     assert [a["failure_type"] for a in attempts(small_ws)] == ["server error", "server error", None]
+
+
+#: What llama.cpp's llama-server (the built-in engine) answers when the model's text breaks its
+#: chat-format parser (seen with Qwen2.5-Coder-1.5B on a batched request).
+UNPARSED = {
+    "error": {
+        "code": 500,
+        "message": "The model produced output that does not match the expected peg-native format",
+        "type": "server_error",
+    }
+}
+
+
+async def test_unparsed_model_output_is_invalid_output_not_a_server_fault(
+    small_ws: Path, server: StandinModelServer
+) -> None:
+    server.script(Reply.error(500, UNPARSED))
+    server.responder = valid_responder
+    settings = make_settings(backend(server.url), breaker_threshold=1)
+    engine = open_engine(small_ws, settings)
+    try:
+        [outcome] = await engine.enrich(spans_named(engine.store, "add"))
+        assert outcome.status == "enriched"
+        # The model's fault: asked again, and the endpoint stays healthy.
+        assert engine.health()["endpoints"][0]["breaker"] == "closed"
+    finally:
+        await engine.aclose()
+    failures = [a["failure_type"] for a in attempts(small_ws)]
+    assert failures == ["invalid output", None], failures
 
 
 async def test_rate_limit_honours_retry_after(small_ws: Path, server: StandinModelServer) -> None:
@@ -704,7 +733,7 @@ class ExplodingBackend:
     """A backend whose client breaks: ``chat`` raises, or hangs until cancelled."""
 
     def __init__(self, settings: Any, hang: bool = False) -> None:
-        from spanlens.enrichment.backends.capabilities import Capabilities
+        from spanlens_lsp.enrichment.backends.capabilities import Capabilities
 
         self.settings = settings
         self.hang = hang
@@ -731,10 +760,10 @@ class ExplodingBackend:
 
 
 def _half_open_cascade(small_ws: Path, hang: bool) -> tuple[Any, Any, list[Any], Any]:
-    from spanlens.enrichment.call.cascade import Cascade
-    from spanlens.enrichment.call.endpoints import Breaker, Endpoint
-    from spanlens.enrichment.call.path import CallPath
-    from spanlens.enrichment.planning.calls import CallPlan
+    from spanlens_lsp.enrichment.call.cascade import Cascade
+    from spanlens_lsp.enrichment.call.endpoints import Breaker, Endpoint
+    from spanlens_lsp.enrichment.call.path import CallPath
+    from spanlens_lsp.enrichment.planning.calls import CallPlan
 
     settings = make_settings(backend("http://user:hunter2@127.0.0.1:9"), retries=0)
     exploding = ExplodingBackend(settings.backends[0], hang=hang)
@@ -825,7 +854,7 @@ async def test_url_credentials_and_api_key_never_reach_store_health_or_log(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level("DEBUG", logger="spanlens")
+    caplog.set_level("DEBUG", logger="spanlens_lsp")
     monkeypatch.setenv("SPANLENS_TEST_KEY", "sk-very-secret-123")
     with_creds = server.url.replace("http://", "http://user:hunter2@")
     server.script(Reply.error(500, body="echo: key sk-very-secret-123 user:hunter2"))

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from spanlens.enrichment.call.endpoints import CLOSED, HALF_OPEN, OPEN, Breaker
-from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
-from spanlens.enrichment.planning.privacy import looks_secret
-from spanlens.enrichment.planning.router import choose_route, complexity_level
-from spanlens.enrichment.prompt.build import REQUEST_CLOSE, REQUEST_OPEN, build_prompt
-from spanlens.enrichment.prompt.schema import SpanBounds, bounded_schema
-from spanlens.enrichment.prompt.source import SpanContext, SpanSource, context_for
-from spanlens.enrichment.reply.parse import extract_json
-from spanlens.enrichment.reply.validate import (
+from spanlens_lsp.enrichment.call.endpoints import CLOSED, HALF_OPEN, OPEN, Breaker
+from spanlens_lsp.enrichment.planning.batching import BatchCandidate, plan_batches
+from spanlens_lsp.enrichment.planning.privacy import looks_secret
+from spanlens_lsp.enrichment.planning.router import choose_route, complexity_level
+from spanlens_lsp.enrichment.prompt.build import REQUEST_CLOSE, REQUEST_OPEN, build_prompt
+from spanlens_lsp.enrichment.prompt.schema import SpanBounds, bounded_schema
+from spanlens_lsp.enrichment.prompt.source import SpanContext, SpanSource, context_for
+from spanlens_lsp.enrichment.reply.parse import extract_json
+from spanlens_lsp.enrichment.reply.validate import (
     DETAIL_LINE_CHARS,
     DETAIL_LINES,
     Validated,
@@ -26,8 +26,8 @@ from spanlens.enrichment.reply.validate import (
     validate_enrichment,
     validate_reply,
 )
-from spanlens.settings import EnrichmentSettings, RouterSettings
-from spanlens.store.rows import SpanRow
+from spanlens_lsp.settings import EnrichmentSettings, RouterSettings
+from spanlens_lsp.store.rows import SpanRow
 
 CODE = "def add(a, b=1):\n    total = a + b\n    return total"
 CTX = SpanContext(7, 10, 12, ("a", "b"), CODE)
@@ -165,7 +165,9 @@ def test_the_bounded_schema_demands_one_input_per_parameter() -> None:
     """Where the engine enforces ``minItems``, the grammar asks for every parameter too."""
     schema, _ = bounded_schema([SpanBounds(7, ("self", "a", "b"), 10, 12)])
     inputs = schema["properties"]["inputs"]
-    assert (inputs["minItems"], inputs["maxItems"]) == (2, 3)
+    # The receiver is not offered: a ``self`` entry would fill a place ``a`` or ``b`` needs.
+    assert (inputs["minItems"], inputs["maxItems"]) == (2, 2)
+    assert inputs["items"]["pattern"].startswith("^(a|b): ")
     one = good(inputs=["a: first addend"])
     assert any(e.validator == "minItems" for e in Draft202012Validator(schema).iter_errors(one))
     assert not list(Draft202012Validator(schema).iter_errors(good()))

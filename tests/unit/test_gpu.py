@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from spanlens.telemetry.cost import call_cost
-from spanlens.telemetry.gpu import GpuReading, GpuSampler, summarize
+from spanlens_lsp.telemetry.cost import call_cost
+from spanlens_lsp.telemetry.gpu import GpuReading, GpuSampler, summarize
 
 MIB = 1024 * 1024
 
@@ -116,7 +116,7 @@ def reading(index: int = 0, **values: Any) -> GpuReading:
 
 
 def test_real_nvml_on_this_machine_is_consistent(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="spanlens")
+    caplog.set_level(logging.DEBUG, logger="spanlens_lsp")
     sampler = GpuSampler()
     try:
         readings = sampler.snapshot()
@@ -143,7 +143,7 @@ async def _sample_briefly(sampler: GpuSampler) -> dict[str, Any] | None:
 
 
 def test_missing_driver_is_reported_quietly(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="spanlens")
+    caplog.set_level(logging.DEBUG, logger="spanlens_lsp")
     sampler = GpuSampler(nvml=FakeNvml(init_error=NVMLError_LibraryNotFound()))
 
     assert sampler.available is False
@@ -157,7 +157,7 @@ def test_without_nvidia_ml_py_the_sampler_is_quietly_unavailable(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """nvidia-ml-py is a dependency, but a machine where it cannot be imported still runs."""
-    caplog.set_level(logging.DEBUG, logger="spanlens")
+    caplog.set_level(logging.DEBUG, logger="spanlens_lsp")
     monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
     sampler = GpuSampler()
 

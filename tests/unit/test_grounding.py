@@ -13,19 +13,19 @@ from tests.support.replies import parse_request, valid_enrichment, valid_respond
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import attempts, backend, enrich, make_settings, workspace
 
-from spanlens.enrichment.prompt.names import Names, WorkspaceNames, names_for_file
-from spanlens.enrichment.prompt.schema import (
+from spanlens_lsp.enrichment.prompt.names import Names, WorkspaceNames, names_for_file
+from spanlens_lsp.enrichment.prompt.schema import (
     ENRICHMENT_SCHEMA,
     LIST_CAPS,
     MAX_ITEM_CHARS,
     SpanBounds,
     bounded_schema,
 )
-from spanlens.enrichment.prompt.source import SpanContext, context_for
-from spanlens.enrichment.reply.grounding import code_names
-from spanlens.enrichment.reply.validate import Validated, validate_batch_reply, validate_reply
-from spanlens.indexing.indexer import index_files
-from spanlens.store.db import open_store
+from spanlens_lsp.enrichment.prompt.source import SpanContext, context_for
+from spanlens_lsp.enrichment.reply.grounding import code_names
+from spanlens_lsp.enrichment.reply.validate import Validated, validate_batch_reply, validate_reply
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.store.db import open_store
 
 FILE = '''import os
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.indexer import IndexSummary, index_files, index_text
-from spanlens.indexing.languages import get_extractor, language_for_path
-from spanlens.indexing.languages import python as python_languages
-from spanlens.indexing.parsing import RecentParses, check_text
-from spanlens.indexing.spans import Extraction
-from spanlens.store.db import open_store
-from spanlens.store.handle import Store
+from spanlens_lsp.indexing.indexer import IndexSummary, index_files, index_text
+from spanlens_lsp.indexing.languages import get_extractor, language_for_path
+from spanlens_lsp.indexing.languages import python as python_languages
+from spanlens_lsp.indexing.parsing import RecentParses, check_text
+from spanlens_lsp.indexing.spans import Extraction
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.handle import Store
 
 SERVICE = '''
 class Service:
@@ -432,7 +432,7 @@ def test_parser_workers_die_with_a_killed_index(tmp_path: Path) -> None:
     for number in range(96):
         (tmp_path / f"m{number}.py").write_text(body, encoding="utf-8")
     parent = subprocess.Popen(
-        [sys.executable, "-m", "spanlens.cli", "index", str(tmp_path)],
+        [sys.executable, "-m", "spanlens_lsp.cli", "index", str(tmp_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

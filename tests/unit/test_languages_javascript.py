@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.languages import javascript
-from spanlens.indexing.languages.rules import RulesExtractor
-from spanlens.indexing.spans import Span
+from spanlens_lsp.indexing.languages import javascript
+from spanlens_lsp.indexing.languages.rules import RulesExtractor
+from spanlens_lsp.indexing.spans import Span
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "javascript" / "cart.js"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.languages import python
-from spanlens.indexing.languages.python import PythonExtractor
-from spanlens.indexing.spans import Span
+from spanlens_lsp.indexing.languages import python
+from spanlens_lsp.indexing.languages.python import PythonExtractor
+from spanlens_lsp.indexing.spans import Span
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "python" / "shop.py"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.languages import typescript
-from spanlens.indexing.languages.rules import RulesExtractor
-from spanlens.indexing.spans import Span
+from spanlens_lsp.indexing.languages import typescript
+from spanlens_lsp.indexing.languages.rules import RulesExtractor
+from spanlens_lsp.indexing.spans import Span
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "typescript"
 

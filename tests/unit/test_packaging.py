@@ -1,7 +1,7 @@
 """The published package's metadata: one version everywhere, a free name, no dev tools as an
 extra, the repository named once.
 
-The version lives in ``spanlens.__version__`` (pyproject.toml reads it from there); the VS Code
+The version lives in ``spanlens_lsp.__version__`` (pyproject.toml reads it from there); the VS Code
 extension's package.json and the Neovim plugin's ``spanlens/version.lua`` repeat it, and a
 release that bumps one without the others fails here.
 """
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import spanlens
+import spanlens_lsp
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,26 +41,40 @@ def neovim_version() -> str:
 
 def test_the_package_extension_and_plugin_have_one_version() -> None:
     versions = {
-        "spanlens.__version__": spanlens.__version__,
+        "spanlens_lsp.__version__": spanlens_lsp.__version__,
         "vscode-client/package.json": vscode_manifest()["version"],
         "nvim/lua/spanlens/version.lua": neovim_version(),
     }
     assert len(set(versions.values())) == 1, versions
-    assert re.fullmatch(r"\d+\.\d+\.\d+", spanlens.__version__)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", spanlens_lsp.__version__)
 
 
 def test_the_wheel_reads_its_version_from_the_package() -> None:
     project = pyproject()
     assert "version" not in project["project"], "a second version number in pyproject.toml"
     assert project["project"]["dynamic"] == ["version"]
-    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "spanlens.__version__"}
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "spanlens_lsp.__version__"
+    }
 
 
 def test_the_distribution_name_is_not_the_unrelated_spanlens_on_pypi() -> None:
     """PyPI's "spanlens" is an agent-tracing SDK: `pip install spanlens` installs that."""
     project = pyproject()["project"]
     assert project["name"] == "spanlens-lsp"
-    assert project["scripts"] == {"spanlens": "spanlens.cli:main"}
+    assert project["scripts"] == {"spanlens": "spanlens_lsp.cli:main"}
+
+
+def test_the_import_package_is_not_the_unrelated_spanlens() -> None:
+    """PyPI's "spanlens" is imported as ``spanlens``: this one is ``spanlens_lsp`` (issue 18), the
+    one package under server/ and the one the wheel's metadata names."""
+    server = REPO / "server"
+    packages = sorted(p.name for p in server.iterdir() if (p / "__init__.py").is_file())
+    assert packages == ["spanlens_lsp"]
+    assert spanlens_lsp.__name__ == "spanlens_lsp"
+    setuptools = pyproject()["tool"]["setuptools"]
+    assert set(setuptools["package-data"]) == {"spanlens_lsp"}
+    assert setuptools["dynamic"]["version"]["attr"].split(".")[0] == "spanlens_lsp"
 
 
 def test_development_tools_are_not_a_published_extra() -> None:

@@ -5,39 +5,20 @@ on 127.0.0.1 (real HTTP); the services come from the composition root."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tests.support.replies import valid_reply
+from tests.support.settings import one_backend_settings
 from tests.support.standin import Reply, StandinModelServer, closed_port_url
 
-from spanlens.app import command_endpoints, open_engine
-from spanlens.config import settings_from_dict
-from spanlens.enrichment.call.preflight import preflight
-from spanlens.indexing.indexer import index_files
-from spanlens.settings import Settings
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
-from spanlens.store.rows import SpanRow
+from spanlens_lsp.app import command_endpoints, open_engine
+from spanlens_lsp.enrichment.call.preflight import preflight
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.rows import SpanRow
 
 SOURCE = "def add(a, b=1):\n    return a + b\n\n\ndef neg(x):\n    return -x\n"
-
-
-def _settings(url: str, **enrichment: Any) -> Settings:
-    return settings_from_dict(
-        {
-            "enrichment": {
-                "backoff_base": 0.005,
-                "backoff_max": 0.05,
-                "batch": False,
-                "retries": 0,
-                "breaker_reset": 60,
-                **enrichment,
-            },
-            "gpu": {"enabled": False},
-            "backends": [{"name": "local", "tier": "small", "url": url, "timeout": 5}],
-        }
-    )
 
 
 def _workspace(root: Path) -> list[SpanRow]:
@@ -55,7 +36,9 @@ async def test_a_probe_after_span_calls_opened_the_breaker_reports_it_without_co
 ) -> None:
     spans = _workspace(tmp_path)
     with StandinModelServer(responder=lambda request: Reply.error(500)) as server:
-        engine = open_engine(tmp_path, _settings(server.url, breaker_threshold=2))
+        engine = open_engine(
+            tmp_path, one_backend_settings(server.url, breaker_threshold=2, breaker_reset=60)
+        )
         try:
             for span in spans:
                 await engine.enrich([span])
@@ -74,7 +57,7 @@ async def test_the_pre_flight_and_doctor_s_check_use_the_endpoint_s_one_client(
 ) -> None:
     spans = _workspace(tmp_path)
     with StandinModelServer(responder=valid_reply) as server:
-        engine = open_engine(tmp_path, _settings(server.url))
+        engine = open_engine(tmp_path, one_backend_settings(server.url, breaker_reset=60))
         try:
             [outcome] = await engine.enrich(spans[:1])
             [probe] = await preflight(engine.calls, check_output=True)
@@ -93,7 +76,7 @@ async def test_an_unreachable_probe_counts_toward_the_breaker_the_span_calls_res
     tmp_path: Path,
 ) -> None:
     spans = _workspace(tmp_path)
-    settings = _settings(closed_port_url(), breaker_threshold=1)
+    settings = one_backend_settings(closed_port_url(), breaker_threshold=1, breaker_reset=60)
     async with command_endpoints(settings) as calls:
         [probe] = await preflight(calls)
         assert probe["reachable"] is False
@@ -115,7 +98,7 @@ async def test_doctor_s_structured_question_is_a_call_of_the_path_and_counts_tow
     tmp_path: Path,
 ) -> None:
     with StandinModelServer(responder=lambda request: Reply.error(500)) as server:
-        settings = _settings(server.url, breaker_threshold=1)
+        settings = one_backend_settings(server.url, breaker_threshold=1, breaker_reset=60)
         async with command_endpoints(settings) as calls:
             [probe] = await preflight(calls, check_output=True)
             [endpoint] = calls.all_endpoints()

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from spanlens.presentation.markdown import inline_markdown, render_markdown, render_plaintext
-from spanlens.presentation.state import FAILED, FRESH, PENDING, STALE, SpanView
-from spanlens.presentation.text import clean_text, has_unsafe_chars
-from spanlens.store.rows import SpanRow
+from spanlens_lsp.presentation.markdown import inline_markdown, render_markdown, render_plaintext
+from spanlens_lsp.presentation.state import FAILED, FRESH, PENDING, STALE, SpanView
+from spanlens_lsp.presentation.text import clean_text, has_unsafe_chars
+from spanlens_lsp.store.rows import SpanRow
 
 HOSTILE = [
     "[click me](command:workbench.action.terminal.sendSequence?%7B%22text%22%3A%22rm%22%7D)",

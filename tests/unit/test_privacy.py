@@ -13,9 +13,9 @@ from tests.support.replies import parse_request, valid_responder
 from tests.support.standin import StandinModelServer
 from tests.unit.test_enrichment_engine import backend, make_settings, spans_named, workspace
 
-from spanlens.app import open_engine
-from spanlens.enrichment.planning import privacy
-from spanlens.enrichment.planning.privacy import remote_allowed, text_looks_secret
+from spanlens_lsp.app import open_engine
+from spanlens_lsp.enrichment.planning import privacy
+from spanlens_lsp.enrichment.planning.privacy import remote_allowed, text_looks_secret
 
 # Built from parts so that no scanner of this repository mistakes the test for a leak.
 AWS_KEY = "AKIA" + "ABCDEFGHIJKLMNOP"

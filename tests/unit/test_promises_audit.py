@@ -8,13 +8,13 @@ import asyncio
 import os
 from pathlib import Path
 
-from spanlens.enrichment.prompt.source import context_for
-from spanlens.enrichment.reply.validate import validate_enrichment
-from spanlens.indexing.hashing import content_hash
-from spanlens.indexing.indexer import index_files
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store.db import open_store
-from spanlens.store.enrichments import enrichment_for
+from spanlens_lsp.enrichment.prompt.source import context_for
+from spanlens_lsp.enrichment.reply.validate import validate_enrichment
+from spanlens_lsp.indexing.hashing import content_hash
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.enrichments import enrichment_for
 
 
 def test_inputs_may_name_star_parameters_without_their_stars() -> None:
@@ -82,8 +82,8 @@ def test_equal_names_are_told_apart_by_ordinal(tmp_path: Path) -> None:
 def test_lens_titles_cut_the_summary_at_sixty_characters_and_count_pitfalls() -> None:
     from tests.unit.test_presentation import enrichment, span
 
-    from spanlens.lsp.lenses import lens_title
-    from spanlens.presentation.state import FRESH, STALE, SpanView
+    from spanlens_lsp.lsp.lenses import lens_title
+    from spanlens_lsp.presentation.state import FRESH, STALE, SpanView
 
     long = "Parses every key=value line of the file into a dictionary, skipping comment lines."
     title = lens_title(SpanView(span(), FRESH, enrichment(summary=long, pitfalls=["a", "b"]), None))
@@ -103,8 +103,8 @@ def test_lens_titles_cut_the_summary_at_sixty_characters_and_count_pitfalls() ->
 def test_model_labels_are_short_and_clean() -> None:
     from tests.unit.test_presentation import enrichment, span
 
-    from spanlens.lsp.lenses import lens_title
-    from spanlens.presentation.state import FRESH, SpanView, model_label
+    from spanlens_lsp.lsp.lenses import lens_title
+    from spanlens_lsp.presentation.state import FRESH, SpanView, model_label
 
     def label(model: object) -> str:
         return model_label({**enrichment(), "model": model})
@@ -128,7 +128,7 @@ def test_top_level_lenses_keep_spans_that_start_where_the_previous_ends() -> Non
 
     from tests.unit.test_presentation import span
 
-    from spanlens.lsp.lenses import top_level
+    from spanlens_lsp.lsp.lenses import top_level
 
     # `function a(){}function b(){}` on one line: b starts at the column where a ends.
     a = replace(span(), id=1, start_line=0, start_col=0, end_line=0, end_col=14)
@@ -144,7 +144,7 @@ async def test_a_result_for_a_hash_still_used_elsewhere_is_discarded_for_the_cha
     from tests.support.standin import StandinModelServer
     from tests.unit.test_enrichment_engine import backend, make_settings, workspace
 
-    from spanlens.app import open_engine
+    from spanlens_lsp.app import open_engine
 
     same = "def twin(x):\n    return x * 2\n"
     workspace(tmp_path, {"a.py": same, "b.py": same})

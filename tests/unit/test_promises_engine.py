@@ -26,15 +26,15 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
-from spanlens.app import open_engine
-from spanlens.enrichment.prompt.source import SpanContext
-from spanlens.enrichment.reply.validate import validate_enrichment
-from spanlens.scheduling.queue import Priority
-from spanlens.scheduling.scheduler import Scheduler
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
-from spanlens.store.worker import StoreWorker
+from spanlens_lsp.app import open_engine
+from spanlens_lsp.enrichment.prompt.source import SpanContext
+from spanlens_lsp.enrichment.reply.validate import validate_enrichment
+from spanlens_lsp.scheduling.queue import Priority
+from spanlens_lsp.scheduling.scheduler import Scheduler
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.worker import StoreWorker
 
 #: An AWS access key id (the credential check's oldest rule); split so no scanner flags this file.
 AWS_KEY = "AKIA" + "QWERTYUIOPASDFGH"
@@ -201,7 +201,7 @@ async def test_background_calls_never_join_spans_of_different_files(tmp_path: Pa
     for name in ("a.py", "b.py", "c.py"):
         (tmp_path / name).write_text(SMALL.lstrip())
     store = open_store(tmp_path)
-    from spanlens.indexing.indexer import index_files
+    from spanlens_lsp.indexing.indexer import index_files
 
     index_files(tmp_path, store, workers=1)
     engine = _RecordingEngine()
@@ -229,7 +229,7 @@ class _RecordingEngine:
         self.calls: list[list[tuple[str, str]]] = []
 
     async def enrich(self, spans: list[Any], *, tier: str | None = None) -> list[Any]:
-        from spanlens.enrichment.outcomes import SpanOutcome
+        from spanlens_lsp.enrichment.outcomes import SpanOutcome
 
         self.calls.append([(s.path, s.name) for s in spans])
         return [SpanOutcome(s.id, s.content_hash, "discarded", "test") for s in spans]

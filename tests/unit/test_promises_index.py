@@ -16,8 +16,8 @@ import sysconfig
 import textwrap
 from pathlib import Path
 
-from spanlens.indexing.indexer import index_files
-from spanlens.store.db import open_store
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.store.db import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,8 +26,8 @@ AUDITED_WARM_INDEX = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from spanlens.indexing.indexer import index_files
-    from spanlens.store.db import open_store
+    from spanlens_lsp.indexing.indexer import index_files
+    from spanlens_lsp.store.db import open_store
 
     root = Path(sys.argv[1])
     workers = int(sys.argv[2])

@@ -3,7 +3,7 @@ nothing report nothing (so they do not wake the scheduler)."""
 
 from __future__ import annotations
 
-from spanlens.scheduling.queue import Priority, WorkQueue
+from spanlens_lsp.scheduling.queue import Priority, WorkQueue
 
 
 def test_pushing_a_queued_span_into_its_own_lane_keeps_its_place() -> None:

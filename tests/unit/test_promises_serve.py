@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from spanlens.lsp.edge import document_root
+from spanlens_lsp.lsp.edge import document_root
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def test_serve_over_tcp_answers_initialize_and_exits_cleanly(tmp_path: Path) -> 
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "spanlens.cli", "serve", "--tcp", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "spanlens_lsp.cli", "serve", "--tcp", f"127.0.0.1:{port}"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

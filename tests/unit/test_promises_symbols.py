@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from spanlens.indexing.indexer import index_files
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
-from spanlens.store.handle import Store
-from spanlens.store.symbols import search_spans
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.handle import Store
+from spanlens_lsp.store.symbols import search_spans
 
 FILES = {
     "a_widgets.py": "def helper(x):\n    return x\n\n\ndef other(y):\n    return y\n",

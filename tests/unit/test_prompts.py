@@ -21,14 +21,14 @@ from tests.unit.test_enrichment_engine import (
     workspace,
 )
 
-from spanlens.app import open_engine
-from spanlens.enrichment.backends.slots import SlotAffinity
-from spanlens.enrichment.planning.batching import BatchCandidate, plan_batches
-from spanlens.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
-from spanlens.enrichment.prompt.schema import SUMMARY_CHARS_PER_WORD, reply_token_bound
-from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.settings import EnrichmentSettings
-from spanlens.store.db import open_store
+from spanlens_lsp.app import open_engine
+from spanlens_lsp.enrichment.backends.slots import SlotAffinity
+from spanlens_lsp.enrichment.planning.batching import BatchCandidate, plan_batches
+from spanlens_lsp.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
+from spanlens_lsp.enrichment.prompt.schema import SUMMARY_CHARS_PER_WORD, reply_token_bound
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.settings import EnrichmentSettings
+from spanlens_lsp.store.db import open_store
 
 STORE_FILE = '''
 import os

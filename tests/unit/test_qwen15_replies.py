@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from tests.support.sources import indexed_sources
 
-from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.enrichment.reply.validate import Validated, validate_reply
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.enrichment.reply.validate import Validated, validate_reply
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CORPUS = REPO / "bench" / "corpus" / "quality"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from tests.support.sources import indexed_sources
 
-from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.enrichment.reply.parse import extract_json
-from spanlens.enrichment.reply.validate import validate_batch_reply, validate_reply
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.enrichment.reply.parse import extract_json
+from spanlens_lsp.enrichment.reply.validate import validate_batch_reply, validate_reply
 
 FIXTURE = json.loads(
     (Path(__file__).parent.parent / "fixtures" / "real_replies.json").read_text(encoding="utf-8")

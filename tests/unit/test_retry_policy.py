@@ -16,21 +16,21 @@ import pytest
 from tests.support.replies import valid_reply
 from tests.support.standin import Reply, StandinModelServer, closed_port_url
 
-from spanlens.config import settings_from_dict
-from spanlens.docgen.overview import OverviewSpan, OverviewWriter
-from spanlens.enrichment.backends.base import BackendFailure, FailureKind
-from spanlens.enrichment.call.cascade import Cascade
-from spanlens.enrichment.call.endpoints import Endpoint, build_endpoints
-from spanlens.enrichment.call.path import CallPath, Verdict
-from spanlens.enrichment.call.retry import RetryPolicy, Step, TierTries
-from spanlens.enrichment.planning.calls import CallPlan
-from spanlens.enrichment.prompt.source import SpanSource
-from spanlens.indexing.indexer import index_files
-from spanlens.settings import Settings
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
-from spanlens.store.enrichments import Attempt
+from spanlens_lsp.config import settings_from_dict
+from spanlens_lsp.docgen.overview import OverviewSpan, OverviewWriter
+from spanlens_lsp.enrichment.backends.base import BackendFailure, FailureKind
+from spanlens_lsp.enrichment.call.cascade import Cascade
+from spanlens_lsp.enrichment.call.endpoints import Endpoint, build_endpoints
+from spanlens_lsp.enrichment.call.path import CallPath, Verdict
+from spanlens_lsp.enrichment.call.retry import RetryPolicy, Step, TierTries
+from spanlens_lsp.enrichment.planning.calls import CallPlan
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.settings import Settings
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.enrichments import Attempt
 
 POLICY = RetryPolicy(retries=2, backoff_base=0.5, backoff_max=30.0, max_invalid_per_tier=2)
 

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from spanlens.indexing.indexer import index_files
-from spanlens.scheduling.queue import Priority, WorkQueue
-from spanlens.scheduling.scheduler import Scheduler
-from spanlens.settings import Settings
-from spanlens.states import Deferral, DeferralKind
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
-from spanlens.store.handle import Store
-from spanlens.store.rows import SpanRow
-from spanlens.store.worker import StoreWorker
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.scheduling.queue import Priority, WorkQueue
+from spanlens_lsp.scheduling.scheduler import Scheduler
+from spanlens_lsp.settings import Settings
+from spanlens_lsp.states import Deferral, DeferralKind
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.handle import Store
+from spanlens_lsp.store.rows import SpanRow
+from spanlens_lsp.store.worker import StoreWorker
 
 SOURCE = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(6))
 

@@ -11,10 +11,10 @@ from tests.support.replies import parse_request, valid_reply
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 from tests.unit.test_enrichment_engine import backend, make_settings, workspace
 
-from spanlens.app import open_engine
-from spanlens.cli import main
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments as queries
+from spanlens_lsp.app import open_engine
+from spanlens_lsp.cli import main
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments as queries
 
 
 def _pair(name: str) -> str:

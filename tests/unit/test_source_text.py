@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.enrichment.planning.sources import span_text
-from spanlens.indexing.hashing import content_hash, file_sha256
-from spanlens.indexing.indexer import index_files, index_text
-from spanlens.indexing.source import buffer_source_text, read_source_text
-from spanlens.store.db import open_store
+from spanlens_lsp.enrichment.planning.sources import span_text
+from spanlens_lsp.indexing.hashing import content_hash, file_sha256
+from spanlens_lsp.indexing.indexer import index_files, index_text
+from spanlens_lsp.indexing.source import buffer_source_text, read_source_text
+from spanlens_lsp.store.db import open_store
 
 PY = (
     "import os\n\n\nclass Box:\n    def size(self, n):\n        return n\n\n\n"

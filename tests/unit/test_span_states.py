@@ -9,17 +9,17 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from spanlens.enrichment.claims import settled_elsewhere
-from spanlens.indexing.indexer import index_files
-from spanlens.presentation.state import span_view
-from spanlens.scheduling.enrich_jobs import SpanWork
-from spanlens.scheduling.jobs import Backoff
-from spanlens.scheduling.queue import Priority
-from spanlens.settings import Settings
-from spanlens.states import ENRICHMENT_VERSION, SpanState, span_state
-from spanlens.store import enrichments as queries
-from spanlens.store.db import open_store
-from spanlens.store.worker import StoreWorker
+from spanlens_lsp.enrichment.claims import settled_elsewhere
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.presentation.state import span_view
+from spanlens_lsp.scheduling.enrich_jobs import SpanWork
+from spanlens_lsp.scheduling.jobs import Backoff
+from spanlens_lsp.scheduling.queue import Priority
+from spanlens_lsp.settings import Settings
+from spanlens_lsp.states import ENRICHMENT_VERSION, SpanState, span_state
+from spanlens_lsp.store import enrichments as queries
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.store.worker import StoreWorker
 
 DATA = {"summary": "Adds one."}
 

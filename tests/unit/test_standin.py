@@ -149,7 +149,7 @@ def test_model_listings_and_version(server: StandinModelServer, client: httpx.Cl
 
 def test_unknown_path_and_wrong_method_are_json_errors(client: httpx.Client) -> None:
     missing = client.get("/api/nothing")
-    missing_v1 = client.post("/v1/embeddings", json={})
+    missing_v1 = client.post("/v1/audio/speech", json={})
     wrong_method = client.get("/api/chat")
 
     assert missing.status_code == 404 and "error" in missing.json()

@@ -14,8 +14,8 @@ import pytest
 from tests.support.replies import batch_responder, parse_request, valid_enrichment, valid_reply
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
 
-from spanlens.indexing.indexer import index_files
-from spanlens.store.db import open_store
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.store.db import db_path_for, open_store, scratch_store
-from spanlens.store.errors import StoreLocked
-from spanlens.store.migrations import LATEST_VERSION, MIGRATIONS
+from spanlens_lsp.store.db import db_path_for, open_store, scratch_store
+from spanlens_lsp.store.errors import StoreLocked
+from spanlens_lsp.store.migrations import LATEST_VERSION, MIGRATIONS
 
 
 def test_empty_database_is_migrated_to_latest_and_recorded(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_two_first_time_index_runs_at_once_both_succeed(tmp_path: Path) -> None:
         root = tmp_path / f"ws{pair}"
         root.mkdir()
         (root / "a.py").write_text("def f(x):\n    return x\n", encoding="utf-8")
-        command = [sys.executable, "-m", "spanlens.cli", "index", str(root)]
+        command = [sys.executable, "-m", "spanlens_lsp.cli", "index", str(root)]
         runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         for run in runs:
             _, err = run.communicate(timeout=60)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from spanlens.indexing.indexer import index_files
-from spanlens.presentation.text import has_unsafe_chars
-from spanlens.states import ENRICHMENT_VERSION
-from spanlens.store import enrichments
-from spanlens.store.db import open_store
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.presentation.text import has_unsafe_chars
+from spanlens_lsp.states import ENRICHMENT_VERSION
+from spanlens_lsp.store import enrichments
+from spanlens_lsp.store.db import open_store
 
 Cli = Callable[..., tuple[int, str, str]]
 HOSTILE = "Adds\x00 two\x1b[2J\x1b]0;pwned\x07 \u202enumbers\r and\u2066 returns\x9b the sum."

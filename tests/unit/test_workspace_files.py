@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spanlens.indexing.indexer import index_files
-from spanlens.settings import IndexSettings
-from spanlens.store.db import open_store
-from spanlens.workspace.files import current_text, index_file
+from spanlens_lsp.indexing.indexer import index_files
+from spanlens_lsp.settings import IndexSettings
+from spanlens_lsp.store.db import open_store
+from spanlens_lsp.workspace.files import current_text, index_file
 
 
 def test_current_text_prefers_the_buffer_and_reads_both_like_the_indexer(tmp_path: Path) -> None:
@@ -47,8 +47,8 @@ def test_index_file_forgets_a_deleted_file(tmp_path: Path) -> None:
 def test_index_workspace_walks_with_the_index_settings(tmp_path: Path) -> None:
     """The CLI and the server index the workspace through one function, under the settings'
     exclude patterns and size limit, whether the walk is done by it or handed in."""
-    from spanlens.workspace.index import index_workspace as index_all
-    from spanlens.workspace.index import walk_files
+    from spanlens_lsp.workspace.index import index_workspace as index_all
+    from spanlens_lsp.workspace.index import walk_files
 
     (tmp_path / "gen").mkdir()
     (tmp_path / "gen" / "out.py").write_text("def made():\n    pass\n")

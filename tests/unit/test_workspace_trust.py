@@ -9,7 +9,7 @@ import pytest
 from tests.support.replies import valid_responder
 from tests.support.standin import StandinModelServer
 
-from spanlens.config import ALLOW_WORKSPACE_REMOTE
+from spanlens_lsp.config import ALLOW_WORKSPACE_REMOTE
 
 Cli = Callable[..., tuple[int, str, str]]
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -82,7 +82,7 @@ def test_url_credentials_are_never_sent_and_echoed_ones_are_scrubbed_everywhere(
 
     from tests.support.standin import RecordedRequest, Reply
 
-    caplog.set_level("DEBUG", logger="spanlens")
+    caplog.set_level("DEBUG", logger="spanlens_lsp")
     key = "sk-test-Qm9vYXJr-777"
     basic = base64.b64encode(b"alice:s3cr3t-pw").decode()
     calls: list[int] = []

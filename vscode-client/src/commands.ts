@@ -1,8 +1,9 @@
 /** The palette commands (category "spanlens"): each one forwards to the server's command. */
 import * as vscode from "vscode";
 import { ExecuteCommandRequest } from "vscode-languageclient/node";
-import { installOutcome, isCancelled, SETUP_COMMAND, type InstallResult } from "./localModel.ts";
+import { isCancelled, SETUP_COMMAND, setupOutcome } from "./localModel.ts";
 import { showMarkdown } from "./preview.ts";
+import { MeaningSearch, SEARCH_COMMAND, SEARCH_TITLE, type SearchResult } from "./search.ts";
 import type { Servers } from "./servers.ts";
 import type { StatusView } from "./status.ts";
 
@@ -17,15 +18,20 @@ function fileUri(): vscode.Uri {
   return uri;
 }
 
+/** Open a search result's file with the cursor at its span's start and the span in view. */
+async function openSpan(result: SearchResult): Promise<void> {
+  const { start, end } = result.range;
+  const editor = await vscode.window.showTextDocument(vscode.Uri.parse(result.uri), {
+    selection: new vscode.Range(start.line, start.character, start.line, start.character),
+  });
+  editor.revealRange(new vscode.Range(start.line, start.character, end.line, end.character), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+}
+
 function message(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.split("\n")[0];
 }
 
-function installedMessage(result: InstallResult): Thenable<unknown> {
-  const { text, warning } = installOutcome(result);
-  return warning ? vscode.window.showWarningMessage(text) : vscode.window.showInformationMessage(text);
-}
 
 export function registerCommands(servers: Servers, view: StatusView, log: vscode.LogOutputChannel): vscode.Disposable[] {
   const run = (id: string, action: () => Promise<unknown>) =>
@@ -38,7 +44,15 @@ export function registerCommands(servers: Servers, view: StatusView, log: vscode
       }
     });
   const server = (command: string, argument?: unknown) => servers.execute(command, argument, activeUri());
+  const search = new MeaningSearch({
+    ask: (value) => vscode.window.showInputBox({ title: SEARCH_TITLE, prompt: "What the code does, in words", placeHolder: "read settings from disk", value }),
+    search: (argument) => server("spanlens.search", argument),
+    pick: (items, options) => vscode.window.showQuickPick(items, { ...options, matchOnDescription: true, matchOnDetail: true }),
+    open: (result) => openSpan(result),
+    inform: (text) => vscode.window.showInformationMessage(text),
+  });
   return [
+    run(SEARCH_COMMAND, () => search.run()),
     run("spanlens.client.enrichFile", async () => {
       const uri = fileUri();
       const result = (await servers.execute("spanlens.enrichFile", { uri: uri.toString() }, uri)) as { queued?: number };
@@ -74,10 +88,13 @@ export function registerCommands(servers: Servers, view: StatusView, log: vscode
     }),
     vscode.commands.registerCommand(SETUP_COMMAND, async () => {
       try {
-        const result = await servers.installModel(activeUri());
-        // The server that installed it serves it at once; the other folders' servers re-resolve.
-        servers.settingsChanged();
-        void installedMessage(result);
+        const run = await servers.setupModels(activeUri());
+        // The server that installed them serves them at once; the other folders' servers re-resolve.
+        if (run.results.length) servers.settingsChanged();
+        const { info, warnings } = setupOutcome(run.results);
+        if (info) void vscode.window.showInformationMessage(info);
+        for (const warning of warnings) void vscode.window.showWarningMessage(warning);
+        if (run.error !== undefined) throw run.error;
       } catch (error) {
         if (isCancelled(error)) {
           void vscode.window.showInformationMessage("spanlens: install cancelled; run Set Up the Local Model again to resume.");

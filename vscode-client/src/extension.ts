@@ -18,7 +18,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const keys = new ApiKeys(context);
   const bundledDir = path.join(context.extensionPath, "bundled");
   // The built-in model runs where the server has its engine: a spanlens installed with the
-  // [local] extra, or a bundle that carries it (the default .vsix does not).
+  // [local] extra, or the bundled server (bundle-server.sh installs the extra into bundled/libs).
   const builtInAvailable = () =>
     servers?.sources().some((source) => !source.startsWith("bundled")) || fs.existsSync(path.join(bundledDir, "libs", "xllamacpp"));
   // The walkthrough's built-in step shows where the engine is (its `when` context key).

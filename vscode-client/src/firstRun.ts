@@ -2,6 +2,7 @@
  * Ollama, list its models, write `spanlens.backends`), and the status item's menu. No runtime
  * `vscode` import: the editor is passed in, so Node's test runner exercises this file as is. */
 import type { ModelPayload } from "./localModel.ts";
+import { SEARCH_COMMAND } from "./search.ts";
 
 /** Ollama's default address, as the server probes it (BackendSettings.url). */
 export const OLLAMA_URL = "http://127.0.0.1:11434";
@@ -72,8 +73,8 @@ export interface GuidanceHost {
   state: { get<T>(key: string): T | undefined; update(key: string, value: unknown): PromiseLike<void> };
   showInformation(message: string, ...actions: string[]): PromiseLike<string | undefined>;
   runCommand(command: string): PromiseLike<unknown>;
-  /** Whether the server can run the built-in model (the bundled server has no engine unless
-   * the build bundles one). */
+  /** Whether the server can run the built-in model (it has the engine: the bundled server
+   * does, a spanlens installed without the [local] extra does not). */
   builtInAvailable(): boolean;
   /** Ollama's models, or undefined when it does not run. */
   ollamaModels(): Promise<string[] | undefined>;
@@ -173,6 +174,7 @@ export function menuItems(payload: ModelPayload & { paused?: string | null }): M
       ? { label: "$(debug-start) Resume", description: `paused (${payload.paused})`, command: "spanlens.client.resume" }
       : { label: "$(debug-pause) Pause background work", command: "spanlens.client.pause" },
     { label: "$(sync) Enrich this file", command: "spanlens.client.enrichFile" },
+    { label: "$(search) Search by meaning…", command: SEARCH_COMMAND },
     { label: "$(info) Show status report", command: "spanlens.client.statusReport" },
     { label: "$(output) Show logs", command: "spanlens.showLogs" },
     { label: "$(debug-restart) Restart server", command: "spanlens.restartServer" },

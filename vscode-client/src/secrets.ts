@@ -31,7 +31,8 @@ export class ApiKeys {
 
   /** Ask for the variable name and the key; true when a key was stored. */
   async prompt(): Promise<boolean> {
-    const configured = apiKeyEnvNames(vscode.workspace.getConfiguration("spanlens").get("backends"));
+    const section = vscode.workspace.getConfiguration("spanlens");
+    const configured = [...apiKeyEnvNames(section.get("backends")), ...apiKeyEnvNames(section.get("embeddings"))];
     const name = await vscode.window.showInputBox({
       title: "spanlens: API key",
       prompt: "Environment variable the backend reads its key from (its api_key_env)",

@@ -13,14 +13,15 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from "vscode-languageclient/node";
-import { installModel, type InstallResult, type WorkDoneValue } from "./localModel.ts";
+import { setupModels, type InstallHost, type SetupRun, type WorkDoneValue } from "./localModel.ts";
 import { locateServer, type ImportStrategy, type Machine } from "./locate.ts";
+import { escapeIcons } from "./search.ts";
 import { effectiveValue, serverSection } from "./settings.ts";
 import type { StatusPayload } from "./status.ts";
 
 const run = promisify(execFile);
 
-/** Editor language ids spanlens indexes: the server's table (spanlens.indexing.languages) is
+/** Editor language ids spanlens indexes: the server's table (spanlens_lsp.indexing.languages) is
  * the one list; tests/unit/test_client_languages.py checks this one and package.json against it. */
 export const LANGUAGES = ["python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "java"];
 
@@ -106,21 +107,20 @@ export class Servers implements vscode.Disposable {
     return client.sendRequest(ExecuteCommandRequest.type, { command, arguments: argument === undefined ? [] : [argument] });
   }
 
-  /** Install the built-in model through the server of `uri`'s folder (the model is the
-   * machine's: one install serves every folder), in a cancellable notification. */
-  async installModel(uri?: vscode.Uri, name?: string): Promise<InstallResult> {
+  /** Install the built-in model, then the built-in embedding model, through the server of
+   * `uri`'s folder (the models are the machine's: one install serves every folder), each in a
+   * cancellable notification. */
+  async setupModels(uri?: vscode.Uri): Promise<SetupRun> {
     const client = this.clientFor(uri);
     if (!client?.isRunning()) throw new Error("spanlens is not running for this file's folder");
-    return installModel(
-      {
-        withProgress: (title, task) =>
-          vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, task),
-        execute: (params) => client.sendRequest(ExecuteCommandRequest.type, params),
-        onProgress: (token, handler) => client.onProgress(WorkDoneProgress.type, token, (value) => handler(value as WorkDoneValue)),
-        cancel: (token) => void client.sendNotification(WorkDoneProgressCancelNotification.type, { token }),
-      },
-      name,
-    );
+    const host: InstallHost = {
+      withProgress: (title, task) =>
+        vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, task),
+      execute: (params) => client.sendRequest(ExecuteCommandRequest.type, params),
+      onProgress: (token, handler) => client.onProgress(WorkDoneProgress.type, token, (value) => handler(value as WorkDoneValue)),
+      cancel: (token) => void client.sendNotification(WorkDoneProgressCancelNotification.type, { token }),
+    };
+    return setupModels(host);
   }
 
   /** Tell every server to pull its settings again. */
@@ -203,6 +203,8 @@ export class Servers implements vscode.Disposable {
         },
         resolveCodeLens: async (lens, token, next) => {
           const resolved = await next(lens, token);
+          // The title quotes the model's summary: codicon syntax in it is text, not an icon.
+          if (resolved?.command) resolved.command = { ...resolved.command, title: escapeIcons(resolved.command.title) };
           // The lens opens the span's whole enrichment in the client (see showSpanCommand).
           if (resolved?.command?.command === "spanlens.showSpan") {
             resolved.command = { ...resolved.command, command: showSpan, arguments: [folderKey, ...(resolved.command.arguments ?? [])] };

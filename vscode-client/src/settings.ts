@@ -14,6 +14,7 @@ export const SERVER_KEYS = [
   "lsp.idle_seconds",
   "lsp.debounce_ms",
   "backends",
+  "embeddings",
   "enrichment.max_failures",
   "gpu.enabled",
   "docgen.enabled",
@@ -21,7 +22,7 @@ export const SERVER_KEYS = [
 ] as const;
 
 /** Keys whose workspace-level values an untrusted workspace may not set. */
-export const RESTRICTED_KEYS = new Set<string>(["server.path", "interpreter", "backends"]);
+export const RESTRICTED_KEYS = new Set<string>(["server.path", "interpreter", "backends", "embeddings"]);
 
 export interface Inspected {
   globalValue?: unknown;

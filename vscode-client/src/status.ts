@@ -1,6 +1,6 @@
 /** The language status items and the status bar item, fed by `spanlens/status`. */
 import * as vscode from "vscode";
-import { modelText, type ModelPayload } from "./localModel.ts";
+import { embeddingText, modelText, type ModelPayload } from "./localModel.ts";
 
 /** The `spanlens/status` payload (protocol.md), as far as the client reads it. */
 export interface StatusPayload extends ModelPayload {
@@ -101,11 +101,11 @@ export class StatusView implements vscode.Disposable {
       ? { title: "Resume", command: "spanlens.client.resume" }
       : { title: "Pause", command: "spanlens.client.pause" };
     this.model.text = modelText(payload);
-    this.model.detail = payload.modelSource === "none" ? "hovers show parser facts" : undefined;
+    this.model.detail = payload.modelSource === "none" ? `hovers show parser facts; ${embeddingText(payload)}` : embeddingText(payload);
     this.model.command = payload.modelSource === "none" ? { title: "Set up a model", command: "spanlens.openWalkthrough" } : undefined;
     const icon = busy ? "$(sync~spin)" : payload.lastError ? "$(warning)" : paused ? "$(debug-pause)" : "$(check)";
     this.bar.text = `${icon} spanlens ${state}${queued ? ` · ${queued} queued` : ""}${payload.inFlight ? ` · ${payload.inFlight} in flight` : ""}`;
-    this.bar.tooltip = [modelText(payload), ...statusLines(payload)].join("\n");
+    this.bar.tooltip = [modelText(payload), embeddingText(payload), ...statusLines(payload)].join("\n");
   }
 
   /** A message instead of a payload (server not running, no Python...). */

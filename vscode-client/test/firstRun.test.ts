@@ -213,9 +213,9 @@ test("the written backend is one the server accepts (same fields as its defaults
   assert.deepEqual(Object.keys(ollamaBackends("m")[0]).sort(), ["model", "name", "provider", "tier", "url"]);
 });
 
-test("the status menu: pause or resume, enrich, report, logs, restart; a model step while none", () => {
+test("the status menu: pause or resume, enrich, search, report, logs, restart; a model step while none", () => {
   const running = menuItems({ modelSource: "ollama" });
-  assert.deepEqual(running.map((i) => i.command), ["spanlens.client.pause", "spanlens.client.enrichFile", "spanlens.client.statusReport", "spanlens.showLogs", "spanlens.restartServer"]);
+  assert.deepEqual(running.map((i) => i.command), ["spanlens.client.pause", "spanlens.client.enrichFile", "spanlens.searchByMeaning", "spanlens.client.statusReport", "spanlens.showLogs", "spanlens.restartServer"]);
   const paused = menuItems({ modelSource: "ollama", paused: "by user" });
   assert.equal(paused[0].command, "spanlens.client.resume");
   assert.match(paused[0].description ?? "", /by user/);

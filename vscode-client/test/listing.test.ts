@@ -21,7 +21,7 @@ const SHIPPED = [
   "images/icon.png",
   "images/hover-and-lenses.png",
   "bundled/tool/spanlens_server.py",
-  "bundled/libs/spanlens/__init__.py",
+  "bundled/libs/spanlens_lsp/__init__.py",
 ];
 
 test("vsce ls lists exactly the files meant to ship", () => {
@@ -36,7 +36,7 @@ test("vsce ls lists exactly the files meant to ship", () => {
       fs.mkdirSync(path.join(copy, path.dirname(file)), { recursive: true });
       fs.copyFileSync(path.join(CLIENT, file), path.join(copy, file));
     }
-    const built = ["dist/extension.js", "dist/extension.js.map", "bundled/tool/spanlens_server.py", "bundled/libs/spanlens/__init__.py", "spanlens-0.1.0-linux-x64.vsix", ".spanlens/index.db"];
+    const built = ["dist/extension.js", "dist/extension.js.map", "bundled/tool/spanlens_server.py", "bundled/libs/spanlens_lsp/__init__.py", "spanlens-0.1.0-linux-x64.vsix", ".spanlens/index.db"];
     for (const file of built) {
       fs.mkdirSync(path.join(copy, path.dirname(file)), { recursive: true });
       fs.writeFileSync(path.join(copy, file), "stand-in\n");

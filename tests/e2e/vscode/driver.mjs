@@ -120,6 +120,58 @@ const ops = {
     await page.keyboard.press("Enter");
     return { prompt, value };
   },
+  /** The quick pick on screen once it lists `min` rows: its title, placeholder and rows (label,
+   * description, detail, and how many icons those texts rendered as). */
+  async quickPick({ min = 1, timeout = 30_000 }) {
+    const widget = page.locator(".quick-input-widget");
+    const rows = widget.locator(".quick-input-list .monaco-list-row");
+    const shown = await until(async () => (await widget.isVisible()) && (await rows.count()) >= min, timeout);
+    if (!shown) throw new Error(`no quick pick with ${min} rows: ${await widget.innerText().catch(() => "none")}`);
+    return {
+      title: await widget.locator(".quick-input-title").innerText(),
+      placeholder: await widget.locator("input").first().getAttribute("placeholder"),
+      rows: await rows.evaluateAll((nodes) =>
+        nodes.map((n) => {
+          const part = (selector) => n.querySelector(selector);
+          const label = part(".label-name");
+          const description = part(".label-description");
+          const detail = part(".quick-input-list-label-meta");
+          return {
+            label: label?.textContent ?? "",
+            description: description?.textContent ?? "",
+            detail: detail?.textContent ?? "",
+            icons: [label, description, detail].reduce((sum, el) => sum + (el?.querySelectorAll(".codicon").length ?? 0), 0),
+          };
+        }),
+      ),
+    };
+  },
+  /** Click the quick pick row that shows `text`. */
+  async pickRow({ text, timeout = 15_000 }) {
+    const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: text }).first();
+    await row.waitFor({ timeout });
+    await row.click();
+    return true;
+  },
+  /**
+   * The active editor tab's title and the cursor position the status bar shows ("Ln 3, Col 1").
+   * With `tab` (and `cursor`), waits until the title (and position) start with them: opening a
+   * picked row takes a moment, and the previous editor is still active until it lands. Returns
+   * what it last saw either way, so the caller's assertion says what was there.
+   */
+  async activeEditor({ tab: wantTab, cursor: wantCursor, timeout = 15_000 }) {
+    const tab = page.locator(".tabs-container .tab.active").first();
+    await tab.waitFor({ timeout });
+    const cursor = page.locator(".statusbar-item", { hasText: /Ln \d+, Col \d+/u }).first();
+    await cursor.waitFor({ timeout });
+    const seen = async () => ({ tab: (await tab.textContent()) ?? "", cursor: (await cursor.textContent()) ?? "" });
+    let last = await seen();
+    await until(async () => {
+      last = await seen();
+      return (!wantTab || last.tab.startsWith(wantTab)) && (!wantCursor || last.cursor.startsWith(wantCursor));
+    }, timeout);
+    return last;
+  },
   /** Put the cursor at the end of the first line containing `line` and type `text`. */
   async typeAfter({ line, text }) {
     const row = await lineLocator(line);
@@ -184,6 +236,22 @@ const ops = {
     await item.waitFor({ timeout });
     await item.click();
     return true;
+  },
+  /** Hover spanlens's status bar item until its tooltip shows `expect` (the tooltip is drawn
+   * when hovered: moved away and back, it shows the latest status); answer the tooltip's text. */
+  async statusBarTooltip({ expect, timeout = 30_000 }) {
+    const re = new RegExp(expect, "u");
+    const item = page.locator(".statusbar-item", { hasText: "spanlens" }).first();
+    // The page's visible text: the editor keeps hidden hover widgets of the same classes.
+    const text = await until(async () => {
+      await page.mouse.move(700, 300);
+      await item.hover();
+      await sleep(1_000);
+      const t = await page.locator("body").innerText();
+      return re.test(t) ? t : undefined;
+    }, timeout);
+    if (text) return text;
+    throw new Error(`the status bar tooltip never showed /${expect}/`);
   },
   /** Wait until the page's visible text matches `pattern` (a walkthrough, a settings page). */
   async pageText({ pattern, timeout = 30_000 }) {

@@ -1,0 +1,290 @@
+"""What a span's code and facts make certain about its reply, for the reply schema to demand
+and the validator to check (one predicate each, so the two never disagree):
+
+- :func:`effects_certain`: why ``side_effects: []`` ("none") would be false: the facts show
+  the code writes, prints, logs, opens, sends or spawns (:data:`CERTAIN_EFFECTS`); for facts
+  with no side-effect notion (Go, TypeScript), it calls a function whose effect is certain
+  (:data:`KNOWN_EFFECT_CALLS`); or a method changes its own object's state.
+- :func:`declared_output`: the declared return type under which ``outputs: []`` ("returns
+  nothing") would be false; :func:`output_certain`: why ``outputs: []`` would be false, the
+  declared type or, with none declared, a ``return`` of a value in code with no nested
+  function (whose returns would not be the span's).
+- :func:`effects_ruled_out`: the effects (files, network, processes, printing) the code cannot
+  have: the facts show none of that kind and every call is one that cannot reach it (a
+  builtin, an exception, a string or container method, a pure standard module).
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+
+from spanlens_lsp.enrichment.prompt.source import SpanContext
+
+#: Fact categories that make "no side effects" false (``environment`` also counts reads).
+CERTAIN_EFFECTS = frozenset(
+    {"file_io", "network", "subprocess", "printing", "logging", "global_write", "nonlocal_write"}
+)
+
+#: Calls whose effect is certain whatever the code around them, for the languages whose facts
+#: have no side-effect notion (Go, TypeScript, JavaScript): printing, writing or removing
+#: opening, reading, writing or removing files, sending, spawning (the prompt asks for each).
+KNOWN_EFFECT_CALLS = {
+    "printing": re.compile(
+        r"^(?:console\.(?:log|error|warn|info|debug|trace)|fmt\.(?:Print|Println|Printf)"
+        r"|process\.(?:stdout|stderr)\.write|println|print)$"
+    ),
+    "file_io": re.compile(
+        r"^(?:fs\.(?:promises\.)?(?:readFile|writeFile|appendFile|open|unlink|rm|rmdir|mkdir"
+        r"|rename|copyFile)(?:Sync)?|os\.(?:Open|ReadFile|Create|WriteFile|Remove|RemoveAll"
+        r"|Mkdir|MkdirAll|Rename|OpenFile))$"
+    ),
+    "network": re.compile(r"^(?:fetch|http\.(?:Get|Post|PostForm|Head)|net\.Dial\w*)$"),
+    "subprocess": re.compile(
+        r"^(?:exec\.Command(?:Context)?|child_process\.\w+|(?:spawn|execFile|execSync))$"
+    ),
+}
+
+#: Methods that set up their own new object: assigning to its attributes is no side effect.
+CONSTRUCTORS = frozenset({"__init__", "__new__", "__post_init__", "constructor", "__enter__"})
+#: An assignment target on the method's own object (``self.count``, ``this.items[key]``).
+_OWN_STATE = re.compile(r"^\(?(?:self|this)\s*[.\[]")
+#: A call that changes a container in place, on the method's own object's state
+#: (``self.items.pop``, ``this.counts.set``, ``this.counts.clear``).
+OWN_STATE_CALL = re.compile(
+    r"^(?:self|this)\.[\w.]+\.(?:append|extend|insert|remove|pop|popitem|clear|update"
+    r"|setdefault|add|discard|set|delete|push|shift|unshift|splice|sort|reverse)$"
+)
+#: An assignment, augmented assignment or ``del`` target at the start of a line.
+_TARGET = re.compile(
+    r"^\s*(?:del\s+(?P<deleted>[^\n#]+)|(?P<target>[\w.\[\]'\", ()*]+?)\s*"
+    r"(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=))",
+    re.MULTILINE,
+)
+#: A Go method's header: its receiver's name and whether it is a pointer (``func (c *Cache)``).
+_GO_RECEIVER = re.compile(r"func\s*\(\s*(?P<name>\w+)\s+(?P<pointer>\*)?")
+#: Declared returns (without spaces) under which "returns nothing" (``outputs: []``) is true.
+_NOTHING_DECLARED = frozenset(
+    {"None", "void", "Promise<void>", "never", "NoReturn", "Never", "undefined", "()"}
+)
+
+
+def call_effects(calls: tuple[str, ...]) -> list[str]:
+    """The certain effects of ``calls`` by :data:`KNOWN_EFFECT_CALLS`, sorted."""
+    return sorted(
+        {kind for call in calls for kind, known in KNOWN_EFFECT_CALLS.items() if known.match(call)}
+    )
+
+
+def assigned_targets(code: str) -> list[str]:
+    """Assignment, augmented-assignment and ``del`` targets of ``code`` (after its first line,
+    the header), without spaces."""
+    body = code.split("\n", 1)[1] if "\n" in code else ""
+    found = []
+    for match in _TARGET.finditer(body):
+        text = match.group("deleted") or match.group("target") or ""
+        found += [part.strip() for part in text.split(",") if part.strip()]
+    return found
+
+
+def own_state_writes(ctx: SpanContext) -> list[str]:
+    """What a method, not a constructor, changes of its own object: assignments (and
+    ``del``) to its attributes or items, and in-place container calls on them. The caller
+    sees that change, so "no side effects" is false."""
+    if _GO_RECEIVER.match(ctx.code):  # a Go method: its owner is its receiver's type
+        return go_receiver_writes(ctx.code, assigned_targets(ctx.code))
+    if ctx.owner_class is None or ctx.name.rsplit(".", 1)[-1] in CONSTRUCTORS:
+        return []
+    writes = [t for t in assigned_targets(ctx.code) if _OWN_STATE.match(t)]
+    return writes + [f"{c}()" for c in ctx.calls or () if OWN_STATE_CALL.match(c)]
+
+
+def go_receiver_writes(code: str, targets: list[str]) -> list[str]:
+    """The assignment ``targets`` of a Go method that change what its caller sees through the
+    receiver: any field or element of a pointer receiver (``func (c *Cache)``: ``c.limit``,
+    ``c.entries[key]``); only an element of a field of a value receiver (a map or slice, shared
+    with the caller's copy: ``c.entries[key]``; ``c.limit = 1`` changes the copy alone)."""
+    header = _GO_RECEIVER.match(code)
+    if header is None:
+        return []
+    name = re.escape(header.group("name"))
+    own = rf"^\(?{name}\s*[.\[]" if header.group("pointer") else rf"^{name}\.\w+\["
+    return [t for t in targets if re.match(own, t)]
+
+
+def effects_certain(ctx: SpanContext) -> str | None:
+    """Why "no side effects" is false for the span ("the code has network", "the method
+    changes self.items[name]"), or None when the facts leave it possible."""
+    writes = own_state_writes(ctx)
+    if writes:
+        return f"the method changes {writes[0][:40]}"
+    if ctx.effects is None:
+        known = call_effects(ctx.calls or ())
+    else:
+        known = sorted(CERTAIN_EFFECTS.intersection(ctx.effects))
+    return f"the code has {', '.join(known)}" if known else None
+
+
+#: Effect kinds a reply may claim, the fact categories that show each, and the words that
+#: claim it (a claim with a negation, "does not touch the network", claims nothing).
+EFFECT_KINDS: dict[str, tuple[frozenset[str], re.Pattern[str]]] = {
+    "file I/O": (
+        frozenset({"file_io"}),
+        re.compile(
+            r"\b(?:open|read|writ|creat|delet|remov|sav|load|append|flush|truncat)\w*\b[^.;]{0,40}"
+            r"\b(?:files?|disk|directory|directories|filesystem)\b"
+            r"|\b(?:files?|disk)\b[^.;]{0,20}\b(?:i/o|io|access|writes?|reads?|writing|reading"
+            r"|creation|operations?)\b",
+            re.I,
+        ),
+    ),
+    "network": (
+        frozenset({"network"}),
+        re.compile(r"\b(?:network|https?|urls?|sockets?|downloads?|uploads?)\b", re.I),
+    ),
+    "processes": (
+        frozenset({"subprocess"}),
+        re.compile(
+            r"\b(?:subprocess(?:es)?|spawn\w*|child process\w*|shell commands?"
+            r"|(?:runs?|executes?) (?:a |the )?(?:shell |system )?command)\b",
+            re.I,
+        ),
+    ),
+    "printing": (
+        frozenset({"printing", "logging"}),
+        re.compile(r"\b(?:prints?|printed|printing|stdout|stderr|console|logs? to)\b", re.I),
+    ),
+}
+_NEGATED = re.compile(r"\b(?:no|not|never|without|none|nothing|neither|nor)\b|n't\b", re.I)
+#: Builtins that reach files, terminals or other code (the rest of Python's builtins cannot).
+_IMPURE_BUILTINS = frozenset(
+    {"open", "print", "input", "exec", "eval", "compile", "__import__", "breakpoint", "help"}
+)
+#: Functions that cannot reach files, network, processes or the terminal: Python's builtins
+#: but :data:`_IMPURE_BUILTINS`, and Go's and TypeScript/JavaScript's own.
+_PURE_FUNCTIONS = frozenset(dir(builtins)) - _IMPURE_BUILTINS | frozenset(
+    {"len", "cap", "make", "append", "copy", "delete", "new", "panic", "recover", "string"}
+    | {"parseInt", "parseFloat", "isNaN", "isFinite", "Number", "String", "Boolean", "Symbol"}
+    | {"BigInt", "encodeURIComponent", "decodeURIComponent", "structuredClone"}
+)
+#: Standard modules (Python, Go, JavaScript) whose every function is free of those effects.
+_PURE_MODULES = re.compile(
+    r"^(?:math|cmath|re|string|textwrap|itertools|functools|operator|collections|heapq|bisect"
+    r"|hashlib|hmac|base64|binascii|struct|decimal|fractions|statistics|dataclasses|enum"
+    r"|typing|copy|unicodedata|strconv|strings|unicode|utf8|errors|sort|slices|maps|bytes"
+    r"|sha1|sha256|sha512|md5|hex|Math|JSON|Object|Array|Number|String|Reflect|Date)\."
+)
+#: Methods of strings and numbers: whatever their receiver, no effect beyond it.
+_PURE_METHODS = frozenset(
+    {"join", "split", "strip", "lstrip", "rstrip", "trim", "trimStart", "trimEnd", "lower"}
+    | {"upper", "toLowerCase", "toUpperCase", "replace", "replaceAll", "startswith"}
+    | {"endswith", "startsWith", "endsWith", "format", "isdigit", "isalnum", "isalpha"}
+    | {"isspace", "encode", "decode", "toFixed", "toString", "padStart", "padEnd", "substring"}
+    | {"charAt", "charCodeAt", "casefold", "partition", "rpartition", "zfill", "ljust", "rjust"}
+    | {"center", "expandtabs", "splitlines", "title", "capitalize", "isupper", "islower"}
+)
+#: Methods of containers (dicts, lists, sets, maps, arrays): pure on a container, but the same
+#: names are a client's requests (``requests.get``, ``self.session.get``), so they count only
+#: on a receiver that does not look like a client (:data:`_CLIENT_LIKE`).
+_CONTAINER_METHODS = frozenset(
+    {"get", "set", "has", "pop", "popitem", "items", "keys", "values", "entries", "append"}
+    | {"extend", "insert", "remove", "clear", "update", "setdefault", "copy", "count", "index"}
+    | {"sort", "reverse", "add", "discard", "push", "shift", "unshift", "splice", "slice"}
+    | {"map", "filter", "reduce", "forEach", "find", "findIndex", "some", "every", "includes"}
+    | {"indexOf", "concat", "union", "intersection", "difference", "isdisjoint", "issubset"}
+    | {"issuperset", "delete"}
+)
+_CLIENT_LIKE = re.compile(
+    r"session|client|request|http|api|conn|sock|db|database|cursor|redis|cache|store|fs|os"
+    r"|file|stream|writer|reader|pipe|proc|remote|server|bucket|queue|channel|logger|log",
+    re.IGNORECASE,
+)
+#: Formatting functions of modules that also print (``fmt.Sprintf``, not ``fmt.Println``).
+_PURE_FORMATTING = re.compile(r"^fmt\.(?:Errorf|Sprintf|Sprint|Sprintln)$")
+_EXCEPTION_NAME = re.compile(r"(?:Error|Exception|Warning)$")
+
+
+def pure_call(call: str) -> bool:
+    """Whether ``call`` (as the facts name it) cannot reach files, network, processes or the
+    terminal: a pure builtin or standard function, an exception, a string or container
+    method."""
+    name = call.rpartition(".")[2]
+    if _EXCEPTION_NAME.search(name):
+        return True
+    if "." not in call:
+        return call in _PURE_FUNCTIONS
+    if _PURE_MODULES.match(call) or _PURE_FORMATTING.match(call) or name in _PURE_METHODS:
+        return True
+    receiver = call.rpartition(".")[0]
+    return name in _CONTAINER_METHODS and not _CLIENT_LIKE.search(receiver)
+
+
+def effects_ruled_out(ctx: SpanContext) -> dict[str, list[str]]:
+    """The effect kinds (:data:`EFFECT_KINDS`) the span cannot have, each with the calls that
+    show it (every one pure), or ``{}`` when the facts cannot tell (a call into unknown code
+    may do anything)."""
+    calls = ctx.calls
+    if calls is None or not all(pure_call(c) for c in calls):
+        return {}
+    shown = set(ctx.effects or ()) | set(call_effects(calls))
+    return {
+        kind: list(calls)
+        for kind, (categories, _words) in EFFECT_KINDS.items()
+        if not categories & shown
+    }
+
+
+def claimed_effect(item: str) -> str | None:
+    """The effect kind a side-effect entry claims (:data:`EFFECT_KINDS`), or None (no kind,
+    or negated before it: "does not touch the network"; "if it doesn't exist" after the claim
+    negates nothing)."""
+    for kind, (_categories, words) in EFFECT_KINDS.items():
+        found = words.search(item)
+        if found and not _NEGATED.search(item[: found.start()]):
+            return kind
+    return None
+
+
+def declared_output(ctx: SpanContext) -> str | None:
+    """The declared return type under which "returns nothing" is false (anything but
+    ``None``/``void``/``never`` and their kin), or None."""
+    declared = (ctx.returns or "").strip()
+    if declared and re.sub(r"\s+", "", declared) not in _NOTHING_DECLARED:
+        return declared
+    return None
+
+
+#: A ``return`` with its value (``return data``; a bare ``return`` has none).
+_RETURN = re.compile(r"^\s*return\b(?P<value>[^\n#]*)", re.MULTILINE)
+#: A function inside the span: its returns are not the span's.
+_NESTED_FUNCTION = re.compile(
+    r"^\s*(?:async\s+)?(?:def|function|func)\b|\blambda\b|=>|\bfunc\s*\(", re.M
+)
+_NO_VALUE = frozenset({"", "None", "nil", "undefined", "null"})
+
+
+def return_values(code: str) -> list[str]:
+    """What each ``return`` of ``code`` returns, as written (``""`` for a bare one)."""
+    return [match.group("value").strip() for match in _RETURN.finditer(code)]
+
+
+def returned_value(ctx: SpanContext) -> str | None:
+    """The first value the span's code returns (``data``), when it has no nested function,
+    or None."""
+    body = ctx.code.split("\n", 1)[1] if "\n" in ctx.code else ""
+    if _NESTED_FUNCTION.search(body):
+        return None
+    values = (value.split(";", 1)[0].strip() for value in return_values(body))
+    return next((value for value in values if value not in _NO_VALUE), None)
+
+
+def output_certain(ctx: SpanContext) -> str | None:
+    """Why "returns nothing" (``outputs: []``) is false for the span ("the code declares ->
+    str", "the code returns data"), or None."""
+    declared = declared_output(ctx)
+    if declared:
+        return f"the code declares -> {declared}"
+    if (ctx.returns or "").strip():
+        return None  # declared to return nothing
+    value = returned_value(ctx)
+    return f"the code returns {value[:40]}" if value else None

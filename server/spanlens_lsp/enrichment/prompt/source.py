@@ -1,0 +1,189 @@
+"""A span as the model is shown it and as its reply is judged: the one source of both.
+
+:class:`SpanSource` is a span with its lines, its enclosing context (:func:`enclosing_context`)
+and the names its file and workspace hold; :class:`SpanContext` is what a reply for it is
+checked against, built from the same facts (:func:`context_for`), so the prompt and the judge
+never disagree about what the span is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spanlens_lsp.enrichment.prompt.names import (
+    NO_NAMES,
+    Names,
+    fact_identifiers,
+    identifiers,
+    span_names,
+)
+from spanlens_lsp.store.rows import SpanRow
+
+
+@dataclass(frozen=True, slots=True)
+class SpanContext:
+    """What a reply is checked against: the span exactly as the prompt showed it."""
+
+    span_id: int
+    #: First and last line of the span, 1-based and inclusive (the prompt's numbering).
+    first_line: int
+    last_line: int
+    #: Parameter names from the facts; None when the facts list none (no inputs check).
+    params: tuple[str, ...] | None
+    #: The span's source text, to recognise a summary that only echoes it.
+    code: str
+    #: The span's name (``Class.method`` for a method), for the summary's subject.
+    name: str = ""
+    #: Identifiers of the span's code, facts and enclosing context.
+    known: frozenset[str] = frozenset()
+    #: Identifiers of the span's file and span names of the workspace.
+    names: Names = NO_NAMES
+    #: The declared return type from the facts (None: not declared).
+    returns: str | None = None
+    #: The facts' side-effect categories; None when the facts have no such notion.
+    effects: tuple[str, ...] | None = None
+    #: The facts' calls; None when the facts have no such notion.
+    calls: tuple[str, ...] | None = None
+    #: The class a method belongs to (its last name part); None for other spans.
+    owner_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanSource:
+    """A span with the source lines the prompt shows and its enclosing context."""
+
+    span: SpanRow
+    #: The span's full lines, ``span.start_line`` .. ``span.end_line``.
+    lines: list[str]
+    #: Enclosing class (header, members) or module (imports) context; may be empty.
+    context: str = ""
+    #: Names of the span's file and the workspace a reply may mention (see grounding).
+    names: Names = NO_NAMES
+
+    @property
+    def first_line(self) -> int:
+        """1-based number of the span's first line."""
+        return self.span.start_line + 1
+
+    @property
+    def last_line(self) -> int:
+        """1-based number of the span's last line."""
+        return self.span.end_line + 1
+
+    @property
+    def code(self) -> str:
+        """The span's text."""
+        return "\n".join(self.lines)
+
+    def validation_context(self) -> SpanContext:
+        """What a reply for this span is checked against (file line numbers)."""
+        return context_for(
+            self.span.id,
+            self.first_line,
+            self.last_line,
+            self.span.facts,
+            self.code,
+            name=self.span.name,
+            context=self.context,
+            names=self.names,
+        )
+
+    def stored_context(self) -> SpanContext:
+        """What a stored enrichment of this span is checked against (span-relative lines)."""
+        return context_for(
+            self.span.id,
+            1,
+            len(self.lines),
+            self.span.facts,
+            self.code,
+            name=self.span.name,
+            context=self.context,
+            names=self.names,
+        )
+
+
+def enclosing_header(kind: str, name: str) -> str:
+    """How a prompt's context names the container a span sits in (a method's class): the
+    prompt writes it, validation reads it to know the span is a method of that class."""
+    return f"Enclosing {kind} `{name}` (context, not the subject)"
+
+
+def context_for(
+    span_id: int,
+    first_line: int,
+    last_line: int,
+    facts: dict[str, Any],
+    code: str,
+    *,
+    name: str = "",
+    context: str = "",
+    names: Names | None = None,
+) -> SpanContext:
+    """Build a :class:`SpanContext` from a span's 1-based line range, facts, name, enclosing
+    ``context`` text and the :class:`~.names.Names` of its file and workspace."""
+    params = facts.get("params")
+    param_names: tuple[str, ...] | None = None
+    if isinstance(params, list):
+        param_names = tuple(
+            # ``*args``, ``&self`` (Rust), ``...rest`` (TypeScript): inputs name them bare.
+            str(p.get("name", "")).lstrip("*&.")
+            for p in params
+            if isinstance(p, dict)
+        )
+    owner, _, _ = name.rpartition(".")
+    is_method = bool(owner) and enclosing_header("class", owner) in context
+    effects, calls = facts.get("side_effects"), facts.get("calls")
+    returns = facts.get("returns")
+    known = (
+        identifiers(code)
+        | fact_identifiers(facts)
+        | identifiers(context)
+        | span_names([name] if name else [])
+    )
+    return SpanContext(
+        span_id,
+        first_line,
+        last_line,
+        param_names,
+        code,
+        name,
+        frozenset(known),
+        names or NO_NAMES,
+        returns=returns if isinstance(returns, str) else None,
+        effects=tuple(str(e) for e in effects) if isinstance(effects, list) else None,
+        calls=tuple(str(c) for c in calls) if isinstance(calls, list) else None,
+        owner_class=owner.rpartition(".")[2] if is_method else None,
+    )
+
+
+def enclosing_context(span: SpanRow, file_spans: list[SpanRow], file_lines: list[str]) -> str:
+    """What a span's prompt shows before it: the file's imports (the same for every span of
+    the file, so consecutive prompts share them as a prefix), then the class a span sits in
+    (its header, first doc paragraph and members), marked as context, not the subject."""
+    imports = [
+        line.strip()
+        for line in file_lines
+        if line.startswith(("import ", "from ", "use ", "#include", "using "))
+        or (line.startswith(("const ", "import{")) and "require(" in line)
+    ][:15]
+    parts = ["Module imports:\n" + "\n".join(imports)] if imports else []
+    containers = [
+        other
+        for other in file_spans
+        if other.id != span.id
+        and "members" in other.facts
+        and other.start_line <= span.start_line
+        and other.end_line >= span.end_line
+    ]
+    if containers:
+        owner = max(containers, key=lambda s: s.start_line)
+        members = ", ".join(str(m) for m in owner.facts.get("members", [])[:40])
+        doc = str(owner.facts.get("docstring") or owner.facts.get("doc") or "").strip()
+        lines = [f"{enclosing_header(owner.kind, owner.name)}: {owner.facts.get('signature', '')}"]
+        if doc:
+            lines.append("doc: " + doc.split("\n\n")[0][:300])
+        if members:
+            lines.append("members: " + members)
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)

@@ -1,0 +1,147 @@
+"""Parse and repair a model's reply: find its JSON object, then make only the repairs that
+cannot change what the model said.
+
+1. :func:`extract_json` finds the JSON object in the text (a bare object, one inside a
+   Markdown fence, or one surrounded by prose).
+2. :func:`repair` drops keys the schema does not know, turns a string into a one-item list,
+   drops blank and "none" list items (``No side effects; ...`` included), drops exact and
+   near-duplicate list entries, swaps evidence written backwards (``[181, 180]``), turns an
+   empty snippet into null, strips a fence around the snippet and clamps it to 12 lines.
+
+What is left is judged by :mod:`.validate`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from spanlens_lsp.enrichment.prompt.schema import FIELDS, LIST_FIELDS, MAX_SNIPPET_LINES
+from spanlens_lsp.enrichment.reply import grounding
+
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
+_MAX_OBJECT_STARTS = 64
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def extract_json(text: str) -> tuple[Any, bool] | None:
+    """The JSON value in ``text`` and whether prose or fences had to be stripped; None if none."""
+    stripped = text.strip()
+    try:
+        return json.loads(stripped), False
+    except ValueError:
+        pass
+    for match in _FENCE.finditer(text):
+        try:
+            return json.loads(match.group(1)), True
+        except ValueError:
+            continue
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    tries = 0
+    while start != -1 and tries < _MAX_OBJECT_STARTS:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value, True
+        start = text.find("{", start + 1)
+        tries += 1
+    return None
+
+
+# ----------------------------------------------------------------------------- repair
+
+
+def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of ``obj`` with only safe repairs applied, and what was repaired."""
+    repairs: list[str] = []
+    data = {k: v for k, v in obj.items() if k in FIELDS}
+    dropped = sorted(set(obj) - set(data) - {"span_id"})
+    if dropped:
+        repairs.append("dropped unknown keys " + ", ".join(dropped))
+    for key in LIST_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str):
+            data[key] = [value.strip()] if value.strip() else []
+            repairs.append(f"{key}: string made a list")
+        elif isinstance(value, list) and any(isinstance(v, str) and not v.strip() for v in value):
+            data[key] = [v for v in value if not (isinstance(v, str) and not v.strip())]
+            repairs.append(f"{key}: blank items dropped")
+        value = data.get(key)
+        if isinstance(value, list) and any(_says_nothing(v) for v in value):
+            # ["None"] as side effects says what [] says (the prompt asks for an empty list).
+            data[key] = [v for v in value if not _says_nothing(v)]
+            repairs.append(f"{key}: 'none' items dropped")
+        value = data.get(key)
+        if isinstance(value, list):
+            # Saying a thing twice adds nothing: keep the first of each (near-)duplicate.
+            data[key], repeats = grounding.dedupe(value)
+            if repeats:
+                repairs.append(f"{key}: {repeats} repeated entries dropped")
+    if isinstance(data.get("summary"), str):
+        data["summary"] = data["summary"].strip()
+    if isinstance(data.get("evidence"), list):
+        data["evidence"] = [dict(i) if isinstance(i, dict) else i for i in data["evidence"]]
+    swapped = _swap_backward_evidence(data.get("evidence"))
+    if swapped:
+        repairs.append(f"evidence: {swapped} backward line ranges swapped")
+    snippet = data.get("usage_snippet")
+    if isinstance(snippet, str):
+        data["usage_snippet"], note = _repair_snippet(snippet)
+        if note:
+            repairs.append(note)
+    return data, repairs
+
+
+def _says_nothing(item: Any) -> bool:
+    if not isinstance(item, str):
+        return False
+    text = item.strip().lower()
+    return text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None
+
+
+#: List items that mean "there are none".
+_NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pitfalls"})
+#: A sentence that says there are none ("No side effects; the method does not modify ...").
+_NONE_SENTENCE = re.compile(
+    r"^(?:none\s*(?:[;:,.(\-\u2013\u2014]|$)|no\s+(?:side[- ]effects?|pitfalls?)\b|"
+    r"(?:it|this \w+|the \w+)\s+(?:has|causes|produces)\s+no\s+side[- ]effects?\b|"
+    r"(?:it|this \w+|the \w+)\s+does\s+not\s+have\s+(?:any\s+)?side[- ]effects?\b)"
+)
+
+
+def _swap_backward_evidence(evidence: Any) -> int:
+    """Swap ``[last, first]`` evidence ranges in place (the same lines, written backwards)."""
+    swapped = 0
+    for item in evidence if isinstance(evidence, list) else []:
+        lines = item.get("lines") if isinstance(item, dict) else None
+        if (
+            isinstance(lines, list)
+            and len(lines) == 2
+            and all(type(n) is int for n in lines)
+            and lines[0] > lines[1]
+        ):
+            item["lines"] = [lines[1], lines[0]]
+            swapped += 1
+    return swapped
+
+
+def _repair_snippet(snippet: str) -> tuple[str | None, str | None]:
+    text = snippet.strip("\n")
+    if not text.strip():
+        return None, "usage_snippet: empty made null"
+    note = None
+    match = _FENCE.fullmatch(text.strip())
+    if match:
+        text = match.group(1)
+        note = "usage_snippet: fence stripped"
+    lines = text.splitlines()
+    if len(lines) > MAX_SNIPPET_LINES:
+        text = "\n".join(lines[:MAX_SNIPPET_LINES])
+        note = f"usage_snippet: clamped to {MAX_SNIPPET_LINES} lines"
+    return text, note

@@ -1,0 +1,1 @@
+"""Search by meaning (issue 19): span names, keywords and embeddings ranked together."""

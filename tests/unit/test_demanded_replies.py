@@ -1,0 +1,201 @@
+"""What the code makes certain, the reply schema demands: ``side_effects`` where "none" is
+false, ``outputs`` where a return is declared, ``inputs`` for every parameter that must be
+described (issue 16 §2). The schema and the validator share one predicate each
+(:mod:`spanlens_lsp.enrichment.prompt.certain`), so a reply the grammar allows is never
+rejected as a false "none"."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tests.support.replies import valid_reply
+from tests.support.sources import indexed_sources
+from tests.support.standin import RecordedRequest, Reply, StandinModelServer
+from tests.unit.test_enrichment_engine import backend, enrich, make_settings, workspace
+
+from spanlens_lsp.enrichment.prompt.build import (
+    REJECTION_CHARS,
+    REJECTION_PREFIX,
+    build_prompt,
+    with_rejection,
+)
+from spanlens_lsp.enrichment.prompt.schema import wire_schema
+from spanlens_lsp.enrichment.prompt.source import SpanSource
+from spanlens_lsp.enrichment.reply.contradictions import effect_errors, output_errors
+
+CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus" / "quality"
+
+
+def _sources(tmp_path: Path) -> dict[str, SpanSource]:
+    for name in ("inventory.py", "store.go"):
+        shutil.copy(CORPUS / name, tmp_path / name)
+    return {s.span.name: s for s in indexed_sources(tmp_path)}
+
+
+def _props(source: SpanSource) -> dict[str, Any]:
+    return build_prompt([source]).schema["properties"]  # type: ignore[no-any-return]
+
+
+def test_the_schema_demands_what_the_validator_would_reject_as_none(tmp_path: Path) -> None:
+    sources = _sources(tmp_path)
+    # File I/O, a subprocess, network, an attribute write: "none" is false, and demanded away.
+    for name in ("load_config", "run_command", "Inventory.add", "Inventory.save"):
+        props = _props(sources[name])
+        assert props["side_effects"].get("minItems") == 1, name
+        assert effect_errors([], sources[name].validation_context()), name
+    # Pure code: "none" may be true, so nothing is demanded (and nothing is rejected).
+    for name in ("slugify", "parse_duration", "Inventory.total"):
+        props = _props(sources[name])
+        assert "minItems" not in props["side_effects"], name
+        assert effect_errors([], sources[name].validation_context()) == [], name
+    # A declared non-void return or a returned value demands an output; returning nothing
+    # does not.
+    for name in ("NewCache", "slugify", "load_config"):
+        assert _props(sources[name])["outputs"].get("minItems") == 1, name
+        assert output_errors([], sources[name].validation_context()), name
+    for name in ("Inventory.save", "Inventory.add"):
+        assert "minItems" not in _props(sources[name])["outputs"], name
+        assert output_errors([], sources[name].validation_context()) == [], name
+
+
+def test_a_go_method_that_writes_through_its_pointer_receiver_has_a_side_effect(
+    tmp_path: Path,
+) -> None:
+    """``Cache.Put`` (``func (c *Cache)``, ``c.entries[key] = value``): the real model said
+    "no side effects" and it was stored; ``Cache.Get`` only reads."""
+    sources = _sources(tmp_path)
+    put = sources["Cache.Put"]
+    assert effect_errors([], put.validation_context()) == [
+        "side_effects claims none, but the method changes c.entries[key]"
+    ]
+    assert _props(put)["side_effects"].get("minItems") == 1
+    get = sources["Cache.Get"]
+    assert effect_errors([], get.validation_context()) == []
+    assert "minItems" not in _props(get)["side_effects"]
+
+
+def test_a_go_value_receiver_changes_only_what_it_shares(tmp_path: Path) -> None:
+    (tmp_path / "box.go").write_text(
+        "package box\n\ntype Box struct {\n\tn    int\n\tseen map[string]bool\n}\n\n"
+        "func (b Box) Bump() int {\n\tb.n = b.n + 1\n\treturn b.n\n}\n\n"
+        "func (b Box) Mark(key string) {\n\tb.seen[key] = true\n}\n"
+    )
+    sources = {s.span.name: s for s in indexed_sources(tmp_path)}
+    # A field of the copy: the caller never sees it.
+    assert effect_errors([], sources["Box.Bump"].validation_context()) == []
+    # An element of a map field: the map is shared with the caller's Box.
+    assert effect_errors([], sources["Box.Mark"].validation_context()) == [
+        "side_effects claims none, but the method changes b.seen[key]"
+    ]
+
+
+def test_a_receiver_cannot_fill_the_place_of_a_parameter(tmp_path: Path) -> None:
+    save = _props(_sources(tmp_path)["Inventory.save"])["inputs"]
+    assert save["minItems"] == 1 and save["maxItems"] == 1
+    assert save["items"]["pattern"].startswith("^(path): ")
+
+
+def test_a_batch_demands_per_span_and_the_wire_schema_drops_it(tmp_path: Path) -> None:
+    sources = _sources(tmp_path)
+    batch = build_prompt([sources["slugify"], sources["load_config"]]).schema
+    entries = batch["properties"]["enrichments"]["items"]["anyOf"]
+    demanded = {
+        e["properties"]["span_id"]["enum"][0]: e["properties"]["side_effects"] for e in entries
+    }
+    assert "minItems" not in demanded[sources["slugify"].span.id]
+    assert demanded[sources["load_config"].span.id]["minItems"] == 1
+    # OpenAI strict mode takes no bounds: they are stripped for it.
+    assert "minItems" not in str(wire_schema(batch))
+
+
+LOAD = """
+def load_config(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+"""
+
+
+def _last_message(request: RecordedRequest) -> str:
+    return str(request.json["messages"][-1]["content"])
+
+
+async def test_a_retry_after_a_rejection_says_why(tmp_path: Path) -> None:
+    workspace(tmp_path, {"config.py": LOAD})
+
+    def respond(request: RecordedRequest) -> Reply:
+        reply = valid_reply(request)
+        if REJECTION_PREFIX in _last_message(request):
+            return reply
+        data = json.loads(reply.text)
+        data["side_effects"] = []  # a false "none": the code opens a file
+        return Reply.json(data)
+
+    with StandinModelServer(responder=respond, engine="llama.cpp", n_ctx=16384) as server:
+        settings = make_settings(backend(server.url, provider="openai"))
+        outcomes = await enrich(tmp_path, settings, "load_config")
+        first, retry = (_last_message(r) for r in server.chat_requests)
+    assert outcomes[0].status == "enriched"
+    assert REJECTION_PREFIX not in first
+    # The same prompt (its cached prefix reused), then one line saying why.
+    assert retry.startswith(first)
+    assert retry[len(first) :] == (
+        "\n\n" + REJECTION_PREFIX + "side_effects claims none, but the code has file_io. "
+        "Answer again."
+    )
+
+
+def test_the_reason_is_one_short_clean_line_and_only_if_it_fits(tmp_path: Path) -> None:
+    sources = _sources(tmp_path)
+    prompt = build_prompt([sources["load_config"]])
+    span_id = sources["load_config"].span.id
+    long = "side_effects claims 'x\x1b[31m\nred', but " + "very " * 100 + "long"
+    asked = with_rejection(prompt, {span_id: [long, "second", "third is left out"]})
+    note = str(asked.messages[-1]["content"])[len(str(prompt.messages[-1]["content"])) :]
+    assert note.count("\n") == 2 and "\x1b" not in note and "third" not in note
+    assert len(note) < 2 * REJECTION_CHARS + 60 and note.endswith("; second. Answer again.")
+    assert asked.messages[0] == prompt.messages[0]  # the instructions stay as they were
+    assert asked.tokens > prompt.tokens
+    # No reason, another span's reason, or no room left in the context: the prompt as it is.
+    assert with_rejection(prompt, {}) is prompt
+    assert with_rejection(prompt, {span_id + 999: ["x"]}) is prompt
+    full = dataclasses.replace(prompt, context_tokens=prompt.tokens + prompt.max_tokens)
+    assert with_rejection(full, {span_id: ["x"]}) is full
+
+
+def test_a_batch_retry_names_each_span(tmp_path: Path) -> None:
+    sources = _sources(tmp_path)
+    batch = build_prompt([sources["slugify"], sources["parse_duration"]])
+    ids = [s.span.id for s in (sources["slugify"], sources["parse_duration"])]
+    asked = with_rejection(batch, {ids[1]: ["summary is cut mid-sentence"]})
+    assert str(asked.messages[-1]["content"]).endswith(
+        f"\n\n{REJECTION_PREFIX}span {ids[1]}: summary is cut mid-sentence. Answer again."
+    )
+
+
+async def test_the_next_tier_hears_why_the_last_one_was_rejected(tmp_path: Path) -> None:
+    workspace(tmp_path, {"config.py": LOAD})
+
+    def wrong(request: RecordedRequest) -> Reply:
+        data = json.loads(valid_reply(request).text)
+        data["side_effects"] = []
+        return Reply.json(data)
+
+    with (
+        StandinModelServer(responder=wrong, engine="llama.cpp", n_ctx=16384) as small,
+        StandinModelServer(responder=valid_reply, engine="llama.cpp", n_ctx=16384) as large,
+    ):
+        settings = make_settings(
+            backend(small.url, "small-box", provider="openai"),
+            backend(large.url, "large-box", tier="large", provider="openai"),
+        )
+        outcomes = await enrich(tmp_path, settings, "load_config")
+        small_texts = [_last_message(r) for r in small.chat_requests]
+        large_texts = [_last_message(r) for r in large.chat_requests]
+    assert outcomes[0].status == "enriched"
+    assert REJECTION_PREFIX not in small_texts[0]
+    assert all(t.count(REJECTION_PREFIX) == 1 for t in small_texts[1:] + large_texts)
+    assert "side_effects claims none, but the code has file_io" in large_texts[0]
