@@ -145,8 +145,7 @@ def test_lens_and_hover_show_the_enrichment_as_text(editor: VSCode) -> None:
     assert hover["links"] == [], hover  # no link from model text
     editor.call("unhover")
     # A lens click opens the span's whole enrichment in a Markdown preview.
-    editor.call("clickLens", pattern="^parse_config parses")
-    tabs = editor.call("tabs", pattern="Preview parse_config")
+    tabs = editor.call("clickLens", pattern="^parse_config parses", opens="Preview parse_config")
     editor.screenshot("02b-span-preview")
     assert any("config.py" in t for t in tabs), tabs
     print(f"\nextension host RSS: {editor.extension_host_rss_mb()} MiB")

@@ -215,12 +215,32 @@ const ops = {
     await item.locator(".monaco-button, a.monaco-button, .action-label", { hasText: button }).first().click({ timeout });
     return true;
   },
-  /** Click the first lens whose text matches `pattern`. */
-  async clickLens({ pattern, timeout = 30_000 }) {
+  /**
+   * Click the first lens whose text matches `pattern`. With `opens` (a regex source), wait until
+   * an editor tab's title matches it and answer every tab title: the editor redraws its lenses
+   * when any of them resolves again, and a click that lands while the old element is being
+   * replaced is lost (by the editor, not the extension), so an unanswered click is repeated
+   * until `timeout`. A command that fails shows a notification, and the error quotes it.
+   */
+  async clickLens({ pattern, opens, timeout = 30_000 }) {
     const lens = page.locator(".editor-instance .codelens-decoration a", { hasText: new RegExp(pattern, "u") }).first();
     await lens.waitFor({ timeout });
-    await lens.click();
-    return true;
+    if (!opens) {
+      await lens.click();
+      return true;
+    }
+    const re = new RegExp(opens, "u");
+    const titles = () => page.locator(".tabs-container .tab").evaluateAll((ts) => ts.map((t) => t.textContent ?? ""));
+    const end = Date.now() + timeout;
+    let clicks = 0;
+    while (Date.now() < end) {
+      await lens.click({ timeout: Math.max(1_000, end - Date.now()) });
+      clicks += 1;
+      const found = await until(async () => ((await titles()).some((t) => re.test(t)) ? titles() : undefined), 5_000);
+      if (found) return found;
+    }
+    const shown = await page.locator(".notifications-toasts .notification-list-item").evaluateAll((ns) => ns.map((n) => n.textContent ?? ""));
+    throw new Error(`${clicks} clicks on the lens /${pattern}/ opened no tab matching /${opens}/: tabs ${JSON.stringify(await titles())}, notifications ${JSON.stringify(shown)}`);
   },
   /** Wait until an editor tab's title matches `pattern`; answer every tab title. */
   async tabs({ pattern = ".", timeout = 30_000 }) {
