@@ -16,7 +16,7 @@ from enum import Enum
 # "enriched at this version"): the store, presentation and every layer above ask for it.
 
 #: Version of the enrichment JSON schema (:mod:`spanlens_lsp.enrichment.prompt.schema`).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Version of the prompts that produce it (:mod:`spanlens_lsp.enrichment.prompt.build`).
 PROMPT_VERSION = 4
 #: What the store keys enrichments by, with the content hash.

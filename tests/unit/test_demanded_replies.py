@@ -1,6 +1,7 @@
 """What the code makes certain, the reply schema demands: ``side_effects`` where "none" is
 false, ``outputs`` where a return is declared, ``inputs`` for every parameter that must be
-described (issue 16 §2). The schema and the validator share one predicate each
+described, ``pitfalls`` where the code raises an exception it lets escape (issue 16 §2). The
+schema and the validator share one predicate each
 (:mod:`spanlens_lsp.enrichment.prompt.certain`), so a reply the grammar allows is never
 rejected as a false "none"."""
 
@@ -25,7 +26,11 @@ from spanlens_lsp.enrichment.prompt.build import (
 )
 from spanlens_lsp.enrichment.prompt.schema import wire_schema
 from spanlens_lsp.enrichment.prompt.source import SpanSource
-from spanlens_lsp.enrichment.reply.contradictions import effect_errors, output_errors
+from spanlens_lsp.enrichment.reply.contradictions import (
+    effect_errors,
+    output_errors,
+    pitfall_errors,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus" / "quality"
 
@@ -60,6 +65,14 @@ def test_the_schema_demands_what_the_validator_would_reject_as_none(tmp_path: Pa
     for name in ("Inventory.save", "Inventory.add"):
         assert "minItems" not in _props(sources[name])["outputs"], name
         assert output_errors([], sources[name].validation_context()) == [], name
+    # An exception the span raises and lets escape demands a pitfall; code that raises
+    # nothing (or only inside a try) does not.
+    for name in ("parse_duration", "Inventory.add", "run_command"):
+        assert _props(sources[name])["pitfalls"].get("minItems") == 1, name
+        assert pitfall_errors([], sources[name].validation_context()), name
+    for name in ("slugify", "Inventory.total", "Inventory.save", "NewCache"):
+        assert "minItems" not in _props(sources[name])["pitfalls"], name
+        assert pitfall_errors([], sources[name].validation_context()) == [], name
 
 
 def test_a_go_method_that_writes_through_its_pointer_receiver_has_a_side_effect(

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens_lsp.enrichment.prompt.certain import effects_certain, output_certain
+from spanlens_lsp.enrichment.prompt.certain import effects_certain, output_certain, raises_certain
 from spanlens_lsp.enrichment.prompt.excerpts import (
     estimate_tokens,
     excerpt_lines,
@@ -164,6 +164,7 @@ def span_bounds(source: SpanSource) -> SpanBounds:
         source.last_line,
         effects_certain=effects_certain(context) is not None,
         returns_something=output_certain(context) is not None,
+        raises_certain=raises_certain(context) is not None,
     )
 
 

@@ -9,6 +9,12 @@ and the validator to check (one predicate each, so the two never disagree):
   nothing") would be false; :func:`output_certain`: why ``outputs: []`` would be false, the
   declared type or, with none declared, a ``return`` of a value in code with no nested
   function (whose returns would not be the span's).
+- :func:`raises_certain`: why ``pitfalls: []`` ("no surprise for a caller") would be false:
+  the span itself raises an exception that escapes it (the prompt names "an exception it lets
+  escape" as a pitfall). Python: a ``raise`` of a name the facts list, outside every ``try``
+  body and nested block of another function; TypeScript, JavaScript and the like: a
+  ``throw`` in code with no ``try``/``catch`` and no nested function; Go: a ``panic(`` with
+  no ``recover()`` and no nested function.
 - :func:`effects_ruled_out`: the effects (files, network, processes, printing) the code cannot
   have: the facts show none of that kind and every call is one that cannot reach it (a
   builtin, an exception, a string or container method, a pure standard module).
@@ -288,3 +294,60 @@ def output_certain(ctx: SpanContext) -> str | None:
         return None  # declared to return nothing
     value = returned_value(ctx)
     return f"the code returns {value[:40]}" if value else None
+
+
+#: A ``raise`` of a named exception at the start of a line (``raise ValueError(...)``).
+_RAISE_LINE = re.compile(r"^[ \t]*raise\s+(?P<name>[\w.]+)")
+#: A block header a ``raise`` may sit under: ``try:`` (which may catch it), a nested function
+#: or class (whose raises are not the span's), anything else (an ``if``, ``with``, handler).
+_TRY_HEADER = re.compile(r"^try\s*:")
+_OTHER_SCOPE = re.compile(r"^(?:async\s+)?(?:def|class)\b|\blambda\b")
+_THROW = re.compile(r"^[ \t]*(?:[^\n/]*?[;{)][ \t]*)?throw\s+(?:new\s+)?(?P<name>[\w.]+)", re.M)
+_TRY_CATCH = re.compile(r"\b(?:try|catch)\b|\.catch\(")
+_PANIC = re.compile(r"^[ \t]*(?:[^\n/]*?[;{)][ \t]*)?panic\(", re.M)
+
+
+def _escaping_raise(lines: list[str], header: int, index: int) -> bool:
+    """Whether the ``raise`` on ``lines[index]`` leaves the span (``lines[header]`` is the
+    span's own ``def``/``class`` line, after its decorators): no enclosing ``try:`` body,
+    nested function or class between it and the header. A handler (``except``, ``finally``)
+    or any other block encloses it harmlessly."""
+    indent = len(lines[index]) - len(lines[index].lstrip())
+    for line in reversed(lines[header + 1 : index]):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        depth = len(line) - len(line.lstrip())
+        if depth >= indent:
+            continue
+        if _TRY_HEADER.match(stripped) or _OTHER_SCOPE.search(stripped):
+            return False
+        indent = depth
+    return True
+
+
+def raises_certain(ctx: SpanContext) -> str | None:
+    """Why "no pitfalls" (``pitfalls: []``) is false for the span: the exception it raises or
+    throws itself and lets escape ("the code raises ValueError (line 12)"), or None when the
+    code shows none or cannot be judged (a raise inside a ``try``, in a nested function)."""
+    lines = ctx.code.split("\n")
+    if ctx.raises is not None:
+        named = set(ctx.raises)
+        header = next((i for i, line in enumerate(lines) if _OTHER_SCOPE.match(line.strip())), 0)
+        for index in range(header + 1, len(lines)):
+            found = _RAISE_LINE.match(lines[index])
+            if found and found.group("name") in named and _escaping_raise(lines, header, index):
+                return f"the code raises {found.group('name')} (line {ctx.first_line + index})"
+        return None
+    body = "\n".join(lines[1:])
+    if _NESTED_FUNCTION.search(body):
+        return None
+    thrown = _THROW.search(body)
+    if thrown and not _TRY_CATCH.search(body):
+        line = ctx.first_line + 1 + body.count("\n", 0, thrown.start())
+        return f"the code throws {thrown.group('name')} (line {line})"
+    panic = _PANIC.search(body)
+    if panic and "recover()" not in body:
+        line = ctx.first_line + 1 + body.count("\n", 0, panic.start())
+        return f"the code panics (line {line})"
+    return None

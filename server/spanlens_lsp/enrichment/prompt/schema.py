@@ -211,6 +211,9 @@ class SpanBounds:
     #: The span declares or returns a value (see :func:`.certain.output_certain`): ``outputs`` must
     #: hold an entry.
     returns_something: bool = False
+    #: The span raises an exception that escapes it (see :func:`.certain.raises_certain`):
+    #: ``pitfalls`` must hold an entry.
+    raises_certain: bool = False
 
 
 def bounded_schema(
@@ -223,7 +226,8 @@ def bounded_schema(
     Every string has a ``maxLength`` and every list a ``maxItems``; ``inputs`` holds at most one
     entry per parameter, each starting with one of the span's parameter names, and at least
     one per parameter that must be described; ``side_effects`` and ``outputs`` hold at least
-    one entry where "none" would be false (``effects_certain``, ``returns_something``);
+    one entry where "none" would be false (``effects_certain``, ``returns_something``, and
+    ``pitfalls`` for ``raises_certain``);
     evidence lines lie within the span; a batch's ids are the request's ids. Sizes shrink
     (down to a quarter) until the bound fits ``room_tokens``. Only the ``keywords`` the engine
     enforces are kept; the bound is computed from the full schema either way, so a reply that
@@ -266,7 +270,11 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
         # One entry per parameter (a receiver may go unsaid): the validator rejects fewer.
         inputs_min = min(len([p for p in params if needs_input(p)]), inputs_max)
         # What the validator would reject as a false "none" is demanded here (same predicate).
-        lists_min = {"outputs": span.returns_something, "side_effects": span.effects_certain}
+        lists_min = {
+            "outputs": span.returns_something,
+            "side_effects": span.effects_certain,
+            "pitfalls": span.raises_certain,
+        }
         props: dict[str, Any] = {
             "summary": text(summary),
             "inputs": {

@@ -47,6 +47,9 @@ class SpanContext:
     calls: tuple[str, ...] | None = None
     #: The class a method belongs to (its last name part); None for other spans.
     owner_class: str | None = None
+    #: The exceptions the facts say the span raises itself; None when the facts have no such
+    #: notion (see :func:`.certain.raises_certain`, which reads the code for those).
+    raises: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,7 @@ def context_for(
         )
     owner, _, _ = name.rpartition(".")
     is_method = bool(owner) and enclosing_header("class", owner) in context
-    effects, calls = facts.get("side_effects"), facts.get("calls")
+    effects, calls, raises = facts.get("side_effects"), facts.get("calls"), facts.get("raises")
     returns = facts.get("returns")
     known = (
         identifiers(code)
@@ -154,6 +157,7 @@ def context_for(
         effects=tuple(str(e) for e in effects) if isinstance(effects, list) else None,
         calls=tuple(str(c) for c in calls) if isinstance(calls, list) else None,
         owner_class=owner.rpartition(".")[2] if is_method else None,
+        raises=tuple(str(r) for r in raises) if isinstance(raises, list) else None,
     )
 
 

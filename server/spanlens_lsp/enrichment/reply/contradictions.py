@@ -26,6 +26,10 @@ judge (an untyped return, a call into unknown code, a free-form phrase):
   class; an output labelled with a basic type the declared return contradicts
   (``string: the output`` for ``-> error``). ``Any``/``object``/``unknown`` returns, type
   variables and prose outputs are never judged.
+- **No pitfall.** ``pitfalls`` empty while the span raises an exception that escapes it
+  (a ``raise`` outside every ``try`` body, a ``throw`` in code without ``try``/``catch``, a
+  Go ``panic`` without ``recover``:
+  :func:`~spanlens_lsp.enrichment.prompt.certain.raises_certain`, shared with the schema).
 - **Subject.** A method's summary whose subject is its class ("The ``_LazyFile`` class is ...").
 - **Prompt echo.** Text copied from the prompt's own field instructions (read from
   :data:`~spanlens_lsp.enrichment.prompt.build.SYSTEM_PROMPT`, so the check follows the prompt) or
@@ -51,6 +55,7 @@ from spanlens_lsp.enrichment.prompt.certain import (
     effects_certain,
     effects_ruled_out,
     output_certain,
+    raises_certain,
     return_values,
 )
 from spanlens_lsp.enrichment.prompt.source import SpanContext
@@ -128,6 +133,7 @@ def contradiction_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
     """Every statement of ``data`` the span's code and facts contradict."""
     errors = effect_errors(data["side_effects"], ctx)
     errors += output_errors(data["outputs"], ctx)
+    errors += pitfall_errors(data["pitfalls"], ctx)
     errors += class_subject_errors(str(data["summary"]), ctx)
     errors += echo_errors(data)
     reason = cut_reason(str(data["summary"]))
@@ -196,6 +202,19 @@ def _mutates_a_parameter(params: list[str], targets: list[str], calls: tuple[str
         if any(call.startswith(param + ".") for call in calls):
             return True
     return False
+
+
+# ----------------------------------------------------------------------------- pitfalls
+
+
+def pitfall_errors(pitfalls: list[str], ctx: SpanContext) -> list[str]:
+    """ "No pitfall" for a span that raises an exception it lets escape (the prompt names that a
+    pitfall); what the entries say is not judged."""
+    if pitfalls:
+        return []
+    # The reply schema demands an entry by the same predicate (``raises_certain``).
+    reason = raises_certain(ctx)
+    return [f"pitfalls claims none, but {reason}"] if reason else []
 
 
 # ----------------------------------------------------------------------------- outputs
