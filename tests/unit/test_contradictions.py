@@ -732,3 +732,60 @@ def test_no_pitfall_is_left_alone_where_the_raise_may_not_escape(
     assert certain.raises_certain(ctx) is None
     result = validate_enrichment(good(inputs=[f"{facts['params'][0]['name']}: the value"]), ctx)
     assert not any("pitfalls" in e for e in result.errors), result.errors
+
+
+@pytest.mark.parametrize(
+    ("code", "facts", "params"),
+    [
+        (
+            "class Inventory:\n    def __init__(self, items=None):\n        self.items = {}",
+            {"signature": "class Inventory:", "bases": [], "members": ["__init__"]},
+            ("items",),
+        ),
+        # No constructor and nothing to inherit one from: constructed with no arguments.
+        (
+            "export class Counter {\n  private counts = new Map<string, number>();\n"
+            "  get(key: string): number {\n    return 0;\n  }\n}",
+            {"signature": "class Counter", "members": ["get"]},
+            (),
+        ),
+        # Modifiers, generics with commas, arrow types and calls in defaults.
+        (
+            "class A {\n  constructor(private readonly m: Map<string, number>, fn: () => void,"
+            " x = f(1, 2)) {}\n}",
+            {"signature": "class A", "members": ["constructor"]},
+            ("m", "fn", "x"),
+        ),
+        (
+            "class P:\n    def __init__(self, a: dict[str, int] | None = None, *args, **kw):\n"
+            "        pass",
+            {"signature": "class P:", "bases": [], "decorators": [], "members": ["__init__"]},
+            ("a", "args", "kw"),
+        ),
+        # A base class, a decorator (``@dataclass``), `extends`, a Go struct: not certain.
+        ("class B(Base):\n    pass", {"signature": "class B(Base):", "bases": ["Base"]}, None),
+        (
+            "@dataclass\nclass C:\n    x: int",
+            {"signature": "class C:", "bases": [], "decorators": ["dataclass"]},
+            None,
+        ),
+        ("class D extends E {}", {"signature": "class D extends E"}, None),
+        ("type Cache struct {\n\tlimit int\n}", {"signature": "type Cache struct"}, None),
+    ],
+)
+def test_a_class_is_described_by_its_constructor_s_parameters(
+    code: str, facts: dict[str, Any], params: tuple[str, ...] | None
+) -> None:
+    """Seen: Qwen2.5-Coder-1.5B gave the classes `Counter` (no constructor) and `Inventory`
+    (``__init__(self, items=None)``) the inputs of their methods (`key`, `by`; `name`,
+    `count`). A class's inputs are its constructor's parameters where the code is certain."""
+    facts = {"members": [], **facts}
+    ctx = context_for(7, 10, 10 + code.count("\n"), facts, code)
+    assert ctx.params == params
+    methods = good(inputs=["key: the key to count"], outputs=[])
+    errors = validate_enrichment(methods, ctx).errors
+    assert any("names no parameter" in e for e in errors) == (params is not None), errors
+    if params:
+        own = good(inputs=[f"{p}: starting contents for the new object" for p in params])
+        errors = validate_enrichment(own, ctx).errors
+        assert not any("input" in e for e in errors), errors

@@ -290,17 +290,19 @@ def _owner_kind(source: SpanSource) -> str:
 def _request_entry(source: SpanSource) -> dict[str, Any]:
     span = source.span
     params = span.facts.get("params")
+    if isinstance(params, list):
+        names: list[str] | None = [str(p.get("name", "")) for p in params if isinstance(p, dict)]
+    else:
+        # A class's inputs are its constructor's parameters, where the code makes them certain.
+        known = source.validation_context().params
+        names = list(known) if known is not None else None
     return {
         "span_id": span.id,
         "path": span.path,
         "kind": span.kind,
         "name": span.name,
         "lines": [source.first_line, source.last_line],
-        "parameters": (
-            [str(p.get("name", "")) for p in params if isinstance(p, dict)]
-            if isinstance(params, list)
-            else None
-        ),
+        "parameters": names,
     }
 
 

@@ -8,6 +8,7 @@ never disagree about what the span is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +135,8 @@ def context_for(
             for p in params
             if isinstance(p, dict)
         )
+    elif isinstance(facts.get("members"), list):
+        param_names = constructor_params(code, facts)
     owner, _, _ = name.rpartition(".")
     is_method = bool(owner) and enclosing_header("class", owner) in context
     effects, calls, raises = facts.get("side_effects"), facts.get("calls"), facts.get("raises")
@@ -159,6 +162,64 @@ def context_for(
         owner_class=owner.rpartition(".")[2] if is_method else None,
         raises=tuple(str(r) for r in raises) if isinstance(raises, list) else None,
     )
+
+
+#: Where a class's constructor's parameter list starts (Python, TypeScript/JavaScript).
+_CONSTRUCTOR = re.compile(r"\bdef\s+__init__\s*\(|^\s*constructor\s*\(", re.MULTILINE)
+#: What may precede a TypeScript parameter's name (``private readonly items``).
+_TS_MODIFIERS = re.compile(r"^(?:(?:public|private|protected|readonly|override)\s+)+")
+
+
+def constructor_params(code: str, facts: dict[str, Any]) -> tuple[str, ...] | None:
+    """The parameters a class (``facts`` with ``members``) is constructed with, which are its
+    ``inputs`` (not its methods' parameters, which Qwen2.5-Coder-1.5B listed for both `Counter`
+    and `Inventory`): the constructor's own (``self`` aside), ``()`` for a class with no
+    constructor and nothing to inherit one from, or None when that is not certain (a base
+    class or a decorator such as ``@dataclass`` may supply one; other languages)."""
+    members = facts.get("members") or []
+    found = _CONSTRUCTOR.search(code)
+    if found and ("__init__" in members or "constructor" in members):
+        return _param_names(code, found.end())
+    if "__init__" in members or "constructor" in members or "__new__" in members:
+        return None
+    signature = str(facts.get("signature", ""))
+    if signature.startswith("class ") and "bases" in facts:  # Python
+        plain = not facts.get("bases") and not facts.get("decorators")
+        return () if plain and re.match(r"class\s+\w+\s*(?:\(\s*\))?\s*:", signature) else None
+    if re.match(r"(?:export\s+)?(?:default\s+)?class\s+\w+\s*\{?$", signature.strip()):
+        return ()  # TypeScript/JavaScript, no `extends` and no decorator: `new Counter()`
+    return None
+
+
+def _param_names(code: str, start: int) -> tuple[str, ...] | None:
+    """The names in the parameter list that starts at ``code[start]`` (after its "("), split
+    at top-level commas; None when the list does not close."""
+    depth, part, parts = 0, "", []
+    for char in code[start:]:
+        # ``<``/``>`` nest only as generics (``Map<string, number>``), not in ``=>``/``->``.
+        generic_open = char == "<" and part[-1:].isalnum()
+        generic_close = char == ">" and part[-1:] not in ("=", "-") and depth > 0
+        if char in "([{" or generic_open:
+            depth += 1
+        elif char in ")]}" or generic_close:
+            if depth == 0 and char == ")":
+                parts.append(part)
+                break
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(part)
+            part = ""
+            continue
+        part += char
+    else:
+        return None
+    names = []
+    for raw in parts:
+        text = _TS_MODIFIERS.sub("", raw.strip())
+        name = re.match(r"[*.]*(\w+)", text)
+        if name and name.group(1) not in ("self", "cls", "this"):
+            names.append(name.group(1))
+    return tuple(names)
 
 
 def enclosing_context(span: SpanRow, file_spans: list[SpanRow], file_lines: list[str]) -> str:
