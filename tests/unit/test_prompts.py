@@ -7,6 +7,7 @@ methods of one class never batched together."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +267,35 @@ def test_a_go_method_is_the_subject_and_its_receiver_type_the_owner(tmp_path: Pa
     assert f"Describe the method `{name}`" in user
     assert "The subject is the method `Root` itself" in user
     assert "not what its type `Store` is for" in user
+
+
+def test_the_prompt_says_what_the_code_makes_certain_before_the_model_answers(
+    tmp_path: Path,
+) -> None:
+    """Qwen2.5-Coder-1.5B, made by the schema to write a side effect or a pitfall, wrote
+    "none" (dropped, then rejected and asked again). The single-span prompt says what the
+    validator will hold it to, after the code (the cached prefix is unchanged); a batch says it
+    per span; a span with nothing certain gets no such line."""
+    corpus = Path(__file__).resolve().parents[2] / "bench" / "corpus" / "quality"
+    for name in ("inventory.py", "store.go", "format.ts"):
+        shutil.copy(corpus / name, tmp_path / name)
+    sources = {s.span.name: s for s in indexed_sources(tmp_path)}
+    user = build_prompt([sources["load_config"]]).messages[-1]["content"]
+    assert (
+        "Known from the code: the code has file_io, so side_effects names it; the code raises "
+        "ValueError (line 13), so pitfalls says when." in user
+    )
+    assert user.index("Code of span") < user.index("Known from the code")
+    put = build_prompt([sources["Cache.Put"]]).messages[-1]["content"]
+    assert "the method changes c.entries[key], so side_effects names it." in put
+    throws = build_prompt([sources["formatBytes"]]).messages[-1]["content"]
+    assert "the code throws RangeError (line 7), so pitfalls says when." in throws
+    for quiet in ("slugify", "Inventory.total", "Clamp"):
+        assert "Known from the code" not in build_prompt([sources[quiet]]).messages[-1]["content"]
+    batch = build_prompt([sources["slugify"], sources["parse_duration"]]).messages[-1]["content"]
+    parse_duration = sources["parse_duration"].span.id
+    assert (
+        f"Span {parse_duration} (`parse_duration`): Known from the code: the code raises "
+        "ValueError (line 27), so pitfalls says when." in batch
+    )
+    assert batch.count("Known from the code") == 1
