@@ -9,8 +9,9 @@ The corpus (``bench/corpus/quality``: Python, Go and TypeScript; functions with 
 raises/throws/errors, I/O side effects and pure ones, a class's methods) is indexed in a
 temporary workspace and enriched exactly as a user with nothing configured gets it:
 :func:`~spanlens_lsp.enrichment.backends.defaults.resolve_default_backends` picks the built-in
-engine and :func:`~spanlens_lsp.app.enrich_workspace` runs the default settings (batching, retries,
-validation). Every reply the model sends is recorded (stored or rejected), with the span's
+engine and :func:`~spanlens_lsp.app.enrich_workspace` runs the default settings (one span a
+call for the built-in engine, retries, validation; ``--batch`` batches small spans instead).
+Every reply the model sends is recorded (stored or rejected), with the span's
 code and facts and the validator's verdict, and written to ``bench/results/quality_replies.json``
 (``--save-replies PATH`` elsewhere): the raw material of the hand-reviewed fixture
 ``tests/fixtures/qwen15_replies.json``.
@@ -239,10 +240,10 @@ async def _enrich(root: Path, batch: bool, threads: int) -> tuple[float, str]:
     source = backend_source(settings)
     if source != "built-in":
         return -1.0, source
-    if not batch:
-        settings = dataclasses.replace(
-            settings, enrichment=dataclasses.replace(settings.enrichment, batch=False)
-        )
+    # The default for the built-in engine is one span a call; ``--batch`` measures batches.
+    settings = dataclasses.replace(
+        settings, enrichment=dataclasses.replace(settings.enrichment, batch=batch)
+    )
     started = time.perf_counter()
     await enrich_workspace(root, settings)
     return time.perf_counter() - started, str(settings.backends[0].model)
@@ -250,7 +251,7 @@ async def _enrich(root: Path, batch: bool, threads: int) -> tuple[float, str]:
 
 def run(
     force: bool = False,
-    batch: bool = True,
+    batch: bool = False,
     save: Path | None = None,
     threads: int = 0,
     workdir: Path | None = None,
@@ -324,9 +325,11 @@ def _report(result: dict[str, Any], model: str, batch: bool, save: Path | None) 
 
 
 def main() -> int:
-    """``PYTHONPATH=server:. python bench/bench_quality.py [--single] [--save-replies PATH]``."""
+    """``PYTHONPATH=server:. python bench/bench_quality.py [--batch] [--save-replies PATH]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--single", action="store_true", help="one span a call (batch = false)")
+    parser.add_argument(
+        "--batch", action="store_true", help="batch small spans (the built-in default is not to)"
+    )
     parser.add_argument("--save-replies", type=Path, default=None, help="where the replies go")
     parser.add_argument("--threads", type=int, default=0, help="engine threads (0: default)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the workspace here")
@@ -340,11 +343,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.unfinished_after is not None:
         result = measure_unfinished(
-            args.workdir, args.unfinished_after, not args.single, args.save_replies
+            args.workdir, args.unfinished_after, args.batch, args.save_replies
         )
     else:
-        result = run(True, not args.single, args.save_replies, args.threads, args.workdir)
-    name = "bench_quality_single.json" if args.single else "bench_quality.json"
+        result = run(True, args.batch, args.save_replies, args.threads, args.workdir)
+    name = "bench_quality_batched.json" if args.batch else "bench_quality.json"
     out = REPO / "bench" / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

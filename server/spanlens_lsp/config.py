@@ -184,6 +184,7 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
             ]
         elif key in {"index", "enrichment", "gpu", "lsp", "docgen", "local"}:
             _apply(getattr(settings, key), value, key)
+            settings.batch_configured |= key == "enrichment" and "batch" in value
         else:
             raise ConfigError(f"unknown setting '{key}'")
     for key in _POSITIVE:

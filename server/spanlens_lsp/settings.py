@@ -234,6 +234,10 @@ class Settings:
     #: Whether ``backends`` came from the user (a file, the environment, the editor); when
     #: not, :func:`spanlens_lsp.enrichment.backends.defaults.resolve_default_backends` picks them.
     backends_configured: bool = False
+    #: Whether ``enrichment.batch`` came from the user; when not and the built-in engine is
+    #: picked, it enriches one span a call (see
+    #: :func:`spanlens_lsp.enrichment.backends.defaults.resolve_default_backends`).
+    batch_configured: bool = False
     #: Where the settings came from, for `spanlens doctor`.
     sources: list[str] = field(default_factory=list)
     #: Things the user should know about how the settings were applied (shown by doctor and

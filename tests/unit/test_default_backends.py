@@ -63,6 +63,20 @@ def test_the_built_in_engine_when_ollama_lacks_the_model_or_is_down(
     assert not state_path("qwen2.5-coder-1.5b").exists()
 
 
+def test_the_built_in_engine_enriches_one_span_a_call_unless_batch_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ollama_with_model: StandinModelServer
+) -> None:
+    """Measured with the default model (bench_quality, issue 16): 2 of 30 batched spans
+    stored against 27 of 47 single calls. A user's `batch` wins either way, and a model server
+    spanlens picks other than the built-in engine keeps the default."""
+    install_model_file(monkeypatch, b"GGUF fake", "qwen2.5-coder-1.5b")
+    settings = resolve(unconfigured(tmp_path), closed_port_url())
+    assert settings.enrichment.batch is False
+    assert resolve(unconfigured(tmp_path), ollama_with_model.url).enrichment.batch is True
+    (tmp_path / "spanlens.toml").write_text("[enrichment]\nbatch = true\n")
+    assert resolve(unconfigured(tmp_path), closed_port_url()).enrichment.batch is True
+
+
 def test_the_local_model_setting_names_the_built_in_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
