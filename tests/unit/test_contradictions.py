@@ -789,3 +789,28 @@ def test_a_class_is_described_by_its_constructor_s_parameters(
         own = good(inputs=[f"{p}: starting contents for the new object" for p in params])
         errors = validate_enrichment(own, ctx).errors
         assert not any("input" in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("output", "rejected"),
+    [
+        ("number", True),  # seen: `Counter`, its method's return type
+        ("map[string]string", True),  # seen: Go's `Cache`, its field's type
+        ("`string | number`", True),
+        ("Counter", False),  # the class itself: what calling it makes
+        ("*Counter", False),
+        ("an instance of the counter", False),  # prose is not judged
+        ("NoneType", False),
+    ],
+)
+def test_a_class_given_a_type_as_its_output(output: str, rejected: bool) -> None:
+    code = "export class Counter {\n  get(key: string): number {\n    return 0;\n  }\n}"
+    facts = {"signature": "class Counter", "members": ["get"]}
+    ctx = context_for(7, 10, 14, facts, code, name="Counter")
+    errors = validate_enrichment(good(inputs=[], outputs=[output]), ctx).errors
+    assert any("returns nothing of its own" in e for e in errors) == rejected, errors
+    # A function may return a bare type: the rule is a class's.
+    function = context_for(7, 10, 12, FACTS, CODE)
+    assert not any(
+        "of its own" in e for e in validate_enrichment(good(outputs=[output]), function).errors
+    )

@@ -51,6 +51,9 @@ class SpanContext:
     #: The exceptions the facts say the span raises itself; None when the facts have no such
     #: notion (see :func:`.certain.raises_certain`, which reads the code for those).
     raises: tuple[str, ...] | None = None
+    #: Whether the span is a class, struct or the like (its facts list members): calling it
+    #: returns nothing but an instance.
+    container: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,7 @@ def context_for(
         calls=tuple(str(c) for c in calls) if isinstance(calls, list) else None,
         owner_class=owner.rpartition(".")[2] if is_method else None,
         raises=tuple(str(r) for r in raises) if isinstance(raises, list) else None,
+        container=isinstance(facts.get("members"), list),
     )
 
 

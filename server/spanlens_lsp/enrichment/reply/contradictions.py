@@ -24,7 +24,9 @@ judge (an untyped return, a call into unknown code, a free-form phrase):
   for ``R | None``, a class for ``str``; ``Optional``/``Union`` unwrapped); for a method
   whose every ``return`` is ``return self``, an output that is neither the instance nor its
   class; an output labelled with a basic type the declared return contradicts
-  (``string: the output`` for ``-> error``). ``Any``/``object``/``unknown`` returns, type
+  (``string: the output`` for ``-> error``); for a class or struct, an output written as a
+  bare type other than its own (``number`` for ``Counter``, ``map[string]string`` for Go's
+  ``Cache``). ``Any``/``object``/``unknown`` returns, type
   variables and prose outputs are never judged.
 - **No pitfall.** ``pitfalls`` empty while the span raises an exception that escapes it
   (a ``raise`` outside every ``try`` body, a ``throw`` in code without ``try``/``catch``, a
@@ -220,9 +222,25 @@ def pitfall_errors(pitfalls: list[str], ctx: SpanContext) -> list[str]:
 # ----------------------------------------------------------------------------- outputs
 
 
+#: An output written as a bare type (``number``, ``map[string]string``, ``*Cache``, ``A | B``):
+#: no space once those around ``|`` and ``,`` are gone.
+_BARE_TYPE = re.compile(r"[`'\"]?[\w.*&\[\]<>(),|]+[`'\"]?")
+_TYPE_SEPARATOR = re.compile(r"\s*([|,])\s*")
+
+
 def output_errors(outputs: list[str], ctx: SpanContext) -> list[str]:
-    """Outputs the declared return type (or ``return self``) contradicts, and "nothing" for
-    a span that declares it returns something."""
+    """Outputs the declared return type (or ``return self``) contradicts, "nothing" for a
+    span that declares it returns something, and a type as the output of a class."""
+    if ctx.container:
+        own = ctx.name.rpartition(".")[2]
+        for item in outputs:
+            bare = _BARE_TYPE.fullmatch(_TYPE_SEPARATOR.sub(r"\1", item.strip()))
+            if bare and own not in item and not _NONE_WORDS.search(item):
+                # Seen: `Counter` given `number` (its method's), `Cache` `map[string]string`.
+                return [
+                    f"outputs claims {item[:40]!a}, but a class or struct returns nothing of "
+                    "its own (calling it makes an instance)"
+                ]
     if not outputs:
         # The reply schema demands an entry by the same predicate (``output_certain``).
         reason = output_certain(ctx)
