@@ -212,3 +212,17 @@ async def test_the_next_tier_hears_why_the_last_one_was_rejected(tmp_path: Path)
     assert REJECTION_PREFIX not in small_texts[0]
     assert all(t.count(REJECTION_PREFIX) == 1 for t in small_texts[1:] + large_texts)
     assert "side_effects claims none, but the code has file_io" in large_texts[0]
+
+
+def test_a_class_or_struct_is_given_no_output(tmp_path: Path) -> None:
+    """Qwen2.5-Coder-1.5B gave `Counter` its method's `number` and Go's `Cache` its field's
+    `map[string]string` as outputs, and repeated them when a retry said why: a class returns
+    nothing of its own, so the schema allows no output for it (and demands none)."""
+    shutil.copy(CORPUS / "format.ts", tmp_path / "format.ts")
+    sources = {**_sources(tmp_path), **{s.span.name: s for s in indexed_sources(tmp_path)}}
+    for name in ("Counter", "Cache", "Inventory"):
+        outputs = _props(sources[name])["outputs"]
+        assert outputs["maxItems"] == 0 and "minItems" not in outputs, name
+        assert output_errors([], sources[name].validation_context()) == [], name
+    # Its methods keep theirs.
+    assert _props(sources["Counter.get"])["outputs"]["minItems"] == 1

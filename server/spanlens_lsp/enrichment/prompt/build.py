@@ -165,6 +165,7 @@ def span_bounds(source: SpanSource) -> SpanBounds:
         effects_certain=effects_certain(context) is not None,
         returns_something=output_certain(context) is not None,
         raises_certain=raises_certain(context) is not None,
+        container=context.container,
     )
 
 

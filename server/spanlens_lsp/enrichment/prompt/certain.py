@@ -286,7 +286,10 @@ def returned_value(ctx: SpanContext) -> str | None:
 
 def output_certain(ctx: SpanContext) -> str | None:
     """Why "returns nothing" (``outputs: []``) is false for the span ("the code declares ->
-    str", "the code returns data"), or None."""
+    str", "the code returns data"), or None. A class or struct returns nothing of its own (its
+    methods' returns are theirs)."""
+    if ctx.container:
+        return None
     declared = declared_output(ctx)
     if declared:
         return f"the code declares -> {declared}"

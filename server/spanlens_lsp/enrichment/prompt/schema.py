@@ -214,6 +214,9 @@ class SpanBounds:
     #: The span raises an exception that escapes it (see :func:`.certain.raises_certain`):
     #: ``pitfalls`` must hold an entry.
     raises_certain: bool = False
+    #: A class or struct: it returns nothing of its own, so ``outputs`` holds no entry (a
+    #: small model gave a class its method's return type, and repeated it when told why).
+    container: bool = False
 
 
 def bounded_schema(
@@ -287,7 +290,9 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
                 key: {
                     "type": "array",
                     "items": text(item_chars),
-                    "maxItems": min(items, LIST_CAPS[key]),
+                    "maxItems": 0
+                    if key == "outputs" and span.container
+                    else min(items, LIST_CAPS[key]),
                     **({"minItems": 1} if lists_min.get(key) else {}),
                 }
                 for key in ("outputs", "side_effects", "pitfalls")
