@@ -169,6 +169,17 @@ examples:
   spanlens show src/app/cli.py:42"""
 
 
+def _file_filter(parser: argparse.ArgumentParser, flag: str, what: str) -> None:
+    """A repeatable ``flag PATH`` that limits a command to files (relative to the current
+    folder), as ``enrich --only``, ``embed --only`` and ``docgen --file`` take it."""
+    parser.add_argument(
+        flag,
+        action="append",
+        metavar="PATH",
+        help=f"{what} (repeatable; relative to the current folder)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from spanlens_lsp import __version__
@@ -267,12 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="enrich at most N pending spans")
     p.add_argument("--tier", metavar="T", help="start every span at tier T")
     p.add_argument("--retry-failed", action="store_true", help="retry spans marked failed")
-    p.add_argument(
-        "--only",
-        action="append",
-        metavar="PATH",
-        help="enrich only spans of this file (repeatable; relative to the current folder)",
-    )
+    _file_filter(p, "--only", "enrich only spans of this file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command(
@@ -283,12 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "spanlens embed --only src/app/cli.py --json",
     )
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-    p.add_argument(
-        "--only",
-        action="append",
-        metavar="PATH",
-        help="embed only spans of this file (repeatable; relative to the current folder)",
-    )
+    _file_filter(p, "--only", "embed only spans of this file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command(
@@ -299,12 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         "spanlens docgen --file src/app/cli.py",
     )
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-    p.add_argument(
-        "--file",
-        action="append",
-        metavar="PATH",
-        help="only this file's doc (repeatable; relative to the current folder)",
-    )
+    _file_filter(p, "--file", "only this file's doc")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--dry-run", action="store_true", help="list the docs and model calls it would make"
