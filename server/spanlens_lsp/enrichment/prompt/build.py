@@ -101,8 +101,10 @@ TEMPLATE_TOKENS_PER_MESSAGE = 8
 
 def single_prompt_tokens(source: SpanSource) -> int:
     """Estimated context a single-span prompt with the whole span needs, reply included."""
-    _, reply = bounded_schema([span_bounds(source)])
-    return _SYSTEM_TOKENS + estimate_tokens(_user_message([source], {}, 99)) + reply
+    context = source.validation_context()
+    _, reply = bounded_schema([span_bounds(source, context)])
+    user = _user_message([source], [context], {}, 99)
+    return _SYSTEM_TOKENS + estimate_tokens(user) + reply
 
 
 def with_more_reply_room(prompt: Prompt) -> Prompt | None:
@@ -154,9 +156,10 @@ def _short_reason(reason: str) -> str:
     return text if len(text) <= REJECTION_CHARS else text[: REJECTION_CHARS - 1] + "…"
 
 
-def span_bounds(source: SpanSource) -> SpanBounds:
-    """What the reply schema of ``source`` is bounded by (id, parameters, file lines)."""
-    context = source.validation_context()
+def span_bounds(source: SpanSource, context: SpanContext | None = None) -> SpanBounds:
+    """What the reply schema of ``source`` is bounded by (id, parameters, file lines);
+    ``context`` is its :meth:`~SpanSource.validation_context` when the caller has it."""
+    context = context or source.validation_context()
     return SpanBounds(
         source.span.id,
         context.params,
@@ -183,7 +186,9 @@ def build_prompt(
     estimated tokens of an earlier build).
     """
     batch = len(sources) > 1
-    spans = [span_bounds(s) for s in sources]
+    # Built once: the bounds, every draft of the user message and the validator read them.
+    contexts = [s.validation_context() for s in sources]
+    spans = [span_bounds(s, c) for s, c in zip(sources, contexts, strict=True)]
     full, floor = bounded_schema(spans, 0)
     words = summary_words(full)
 
@@ -194,22 +199,22 @@ def build_prompt(
 
     budgets: dict[int, int] = {}
     with_context = True
-    user = _user_message(sources, budgets, words)
+    user = _user_message(sources, contexts, budgets, words)
     total = tokens(user)
     if context_tokens is not None and total + floor > context_tokens:
         with_context = False
-        user = _user_message(sources, budgets, words, context=False)
+        user = _user_message(sources, contexts, budgets, words, context=False)
         total = tokens(user)
     if context_tokens is not None and total + floor > context_tokens:
-        overhead = tokens(_user_message(sources, {}, words, code=False, context=False))
+        overhead = tokens(_user_message(sources, contexts, {}, words, code=False, context=False))
         code_room = max(64, int((context_tokens - floor - overhead) / ratio))
         budgets = {s.span.id: max(32, code_room // len(sources)) for s in sources}
-        user = _user_message(sources, budgets, words, context=False)
+        user = _user_message(sources, contexts, budgets, words, context=False)
         total = tokens(user)
     reply_room = None if context_tokens is None else context_tokens - total
     schema, bound = bounded_schema(spans, reply_room)
     # The word count asked for follows the schema's summary bound (same digits, same length).
-    user = _user_message(sources, budgets, summary_words(schema), context=with_context)
+    user = _user_message(sources, contexts, budgets, summary_words(schema), context=with_context)
     return Prompt(
         messages=[
             {"role": "system", "content": SYSTEM_PROMPT},
@@ -218,7 +223,7 @@ def build_prompt(
         schema=schema,
         schema_name="spanlens_batch" if batch else "spanlens_enrichment",
         max_tokens=min(_MAX_REPLY_TOKENS, bound),
-        contexts=[s.validation_context() for s in sources],
+        contexts=contexts,
         tokens=total,
         excerpted=tuple(budgets),
         context_tokens=context_tokens,
@@ -234,6 +239,7 @@ def prompt_text(prompt: Prompt) -> str:
 
 def _user_message(
     sources: list[SpanSource],
+    contexts: list[SpanContext],
     budgets: dict[int, int],
     words: int,
     code: bool = True,
@@ -254,28 +260,27 @@ def _user_message(
         parts.append(_BATCH_INSTRUCTIONS.replace("{words}", str(words)))
         parts += [
             f"Span {source.span.id} (`{source.span.name}`): {known}"
-            for source in sources
-            if (known := known_from_code(source))
+            for source, ctx in zip(sources, contexts, strict=True)
+            if (known := known_from_code(ctx))
         ]
     else:
-        known = known_from_code(sources[0])
+        known = known_from_code(contexts[0])
         parts.append(_subject(sources[0], words) + (f" {known}" if known else ""))
     request = {
         "mode": "batch" if len(sources) > 1 else "single",
-        "spans": [_request_entry(s) for s in sources],
+        "spans": [_request_entry(s, c) for s, c in zip(sources, contexts, strict=True)],
     }
     parts.append(f"{REQUEST_OPEN}{json.dumps(request, ensure_ascii=False)}{REQUEST_CLOSE}")
     return "\n\n".join(parts)
 
 
-def known_from_code(source: SpanSource) -> str:
+def known_from_code(ctx: SpanContext) -> str:
     """What the code makes certain that a small model most often leaves out, said before it
     answers ("Known from the code: the code has file_io, so side_effects names it; the code
     raises ValueError (line 13), so pitfalls says when."), or "". The reply schema demands an
     entry for each and the validator rejects a reply without one (the same predicates), so
     saying it up front saves the retry that would say it after a rejection (measured with
     Qwen2.5-Coder-1.5B: forced to write an entry, it wrote "none", which is dropped)."""
-    ctx = source.validation_context()
     said = []
     effect = effects_certain(ctx)
     if effect:
@@ -312,14 +317,14 @@ def _owner_kind(source: SpanSource) -> str:
     return "type"
 
 
-def _request_entry(source: SpanSource) -> dict[str, Any]:
+def _request_entry(source: SpanSource, context: SpanContext) -> dict[str, Any]:
     span = source.span
     params = span.facts.get("params")
     if isinstance(params, list):
         names: list[str] | None = [str(p.get("name", "")) for p in params if isinstance(p, dict)]
     else:
         # A class's inputs are its constructor's parameters, where the code makes them certain.
-        known = source.validation_context().params
+        known = context.params
         names = list(known) if known is not None else None
     return {
         "span_id": span.id,
