@@ -16,9 +16,9 @@ from enum import Enum
 # "enriched at this version"): the store, presentation and every layer above ask for it.
 
 #: Version of the enrichment JSON schema (:mod:`spanlens_lsp.enrichment.prompt.schema`).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Version of the prompts that produce it (:mod:`spanlens_lsp.enrichment.prompt.build`).
-PROMPT_VERSION = 5
+PROMPT_VERSION = 6
 #: What the store keys enrichments by, with the content hash.
 ENRICHMENT_VERSION = f"s{SCHEMA_VERSION}.p{PROMPT_VERSION}"
 

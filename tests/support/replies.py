@@ -20,8 +20,8 @@ from typing import Any
 
 from tests.support.standin import RecordedRequest, Reply
 
-from spanlens_lsp.enrichment.prompt.certain import call_effects, own_state_writes
-from spanlens_lsp.enrichment.prompt.source import context_for
+from spanlens_lsp.enrichment.prompt.certain import call_effects, nothing_returned, own_state_writes
+from spanlens_lsp.enrichment.prompt.source import SpanContext, context_for
 from spanlens_lsp.indexing.languages import get_extractor
 from spanlens_lsp.indexing.source import normalise_source
 
@@ -85,22 +85,36 @@ def code_facts(request: RecordedRequest, span_id: int) -> dict[str, Any]:
         spans = extractor.extract(normalise_source(wrapped.encode())).spans
         for span in spans:
             if span.start_line == first and span.facts is not None:
-                changes = changes_own_state(request, span_id, span.facts)
-                return {**span.facts, "changes_own_state": changes} if changes else span.facts
+                ctx = shown_context(request, span_id, span.facts, language.strip())
+                seen = {
+                    "changes_own_state": bool(own_state_writes(ctx)),
+                    "returns_no_value": nothing_returned(ctx) is not None,
+                }
+                return {**span.facts, **{k: True for k, v in seen.items() if v}}
     return {}
 
 
-def changes_own_state(request: RecordedRequest, span_id: int, facts: dict[str, Any]) -> bool:
-    """Whether the code shown for ``span_id`` changes its own object (``self.x = ...``,
-    ``self.items.pop()``, ``this.counts.clear()`` in a method, not a constructor), which a
-    perfect model names as a side effect. The product's own rule decides, on what the prompt
-    shows (the span's name, its class as context, its code)."""
+def shown_context(
+    request: RecordedRequest, span_id: int, facts: dict[str, Any], language: str = ""
+) -> SpanContext:
+    """What the product's rules judge the code shown for ``span_id`` by (its name, its class
+    as context, its code), for a perfect model to say what they see: that it changes its own
+    object (``self.x = ...``, ``this.counts.clear()`` in a method, not a constructor), which it
+    names as a side effect; that it returns no value, which it gives no output."""
     content = request.messages[-1].get("content", "")
     parsed = parse_request(request) or {"spans": []}
     name = next((s["name"] for s in parsed["spans"] if s["span_id"] == span_id), "")
     code = "\n".join(span_code(request, span_id))
-    ctx = context_for(span_id, 1, code.count("\n") + 1, facts, code, name=name, context=content)
-    return bool(own_state_writes(ctx))
+    return context_for(
+        span_id,
+        1,
+        code.count("\n") + 1,
+        facts,
+        code,
+        name=name,
+        context=content,
+        language=language,
+    )
 
 
 def request_span_ids(request: RecordedRequest) -> list[int]:
@@ -118,7 +132,7 @@ def valid_enrichment(span: dict[str, Any], facts: dict[str, Any] | None = None) 
     facts = facts or span.get("facts") or {}
     # A perfect model says what the parser knows: no output for `-> None`, and the effects
     # the facts show (validation rejects "none" for code that writes, prints or spawns).
-    returns_nothing = facts.get("returns") in ("None", "void")
+    returns_nothing = facts.get("returns") in ("None", "void") or facts.get("returns_no_value")
     changes = bool(facts.get("changes_own_state"))
     effects = facts.get("side_effects")
     if effects is None:  # Go, TypeScript: what their well-known calls certainly do

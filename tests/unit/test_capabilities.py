@@ -249,6 +249,17 @@ def test_doctor_text_names_form_context_and_validity(
     assert "replies valid" in out
 
 
+def _find_key(node: Any, key: str) -> Any:
+    """The first value under ``key`` anywhere in ``node`` (a JSON tree), or None."""
+    if isinstance(node, dict):
+        if key in node:
+            return node[key]
+        node = list(node.values())
+    if isinstance(node, list):
+        return next((v for v in (_find_key(n, key) for n in node) if v is not None), None)
+    return None
+
+
 async def test_a_litellm_proxy_routing_one_name_to_two_llama_cpp_servers(tmp_path: Path) -> None:
     from tests.support.litellm_standin import LiteLLMProxyStandin
 
@@ -278,7 +289,9 @@ async def test_a_litellm_proxy_routing_one_name_to_two_llama_cpp_servers(tmp_pat
     # Bounds, patterns and the repetition control reach llama.cpp through the proxy.
     formats = [json.dumps(r["response_format"]) for r in upstream]
     assert all('"maxLength"' in f for f in formats)
-    assert sum('"pattern"' in f for f in formats) == 3  # ping() has no parameter to name
+    assert all('"pattern"' in f for f in formats)  # outputs and side effects, in every one
+    inputs = [json.dumps(_find_key(r["response_format"], "inputs")) for r in upstream]
+    assert sum('"pattern"' in f for f in inputs) == 3  # ping() has no parameter to name
     assert all(r["repeat_penalty"] == 1.1 for r in upstream)
     assert len(stored(tmp_path)) == 4
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from tests.support.replies import valid_reply
 from tests.support.sources import indexed_sources
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
@@ -36,7 +37,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus" / "quality"
 
 
 def _sources(tmp_path: Path) -> dict[str, SpanSource]:
-    for name in ("inventory.py", "store.go"):
+    for name in ("inventory.py", "store.go", "format.ts"):
         shutil.copy(CORPUS / name, tmp_path / name)
     return {s.span.name: s for s in indexed_sources(tmp_path)}
 
@@ -62,15 +63,24 @@ def test_the_schema_demands_what_the_validator_would_reject_as_none(tmp_path: Pa
     for name in ("NewCache", "slugify", "load_config"):
         assert _props(sources[name])["outputs"].get("minItems") == 1, name
         assert output_errors([], sources[name].validation_context()), name
-    for name in ("Inventory.save", "Inventory.add"):
-        assert "minItems" not in _props(sources[name])["outputs"], name
+    # Code that returns no value (no `return` of one, nothing declared, or `void`) is
+    # allowed no output, and one it is given is false.
+    for name in ("Inventory.save", "Inventory.add", "Counter.reset", "logEvent"):
+        outputs = _props(sources[name])["outputs"]
+        assert "minItems" not in outputs and outputs["maxItems"] == 0, name
         assert output_errors([], sources[name].validation_context()) == [], name
-    # An exception the span raises and lets escape demands a pitfall; code that raises
-    # nothing (or only inside a try) does not.
-    for name in ("parse_duration", "Inventory.add", "run_command"):
+        assert output_errors(["count: how many"], sources[name].validation_context()), name
+    # An exception the span raises and lets escape demands a pitfall, and so does a call
+    # whose failure or effect reaches the caller (a file opened for writing is replaced,
+    # urlopen raises, JSON.stringify throws on a cycle, os.Create truncates); code that
+    # does neither (or only inside a try) demands none.
+    for name in (
+        *("parse_duration", "Inventory.add", "run_command", "Inventory.save", "fetch_text"),
+        *("logEvent", "WriteLines", "formatBytes"),
+    ):
         assert _props(sources[name])["pitfalls"].get("minItems") == 1, name
         assert pitfall_errors([], sources[name].validation_context()), name
-    for name in ("slugify", "Inventory.total", "Inventory.save", "NewCache"):
+    for name in ("slugify", "Inventory.total", "NewCache", "ReadLines", "Cache.Get", "Clamp"):
         assert "minItems" not in _props(sources[name])["pitfalls"], name
         assert pitfall_errors([], sources[name].validation_context()) == [], name
 
@@ -226,3 +236,44 @@ def test_a_class_or_struct_is_given_no_output(tmp_path: Path) -> None:
         assert output_errors([], sources[name].validation_context()) == [], name
     # Its methods keep theirs.
     assert _props(sources["Counter.get"])["outputs"]["minItems"] == 1
+
+
+def _matches(pattern: str, text: str) -> bool:
+    """Whether ``text`` keeps to the schema ``pattern`` (as a JSON Schema validator reads it)."""
+    schema = {"type": "string", "pattern": pattern}
+    return jsonschema.Draft202012Validator(schema).is_valid(text)
+
+
+def test_an_output_says_what_it_means_and_an_effect_is_something_done(tmp_path: Path) -> None:
+    """Qwen2.5-Coder-1.5B wrote a bare type as the output of most typed functions (`int`,
+    `string[]`, `*Cache`) and a return or raise as a side effect (`returns next`, `Raises
+    ValueError if count <= 0`, `defer: ensures the file is closed`): the grammar an engine
+    builds from the schema allows neither."""
+    sources = _sources(tmp_path)
+    outputs = _props(sources["Clamp"])["outputs"]["items"]["pattern"]
+    assert not _matches(outputs, "int")
+    assert not _matches(outputs, "string, error")
+    assert _matches(outputs, "int: v limited to the range [lo, hi]")
+    effects = _props(sources["Inventory.add"])["side_effects"]["items"]["pattern"]
+    for said in ("returns next", "Raises ValueError if count <= 0", "defer: ensures it closes"):
+        assert not _matches(effects, said), said
+    for said in ("changes `self.items[name]`", "Writes the items to `path`", "sends a request"):
+        assert _matches(effects, said), said
+    # The prompt says so, in the instructions every span shares.
+    system = str(build_prompt([sources["Clamp"]]).messages[0]["content"])
+    assert '"value: what it means to the caller"' in system
+    assert "one entry each, starting with that verb and naming what the code acts on" in system
+    # No example to copy: Qwen2.5-Coder-1.5B wrote an example effect ("changes `self.items`")
+    # into most replies, for functions that have no `self`.
+    assert "`self.items`" not in system and "`path`" not in system
+
+
+def test_a_retry_does_not_quote_the_rejected_text_back(tmp_path: Path) -> None:
+    """A retry that quoted a cut entry (`'s or connection failures. It should be a'`) got the
+    fragment back as a pitfall and a side effect: the reason is said, the text is not."""
+    source = _sources(tmp_path)["slugify"]
+    prompt = build_prompt([source])
+    reason = "pitfalls entry is cut (ends with 'a'): 's or connection failures. It should be a'"
+    asked = with_rejection(prompt, {source.span.id: [reason]})
+    note = str(asked.messages[-1]["content"]).rsplit("\n\n", 1)[1]
+    assert note == f"{REJECTION_PREFIX}pitfalls entry is cut (ends with 'a'). Answer again."

@@ -37,7 +37,7 @@ def good(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "summary": "Adds two numbers and returns their sum.",
         "inputs": ["a: first addend", "b: second addend, defaults to 1"],
-        "outputs": ["the sum"],
+        "outputs": ["sum: the sum of a and b"],
         "side_effects": [],
         "pitfalls": ["no type checks"],
         "tags": ["math"],

@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens_lsp.enrichment.prompt.certain import effects_certain, output_certain, raises_certain
+from spanlens_lsp.enrichment.prompt.certain import (
+    effects_certain,
+    nothing_returned,
+    output_certain,
+    pitfall_certain,
+)
 from spanlens_lsp.enrichment.prompt.excerpts import (
     estimate_tokens,
     excerpt_lines,
@@ -47,10 +53,12 @@ Reply with one JSON object and nothing else:
 described as itself, never as its class.
 - "inputs": for each parameter, "name: what the caller passes for it", the meaning and not \
 the type.
-- "outputs": what it returns or yields; [] when it returns nothing.
-- "side_effects": what it does beyond computing its return value, naming each file, stream, \
-process, network call, object or state it opens, reads, writes, sends, spawns or changes; [] \
-when the code shows none.
+- "outputs": what it returns or yields, each as "value: what it means to the caller"; [] \
+when it returns nothing.
+- "side_effects": what it does beyond computing its return value: each file, stream, \
+process, network call, object or state it opens, reads, writes, sends, spawns or changes, \
+one entry each, starting with that verb and naming what the code acts on; never a return \
+value or an exception; [] when the code shows none.
 - "pitfalls": surprises the code shows for a caller, such as an exception it lets escape or \
 an input it mishandles; [] when there are none.
 - "tags": one to three lowercase topic words.
@@ -151,8 +159,14 @@ def with_rejection(prompt: Prompt, reasons: dict[int, list[str]]) -> Prompt:
     return dataclasses.replace(prompt, messages=messages, tokens=tokens)
 
 
+#: A reason's closing quote of the model's own text (``...is cut: 's or connection fail'``):
+#: repeated to the model, it was copied back as an entry.
+_QUOTED_TAIL = re.compile(r":\s*'[^']*'?$")
+
+
 def _short_reason(reason: str) -> str:
     text = clean_text(reason, one_line=True).strip().rstrip(".")
+    text = _QUOTED_TAIL.sub("", text).rstrip()
     return text if len(text) <= REJECTION_CHARS else text[: REJECTION_CHARS - 1] + "…"
 
 
@@ -167,7 +181,8 @@ def span_bounds(source: SpanSource, context: SpanContext | None = None) -> SpanB
         source.last_line,
         effects_certain=effects_certain(context) is not None,
         returns_something=output_certain(context) is not None,
-        raises_certain=raises_certain(context) is not None,
+        pitfall_certain=pitfall_certain(context) is not None,
+        nothing_returned=nothing_returned(context) is not None,
         container=context.container,
     )
 
@@ -285,9 +300,9 @@ def known_from_code(ctx: SpanContext) -> str:
     effect = effects_certain(ctx)
     if effect:
         said.append(f"{effect}, so side_effects names it")
-    raised = raises_certain(ctx)
-    if raised:
-        said.append(f"{raised}, so pitfalls says when")
+    pitfall = pitfall_certain(ctx)
+    if pitfall:
+        said.append(f"{pitfall}, so pitfalls says when")
     return f"Known from the code: {'; '.join(said)}." if said else ""
 
 

@@ -354,3 +354,124 @@ def raises_certain(ctx: SpanContext) -> str | None:
         line = ctx.first_line + 1 + body.count("\n", 0, panic.start())
         return f"the code panics (line {line})"
     return None
+
+
+#: Calls whose failure or effect a caller must know of, by the line they sit on: each a
+#: pattern, what it makes certain, and whether a ``try`` around it (Python), a try/catch in
+#: the span (TypeScript, JavaScript) or nothing (Go: its errors are returned, but a file it
+#: creates replaces an existing one) keeps it from the caller. Checked in order, first match
+#: wins. Seen in the fourth quality run: ``pitfalls: []`` for ``open(path, "w")``, ``urlopen``,
+#: ``JSON.stringify`` and ``os.Create``, each reviewed as leaving out what bites.
+RISKY_CALLS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    # Python
+    (
+        re.compile(r"\bopen\([^)\n]*,\s*(?:mode\s*=\s*)?[\"'][wW]b?\+?[\"']"),
+        "py",
+        "replaces an existing file",
+    ),
+    (re.compile(r"(?<![\w.])open\("), "py", "raises OSError when the file cannot be opened"),
+    (re.compile(r"\bjson\.loads?\("), "py", "raises ValueError on malformed JSON"),
+    (re.compile(r"\burlopen\("), "py", "raises URLError when the request fails"),
+    (
+        re.compile(r"\bsubprocess\.\w+\([^\n]*\btimeout\s*="),
+        "py",
+        "raises TimeoutExpired when the command runs too long",
+    ),
+    (
+        re.compile(r"\bsubprocess\.check_(?:call|output)\(|\bcheck\s*=\s*True"),
+        "py",
+        "raises CalledProcessError when the command fails",
+    ),
+    # TypeScript, JavaScript
+    (re.compile(r"\bwriteFile(?:Sync)?\("), "js", "replaces an existing file"),
+    (re.compile(r"\breadFile(?:Sync)?\("), "js", "throws when the file cannot be read"),
+    (re.compile(r"\bJSON\.parse\("), "js", "throws SyntaxError on malformed JSON"),
+    (re.compile(r"\bJSON\.stringify\("), "js", "throws TypeError on a cyclic or BigInt value"),
+    (re.compile(r"(?<![\w.])fetch\("), "js", "rejects when the request fails"),
+    # Go
+    (re.compile(r"\bos\.(?:Create|WriteFile)\("), "go", "replaces an existing file"),
+)
+_GO_FUNC = re.compile(r"^\s*func\b")
+_JS_FUNC = re.compile(r"\bfunction\b|^\s*(?:export\s+)?(?:default\s+)?(?:async\s+)?class\b")
+
+
+_LANGUAGES = {"python": "py", "go": "go", "typescript": "js", "tsx": "js", "javascript": "js"}
+
+
+def _language(ctx: SpanContext) -> str | None:
+    """ "py", "go" or "js" (TypeScript, JavaScript) for the checks that read code by language,
+    or None for another language. Without :attr:`SpanContext.language` it is told from the
+    code: Python facts list raises, a Go span starts with ``func``, a TypeScript or
+    JavaScript one is a ``function`` or a ``class``."""
+    if ctx.language:
+        return _LANGUAGES.get(ctx.language)
+    if ctx.raises is not None:
+        return "py"
+    if _GO_FUNC.match(ctx.code):
+        return "go"
+    if _JS_FUNC.search(ctx.code.split("\n", 1)[0]):
+        return "js"
+    return None
+
+
+def risky_call(ctx: SpanContext) -> str | None:
+    """Why "no pitfalls" is false for the span by a call it makes (:data:`RISKY_CALLS`):
+    "open(...) on line 14 raises OSError when the file cannot be opened", or None when no such
+    call escapes it (inside a ``try``, a nested function, a span with try/catch)."""
+    language = _language(ctx)
+    if language is None or ctx.container:
+        return None
+    lines = ctx.code.split("\n")
+    body = "\n".join(lines[1:])
+    if language == "js" and (_TRY_CATCH.search(body) or _NESTED_FUNCTION.search(body)):
+        return None
+    header = 0
+    if language == "py":
+        header = next((i for i, line in enumerate(lines) if _OTHER_SCOPE.match(line.strip())), 0)
+    for index in range(header + 1, len(lines)):
+        code = lines[index].split("#", 1)[0] if language == "py" else lines[index]
+        if code.lstrip().startswith(("//", "*")):
+            continue
+        for pattern, lang, what in RISKY_CALLS:
+            found = pattern.search(code) if lang == language else None
+            if found is None:
+                continue
+            if language == "py" and not _escaping_raise(lines, header, index):
+                break
+            call = found.group(0).split("(", 1)[0].strip()
+            return f"{call}() on line {ctx.first_line + index} {what}"
+    return None
+
+
+def pitfall_certain(ctx: SpanContext) -> str | None:
+    """Why "no pitfalls" (``pitfalls: []``) is false for the span: an exception it raises and
+    lets escape (:func:`raises_certain`), else a call whose failure or effect reaches the
+    caller (:func:`risky_call`); None when the code shows neither."""
+    return raises_certain(ctx) or risky_call(ctx)
+
+
+def nothing_returned(ctx: SpanContext) -> str | None:
+    """Why an output is false for the span ("the code declares -> None", "the code returns
+    no value"), or None when it may return something. Certain for a declared nothing (``None``,
+    ``void``), and, with nothing declared, for a Python, Go or TypeScript/JavaScript
+    ``function`` with no ``return`` of a value, no ``yield``, no arrow function or lambda
+    (whose value is returned without ``return``) and no nested function. A class is judged
+    by :attr:`SpanContext.container`."""
+    if ctx.container:
+        return None
+    declared = (ctx.returns or "").strip()
+    if declared:
+        if re.sub(r"\s+", "", declared) in _NOTHING_DECLARED and declared != "never":
+            return f"the code declares -> {declared}"
+        return None
+    language = _language(ctx)
+    if language is None or (language == "js" and not _JS_FUNC.search(ctx.code.split("\n")[0])):
+        return None
+    body = ctx.code.split("\n", 1)[1] if "\n" in ctx.code else ""
+    if "=>" in ctx.code or re.search(r"\b(?:yield|lambda)\b", ctx.code):
+        return None
+    if _NESTED_FUNCTION.search(body) or "\n" not in ctx.code:
+        return None
+    if any(value not in _NO_VALUE for value in return_values(body)):
+        return None
+    return "the code returns no value"

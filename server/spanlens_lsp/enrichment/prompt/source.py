@@ -54,6 +54,9 @@ class SpanContext:
     #: Whether the span is a class, struct or the like (its facts list members): calling it
     #: returns nothing but an instance.
     container: bool = False
+    #: The span's language as indexed (``python``, ``go``, ``typescript``); "" when not
+    #: known, and then told from the code where a check needs it.
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class SpanSource:
             name=self.span.name,
             context=self.context,
             names=self.names,
+            language=self.span.language,
         )
 
     def stored_context(self) -> SpanContext:
@@ -126,6 +130,7 @@ def context_for(
     name: str = "",
     context: str = "",
     names: Names | None = None,
+    language: str = "",
 ) -> SpanContext:
     """Build a :class:`SpanContext` from a span's 1-based line range, facts, name, enclosing
     ``context`` text and the :class:`~.names.Names` of its file and workspace."""
@@ -165,6 +170,7 @@ def context_for(
         owner_class=owner.rpartition(".")[2] if is_method else None,
         raises=tuple(str(r) for r in raises) if isinstance(raises, list) else None,
         container=isinstance(facts.get("members"), list),
+        language=language,
     )
 
 

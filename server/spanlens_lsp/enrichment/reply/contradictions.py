@@ -27,11 +27,15 @@ judge (an untyped return, a call into unknown code, a free-form phrase):
   (``string: the output`` for ``-> error``); for a class or struct, an output written as a
   bare type other than its own (``number`` for ``Counter``, ``map[string]string`` for Go's
   ``Cache``). ``Any``/``object``/``unknown`` returns, type
-  variables and prose outputs are never judged.
+  variables and prose outputs are never judged. An output for a function that returns no
+  value (no ``return`` of one, no ``yield``, no lambda or nested function:
+  :func:`~spanlens_lsp.enrichment.prompt.certain.nothing_returned`).
 - **No pitfall.** ``pitfalls`` empty while the span raises an exception that escapes it
   (a ``raise`` outside every ``try`` body, a ``throw`` in code without ``try``/``catch``, a
-  Go ``panic`` without ``recover``:
-  :func:`~spanlens_lsp.enrichment.prompt.certain.raises_certain`, shared with the schema).
+  Go ``panic`` without ``recover``), or makes a call whose failure or effect reaches its
+  caller (``open``, ``json.loads``, ``urlopen``, ``fetch``, ``JSON.parse``, ``os.Create``
+  outside a ``try``: :func:`~spanlens_lsp.enrichment.prompt.certain.pitfall_certain`, shared
+  with the schema).
 - **Subject.** A method's summary whose subject is its class ("The ``_LazyFile`` class is ...").
 - **Prompt echo.** Text copied from the prompt's own field instructions (read from
   :data:`~spanlens_lsp.enrichment.prompt.build.SYSTEM_PROMPT`, so the check follows the prompt) or
@@ -56,12 +60,14 @@ from spanlens_lsp.enrichment.prompt.certain import (
     claimed_effect,
     effects_certain,
     effects_ruled_out,
+    nothing_returned,
     output_certain,
-    raises_certain,
+    pitfall_certain,
     return_values,
 )
 from spanlens_lsp.enrichment.prompt.source import SpanContext
 from spanlens_lsp.enrichment.reply import grounding
+from spanlens_lsp.enrichment.reply.parse import open_brackets
 
 _MUTATION = re.compile(
     r"\b(?:mutat\w*|modif\w*|chang\w*|alter\w*)\b[^.;]{0,40}\b(?:arguments?|parameters?|inputs?)\b"
@@ -211,11 +217,12 @@ def _mutates_a_parameter(params: list[str], targets: list[str], calls: tuple[str
 
 def pitfall_errors(pitfalls: list[str], ctx: SpanContext) -> list[str]:
     """ "No pitfall" for a span that raises an exception it lets escape (the prompt names that a
-    pitfall); what the entries say is not judged."""
+    pitfall) or makes a call whose failure or effect reaches its caller (``open``, ``fetch``,
+    ``os.Create``); what the entries say is not judged."""
     if pitfalls:
         return []
-    # The reply schema demands an entry by the same predicate (``raises_certain``).
-    reason = raises_certain(ctx)
+    # The reply schema demands an entry by the same predicate (``pitfall_certain``).
+    reason = pitfall_certain(ctx)
     return [f"pitfalls claims none, but {reason}"] if reason else []
 
 
@@ -251,6 +258,11 @@ def output_errors(outputs: list[str], ctx: SpanContext) -> list[str]:
                 return [f"outputs claims {item[:40]!a}, but the method returns self"]
     declared = (ctx.returns or "").strip()
     if not declared:
+        # The reply schema allows no entry by the same predicate (``nothing_returned``).
+        nothing = nothing_returned(ctx)
+        claimed = [item for item in outputs if not _NONE_WORDS.search(item)]
+        if nothing and claimed:
+            return [f"outputs claims {claimed[0][:40]!a}, but {nothing}"]
         return []
     if declared in _NOTHING_RETURNED:
         claimed = [item for item in outputs if not _NONE_WORDS.search(item)]
@@ -506,16 +518,9 @@ def cut_item_errors(data: dict[str, Any]) -> list[str]:
             if reason:
                 return [f"{key} entry is cut ({reason}): {str(item)[-40:]!a}"]
     snippet = data.get("usage_snippet")
-    if isinstance(snippet, str) and _open_brackets(snippet):
+    if isinstance(snippet, str) and open_brackets(snippet):
         return [f"usage_snippet is cut (an open bracket): {snippet[-40:]!a}"]
     return []
-
-
-def _open_brackets(code: str) -> bool:
-    depth = 0
-    for char in code:
-        depth += (char in "([{") - (char in ")]}")
-    return depth > 0
 
 
 # ----------------------------------------------------------------------------- other scripts

@@ -144,4 +144,17 @@ def _repair_snippet(snippet: str) -> tuple[str | None, str | None]:
     if len(lines) > MAX_SNIPPET_LINES:
         text = "\n".join(lines[:MAX_SNIPPET_LINES])
         note = f"usage_snippet: clamped to {MAX_SNIPPET_LINES} lines"
+    if open_brackets(text):
+        # An example call cut at its length bound (``err := c.Put(``) is no example, and the
+        # field may be null: dropped rather than asked again (Qwen2.5-Coder-1.5B wrote the
+        # same over-long snippet for Go's `Cache.Put` in all six tries of one run).
+        return None, "usage_snippet: cut at its bound, dropped"
     return text, note
+
+
+def open_brackets(code: str) -> bool:
+    """Whether ``code`` leaves a bracket open (what a cut at a length bound leaves)."""
+    depth = 0
+    for char in code:
+        depth += (char in "([{") - (char in ")]}")
+    return depth > 0
