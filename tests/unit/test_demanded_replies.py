@@ -32,6 +32,7 @@ from spanlens_lsp.enrichment.reply.contradictions import (
     output_errors,
     pitfall_errors,
 )
+from spanlens_lsp.enrichment.reply.validate import validate_reply
 
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus" / "quality"
 
@@ -244,28 +245,51 @@ def _matches(pattern: str, text: str) -> bool:
     return jsonschema.Draft202012Validator(schema).is_valid(text)
 
 
-def test_an_output_says_what_it_means_and_an_effect_is_something_done(tmp_path: Path) -> None:
+def test_an_output_says_what_it_means(tmp_path: Path) -> None:
     """Qwen2.5-Coder-1.5B wrote a bare type as the output of most typed functions (`int`,
-    `string[]`, `*Cache`) and a return or raise as a side effect (`returns next`, `Raises
-    ValueError if count <= 0`, `defer: ensures the file is closed`): the grammar an engine
-    builds from the schema allows neither."""
+    `string[]`, `*Cache`): the grammar an engine builds from the schema does not allow it."""
     sources = _sources(tmp_path)
     outputs = _props(sources["Clamp"])["outputs"]["items"]["pattern"]
     assert not _matches(outputs, "int")
     assert not _matches(outputs, "string, error")
     assert _matches(outputs, "int: v limited to the range [lo, hi]")
-    effects = _props(sources["Inventory.add"])["side_effects"]["items"]["pattern"]
-    for said in ("returns next", "Raises ValueError if count <= 0", "defer: ensures it closes"):
-        assert not _matches(effects, said), said
-    for said in ("changes `self.items[name]`", "Writes the items to `path`", "sends a request"):
-        assert _matches(effects, said), said
-    # The prompt says so, in the instructions every span shares.
+    # The prompt says so, in the instructions every span shares, with no example to copy:
+    # the model wrote an example effect ("changes `self.items`") into most replies, for
+    # functions that have no `self`.
     system = str(build_prompt([sources["Clamp"]]).messages[0]["content"])
     assert '"value: what it means to the caller"' in system
-    assert "one entry each, starting with that verb and naming what the code acts on" in system
-    # No example to copy: Qwen2.5-Coder-1.5B wrote an example effect ("changes `self.items`")
-    # into most replies, for functions that have no `self`.
+    assert "never a return value or an exception" in system
     assert "`self.items`" not in system and "`path`" not in system
+    # Side effects get no verb pattern: forced to start with one, the model made effects up
+    # ("prints the contents of the file" for a function that reads one, "cancels the
+    # request" for a fetch).
+    assert "pattern" not in _props(sources["Inventory.add"])["side_effects"]["items"]
+
+
+def test_a_return_or_raise_told_as_a_side_effect_is_dropped(tmp_path: Path) -> None:
+    """ "returns next" and "Raises ValueError if count <= 0" were written as side effects:
+    they claim nothing done (the outputs and pitfalls say them), so they are dropped, and
+    what remains is judged as usual."""
+    context = _sources(tmp_path)["Inventory.add"].validation_context()
+    reply = {
+        "summary": "Adds count items called name.",
+        "inputs": ["name: the item", "count: how many to add"],
+        "outputs": [],
+        "side_effects": ["changes self.items[name]", "Raises ValueError if count <= 0"],
+        "pitfalls": ["raises ValueError when count is not positive"],
+        "tags": [],
+        "usage_snippet": None,
+        "evidence": [],
+    }
+    result = validate_reply(json.dumps(reply), context)
+    assert result.ok and result.data is not None, result.errors
+    assert result.data["side_effects"] == ["changes self.items[name]"]
+    assert "side_effects: returns and raises dropped" in result.repairs
+    # With nothing else said, "none" is left, and the method changes its object: rejected.
+    reply["side_effects"] = ["returns nothing", "throws on a bad count"]
+    assert validate_reply(json.dumps(reply), context).errors == [
+        "side_effects claims none, but the method changes self.items[name]"
+    ]
 
 
 def test_a_retry_does_not_quote_the_rejected_text_back(tmp_path: Path) -> None:

@@ -128,73 +128,6 @@ BATCH_SCHEMA: dict[str, Any] = {
     },
 }
 
-#: The verbs a side effect may start with (either case): what code does to a file, stream,
-#: process, network peer, object or state. Not "returns", "raises", "parses", "calls",
-#: "checks" or "ensures": those describe the result or the logic, not an effect.
-EFFECT_VERBS = (
-    "opens",
-    "reads",
-    "writes",
-    "creates",
-    "deletes",
-    "removes",
-    "renames",
-    "moves",
-    "copies",
-    "truncates",
-    "overwrites",
-    "replaces",
-    "appends",
-    "flushes",
-    "closes",
-    "changes",
-    "modifies",
-    "mutates",
-    "sets",
-    "updates",
-    "adds",
-    "inserts",
-    "stores",
-    "saves",
-    "clears",
-    "resets",
-    "increments",
-    "decrements",
-    "sends",
-    "posts",
-    "fetches",
-    "downloads",
-    "uploads",
-    "requests",
-    "connects",
-    "spawns",
-    "runs",
-    "executes",
-    "starts",
-    "stops",
-    "kills",
-    "prints",
-    "logs",
-    "emits",
-    "sleeps",
-    "waits",
-    "schedules",
-    "cancels",
-    "registers",
-    "caches",
-    "locks",
-    "unlocks",
-    "acquires",
-    "releases",
-    "reads",
-    "loads",
-    "consumes",
-    "drains",
-)
-EFFECT_VERB_PATTERN = "|".join(
-    f"[{verb[0]}{verb[0].upper()}]{verb[1:]}" for verb in dict.fromkeys(EFFECT_VERBS)
-)
-
 _WIRE_DROPPED = {"minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"}
 
 
@@ -302,9 +235,8 @@ def bounded_schema(
     one per parameter that must be described; ``side_effects`` and ``outputs`` hold at least
     one entry where "none" would be false (``effects_certain``, ``returns_something``, and
     ``pitfalls`` for ``pitfall_certain``), ``outputs`` none where nothing is returned (a class,
-    ``nothing_returned``); each output is "value: what it means" and each side effect starts
-    with an effect's verb (:data:`EFFECT_VERBS`), so that neither is a bare type or a return
-    or raise told again;
+    ``nothing_returned``); each output is "value: what it means", not a bare type (a
+    pattern);
     evidence lines lie within the span; a batch's ids are the request's ids. Sizes shrink
     (down to a quarter) until the bound fits ``room_tokens``. Only the ``keywords`` the engine
     enforces are kept; the bound is computed from the full schema either way, so a reply that
@@ -356,9 +288,6 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
             # A bare type says nothing the signature does not (a small model wrote `int`,
             # `string[]`, `*Cache` for most typed functions): an output says what it means.
             "outputs": f"^[^\\n]{{1,60}}: .{{8,{item_chars}}}$",
-            # An effect is something done: "returns next", "raises ValueError", "defer:
-            # ensures the file is closed" were written as side effects.
-            "side_effects": f"^({EFFECT_VERB_PATTERN}) .{{2,{item_chars}}}$",
         }
         props: dict[str, Any] = {
             "summary": text(summary),

@@ -78,6 +78,12 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             data[key] = [v for v in value if not _says_nothing(v)]
             repairs.append(f"{key}: 'none' items dropped")
         value = data.get(key)
+        if key == "side_effects" and isinstance(value, list) and any(map(_not_effect, value)):
+            # "returns next", "Raises ValueError if count <= 0": the outputs and pitfalls say
+            # those; as side effects they claim nothing done.
+            data[key] = [v for v in value if not _not_effect(v)]
+            repairs.append(f"{key}: returns and raises dropped")
+        value = data.get(key)
         if isinstance(value, list):
             # Saying a thing twice adds nothing: keep the first of each (near-)duplicate.
             data[key], repeats = grounding.dedupe(value)
@@ -103,6 +109,16 @@ def _says_nothing(item: Any) -> bool:
         return False
     text = item.strip().lower()
     return text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None
+
+
+#: A side-effect entry that tells a return value or an exception, not an effect.
+_RETURN_OR_RAISE = re.compile(
+    r"^\W*(?:returns?|raises?|throws?|yields?|rejects?|is returned|are returned)\b", re.I
+)
+
+
+def _not_effect(item: Any) -> bool:
+    return isinstance(item, str) and _RETURN_OR_RAISE.match(item) is not None
 
 
 #: List items that mean "there are none".
