@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 from tests.support.replies import valid_reply
 from tests.support.sources import indexed_sources
 from tests.support.standin import RecordedRequest, Reply, StandinModelServer
@@ -32,6 +33,7 @@ from spanlens_lsp.enrichment.reply.contradictions import (
     output_errors,
     pitfall_errors,
 )
+from spanlens_lsp.enrichment.reply.parse import repair
 from spanlens_lsp.enrichment.reply.validate import validate_reply
 
 CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus" / "quality"
@@ -284,7 +286,7 @@ def test_a_return_or_raise_told_as_a_side_effect_is_dropped(tmp_path: Path) -> N
     result = validate_reply(json.dumps(reply), context)
     assert result.ok and result.data is not None, result.errors
     assert result.data["side_effects"] == ["changes self.items[name]"]
-    assert "side_effects: returns and raises dropped" in result.repairs
+    assert "side_effects: returns, raises and computations dropped" in result.repairs
     # With nothing else said, "none" is left, and the method changes its object: rejected.
     reply["side_effects"] = ["returns nothing", "throws on a bad count"]
     assert validate_reply(json.dumps(reply), context).errors == [
@@ -301,3 +303,50 @@ def test_a_retry_does_not_quote_the_rejected_text_back(tmp_path: Path) -> None:
     asked = with_rejection(prompt, {source.span.id: [reason]})
     note = str(asked.messages[-1]["content"]).rsplit("\n\n", 1)[1]
     assert note == f"{REJECTION_PREFIX}pitfalls entry is cut (ends with 'a'). Answer again."
+
+
+@pytest.mark.parametrize(
+    ("field", "said", "dropped"),
+    [
+        # Seen in quality run 11 (Qwen2.5-Coder-1.5B, prompt v6).
+        ("side_effects", "next: Returns the new count after incrementing.", True),
+        ("side_effects", "json_load: parses the JSON data from the file", True),
+        ("side_effects", "JSON.stringify", True),
+        ("side_effects", "decodes the response using the specified encoding", True),
+        ("outputs", "error: Throws an Error if the HTTP request fails.", True),
+        # Effects and values, kept: a call on the object's own state is a change.
+        ("side_effects", "this.counts.clear()", False),
+        ("side_effects", "console.log", False),
+        ("side_effects", "json.load()", False),  # reads the handle it is given
+        ("side_effects", "network: Opens a network connection to send the request.", False),
+        ("outputs", "error: an error if the file could not be read", False),
+    ],
+)
+def test_what_belongs_to_another_field_is_dropped(field: str, said: str, dropped: bool) -> None:
+    data, repairs = repair(
+        {"side_effects": ["writes the file"], "outputs": ["value: v"]} | {field: [said]}
+    )
+    assert (data[field] == []) == dropped, data[field]
+    assert bool(repairs) == dropped, repairs
+
+
+def test_a_side_effect_that_lists_the_prompts_kinds_is_an_echo(tmp_path: Path) -> None:
+    """Run 11: "subprocess.run opens and reads from files, processes, networks, objects or
+    states" for `run_command`: the prompt's list said back (and "networks" is false)."""
+    context = _sources(tmp_path)["run_command"].validation_context()
+    reply = {
+        "summary": "Runs a command and returns its standard output.",
+        "inputs": ["args: the command and its arguments", "timeout: seconds to wait"],
+        "outputs": ["value: the command's standard output"],
+        "side_effects": [
+            "subprocess.run opens and reads from files, processes, networks, objects or states"
+        ],
+        "pitfalls": ["raises RuntimeError when the command fails"],
+        "tags": [],
+        "usage_snippet": None,
+        "evidence": [],
+    }
+    errors = validate_reply(json.dumps(reply), context).errors
+    assert errors and errors[0].startswith("side_effects lists the prompt's kinds of effect")
+    reply["side_effects"] = ["spawns the command as a child process and reads its output stream"]
+    assert validate_reply(json.dumps(reply), context).ok

@@ -210,6 +210,12 @@ _PURE_FORMATTING = re.compile(r"^fmt\.(?:Errorf|Sprintf|Sprint|Sprintln)$")
 _EXCEPTION_NAME = re.compile(r"(?:Error|Exception|Warning)$")
 
 
+def pure_module_call(call: str) -> bool:
+    """Whether ``call`` is a function of a pure standard module (``JSON.stringify``,
+    ``math.floor``, ``fmt.Sprintf``): no effect on anything, its receiver included."""
+    return bool(_PURE_MODULES.match(call) or _PURE_FORMATTING.match(call))
+
+
 def pure_call(call: str) -> bool:
     """Whether ``call`` (as the facts name it) cannot reach files, network, processes or the
     terminal: a pure builtin or standard function, an exception, a string or container

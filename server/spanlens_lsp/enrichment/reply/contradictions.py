@@ -444,11 +444,30 @@ def _texts(data: dict[str, Any], lists: tuple[str, ...]) -> list[tuple[str, str]
     ]
 
 
+#: The kinds of thing the prompt lists for side effects (file, stream, process, network,
+#: object, state): one entry naming four of them repeats the list, whatever its words
+#: ("subprocess.run opens and reads from files, processes, networks, objects or states").
+_EFFECT_KIND_WORDS = re.compile(
+    r"\b(?P<kind>file|stream|process|network|object|state)(?:s|es)?\b", re.IGNORECASE
+)
+_KINDS_LISTED = 4
+
+
+def lists_effect_kinds(item: str) -> bool:
+    """Whether a side-effect entry names :data:`_KINDS_LISTED` or more of the prompt's kinds
+    of effect (the prompt's list said back, not an effect of the code)."""
+    kinds = {m.group("kind").lower() for m in _EFFECT_KIND_WORDS.finditer(item)}
+    return len(kinds) >= _KINDS_LISTED
+
+
 def echo_errors(data: dict[str, Any]) -> list[str]:
     """Texts of ``data`` copied from the prompt's instructions."""
     for where, text in _texts(data, ("outputs", "side_effects", "pitfalls")):
         if echoes_prompt(text):
             return [f"{where} copies the prompt's instructions: {text[:40]!a}"]
+    for item in data["side_effects"]:
+        if lists_effect_kinds(str(item)):
+            return [f"side_effects lists the prompt's kinds of effect: {str(item)[:60]!a}"]
     for key in ("side_effects", "pitfalls"):
         items = [grounding.fold(i) for i in data[key]]
         if len(items) >= 2 and any(

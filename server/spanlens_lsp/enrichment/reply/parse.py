@@ -17,6 +17,7 @@ import json
 import re
 from typing import Any
 
+from spanlens_lsp.enrichment.prompt.certain import pure_module_call
 from spanlens_lsp.enrichment.prompt.schema import FIELDS, LIST_FIELDS, MAX_SNIPPET_LINES
 from spanlens_lsp.enrichment.reply import grounding
 
@@ -78,11 +79,14 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             data[key] = [v for v in value if not _says_nothing(v)]
             repairs.append(f"{key}: 'none' items dropped")
         value = data.get(key)
-        if key == "side_effects" and isinstance(value, list) and any(map(_not_effect, value)):
-            # "returns next", "Raises ValueError if count <= 0": the outputs and pitfalls say
-            # those; as side effects they claim nothing done.
-            data[key] = [v for v in value if not _not_effect(v)]
-            repairs.append(f"{key}: returns and raises dropped")
+        misplaced = _MISPLACED.get(key)
+        if misplaced and isinstance(value, list) and any(map(misplaced, value)):
+            # Side effects: "returns next", "Raises ValueError if count <= 0", "json_load:
+            # parses the JSON data", "JSON.stringify" (the outputs and pitfalls say the first
+            # two; the rest is computation): none claims anything done. Outputs: "error:
+            # Throws an Error if ..." (thrown, not returned; the pitfalls say it).
+            data[key] = [v for v in value if not misplaced(v)]
+            repairs.append(f"{key}: {_MISPLACED_NOTE[key]} dropped")
         value = data.get(key)
         if isinstance(value, list):
             # Saying a thing twice adds nothing: keep the first of each (near-)duplicate.
@@ -111,14 +115,42 @@ def _says_nothing(item: Any) -> bool:
     return text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None
 
 
-#: A side-effect entry that tells a return value or an exception, not an effect.
-_RETURN_OR_RAISE = re.compile(
-    r"^\W*(?:returns?|raises?|throws?|yields?|rejects?|is returned|are returned)\b", re.I
+#: A label a small model puts before an entry ("next: ", "`json_load`: ", "error - ").
+_LABEL = re.compile(r"^\W*[\w.`*\[\]()]{1,40}\s*(?::|\s[-\u2013\u2014])\s+")
+#: A side-effect entry (after its label) that tells a return value, an exception or a
+#: computation, not an effect.
+_NOT_AN_EFFECT = re.compile(
+    r"^\W*(?:returns?|raises?|throws?|yields?|rejects?|is returned|are returned"
+    r"|parses|decodes|encodes|converts|computes|calculates|serializes|deserializes)\b",
+    re.I,
 )
+#: An output entry (after its label) that tells an exception, not a value.
+_NOT_AN_OUTPUT = re.compile(r"^\W*(?:raises?|throws?)\b", re.I)
+#: A whole entry that is only a call's name (``JSON.stringify``, ``json.load()``).
+_BARE_CALL = re.compile(r"^\W*(?P<call>[A-Za-z_][\w.]*)(?:\(\))?\W*$")
 
 
 def _not_effect(item: Any) -> bool:
-    return isinstance(item, str) and _RETURN_OR_RAISE.match(item) is not None
+    if not isinstance(item, str):
+        return False
+    bare = _BARE_CALL.match(item)
+    if bare and pure_module_call(bare.group("call")):
+        return True
+    return any(_NOT_AN_EFFECT.match(text) for text in (item, _LABEL.sub("", item, count=1)))
+
+
+def _not_output(item: Any) -> bool:
+    return isinstance(item, str) and any(
+        _NOT_AN_OUTPUT.match(text) for text in (item, _LABEL.sub("", item, count=1))
+    )
+
+
+#: Entries of a list that belong elsewhere, dropped by :func:`repair`, with the note said.
+_MISPLACED = {"side_effects": _not_effect, "outputs": _not_output}
+_MISPLACED_NOTE = {
+    "side_effects": "returns, raises and computations",
+    "outputs": "exceptions",
+}
 
 
 #: List items that mean "there are none".
