@@ -350,3 +350,41 @@ def test_a_side_effect_that_lists_the_prompts_kinds_is_an_echo(tmp_path: Path) -
     assert errors and errors[0].startswith("side_effects lists the prompt's kinds of effect")
     reply["side_effects"] = ["spawns the command as a child process and reads its output stream"]
     assert validate_reply(json.dumps(reply), context).ok
+
+
+APPENDS = """
+def save(path, lines):
+    with open(path, "w") as handle:
+        handle.write("\\n".join(lines))
+
+
+def log(path, line):
+    with open(path, "a") as handle:
+        handle.write(line)
+"""
+
+
+def test_a_file_opened_for_writing_is_not_appended_to(tmp_path: Path) -> None:
+    """Run 8: "creates the file if it does not exist or appends to it if it does" for Go's
+    `os.Create`, which replaces an existing file; a file opened for appending may be said to
+    be appended to."""
+    (tmp_path / "files.py").write_text(APPENDS.lstrip("\n"), encoding="utf-8")
+    sources = {s.span.name: s for s in indexed_sources(tmp_path)}
+    reply = {
+        "summary": "Writes the lines to a file.",
+        "inputs": ["path: where the file is created or appended", "lines: the lines"],
+        "outputs": [],
+        "side_effects": ["writes the lines to path"],
+        "pitfalls": ["an existing file at path is replaced"],
+        "tags": [],
+        "usage_snippet": None,
+        "evidence": [],
+    }
+    errors = validate_reply(json.dumps(reply), sources["save"].validation_context()).errors
+    assert errors == [
+        "inputs claims it appends to the file, but open() on line 2 replaces an existing file"
+    ]
+    reply["inputs"] = ["path: the file to append to", "line: the line"]
+    reply["side_effects"] = ["appends the line to the file"]
+    reply["pitfalls"] = ["raises OSError when the file cannot be opened"]
+    assert validate_reply(json.dumps(reply), sources["log"].validation_context()).ok

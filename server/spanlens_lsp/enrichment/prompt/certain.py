@@ -449,6 +449,26 @@ def risky_call(ctx: SpanContext) -> str | None:
     return None
 
 
+#: What opens a file for appending (then "appends to it" may be true).
+_APPEND_MODE = re.compile(
+    r"O_APPEND|appendFile|\bopen\([^)\n]*,\s*(?:mode\s*=\s*)?[\"'][aA]b?\+?[\"']"
+)
+
+
+def replaces_file(ctx: SpanContext) -> str | None:
+    """Why "it appends to an existing file" is false for the span: it opens a file for
+    writing, which replaces what was there ("os.Create() on line 63 replaces an existing
+    file"), and opens none for appending; or None."""
+    reason = risky_call(ctx)
+    if (
+        reason
+        and reason.endswith("replaces an existing file")
+        and not _APPEND_MODE.search(ctx.code)
+    ):
+        return reason
+    return None
+
+
 def pitfall_certain(ctx: SpanContext) -> str | None:
     """Why "no pitfalls" (``pitfalls: []``) is false for the span: an exception it raises and
     lets escape (:func:`raises_certain`), else a call whose failure or effect reaches the

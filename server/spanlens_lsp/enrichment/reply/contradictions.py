@@ -63,6 +63,7 @@ from spanlens_lsp.enrichment.prompt.certain import (
     nothing_returned,
     output_certain,
     pitfall_certain,
+    replaces_file,
     return_values,
 )
 from spanlens_lsp.enrichment.prompt.source import SpanContext
@@ -143,6 +144,7 @@ def contradiction_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
     errors += output_errors(data["outputs"], ctx)
     errors += pitfall_errors(data["pitfalls"], ctx)
     errors += class_subject_errors(str(data["summary"]), ctx)
+    errors += append_errors(data, ctx)
     errors += echo_errors(data)
     reason = cut_reason(str(data["summary"]))
     if reason:
@@ -210,6 +212,30 @@ def _mutates_a_parameter(params: list[str], targets: list[str], calls: tuple[str
         if any(call.startswith(param + ".") for call in calls):
             return True
     return False
+
+
+# ----------------------------------------------------------------------------- files
+
+#: A claim that the span adds to an existing file rather than replacing it ("appends to it if
+#: it does", "the path where the file will be created or appended").
+_APPEND_CLAIM = re.compile(
+    r"\bappend(?:s|ed|ing)?\s+(?:to\s+)?(?:it|the (?:existing )?file|an existing file)\b"
+    r"|\b(?:created|creates?|create)\s+or\s+append(?:ed|s)?\b",
+    re.IGNORECASE,
+)
+
+
+def append_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
+    """A claim that the span appends to an existing file when the code opens the file for
+    writing, which replaces it (Qwen2.5-Coder-1.5B on Go's ``os.Create``: "creates the file
+    if it does not exist or appends to it if it does")."""
+    reason = replaces_file(ctx)
+    if reason is None:
+        return []
+    for where, text in _texts(data, ("inputs", "side_effects", "pitfalls")):
+        if _APPEND_CLAIM.search(text):
+            return [f"{where} claims it appends to the file, but {reason}"]
+    return []
 
 
 # ----------------------------------------------------------------------------- pitfalls
