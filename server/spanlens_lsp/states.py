@@ -18,7 +18,7 @@ from enum import Enum
 #: Version of the enrichment JSON schema (:mod:`spanlens_lsp.enrichment.prompt.schema`).
 SCHEMA_VERSION = 5
 #: Version of the prompts that produce it (:mod:`spanlens_lsp.enrichment.prompt.build`).
-PROMPT_VERSION = 6
+PROMPT_VERSION = 7
 #: What the store keys enrichments by, with the content hash.
 ENRICHMENT_VERSION = f"s{SCHEMA_VERSION}.p{PROMPT_VERSION}"
 

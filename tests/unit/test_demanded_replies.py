@@ -260,7 +260,7 @@ def test_an_output_says_what_it_means(tmp_path: Path) -> None:
     # functions that have no `self`.
     system = str(build_prompt([sources["Clamp"]]).messages[0]["content"])
     assert '"value: what it means to the caller"' in system
-    assert "never a return value or an exception" in system
+    assert "never a return value, an exception or a computation" in system
     assert "`self.items`" not in system and "`path`" not in system
     # Side effects get no verb pattern: forced to start with one, the model made effects up
     # ("prints the contents of the file" for a function that reads one, "cancels the
@@ -388,3 +388,39 @@ def test_a_file_opened_for_writing_is_not_appended_to(tmp_path: Path) -> None:
     reply["side_effects"] = ["appends the line to the file"]
     reply["pitfalls"] = ["raises OSError when the file cannot be opened"]
     assert validate_reply(json.dumps(reply), sources["log"].validation_context()).ok
+
+
+def test_a_field_the_method_never_assigns_is_not_changed(tmp_path: Path) -> None:
+    """Runs 8 and 9: "c.limit: checked and possibly adjusted" for Go's `Cache.Put`, which
+    assigns `c.entries[key]` and never `c.limit`."""
+    put = _sources(tmp_path)["Cache.Put"].validation_context()
+    changes = ["c.entries[key]: updated to store the value"]
+    assert effect_errors(changes, put) == []
+    assert effect_errors([*changes, "c.limit: checked and possibly adjusted"], put) == [
+        "side_effects claims c.limit changes, but the code never assigns it"
+    ]
+    # Read, not changed: no claim of a change, nothing judged.
+    assert effect_errors([*changes, "reads c.limit to check the size"], put) == []
+
+
+def test_a_side_effect_that_says_there_is_none_is_dropped() -> None:
+    """Run 9 wrote the prompt's kinds as labels with nothing to say: "stream: none",
+    "network: no network calls are made"; a pitfall may start with "no"."""
+    data, repairs = repair(
+        {
+            "side_effects": ["stream: none", "network: no network calls are made", "writes x"],
+            "pitfalls": ["no check for an empty list"],
+        }
+    )
+    assert data["side_effects"] == ["writes x"]
+    assert data["pitfalls"] == ["no check for an empty list"]
+    assert repairs == ["side_effects: 'none' items dropped"]
+
+
+def test_what_the_code_makes_certain_is_said_in_words(tmp_path: Path) -> None:
+    """The facts' category names ("file_io") were copied as labels ("file_io: opens the
+    file", a bare "file_io"): the prompt says "file I/O"."""
+    prompt = build_prompt([_sources(tmp_path)["load_config"]])
+    user = str(prompt.messages[-1]["content"])
+    assert "Known from the code: the code has file I/O, so side_effects names it" in user
+    assert "file_io" not in user

@@ -282,7 +282,7 @@ def test_the_prompt_says_what_the_code_makes_certain_before_the_model_answers(
     sources = {s.span.name: s for s in indexed_sources(tmp_path)}
     user = build_prompt([sources["load_config"]]).messages[-1]["content"]
     assert (
-        "Known from the code: the code has file_io, so side_effects names it; the code raises "
+        "Known from the code: the code has file I/O, so side_effects names it; the code raises "
         "ValueError (line 13), so pitfalls says when." in user
     )
     assert user.index("Code of span") < user.index("Known from the code")

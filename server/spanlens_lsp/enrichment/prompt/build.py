@@ -55,10 +55,9 @@ described as itself, never as its class.
 the type.
 - "outputs": what it returns or yields, each as "value: what it means to the caller"; [] \
 when it returns nothing.
-- "side_effects": what it does beyond computing its return value: each file, stream, \
-process, network call, object or state it opens, reads, writes, sends, spawns or changes, \
-one entry each, starting with that verb and naming what the code acts on; never a return \
-value or an exception; [] when the code shows none.
+- "side_effects": what calling it does besides returning a value, each a short sentence \
+that starts with a verb and names what the code acts on; never a return value, an \
+exception or a computation; [] when the code shows none.
 - "pitfalls": surprises the code shows for a caller, such as an exception it lets escape or \
 an input it mishandles; [] when there are none.
 - "tags": one to three lowercase topic words.
@@ -289,6 +288,16 @@ def _user_message(
     return "\n\n".join(parts)
 
 
+#: The facts' effect categories as the prompt says them.
+_EFFECT_WORDS = {
+    "file_io": "file I/O",
+    "subprocess": "a subprocess",
+    "global_write": "a global write",
+    "nonlocal_write": "a nonlocal write",
+    "network": "network access",
+}
+
+
 def known_from_code(ctx: SpanContext) -> str:
     """What the code makes certain that a small model most often leaves out, said before it
     answers ("Known from the code: the code has file_io, so side_effects names it; the code
@@ -299,6 +308,9 @@ def known_from_code(ctx: SpanContext) -> str:
     said = []
     effect = effects_certain(ctx)
     if effect:
+        # In words, not the facts' category names: a small model copied "file_io" as a label.
+        for category, words in _EFFECT_WORDS.items():
+            effect = effect.replace(category, words)
         said.append(f"{effect}, so side_effects names it")
     pitfall = pitfall_certain(ctx)
     if pitfall:

@@ -118,6 +118,17 @@ def go_receiver_writes(code: str, targets: list[str]) -> list[str]:
     return [t for t in targets if re.match(own, t)]
 
 
+def own_names(ctx: SpanContext) -> tuple[str, ...]:
+    """The names a method calls its own object by (``self``, ``this``, a Go receiver such as
+    ``c``), or () for a span that is not a method."""
+    header = _GO_RECEIVER.match(ctx.code)
+    if header:
+        return (header.group("name"),)
+    if ctx.owner_class is not None:
+        return ("self", "this")
+    return ()
+
+
 def effects_certain(ctx: SpanContext) -> str | None:
     """Why "no side effects" is false for the span ("the code has network", "the method
     changes self.items[name]"), or None when the facts leave it possible."""

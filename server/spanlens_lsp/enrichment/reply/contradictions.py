@@ -62,6 +62,7 @@ from spanlens_lsp.enrichment.prompt.certain import (
     effects_ruled_out,
     nothing_returned,
     output_certain,
+    own_names,
     pitfall_certain,
     replaces_file,
     return_values,
@@ -165,7 +166,44 @@ def effect_errors(side_effects: list[str], ctx: SpanContext) -> list[str]:
         # The reply schema demands an entry by the same predicate (``effects_certain``).
         reason = effects_certain(ctx)
         return [f"side_effects claims none, but {reason}"] if reason else []
-    return _claims_against_facts(side_effects, ctx) or _kinds_ruled_out(side_effects, ctx)
+    return (
+        _claims_against_facts(side_effects, ctx)
+        or _kinds_ruled_out(side_effects, ctx)
+        or unchanged_state_errors(side_effects, ctx)
+    )
+
+
+#: Words that claim a change ("checked and possibly adjusted", "updates", "resets").
+_CHANGE_WORDS = re.compile(
+    r"\b(?:adjust|chang|modif|updat|increas|decreas|increment|decrement|reset|mutat|alter"
+    r"|overwrit|grow|shrink)\w*",
+    re.IGNORECASE,
+)
+
+
+def unchanged_state_errors(side_effects: list[str], ctx: SpanContext) -> list[str]:
+    """A method's side effect that claims a field of its own object changes (``c.limit``:
+    "checked and possibly adjusted", seen for Go's ``Cache.Put`` in two runs) when the code
+    neither assigns to that field nor calls a method on it. Not judged when the method calls
+    another of its object's methods (``self.reset()``), which may change anything."""
+    owners = own_names(ctx)
+    if not owners or ctx.calls is None:
+        return []
+    own = "|".join(re.escape(o) for o in owners)
+    if any(re.fullmatch(rf"(?:{own})\.\w+", call) for call in ctx.calls):
+        return []
+    targets = assigned_targets(ctx.code)
+    for item in side_effects:
+        if not _CHANGE_WORDS.search(item):
+            continue
+        for found in re.finditer(rf"\b(?:{own})\.\w+\b(?![(\w])", item):
+            name = found.group(0)
+            changed = any(
+                t == name or t.startswith((f"{name}.", f"{name}[")) for t in targets
+            ) or any(call.startswith(f"{name}.") for call in ctx.calls)
+            if not changed:
+                return [f"side_effects claims {name} changes, but the code never assigns it"]
+    return []
 
 
 def _kinds_ruled_out(side_effects: list[str], ctx: SpanContext) -> list[str]:
@@ -432,6 +470,9 @@ EARLIER_INSTRUCTIONS = (
     "what the code does and why a caller would use it, plain prose; never repeat the code itself.",
     "what it returns or yields, short phrases.",
     "Each list entry is one short sentence, said once.",
+    # Prompt versions 5 and 6 (side effects).
+    "what it does beyond computing its return value, naming each file, stream, process, "
+    "network call, object or state it opens, reads, writes, sends, spawns or changes",
 )
 
 

@@ -74,9 +74,10 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             data[key] = [v for v in value if not (isinstance(v, str) and not v.strip())]
             repairs.append(f"{key}: blank items dropped")
         value = data.get(key)
-        if isinstance(value, list) and any(_says_nothing(v) for v in value):
-            # ["None"] as side effects says what [] says (the prompt asks for an empty list).
-            data[key] = [v for v in value if not _says_nothing(v)]
+        if isinstance(value, list) and any(_says_nothing(v, key) for v in value):
+            # ["None"] as side effects says what [] says (the prompt asks for an empty list),
+            # and so do "stream: none" and "network: no network calls are made".
+            data[key] = [v for v in value if not _says_nothing(v, key)]
             repairs.append(f"{key}: 'none' items dropped")
         value = data.get(key)
         misplaced = _MISPLACED.get(key)
@@ -108,11 +109,20 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return data, repairs
 
 
-def _says_nothing(item: Any) -> bool:
+def _says_nothing(item: Any, key: str = "") -> bool:
     if not isinstance(item, str):
         return False
-    text = item.strip().lower()
-    return text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None
+    for text in (item.strip().lower(), _LABEL.sub("", item.strip().lower(), count=1)):
+        if text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None:
+            return True
+        # "no process is spawned": a side effect that says one is not had (a pitfall such
+        # as "no check for an empty list" is one).
+        if key == "side_effects" and _NO_EFFECT.match(text):
+            return True
+    return False
+
+
+_NO_EFFECT = re.compile(r"^(?:no|not|never|nothing)\b|^(?:it|this \w+) (?:does not|doesn't)\b")
 
 
 #: A label a small model puts before an entry ("next: ", "`json_load`: ", "error - ").
