@@ -314,6 +314,8 @@ def test_a_retry_does_not_quote_the_rejected_text_back(tmp_path: Path) -> None:
         ("side_effects", "JSON.stringify", True),
         ("side_effects", "decodes the response using the specified encoding", True),
         ("outputs", "error: Throws an Error if the HTTP request fails.", True),
+        # Run 10.
+        ("side_effects", "URLError: if the request fails, the function raises an exception", True),
         # Effects and values, kept: a call on the object's own state is a change.
         ("side_effects", "this.counts.clear()", False),
         ("side_effects", "console.log", False),

@@ -134,6 +134,8 @@ _NOT_AN_EFFECT = re.compile(
     r"|parses|decodes|encodes|converts|computes|calculates|serializes|deserializes)\b",
     re.I,
 )
+#: An entry labelled with an exception's name.
+_EXCEPTION_LABEL = re.compile(r"^\W*[\w.]*(?:Error|Exception)`?\s*:")
 #: An output entry (after its label) that tells an exception, not a value.
 _NOT_AN_OUTPUT = re.compile(r"^\W*(?:raises?|throws?)\b", re.I)
 #: A whole entry that is only a call's name (``JSON.stringify``, ``json.load()``).
@@ -146,6 +148,8 @@ def _not_effect(item: Any) -> bool:
     bare = _BARE_CALL.match(item)
     if bare and pure_module_call(bare.group("call")):
         return True
+    if _EXCEPTION_LABEL.match(item):
+        return True  # "URLError: if the request fails, the function raises an exception"
     return any(_NOT_AN_EFFECT.match(text) for text in (item, _LABEL.sub("", item, count=1)))
 
 
