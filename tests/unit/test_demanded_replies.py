@@ -316,6 +316,8 @@ def test_a_retry_does_not_quote_the_rejected_text_back(tmp_path: Path) -> None:
         ("outputs", "error: Throws an Error if the HTTP request fails.", True),
         # Run 10.
         ("side_effects", "URLError: if the request fails, the function raises an exception", True),
+        ("side_effects", "It uses the `fetch` API for making HTTP requests.", True),
+        ("side_effects", "handles errors by returning an error if the file cannot be read", True),
         # Effects and values, kept: a call on the object's own state is a change.
         ("side_effects", "this.counts.clear()", False),
         ("side_effects", "console.log", False),

@@ -130,8 +130,9 @@ _LABEL = re.compile(r"^\W*[\w.`*\[\]()]{1,40}\s*(?::|\s[-\u2013\u2014])\s+")
 #: A side-effect entry (after its label) that tells a return value, an exception or a
 #: computation, not an effect.
 _NOT_AN_EFFECT = re.compile(
-    r"^\W*(?:returns?|raises?|throws?|yields?|rejects?|is returned|are returned"
-    r"|parses|decodes|encodes|converts|computes|calculates|serializes|deserializes)\b",
+    r"^\W*(?:(?:it|this function|the function|the method)\s+)?(?:returns?|raises?|throws?"
+    r"|yields?|rejects?|is returned|are returned|parses|decodes|encodes|converts|computes"
+    r"|calculates|serializes|deserializes|uses|handles)\b",
     re.I,
 )
 #: An entry labelled with an exception's name.
