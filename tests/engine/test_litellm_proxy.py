@@ -161,7 +161,10 @@ def test_spanlens_enrich_through_a_real_litellm_proxy_over_two_servers(
         assert '"maxLength"' in json.dumps(form["json_schema"]["schema"])
         assert body["repeat_penalty"] == 1.1
         assert 0 < body["max_tokens"] < 4096
-    assert sum('"pattern"' in json.dumps(b["response_format"]) for b in upstream) == 3
+    # Every schema holds the outputs' pattern; three name parameters (ping() has none).
+    schemas = [b["response_format"]["json_schema"]["schema"] for b in upstream]
+    assert all('"pattern"' in json.dumps(schema["properties"]["outputs"]) for schema in schemas)
+    assert sum('"pattern"' in json.dumps(schema["properties"]["inputs"]) for schema in schemas) == 3
     # Usage as the upstreams reported it, through the proxy, on every call.
     rows = attempts(project)
     assert len(rows) == 4
