@@ -330,6 +330,9 @@ def test_prompt_echo_follows_the_prompt_text() -> None:
         (["fetch", "response.json"], "network"),
         (["os.Create", "file.Close"], "file_io"),
         (["fs.readFile", "JSON.parse"], "file_io"),  # seen: `loadJson`, side effects []
+        # Seen: bench_prompt_speed's `readLines` (`import { readFileSync } from "fs"`), stored
+        # with side effects [].
+        (["readFileSync", "split", "filter"], "file_io"),
         (["os.Open", "bufio.NewScanner"], "file_io"),
         (["exec.Command", "cmd.Output"], "subprocess"),
     ],

@@ -43,7 +43,9 @@ KNOWN_EFFECT_CALLS = {
     "file_io": re.compile(
         r"^(?:fs\.(?:promises\.)?(?:readFile|writeFile|appendFile|open|unlink|rm|rmdir|mkdir"
         r"|rename|copyFile)(?:Sync)?|os\.(?:Open|ReadFile|Create|WriteFile|Remove|RemoveAll"
-        r"|Mkdir|MkdirAll|Rename|OpenFile))$"
+        r"|Mkdir|MkdirAll|Rename|OpenFile)"
+        # Node's file functions imported by name (`import { readFileSync } from "fs"`).
+        r"|(?:readFile|writeFile|appendFile|copyFile)(?:Sync)?|(?:unlink|rmdir|mkdir)Sync)$"
     ),
     "network": re.compile(r"^(?:fetch|http\.(?:Get|Post|PostForm|Head)|net\.Dial\w*)$"),
     "subprocess": re.compile(
