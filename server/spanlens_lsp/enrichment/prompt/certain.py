@@ -329,6 +329,11 @@ _TRY_CATCH = re.compile(r"\b(?:try|catch)\b|\.catch\(")
 _PANIC = re.compile(r"^[ \t]*(?:[^\n/]*?[;{)][ \t]*)?panic\(", re.M)
 
 
+def _header_index(lines: list[str]) -> int:
+    """The index of a Python span's own ``def``/``class`` line, after its decorators."""
+    return next((i for i, line in enumerate(lines) if _OTHER_SCOPE.match(line.strip())), 0)
+
+
 def _escaping_raise(lines: list[str], header: int, index: int) -> bool:
     """Whether the ``raise`` on ``lines[index]`` leaves the span (``lines[header]`` is the
     span's own ``def``/``class`` line, after its decorators): no enclosing ``try:`` body,
@@ -355,7 +360,7 @@ def raises_certain(ctx: SpanContext) -> str | None:
     lines = ctx.code.split("\n")
     if ctx.raises is not None:
         named = set(ctx.raises)
-        header = next((i for i, line in enumerate(lines) if _OTHER_SCOPE.match(line.strip())), 0)
+        header = _header_index(lines)
         for index in range(header + 1, len(lines)):
             found = _RAISE_LINE.match(lines[index])
             if found and found.group("name") in named and _escaping_raise(lines, header, index):
@@ -446,7 +451,7 @@ def risky_call(ctx: SpanContext) -> str | None:
         return None
     header = 0
     if language == "py":
-        header = next((i for i, line in enumerate(lines) if _OTHER_SCOPE.match(line.strip())), 0)
+        header = _header_index(lines)
     for index in range(header + 1, len(lines)):
         code = lines[index].split("#", 1)[0] if language == "py" else lines[index]
         if code.lstrip().startswith(("//", "*")):

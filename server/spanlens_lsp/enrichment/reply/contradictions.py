@@ -321,15 +321,15 @@ def output_errors(outputs: list[str], ctx: SpanContext) -> list[str]:
             if not _SELF_WORDS.search(item) and ctx.owner_class not in item:
                 return [f"outputs claims {item[:40]!a}, but the method returns self"]
     declared = (ctx.returns or "").strip()
+    # What the outputs claim is returned ("None", "nothing" claim nothing).
+    claimed = [item for item in outputs if not _NONE_WORDS.search(item)]
     if not declared:
         # The reply schema allows no entry by the same predicate (``nothing_returned``).
         nothing = nothing_returned(ctx)
-        claimed = [item for item in outputs if not _NONE_WORDS.search(item)]
         if nothing and claimed:
             return [f"outputs claims {claimed[0][:40]!a}, but {nothing}"]
         return []
     if declared in _NOTHING_RETURNED:
-        claimed = [item for item in outputs if not _NONE_WORDS.search(item)]
         if claimed:
             return [f"outputs claims {claimed[0][:40]!a}, but the code declares -> {declared}"]
         return []

@@ -112,7 +112,7 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 def _says_nothing(item: Any, key: str = "") -> bool:
     if not isinstance(item, str):
         return False
-    for text in (item.strip().lower(), _LABEL.sub("", item.strip().lower(), count=1)):
+    for text in _with_and_without_label(item.strip().lower()):
         if text.rstrip(".") in _NOTHING or _NONE_SENTENCE.match(text) is not None:
             return True
         # "no process is spawned": a side effect that says one is not had (a pitfall such
@@ -143,6 +143,12 @@ _NOT_AN_OUTPUT = re.compile(r"^\W*(?:raises?|throws?)\b", re.I)
 _BARE_CALL = re.compile(r"^\W*(?P<call>[A-Za-z_][\w.]*)(?:\(\))?\W*$")
 
 
+def _with_and_without_label(item: str) -> tuple[str, str]:
+    """``item`` as written and without its leading label (``"next: "``, ``"error - "``): the
+    rules that read an entry's start read both."""
+    return item, _LABEL.sub("", item, count=1)
+
+
 def _not_effect(item: Any) -> bool:
     if not isinstance(item, str):
         return False
@@ -151,12 +157,12 @@ def _not_effect(item: Any) -> bool:
         return True
     if _EXCEPTION_LABEL.match(item):
         return True  # "URLError: if the request fails, the function raises an exception"
-    return any(_NOT_AN_EFFECT.match(text) for text in (item, _LABEL.sub("", item, count=1)))
+    return any(_NOT_AN_EFFECT.match(text) for text in _with_and_without_label(item))
 
 
 def _not_output(item: Any) -> bool:
     return isinstance(item, str) and any(
-        _NOT_AN_OUTPUT.match(text) for text in (item, _LABEL.sub("", item, count=1))
+        _NOT_AN_OUTPUT.match(text) for text in _with_and_without_label(item)
     )
 
 
