@@ -20,7 +20,14 @@ from spanlens_lsp.localmodel.catalog import (
     UrlSource,
     get_model,
 )
-from spanlens_lsp.localmodel.engine import EngineOptions
+from spanlens_lsp.localmodel.engine import (
+    EngineOptions,
+    EngineState,
+    engine_grammar,
+    read_state,
+    state_path,
+    write_state,
+)
 from spanlens_lsp.localmodel.serve import server_command
 
 
@@ -139,3 +146,18 @@ def test_an_embedding_model_is_served_in_embedding_mode_on_at_most_two_threads(
     assert "--embedding" not in server_command(
         argparse.Namespace(**{**vars(args), "embedding": False}), "x"
     )
+
+
+def test_a_state_file_says_whether_its_engine_takes_llguidance_grammars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A llama.cpp without llguidance stops on such a grammar: only an engine whose state says
+    # so gets one. A state file a newer spanlens wrote (with keys this one does not know)
+    # still describes its engine: a second engine is never started beside it.
+    monkeypatch.setenv("SPANLENS_CACHE_DIR", str(tmp_path))
+    write_state(EngineState(pid=1, port=2, model="m", started_at=0, grammar="llguidance"))
+    assert read_state("m") == EngineState(1, 2, "m", 0, grammar="llguidance")
+    raw = json.loads(state_path("m").read_text())
+    state_path("m").write_text(json.dumps({**raw, "grammar": None, "gpu_layers": 0}))
+    assert read_state("m") == EngineState(1, 2, "m", 0)
+    assert engine_grammar() == "llguidance"  # the [local] extra's xllamacpp has it

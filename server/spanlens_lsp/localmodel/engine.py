@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,9 @@ class EngineState:
     server_pid: int | None = None
     #: Why the engine failed, when it did.
     error: str | None = None
+    #: "llguidance" when the engine's llama.cpp takes llguidance grammars (a grammar it cannot
+    #: take aborts llama-server, so only an engine that says so gets one).
+    grammar: str | None = None
 
     @property
     def url(self) -> str:
@@ -137,8 +140,10 @@ def read_state(model: str) -> EngineState | None:
     """The state file of ``model``'s engine, or None when there is none (or it is unreadable)."""
     try:
         raw = json.loads(state_path(model).read_text(encoding="utf-8"))
-        return EngineState(**raw)
-    except (OSError, ValueError, TypeError):
+        known = {f.name for f in fields(EngineState)}
+        # A newer spanlens may have written more: what this one knows still describes it.
+        return EngineState(**{k: v for k, v in raw.items() if k in known})
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
 
 
@@ -164,6 +169,17 @@ def engine_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("xllamacpp") is not None
+
+
+def engine_grammar() -> str | None:
+    """The grammar language this interpreter's llama.cpp takes besides GBNF: "llguidance"
+    when xllamacpp was built with it (it then converts every JSON schema through it)."""
+    try:
+        import xllamacpp
+    except ImportError:
+        return None
+    converted = xllamacpp.json_schema_to_grammar("{}")
+    return "llguidance" if converted.startswith("%llguidance") else None
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -25,6 +25,7 @@ from spanlens_lsp.localmodel.engine import (
     LOCAL_EXTRA_HINT,
     MISSING_EXTRA,
     EngineState,
+    engine_grammar,
     engine_lock,
     healthy,
     read_state,
@@ -58,7 +59,11 @@ class Supervisor:
         """Write this supervisor's state file (under the engine lock its starter holds)."""
         write_state(
             EngineState(
-                pid=os.getpid(), port=self.args.port, model=self.model, started_at=time.time()
+                pid=os.getpid(),
+                port=self.args.port,
+                model=self.model,
+                started_at=time.time(),
+                grammar=engine_grammar(),
             )
         )
 
