@@ -20,6 +20,10 @@ import pytest
 from tests.support.localmodel import install_model_file
 from tests.unit.test_enrichment_engine import attempts
 
+from spanlens_lsp.config import settings_from_dict
+from spanlens_lsp.enrichment.backends.base import ChatReply, ChatRequest
+from spanlens_lsp.enrichment.backends.capabilities import OutputForm
+from spanlens_lsp.enrichment.backends.local import LocalEngineBackend, local_backend_settings
 from spanlens_lsp.localmodel.engine import (
     EngineOptions,
     EngineState,
@@ -153,3 +157,43 @@ def test_enrich_with_nothing_configured_uses_the_built_in_engine(
     engine = json.loads(out)["local_engine"]
     assert engine["state"] == "running" and engine["model"] == NAME
     assert engine["memory_mb"] > 10 and engine["port"] == live_state(NAME).port  # type: ignore[union-attr]
+
+
+async def test_the_built_in_engine_is_asked_for_json_on_one_line(installed: EngineOptions) -> None:
+    # A small model writes a line break and indentation before every key and item when the
+    # grammar lets it: a seventh of its reply tokens. The built-in engine (llama.cpp with
+    # llguidance) is asked for JSON on one line, and gets it.
+    settings = settings_from_dict(
+        {"local": {"model": NAME, "threads": installed.threads, "context_tokens": 2048}}
+    )
+    backend = LocalEngineBackend(local_backend_settings(settings), settings.local)
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["summary", "tags"],
+        "properties": {
+            "summary": {"type": "string", "minLength": 1, "maxLength": 80},
+            "tags": {
+                "type": "array",
+                "minItems": 2,
+                "maxItems": 2,
+                "items": {"type": "string", "minLength": 1, "maxLength": 12},
+            },
+        },
+    }
+    request = ChatRequest(
+        messages=[{"role": "user", "content": "Describe `def add(a, b): return a + b` in JSON."}],
+        schema=schema,
+        max_tokens=120,
+    )
+    try:
+        caps = await backend.detect(30.0)
+        reply = await backend.chat(request)
+    finally:
+        await backend.aclose()
+    assert read_state(NAME).grammar == "llguidance"  # type: ignore[union-attr]
+    assert caps.form is OutputForm.COMPACT_GRAMMAR
+    assert isinstance(reply, ChatReply), reply
+    data = json.loads(reply.text)
+    assert reply.text == json.dumps(data, ensure_ascii=False)  # one line, ", " and ": "
+    assert len(data["tags"]) == 2

@@ -368,7 +368,8 @@ class StandinModelServer:
     request) delays ``/props`` and their tokenizer endpoints, like a server busy with a completion.
     ``reject_unknown_fields`` makes the OpenAI endpoint refuse a chat body with a field outside
     OpenAI's own parameters (HTTP 400, "Unrecognized request argument supplied"), as hosted
-    APIs do.
+    APIs do. ``llguidance=False`` makes a llama.cpp stand-in refuse an llguidance ``grammar``
+    (HTTP 400, llama.cpp's message), as a llama.cpp built without it does.
     """
 
     def __init__(
@@ -385,6 +386,7 @@ class StandinModelServer:
         chars_per_token: float = 2.75,
         probe_latency: float = 0.0,
         reject_unknown_fields: bool = False,
+        llguidance: bool = True,
         embedding_dims: int = 8,
         embedding_max_chars: int | None = None,
         embedding_refusal: tuple[int, str] = (400, LLAMA_CPP_TOO_LONG),
@@ -408,6 +410,7 @@ class StandinModelServer:
         self.chars_per_token = chars_per_token
         self.probe_latency = probe_latency
         self.reject_unknown_fields = reject_unknown_fields
+        self.llguidance = llguidance
 
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
@@ -897,6 +900,12 @@ class StandinModelServer:
         unknown = sorted(set(body) - _OPENAI_CHAT_FIELDS) if self.reject_unknown_fields else []
         if unknown:
             return bad(400, f"Unrecognized request argument supplied: {unknown[0]}")
+        grammar = body.get("grammar")
+        if self.engine == "llama.cpp" and isinstance(grammar, str):
+            if grammar.startswith("%llguidance") and not self.llguidance:
+                return bad(400, "llguidance (cmake -DLLAMA_LLGUIDANCE=ON) is not enabled")
+            if "response_format" in body:
+                return bad(400, "Either json_schema or grammar can be specified, but not both")
         response_format = body.get("response_format")
         if response_format is None:
             return None

@@ -23,6 +23,9 @@ from tests.unit.test_enrichment_engine import (
 )
 
 from spanlens_lsp.app import open_engine
+from spanlens_lsp.enrichment.backends.base import ChatReply, ChatRequest
+from spanlens_lsp.enrichment.backends.capabilities import OutputForm
+from spanlens_lsp.enrichment.backends.openai import OpenAIBackend
 from spanlens_lsp.enrichment.engine import EnrichmentEngine
 from spanlens_lsp.enrichment.prompt.build import build_prompt, with_more_reply_room
 from spanlens_lsp.enrichment.prompt.schema import SpanBounds, bounded_schema, reply_token_bound
@@ -380,3 +383,79 @@ async def test_llama_cpp_props_that_time_out_are_asked_again_for_slots_and_conte
     assert [o.status for o in outcomes] == ["enriched", "enriched"]
     assert caps is not None and caps.engine == "llama.cpp"
     assert caps.slots == 2 and caps.context_per_slot == 4096
+
+
+def _compact_backend(url: str) -> OpenAIBackend:
+    settings = make_settings(_openai(url))
+    return OpenAIBackend(settings.backends[0], compact_grammar=True)
+
+
+_TINY = ChatRequest(
+    messages=[{"role": "user", "content": "Describe add."}],
+    schema={
+        "type": "object",
+        "required": ["summary"],
+        "properties": {"summary": {"type": "string", "maxLength": 40}},
+    },
+    max_tokens=40,
+)
+
+
+async def test_an_engine_with_llguidance_is_asked_for_compact_json() -> None:
+    # A small model spends a seventh of its reply tokens on line breaks and indentation when
+    # the grammar allows them: the built-in engine gets the schema as an llguidance grammar
+    # that allows none.
+    with StandinModelServer(engine="llama.cpp") as server:
+        server.script(Reply.json({"summary": "Adds two numbers."}))
+        backend = _compact_backend(server.url)
+        try:
+            caps = await backend.detect(5.0)
+            reply = await backend.chat(_TINY)
+        finally:
+            await backend.aclose()
+        [chat] = [r.json for r in server.chat_requests]
+    assert isinstance(reply, ChatReply) and json.loads(reply.text)["summary"]
+    assert caps.form is OutputForm.COMPACT_GRAMMAR and caps.as_json()["structured_output"] == (
+        "llguidance-compact"
+    )
+    assert "response_format" not in chat
+    head, _, schema = chat["grammar"].partition("start: %json ")
+    assert head == "%llguidance {}\n"
+    sent = json.loads(schema)
+    assert sent["x-guidance"] == {
+        "whitespace_flexible": False,
+        "item_separator": ", ",
+        "key_separator": ": ",
+    }
+    assert sent["properties"] == _TINY.schema["properties"]
+
+
+async def test_a_llama_cpp_without_llguidance_steps_down_to_json_schema() -> None:
+    with StandinModelServer(engine="llama.cpp", llguidance=False) as server:
+        server.script(*(Reply.json({"summary": "Adds two numbers."}) for _ in range(2)))
+        backend = _compact_backend(server.url)
+        try:
+            await backend.detect(5.0)
+            replies = [await backend.chat(_TINY) for _ in range(2)]
+        finally:
+            await backend.aclose()
+        chats = [r.json for r in server.chat_requests]
+    assert all(isinstance(r, ChatReply) for r in replies)
+    # Refused once, remembered: the next call goes straight to json_schema.
+    assert ["grammar" in c for c in chats] == [True, False, False]
+    assert [c.get("response_format", {}).get("type") for c in chats[1:]] == ["json_schema"] * 2
+    assert backend.capabilities.form is OutputForm.JSON_SCHEMA
+
+
+async def test_a_plain_openai_backend_never_sends_a_grammar() -> None:
+    with StandinModelServer(engine="llama.cpp") as server:
+        server.script(Reply.json({"summary": "Adds two numbers."}))
+        settings = make_settings(_openai(server.url))
+        backend = OpenAIBackend(settings.backends[0])
+        try:
+            await backend.detect(5.0)
+            await backend.chat(_TINY)
+        finally:
+            await backend.aclose()
+        [chat] = [r.json for r in server.chat_requests]
+    assert "grammar" not in chat and chat["response_format"]["type"] == "json_schema"

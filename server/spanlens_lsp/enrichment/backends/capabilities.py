@@ -11,6 +11,7 @@ endpoint.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 
 from spanlens_lsp.enrichment.prompt.schema import BOUND_KEYWORDS
@@ -19,6 +20,11 @@ from spanlens_lsp.enrichment.prompt.schema import BOUND_KEYWORDS
 class OutputForm(str, enum.Enum):
     """How the reply's JSON schema is asked for. The value is what doctor shows."""
 
+    #: ``grammar: "%llguidance {}\nstart: %json {schema}"`` with the schema's ``x-guidance``
+    #: asking for JSON on one line, one space after each separator: llama.cpp built with
+    #: llguidance (the built-in engine). A small model otherwise spends a seventh of its reply
+    #: tokens on line breaks and indentation (152 tokens a reply as written, 130 on one line).
+    COMPACT_GRAMMAR = "llguidance-compact"
     #: ``response_format: {type: json_schema, json_schema: {schema}}`` (OpenAI, llama.cpp, vLLM).
     JSON_SCHEMA = "json_schema"
     #: ``response_format: {type: json_object, schema}`` (llama-cpp-python's own form).
@@ -85,6 +91,19 @@ class Capabilities:
         }
 
 
+#: llguidance's JSON options: no line breaks or indentation, one space after each separator.
+#: Not tight separators: Qwen's tokenizer has one token for `","` (a string's end, a comma and
+#: the next string's start), which commits a small model to another item where it meant to
+#: close the list; it then filled it with a key's name ("description") or with the rest of
+#: the object inside the string (run 12 of bench_quality: 10 of 44 replies rejected so).
+COMPACT_JSON = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+
+def compact_json_grammar(schema: dict[str, object]) -> str:
+    """The llguidance grammar of ``schema`` written as compact JSON (form ``COMPACT_GRAMMAR``)."""
+    return "%llguidance {}\nstart: %json " + json.dumps({**schema, "x-guidance": COMPACT_JSON})
+
+
 def refuses_response_format(status: int | None, body: str) -> bool:
     """Whether a refused request's body says the ``response_format`` was the problem (any
     status: llama-cpp-python answers 500 for a validation error)."""
@@ -96,6 +115,7 @@ def refuses_response_format(status: int | None, body: str) -> bool:
         or "json_schema" in lowered
         or "'text' or 'json_object'" in lowered
         or ("grammar" in lowered and "schema" in lowered)
+        or "llguidance" in lowered
     )
 
 

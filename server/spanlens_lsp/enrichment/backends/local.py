@@ -78,7 +78,11 @@ class LocalEngineBackend:
             if self._inner is None or self._inner.settings.url != state.url:
                 old = self._inner
                 self.settings = dataclasses.replace(self.settings, url=state.url)
-                self._inner = OpenAIBackend(dataclasses.replace(self.settings, provider="openai"))
+                # An engine built with llguidance is asked for compact JSON replies.
+                self._inner = OpenAIBackend(
+                    dataclasses.replace(self.settings, provider="openai"),
+                    compact_grammar=state.grammar == "llguidance",
+                )
                 if old is not None:
                     self._inner.capabilities = old.capabilities
                     await old.aclose()

@@ -31,6 +31,7 @@ from spanlens_lsp.enrichment.backends.capabilities import (
     Capabilities,
     OutputForm,
     apply_engine,
+    compact_json_grammar,
     refuses_response_format,
 )
 from spanlens_lsp.enrichment.backends.http import (
@@ -57,8 +58,11 @@ _ENGINE_OF_OWNER = {"llamacpp": "llama.cpp"}
 class OpenAIBackend:
     """One OpenAI-compatible endpoint and model."""
 
-    def __init__(self, settings: BackendSettings) -> None:
+    def __init__(self, settings: BackendSettings, compact_grammar: bool = False) -> None:
         self.settings = settings
+        #: The server is llama.cpp built with llguidance (the built-in engine): replies are
+        #: asked for as compact JSON (:attr:`OutputForm.COMPACT_GRAMMAR`) once it is detected.
+        self._compact_grammar = compact_grammar
         self._client = make_client(settings)
         path = urlparse(settings.url).path.rstrip("/")
         self._prefix = "" if path.endswith("/v1") else "/v1"
@@ -147,7 +151,9 @@ class OpenAIBackend:
             "max_tokens": request.max_tokens,
             "stream": False,
         }
-        if form is OutputForm.JSON_SCHEMA:
+        if form is OutputForm.COMPACT_GRAMMAR:
+            payload["grammar"] = compact_json_grammar(schema)
+        elif form is OutputForm.JSON_SCHEMA:
             payload["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": request.schema_name, "schema": schema},
@@ -198,6 +204,8 @@ class OpenAIBackend:
                     return caps
                 engine = "llama-cpp-python" if counts else "openai-compatible"
         apply_engine(caps, engine)
+        if engine == "llama.cpp" and self._compact_grammar:
+            caps.form = OutputForm.COMPACT_GRAMMAR
         info = as_dict(props)
         if engine == "llama.cpp" and info:
             caps.slots = token_count(info.get("total_slots")) or None
