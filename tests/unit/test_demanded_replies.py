@@ -388,6 +388,17 @@ def test_a_file_opened_for_writing_is_not_appended_to(tmp_path: Path) -> None:
     assert errors == [
         "inputs claims it appends to the file, but open() on line 2 replaces an existing file"
     ]
+    # Run 14: a pitfall that says the file is not appended to is what the code does.
+    for negated in (
+        "does not append to an existing file",
+        "never appends to it",
+        "replaces the file instead of appending to it",
+    ):
+        reply["pitfalls"] = ["an existing file at path is replaced", negated]
+        reply["inputs"] = ["path: where the file is written", "lines: the lines"]
+        assert validate_reply(json.dumps(reply), sources["save"].validation_context()).ok
+    reply["pitfalls"] = ["it does not check the path, and appends to the file if it exists"]
+    assert not validate_reply(json.dumps(reply), sources["save"].validation_context()).ok
     reply["inputs"] = ["path: the file to append to", "line: the line"]
     reply["side_effects"] = ["appends the line to the file"]
     reply["pitfalls"] = ["raises OSError when the file cannot be opened"]

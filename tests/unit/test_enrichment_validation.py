@@ -426,12 +426,24 @@ def test_a_placeholder_summary_is_invalid_output(summary: str) -> None:
     assert result.errors and result.errors[0].startswith("summary")
 
 
-@pytest.mark.parametrize("key", ["outputs", "side_effects", "pitfalls", "tags"])
+@pytest.mark.parametrize("key", ["outputs", "side_effects", "pitfalls"])
 @pytest.mark.parametrize("item", ["...", "…", "TODO", "TBD", "\x00", "placeholder", "?"])
 def test_a_placeholder_list_entry_is_invalid_output(key: str, item: str) -> None:
     result = validate_reply(json.dumps(good(**{key: ["a real entry", item]})), CTX)
     assert not result.ok and result.data is None
     assert any(error.startswith(f"{key}[1] ") for error in result.errors)
+
+
+@pytest.mark.parametrize("item", ["...", "…", "TODO", "TBD", "placeholder", "?", "description"])
+def test_a_placeholder_tag_is_dropped_not_stored(item: str) -> None:
+    # A tag is a label: the one that says nothing goes, the reply's content stays.
+    result = validate_reply(json.dumps(good(tags=["math", item])), CTX)
+    assert result.ok and result.data is not None and result.data["tags"] == ["math"]
+
+
+def test_a_tag_with_a_control_character_is_invalid_output() -> None:
+    result = validate_reply(json.dumps(good(tags=["math", "\x00"])), CTX)
+    assert not result.ok and any(e.startswith("tags[1] ") for e in result.errors)
 
 
 @pytest.mark.parametrize("snippet", ["...", "TODO", "\x1b]8;;http://x\x07"])

@@ -231,6 +231,19 @@ def test_names_from_the_code_facts_file_index_and_python_are_grounded(
     assert result.ok, result.errors
 
 
+def test_the_file_the_prompt_names_is_grounded_and_other_files_are_not() -> None:
+    # Seen: "The `Inventory` class in the `inventory.py` module counts items" rejected as
+    # naming a thing that exists nowhere, though the prompt shows the span's path.
+    summary = "The `load_entry` method in the `cache/disk.py` module, `disk.py`, reads an entry."
+    assert not validate_reply(json.dumps(good(summary=summary)), CTX).ok
+    ctx = context_for(
+        7, 7, 12, FACTS, CODE, name="Cache.load_entry", names=NAMES, path="cache/disk.py"
+    )
+    assert validate_reply(json.dumps(good(summary=summary)), ctx).ok
+    invented = good(summary="The `load_entry` method, like `remote.py`, reads an entry.")
+    assert not validate_reply(json.dumps(invented), ctx).ok
+
+
 @MODES
 @pytest.mark.parametrize(
     "subject", ["`prune_cache`", "The `prune_cache` function", "prune_cache()"]
@@ -364,3 +377,19 @@ def test_the_workspace_names_are_every_indexed_span_name(tmp_path: Path) -> None
     finally:
         store.close()
     assert {"Cache", "Cache.load_entry", "load_entry", "render_page"} <= names
+
+
+@MODES
+def test_a_placeholder_tag_is_dropped_and_the_rest_stored(mode: str) -> None:
+    # Written as compact JSON, Qwen2.5-Coder-1.5B put "description" between two real tags in
+    # a third of its replies, each rejected and asked again (a retry of ten seconds).
+    result = judge(mode, good(tags=["http", "description", "error", "N/A"]))
+    assert result.ok, result.errors
+    assert result.data is not None and result.data["tags"] == ["http", "error"]
+    assert "tags: placeholder tags dropped" in result.repairs
+
+
+@MODES
+def test_a_tag_with_a_bidi_character_still_rejects_the_reply(mode: str) -> None:
+    result = judge(mode, good(tags=["http", "evil\u202etxt"]))
+    assert not result.ok and "control or bidi" in result.describe()

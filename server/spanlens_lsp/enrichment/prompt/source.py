@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from spanlens_lsp.enrichment.prompt.names import (
@@ -98,6 +99,7 @@ class SpanSource:
             context=self.context,
             names=self.names,
             language=self.span.language,
+            path=self.span.path,
         )
 
     def stored_context(self) -> SpanContext:
@@ -111,6 +113,7 @@ class SpanSource:
             name=self.span.name,
             context=self.context,
             names=self.names,
+            path=self.span.path,
         )
 
 
@@ -131,9 +134,11 @@ def context_for(
     context: str = "",
     names: Names | None = None,
     language: str = "",
+    path: str = "",
 ) -> SpanContext:
     """Build a :class:`SpanContext` from a span's 1-based line range, facts, name, enclosing
-    ``context`` text and the :class:`~.names.Names` of its file and workspace."""
+    ``context`` text and the :class:`~.names.Names` of its file and workspace; the file's
+    ``path`` (which the prompt shows) and its name are known names too."""
     params = facts.get("params")
     param_names: tuple[str, ...] | None = None
     if isinstance(params, list):
@@ -154,6 +159,7 @@ def context_for(
         | fact_identifiers(facts)
         | identifiers(context)
         | span_names([name] if name else [])
+        | ({path, PurePosixPath(path).name} if path else set())
     )
     return SpanContext(
         span_id,

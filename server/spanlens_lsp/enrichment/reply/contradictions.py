@@ -271,9 +271,18 @@ def append_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
     if reason is None:
         return []
     for where, text in _texts(data, ("inputs", "side_effects", "pitfalls")):
-        if _APPEND_CLAIM.search(text):
-            return [f"{where} claims it appends to the file, but {reason}"]
+        for claim in _APPEND_CLAIM.finditer(text):
+            # "does not append to an existing file" (run 14) says what the code does.
+            if not _NEGATED.search(text[: claim.start()]):
+                return [f"{where} claims it appends to the file, but {reason}"]
     return []
+
+
+#: A negation just before a claim, in the same clause ("does not ", "never ", "instead of ").
+_NEGATED = re.compile(
+    r"(?:\b(?:not|never|cannot|instead of|rather than|without|no longer)|n't)\s+(?:\w+\s+)?$",
+    re.IGNORECASE,
+)
 
 
 # ----------------------------------------------------------------------------- pitfalls

@@ -20,6 +20,7 @@ from typing import Any
 from spanlens_lsp.enrichment.prompt.certain import pure_module_call
 from spanlens_lsp.enrichment.prompt.schema import FIELDS, LIST_FIELDS, MAX_SNIPPET_LINES
 from spanlens_lsp.enrichment.reply import grounding
+from spanlens_lsp.enrichment.reply.placeholders import placeholder_reason
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
 _MAX_OBJECT_STARTS = 64
@@ -94,6 +95,13 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             data[key], repeats = grounding.dedupe(value)
             if repeats:
                 repairs.append(f"{key}: {repeats} repeated entries dropped")
+    tags = data.get("tags")
+    if isinstance(tags, list) and any(map(_placeholder_tag, tags)):
+        # Written as compact JSON, Qwen2.5-Coder-1.5B put "description" between two real tags
+        # in a third of its replies (after `","` a key usually follows). A tag is a label:
+        # dropping one that says nothing loses nothing and invents nothing.
+        data["tags"] = [t for t in tags if not _placeholder_tag(t)]
+        repairs.append("tags: placeholder tags dropped")
     if isinstance(data.get("summary"), str):
         data["summary"] = data["summary"].strip()
     if isinstance(data.get("evidence"), list):
@@ -107,6 +115,15 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if note:
             repairs.append(note)
     return data, repairs
+
+
+def _placeholder_tag(tag: Any) -> bool:
+    """A tag that stands in for one ("description", "TODO", "n/a"); text with control or bidi
+    characters is no placeholder: the validator rejects the whole reply for it."""
+    return isinstance(tag, str) and placeholder_reason(tag) in _EMPTY_REASONS
+
+
+_EMPTY_REASONS = frozenset({"is a placeholder", "is only punctuation", "is blank"})
 
 
 def _says_nothing(item: Any, key: str = "") -> bool:
