@@ -1,23 +1,28 @@
 """Enrichment speed on a real engine: previous prompts against current ones, in one run.
 
 A fixed small corpus (``bench/corpus/speed``: a class and functions in Python, Go and
-TypeScript) goes through one llama-cpp-python server (llama.cpp underneath, 2 threads) twice:
-first with the prompt builder of prompt version 2 (``legacy_prompt.py``, a copy kept for this
-comparison: span-specific request JSON first, reply bounds that ignore the span's size), then
-with the current one (stable-first, reply bounded by the span's size). Each span is sent on its
+TypeScript) goes through the built-in engine's llama.cpp server (xllamacpp, 2 threads, without
+its supervisor) twice: first as issue 16 found it, with the prompt builder of prompt version 2
+(``legacy_prompt.py``, a copy kept for this comparison: span-specific request JSON first, reply
+bounds that ignore the span's size) and the reply schema sent as ``json_schema`` (llama.cpp's
+grammar then lets the model write line breaks and indentation); then as spanlens asks today:
+the current prompt builder (stable-first, reply bounded by the span's size) and, where the
+engine has llguidance, the schema as a grammar for compact JSON. Each span is sent on its
 own, a file's spans one after another, through spanlens' own OpenAI backend (capabilities
 detected), with one retry after an invalid or truncated reply (a truncated one with twice the
 reply room), as the cascade does; a reply is stored when the validator accepts it.
 
-Reported per variant: spans stored, spans stored per minute of wall time, prompt and reply
-tokens per stored span (the server's ``usage``) and prompt-cache reuse: the share of prompt
-tokens the engine did not evaluate again because the previous prompt began the same way.
-llama-cpp-python's server reports no cached-token count in its replies, so reuse is read from
-its own log: ``Llama.generate: N prefix-match hit`` lines, one per request (llama.cpp's
-``llama-server`` would report it as ``timings.cache_n``; both are read). The model is
+Reported per variant: spans stored, spans stored per minute of wall time, spans done per
+minute (a span is done when it is stored or its tries are spent: the pace, whatever today's
+checks make of the replies), prompt and reply tokens per stored span (the server's ``usage``)
+and prompt-cache reuse: the share of prompt tokens the engine did not evaluate again because
+the previous prompt began the same way, read from the server's log (``prompt eval time = …
+/ N tokens``: the tokens it did evaluate). The model is
 Qwen2.5-Coder-1.5B-Instruct from the model cache when installed (``spanlens model install``),
 else SmolLM2-135M from ``.cache/models``; ``--model PATH`` or ``SPANLENS_BENCH_MODEL`` picks
-another, ``--spans N`` (``SPANLENS_BENCH_SPEED_SPANS``) bounds the spans per variant.
+another, ``--spans N`` (``SPANLENS_BENCH_SPEED_SPANS``) bounds the spans per variant, and
+``--corpus DIR`` runs another corpus (``bench/corpus/quality``: 31 spans, a steadier ratio than
+the 8 spans of the default, where one reply more or less stored moves it by a third).
 """
 
 from __future__ import annotations
@@ -35,18 +40,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.llama_engine import running_llama_server
+from tests.support.llama_engine import running_builtin_server
 
 import legacy_prompt
 from bench_enrichment import index
 from run import print_table
 from spanlens_lsp.config import settings_from_dict
 from spanlens_lsp.enrichment.backends.base import BackendFailure, ChatRequest, FailureKind
+from spanlens_lsp.enrichment.backends.capabilities import OutputForm
 from spanlens_lsp.enrichment.backends.openai import OpenAIBackend
 from spanlens_lsp.enrichment.planning.sources import load_sources
 from spanlens_lsp.enrichment.prompt.build import Prompt, build_prompt, with_more_reply_room
 from spanlens_lsp.enrichment.prompt.source import SpanSource
 from spanlens_lsp.enrichment.reply.validate import validate_reply
+from spanlens_lsp.localmodel.engine import engine_grammar
 from spanlens_lsp.store.db import open_store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +61,7 @@ CORPUS = Path(__file__).resolve().parent / "corpus" / "speed"
 N_CTX = 4096
 QWEN = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 SMOLLM2 = REPO / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-_PREFIX_HIT = re.compile(r"(\d+) prefix-match hit")
+_EVALUATED = re.compile(r"prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
 
 Builder = Callable[[list[SpanSource], int], Prompt]
 
@@ -76,6 +83,8 @@ class Variant:
     """What one prompt builder cost on the corpus."""
 
     name: str
+    #: Whether the replies were asked for as compact JSON (an llguidance grammar).
+    compact: bool = False
     spans: int = 0
     stored: int = 0
     calls: int = 0
@@ -99,7 +108,9 @@ class Variant:
             "calls": self.calls,
             "truncated": self.truncated,
             "seconds": round(self.seconds, 1),
+            "compact_json": self.compact,
             "spans_per_minute": round(60 * self.stored / max(self.seconds, 1e-9), 2),
+            "spans_done_per_minute": round(60 * self.spans / max(self.seconds, 1e-9), 2),
             "prompt_tokens_per_stored_span": round(self.tokens_in / per, 1),
             "reply_tokens_per_stored_span": round(self.tokens_out / per, 1),
             "evaluated_prompt_tokens_per_stored_span": round(
@@ -135,18 +146,20 @@ def _sources(root: Path, legacy: bool) -> list[SpanSource]:
 
 
 class EngineLog:
-    """The engine's log file, read request by request for its prefix-cache hits."""
+    """The engine's log file, read request by request for the prompt tokens it evaluated."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
 
-    def reused_since_last(self) -> int:
+    def evaluated_since_last(self) -> int | None:
+        """Prompt tokens evaluated since the last read; None when the log says nothing."""
         with self.path.open("rb") as handle:
             handle.seek(self.offset)
             text = handle.read().decode("utf-8", "replace")
             self.offset = handle.tell()
-        return sum(int(n) for n in _PREFIX_HIT.findall(text))
+        found = _EVALUATED.findall(text)
+        return sum(int(n) for n in found) if found else None
 
 
 async def _call(
@@ -155,12 +168,14 @@ async def _call(
     request = ChatRequest(
         prompt.messages, prompt.schema, prompt.max_tokens, prompt.schema_name, prompt.cache_key
     )
-    log.reused_since_last()  # skip anything logged between calls
+    log.evaluated_since_last()  # skip anything logged between calls
     reply = await backend.chat(request)
     variant.calls += 1
     variant.tokens_in += reply.tokens_in
     variant.tokens_out += reply.tokens_out
-    reused = log.reused_since_last()
+    await asyncio.sleep(0.2)  # the server logs its timings just after it answers
+    evaluated = log.evaluated_since_last()
+    reused = max(0, reply.tokens_in - evaluated) if evaluated is not None else 0
     variant.reused += reused
     if first:
         variant.first_in += reply.tokens_in
@@ -176,6 +191,7 @@ async def _run_variant(
     log: EngineLog,
 ) -> Variant:
     variant = Variant(name, spans=len(sources))
+    variant.compact = backend.capabilities.form is OutputForm.COMPACT_GRAMMAR
     started = time.perf_counter()
     for source in sources:
         prompt: Prompt | None = builder([source], N_CTX)
@@ -213,28 +229,34 @@ async def _measure(url: str, sources: dict[str, list[SpanSource]], log: EngineLo
             ]
         }
     )
-    backend = OpenAIBackend(settings.backends[0])
+    # As issue 16 found it: the schema as json_schema. Today: compact JSON where it can be.
+    before = OpenAIBackend(settings.backends[0])
+    after = OpenAIBackend(settings.backends[0], compact_grammar=engine_grammar() == "llguidance")
     try:
-        await backend.detect(30)
+        for backend in (before, after):
+            await backend.detect(30)
         # Load the weights before timing anything (the first call pays for it).
         warm = ChatRequest([{"role": "user", "content": "Say hi."}], {"type": "object"}, 4)
-        await backend.chat(warm)
+        await before.chat(warm)
         previous = await _run_variant(
-            "previous", legacy_prompt.build_prompt, sources["previous"], backend, log
+            "previous", legacy_prompt.build_prompt, sources["previous"], before, log
         )
-        current = await _run_variant("current", build_prompt, sources["current"], backend, log)
+        current = await _run_variant("current", build_prompt, sources["current"], after, log)
     finally:
-        await backend.aclose()
+        await before.aclose()
+        await after.aclose()
     return [previous, current]
 
 
-def run(model: Path | None = None, spans: int | None = None) -> dict[str, Any]:
+def run(
+    model: Path | None = None, spans: int | None = None, corpus: Path = CORPUS
+) -> dict[str, Any]:
     """Both variants on the corpus with one engine; the table compares them."""
     try:
-        import llama_cpp.server  # noqa: F401
+        import xllamacpp  # noqa: F401
     except ImportError:
-        print("skipped: llama-cpp-python is not installed (run `make engine-deps`)")
-        return {"skipped": "llama-cpp-python not installed"}
+        print("skipped: xllamacpp is not installed (run `make setup`: the [local] extra)")
+        return {"skipped": "xllamacpp not installed"}
     model = model or default_model()
     spans = spans or int(os.environ.get("SPANLENS_BENCH_SPEED_SPANS", "0")) or None
     if not model.is_file():
@@ -243,7 +265,7 @@ def run(model: Path | None = None, spans: int | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="spanlens-bench-speed-") as tmp:
         root = Path(tmp) / "corpus"
         root.mkdir()
-        for path in sorted(CORPUS.iterdir()):
+        for path in sorted(corpus.iterdir()):
             (root / path.name).write_text(path.read_text())
         index(root)
         sources = {
@@ -253,7 +275,7 @@ def run(model: Path | None = None, spans: int | None = None) -> dict[str, Any]:
         log_path = Path(tmp) / "engine.log"
         with (
             log_path.open("wb") as log,
-            running_llama_server(model, N_CTX, log=log, timeout=180) as url,
+            running_builtin_server(model, N_CTX, log=log, timeout=180) as url,
         ):
             previous, current = asyncio.run(_measure(url, sources, EngineLog(log_path)))
     before, after = previous.figures(), current.figures()
@@ -263,7 +285,9 @@ def run(model: Path | None = None, spans: int | None = None) -> dict[str, Any]:
         if before["spans_per_minute"] > 0
         else None
     )
-    print(f"model: {model.name}; engine: llama-cpp-python server, 2 threads, n_ctx {N_CTX}")
+    done = after["spans_done_per_minute"] / max(before["spans_done_per_minute"], 1e-9)
+    print(f"model: {model.name}; engine: the built-in llama.cpp server, 2 threads, n_ctx {N_CTX}")
+    print(f"corpus: {corpus.name}, {before['spans']} spans")
     print_table(
         [
             ("spans stored", f"{before['stored']}/{before['spans']} → {after['stored']}", ""),
@@ -271,6 +295,17 @@ def run(model: Path | None = None, spans: int | None = None) -> dict[str, Any]:
                 "spans stored per minute",
                 f"{before['spans_per_minute']:.2f} → {after['spans_per_minute']:.2f}",
                 f"≥ 3× ({speedup:.2f}×)" if speedup else "≥ 3× (no ratio: none stored before)",
+            ),
+            (
+                "spans done per minute",
+                f"{before['spans_done_per_minute']:.2f} → {after['spans_done_per_minute']:.2f}",
+                f"{done:.2f}× (stored or tries spent)",
+            ),
+            (
+                "replies as compact JSON",
+                f"{'yes' if before['compact_json'] else 'no'} → "
+                f"{'yes' if after['compact_json'] else 'no'}",
+                "",
             ),
             (
                 "prompt tokens / stored span",
@@ -306,7 +341,9 @@ def run(model: Path | None = None, spans: int | None = None) -> dict[str, Any]:
     )
     return {
         "model": model.name,
+        "corpus": corpus.name,
         "speedup": round(speedup, 2) if speedup is not None else None,
+        "done_speedup": round(done, 2),
         "previous": before,
         "current": after,
     }
@@ -317,8 +354,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="a GGUF file")
     parser.add_argument("--spans", type=int, default=None, help="at most N spans per variant")
+    parser.add_argument(
+        "--corpus", type=Path, default=CORPUS, help="a folder of source files (default: speed)"
+    )
     args = parser.parse_args()
-    result = run(args.model, args.spans)
+    result = run(args.model, args.spans, args.corpus)
     out = Path(__file__).resolve().parent / "results" / "bench_prompt_speed.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

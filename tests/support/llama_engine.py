@@ -43,6 +43,26 @@ def llama_server_command(model: Path, port: int, n_ctx: int, *extra: str) -> lis
     ]
 
 
+def builtin_server_command(model: Path, port: int, n_ctx: int, threads: int = 2) -> list[str]:
+    """The command line of the built-in engine's llama.cpp server (xllamacpp, alias
+    ``smollm2``) on 127.0.0.1:``port``, without its supervisor."""
+    return [
+        sys.executable,
+        "-m",
+        "spanlens_lsp.localmodel.serve",
+        "--alias",
+        "smollm2",
+        "--path",
+        str(model),
+        "--port",
+        str(port),
+        "--threads",
+        str(threads),
+        "--context",
+        str(n_ctx),
+    ]
+
+
 @contextlib.contextmanager
 def running_llama_server(
     model: Path, n_ctx: int, *extra: str, log: IO[bytes] | None = None, timeout: float = 120
@@ -52,23 +72,39 @@ def running_llama_server(
     in progress: then SIGKILL). Its output goes to ``log`` (default: nowhere). Raises
     :class:`EngineDidNotStart`."""
     port = free_port()
+    with _running(llama_server_command(model, port, n_ctx, *extra), port, log, timeout) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_builtin_server(
+    model: Path, n_ctx: int, log: IO[bytes] | None = None, timeout: float = 120
+) -> Iterator[str]:
+    """The built-in engine's server (:func:`builtin_server_command`), as
+    :func:`running_llama_server`."""
+    port = free_port()
+    with _running(builtin_server_command(model, port, n_ctx), port, log, timeout) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _running(command: list[str], port: int, log: IO[bytes] | None, timeout: float) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
+    what = command[2]
     output = log if log is not None else subprocess.DEVNULL
-    process = subprocess.Popen(
-        llama_server_command(model, port, n_ctx, *extra), stdout=output, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise EngineDidNotStart(f"llama_cpp.server exited with {process.returncode}")
+                raise EngineDidNotStart(f"{what} exited with {process.returncode}")
             try:
                 if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise EngineDidNotStart(f"llama_cpp.server did not answer within {timeout:.0f} s")
+                raise EngineDidNotStart(f"{what} did not answer within {timeout:.0f} s")
             time.sleep(0.5)
         yield url
     finally:
