@@ -157,6 +157,7 @@ def ctx(facts: dict[str, Any] | None = None, code: str = CODE, **kw: Any) -> Spa
         "None.",
         "This function has no side effects.",
         "The method does not have any side effects",
+        "There are no side effects.",
     ],
 )
 def test_none_written_as_an_entry_claims_none(entry: str) -> None:
@@ -165,6 +166,14 @@ def test_none_written_as_an_entry_claims_none(entry: str) -> None:
     writes = ctx({"side_effects": ["file_io"], "calls": ["file.write"]})
     result = validate_enrichment(good(side_effects=[entry]), writes)
     assert result.errors == ["side_effects claims none, but the code has file_io"]
+
+
+def test_a_pitfall_that_says_there_are_none_is_dropped() -> None:
+    # Run 13, for a class: "There are no known pitfalls in this code." says what [] says.
+    data, repairs = repair(good(pitfalls=["There are no known pitfalls in this code."]))
+    assert data["pitfalls"] == [] and "pitfalls: 'none' items dropped" in repairs
+    kept = ["There is no check that the key exists.", "No limit on the cache's size."]
+    assert repair(good(pitfalls=kept))[0]["pitfalls"] == kept
 
 
 def test_none_of_the_arguments_is_not_a_claim_of_none() -> None:

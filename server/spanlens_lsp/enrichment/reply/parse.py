@@ -197,7 +197,10 @@ _NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pit
 _NONE_SENTENCE = re.compile(
     r"^(?:none\s*(?:[;:,.(\-\u2013\u2014]|$)|no\s+(?:side[- ]effects?|pitfalls?)\b|"
     r"(?:it|this \w+|the \w+)\s+(?:has|causes|produces)\s+no\s+side[- ]effects?\b|"
-    r"(?:it|this \w+|the \w+)\s+does\s+not\s+have\s+(?:any\s+)?side[- ]effects?\b)"
+    r"(?:it|this \w+|the \w+)\s+does\s+not\s+have\s+(?:any\s+)?side[- ]effects?\b|"
+    # Run 13: "There are no known pitfalls in this code." for a class.
+    r"there\s+(?:are|is)\s+no\s+(?:known\s+|obvious\s+|other\s+)?"
+    r"(?:side[- ]effects?|pitfalls?)\b)"
 )
 
 
