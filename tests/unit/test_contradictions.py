@@ -176,6 +176,35 @@ def test_a_pitfall_that_says_there_are_none_is_dropped() -> None:
     assert repair(good(pitfalls=kept))[0]["pitfalls"] == kept
 
 
+@pytest.mark.parametrize(
+    "filler",
+    [
+        "may not handle errors gracefully",
+        "does not handle errors gracefully",
+        "The function does not handle exceptions properly.",
+        "error handling is not robust",
+    ],
+)
+def test_a_pitfall_that_says_nothing_is_dropped_and_the_rest_kept(filler: str) -> None:
+    # Runs 11, 13 and 14: beside "can overwrite existing files" a caller learns nothing from
+    # it, and for code that returns every error it is not even true.
+    real = "can overwrite an existing file without warning"
+    data, repairs = repair(good(pitfalls=[real, filler]))
+    assert data["pitfalls"] == [real]
+    assert any(r.startswith("pitfalls: pitfalls that say nothing") for r in repairs)
+    kept = ["does not handle errors from `open`: an OSError escapes", "errors are not handled"]
+    assert repair(good(pitfalls=kept))[0]["pitfalls"] == kept
+
+
+def test_an_exception_told_as_a_side_effect_is_dropped() -> None:
+    # Run 14: "URLError when the request fails" beside "network access" for `urlopen`.
+    data, repairs = repair(good(side_effects=["network access", "URLError when the request fails"]))
+    assert data["side_effects"] == ["network access"]
+    assert "side_effects: returns, raises and computations dropped" in repairs
+    effects = ["Error log lines are appended to stderr", "writes an ErrorReport file"]
+    assert repair(good(side_effects=effects))[0]["side_effects"] == effects
+
+
 def test_none_of_the_arguments_is_not_a_claim_of_none() -> None:
     data, _ = repair(good(side_effects=["None of the arguments is copied"]))
     assert data["side_effects"] == ["None of the arguments is copied"]

@@ -154,6 +154,21 @@ _NOT_AN_EFFECT = re.compile(
 )
 #: An entry labelled with an exception's name.
 _EXCEPTION_LABEL = re.compile(r"^\W*[\w.]*(?:Error|Exception)`?\s*:")
+#: An entry that opens with an exception's name and says when it comes ("URLError when the
+#: request fails", "ValueError is raised if ...").
+_EXCEPTION_FIRST = re.compile(
+    r"^\W*[\w.]*(?:Error|Exception)`?\s+(?:when|if|is|are|on|in case)\b", re.IGNORECASE
+)
+#: A whole pitfall that says nothing a caller can act on: "may not handle errors gracefully",
+#: "does not handle errors gracefully" (runs 11, 13, 14), "error handling is not robust".
+_EMPTY_PITFALL = re.compile(
+    r"^(?:(?:the|this)\s+(?:function|method|code)\s+|it\s+)?"
+    r"(?:(?:may|might|does|do|can)\s*(?:not|n't)|doesn't|cannot|can't)\s+handle\s+"
+    r"(?:all\s+|any\s+)?(?:errors?|exceptions?|edge cases)\s+"
+    r"(?:gracefully|properly|correctly|well|robustly)\W*$"
+    r"|^(?:the\s+)?error handling (?:is|may be) (?:not robust|minimal|limited|poor)\W*$",
+    re.IGNORECASE,
+)
 #: An output entry (after its label) that tells an exception, not a value.
 _NOT_AN_OUTPUT = re.compile(r"^\W*(?:raises?|throws?)\b", re.I)
 #: A whole entry that is only a call's name (``JSON.stringify``, ``json.load()``).
@@ -172,9 +187,15 @@ def _not_effect(item: Any) -> bool:
     bare = _BARE_CALL.match(item)
     if bare and pure_module_call(bare.group("call")):
         return True
-    if _EXCEPTION_LABEL.match(item):
-        return True  # "URLError: if the request fails, the function raises an exception"
+    if _EXCEPTION_LABEL.match(item) or _EXCEPTION_FIRST.match(item):
+        # "URLError: if the request fails, the function raises an exception", "URLError when
+        # the request fails" (run 14): an exception, which the pitfalls tell.
+        return True
     return any(_NOT_AN_EFFECT.match(text) for text in _with_and_without_label(item))
+
+
+def _says_nothing_pitfall(item: Any) -> bool:
+    return isinstance(item, str) and _EMPTY_PITFALL.match(item.strip()) is not None
 
 
 def _not_output(item: Any) -> bool:
@@ -184,10 +205,15 @@ def _not_output(item: Any) -> bool:
 
 
 #: Entries of a list that belong elsewhere, dropped by :func:`repair`, with the note said.
-_MISPLACED = {"side_effects": _not_effect, "outputs": _not_output}
+_MISPLACED = {
+    "side_effects": _not_effect,
+    "outputs": _not_output,
+    "pitfalls": _says_nothing_pitfall,
+}
 _MISPLACED_NOTE = {
     "side_effects": "returns, raises and computations",
     "outputs": "exceptions",
+    "pitfalls": "pitfalls that say nothing ('does not handle errors gracefully')",
 }
 
 
