@@ -205,6 +205,14 @@ def test_an_exception_told_as_a_side_effect_is_dropped() -> None:
     assert repair(good(side_effects=effects))[0]["side_effects"] == effects
 
 
+def test_a_return_told_as_a_side_effect_is_dropped() -> None:
+    # Run 15, RunGit: "output is returned as a string or an error".
+    told = ["git runs in the directory", "output is returned as a string or an error"]
+    assert repair(good(side_effects=told))[0]["side_effects"] == ["git runs in the directory"]
+    kept = ["the cache file that is returned to the pool is truncated"]
+    assert repair(good(side_effects=kept))[0]["side_effects"] == kept
+
+
 def test_none_of_the_arguments_is_not_a_claim_of_none() -> None:
     data, _ = repair(good(side_effects=["None of the arguments is copied"]))
     assert data["side_effects"] == ["None of the arguments is copied"]

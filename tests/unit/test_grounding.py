@@ -286,6 +286,10 @@ def test_code_names_reads_backticks_calls_and_roles_not_english() -> None:
         ("key: TODO", "is a placeholder"),
         ("key: `key`", "only repeats the name"),
         ("function: the callback", "names no parameter"),
+        # Runs 13 to 15: "path: string", "key: string" for typed parameters.
+        ("key: string", "gives only a type"),
+        ("key: `str | None`", "gives only a type"),
+        ("key: Dict[str, int]", "gives only a type"),
     ],
 )
 def test_an_input_needs_a_parameter_and_a_meaning(mode: str, entry: str, why: str) -> None:
@@ -297,6 +301,8 @@ def test_an_input_needs_a_parameter_and_a_meaning(mode: str, entry: str, why: st
 @MODES
 def test_inputs_in_name_meaning_form_pass(mode: str) -> None:
     entries = ["`key` (str): the entry's name", "default: what a miss returns", "self: the cache"]
+    assert judge(mode, good(inputs=entries)).ok
+    entries = ["key: the string to look up", "default: a string list of fallbacks"]
     assert judge(mode, good(inputs=entries)).ok
 
 

@@ -251,4 +251,18 @@ def meaning_reason(entry: InputEntry) -> str | None:
         return "has no meaning"
     if entry.name is not None and fold(meaning) == fold(entry.name):
         return "only repeats the name"
+    if _BARE_TYPE.match(meaning):
+        # "path: string", "key: string" (runs 13 to 15): the signature says that much; the
+        # prompt asks what the caller passes.
+        return "gives only a type"
     return None
+
+
+#: A meaning that is a basic type and nothing else (``string``, ``[]string``, ``Dict[str, int]``,
+#: ``str | None``), as a small model writes for a typed parameter.
+_BARE_TYPE = re.compile(
+    r"^(?:an?\s+)?[*&\[\]]*(?:str|string|int|integer|float|number|bool|boolean|bytes|byte|rune"
+    r"|list|dict|tuple|set|map|array|object|any|unknown|none|null|void|error)"
+    r"(?:\s*(?:\[[^\]]*\]|<[^>]*>|\|\s*\w+))*(?:\[\])?$",
+    re.IGNORECASE,
+)

@@ -149,7 +149,9 @@ _LABEL = re.compile(r"^\W*[\w.`*\[\]()]{1,40}\s*(?::|\s[-\u2013\u2014])\s+")
 _NOT_AN_EFFECT = re.compile(
     r"^\W*(?:(?:it|this function|the function|the method)\s+)?(?:returns?|raises?|throws?"
     r"|yields?|rejects?|is returned|are returned|parses|decodes|encodes|converts|computes"
-    r"|calculates|serializes|deserializes|uses|handles)\b",
+    r"|calculates|serializes|deserializes|uses|handles)\b"
+    # "output is returned as a string or an error" (run 15): a return, its subject first.
+    r"|^\W*(?:the\s+|its\s+)?\w+(?:\s+\w+)?\s+(?:is|are)\s+returned\b",
     re.I,
 )
 #: An entry labelled with an exception's name.
