@@ -152,7 +152,8 @@ def measure(root: Path, recorder: Recorder, seconds: float) -> dict[str, Any]:
         request = call["request"]
         if request is None:
             continue
-        ids = [int(s["span_id"]) for s in request["spans"]]
+        # One span's request holds its id; a batch's, each span's.
+        ids = [int(s["span_id"]) for s in request.get("spans", [request])]
         contexts = [sources[i].validation_context() for i in ids if i in sources]
         verdicts: dict[int, Any] = {}
         if call["reply"] is not None and len(contexts) == len(ids):

@@ -1,7 +1,8 @@
 """TEST-ONLY: valid (and deliberately broken) model replies built from spanlens prompts.
 
 A spanlens prompt carries a machine-readable request between ``<spanlens-request>`` tags:
-span ids, paths, 1-based line ranges and parameter names. :func:`valid_responder` reads it
+span ids, paths, 1-based line ranges and parameter names (for a single span only its id and
+parameter names; the rest is read from the code block's header). :func:`valid_responder` reads it
 and answers like a perfect model, so tests, LSP tests and benchmarks get valid enrichments for
 arbitrary spans from the stand-in server::
 
@@ -51,14 +52,39 @@ def valid_overview(docgen: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_request(request: RecordedRequest) -> dict[str, Any] | None:
-    """The spanlens request inside a chat request's user message, or None."""
+    """The spanlens request inside a chat request's user message, or None; a single span's
+    (its id and parameters only) completed from the message's file line and code header."""
     for message in reversed(request.messages):
         content = message.get("content")
         if message.get("role") == "user" and isinstance(content, str):
             match = _REQUEST.search(content)
             if match:
-                return json.loads(match.group(1))  # type: ignore[no-any-return]
+                parsed: dict[str, Any] = json.loads(match.group(1))
+                return parsed if "spans" in parsed else _single(parsed, content)
     return None
+
+
+_FILE_LINE = re.compile(r"^File `(?P<path>[^`]+)`", re.MULTILINE)
+
+
+def _single(parsed: dict[str, Any], content: str) -> dict[str, Any]:
+    span_id = parsed["span_id"]
+    header = re.search(
+        rf"^Code of span {span_id}: (?P<kind>\S+) (?P<name>.+?), lines (?P<a>\d+)-(?P<b>\d+)",
+        content,
+        re.MULTILINE,
+    )
+    path = _FILE_LINE.search(content)
+    assert header is not None and path is not None, "a single span's prompt names both"
+    span = {
+        "span_id": span_id,
+        "path": path["path"],
+        "kind": header["kind"],
+        "name": header["name"],
+        "lines": [int(header["a"]), int(header["b"])],
+        "parameters": parsed.get("parameters"),
+    }
+    return {"mode": "single", "spans": [span]}
 
 
 def span_code(request: RecordedRequest, span_id: int) -> list[str]:

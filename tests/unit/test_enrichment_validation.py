@@ -326,10 +326,10 @@ def test_prompt_carries_a_machine_readable_request_and_numbered_code() -> None:
     prompt = build_prompt([source(row)])
     user = prompt.messages[-1]["content"]
     request = json.loads(user.split(REQUEST_OPEN)[1].split(REQUEST_CLOSE)[0])
-    entry = request["spans"][0]
-    assert request["mode"] == "single"
-    assert entry["span_id"] == 3 and entry["lines"] == [10, 12]
-    assert entry["parameters"] == ["a", "b"]
+    # One span's request holds its id and parameters; the code block's header says the rest
+    # (a model evaluates every token of it again for each span).
+    assert request == {"span_id": 3, "parameters": ["a", "b"]}
+    assert "Code of span 3: function f3, lines 10-12" in user
     assert "   10 | def f3():" in user
     inputs = prompt.schema["properties"]["inputs"]
     assert inputs["maxItems"] == 2 and inputs["items"]["pattern"].startswith("^(a|b): ")
