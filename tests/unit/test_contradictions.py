@@ -205,6 +205,12 @@ def test_an_exception_told_as_a_side_effect_is_dropped() -> None:
     assert repair(good(side_effects=effects))[0]["side_effects"] == effects
 
 
+def test_an_exception_that_may_come_is_no_side_effect() -> None:
+    # Run 16: "may raise URLError" (fetch_text), "it may raise an exception" (load_config).
+    told = ["network access", "may raise URLError", "it may raise an exception"]
+    assert repair(good(side_effects=told))[0]["side_effects"] == ["network access"]
+
+
 def test_a_return_told_as_a_side_effect_is_dropped() -> None:
     # Run 15, RunGit: "output is returned as a string or an error".
     told = ["git runs in the directory", "output is returned as a string or an error"]

@@ -147,7 +147,8 @@ _LABEL = re.compile(r"^\W*[\w.`*\[\]()]{1,40}\s*(?::|\s[-\u2013\u2014])\s+")
 #: A side-effect entry (after its label) that tells a return value, an exception or a
 #: computation, not an effect.
 _NOT_AN_EFFECT = re.compile(
-    r"^\W*(?:(?:it|this function|the function|the method)\s+)?(?:returns?|raises?|throws?"
+    r"^\W*(?:(?:it|this function|the function|the method)\s+)?"
+    r"(?:(?:may|might|can|will)\s+(?:raise|throw)\b|returns?|raises?|throws?"
     r"|yields?|rejects?|is returned|are returned|parses|decodes|encodes|converts|computes"
     r"|calculates|serializes|deserializes|uses|handles)\b"
     # "output is returned as a string or an error" (run 15): a return, its subject first.
