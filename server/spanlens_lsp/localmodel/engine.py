@@ -136,13 +136,16 @@ def engine_lock(model: str) -> FileLock:
     return FileLock(str(lock_path(model)), timeout=START_TIMEOUT)
 
 
+#: The keys of a state file this version reads (read_state runs in every wait loop).
+_STATE_FIELDS = frozenset(f.name for f in fields(EngineState))
+
+
 def read_state(model: str) -> EngineState | None:
     """The state file of ``model``'s engine, or None when there is none (or it is unreadable)."""
     try:
         raw = json.loads(state_path(model).read_text(encoding="utf-8"))
-        known = {f.name for f in fields(EngineState)}
         # A newer spanlens may have written more: what this one knows still describes it.
-        return EngineState(**{k: v for k, v in raw.items() if k in known})
+        return EngineState(**{k: v for k, v in raw.items() if k in _STATE_FIELDS})
     except (OSError, ValueError, TypeError, AttributeError):
         return None
 

@@ -20,7 +20,7 @@ from typing import Any
 from spanlens_lsp.enrichment.prompt.certain import pure_module_call
 from spanlens_lsp.enrichment.prompt.schema import FIELDS, LIST_FIELDS, MAX_SNIPPET_LINES
 from spanlens_lsp.enrichment.reply import grounding
-from spanlens_lsp.enrichment.reply.placeholders import placeholder_reason
+from spanlens_lsp.enrichment.reply.placeholders import UNSAFE_REASON, placeholder_reason
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
 _MAX_OBJECT_STARTS = 64
@@ -86,7 +86,9 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             # Side effects: "returns next", "Raises ValueError if count <= 0", "json_load:
             # parses the JSON data", "JSON.stringify" (the outputs and pitfalls say the first
             # two; the rest is computation): none claims anything done. Outputs: "error:
-            # Throws an Error if ..." (thrown, not returned; the pitfalls say it).
+            # Throws an Error if ..." (thrown, not returned; the pitfalls say it). Tags:
+            # "description" between two real tags (a tag is a label: dropping one that says
+            # nothing loses nothing and invents nothing).
             data[key] = [v for v in value if not misplaced(v)]
             repairs.append(f"{key}: {_MISPLACED_NOTE[key]} dropped")
         value = data.get(key)
@@ -95,13 +97,6 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             data[key], repeats = grounding.dedupe(value)
             if repeats:
                 repairs.append(f"{key}: {repeats} repeated entries dropped")
-    tags = data.get("tags")
-    if isinstance(tags, list) and any(map(_placeholder_tag, tags)):
-        # Written as compact JSON, Qwen2.5-Coder-1.5B put "description" between two real tags
-        # in a third of its replies (after `","` a key usually follows). A tag is a label:
-        # dropping one that says nothing loses nothing and invents nothing.
-        data["tags"] = [t for t in tags if not _placeholder_tag(t)]
-        repairs.append("tags: placeholder tags dropped")
     if isinstance(data.get("summary"), str):
         data["summary"] = data["summary"].strip()
     if isinstance(data.get("evidence"), list):
@@ -115,15 +110,6 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if note:
             repairs.append(note)
     return data, repairs
-
-
-def _placeholder_tag(tag: Any) -> bool:
-    """A tag that stands in for one ("description", "TODO", "n/a"); text with control or bidi
-    characters is no placeholder: the validator rejects the whole reply for it."""
-    return isinstance(tag, str) and placeholder_reason(tag) in _EMPTY_REASONS
-
-
-_EMPTY_REASONS = frozenset({"is a placeholder", "is only punctuation", "is blank"})
 
 
 def _says_nothing(item: Any, key: str = "") -> bool:
@@ -197,6 +183,17 @@ def _not_effect(item: Any) -> bool:
     return any(_NOT_AN_EFFECT.match(text) for text in _with_and_without_label(item))
 
 
+def _placeholder_tag(tag: Any) -> bool:
+    """A tag that stands in for one ("description", "TODO", "n/a"; written as compact JSON,
+    Qwen2.5-Coder-1.5B put "description" between two real tags in a third of its replies).
+    Text with control or bidi characters is no placeholder: the validator rejects the whole
+    reply for it."""
+    if not isinstance(tag, str):
+        return False
+    reason = placeholder_reason(tag)
+    return reason is not None and reason != UNSAFE_REASON
+
+
 def _says_nothing_pitfall(item: Any) -> bool:
     return isinstance(item, str) and _EMPTY_PITFALL.match(item.strip()) is not None
 
@@ -212,11 +209,13 @@ _MISPLACED = {
     "side_effects": _not_effect,
     "outputs": _not_output,
     "pitfalls": _says_nothing_pitfall,
+    "tags": _placeholder_tag,
 }
 _MISPLACED_NOTE = {
     "side_effects": "returns, raises and computations",
     "outputs": "exceptions",
     "pitfalls": "pitfalls that say nothing ('does not handle errors gracefully')",
+    "tags": "placeholder tags",
 }
 
 

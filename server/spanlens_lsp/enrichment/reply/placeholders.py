@@ -44,12 +44,17 @@ _PLACEHOLDER_PREFIX = re.compile(r"^(?:TODO|TBD|FIXME|XXX)\b\s*(?:[:\-–—(]|$
 _INVISIBLE = re.compile(r"[\u00ad\u200b-\u200d\u2060\ufeff]")
 
 
+#: The reason :func:`placeholder_reason` gives for control or bidi characters: text that may
+#: be an attack, unlike the other reasons (text that merely says nothing).
+UNSAFE_REASON = "holds control or bidi characters"
+
+
 def placeholder_reason(text: str) -> str | None:
     """Why ``text`` is no content (a placeholder, punctuation only, control characters), or
     None when it is real text."""
     if has_unsafe_chars(text):
         # Never part of a description, often part of an attack (see presentation.text).
-        return "holds control or bidi characters"
+        return UNSAFE_REASON
     visible = _INVISIBLE.sub("", text).strip()
     if not visible:
         return "is blank"
