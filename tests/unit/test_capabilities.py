@@ -322,9 +322,10 @@ async def test_an_unknown_openai_compatible_engine_gets_no_bounds_it_may_reject(
         [chat] = [r.json for r in server.chat_requests]
     assert outcomes[0].status == "enriched"
     schema = json.dumps(chat["response_format"]["json_schema"]["schema"])
-    # OpenAI's strict mode rejects length and range keywords; enum is plain JSON Schema.
-    assert "maxLength" not in schema and "pattern" not in schema and "minimum" not in schema
-    assert '"enum"' in schema
+    # OpenAI's strict mode rejects length and range keywords; the shape itself is plain JSON
+    # Schema and stays.
+    assert "maxLength" not in schema and "pattern" not in schema and "minItems" not in schema
+    assert '"additionalProperties": false' in schema and '"required"' in schema
     assert "repeat_penalty" not in chat  # not an OpenAI parameter
     assert chat["max_tokens"] > 0
 

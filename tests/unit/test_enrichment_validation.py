@@ -22,6 +22,7 @@ from spanlens_lsp.enrichment.reply.validate import (
     DETAIL_LINES,
     Validated,
     rejection_detail,
+    to_span_lines,
     validate_batch_reply,
     validate_enrichment,
     validate_reply,
@@ -42,7 +43,6 @@ def good(**changes: Any) -> dict[str, Any]:
         "pitfalls": ["no type checks"],
         "tags": ["math"],
         "usage_snippet": "add(2, 3)",
-        "evidence": [{"field": "summary", "lines": [10, 12]}],
     }
     data.update(changes)
     return data
@@ -55,6 +55,21 @@ def test_valid_reply_validates_without_repairs() -> None:
     result = validate_reply(json.dumps(good()), CTX)
     assert result.ok and result.repairs == []
     assert result.data == good()
+
+
+def test_evidence_is_not_asked_for_but_is_kept_when_a_reply_gives_it() -> None:
+    """Nothing shows evidence and a small model paid ~9 reply tokens a span for it: neither
+    the instructions nor the schema sent ask for it. A reply that gives it anyway is checked
+    and kept; a stored enrichment has the key either way (the stored shape is unchanged)."""
+    prompt = build_prompt([source(span(3, start=9))])
+    assert "evidence" not in prompt.messages[0]["content"]
+    assert "evidence" not in prompt.schema["properties"]
+    assert "evidence" not in prompt.schema["required"]
+    cited = good(evidence=[{"field": "summary", "lines": [10, 12]}])
+    result = validate_reply(json.dumps(cited), CTX)
+    assert result.ok and result.data == cited
+    assert to_span_lines(result.data, 10)["evidence"] == [{"field": "summary", "lines": [1, 3]}]
+    assert to_span_lines(good(), 10)["evidence"] == []
 
 
 @pytest.mark.parametrize(
@@ -333,11 +348,6 @@ def test_prompt_carries_a_machine_readable_request_and_numbered_code() -> None:
     assert "   10 | def f3():" in user
     inputs = prompt.schema["properties"]["inputs"]
     assert inputs["maxItems"] == 2 and inputs["items"]["pattern"].startswith("^(a|b): ")
-    assert prompt.schema["properties"]["evidence"]["items"]["properties"]["lines"]["items"] == {
-        "type": "integer",
-        "minimum": 10,
-        "maximum": 12,
-    }
 
 
 def test_long_span_becomes_an_excerpt_of_whole_lines() -> None:

@@ -65,8 +65,6 @@ exception or a computation; [] when the code shows none.
 an input it mishandles; [] when there are none.
 - "tags": one to three lowercase topic words.
 - "usage_snippet": one short example call, or null.
-- "evidence": {"field": <a field above>, "lines": [first, last]} entries citing the line \
-numbers shown next to the code.
 Never restate the signature, the types or the docstring, and never write "none" as an \
 entry. Write a name in backticks only when it appears in the code, exactly as written there. \
 State only what the code shows; do not invent parameters, names, behaviour or lines."""

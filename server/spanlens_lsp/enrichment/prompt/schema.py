@@ -5,9 +5,13 @@ with jsonschema. :func:`wire_schema` is what goes to a provider as the structure
 format: the same shape without length and range keywords, which some servers reject (OpenAI
 strict mode) or cannot turn into a grammar.
 
-Replies cite evidence by file line number (the prompt numbers the code that way); stored
-enrichments hold them relative to the span (1 = its first line), because an enrichment is
-keyed by content hash and stays valid when its span moves or has an identical twin
+Models are asked for :data:`ASKED_FIELDS`. ``evidence`` (line ranges citing the code) is no
+longer asked for: nothing showed it, and a small model paid ~9 reply tokens a span for it. A
+reply may still carry it (a model's own habit, an older stand-in); it is checked and kept then,
+and every stored enrichment has the key (``[]`` when none was given), so the stored shape is
+unchanged. Replies cite evidence by file line number (the prompt numbers the code that way);
+stored enrichments hold them relative to the span (1 = its first line), because an enrichment
+is keyed by content hash and stays valid when its span moves or has an identical twin
 (see :func:`spanlens_lsp.enrichment.reply.validate.to_span_lines`).
 
 Bump ``SCHEMA_VERSION`` in :mod:`spanlens_lsp.states` when the shape changes: older enrichments then
@@ -34,6 +38,8 @@ FIELDS = (
     "usage_snippet",
     "evidence",
 )
+#: Fields a model is asked for (and a reply must hold): all but ``evidence``.
+ASKED_FIELDS = FIELDS[:-1]
 #: Fields that hold lists of short strings.
 LIST_FIELDS = ("inputs", "outputs", "side_effects", "pitfalls", "tags")
 #: Fields an evidence entry may point at.
@@ -76,24 +82,22 @@ def _short_list(key: str) -> dict[str, Any]:
     }
 
 
-def _evidence(first_line: int = 1, last_line: int | None = None) -> dict[str, Any]:
-    """One evidence entry: a field and the [first, last] lines that show it (within the span's
-    lines when they are given)."""
-    line: dict[str, Any] = {"type": "integer", "minimum": first_line}
-    if last_line is not None:
-        line["maximum"] = last_line
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["field", "lines"],
-        "properties": {
-            "field": {"type": "string", "enum": list(EVIDENCE_FIELDS)},
-            "lines": {"type": "array", "items": line, "minItems": 2, "maxItems": 2},
+#: One evidence entry: a field and the [first, last] lines that show it (the validator holds
+#: them within the span).
+_EVIDENCE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["field", "lines"],
+    "properties": {
+        "field": {"type": "string", "enum": list(EVIDENCE_FIELDS)},
+        "lines": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1},
+            "minItems": 2,
+            "maxItems": 2,
         },
-    }
-
-
-_EVIDENCE = _evidence()
+    },
+}
 
 _PROPERTIES: dict[str, Any] = {
     "summary": {"type": "string", "minLength": 1, "maxLength": 1200},
@@ -106,7 +110,7 @@ _PROPERTIES: dict[str, Any] = {
 ENRICHMENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "required": list(FIELDS),
+    "required": list(ASKED_FIELDS),
     "properties": _PROPERTIES,
 }
 
@@ -121,7 +125,7 @@ BATCH_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["span_id", *FIELDS],
+                "required": ["span_id", *ASKED_FIELDS],
                 "properties": {"span_id": {"type": "integer"}, **_PROPERTIES},
             },
         }
@@ -164,18 +168,16 @@ class ReplySizes:
     item_chars: int
     #: Characters of the usage snippet.
     snippet_chars: int
-    #: Evidence entries.
-    evidence: int
 
 
 #: Sizes by span length (at most that many lines; the last row for anything longer). A
 #: 3-line getter has less to say than a 60-line function: its reply is bounded, and paid for
 #: token by token, accordingly.
 _SIZES_BY_LINES: tuple[tuple[int, ReplySizes], ...] = (
-    (5, ReplySizes(30, 2, 120, 160, 1)),
-    (20, ReplySizes(45, 3, 140, 240, 1)),
-    (60, ReplySizes(60, 3, 160, 300, 2)),
-    (1 << 30, ReplySizes(80, 4, MAX_ITEM_CHARS, 360, 3)),
+    (5, ReplySizes(30, 2, 120, 160)),
+    (20, ReplySizes(45, 3, 140, 240)),
+    (60, ReplySizes(60, 3, 160, 300)),
+    (1 << 30, ReplySizes(80, 4, MAX_ITEM_CHARS, 360)),
 )
 _TAGS = (3, MAX_TAG_CHARS)
 _SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
@@ -237,7 +239,7 @@ def bounded_schema(
     ``pitfalls`` for ``pitfall_certain``), ``outputs`` none where nothing is returned (a class,
     ``nothing_returned``); each output is "value: what it means", not a bare type (a
     pattern);
-    evidence lines lie within the span; a batch's ids are the request's ids. Sizes shrink
+    no evidence is asked for; a batch's ids are the request's ids. Sizes shrink
     (down to a quarter) until the bound fits ``room_tokens``. Only the ``keywords`` the engine
     enforces are kept; the bound is computed from the full schema either way, so a reply that
     keeps to it fits.
@@ -260,9 +262,8 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
         sizes = reply_sizes(span.last_line - span.first_line + 1)
         words = max(10, int(sizes.summary_words * scale))
         summary = words * SUMMARY_CHARS_PER_WORD
-        items, item_chars, snippet, evidence = (
-            max(1, int(v * scale))
-            for v in (sizes.items, sizes.item_chars, sizes.snippet_chars, sizes.evidence)
+        items, item_chars, snippet = (
+            max(1, int(v * scale)) for v in (sizes.items, sizes.item_chars, sizes.snippet_chars)
         )
         params = [p for p in span.params or () if p]
         # Only the parameters that must be described are offered when there are any: an
@@ -311,16 +312,11 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
             },
             "tags": {"type": "array", "items": text(_TAGS[1]), "maxItems": _TAGS[0]},
             "usage_snippet": {"type": ["string", "null"], "maxLength": snippet},
-            "evidence": {
-                "type": "array",
-                "maxItems": evidence,
-                "items": _evidence(span.first_line, span.last_line),
-            },
         }
         return {
             "type": "object",
             "additionalProperties": False,
-            "required": list(FIELDS),
+            "required": list(ASKED_FIELDS),
             "properties": props,
         }
 

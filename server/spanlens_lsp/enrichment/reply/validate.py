@@ -158,7 +158,7 @@ def fact_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
     errors = _summary_errors(str(data["summary"]), ctx.code)
     # Invented names first: the attempt's detail shows the first errors, and names them.
     errors += grounding_errors(data, ctx)
-    for item in data["evidence"]:
+    for item in data.get("evidence", []):
         start, end = item["lines"]
         if start > end or start < ctx.first_line or end > ctx.last_line:
             errors.append(
