@@ -399,6 +399,13 @@ def test_a_file_opened_for_writing_is_not_appended_to(tmp_path: Path) -> None:
         assert validate_reply(json.dumps(reply), sources["save"].validation_context()).ok
     reply["pitfalls"] = ["it does not check the path, and appends to the file if it exists"]
     assert not validate_reply(json.dumps(reply), sources["save"].validation_context()).ok
+    # Run 17: the object between the verb and the file.
+    reply["pitfalls"] = ["an existing file at path is replaced"]
+    reply["side_effects"] = ["appends lines to the file if it exists, otherwise creates it"]
+    assert validate_reply(json.dumps(reply), sources["save"].validation_context()).errors == [
+        "side_effects claims it appends to the file, but open() on line 2 replaces an existing file"
+    ]
+    reply["side_effects"] = ["writes the lines to path"]
     reply["inputs"] = ["path: the file to append to", "line: the line"]
     reply["side_effects"] = ["appends the line to the file"]
     reply["pitfalls"] = ["raises OSError when the file cannot be opened"]

@@ -255,9 +255,11 @@ def _mutates_a_parameter(params: list[str], targets: list[str], calls: tuple[str
 # ----------------------------------------------------------------------------- files
 
 #: A claim that the span adds to an existing file rather than replacing it ("appends to it if
-#: it does", "the path where the file will be created or appended").
+#: it does", "appends lines to the file if it exists", "the path where the file will be
+#: created or appended").
 _APPEND_CLAIM = re.compile(
-    r"\bappend(?:s|ed|ing)?\s+(?:to\s+)?(?:it|the (?:existing )?file|an existing file)\b"
+    r"\bappend(?:s|ed|ing)?\s+(?:[\w`'\"]+\s+){0,3}?(?:to\s+)?"
+    r"(?:it|the (?:existing )?file|an existing file)\b"
     r"|\b(?:created|creates?|create)\s+or\s+append(?:ed|s)?\b",
     re.IGNORECASE,
 )
