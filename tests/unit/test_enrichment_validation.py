@@ -4,6 +4,7 @@ prompts, privacy and the breaker as pure logic."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -183,6 +184,10 @@ def test_the_bounded_schema_demands_one_input_per_parameter() -> None:
     # The receiver is not offered: a ``self`` entry would fill a place ``a`` or ``b`` needs.
     assert (inputs["minItems"], inputs["maxItems"]) == (2, 2)
     assert inputs["items"]["pattern"].startswith("^(a|b): ")
+    # A one-word meaning is a type ("a: int"): the grammar leaves no way to write it.
+    pattern = re.compile(inputs["items"]["pattern"])
+    assert not pattern.search("a: int") and not pattern.search("b: string")
+    assert pattern.search("a: first addend") and pattern.search("b: the second, 1 by default")
     one = good(inputs=["a: first addend"])
     assert any(e.validator == "minItems" for e in Draft202012Validator(schema).iter_errors(one))
     assert not list(Draft202012Validator(schema).iter_errors(good()))

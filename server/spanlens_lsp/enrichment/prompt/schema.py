@@ -174,10 +174,10 @@ class ReplySizes:
 #: 3-line getter has less to say than a 60-line function: its reply is bounded, and paid for
 #: token by token, accordingly.
 _SIZES_BY_LINES: tuple[tuple[int, ReplySizes], ...] = (
-    (5, ReplySizes(30, 2, 120, 160)),
-    (20, ReplySizes(45, 3, 140, 240)),
-    (60, ReplySizes(60, 3, 160, 300)),
-    (1 << 30, ReplySizes(80, 4, MAX_ITEM_CHARS, 360)),
+    (5, ReplySizes(20, 2, 120, 160)),
+    (20, ReplySizes(30, 3, 140, 240)),
+    (60, ReplySizes(40, 3, 160, 300)),
+    (1 << 30, ReplySizes(60, 4, MAX_ITEM_CHARS, 360)),
 )
 _TAGS = (3, MAX_TAG_CHARS)
 _SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
@@ -274,8 +274,10 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
         )
         if params:
             names = "|".join(re.escape(p) for p in params)
-            # llama.cpp ignores maxLength next to a pattern: the pattern bounds the length.
-            inputs_item["pattern"] = f"^({names}): .{{1,{item_chars}}}$"
+            # llama.cpp ignores maxLength next to a pattern: the pattern bounds the length. Two
+            # words at least: a one-word meaning is a type ("key: string", which the validator
+            # rejects; Qwen2.5-Coder-1.5B wrote it again in six retries of one run).
+            inputs_item["pattern"] = f"^({names}): [^ ]{{1,40}} .{{1,{item_chars}}}$"
         inputs_max = min(len(params) if span.params is not None else items, MAX_INPUTS)
         # One entry per parameter (a receiver may go unsaid): the validator rejects fewer.
         inputs_min = min(len([p for p in params if needs_input(p)]), inputs_max)
