@@ -196,10 +196,24 @@ def test_a_pitfall_that_says_nothing_is_dropped_and_the_rest_kept(filler: str) -
     assert repair(good(pitfalls=kept))[0]["pitfalls"] == kept
 
 
-def test_an_exception_told_as_a_side_effect_is_dropped() -> None:
-    # Run 14: "URLError when the request fails" beside "network access" for `urlopen`.
-    data, repairs = repair(good(side_effects=["network access", "URLError when the request fails"]))
+def test_an_exception_told_as_a_side_effect_goes_to_the_pitfalls() -> None:
+    # Runs 14 and 18: "URLError when the request fails" beside "network access" for `urlopen`,
+    # and "none" as the pitfall (then rejected as a false "no pitfall", four calls in a row).
+    told = ["network access", "URLError when the request fails"]
+    data, repairs = repair(good(side_effects=told, pitfalls=["none"]))
     assert data["side_effects"] == ["network access"]
+    assert data["pitfalls"] == ["URLError when the request fails"]
+    assert "side_effects: 1 exceptions moved to pitfalls" in repairs
+    # Thrown, not returned: an output that tells an exception moves as well.
+    data, _ = repair(good(outputs=["the sum", "error: Throws a RangeError if n < 0"]))
+    assert (data["outputs"], data["pitfalls"]) == (
+        ["the sum"],
+        ["error: Throws a RangeError if n < 0"],
+    )
+    # An exception the pitfalls name already is said once: dropped, not moved.
+    data, repairs = repair(good(side_effects=told, pitfalls=["a failed request raises URLError"]))
+    assert data["side_effects"] == ["network access"]
+    assert data["pitfalls"] == ["a failed request raises URLError"]
     assert "side_effects: returns, raises and computations dropped" in repairs
     effects = ["Error log lines are appended to stderr", "writes an ErrorReport file"]
     assert repair(good(side_effects=effects))[0]["side_effects"] == effects
@@ -208,7 +222,12 @@ def test_an_exception_told_as_a_side_effect_is_dropped() -> None:
 def test_an_exception_that_may_come_is_no_side_effect() -> None:
     # Run 16: "may raise URLError" (fetch_text), "it may raise an exception" (load_config).
     told = ["network access", "may raise URLError", "it may raise an exception"]
-    assert repair(good(side_effects=told))[0]["side_effects"] == ["network access"]
+    data, _ = repair(good(side_effects=told))
+    assert data["side_effects"] == ["network access"]
+    # The named one becomes the pitfall; the unnamed one adds nothing to it.
+    assert data["pitfalls"] == ["may raise URLError"]
+    data, _ = repair(good(side_effects=["it may raise an exception"]))
+    assert data["pitfalls"] == ["it may raise an exception"]
 
 
 def test_a_return_told_as_a_side_effect_is_dropped() -> None:
@@ -217,6 +236,16 @@ def test_a_return_told_as_a_side_effect_is_dropped() -> None:
     assert repair(good(side_effects=told))[0]["side_effects"] == ["git runs in the directory"]
     kept = ["the cache file that is returned to the pool is truncated"]
     assert repair(good(side_effects=kept))[0]["side_effects"] == kept
+
+
+def test_an_output_that_says_nothing_is_returned_is_dropped() -> None:
+    # Run 19, load_config: "[]: no return value" after the value it returns.
+    told = ["value: the parsed JSON object", "[]: no return value", "nothing is returned."]
+    data, repairs = repair(good(outputs=told))
+    assert data["outputs"] == ["value: the parsed JSON object"]
+    assert "outputs: 'none' items dropped" in repairs
+    kept = ["value: the default when no return value is cached"]
+    assert repair(good(outputs=kept))[0]["outputs"] == kept
 
 
 def test_none_of_the_arguments_is_not_a_claim_of_none() -> None:

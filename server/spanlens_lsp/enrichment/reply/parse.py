@@ -4,8 +4,9 @@ cannot change what the model said.
 1. :func:`extract_json` finds the JSON object in the text (a bare object, one inside a
    Markdown fence, or one surrounded by prose).
 2. :func:`repair` drops keys the schema does not know, turns a string into a one-item list,
-   drops blank and "none" list items (``No side effects; ...`` included), drops exact and
-   near-duplicate list entries, swaps evidence written backwards (``[181, 180]``), turns an
+   drops blank and "none" list items (``No side effects; ...`` included), moves an exception
+   told as a side effect or an output to the pitfalls, drops exact and near-duplicate list
+   entries, swaps evidence written backwards (``[181, 180]``), turns an
    empty snippet into null, strips a fence around the snippet and clamps it to 12 lines.
 
 What is left is judged by :mod:`.validate`.
@@ -18,7 +19,12 @@ import re
 from typing import Any
 
 from spanlens_lsp.enrichment.prompt.certain import pure_module_call
-from spanlens_lsp.enrichment.prompt.schema import FIELDS, LIST_FIELDS, MAX_SNIPPET_LINES
+from spanlens_lsp.enrichment.prompt.schema import (
+    FIELDS,
+    LIST_CAPS,
+    LIST_FIELDS,
+    MAX_SNIPPET_LINES,
+)
 from spanlens_lsp.enrichment.reply import grounding
 from spanlens_lsp.enrichment.reply.placeholders import UNSAFE_REASON, placeholder_reason
 
@@ -81,14 +87,17 @@ def repair(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             data[key] = [v for v in value if not _says_nothing(v, key)]
             repairs.append(f"{key}: 'none' items dropped")
         value = data.get(key)
+        if key in _EXCEPTION_FIELDS and isinstance(value, list):
+            moved = _move_exceptions(data, key)
+            if moved:
+                repairs.append(f"{key}: {moved} exceptions moved to pitfalls")
+        value = data.get(key)
         misplaced = _MISPLACED.get(key)
         if misplaced and isinstance(value, list) and any(map(misplaced, value)):
-            # Side effects: "returns next", "Raises ValueError if count <= 0", "json_load:
-            # parses the JSON data", "JSON.stringify" (the outputs and pitfalls say the first
-            # two; the rest is computation): none claims anything done. Outputs: "error:
-            # Throws an Error if ..." (thrown, not returned; the pitfalls say it). Tags:
-            # "description" between two real tags (a tag is a label: dropping one that says
-            # nothing loses nothing and invents nothing).
+            # Side effects: "returns next", "json_load: parses the JSON data", "JSON.stringify"
+            # (the outputs say the first; the rest is computation): none claims anything
+            # done. Tags: "description" between two real tags (a tag is a label: dropping one
+            # that says nothing loses nothing and invents nothing).
             data[key] = [v for v in value if not misplaced(v)]
             repairs.append(f"{key}: {_MISPLACED_NOTE[key]} dropped")
         value = data.get(key)
@@ -183,6 +192,56 @@ def _not_effect(item: Any) -> bool:
     return any(_NOT_AN_EFFECT.match(text) for text in _with_and_without_label(item))
 
 
+#: Fields where an exception is told by mistake: the prompt calls an exception that escapes a
+#: pitfall.
+_EXCEPTION_FIELDS = ("outputs", "side_effects")
+#: An entry (after its label) that says an exception comes ("raises ValueError if ...", "may
+#: throw", "Throws an Error if ...").
+_RAISES = re.compile(
+    r"^\W*(?:(?:it|this function|the function|the method)\s+)?"
+    r"(?:(?:may|might|can|will)\s+(?:raise|throw)|raises?|throws?)\b",
+    re.I,
+)
+
+
+def _tells_exception(item: Any) -> bool:
+    if not isinstance(item, str):
+        return False
+    if _EXCEPTION_LABEL.match(item) or _EXCEPTION_FIRST.match(item):
+        return True
+    return any(_RAISES.match(text) for text in _with_and_without_label(item))
+
+
+def _move_exceptions(data: dict[str, Any], key: str) -> int:
+    """Move ``data[key]``'s entries that tell an exception the pitfalls do not to the
+    pitfalls, where the prompt asks for them (Qwen2.5-Coder-1.5B wrote "URLError if the request
+    fails" as a side effect and "none" as the pitfall, four times in one run: the words are the
+    model's, only their field changes). An exception the pitfalls already name, or one named by
+    no class ("it may raise an exception") when the pitfalls say anything, is left where it is
+    (the misplaced-entry rule drops it). Entries past the pitfalls' cap are left too. Returns
+    how many moved."""
+    pitfalls = data.get("pitfalls")
+    if not isinstance(pitfalls, list):
+        return 0  # a wrong shape is the validator's to reject
+    said = [p for p in pitfalls if isinstance(p, str) and not _says_nothing(p, "pitfalls")]
+    known = {name.lower() for p in said for name in _EXCEPTION_NAME.findall(p)}
+    moved: list[str] = []
+    for entry in data[key]:
+        if len(said) + len(moved) >= LIST_CAPS["pitfalls"] or not _tells_exception(entry):
+            continue
+        names = {name.lower() for name in _EXCEPTION_NAME.findall(entry)}
+        if (names and not names & known) or (not names and not said and not moved):
+            moved.append(entry)
+    if moved:
+        data[key] = [v for v in data[key] if v not in moved]
+        data["pitfalls"] = [*pitfalls, *moved]
+    return len(moved)
+
+
+#: An exception's name (``URLError``, ``json.JSONDecodeError``, ``RangeError``).
+_EXCEPTION_NAME = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\b")
+
+
 def _placeholder_tag(tag: Any) -> bool:
     """A tag that stands in for one ("description", "TODO", "n/a"; written as compact JSON,
     Qwen2.5-Coder-1.5B put "description" between two real tags in a third of its replies).
@@ -224,6 +283,8 @@ _NOTHING = frozenset({"none", "n/a", "na", "nothing", "no side effects", "no pit
 #: A sentence that says there are none ("No side effects; the method does not modify ...").
 _NONE_SENTENCE = re.compile(
     r"^(?:none\s*(?:[;:,.(\-\u2013\u2014]|$)|no\s+(?:side[- ]effects?|pitfalls?)\b|"
+    # Run 19: "[]: no return value" as a second output of a function that returns one.
+    r"(?:no\s+return(?:ed)?\s+values?|nothing\s+is\s+returned)\W*$|"
     r"(?:it|this \w+|the \w+)\s+(?:has|causes|produces)\s+no\s+side[- ]effects?\b|"
     r"(?:it|this \w+|the \w+)\s+does\s+not\s+have\s+(?:any\s+)?side[- ]effects?\b|"
     # Run 13: "There are no known pitfalls in this code." for a class.
