@@ -184,6 +184,13 @@ def test_the_bounded_schema_demands_one_input_per_parameter() -> None:
     # The receiver is not offered: a ``self`` entry would fill a place ``a`` or ``b`` needs.
     assert (inputs["minItems"], inputs["maxItems"]) == (2, 2)
     assert inputs["items"]["pattern"].startswith("^(a|b): ")
+    # A usage snippet is one line that does not end inside a call: where the string may not
+    # end after "(", a model escapes a Go string literal's quote instead of ending the JSON
+    # string on it (run 17: `err := c.Put(`).
+    snippet = re.compile(schema["properties"]["usage_snippet"]["pattern"])
+    assert snippet.search('err := c.Put("k", "v")') and snippet.search("c.reset();")
+    for cut in ("err := c.Put(", "add(1, ", "f([", "x = f(1)\ny = f(2)"):
+        assert not snippet.search(cut), cut
     # A one-word meaning is a type ("a: int"): the grammar leaves no way to write it.
     pattern = re.compile(inputs["items"]["pattern"])
     assert not pattern.search("a: int") and not pattern.search("b: string")

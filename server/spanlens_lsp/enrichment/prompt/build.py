@@ -64,7 +64,7 @@ exception or a computation; [] when the code shows none.
 - "pitfalls": surprises the code shows for a caller, such as an exception it lets escape or \
 an input it mishandles; [] when there are none.
 - "tags": one to three lowercase topic words.
-- "usage_snippet": one short example call, or null.
+- "usage_snippet": one short example call on one line, or null.
 Never restate the signature, the types or the docstring, and never write "none" as an \
 entry. Write a name in backticks only when it appears in the code, exactly as written there. \
 State only what the code shows; do not invent parameters, names, behaviour or lines."""
