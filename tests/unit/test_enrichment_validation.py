@@ -58,6 +58,20 @@ def test_valid_reply_validates_without_repairs() -> None:
     assert result.data == good()
 
 
+def test_an_input_that_also_describes_another_parameter_is_rejected() -> None:
+    """Runs 19 and 20: "key: string, value: string" and "key: string, by: number = 1: ... or
+    null to reset the count" (a claim the code does not make) as one entry: asked again."""
+    merged = good(inputs=["a: number, b: number = 1: adds b or null to reset", "b: the step"])
+    result = validate_reply(json.dumps(merged), CTX)
+    assert not result.ok
+    assert result.errors == [
+        "input 'a: number, b: number = 1: adds b or null' also describes b: one entry per parameter"
+    ]
+    # Another parameter named in prose, or an attribute of that name, is no second entry.
+    for meaning in ("a: added to b", "a: the start; b is added to it", "a: self.b: the base"):
+        assert validate_reply(json.dumps(good(inputs=[meaning, "b: the step"])), CTX).ok
+
+
 def test_evidence_is_not_asked_for_but_is_kept_when_a_reply_gives_it() -> None:
     """Nothing shows evidence and a small model paid ~9 reply tokens a span for it: neither
     the instructions nor the schema sent ask for it. A reply that gives it anyway is checked

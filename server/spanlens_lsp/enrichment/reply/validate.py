@@ -188,7 +188,11 @@ def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
             known = ", ".join(ctx.params) or "none"
             errors.append(f"input {item[:40]!a} names no parameter (parameters: {known})")
             continue
-        reason = grounding.meaning_reason(entry) or placeholder_reason(entry.meaning)
+        reason = (
+            grounding.meaning_reason(entry)
+            or placeholder_reason(entry.meaning)
+            or _merged_reason(entry, ctx.params or ())
+        )
         if reason:
             errors.append(f"input {item[:40]!a} {reason}")
         elif entry.name in described:
@@ -200,6 +204,16 @@ def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
         # incomplete where the parser is certain what is there.
         errors.append(f"inputs leave out parameters: {', '.join(missing)}")
     return errors
+
+
+def _merged_reason(entry: grounding.InputEntry, params: tuple[str, ...] | list[str]) -> str | None:
+    """Why an entry that also describes another parameter is no description of its own: "key:
+    string, by: number = 1: ... or null to reset the count" (run 20, after the grammar ruled
+    out a one-word meaning), "key: string, value: string" (run 19)."""
+    for other in params:
+        if other != entry.name and re.search(rf"(?<![\w.]){re.escape(other)}\s*:", entry.meaning):
+            return f"also describes {other}: one entry per parameter"
+    return None
 
 
 def grounding_errors(data: dict[str, Any], ctx: SpanContext) -> list[str]:
