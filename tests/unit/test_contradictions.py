@@ -215,8 +215,15 @@ def test_an_exception_told_as_a_side_effect_goes_to_the_pitfalls() -> None:
     assert data["side_effects"] == ["network access"]
     assert data["pitfalls"] == ["a failed request raises URLError"]
     assert "side_effects: returns, raises and computations dropped" in repairs
-    effects = ["Error log lines are appended to stderr", "writes an ErrorReport file"]
-    assert repair(good(side_effects=effects))[0]["side_effects"] == effects
+    effects = [
+        "Error log lines are appended to stderr",
+        "writes an ErrorReport file",
+        "error is logged to stderr when the request fails",
+    ]
+    data, _ = repair(good(side_effects=effects))
+    assert (data["side_effects"], data["pitfalls"]) == (effects, [])
+    for told in ("Error is thrown if n < 0", "json.JSONDecodeError when the file is not JSON"):
+        assert repair(good(side_effects=[told]))[0]["pitfalls"] == [told]
 
 
 def test_an_exception_that_may_come_is_no_side_effect() -> None:

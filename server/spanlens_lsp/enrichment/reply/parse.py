@@ -153,9 +153,10 @@ _NOT_AN_EFFECT = re.compile(
 #: An entry labelled with an exception's name.
 _EXCEPTION_LABEL = re.compile(r"^\W*[\w.]*(?:Error|Exception)`?\s*:")
 #: An entry that opens with an exception's name and says when it comes ("URLError when the
-#: request fails", "ValueError is raised if ...").
+#: request fails", "ValueError is raised if ...", "Error is thrown if ..."). The name is a
+#: class's, in its case: "error is logged to stderr" is an effect.
 _EXCEPTION_FIRST = re.compile(
-    r"^\W*[\w.]*(?:Error|Exception)`?\s+(?:when|if|is|are|on|in case)\b", re.IGNORECASE
+    r"^\W*(?:\w+\.)*(?:[A-Z]\w*)?(?:Error|Exception)`?\s+(?i:when|if|is|are|on|in case)\b"
 )
 #: A whole pitfall that says nothing a caller can act on: "may not handle errors gracefully",
 #: "does not handle errors gracefully" (runs 11, 13, 14), "error handling is not robust".
