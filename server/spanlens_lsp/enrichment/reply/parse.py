@@ -139,11 +139,15 @@ _NO_EFFECT = re.compile(r"^(?:no|not|never|nothing)\b|^(?:it|this \w+) (?:does n
 
 #: A label a small model puts before an entry ("next: ", "`json_load`: ", "error - ").
 _LABEL = re.compile(r"^\W*[\w.`*\[\]()]{1,40}\s*(?::|\s[-\u2013\u2014])\s+")
+#: The subject an entry may open with ("it", "the function") and the verbs that say an
+#: exception comes ("may raise", "throws"): shared by :data:`_NOT_AN_EFFECT` and
+#: :data:`_RAISES`.
+_SUBJECT = r"^\W*(?:(?:it|this function|the function|the method)\s+)?"
+_RAISE_VERB = r"(?:(?:may|might|can|will)\s+(?:raise|throw)|raises?|throws?)"
 #: A side-effect entry (after its label) that tells a return value, an exception or a
 #: computation, not an effect.
 _NOT_AN_EFFECT = re.compile(
-    r"^\W*(?:(?:it|this function|the function|the method)\s+)?"
-    r"(?:(?:may|might|can|will)\s+(?:raise|throw)\b|returns?|raises?|throws?"
+    _SUBJECT + r"(?:" + _RAISE_VERB + r"|returns?"
     r"|yields?|rejects?|is returned|are returned|parses|decodes|encodes|converts|computes"
     r"|calculates|serializes|deserializes|uses|handles)\b"
     # "output is returned as a string or an error" (run 15): a return, its subject first.
@@ -198,11 +202,9 @@ def _not_effect(item: Any) -> bool:
 _EXCEPTION_FIELDS = ("outputs", "side_effects")
 #: An entry (after its label) that says an exception comes ("raises ValueError if ...", "may
 #: throw", "Throws an Error if ...").
-_RAISES = re.compile(
-    r"^\W*(?:(?:it|this function|the function|the method)\s+)?"
-    r"(?:(?:may|might|can|will)\s+(?:raise|throw)|raises?|throws?)\b",
-    re.I,
-)
+_RAISES = re.compile(_SUBJECT + _RAISE_VERB + r"\b", re.I)
+#: An exception's name (``URLError``, ``json.JSONDecodeError``, ``RangeError``).
+_EXCEPTION_NAME = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\b")
 
 
 def _tells_exception(item: Any) -> bool:
@@ -237,10 +239,6 @@ def _move_exceptions(data: dict[str, Any], key: str) -> int:
         data[key] = [v for v in data[key] if v not in moved]
         data["pitfalls"] = [*pitfalls, *moved]
     return len(moved)
-
-
-#: An exception's name (``URLError``, ``json.JSONDecodeError``, ``RangeError``).
-_EXCEPTION_NAME = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\b")
 
 
 def _placeholder_tag(tag: Any) -> bool:
