@@ -229,6 +229,15 @@ def render_markdown(view: SpanView, now: float | None = None) -> str:
         doc = facts.get("docstring") or facts.get("doc")
         if doc:
             parts.append(inline_markdown(str(doc).split("\n\n")[0]))
+    for title, key, items in method_sections(view):
+        prefix = "⚠ " if key == "pitfalls" else ""
+        lines = [
+            f"- {prefix}`{_code_name(name)}`: {inline_markdown(item, at_line_start=False)}"
+            if name
+            else f"- {item}"
+            for name, item in items
+        ]
+        parts.append(f"**{title}**\n" + "\n".join(lines))
     parts.append("**Parser facts**\n" + bullet_list(fact_lines(facts), "", escape=False))
     marker = "✓" if view.state == FRESH else "…"
     state = inline_markdown(describe_state(view, now), at_line_start=False, in_emphasis=True)
@@ -265,11 +274,51 @@ def render_plaintext(view: SpanView, now: float | None = None) -> str:
         doc = facts.get("docstring") or facts.get("doc")
         if doc:
             lines.append(clean_text(str(doc).split("\n\n")[0], one_line=True))
+    for title, _, items in method_sections(view):
+        lines.append(f"{title}:")
+        lines.extend(
+            f"  - {_code_name(name)}: {clean_text(item, one_line=True)}" if name else f"  - {item}"
+            for name, item in items
+        )
     lines.append("Parser facts:")
     lines.extend(f"  - {line}" for line in fact_lines(facts, markdown=False))
     marker = "✓" if view.state == FRESH else "…"
     lines += ["---", f"{marker} {clean_text(describe_state(view, now), one_line=True)}"]
     return "\n".join(lines)
+
+
+#: Most entries a class's hover lists of its methods' side effects (and of their pitfalls).
+MAX_METHOD_ITEMS = 10
+
+
+def method_sections(view: SpanView) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """A class's or struct's side effects and pitfalls, which are its methods': (title, field,
+    [(method name, entry)]) for each field some method's fresh enrichment fills, capped at
+    :data:`MAX_METHOD_ITEMS` with a last ("", "(+N more)") entry. Each entry is the method's
+    own model text, named by its method: nothing is written for the class."""
+    sections = []
+    for title, key in (
+        ("Side effects of its methods", "side_effects"),
+        ("Pitfalls of its methods", "pitfalls"),
+    ):
+        items = [
+            (name, str(item))
+            for name, data in view.methods
+            for item in (data.get(key) or [])
+            if str(item).strip()
+        ]
+        if not items:
+            continue
+        if len(items) > MAX_METHOD_ITEMS:
+            extra = len(items) - MAX_METHOD_ITEMS + 1
+            items = [*items[: MAX_METHOD_ITEMS - 1], ("", f"(+{extra} more)")]
+        sections.append((title, key, items))
+    return sections
+
+
+def _code_name(name: str) -> str:
+    """A parser's method name as a code span's text (one line, no backtick)."""
+    return clean_text(name, one_line=True).replace("`", "'")
 
 
 def fact_lines(facts: dict[str, Any], markdown: bool = True) -> list[str]:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from spanlens_lsp.indexing.spans import CONTAINER_KINDS
 from spanlens_lsp.presentation.text import clean_text
 from spanlens_lsp.states import ENRICHMENT_VERSION, SpanState, span_state
 from spanlens_lsp.store.enrichments import enrichment_for, failure_for, latest_enrichment
@@ -28,6 +29,9 @@ class SpanView:
     #: The enrichment shown: the fresh one, or for a stale span the previous one.
     enrichment: dict[str, Any] | None
     failure: dict[str, Any] | None
+    #: For a class or struct: its methods' fresh enrichments (each method's short name and
+    #: stored data), in source order; their side effects and pitfalls are the class's.
+    methods: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for `spanlens show --json` and custom LSP requests)."""
@@ -55,12 +59,13 @@ def span_view(
     version: str = ENRICHMENT_VERSION,
 ) -> SpanView:
     """Resolve the state of ``span``: what the user is shown and why."""
+    methods = member_enrichments(store, span, version)
     fresh = enrichment_for(store, span.content_hash, version)
     if fresh is not None:
-        return SpanView(span, FRESH, fresh, None)
+        return SpanView(span, FRESH, fresh, None, methods)
     if not models_configured:
         # Nothing will re-enrich it: an older summary describes code that is gone.
-        return SpanView(span, FACTS_ONLY, None, None)
+        return SpanView(span, FACTS_ONLY, None, None, methods)
     previous = latest_enrichment(store, [span.content_hash, span.enriched_hash or ""])
     failure = failure_for(store, span.content_hash)
     state = span_state(
@@ -69,7 +74,33 @@ def span_view(
         max_failures=max_failures,
         has_previous=previous is not None,
     )
-    return SpanView(span, state, previous, failure)
+    return SpanView(span, state, previous, failure, methods)
+
+
+#: Most methods of one class whose enrichments a view reads.
+MAX_METHODS = 40
+
+
+def member_enrichments(
+    store: Store, span: SpanRow, version: str = ENRICHMENT_VERSION
+) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The fresh enrichments of the methods of a class or struct ``span`` (spans of its file
+    named ``<class>.<method>``, nested classes aside), as (method name, data) in source
+    order; () for any other span. A stale one is left out: it describes code that is gone."""
+    if span.kind not in CONTAINER_KINDS:
+        return ()
+    prefix = span.name + "."
+    found: list[tuple[str, dict[str, Any]]] = []
+    for member in store.spans_in_file(span.path, with_facts=False):
+        own = member.name[len(prefix) :]
+        if not member.name.startswith(prefix) or "." in own or member.kind in CONTAINER_KINDS:
+            continue
+        enrichment = enrichment_for(store, member.content_hash, version)
+        if enrichment is not None and isinstance(enrichment.get("data"), dict):
+            found.append((own, enrichment["data"]))
+        if len(found) >= MAX_METHODS:
+            break
+    return tuple(found)
 
 
 def describe_state(view: SpanView, now: float | None = None) -> str:
