@@ -35,6 +35,9 @@ REPLIES: list[dict[str, Any]] = FIXTURE["replies"]
 REAL = json.loads((FIXTURES / "real_replies.json").read_text(encoding="utf-8"))
 
 
+QUALITY_CORPUS = Path(__file__).resolve().parents[2] / "bench" / "corpus" / "quality"
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SpanSource]:
     """Each span of click's utils.py by name, loaded by the engine as for a real call."""
@@ -916,3 +919,41 @@ def test_a_class_given_a_type_as_its_output(output: str, rejected: bool) -> None
     assert not any(
         "of its own" in e for e in validate_enrichment(good(outputs=[output]), function).errors
     )
+
+
+def test_a_class_s_side_effects_are_its_methods_not_its_own(tmp_path: Path) -> None:
+    """Seen in runs 17 to 20: Qwen2.5-Coder-1.5B gave `Cache` its `Put`'s behaviour as a side
+    effect ("if the cache reaches its limit, new entries are not added", which is half false:
+    an existing key is replaced), and `Counter`, `Inventory` "none" beside methods that change
+    state and write a file. A class's side effects are its methods': the schema allows none,
+    the prompt says so, the validator drops any, and the class's hover lists its methods'."""
+    code = "export class Counter {\n  get(key: string): number {\n    return 0;\n  }\n}"
+    facts = {"signature": "class Counter", "members": ["get"]}
+    klass = context_for(7, 10, 14, facts, code, name="Counter")
+    result = validate_enrichment(
+        good(
+            inputs=[], outputs=[], side_effects=["If the cache is full, new entries are not added."]
+        ),
+        klass,
+    )
+    assert result.ok and result.data is not None and result.data["side_effects"] == []
+    assert "side_effects: a class's dropped (its methods' are theirs)" in result.repairs
+    # A function's side effects are its own.
+    writes = ctx({"side_effects": ["file_io"], "calls": ["file.write"]})
+    kept = validate_enrichment(good(side_effects=["writes the log file"]), writes)
+    assert kept.data is not None and kept.data["side_effects"] == ["writes the log file"]
+    # The quality corpus's classes: the schema allows no entry and the prompt says why; a
+    # method's schema allows them.
+    for corpus in QUALITY_CORPUS.iterdir():
+        (tmp_path / corpus.name).write_text(corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    sources = {source.span.name: source for source in indexed_sources(tmp_path)}
+    for name in ("Inventory", "Counter", "Cache"):
+        prompt = build_prompt([sources[name]])
+        assert prompt.schema["properties"]["side_effects"]["maxItems"] == 0, name
+        assert (
+            "Its methods are described on their own, so side_effects is []."
+            in (prompt.messages[-1]["content"])
+        )
+    method = build_prompt([sources["Inventory.save"]])
+    assert method.schema["properties"]["side_effects"]["maxItems"] > 0
+    assert "Its methods are described" not in method.messages[-1]["content"]

@@ -280,7 +280,7 @@ def _user_message(
         ]
     else:
         known = known_from_code(contexts[0])
-        parts.append(_subject(sources[0], words) + (f" {known}" if known else ""))
+        parts.append(_subject(sources[0], contexts[0], words) + (f" {known}" if known else ""))
     request: dict[str, Any]
     if len(sources) > 1:
         request = {
@@ -327,8 +327,9 @@ def known_from_code(ctx: SpanContext) -> str:
     return f"Known from the code: {'; '.join(said)}." if said else ""
 
 
-def _subject(source: SpanSource, words: int) -> str:
-    """What a single-span reply is about: the span itself, named (a method, not its class)."""
+def _subject(source: SpanSource, context: SpanContext, words: int) -> str:
+    """What a single-span reply is about: the span itself, named (a method, not its class;
+    a class, not what its methods do when called)."""
     span = source.span
     owner, _, own = span.name.rpartition(".")
     line = (
@@ -340,6 +341,8 @@ def _subject(source: SpanSource, words: int) -> str:
             f" The subject is the {span.kind} `{own}` itself: what calling it does, not what "
             f"its {_owner_kind(source)} `{owner}` is for."
         )
+    if context.container:
+        line += " Its methods are described on their own, so side_effects is []."
     return line
 
 

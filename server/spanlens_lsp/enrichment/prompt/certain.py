@@ -133,7 +133,10 @@ def own_names(ctx: SpanContext) -> tuple[str, ...]:
 
 def effects_certain(ctx: SpanContext) -> str | None:
     """Why "no side effects" is false for the span ("the code has network", "the method
-    changes self.items[name]"), or None when the facts leave it possible."""
+    changes self.items[name]"), or None when the facts leave it possible. A class or struct
+    has none of its own (its methods' side effects are theirs)."""
+    if ctx.container:
+        return None
     writes = own_state_writes(ctx)
     if writes:
         return f"the method changes {writes[0][:40]}"

@@ -221,7 +221,9 @@ class SpanBounds:
     #: no entry.
     nothing_returned: bool = False
     #: A class or struct: it returns nothing of its own, so ``outputs`` holds no entry (a
-    #: small model gave a class its method's return type, and repeated it when told why).
+    #: small model gave a class its method's return type, and repeated it when told why),
+    #: and its side effects are its methods' (each described on its own, and listed in the
+    #: class's hover), so ``side_effects`` holds none either.
     container: bool = False
 
 
@@ -237,9 +239,9 @@ def bounded_schema(
     one per parameter that must be described; ``side_effects`` and ``outputs`` hold at least
     one entry where "none" would be false (``effects_certain``, ``returns_something``, and
     ``pitfalls`` for ``pitfall_certain``), ``outputs`` none where nothing is returned (a class,
-    ``nothing_returned``); each output is "value: what it means", not a bare type (a
-    pattern);
-    no evidence is asked for; a batch's ids are the request's ids. Sizes shrink
+    ``nothing_returned``), ``side_effects`` none for a class (its methods' are theirs);
+    each output is "value: what it means", not a bare type (a pattern); no evidence is asked
+    for; a batch's ids are the request's ids. Sizes shrink
     (down to a quarter) until the bound fits ``room_tokens``. Only the ``keywords`` the engine
     enforces are kept; the bound is computed from the full schema either way, so a reply that
     keeps to it fits.
@@ -314,7 +316,8 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
                     "items": text(item_chars)
                     | ({"pattern": patterns[key]} if key in patterns else {}),
                     "maxItems": 0
-                    if key == "outputs" and (span.container or span.nothing_returned)
+                    if (key == "outputs" and (span.container or span.nothing_returned))
+                    or (key == "side_effects" and span.container)
                     else min(items, LIST_CAPS[key]),
                     **({"minItems": 1} if lists_min.get(key) else {}),
                 }

@@ -66,6 +66,12 @@ def validate_enrichment(obj: Any, ctx: SpanContext) -> Validated:
     if not isinstance(obj, dict):
         return Validated(None, [f"expected a JSON object, got {type(obj).__name__}"])
     data, repairs = repair(obj)
+    if ctx.container and data.get("side_effects"):
+        # A class's side effects are its methods' (each described on its own and listed in
+        # the class's hover): Qwen2.5-Coder-1.5B gave `Cache` its `Put`'s behaviour, half
+        # wrong, and `Counter`, `Inventory` "none" beside methods that write state or files.
+        data["side_effects"] = []
+        repairs.append("side_effects: a class's dropped (its methods' are theirs)")
     errors = [_schema_message(e) for e in _VALIDATOR.iter_errors(data)]
     if not errors:
         errors = fact_errors(data, ctx)
