@@ -18,6 +18,7 @@ from tests.support.standin import RecordedRequest
 
 from spanlens_lsp.enrichment.prompt import certain
 from spanlens_lsp.enrichment.prompt.build import SYSTEM_PROMPT, build_prompt
+from spanlens_lsp.enrichment.prompt.names import Names
 from spanlens_lsp.enrichment.prompt.source import SpanContext, SpanSource, context_for
 from spanlens_lsp.enrichment.reply import contradictions
 from spanlens_lsp.enrichment.reply.grounding import fold
@@ -954,6 +955,167 @@ def test_a_class_s_side_effects_are_its_methods_not_its_own(tmp_path: Path) -> N
             "Its methods are described on their own, so side_effects is []."
             in (prompt.messages[-1]["content"])
         )
+    # A Go struct's code shows only its fields: its methods are named before it.
+    cache = build_prompt([sources["Cache"]]).messages[-1]["content"]
+    assert "Methods of `Cache` declared after it: Get, Put" in cache
+    assert cache.index("declared after it") < cache.index("type Cache struct")
+    assert "declared after it" not in build_prompt([sources["Counter"]]).messages[-1]["content"]
     method = build_prompt([sources["Inventory.save"]])
     assert method.schema["properties"]["side_effects"]["maxItems"] > 0
     assert "Its methods are described" not in method.messages[-1]["content"]
+
+
+GO_CACHE = "type Cache struct {\n\tlimit   int\n\tentries map[string]string\n}"
+
+
+@pytest.mark.parametrize(
+    ("code", "facts", "name", "context", "snippet", "dropped"),
+    [
+        # Seen twice: `Cache`'s method is `Put`.
+        (
+            GO_CACHE,
+            {"signature": "type Cache struct", "members": ["limit", "entries"]},
+            "Cache",
+            "",
+            'c := Cache{limit: 10}\nc.Set("key", "value")',
+            "Set",
+        ),
+        (
+            GO_CACHE,
+            {"signature": "type Cache struct", "members": ["limit", "entries"]},
+            "Cache",
+            "",
+            'c := NewCache(10); c.Put("k", "v")',
+            None,
+        ),
+        # An embedded field promotes methods the file does not show.
+        (
+            "type Cache struct {\n\tsync.Mutex\n\tlimit int\n}",
+            {"signature": "type Cache struct", "members": ["limit"]},
+            "Cache",
+            "",
+            "c := &Cache{}; c.Lock()",
+            None,
+        ),
+        # Seen: `counter.getCounts()` for a `Counter` with `get`, `increment`, `reset`.
+        (
+            "export class Counter {\n  get(key: string): number {\n    return 0;\n  }\n}",
+            {"signature": "class Counter", "members": ["get"]},
+            "Counter",
+            "",
+            "const counter = new Counter(); console.log(counter.getCounts());",
+            "getCounts",
+        ),
+        (
+            "export class Counter {\n  get(key: string): number {\n    return 0;\n  }\n}",
+            {"signature": "class Counter", "members": ["get"]},
+            "Counter",
+            "",
+            "const counter = new Counter(); console.log(counter.get('a'));",
+            None,
+        ),
+        (
+            "class Counter extends Base {\n  get(key) {\n    return 0;\n  }\n}",
+            {"signature": "class Counter extends Base", "members": ["get"]},
+            "Counter",
+            "",
+            "const counter = new Counter(); counter.fromBase();",
+            None,
+        ),
+        # A method: its class's header comes from the enclosing context.
+        (
+            "    def remove(self, name):\n        self.items.pop(name)",
+            {"signature": "def remove(self, name)", "params": [{"name": "self"}, {"name": "name"}]},
+            "Inventory.remove",
+            "Enclosing class `Inventory` (context, not the subject): "
+            "class Inventory:\nmembers: remove",
+            "inv = Inventory(); inv.discard('a')",
+            "discard",
+        ),
+        (
+            "    def remove(self, name):\n        self.items.pop(name)",
+            {"signature": "def remove(self, name)", "params": [{"name": "self"}, {"name": "name"}]},
+            "Inventory.remove",
+            "Enclosing class `Inventory` (context, not the subject): "
+            "class Inventory(dict):\nmembers: remove",
+            "inv = Inventory(); inv.setdefault('a')",
+            None,
+        ),
+        # Another object's method is not judged.
+        (
+            "class Inventory:\n    def remove(self, name):\n        pass",
+            {"signature": "class Inventory:", "bases": [], "members": ["remove"]},
+            "Inventory",
+            "",
+            "inv = Inventory(); other.discard('a')",
+            None,
+        ),
+    ],
+)
+def test_a_usage_snippet_that_calls_a_method_the_class_lacks_is_dropped(
+    code: str, facts: dict[str, Any], name: str, context: str, snippet: str, dropped: str | None
+) -> None:
+    # `Put` is a method of the file, outside the struct's span.
+    names = Names(file=frozenset({"Put"}))
+    ctx = context_for(
+        7, 10, 10 + code.count("\n"), facts, code, name=name, context=context, names=names
+    )
+    inputs = (
+        []
+        if ctx.params in (None, ())
+        else [f"{p}: the thing to act on" for p in ctx.params if p != "self"]
+    )
+    reply = good(inputs=inputs, outputs=[], side_effects=[], pitfalls=[], usage_snippet=snippet)
+    result = validate_enrichment(reply, ctx)
+    assert result.data is not None, result.errors
+    if dropped:
+        assert result.data["usage_snippet"] is None
+        assert any(f"calls {dropped}, which" in r for r in result.repairs), result.repairs
+    else:
+        assert result.data["usage_snippet"] == snippet
+
+
+@pytest.mark.parametrize(
+    ("code", "output", "rejected"),
+    [
+        # Seen in 15 of 16 reviewed replies for `Inventory.remove`.
+        (
+            "def remove(self, name):\n    return self.items.pop(name)",
+            "value: the number of items left after removal",
+            True,
+        ),
+        (
+            "def remove(self, name):\n    return self.items.pop(name)",
+            "value: The number of items remaining in the inventory",
+            True,
+        ),
+        (
+            "def remove(self, name):\n    return self.items.pop(name)",
+            "value: how many there were before removal",
+            False,
+        ),
+        (
+            "function take(queue) {\n  return queue.shift();\n}",
+            "item: the first element; the rest remain queued",
+            True,
+        ),
+        # A return of something else: what is left may well be returned.
+        (
+            "def remove(self, name):\n    self.items.pop(name)\n    return len(self.items)",
+            "value: the number of items left",
+            False,
+        ),
+        (
+            "def remove(self, name):\n    if name in self.items:\n"
+            "        return self.items.pop(name)\n    return self.total()",
+            "value: the number of items left",
+            False,
+        ),
+    ],
+)
+def test_an_output_that_says_it_returns_what_remains_after_pop(
+    code: str, output: str, rejected: bool
+) -> None:
+    ctx = context_for(7, 10, 10 + code.count("\n"), {"signature": code.split("\n")[0]}, code)
+    errors = validate_enrichment(good(inputs=[], outputs=[output]), ctx).errors
+    assert any("removed" in e for e in errors) == rejected, errors

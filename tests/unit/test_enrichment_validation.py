@@ -209,6 +209,9 @@ def test_the_bounded_schema_demands_one_input_per_parameter() -> None:
     pattern = re.compile(inputs["items"]["pattern"])
     assert not pattern.search("a: int") and not pattern.search("b: string")
     assert pattern.search("a: first addend") and pattern.search("b: the second, 1 by default")
+    # Nor one entry for two parameters (run 21: "key: string, by: number = 1: ...", six calls).
+    assert not pattern.search("a: number, b: number = 1: the amounts to add")
+    assert not pattern.search("a: the first addend, b: the second")
     one = good(inputs=["a: first addend"])
     assert any(e.validator == "minItems" for e in Draft202012Validator(schema).iter_errors(one))
     assert not list(Draft202012Validator(schema).iter_errors(good()))

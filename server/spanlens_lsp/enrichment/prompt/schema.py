@@ -286,8 +286,11 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
             names = "|".join(re.escape(p) for p in params)
             # llama.cpp ignores maxLength next to a pattern: the pattern bounds the length. Two
             # words at least: a one-word meaning is a type ("key: string", which the validator
-            # rejects; Qwen2.5-Coder-1.5B wrote it again in six retries of one run).
-            inputs_item["pattern"] = f"^({names}): [^ ]{{1,40}} .{{1,{item_chars}}}$"
+            # rejects; Qwen2.5-Coder-1.5B wrote it again in six retries of one run). No colon
+            # after the name's: with two words asked for, the model put the next parameter in
+            # the same entry ("key: string, by: number = 1: ...", six calls of run 21), which
+            # the validator rejects as describing two.
+            inputs_item["pattern"] = f"^({names}): [^ :]{{1,40}} [^:]{{1,{item_chars}}}$"
         inputs_max = min(len(params) if span.params is not None else items, MAX_INPUTS)
         # One entry per parameter (a receiver may go unsaid): the validator rejects fewer.
         inputs_min = min(len([p for p in params if needs_input(p)]), inputs_max)

@@ -58,6 +58,10 @@ class SpanContext:
     #: The span's language as indexed (``python``, ``go``, ``typescript``); "" when not
     #: known, and then told from the code where a check needs it.
     language: str = ""
+    #: The class (or struct) the span is, or is a method of, when every method it has is
+    #: written in this workspace: no base class, ``extends`` or embedded field to bring one
+    #: from elsewhere (see :func:`closed_class`); None otherwise.
+    closed_class: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +181,44 @@ def context_for(
         raises=tuple(str(r) for r in raises) if isinstance(raises, list) else None,
         container=isinstance(facts.get("members"), list),
         language=language,
+        closed_class=closed_class(name, facts, code, context, is_method),
     )
+
+
+#: A class header that brings no method from elsewhere: Python ``class X:`` or ``class X():``,
+#: TypeScript/JavaScript ``class X`` with no ``extends`` (``implements`` adds none).
+_CLOSED_HEADER = re.compile(
+    r"^\s*(?:export\s+)?(?:default\s+)?(?:abstract\s+)?class\s+[\w$]+"
+    r"(?:\s*\(\s*\)|\s*<[^>]*>)?(?:\s+implements\b[^{]*)?\s*[:{]?\s*$"
+)
+#: A Go struct's embedded field (a type with no field name), whose methods are promoted.
+_GO_EMBEDDED = re.compile(r"^\s*\*?[\w.]+\s*(?:`[^`]*`)?\s*(?://.*)?$")
+
+
+def closed_class(
+    name: str, facts: dict[str, Any], code: str, context: str, is_method: bool
+) -> str | None:
+    """The name of the class or struct a span is (``facts`` with ``members``) or is a method
+    of (``is_method``; its header read from the enclosing ``context``), when all its methods
+    are in this workspace: a Python class with no base (nor keywords, such as a metaclass),
+    a TypeScript/JavaScript class with no ``extends``, a Go struct with no embedded field.
+    None otherwise (another kind, or a header or body that brings methods from elsewhere)."""
+    owner, _, own = name.rpartition(".")
+    if is_method:
+        klass = owner.rpartition(".")[2]
+        found = re.search(re.escape(enclosing_header("class", owner)) + r": (.*)", context)
+        return klass if found and _CLOSED_HEADER.match(found.group(1)) else None
+    if not isinstance(facts.get("members"), list):
+        return None
+    header = code.split("\n", 1)[0]
+    go = re.match(r"^\s*type\s+(\w+)\s+struct\s*\{", header)
+    if go:
+        body = code.split("\n")[1:-1]
+        return own if not any(_GO_EMBEDDED.match(line) for line in body if line.strip()) else None
+    if facts.get("decorators"):
+        return None  # ``@dataclass`` and the like add methods
+    signature = str(facts.get("signature") or header)
+    return own if _CLOSED_HEADER.match(signature) else None
 
 
 #: Where a class's constructor's parameter list starts (Python, TypeScript/JavaScript).
@@ -267,4 +308,29 @@ def enclosing_context(span: SpanRow, file_spans: list[SpanRow], file_lines: list
         if members:
             lines.append("members: " + members)
         parts.append("\n".join(lines))
+    methods = methods_outside(span, file_spans)
+    if methods:
+        parts.append(f"Methods of `{span.name}` declared after it: " + ", ".join(methods))
     return "\n\n".join(parts)
+
+
+def methods_outside(span: SpanRow, file_spans: list[SpanRow]) -> list[str]:
+    """The methods of a struct (or a class) declared outside its span in the same file (a Go
+    struct's, whose code shows only its fields), by name, at most 40; [] for any other span.
+    Shown only its fields, Qwen2.5-Coder-1.5B gave Go's `Cache` the methods `Set`, `Add` and
+    "remove" in its summary and usage examples (its methods are `Get` and `Put`)."""
+    if "members" not in span.facts:
+        return []
+    prefix = span.name + "."
+    found = []
+    for other in file_spans:
+        own = other.name[len(prefix) :]
+        if (
+            other.name.startswith(prefix)
+            and own
+            and "." not in own
+            and not span.start_line <= other.start_line <= span.end_line
+            and own not in found
+        ):
+            found.append(own)
+    return found[:40]

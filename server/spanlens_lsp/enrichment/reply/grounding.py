@@ -266,3 +266,31 @@ _BARE_TYPE = re.compile(
     r"(?:\s*(?:\[[^\]]*\]|<[^>]*>|\|\s*\w+))*(?:\[\])?$",
     re.IGNORECASE,
 )
+
+
+#: A name a usage snippet binds to a new instance of a class ``{cls}``: ``c := Cache{``,
+#: ``c := &Cache{``, ``c := NewCache(``, ``const c = new Counter(``, ``inv = Inventory(``,
+#: ``let c: Counter = new Counter()``.
+_INSTANCE = (
+    r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*(?::\s*[^=\n]{{1,40}})?(?::=|=)\s*(?:new\s+)?[&*]?"
+    r"(?:[\w$]+\.)?(?:New)?{cls}\s*[({{]"
+)
+
+
+def invented_method(
+    snippet: str, cls: str | None, known: frozenset[str] | set[str], names: Names
+) -> str | None:
+    """A method a usage snippet calls on an instance of class ``cls`` that the class does not
+    have (a name neither ``known`` to the span nor in its file or workspace ``names``), or
+    None. Pass a class only when its methods are all in the workspace
+    (:attr:`~spanlens_lsp.enrichment.prompt.source.SpanContext.closed_class`). Seen:
+    Qwen2.5-Coder-1.5B wrote ``c.Set("key", "value")`` for a Go ``Cache`` whose method is
+    ``Put``, in two runs."""
+    if not cls or not snippet:
+        return None
+    for var in set(re.findall(_INSTANCE.format(cls=re.escape(cls)), snippet)):
+        call = rf"(?<![\w$.]){re.escape(var)}\s*\.\s*([A-Za-z_$][\w$]*)\s*\("
+        for method in re.findall(call, snippet):
+            if method not in known and not names.knows(method):
+                return method
+    return None

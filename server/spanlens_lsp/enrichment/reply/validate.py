@@ -72,6 +72,14 @@ def validate_enrichment(obj: Any, ctx: SpanContext) -> Validated:
         # wrong, and `Counter`, `Inventory` "none" beside methods that write state or files.
         data["side_effects"] = []
         repairs.append("side_effects: a class's dropped (its methods' are theirs)")
+    snippet = data.get("usage_snippet")
+    if isinstance(snippet, str):
+        invented = grounding.invented_method(snippet, ctx.closed_class, ctx.known, ctx.names)
+        if invented:
+            # The field may be null: a usage example that calls what does not exist teaches
+            # the wrong API, and dropping it loses nothing true.
+            data["usage_snippet"] = None
+            repairs.append(f"usage_snippet: calls {invented}, which {ctx.closed_class} lacks")
     errors = [_schema_message(e) for e in _VALIDATOR.iter_errors(data)]
     if not errors:
         errors = fact_errors(data, ctx)
