@@ -67,8 +67,18 @@ def test_an_input_that_also_describes_another_parameter_is_rejected() -> None:
     assert result.errors == [
         "input 'a: number, b: number = 1: adds b or null' also describes b: one entry per parameter"
     ]
+    # Run 22, with the grammar allowing no second colon: the other parameter with its default.
+    merged = good(inputs=["a: number, b = 1 (optional number) - the start and the step", "b: x y"])
+    assert validate_reply(json.dumps(merged), CTX).errors == [
+        "input 'a: number, b = 1 (optional number) - the' also describes b: one entry per parameter"
+    ]
     # Another parameter named in prose, or an attribute of that name, is no second entry.
-    for meaning in ("a: added to b", "a: the start; b is added to it", "a: self.b: the base"):
+    for meaning in (
+        "a: added to b",
+        "a: the start; b is added to it",
+        "a: self.b: the base",
+        "a: the start, compared as a == b",
+    ):
         assert validate_reply(json.dumps(good(inputs=[meaning, "b: the step"])), CTX).ok
 
 

@@ -223,9 +223,11 @@ def _input_errors(inputs: list[str], ctx: SpanContext) -> list[str]:
 def _merged_reason(entry: grounding.InputEntry, params: tuple[str, ...] | list[str]) -> str | None:
     """Why an entry that also describes another parameter is no description of its own: "key:
     string, by: number = 1: ... or null to reset the count" (run 20, after the grammar ruled
-    out a one-word meaning), "key: string, value: string" (run 19)."""
+    out a one-word meaning), "key: string, value: string" (run 19), "key: string, by = 1
+    (optional number) - ..." (run 22, after the grammar ruled out a second colon)."""
     for other in params:
-        if other != entry.name and re.search(rf"(?<![\w.]){re.escape(other)}\s*:", entry.meaning):
+        named = rf"(?<![\w.]){re.escape(other)}\s*(?::|=(?!=))"
+        if other != entry.name and re.search(named, entry.meaning):
             return f"also describes {other}: one entry per parameter"
     return None
 
