@@ -714,6 +714,21 @@ def test_a_usage_snippet_cut_at_its_bound_is_dropped_not_asked_again(snippet: st
     assert whole.data is not None and whole.data["usage_snippet"] == "c.Put(k, v)"
 
 
+def test_a_usage_snippet_in_backticks_is_code_without_them() -> None:
+    """Run 22: "`inventory.save('inventory.json')`", inline code around a line of code,
+    which the hover's code block would show with its backticks."""
+    result = validate_enrichment(
+        good(usage_snippet="`inventory.save('inventory.json')`"), ctx({"calls": ["helper"]})
+    )
+    assert result.data is not None
+    assert result.data["usage_snippet"] == "inventory.save('inventory.json')"
+    assert "usage_snippet: backticks stripped" in result.repairs
+    # Backticks inside the code are the code's own (a Go raw string, a JS template).
+    for code in ("lines, err := ReadLines(`a.txt`)", "log(`n=${n}`)"):
+        kept = validate_enrichment(good(usage_snippet=code), ctx({"calls": ["helper"]}))
+        assert kept.data is not None and kept.data["usage_snippet"] == code
+
+
 @pytest.mark.parametrize(
     "changes",
     [

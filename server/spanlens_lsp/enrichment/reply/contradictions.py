@@ -375,9 +375,12 @@ def _removed_claim(outputs: list[str], code: str) -> str | None:
     for item in outputs:
         found = _REMAINING.search(item)
         if found and not _NEGATED.search(item[: found.start()]):
+            call = values[0].split("(")[0].rpartition(".")[2]
+            # Said plainly: told only "returns what pop() removed", the 1.5B model wrote "the
+            # number of items remaining" again in five retries of run 22.
             return (
-                f"outputs claims {item[:40]!a}, but the code returns what "
-                f"{values[0].split('(')[0].rpartition('.')[2]}() removed"
+                f"outputs claims {item[:40]!a}, but {call}() returns the value it removed, "
+                "not what remains"
             )
     return None
 

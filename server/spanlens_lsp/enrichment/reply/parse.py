@@ -30,6 +30,9 @@ from spanlens_lsp.enrichment.reply.placeholders import UNSAFE_REASON, placeholde
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n\s*```", re.DOTALL)
 _MAX_OBJECT_STARTS = 64
+#: One line of code in a single pair of backticks (inline code, not a Go raw string: a line
+#: that is only a raw string literal is no usage example).
+_TICKED = re.compile(r"`([^`\n]+)`")
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -317,6 +320,12 @@ def _repair_snippet(snippet: str) -> tuple[str | None, str | None]:
     if match:
         text = match.group(1)
         note = "usage_snippet: fence stripped"
+    ticked = _TICKED.fullmatch(text.strip())
+    if ticked:
+        # Run 22: "`inventory.save('inventory.json')`", Markdown's inline code around a line
+        # that is code already; shown in a code block, the backticks break it.
+        text = ticked.group(1)
+        note = "usage_snippet: backticks stripped"
     lines = text.splitlines()
     if len(lines) > MAX_SNIPPET_LINES:
         text = "\n".join(lines[:MAX_SNIPPET_LINES])
