@@ -1134,3 +1134,55 @@ def test_an_output_that_says_it_returns_what_remains_after_pop(
     ctx = context_for(7, 10, 10 + code.count("\n"), {"signature": code.split("\n")[0]}, code)
     errors = validate_enrichment(good(inputs=[], outputs=[output]), ctx).errors
     assert any("removed" in e for e in errors) == rejected, errors
+
+
+@pytest.mark.parametrize(
+    ("code", "output", "rejected"),
+    [
+        # Seen twice for `debounce`, which returns the debounced function itself.
+        (
+            "export function debounce(fn: () => void, ms: number): () => void {\n"
+            "  let timer;\n  return () => {\n    timer = setTimeout(fn, ms);\n  };\n}",
+            "value: the result of the debounced function",
+            True,
+        ),
+        (
+            "export function debounce(fn: () => void, ms: number): () => void {\n"
+            "  let timer;\n  return () => {\n    timer = setTimeout(fn, ms);\n  };\n}",
+            "value: a function that returns the result of fn later",
+            False,
+        ),
+        (
+            "def logged(fn):\n    def wrapper(*args):\n        return fn(*args)\n\n"
+            "    return wrapper",
+            "wrapper: the return value of fn",
+            True,
+        ),
+        ("def twice(x):\n    return lambda: x * 2", "the result of doubling x", True),
+        # A function's result may well be returned by code that returns a call.
+        ("def run(fn):\n    return fn()", "value: the result of fn", False),
+    ],
+)
+def test_an_output_that_says_it_is_the_result_of_a_returned_function(
+    code: str, output: str, rejected: bool
+) -> None:
+    ctx = context_for(7, 10, 10 + code.count("\n"), {"signature": code.split("\n")[0]}, code)
+    errors = validate_enrichment(good(inputs=[], outputs=[output]), ctx).errors
+    assert any("returns a function, not its result" in e for e in errors) == rejected, errors
+
+
+def test_what_a_return_gives_back_is_said_before_the_model_answers(tmp_path: Path) -> None:
+    """Run 24: told only after a rejection that pop() returns what it removed, the 1.5B model
+    wrote "the number of items remaining" in six calls for `Inventory.remove`; where the code
+    is certain, the prompt says it up front, as it says a certain effect or exception."""
+    for corpus in QUALITY_CORPUS.iterdir():
+        (tmp_path / corpus.name).write_text(corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    sources = {source.span.name: source for source in indexed_sources(tmp_path)}
+
+    def user(name: str) -> str:
+        return str(build_prompt([sources[name]]).messages[-1]["content"])
+
+    assert "the code returns the value pop() removed, not what remains" in user("Inventory.remove")
+    assert "the code returns a function, not the result of calling it" in user("debounce")
+    for other in ("Inventory.total", "Counter.increment", "Clamp"):
+        assert "not what remains" not in user(other) and "not the result" not in user(other)

@@ -264,8 +264,17 @@ def test_an_output_says_what_it_means(tmp_path: Path) -> None:
     assert "`self.items`" not in system and "`path`" not in system
     # Side effects get no verb pattern: forced to start with one, the model made effects up
     # ("prints the contents of the file" for a function that reads one, "cancels the
-    # request" for a fetch).
-    assert "pattern" not in _props(sources["Inventory.add"])["side_effects"]["items"]
+    # request" for a fetch). Where the code has an effect, the pattern only rules out what
+    # the validator would not keep: an entry that opens with an exception's name (moved to the
+    # pitfalls) or with "none" (run 24: `fetch_text` never stored in six calls).
+    assert "pattern" not in _props(sources["Clamp"])["side_effects"]["items"]
+    effects = _props(sources["Inventory.add"])["side_effects"]["items"]["pattern"]
+    for kept in ("changes self.items[name]", "the items dict gains name", "network access"):
+        assert _matches(effects, kept), kept
+    for ruled_out in ("Raises ValueError if count <= 0", "URLError if it fails", "none", "no"):
+        assert not _matches(effects, ruled_out), ruled_out
+    fetch = _props(sources["fetch_text"])["side_effects"]
+    assert fetch["minItems"] == 1 and not _matches(fetch["items"]["pattern"], "none")
 
 
 def test_a_return_or_raise_told_as_a_side_effect_is_dropped(tmp_path: Path) -> None:

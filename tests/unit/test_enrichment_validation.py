@@ -218,13 +218,19 @@ def test_the_bounded_schema_demands_one_input_per_parameter() -> None:
     # A one-word meaning is a type ("a: int"): the grammar leaves no way to write it.
     pattern = re.compile(inputs["items"]["pattern"])
     assert not pattern.search("a: int") and not pattern.search("b: string")
-    assert pattern.search("a: first addend") and pattern.search("b: the second, 1 by default")
+    assert pattern.search("a: the first addend") and pattern.search("b: the second, 1 by default")
+    assert pattern.search("a: how far to move") and pattern.search("b: whether to round")
+    # A meaning opens as prose, not with a type: run 23 went on from "key: string" to the next
+    # parameter ("key: string, by = 1 (optional) number ...") in six calls.
+    assert not pattern.search("a: number, b = 1 (optional) number")
+    assert not pattern.search("a: first addend")
     # Nor one entry for two parameters (run 21: "key: string, by: number = 1: ...", six calls).
     assert not pattern.search("a: number, b: number = 1: the amounts to add")
     assert not pattern.search("a: the first addend, b: the second")
-    one = good(inputs=["a: first addend"])
+    one = good(inputs=["a: the first addend"])
     assert any(e.validator == "minItems" for e in Draft202012Validator(schema).iter_errors(one))
-    assert not list(Draft202012Validator(schema).iter_errors(good()))
+    two = good(inputs=["a: the first addend", "b: the second addend, defaults to 1"])
+    assert not list(Draft202012Validator(schema).iter_errors(two))
     bare, _ = bounded_schema([SpanBounds(7, ("self",), 10, 12)])
     assert "minItems" not in bare["properties"]["inputs"]
 

@@ -29,6 +29,8 @@ from spanlens_lsp.enrichment.prompt.certain import (
     nothing_returned,
     output_certain,
     pitfall_certain,
+    returned_removal,
+    returns_function,
 )
 from spanlens_lsp.enrichment.prompt.excerpts import (
     estimate_tokens,
@@ -324,6 +326,13 @@ def known_from_code(ctx: SpanContext) -> str:
     pitfall = pitfall_certain(ctx)
     if pitfall:
         said.append(f"{pitfall}, so pitfalls says when")
+    # What a return gives back, where the code is certain and the 1.5B model said otherwise
+    # (run 24: "the number of items remaining" in six calls for `return self.items.pop(name)`).
+    removal = returned_removal(ctx)
+    if removal:
+        said.append(f"the code returns the value {removal}() removed, not what remains")
+    elif returns_function(ctx):
+        said.append("the code returns a function, not the result of calling it")
     return f"Known from the code: {'; '.join(said)}." if said else ""
 
 

@@ -522,3 +522,57 @@ def nothing_returned(ctx: SpanContext) -> str | None:
     if any(value not in _NO_VALUE for value in return_values(body)):
         return None
     return "the code returns no value"
+
+
+#: A return of what a removal takes out: Python's ``dict.pop``/``list.pop``/``popitem``/
+#: ``deque.popleft``, JavaScript's ``Array.pop``/``shift``/``splice``.
+_REMOVED_VALUE = re.compile(r"^[\w$.\[\]]+\.(pop|popitem|popleft|shift|splice)\(.*\)\s*;?$")
+
+
+def returned_removal(ctx: SpanContext) -> str | None:
+    """The removal call (``pop``) whose value every ``return`` of the span gives back
+    (``return self.items.pop(name)``), or None: what it returns is what was taken out."""
+    values = [v.strip() for v in return_values(_body(ctx.code))]
+    found = [_REMOVED_VALUE.match(v) for v in values]
+    if not values or not all(found):
+        return None
+    return next(m.group(1) for m in found if m)
+
+
+#: A returned function: an arrow function, a function expression, a lambda.
+_FUNCTION_VALUE = re.compile(
+    r"^(?:async\s+)?(?:\([^()]*\)|[\w$]+)\s*=>|^(?:async\s+)?function\b|^lambda\b"
+)
+#: A function defined inside a span (Python ``def``, JavaScript ``function``).
+_INNER_FUNCTION = re.compile(r"^\s+(?:async\s+)?(?:def|function)\s+([\w$]+)", re.MULTILINE)
+
+
+def returns_function(ctx: SpanContext) -> bool:
+    """Whether every ``return`` of the span gives back a function: an arrow function, a
+    function expression, a lambda, or a function defined inside it (``return wrapper``);
+    the returns inside a Python function defined in it are that function's."""
+    body = _body(ctx.code)
+    inner = set(_INNER_FUNCTION.findall(body))
+    values = [v.strip().rstrip(";").strip() for v in return_values(_outside_nested_defs(body))]
+    return bool(values) and all(_FUNCTION_VALUE.match(v) or v in inner for v in values)
+
+
+def _body(code: str) -> str:
+    """The span's code after its first (header) line."""
+    return code.split("\n", 1)[1] if "\n" in code else ""
+
+
+def _outside_nested_defs(body: str) -> str:
+    """``body`` without the bodies of the Python functions defined in it (their ``return``
+    lines are theirs, not the span's)."""
+    kept: list[str] = []
+    nested_at: int | None = None
+    for line in body.split("\n"):
+        indent = len(line) - len(line.lstrip())
+        if nested_at is not None and (not line.strip() or indent > nested_at):
+            continue
+        nested_at = None
+        if re.match(r"\s*(?:async\s+)?def\s", line):
+            nested_at = indent
+        kept.append(line)
+    return "\n".join(kept)

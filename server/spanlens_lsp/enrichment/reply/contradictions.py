@@ -66,6 +66,8 @@ from spanlens_lsp.enrichment.prompt.certain import (
     pitfall_certain,
     replaces_file,
     return_values,
+    returned_removal,
+    returns_function,
 )
 from spanlens_lsp.enrichment.prompt.source import SpanContext
 from spanlens_lsp.enrichment.reply import grounding
@@ -323,7 +325,7 @@ def output_errors(outputs: list[str], ctx: SpanContext) -> list[str]:
                     f"outputs claims {item[:40]!a}, but a class or struct returns nothing of "
                     "its own (calling it makes an instance)"
                 ]
-    removed = _removed_claim(outputs, ctx.code)
+    removed = _removed_claim(outputs, ctx) or _result_claim(outputs, ctx)
     if removed:
         return [removed]
     if not outputs:
@@ -356,32 +358,47 @@ def output_errors(outputs: list[str], ctx: SpanContext) -> list[str]:
     return []
 
 
-#: A return of what a removal takes out: Python's ``dict.pop``/``list.pop``/``popitem``/
-#: ``deque.popleft``, JavaScript's ``Array.pop``/``shift``/``splice``.
-_REMOVED_VALUE = re.compile(r"^[\w$.\[\]]+\.(?:pop|popitem|popleft|shift|splice)\(.*\)\s*;?$")
 #: An output that says the value is what remains ("the number of items left after removal").
 _REMAINING = re.compile(r"\b(?:left|remaining|remains?|still (?:in|held))\b", re.I)
+#: An output that says it is what a function gives back ("the result of the debounced
+#: function", "the return value of fn"), its label aside.
+_RESULT_OF = re.compile(
+    r"^\W*(?:[\w$.]+\s*:\s*)?(?:the\s+)?(?:result|return value|output|value returned)\s+"
+    r"(?:of|by|from)\b",
+    re.I,
+)
 
 
-def _removed_claim(outputs: list[str], code: str) -> str | None:
+def _removed_claim(outputs: list[str], ctx: SpanContext) -> str | None:
     """Why an output that says it returns what remains is false for code whose every return
     gives back what a removal took out (``return self.items.pop(name)``), or None. Seen in
     15 of 16 reviewed replies for ``Inventory.remove``: "the number of items left after
     removal" (``pop`` returns the value removed)."""
-    body = code.split("\n", 1)[1] if "\n" in code else ""
-    values = [v.strip() for v in return_values(body)]
-    if not values or not all(_REMOVED_VALUE.match(v) for v in values):
+    call = returned_removal(ctx)
+    if call is None:
         return None
     for item in outputs:
         found = _REMAINING.search(item)
         if found and not _NEGATED.search(item[: found.start()]):
-            call = values[0].split("(")[0].rpartition(".")[2]
             # Said plainly: told only "returns what pop() removed", the 1.5B model wrote "the
             # number of items remaining" again in five retries of run 22.
             return (
                 f"outputs claims {item[:40]!a}, but {call}() returns the value it removed, "
                 "not what remains"
             )
+    return None
+
+
+def _result_claim(outputs: list[str], ctx: SpanContext) -> str | None:
+    """Why an output that says it is a function's result is false for code whose every
+    return gives back a function (:func:`.certain.returns_function`), or None. Seen twice
+    for ``debounce``: "the result of the debounced function" (it returns the debounced
+    function itself)."""
+    if not returns_function(ctx):
+        return None
+    for item in outputs:
+        if _RESULT_OF.match(item):
+            return f"outputs claims {item[:40]!a}, but the code returns a function, not its result"
     return None
 
 
