@@ -510,6 +510,10 @@ def test_prompt_echo_knows_the_current_and_the_earlier_instructions() -> None:
         ("Returns the lowercase posix form of a name", False),
         ("Returns `total`", False),
         ("The `add()`` function returns the sum.", False),  # closed, stray backtick
+        # Run 24: sentences before it ended, the last did not.
+        ("Represents a cache. The limit says how many entries it holds before new ones", True),
+        ("Represents a cache. It holds at most so many entries.", False),
+        ("Returns the sum of a and b, e.g. add(1, 2) gives 3", False),
     ],
 )
 def test_a_summary_cut_at_its_bound(summary: str, cut: bool) -> None:

@@ -622,7 +622,15 @@ def cut_reason(summary: str) -> str | None:
     last = text.split()[-1].lower()
     if last in _FUNCTION_WORDS:
         return f"ends with {last!a}"
+    if _SENTENCE_BREAK.search(text):
+        # Run 24, `Cache`: "... The `limit` field specifies how many entries can be stored
+        # before new ones" (its bound). Sentences before it ended; this one did not.
+        return "its last sentence has no end"
     return None
+
+
+#: The end of one sentence and the start of the next.
+_SENTENCE_BREAK = re.compile(r"[.!?]\s+[A-Z`\"']")
 
 
 def _open_mark(text: str) -> str | None:
