@@ -185,7 +185,6 @@ def span_bounds(source: SpanSource, context: SpanContext | None = None) -> SpanB
         returns_something=output_certain(context) is not None,
         pitfall_certain=pitfall_certain(context) is not None,
         nothing_returned=nothing_returned(context) is not None,
-        returns_removed=returned_removal(context) is not None,
         container=context.container,
     )
 

@@ -220,9 +220,6 @@ class SpanBounds:
     #: The span returns no value (see :func:`.certain.nothing_returned`): ``outputs`` holds
     #: no entry.
     nothing_returned: bool = False
-    #: Every return gives back what a removal took out (``return self.items.pop(name)``, see
-    #: :func:`.certain.returned_removal`): each output says so ("removed", "there were").
-    returns_removed: bool = False
     #: A class or struct: it returns nothing of its own, so ``outputs`` holds no entry (a
     #: small model gave a class its method's return type, and repeated it when told why),
     #: and its side effects are its methods' (each described on its own, and listed in the
@@ -261,10 +258,6 @@ def bounded_schema(
 
 #: The words an input's meaning may open with in the grammar: prose, not a type.
 _MEANING_OPENERS = "the|a|an|how|whether|which|what|any|one|each"
-
-
-#: Words an output of code that returns what it removed says it with.
-_REMOVED_WORDS = "removed|popped|taken out|there were|there was|it held|deleted"
 
 
 def _effect_pattern(chars: int) -> str:
@@ -321,14 +314,6 @@ def _bounded(spans: list[SpanBounds], scale: float) -> dict[str, Any]:
             # `string[]`, `*Cache` for most typed functions): an output says what it means.
             "outputs": f"^[^\\n]{{1,60}}: .{{8,{item_chars}}}$",
         }
-        if span.returns_removed:
-            # Told before it answered and after each rejection that pop() returns what it
-            # removed, Qwen2.5-Coder-1.5B wrote "the number of items remaining" in six calls
-            # of run 25 and never stored `Inventory.remove`.
-            half = max(8, item_chars // 2)
-            patterns["outputs"] = (
-                f"^[^\\n]{{1,60}}: [^\\n]{{0,{half}}}({_REMOVED_WORDS})[^\\n]{{0,{half}}}$"
-            )
         if span.effects_certain and not span.container:
             # Where the code has an effect, a side effect opens in lower case and not with
             # "none"/"no ": Qwen2.5-Coder-1.5B wrote the exception instead ("URLError if the
