@@ -228,6 +228,16 @@ def test_an_exception_told_as_a_side_effect_goes_to_the_pitfalls() -> None:
     assert (data["side_effects"], data["pitfalls"]) == (effects, [])
     for told in ("Error is thrown if n < 0", "json.JSONDecodeError when the file is not JSON"):
         assert repair(good(side_effects=[told]))[0]["pitfalls"] == [told]
+    # Run 26: a call as the subject ("urlopen() raises URLError ..."), beside a pitfall that
+    # names it already: dropped; with none, moved.
+    told = ["network access", "urlopen() raises URLError when request fails"]
+    data, _ = repair(good(side_effects=told, pitfalls=["URLError is raised if it fails"]))
+    assert data["side_effects"] == ["network access"]
+    data, _ = repair(good(side_effects=told, pitfalls=[]))
+    assert data["pitfalls"] == ["urlopen() raises URLError when request fails"]
+    # A call that does something is an effect.
+    done = ["subprocess.run() runs the command", "`open()` creates the file"]
+    assert repair(good(side_effects=done))[0]["side_effects"] == done
 
 
 def test_an_exception_that_may_come_is_no_side_effect() -> None:

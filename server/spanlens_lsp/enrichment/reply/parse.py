@@ -142,10 +142,11 @@ _NO_EFFECT = re.compile(r"^(?:no|not|never|nothing)\b|^(?:it|this \w+) (?:does n
 
 #: A label a small model puts before an entry ("next: ", "`json_load`: ", "error - ").
 _LABEL = re.compile(r"^\W*[\w.`*\[\]()]{1,40}\s*(?::|\s[-\u2013\u2014])\s+")
-#: The subject an entry may open with ("it", "the function") and the verbs that say an
+#: The subject an entry may open with ("it", "the function", a call: "urlopen() raises URLError
+#: when the request fails", run 26) and the verbs that say an
 #: exception comes ("may raise", "throws"): shared by :data:`_NOT_AN_EFFECT` and
 #: :data:`_RAISES`.
-_SUBJECT = r"^\W*(?:(?:it|this function|the function|the method)\s+)?"
+_SUBJECT = r"^\W*(?:(?:it|this function|the function|the method|`?[A-Za-z_][\w.]*\(\)`?)\s+)?"
 _RAISE_VERB = r"(?:(?:may|might|can|will)\s+(?:raise|throw)|raises?|throws?)"
 #: A side-effect entry (after its label) that tells a return value, an exception or a
 #: computation, not an effect.
