@@ -97,7 +97,7 @@ def test_a_class_hover_lists_its_methods_side_effects_and_pitfalls_by_method(
     _enrich(store, spans["Inventory.Entry.touch"], {"side_effects": ["marks the entry seen"]})
     _enrich(store, spans["Other.drop"], {"side_effects": ["sets gone"]})
     # The class itself, enriched or not, shows them.
-    view = span_view(store, spans["Inventory"])
+    view = span_view(store, spans["Inventory"], with_methods=True)
     text = render_markdown(view)
     effects = text.split("**Side effects of its methods**\n", 1)[1].split("\n\n", 1)[0]
     assert effects.splitlines() == [
@@ -109,24 +109,26 @@ def test_a_class_hover_lists_its_methods_side_effects_and_pitfalls_by_method(
     assert "Side effects of its methods:\n  - remove: deletes the name from self.items" in plain
     assert "Pitfalls of its methods:\n  - remove: KeyError when the name is missing" in plain
     _enrich(store, spans["Inventory"], {"summary": "Counts items and saves them."})
-    text = render_markdown(span_view(store, spans["Inventory"]))
+    text = render_markdown(span_view(store, spans["Inventory"], with_methods=True))
     assert text.index("Counts items") < text.index("**Side effects of its methods**")
     assert text.index("**Pitfalls of its methods**") < text.index("**Parser facts**")
     # A method's own hover does not list anything of the kind.
-    assert "of its methods" not in render_markdown(span_view(store, spans["Inventory.save"]))
+    assert "of its methods" not in render_markdown(
+        span_view(store, spans["Inventory.save"], with_methods=True)
+    )
 
 
 def test_a_go_structs_methods_count_as_its_own(tmp_path: Path) -> None:
     store, spans = _workspace(tmp_path)
     _enrich(store, spans["Cache.Put"], {"side_effects": ["stores value under key in entries"]})
-    text = render_markdown(span_view(store, spans["Cache"]))
+    text = render_markdown(span_view(store, spans["Cache"], with_methods=True))
     assert "**Side effects of its methods**\n- `Put`: stores value under key in entries" in text
 
 
 def test_a_stale_methods_enrichment_is_not_listed_for_its_class(tmp_path: Path) -> None:
     store, spans = _workspace(tmp_path)
     _enrich(store, spans["Inventory.save"], {"side_effects": ["writes to a file"]}, "old")
-    text = render_markdown(span_view(store, spans["Inventory"]))
+    text = render_markdown(span_view(store, spans["Inventory"], with_methods=True))
     assert "of its methods" not in text and "writes to a file" not in text
 
 
@@ -140,7 +142,7 @@ def test_a_class_hover_escapes_its_methods_model_text_and_caps_the_list(tmp_path
             "side_effects": ["[click](command:evil) writes <b>files</b>", *many],
         },
     )
-    text = render_markdown(span_view(store, spans["Inventory"]))
+    text = render_markdown(span_view(store, spans["Inventory"], with_methods=True))
     section = text.split("**Side effects of its methods**\n", 1)[1].split("\n\n", 1)[0]
     lines = section.splitlines()
     html = MarkdownIt("commonmark", {"html": True}).render(section)

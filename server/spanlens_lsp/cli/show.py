@@ -129,6 +129,7 @@ def _view(root: Path, rel: str, line: int, data: bytes, settings: Any) -> tuple[
             span,
             max_failures=settings.enrichment.max_failures,
             models_configured=bool(settings.backends),
+            with_methods=True,
         )
     finally:
         store.close()

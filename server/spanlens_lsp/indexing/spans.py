@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from tree_sitter import Tree
 
 #: Kinds whose hash is taken over their skeleton (header, doc, member signatures).
 CONTAINER_KINDS = frozenset({"class", "struct", "interface", "enum", "impl", "trait"})
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+
+
+_S = TypeVar("_S", bound=_Named)
+
+
+def direct_members(container: str, spans: Iterable[_S]) -> list[tuple[str, _S]]:
+    """The methods of the container named ``container`` among ``spans`` (one file's): the
+    spans named ``<container>.<name>`` that are no container themselves, with their short
+    name, in the given order (a nested class's methods are its own)."""
+    prefix = container + "."
+    found = []
+    for span in spans:
+        own = span.name[len(prefix) :]
+        if (
+            span.name.startswith(prefix)
+            and own
+            and "." not in own
+            and span.kind not in CONTAINER_KINDS
+        ):
+            found.append((own, span))
+    return found
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ hear (:mod:`spanlens_lsp.lsp.events`) passed in here; none of them imports this 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -84,17 +85,19 @@ class Session:
         docgen = self._provider(lambda s: s.docgen)
         embedding = self._provider(lambda s: s.embedding)
         settings, view, edge = self._settings, self.view, self.edge
+        # What renders a whole hover reads a class's methods too; lenses and diagnostics not.
+        full_view = functools.partial(self.view, with_methods=True)
         self.documents = DocumentSync(edge, self.events, self.ready, scheduler, indexer, settings)
         self.diagnostics = DiagnosticsPublisher(edge, store, settings, view)
         self.lenses = LensRefresher(edge)
         self.code_lenses = CodeLenses(edge, store, settings, view, self.documents.wait_indexed)
-        self.hover = Hover(edge, store, scheduler, view)
+        self.hover = Hover(edge, store, scheduler, full_view)
         self.symbols = SymbolSearch(edge, queries, settings, self._embedders)
         self.status = StatusReporter(
             edge, scheduler, docgen, settings, self.documents.status_fields, embedding, queries
         )
         self.progress = QueueProgress(edge, scheduler)
-        self.commands = Commands(edge, self._started, settings, view, self.status)
+        self.commands = Commands(edge, self._started, settings, full_view, self.status)
         self.docs = DocCommands(edge, docgen)
         self.model_installs = ModelInstalls(
             edge,
@@ -255,8 +258,9 @@ class Session:
 
     # ------------------------------------------------------------ given to features
 
-    def view(self, span: SpanRow) -> SpanView:
-        """What the user is shown about ``span`` (state, enrichment, failure)."""
+    def view(self, span: SpanRow, with_methods: bool = False) -> SpanView:
+        """What the user is shown about ``span`` (state, enrichment, failure; with
+        ``with_methods``, a class's methods' enrichments, which only a hover renders)."""
         assert self.services is not None
         settings = self.services.settings
         models = self.services.scheduler.engine is not None
@@ -265,6 +269,7 @@ class Session:
             span,
             max_failures=settings.enrichment.max_failures,
             models_configured=models,
+            with_methods=with_methods,
         )
 
 

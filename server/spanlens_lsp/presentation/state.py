@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from spanlens_lsp.indexing.spans import CONTAINER_KINDS
+from spanlens_lsp.indexing.spans import CONTAINER_KINDS, direct_members
 from spanlens_lsp.presentation.text import clean_text
 from spanlens_lsp.states import ENRICHMENT_VERSION, SpanState, span_state
 from spanlens_lsp.store.enrichments import enrichment_for, failure_for, latest_enrichment
@@ -57,9 +57,12 @@ def span_view(
     max_failures: int = 3,
     models_configured: bool = True,
     version: str = ENRICHMENT_VERSION,
+    with_methods: bool = False,
 ) -> SpanView:
-    """Resolve the state of ``span``: what the user is shown and why."""
-    methods = member_enrichments(store, span, version)
+    """Resolve the state of ``span``: what the user is shown and why. ``with_methods`` reads
+    a class's methods' enrichments too (:func:`member_enrichments`), for what renders them
+    (the hover, `spanlens show`); lens titles and diagnostics do not read them."""
+    methods = member_enrichments(store, span, version) if with_methods else ()
     fresh = enrichment_for(store, span.content_hash, version)
     if fresh is not None:
         return SpanView(span, FRESH, fresh, None, methods)
@@ -89,12 +92,8 @@ def member_enrichments(
     order; () for any other span. A stale one is left out: it describes code that is gone."""
     if span.kind not in CONTAINER_KINDS:
         return ()
-    prefix = span.name + "."
     found: list[tuple[str, dict[str, Any]]] = []
-    for member in store.spans_in_file(span.path, with_facts=False):
-        own = member.name[len(prefix) :]
-        if not member.name.startswith(prefix) or "." in own or member.kind in CONTAINER_KINDS:
-            continue
+    for own, member in direct_members(span.name, store.spans_in_file(span.path, with_facts=False)):
         enrichment = enrichment_for(store, member.content_hash, version)
         if enrichment is not None and isinstance(enrichment.get("data"), dict):
             found.append((own, enrichment["data"]))

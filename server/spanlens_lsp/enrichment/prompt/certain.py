@@ -87,7 +87,7 @@ def call_effects(calls: tuple[str, ...]) -> list[str]:
 def assigned_targets(code: str) -> list[str]:
     """Assignment, augmented-assignment and ``del`` targets of ``code`` (after its first line,
     the header), without spaces."""
-    body = code.split("\n", 1)[1] if "\n" in code else ""
+    body = _body(code)
     found = []
     for match in _TARGET.finditer(body):
         text = match.group("deleted") or match.group("target") or ""
@@ -299,7 +299,7 @@ def return_values(code: str) -> list[str]:
 def returned_value(ctx: SpanContext) -> str | None:
     """The first value the span's code returns (``data``), when it has no nested function,
     or None."""
-    body = ctx.code.split("\n", 1)[1] if "\n" in ctx.code else ""
+    body = _body(ctx.code)
     if _NESTED_FUNCTION.search(body):
         return None
     values = (value.split(";", 1)[0].strip() for value in return_values(body))
@@ -514,7 +514,7 @@ def nothing_returned(ctx: SpanContext) -> str | None:
     language = _language(ctx)
     if language is None or (language == "js" and not _JS_FUNC.search(ctx.code.split("\n")[0])):
         return None
-    body = ctx.code.split("\n", 1)[1] if "\n" in ctx.code else ""
+    body = _body(ctx.code)
     if "=>" in ctx.code or re.search(r"\b(?:yield|lambda)\b", ctx.code):
         return None
     if _NESTED_FUNCTION.search(body) or "\n" not in ctx.code:

@@ -20,6 +20,7 @@ from spanlens_lsp.enrichment.prompt.names import (
     identifiers,
     span_names,
 )
+from spanlens_lsp.indexing.spans import direct_members
 from spanlens_lsp.store.rows import SpanRow
 
 
@@ -321,16 +322,8 @@ def methods_outside(span: SpanRow, file_spans: list[SpanRow]) -> list[str]:
     "remove" in its summary and usage examples (its methods are `Get` and `Put`)."""
     if "members" not in span.facts:
         return []
-    prefix = span.name + "."
-    found = []
-    for other in file_spans:
-        own = other.name[len(prefix) :]
-        if (
-            other.name.startswith(prefix)
-            and own
-            and "." not in own
-            and not span.start_line <= other.start_line <= span.end_line
-            and own not in found
-        ):
+    found: list[str] = []
+    for own, other in direct_members(span.name, file_spans):
+        if not span.start_line <= other.start_line <= span.end_line and own not in found:
             found.append(own)
     return found[:40]
